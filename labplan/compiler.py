@@ -1,0 +1,433 @@
+"""The plan compiler: a normalised labfile plus a placement becomes, per host, the ordered
+kernel operations that build the lab.
+
+Pure and deterministic: the same lab and the same arguments give an equal Plan. Per host
+the order is the dependency order: namespaces, cgroups, bridges, overlay tunnels, links,
+addresses/shaping/routes, processes. Checks that need the placement (which host each node
+is on) live here and raise LabfileError with field paths; everything else is the
+validator's job.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+
+from labplan import naming
+from labplan.errors import FieldError, LabfileError
+from labplan.model import HOST_PARENT_PREFIX, NAMESPACE_KINDS, Labfile, Limits, Network, Node
+from labplan.ops import (
+    AddAddress,
+    AddFdbEntry,
+    AddRoute,
+    AttachToBridge,
+    CreateBridge,
+    CreateCgroup,
+    CreateIpvlan,
+    CreateMacvlan,
+    CreateNetns,
+    CreateVethPair,
+    CreateVxlan,
+    HostPlan,
+    IsolateBridge,
+    Op,
+    Plan,
+    SetCgroupLimit,
+    SetLinkUp,
+    SetNat,
+    SetShaping,
+    SpawnNode,
+)
+
+VXLAN_PORT = 4789
+CPU_PERIOD = 100_000  # microseconds, the kernel's default cpu.max period
+CPU_MIN_QUOTA = 1_000  # the kernel refuses a smaller cpu.max quota
+MAX_VNI = 2**24 - 1
+HOSTNAME_FALLBACK_ADDRESS = "127.0.1.1"  # Debian's convention for a host without an address
+
+
+@dataclass(frozen=True)
+class _Lab:
+    """The lab with everything the phases look up: indexes, hosts, bridges, overlays."""
+
+    lab: Labfile
+    deployment: int
+    nodes: tuple[Node, ...]  # sorted by name
+    networks: tuple[Network, ...]  # sorted by name
+    node_index: Mapping[str, int]
+    network_index: Mapping[str, int]
+    node_host: Mapping[str, str]
+    bridge_host: Mapping[str, str]  # bridge network -> the one host holding it
+    overlay_hosts: Mapping[str, tuple[str, ...]]  # overlay network -> hosts with a node on it
+    overlay_gateway_host: Mapping[str, str]
+    underlay: Mapping[str, str]
+    vnis: Mapping[str, int]
+
+    def network(self, name: str) -> Network:
+        return self.lab.network(name)
+
+    def netns(self, node: Node) -> str | None:
+        """The node's own netns, or None for a node sharing the host's."""
+        if any(self.network(a.network).driver == "host" for a in node.networks):
+            return None
+        return naming.netns_name(self.deployment, self.node_index[node.name])
+
+    def bridge(self, network: str) -> str:
+        return naming.bridge_name(self.deployment, self.network_index[network])
+
+    def nodes_on(self, host: str) -> Iterator[Node]:
+        return (n for n in self.nodes if self.node_host[n.name] == host)
+
+
+def compile_plan(
+    lab: Labfile,
+    *,
+    deployment: int,
+    placement: Mapping[str, str] | None = None,
+    default_host: str = "local",
+    underlay: Mapping[str, str] | None = None,
+    vnis: Mapping[str, int] | None = None,
+) -> Plan:
+    """The plan building `lab` as deployment `deployment`.
+
+    A node runs on placement[node], else its labfile `host`, else `default_host`.
+    `underlay` gives each host's VXLAN underlay address; `vnis` the VNI allocated to each
+    overlay network (else its labfile `vni`, else one derived from the deployment id).
+    """
+    ctx = _resolve(lab, deployment, placement or {}, default_host, underlay or {}, vnis or {})
+    hosts = sorted(
+        set(ctx.node_host.values())
+        | set(ctx.bridge_host.values())
+        | {h for hs in ctx.overlay_hosts.values() for h in hs}
+    )
+    token = naming.deployment_token(deployment)
+    group = naming.link_group(deployment)
+    return Plan(
+        lab=lab.name,
+        deployment=token,
+        hosts=tuple(HostPlan(h, token, group, tuple(_host_ops(ctx, h))) for h in hosts),
+    )
+
+
+# --- resolution: placement and the checks that need it -----------------------------------
+
+
+def _resolve(
+    lab: Labfile,
+    deployment: int,
+    placement: Mapping[str, str],
+    default_host: str,
+    underlay: Mapping[str, str],
+    vnis: Mapping[str, int],
+) -> _Lab:
+    nodes = tuple(sorted(lab.nodes, key=lambda n: n.name))
+    networks = tuple(sorted(lab.networks, key=lambda n: n.name))
+    errors = [
+        FieldError(f"placement.{name}", f"there is no node {name} in lab {lab.name}")
+        for name in sorted(set(placement) - {n.name for n in nodes})
+    ]
+    node_host = {n.name: placement.get(n.name) or n.host or default_host for n in nodes}
+    bridge_host = _bridge_hosts(nodes, networks, node_host, default_host, errors)
+    overlay_hosts = {
+        net.name: tuple(sorted({node_host[n.name] for n in nodes if n.attachment(net.name)}))
+        for net in networks
+        if net.driver == "overlay"
+    }
+    errors += _underlay_errors(overlay_hosts, underlay)
+    if errors:
+        raise LabfileError(errors)
+    return _Lab(
+        lab=lab,
+        deployment=deployment,
+        nodes=nodes,
+        networks=networks,
+        node_index={n.name: i for i, n in enumerate(nodes)},
+        network_index={n.name: i for i, n in enumerate(networks)},
+        node_host=node_host,
+        bridge_host=bridge_host,
+        overlay_hosts=overlay_hosts,
+        overlay_gateway_host={
+            net: next(node_host[n.name] for n in nodes if n.attachment(net))
+            for net, hosts in overlay_hosts.items()
+            if hosts
+        },
+        underlay=underlay,
+        vnis={net.name: _vni(net, i, deployment, vnis) for i, net in enumerate(networks)},
+    )
+
+
+def _bridge_hosts(
+    nodes: tuple[Node, ...],
+    networks: tuple[Network, ...],
+    node_host: Mapping[str, str],
+    default_host: str,
+    errors: list[FieldError],
+) -> dict[str, str]:
+    """Each bridge network's host: that of its first node, else of the first node of a
+    macvlan/ipvlan network it is the parent of, else the default host. A bridge cannot
+    span hosts, and a macvlan/ipvlan link must be on its parent bridge's host."""
+    children = {
+        net.name: net.parent
+        for net in networks
+        if net.driver in ("macvlan", "ipvlan") and net.parent
+    }
+    hosts: dict[str, str] = {}
+    for bridge in (net.name for net in networks if net.driver == "bridge"):
+        direct = [n for n in nodes if n.attachment(bridge)]
+        via_child = [n for n in nodes for a in n.networks if children.get(a.network) == bridge]
+        first = next(iter(direct or via_child), None)
+        host = node_host[first.name] if first else default_host
+        hosts[bridge] = host
+        for node in direct:
+            if node_host[node.name] != host:
+                errors.append(
+                    FieldError(
+                        f"nodes.{node.name}.networks.{bridge}",
+                        f"bridge network {bridge} is on host {host} (with node {direct[0].name}"
+                        f" placed there) but this node is placed on {node_host[node.name]};"
+                        " a bridge cannot span hosts, use an overlay network",
+                    )
+                )
+        for node in via_child:
+            if node_host[node.name] != host:
+                child = next(a.network for a in node.networks if children.get(a.network) == bridge)
+                errors.append(
+                    FieldError(
+                        f"nodes.{node.name}.networks.{child}",
+                        f"the parent of network {child} is bridge {bridge}, which is on host"
+                        f" {host}, but this node is placed on {node_host[node.name]};"
+                        " a macvlan or ipvlan link must be on its parent's host",
+                    )
+                )
+    return hosts
+
+
+def _underlay_errors(
+    overlay_hosts: Mapping[str, tuple[str, ...]], underlay: Mapping[str, str]
+) -> list[FieldError]:
+    errors = []
+    for network, hosts in sorted(overlay_hosts.items()):
+        missing = [h for h in hosts if h not in underlay]
+        if len(hosts) > 1 and missing:
+            errors.append(
+                FieldError(
+                    f"networks.{network}",
+                    f"overlay network {network} spans hosts {', '.join(hosts)}, but no underlay"
+                    f" address is known for {', '.join(missing)}",
+                )
+            )
+    return errors
+
+
+def _vni(network: Network, index: int, deployment: int, vnis: Mapping[str, int]) -> int:
+    """The deploy-time allocation wins, then the labfile's vni, then a fallback that is
+    stable for a deployment and distinct between its networks."""
+    if network.name in vnis:
+        return vnis[network.name]
+    if network.vni is not None:
+        return network.vni
+    return (deployment * (naming.MAX_INDEX + 1) + index) % MAX_VNI + 1
+
+
+# --- per host phases -----------------------------------------------------------------------
+
+
+def _host_ops(ctx: _Lab, host: str) -> Iterator[Op]:
+    yield from _netns_ops(ctx, host)
+    yield from _cgroup_ops(ctx, host)
+    yield from _bridge_ops(ctx, host)
+    yield from _vxlan_ops(ctx, host)
+    for node in ctx.nodes_on(host):
+        yield from _link_ops(ctx, node)
+    for node in ctx.nodes_on(host):
+        yield from _address_ops(ctx, node)
+    for node in ctx.nodes_on(host):
+        yield _spawn_op(ctx, node)
+
+
+def _netns_ops(ctx: _Lab, host: str) -> Iterator[Op]:
+    for node in ctx.nodes_on(host):
+        netns = ctx.netns(node)
+        if netns is not None:
+            yield CreateNetns(netns)
+
+
+def _cgroup_ops(ctx: _Lab, host: str) -> Iterator[Op]:
+    nodes = list(ctx.nodes_on(host))
+    if not nodes:
+        return
+    yield CreateCgroup(naming.deployment_cgroup(ctx.deployment))
+    for node in nodes:
+        cgroup = naming.node_cgroup(ctx.deployment, ctx.node_index[node.name])
+        yield CreateCgroup(cgroup)
+        for key, value in cgroup_limits(node.limits):
+            yield SetCgroupLimit(cgroup, key, value)
+
+
+def cgroup_limits(limits: Limits) -> list[tuple[str, str]]:
+    """The cgroup v2 files and values that enforce `limits`, in a fixed order."""
+    values: list[tuple[str, str]] = []
+    if limits.cpus is not None:
+        quota = max(round(limits.cpus * CPU_PERIOD), CPU_MIN_QUOTA)
+        values.append(("cpu.max", f"{quota} {CPU_PERIOD}"))
+    if limits.cpu_weight is not None:
+        values.append(("cpu.weight", str(limits.cpu_weight)))
+    if limits.memory is not None:
+        values.append(("memory.max", str(limits.memory)))
+    if limits.memory_swap is not None:
+        values.append(("memory.swap.max", str(limits.memory_swap)))
+    if limits.pids is not None:
+        values.append(("pids.max", str(limits.pids)))
+    if limits.io_weight is not None:
+        values.append(("io.weight", f"default {limits.io_weight}"))
+    for throttle in limits.io:
+        given = [
+            f"{key}={value}"
+            for key, value in (
+                ("rbps", throttle.rbps),
+                ("wbps", throttle.wbps),
+                ("riops", throttle.riops),
+                ("wiops", throttle.wiops),
+            )
+            if value is not None
+        ]
+        if given:
+            values.append(("io.max", " ".join([throttle.device, *given])))
+    return values
+
+
+def _bridge_ops(ctx: _Lab, host: str) -> Iterator[Op]:
+    """Lab bridges held by this host, then the local bridge of each overlay on it."""
+    for net in ctx.networks:
+        if net.driver == "bridge" and ctx.bridge_host[net.name] == host:
+            yield from _one_bridge(ctx, net, with_gateway=True)
+        elif net.driver == "overlay" and host in ctx.overlay_hosts[net.name]:
+            yield from _one_bridge(ctx, net, ctx.overlay_gateway_host[net.name] == host)
+
+
+def _one_bridge(ctx: _Lab, net: Network, with_gateway: bool) -> Iterator[Op]:
+    bridge = ctx.bridge(net.name)
+    yield CreateBridge(
+        bridge, net.mtu, naming.link_group(ctx.deployment), naming.link_alias(ctx.deployment)
+    )
+    yield SetLinkUp(None, bridge)
+    if with_gateway and net.gateway and net.subnet:
+        prefix = ipaddress.ip_network(net.subnet).prefixlen
+        yield AddAddress(None, bridge, f"{net.gateway}/{prefix}")
+    if net.subnet and net.internal:
+        yield IsolateBridge(bridge, net.subnet)
+    elif net.subnet and with_gateway and net.gateway:
+        yield SetNat(bridge, net.subnet)
+
+
+def _vxlan_ops(ctx: _Lab, host: str) -> Iterator[Op]:
+    for net in ctx.networks:
+        if net.driver != "overlay" or host not in ctx.overlay_hosts[net.name]:
+            continue
+        vxlan = naming.vxlan_name(ctx.deployment, ctx.network_index[net.name])
+        yield CreateVxlan(
+            name=vxlan,
+            vni=ctx.vnis[net.name],
+            port=VXLAN_PORT,
+            local=ctx.underlay.get(host),
+            bridge=ctx.bridge(net.name),
+            mtu=net.mtu,
+            group=naming.link_group(ctx.deployment),
+            alias=naming.link_alias(ctx.deployment),
+        )
+        yield SetLinkUp(None, vxlan)
+        for peer in ctx.overlay_hosts[net.name]:
+            if peer != host:
+                yield AddFdbEntry(vxlan, ctx.underlay[peer])
+
+
+def _link_ops(ctx: _Lab, node: Node) -> Iterator[Op]:
+    netns = ctx.netns(node)
+    if netns is None:
+        return
+    for index, att in enumerate(node.networks):
+        net = ctx.network(att.network)
+        if net.driver not in ("bridge", "overlay", "macvlan", "ipvlan"):
+            continue
+        if att.ifname is None:
+            raise LabfileError(
+                [FieldError(f"nodes.{node.name}.networks.{net.name}", "has no interface name")]
+            )
+        if net.driver in ("bridge", "overlay"):
+            veth = naming.veth_name(ctx.deployment, ctx.node_index[node.name], index)
+            yield CreateVethPair(
+                name=veth,
+                peer_netns=netns,
+                peer_ifname=att.ifname,
+                peer_mac=att.mac,
+                mtu=net.mtu,
+                group=naming.link_group(ctx.deployment),
+                alias=naming.link_alias(ctx.deployment),
+            )
+            yield AttachToBridge(veth, ctx.bridge(net.name))
+            yield SetLinkUp(None, veth)
+        elif net.driver == "macvlan":
+            parent, mode = _parent(ctx, net), net.mode or "bridge"
+            yield CreateMacvlan(parent, netns, att.ifname, mode, att.mac, net.mtu)
+        else:
+            parent, mode = _parent(ctx, net), net.mode or "l2"
+            yield CreateIpvlan(parent, netns, att.ifname, mode, net.mtu)
+        yield SetLinkUp(netns, att.ifname)
+
+
+def _parent(ctx: _Lab, net: Network) -> str:
+    """The root-namespace link a macvlan/ipvlan network hangs off."""
+    parent = net.parent or ""
+    if parent.startswith(HOST_PARENT_PREFIX):
+        return parent[len(HOST_PARENT_PREFIX) :]
+    return ctx.bridge(parent)
+
+
+def _address_ops(ctx: _Lab, node: Node) -> Iterator[Op]:
+    netns = ctx.netns(node)
+    if netns is None:
+        return  # the host's own addresses and routes are not the lab's to change
+    yield SetLinkUp(netns, "lo")
+    for att in node.networks:
+        net = ctx.network(att.network)
+        if att.ipv4 is None or att.ifname is None or net.subnet is None:
+            continue
+        prefix = ipaddress.ip_network(net.subnet).prefixlen
+        yield AddAddress(netns, att.ifname, f"{att.ipv4}/{prefix}")
+        if net.shaping is not None:
+            s = net.shaping
+            yield SetShaping(netns, att.ifname, s.rate, s.delay, s.jitter, s.loss)
+    for route in node.routes:
+        yield AddRoute(netns, route.dst, route.via)
+
+
+def _spawn_op(ctx: _Lab, node: Node) -> SpawnNode:
+    return SpawnNode(
+        node=node.name,
+        netns=ctx.netns(node),
+        cgroup=naming.node_cgroup(ctx.deployment, ctx.node_index[node.name]),
+        hostname=node.hostname,
+        namespaces=tuple(k for k in NAMESPACE_KINDS if getattr(node.namespaces, k)),
+        privileged=node.privileged,
+        rootfs=node.rootfs,
+        command=node.command,
+        environment=tuple(sorted(node.environment.items())),
+        workdir=node.workdir,
+        hosts=_hosts_file(ctx, node),
+    )
+
+
+def _first_address(node: Node) -> str | None:
+    return next((a.ipv4 for a in node.networks if a.ipv4), None)
+
+
+def _hosts_file(ctx: _Lab, node: Node) -> tuple[tuple[str, str], ...]:
+    """/etc/hosts: localhost, the node's hostname, and every addressed node of the lab."""
+    lines = {("127.0.0.1", "localhost")}
+    lines.add((_first_address(node) or HOSTNAME_FALLBACK_ADDRESS, node.hostname))
+    for other in ctx.nodes:
+        address = _first_address(other)
+        if address:
+            lines.add((address, other.name))
+    return tuple(sorted(lines, key=lambda line: (ipaddress.ip_address(line[0]), line[1])))
