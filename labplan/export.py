@@ -1,0 +1,159 @@
+"""A normalised `Labfile` back to a labfile document, every default shown, keys in the
+order of LABFILE.md (the order of the `labplan.fields` tables).
+
+Re-validating an export gives the same lab: `dump(validate(dump(lab))) == dump(lab)`.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import yaml
+
+from labplan.fields import ATTACHMENT, MAC_DRIVERS, NETWORK, Field
+from labplan.model import (
+    ADDRESSED_DRIVERS,
+    LABFILE_VERSION,
+    Attachment,
+    Labfile,
+    Limits,
+    Network,
+    Node,
+    Shaping,
+)
+from labplan.units import format_percent, format_rate, format_size, format_time
+
+
+def dump(lab: Labfile) -> dict[str, Any]:
+    """The normalised document as plain data (dicts, lists, str, int, float, bool)."""
+    return {
+        "labfile": LABFILE_VERSION,
+        "name": lab.name,
+        "description": lab.description,
+        "networks": {n.name: _network(n) for n in lab.networks},
+        "nodes": {n.name: _node(n, lab) for n in lab.nodes},
+    }
+
+
+def dumps(lab: Labfile, fmt: str = "yaml") -> str:
+    """The export as YAML (block style, no aliases) or JSON (indent 2)."""
+    document = dump(lab)
+    if fmt == "json":
+        return json.dumps(document, indent=2, ensure_ascii=False) + "\n"
+    if fmt == "yaml":
+        return yaml.dump(
+            document,
+            Dumper=_Dumper,
+            sort_keys=False,
+            default_flow_style=False,
+            allow_unicode=True,
+            width=100,
+        )
+    raise ValueError(f"unknown labfile format {fmt!r}; use yaml or json")
+
+
+class _Dumper(yaml.SafeDumper):
+    """Never writes anchors: equal sub-documents are written out in full."""
+
+    def ignore_aliases(self, data: Any) -> bool:
+        return True
+
+
+def _applies(option: Field, driver: str) -> bool:
+    return option.drivers is None or driver in option.drivers
+
+
+def _network(network: Network) -> dict[str, Any]:
+    values: dict[str, Any] = {
+        "driver": network.driver,
+        "subnet": network.subnet,
+        "gateway": network.gateway if network.gateway is not None else "none",
+        "internal": network.internal,
+        "mtu": network.mtu,
+        "shaping": _shaping(network.shaping) if network.shaping is not None else None,
+        "parent": network.parent,
+        "mode": network.mode,
+        "vni": network.vni,
+    }
+    return {
+        option.name: values[option.name]
+        for option in NETWORK.fields
+        if _applies(option, network.driver) and values[option.name] is not None
+    }
+
+
+def _shaping(shaping: Shaping) -> dict[str, Any]:
+    values = {
+        "rate": None if shaping.rate is None else format_rate(shaping.rate),
+        "delay": None if shaping.delay is None else format_time(shaping.delay),
+        "jitter": None if shaping.jitter is None else format_time(shaping.jitter),
+        "loss": None if shaping.loss is None else format_percent(shaping.loss),
+    }
+    return {key: value for key, value in values.items() if value is not None}
+
+
+def _node(node: Node, lab: Labfile) -> dict[str, Any]:
+    document: dict[str, Any] = {} if node.host is None else {"host": node.host}
+    document.update(
+        hostname=node.hostname,
+        rootfs=node.rootfs,
+        command=list(node.command),
+        workdir=node.workdir,
+        environment=dict(sorted(node.environment.items())),
+        limits=_limits(node.limits),
+        namespaces={
+            "mnt": node.namespaces.mnt,
+            "uts": node.namespaces.uts,
+            "ipc": node.namespaces.ipc,
+            "pid": node.namespaces.pid,
+            "cgroup": node.namespaces.cgroup,
+            "user": node.namespaces.user,
+        },
+        privileged=node.privileged,
+        networks={a.network: _attachment(a, lab.network(a.network).driver) for a in node.networks},
+        routes=[{"dst": r.dst, "via": r.via} for r in node.routes],
+    )
+    return document
+
+
+def _limits(limits: Limits) -> dict[str, Any]:
+    cpus: Any = limits.cpus
+    if cpus is not None and cpus.is_integer():
+        cpus = int(cpus)
+    values: dict[str, Any] = {
+        "cpus": cpus,
+        "cpu_weight": limits.cpu_weight,
+        "memory": None if limits.memory is None else format_size(limits.memory),
+        "memory_swap": None if limits.memory_swap is None else format_size(limits.memory_swap),
+        "pids": limits.pids,
+        "io_weight": limits.io_weight,
+        "io": [_io(t.device, t.rbps, t.wbps, t.riops, t.wiops) for t in limits.io] or None,
+    }
+    return {key: value for key, value in values.items() if value is not None}
+
+
+def _io(
+    device: str, rbps: int | None, wbps: int | None, riops: int | None, wiops: int | None
+) -> dict[str, Any]:
+    values: dict[str, Any] = {
+        "device": device,
+        "rbps": None if rbps is None else format_size(rbps),
+        "wbps": None if wbps is None else format_size(wbps),
+        "riops": riops,
+        "wiops": wiops,
+    }
+    return {key: value for key, value in values.items() if value is not None}
+
+
+def _attachment(attachment: Attachment, driver: str) -> dict[str, Any]:
+    if driver not in ADDRESSED_DRIVERS:
+        return {}
+    values = {"ipv4": attachment.ipv4, "ifname": attachment.ifname, "mac": attachment.mac}
+    return {
+        option.name: values[option.name]
+        for option in ATTACHMENT.fields
+        if _applies(option, driver)
+        and values[option.name] is not None
+        and (option.name != "mac" or driver in MAC_DRIVERS)
+    }

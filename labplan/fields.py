@@ -1,0 +1,421 @@
+"""The labfile's fields, declared once: type, default, drivers, range, description.
+
+The validator (`labplan.structure`, `labplan.labfile`), the exporter and the JSON Schema
+(`labplan.schema`) all read these tables, so the three cannot disagree on what a key is.
+Table order is the key order of LABFILE.md and of every export.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Literal
+
+from labplan.model import ADDRESSED_DRIVERS, DRIVERS, IPVLAN_MODES, MACVLAN_MODES, NAMESPACE_KINDS
+
+Kind = Literal[
+    "version",  # the labfile format version
+    "string",  # text, optionally constrained by a pattern
+    "integer",
+    "number",
+    "boolean",
+    "choice",  # one of `choices`
+    "size",  # bytes: 256M
+    "rate",  # bit/s: 10mbit
+    "time",  # microseconds: 20ms
+    "percent",  # 0.5%
+    "subnet",  # IPv4 network with room for hosts
+    "cidr",  # any IPv4 network (route destinations)
+    "ipv4",  # a bare IPv4 address
+    "gateway",  # a bare IPv4 address or "none"
+    "mac",  # unicast MAC address
+    "ifname",  # Linux interface name
+    "parent",  # a network name or host:IFNAME
+    "rootfs",  # "host" or an absolute path
+    "path",  # an absolute path
+    "env_value",  # a string; numbers become strings
+    "object",  # keys from `spec`
+    "map",  # user-chosen keys matching `key`, values `item`
+    "list",  # items `item`
+]
+
+
+class _Required:
+    def __repr__(self) -> str:
+        return "REQUIRED"
+
+
+class _NoDefault:
+    def __repr__(self) -> str:
+        return "NO_DEFAULT"
+
+
+REQUIRED = _Required()  # the key must be given
+NO_DEFAULT = _NoDefault()  # optional; absent means "not set"
+
+
+@dataclass(frozen=True)
+class Field:
+    """One key of a labfile object, or the shape of a map value / list item."""
+
+    name: str
+    kind: Kind
+    description: str
+    default: object = NO_DEFAULT
+    # Driver-dependent defaults; wins over `default` for the drivers it names.
+    driver_defaults: Mapping[str, object] = field(default_factory=dict)
+    # The network drivers this option belongs to; None: every driver.
+    drivers: frozenset[str] | None = None
+    choices: tuple[str, ...] = ()
+    pattern: str | None = None
+    pattern_hint: str = ""  # how to write a matching value, for messages
+    label: str = ""  # what the value is called in messages, when not its key
+    minimum: float | None = None
+    exclusive_minimum: bool = False
+    maximum: float | None = None
+    max_items: int | None = None
+    spec: ObjectSpec | None = None  # kind "object"
+    key: Field | None = None  # kind "map": the keys
+    item: Field | None = None  # kind "map" and "list": the values
+
+    @property
+    def required(self) -> bool:
+        return self.default is REQUIRED
+
+    def default_for(self, driver: str | None) -> object:
+        if driver is not None and driver in self.driver_defaults:
+            return self.driver_defaults[driver]
+        return self.default
+
+
+@dataclass(frozen=True)
+class ObjectSpec:
+    """A labfile object with a fixed set of keys."""
+
+    title: str
+    description: str
+    fields: tuple[Field, ...]
+
+    def get(self, name: str) -> Field | None:
+        return next((f for f in self.fields if f.name == name), None)
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(f.name for f in self.fields)
+
+
+LAB_NAME_PATTERN = r"^[a-z][a-z0-9-]{0,39}$"
+NAME_PATTERN = r"^[a-z][a-z0-9-]{0,30}$"
+NAME_HINT = "lower-case letters, digits and hyphens, starting with a letter, at most 31 characters"
+RFC1123_LABEL = r"^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$"
+# A node's own name is always accepted as its hostname (the default), even ending in "-".
+HOSTNAME_PATTERN = r"^([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?|[a-z][a-z0-9-]{0,30})$"
+HOST_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$"
+ENV_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
+DEVICE_PATTERN = r"^[0-9]{1,10}:[0-9]{1,10}$"
+IFNAME_PATTERN = r"^[A-Za-z0-9_.-]{1,15}$"
+MAC_PATTERN = r"^[0-9A-Fa-f]{2}(:[0-9A-Fa-f]{2}){5}$"
+MAX_NODES = 1000
+MAX_NETWORKS = 1000
+MIN_MEMORY = 4 * 1024**2
+ADDRESSED = frozenset(ADDRESSED_DRIVERS)
+SHAPED = ADDRESSED
+GATEWAYED = frozenset({"bridge", "overlay"})
+# An ipvlan child shares its parent's MAC, so only the others take one.
+MAC_DRIVERS = frozenset({"bridge", "macvlan", "overlay"})
+VLAN_DRIVERS = frozenset({"macvlan", "ipvlan"})
+
+SHAPING = ObjectSpec(
+    "shaping",
+    "Egress shaping applied to every attachment of the network.",
+    (
+        Field("rate", "rate", "Rate limit (tbf/htb), like 10mbit.", minimum=1, maximum=10**12),
+        Field("delay", "time", "Added delay (netem), like 20ms.", maximum=60 * 10**6),
+        Field("jitter", "time", "Delay variation (netem); needs delay.", maximum=60 * 10**6),
+        Field("loss", "percent", "Random packet loss (netem), like 0.5%.", minimum=0, maximum=100),
+    ),
+)
+
+NETWORK = ObjectSpec(
+    "network",
+    "A virtual network of the lab.",
+    (
+        Field(
+            "driver",
+            "choice",
+            "bridge | host | none | macvlan | ipvlan | overlay.",
+            default="bridge",
+            choices=DRIVERS,
+        ),
+        Field(
+            "subnet",
+            "subnet",
+            "IPv4 CIDR; required for bridge, macvlan, ipvlan and overlay.",
+            drivers=ADDRESSED,
+        ),
+        Field(
+            "gateway",
+            "gateway",
+            'Address the lab\'s bridge holds; default the first host address; "none" for no '
+            "gateway address.",
+            drivers=GATEWAYED,
+        ),
+        Field(
+            "internal",
+            "boolean",
+            "true: no route or NAT out of the lab.",
+            default=False,
+            drivers=frozenset({"bridge"}),
+        ),
+        Field(
+            "mtu",
+            "integer",
+            "Link MTU, 68..65535 (overlay default 1450, room for the VXLAN header).",
+            default=1500,
+            driver_defaults={"overlay": 1450},
+            drivers=SHAPED,
+            minimum=68,
+            maximum=65535,
+        ),
+        Field(
+            "shaping",
+            "object",
+            "Optional egress shaping applied to every attachment.",
+            drivers=SHAPED,
+            spec=SHAPING,
+        ),
+        Field(
+            "parent",
+            "parent",
+            'A bridge network of this lab, or "host:IFNAME" (admins only).',
+            drivers=VLAN_DRIVERS,
+        ),
+        Field(
+            "mode",
+            "choice",
+            "macvlan: bridge | private | vepa | passthru; ipvlan: l2 | l3 | l3s.",
+            driver_defaults={"macvlan": "bridge", "ipvlan": "l2"},
+            drivers=VLAN_DRIVERS,
+            choices=tuple(dict.fromkeys(MACVLAN_MODES + IPVLAN_MODES)),
+        ),
+        Field(
+            "vni",
+            "integer",
+            "VXLAN network identifier, 1..16777215; allocated at deploy time when absent.",
+            drivers=frozenset({"overlay"}),
+            minimum=1,
+            maximum=16777215,
+        ),
+    ),
+)
+
+IO_THROTTLE = ObjectSpec(
+    "io throttle",
+    "Throttles for one block device.",
+    (
+        Field(
+            "device",
+            "string",
+            'The block device as "MAJOR:MINOR", like "8:0".',
+            default=REQUIRED,
+            pattern=DEVICE_PATTERN,
+            pattern_hint='write "MAJOR:MINOR", like "8:0"',
+        ),
+        Field("rbps", "size", "Read bytes per second, like 10M.", minimum=1),
+        Field("wbps", "size", "Write bytes per second, like 10M.", minimum=1),
+        Field("riops", "integer", "Read operations per second.", minimum=1),
+        Field("wiops", "integer", "Write operations per second.", minimum=1),
+    ),
+)
+IO_THROTTLE_KEYS = ("rbps", "wbps", "riops", "wiops")
+
+LIMITS = ObjectSpec(
+    "limits",
+    "cgroup limits of the node; a key that is absent is not limited.",
+    (
+        Field(
+            "cpus",
+            "number",
+            "CPU quota in cores, like 0.5.",
+            minimum=0,
+            exclusive_minimum=True,
+            maximum=1024,
+        ),
+        Field("cpu_weight", "integer", "CPU weight, 1..10000.", minimum=1, maximum=10000),
+        Field(
+            "memory",
+            "size",
+            "Memory limit: bytes with an optional K, M or G suffix.",
+            minimum=MIN_MEMORY,
+        ),
+        Field("memory_swap", "size", "Swap limit in bytes.", minimum=0),
+        Field("pids", "integer", "Maximum number of processes.", minimum=1, maximum=4194304),
+        Field("io_weight", "integer", "Block I/O weight, 1..10000.", minimum=1, maximum=10000),
+        Field(
+            "io",
+            "list",
+            "Per block device throttles.",
+            item=Field("io", "object", "Throttles for one block device.", spec=IO_THROTTLE),
+        ),
+    ),
+)
+
+NAMESPACES = ObjectSpec(
+    "namespaces",
+    "Which namespaces the node gets; all on by default; turning one off needs privileged.",
+    tuple(
+        Field(kind, "boolean", f"Give the node its own {kind} namespace.", default=True)
+        for kind in NAMESPACE_KINDS
+    ),
+)
+
+ATTACHMENT = ObjectSpec(
+    "attachment",
+    "A node's membership of a network; {} takes every default.",
+    (
+        Field(
+            "ipv4",
+            "ipv4",
+            "Static address in the network's subnet; default the lowest free address.",
+            drivers=ADDRESSED,
+        ),
+        Field(
+            "ifname",
+            "ifname",
+            "Interface name inside the node; default eth0, eth1, ... in the node's order.",
+            drivers=ADDRESSED,
+        ),
+        Field(
+            "mac",
+            "mac",
+            "Unicast MAC; default 02:42 followed by the address (not on ipvlan).",
+            drivers=MAC_DRIVERS,
+        ),
+    ),
+)
+
+ROUTE = ObjectSpec(
+    "route",
+    "A static route inside the node.",
+    (
+        Field("dst", "cidr", "Destination IPv4 CIDR, like 0.0.0.0/0.", default=REQUIRED),
+        Field("via", "ipv4", "Next hop, in one of the node's attached subnets.", default=REQUIRED),
+    ),
+)
+
+NETWORK_NAME = Field(
+    "network name", "string", "A network name.", pattern=NAME_PATTERN, pattern_hint=NAME_HINT
+)
+NODE_NAME = Field(
+    "node name", "string", "A node name.", pattern=NAME_PATTERN, pattern_hint=NAME_HINT
+)
+
+NODE = ObjectSpec(
+    "node",
+    "A container: one init process in its own namespaces and cgroup.",
+    (
+        Field(
+            "host",
+            "string",
+            "The host to place the node on; default: chosen at deploy time.",
+            pattern=HOST_PATTERN,
+            pattern_hint="letters, digits, '_', '.' and '-', at most 63 characters",
+        ),
+        Field(
+            "hostname",
+            "string",
+            "The node's hostname (an RFC 1123 label); default the node's name.",
+            pattern=HOSTNAME_PATTERN,
+            pattern_hint="letters, digits and inner hyphens, at most 63 characters",
+        ),
+        Field(
+            "rootfs",
+            "rootfs",
+            '"host": the host\'s tree read-only with a private writable layer; or an '
+            "absolute directory to pivot into.",
+            default="host",
+        ),
+        Field(
+            "command",
+            "list",
+            "The command and its arguments, as a list; default: the node's init, idle.",
+            default=(),
+            item=Field("argument", "string", "One argument."),
+        ),
+        Field("workdir", "path", "Working directory of the command.", default="/"),
+        Field(
+            "environment",
+            "map",
+            "Environment variables of the command.",
+            default={},
+            key=Field(
+                "variable name",
+                "string",
+                "A variable name.",
+                pattern=ENV_NAME_PATTERN,
+                pattern_hint="letters, digits and '_', not starting with a digit",
+            ),
+            item=Field("value", "env_value", "The variable's value."),
+        ),
+        Field("limits", "object", "cgroup limits.", default={}, spec=LIMITS),
+        Field("namespaces", "object", NAMESPACES.description, default={}, spec=NAMESPACES),
+        Field(
+            "privileged",
+            "boolean",
+            "Admins only: no user namespace, full capabilities.",
+            default=False,
+        ),
+        Field(
+            "networks",
+            "map",
+            "Network name -> attachment.",
+            default={},
+            key=NETWORK_NAME,
+            item=Field("attachment", "object", ATTACHMENT.description, spec=ATTACHMENT),
+        ),
+        Field(
+            "routes",
+            "list",
+            "Static routes; default: a default route via the gateway of the first attached "
+            "network that has one.",
+            item=Field("route", "object", ROUTE.description, spec=ROUTE),
+        ),
+    ),
+)
+
+LABFILE = ObjectSpec(
+    "labfile",
+    "A labmgr lab: networks and the nodes attached to them.",
+    (
+        Field("labfile", "version", "The format version; must be 1.", default=REQUIRED),
+        Field(
+            "name",
+            "string",
+            "The lab's name.",
+            default=REQUIRED,
+            label="lab name",
+            pattern=LAB_NAME_PATTERN,
+            pattern_hint="lower-case letters, digits and hyphens, starting with a letter, "
+            "at most 40 characters",
+        ),
+        Field("description", "string", "What the lab is for.", default=""),
+        Field(
+            "networks",
+            "map",
+            "Network name -> network.",
+            default={},
+            max_items=MAX_NETWORKS,
+            key=NETWORK_NAME,
+            item=Field("network", "object", NETWORK.description, spec=NETWORK),
+        ),
+        Field(
+            "nodes",
+            "map",
+            "Node name -> node.",
+            default={},
+            max_items=MAX_NODES,
+            key=NODE_NAME,
+            item=Field("node", "object", NODE.description, spec=NODE),
+        ),
+    ),
+)

@@ -1,0 +1,65 @@
+"""The labfile API: text or a parsed tree in, a normalised `Labfile` out, and back.
+
+`load` reads YAML or JSON, `validate` checks every rule of LABFILE.md and applies every
+default (reporting all problems at once, in document order), `dump`/`dumps` export the
+normalised document and `admin_requirements` lists what only an admin may deploy.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from labplan.errors import FieldError, LabfileError
+from labplan.export import dump, dumps
+from labplan.fields import LABFILE
+from labplan.model import HOST_PARENT_PREFIX, Labfile
+from labplan.reader import read
+from labplan.rules import build_lab
+from labplan.structure import INVALID, Checker
+
+__all__ = ["admin_requirements", "dump", "dumps", "load", "validate"]
+
+
+def load(text: str | bytes, *, fmt: str | None = None) -> Labfile:
+    """Parse and validate a labfile; `fmt` is "yaml", "json" or None to detect it."""
+    return validate(read(text, fmt=fmt))
+
+
+def validate(data: object) -> Labfile:
+    """The normalised lab described by an already parsed tree; raises LabfileError
+    listing every problem found."""
+    checker = Checker()
+    if not isinstance(data, Mapping):
+        raise LabfileError(
+            [
+                FieldError(
+                    "", "the document is not a mapping of keys (labfile, name, networks, nodes)"
+                )
+            ]
+        )
+    tree = checker.check_object(LABFILE, data, "")
+    lab = None if tree is INVALID else build_lab(checker, tree)  # type: ignore[arg-type]
+    if checker.errors or lab is None:
+        raise LabfileError(checker.errors)
+    return lab
+
+
+def admin_requirements(lab: Labfile) -> list[FieldError]:
+    """The fields of `lab` that only an admin may deploy, in document order."""
+    needs: list[FieldError] = []
+    for network in lab.networks:
+        if network.parent is not None and network.parent.startswith(HOST_PARENT_PREFIX):
+            needs.append(
+                FieldError(
+                    f"networks.{network.name}.parent",
+                    "only an admin may use a host interface as parent",
+                )
+            )
+    for node in lab.nodes:
+        if node.privileged:
+            needs.append(
+                FieldError(
+                    f"nodes.{node.name}.privileged", "only an admin may run a privileged node"
+                )
+            )
+    return needs

@@ -1,0 +1,244 @@
+"""Labfile text to a plain tree (dicts, lists, scalars), refusing what YAML or JSON would
+otherwise accept silently: duplicate keys, anchors and aliases (billion-laughs), tags,
+non-string keys, files over 1 MiB, and base-60 numbers (`02:42:00:00:00:10` stays text).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+import yaml
+
+from labplan.errors import FieldError, LabfileError
+from labplan.units import show_value
+
+MAX_BYTES = 1024 * 1024
+FORMATS = ("yaml", "json")
+
+_PLAIN_TAGS = {
+    "tag:yaml.org,2002:str",
+    "tag:yaml.org,2002:int",
+    "tag:yaml.org,2002:float",
+    "tag:yaml.org,2002:bool",
+    "tag:yaml.org,2002:null",
+}
+_SEQ_TAG = "tag:yaml.org,2002:seq"
+_MAP_TAG = "tag:yaml.org,2002:map"
+
+
+class _Loader(yaml.SafeLoader):
+    """SafeLoader without sexagesimal numbers and timestamps, and without aliases."""
+
+    def compose_node(self, parent: yaml.Node | None, index: int) -> yaml.Node | None:
+        # Refusing at compose time stops a billion-laughs document before it expands.
+        event: yaml.Event = self.peek_event()  # type: ignore[no-untyped-call]
+        if isinstance(event, yaml.AliasEvent):
+            raise _Refused(event.start_mark, "YAML aliases (*name) are not supported")
+        if getattr(event, "anchor", None) is not None:
+            raise _Refused(event.start_mark, "YAML anchors (&name) are not supported")
+        return super().compose_node(parent, index)
+
+
+# YAML 1.1's plain scalars minus base-60 numbers, timestamps, merge keys and "=" values,
+# which turn MAC addresses, device numbers and dates into something the user did not write.
+_Loader.yaml_implicit_resolvers = {}
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:bool",
+    re.compile(r"^(?:yes|Yes|YES|no|No|NO|true|True|TRUE|false|False|FALSE|on|On|ON|off|Off|OFF)$"),
+    list("yYnNtTfFoO"),
+)
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(
+        r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+][0-9]+)?
+        |\.[0-9][0-9_]*(?:[eE][-+][0-9]+)?
+        |[-+]?\.(?:inf|Inf|INF)
+        |\.(?:nan|NaN|NAN))$""",
+        re.X,
+    ),
+    list("-+0123456789."),
+)
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:int",
+    re.compile(
+        r"""^(?:[-+]?0b[0-1_]+
+        |[-+]?0[0-7_]+
+        |[-+]?(?:0|[1-9][0-9_]*)
+        |[-+]?0x[0-9a-fA-F_]+)$""",
+        re.X,
+    ),
+    list("-+0123456789"),
+)
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:null", re.compile(r"^(?:~|null|Null|NULL|)$"), ["~", "n", "N", ""]
+)
+
+
+class _Refused(Exception):
+    def __init__(self, mark: Any, message: str) -> None:
+        super().__init__(f"{message} (line {mark.line + 1}, column {mark.column + 1})")
+
+
+def _fail(message: str, path: str = "") -> LabfileError:
+    return LabfileError([FieldError(path, message)])
+
+
+def read(text: str | bytes, *, fmt: str | None = None) -> object:
+    """The tree in `text`; raises LabfileError with every duplicate key, or the first
+    syntax problem."""
+    if fmt is not None and fmt not in FORMATS:
+        raise ValueError(f"unknown labfile format {fmt!r}; use yaml or json")
+    raw = text.encode() if isinstance(text, str) else text
+    if len(raw) > MAX_BYTES:
+        raise _fail("the file is larger than 1 MiB")
+    try:
+        decoded = raw.decode("utf-8-sig") if isinstance(text, bytes) else text
+    except UnicodeDecodeError:
+        raise _fail("the file is not UTF-8 text") from None
+    if fmt is None:
+        fmt = "json" if decoded.lstrip().startswith(("{", "[")) else "yaml"
+    errors: list[FieldError] = []
+    tree = _read_json(decoded, errors) if fmt == "json" else _read_yaml(decoded, errors)
+    if errors:
+        raise LabfileError(errors)
+    if tree is None:
+        raise _fail("the file is empty; a labfile starts with labfile: 1 and name")
+    if not isinstance(tree, dict):
+        raise _fail(
+            f"the document is {show_value(tree)}, not a mapping of keys "
+            "(labfile, name, networks, nodes)"
+        )
+    return tree
+
+
+# -- YAML ---------------------------------------------------------------------------
+
+
+def _read_yaml(text: str, errors: list[FieldError]) -> object:
+    loader = _Loader(text)
+    try:
+        node = loader.get_single_node()
+    except _Refused as refused:
+        errors.append(FieldError("", str(refused)))
+        return None
+    except yaml.MarkedYAMLError as error:
+        errors.append(FieldError("", _yaml_message(error)))
+        return None
+    finally:
+        loader.dispose()
+    return None if node is None else _yaml_value(loader, node, "", errors)
+
+
+def _yaml_message(error: yaml.MarkedYAMLError) -> str:
+    mark = error.problem_mark or error.context_mark
+    where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+    problem = error.problem or error.context or "unreadable YAML"
+    if problem.startswith("but ") and error.context:
+        problem = f"{error.context}, {problem}"
+    return f"YAML syntax error{where}: {problem}"
+
+
+def _yaml_value(loader: _Loader, node: yaml.Node, path: str, errors: list[FieldError]) -> object:
+    if isinstance(node, yaml.MappingNode) and node.tag == _MAP_TAG:
+        return _yaml_mapping(loader, node, path, errors)
+    if isinstance(node, yaml.SequenceNode) and node.tag == _SEQ_TAG:
+        return [
+            _yaml_value(loader, item, f"{path}.{i}" if path else str(i), errors)
+            for i, item in enumerate(node.value)
+        ]
+    if isinstance(node, yaml.ScalarNode) and node.tag in _PLAIN_TAGS:
+        return loader.construct_object(node)
+    line = node.start_mark.line + 1
+    errors.append(FieldError(path, f"the YAML tag {node.tag} is not supported (line {line})"))
+    return None
+
+
+def _yaml_mapping(
+    loader: _Loader, node: yaml.MappingNode, path: str, errors: list[FieldError]
+) -> dict[str, object]:
+    result: dict[str, object] = {}
+    for key_node, value_node in node.value:
+        line = key_node.start_mark.line + 1
+        key = (
+            _yaml_value(loader, key_node, path, errors)
+            if isinstance(key_node, yaml.ScalarNode)
+            else key_node
+        )
+        if not isinstance(key, str) or key_node.tag != "tag:yaml.org,2002:str":
+            errors.append(FieldError(path, _key_message(key, key_node, line)))
+            continue
+        child = f"{path}.{key}" if path else key
+        if key in result:
+            errors.append(FieldError(child, f"the key {key} appears twice (line {line})"))
+            continue
+        result[key] = _yaml_value(loader, value_node, child, errors)
+    return result
+
+
+def _key_message(key: object, node: yaml.Node, line: int) -> str:
+    if isinstance(node, yaml.ScalarNode) and isinstance(key, bool | int | float):
+        return (
+            f"the key {node.value} is read as {show_value(key)}, not as text; quote it "
+            f'("{node.value}") (line {line})'
+        )
+    return f"a key must be a plain string (line {line})"
+
+
+# -- JSON ---------------------------------------------------------------------------
+
+
+class _JsonObject(dict[str, object]):
+    """A JSON object that remembers which of its keys were repeated."""
+
+    duplicates: list[str]
+
+
+def _json_object(pairs: list[tuple[str, object]]) -> _JsonObject:
+    result = _JsonObject()
+    result.duplicates = []
+    for key, value in pairs:
+        if key in result:
+            result.duplicates.append(key)
+        else:
+            result[key] = value
+    return result
+
+
+def _refuse_constant(name: str) -> object:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _read_json(text: str, errors: list[FieldError]) -> object:
+    try:
+        tree = json.loads(text, object_pairs_hook=_json_object, parse_constant=_refuse_constant)
+    except json.JSONDecodeError as error:
+        errors.append(
+            FieldError(
+                "", f"JSON syntax error at line {error.lineno}, column {error.colno}: {error.msg}"
+            )
+        )
+        return None
+    except (ValueError, RecursionError) as error:
+        errors.append(FieldError("", f"JSON error: {error}"))
+        return None
+    return _plain_json(tree, "", errors)
+
+
+def _plain_json(value: object, path: str, errors: list[FieldError]) -> object:
+    if isinstance(value, _JsonObject):
+        for key in value.duplicates:
+            errors.append(
+                FieldError(f"{path}.{key}" if path else key, f"the key {key} appears twice")
+            )
+        return {
+            key: _plain_json(item, f"{path}.{key}" if path else key, errors)
+            for key, item in value.items()
+        }
+    if isinstance(value, list):
+        return [
+            _plain_json(item, f"{path}.{i}" if path else str(i), errors)
+            for i, item in enumerate(value)
+        ]
+    return value
