@@ -1,0 +1,22 @@
+"""The API root: every app's router under one DefaultRouter, plus schema and docs."""
+
+from django.urls import path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from rest_framework.routers import DefaultRouter
+
+from labmgr.api.views import LabfileSchemaView
+from labmgr.deployments.api.urls import router as deployments_router
+from labmgr.hosts.api.urls import router as hosts_router
+from labmgr.labs.api.urls import router as labs_router
+
+# "/?": the issue tracker writes `/api/deployments/{id}` without the slash; both work.
+router = DefaultRouter(trailing_slash="/?")
+for app_router in (labs_router, hosts_router, deployments_router):
+    router.registry.extend(app_router.registry)
+
+urlpatterns = [
+    path("schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
+    path("labfile.schema.json", LabfileSchemaView.as_view(), name="labfile-schema"),
+    *router.urls,
+]

@@ -1,0 +1,1 @@
+"""Deployments: a lab snapshot compiled for a host, and its lifecycle state machine."""

@@ -1,0 +1,45 @@
+"""Deployment states and the only transitions allowed between them."""
+
+from __future__ import annotations
+
+from django.db import models
+
+
+class DeploymentStatus(models.TextChoices):
+    PENDING = "pending", "Pending"
+    DEPLOYING = "deploying", "Deploying"
+    RUNNING = "running", "Running"
+    DESTROYING = "destroying", "Destroying"
+    DESTROYED = "destroyed", "Destroyed"
+    FAILED = "failed", "Failed"
+    CANCELLED = "cancelled", "Cancelled"
+    UNKNOWN = "unknown", "Unknown"
+
+
+S = DeploymentStatus
+
+# Every legal edge of the state machine. UNKNOWN is where a deployment goes when its host
+# stops answering; it leaves it once the host reports again. FAILED may still own kernel
+# objects, so it can only end by being destroyed.
+ALLOWED_TRANSITIONS: dict[str, frozenset[str]] = {
+    S.PENDING: frozenset({S.DEPLOYING, S.CANCELLED, S.FAILED}),
+    S.DEPLOYING: frozenset({S.RUNNING, S.FAILED, S.DESTROYING, S.UNKNOWN}),
+    S.RUNNING: frozenset({S.DESTROYING, S.FAILED, S.UNKNOWN}),
+    S.DESTROYING: frozenset({S.DESTROYED, S.FAILED, S.UNKNOWN}),
+    S.FAILED: frozenset({S.DESTROYING}),
+    S.UNKNOWN: frozenset({S.RUNNING, S.FAILED, S.DESTROYING, S.DESTROYED}),
+    S.DESTROYED: frozenset(),
+    S.CANCELLED: frozenset(),
+}
+
+# States after which nothing of the deployment is running any more.
+FINISHED_STATES: frozenset[str] = frozenset({S.DESTROYED, S.CANCELLED, S.FAILED})
+
+
+class StepStatus(models.TextChoices):
+    STARTED = "started", "Started"
+    SUCCEEDED = "succeeded", "Succeeded"
+    # A failure the user caused or expected (e.g. a missing kernel feature) ...
+    FAILED = "failed", "Failed"
+    # ... apart from one that is a bug in labmgr.
+    ERRORED = "errored", "Errored"

@@ -1,0 +1,1 @@
+"""Hosts: the machines whose agents run labs, with their capacity and reported facts."""

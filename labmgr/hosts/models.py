@@ -1,0 +1,33 @@
+"""A host: a machine with an agent listening on its own Celery queue."""
+
+from __future__ import annotations
+
+from django.db import models
+
+from labmgr.hosts.choices import HostStatus
+
+
+class Host(models.Model):
+    """A target machine; `facts` is what its agent last reported about its kernel."""
+
+    name = models.CharField(max_length=100, unique=True)
+    slug = models.SlugField(max_length=50, unique=True)
+    status = models.CharField(max_length=16, choices=HostStatus.choices, default=HostStatus.UNKNOWN)
+    facts = models.JSONField(default=dict, blank=True)
+    cpus = models.PositiveIntegerField(default=0, help_text="CPU cores the host offers to labs")
+    memory = models.PositiveBigIntegerField(default=0, help_text="bytes the host offers to labs")
+    pids = models.PositiveIntegerField(default=0, help_text="processes the host offers to labs")
+    last_seen = models.DateTimeField(null=True, blank=True)
+    created = models.DateTimeField(auto_now_add=True)
+    updated = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def queue(self) -> str:
+        """The Celery queue this host's agent consumes."""
+        return f"host.{self.slug}"

@@ -1,0 +1,1 @@
+"""Labs: lab definitions stored as rows, and their labfile import, export and plan."""

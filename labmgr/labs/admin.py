@@ -1,0 +1,239 @@
+"""Admin of labs. Networks, nodes and attachments are shown, never edited row by row: a
+lab changes as a whole labfile (import, "Edit labfile"), so its rows always validate."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.db.models import Count, QuerySet
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import get_object_or_404
+from django.template.response import TemplateResponse
+from django.urls import URLPattern, path, reverse
+
+from labmgr.errors import ApplicationError
+from labmgr.labs import selectors, services
+from labmgr.labs.choices import LabfileFormat
+from labmgr.labs.forms import LabfileTextForm, LabImportForm
+from labmgr.labs.models import Attachment, Lab, Network, Node
+from labplan.errors import LabfileError
+
+
+class ViewOnlyMixin:
+    """Rows written only by the lab services."""
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+class NetworkInline(ViewOnlyMixin, admin.TabularInline):
+    model = Network
+    fields = ["name", "driver", "subnet", "gateway", "internal", "mtu", "parent", "mode", "vni"]
+    readonly_fields = fields
+    show_change_link = True
+    extra = 0
+
+
+class NodeInline(ViewOnlyMixin, admin.TabularInline):
+    model = Node
+    fields = ["name", "hostname", "host", "rootfs", "command", "privileged", "limits"]
+    readonly_fields = fields
+    show_change_link = True
+    extra = 0
+
+
+class AttachmentInline(ViewOnlyMixin, admin.TabularInline):
+    model = Attachment
+    fields = ["position", "node", "network", "ipv4", "ifname", "mac"]
+    readonly_fields = fields
+    extra = 0
+
+
+@admin.register(Lab)
+class LabAdmin(admin.ModelAdmin):
+    list_display = ["name", "owner", "network_count", "node_count", "updated"]
+    list_filter = ["shared_with", "created", "updated"]
+    search_fields = ["name", "description", "owner__username"]
+    fields = ["name", "owner", "description", "shared_with", "created", "updated"]
+    readonly_fields = ["name", "owner", "created", "updated"]
+    filter_horizontal = ["shared_with"]
+    inlines = [NetworkInline, NodeInline]
+    # No bulk delete: deleting a lab is refused while it has a live deployment.
+    actions = None
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Lab]:
+        return (
+            super()
+            .get_queryset(request)
+            .select_related("owner")
+            .annotate(
+                _networks=Count("networks", distinct=True), _nodes=Count("nodes", distinct=True)
+            )
+        )
+
+    @admin.display(description="networks", ordering="_networks")
+    def network_count(self, lab: Lab) -> int:
+        return int(getattr(lab, "_networks", 0))
+
+    @admin.display(description="nodes", ordering="_nodes")
+    def node_count(self, lab: Lab) -> int:
+        return int(getattr(lab, "_nodes", 0))
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        # New labs come from a labfile: the changelist links to the import view instead.
+        return False
+
+    def save_model(self, request: HttpRequest, obj: Lab, form: Any, change: bool) -> None:
+        services.lab_update(
+            lab=obj,
+            description=form.cleaned_data["description"],
+            shared_with=[g.name for g in form.cleaned_data["shared_with"]],
+            actor=request.user,
+        )
+
+    def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
+        """Everything was saved by the service in `save_model`."""
+
+    def delete_model(self, request: HttpRequest, obj: Lab) -> None:
+        services.lab_delete(lab=obj)
+
+    def delete_view(
+        self, request: HttpRequest, object_id: str, extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        lab = self.get_object(request, object_id)
+        if lab is not None and selectors.lab_has_live_deployments(lab=lab):
+            # Refuse before the confirmation page rather than fail after it.
+            messages.error(request, f"Lab {lab.name!r} has a deployment that is not finished.")
+            return HttpResponseRedirect(reverse("admin:labs_lab_change", args=[lab.pk]))
+        return super().delete_view(request, object_id, extra_context)
+
+    def get_urls(self) -> list[URLPattern]:
+        view = self.admin_site.admin_view
+        return [
+            path("import/", view(self.import_view), name="labs_lab_import"),
+            path("<int:pk>/labfile/", view(self.labfile_view), name="labs_lab_labfile"),
+            path("<int:pk>/plan/", view(self.plan_view), name="labs_lab_plan"),
+            path("<int:pk>/export/<str:fmt>/", view(self.export_view), name="labs_lab_export"),
+            *super().get_urls(),
+        ]
+
+    def _lab(self, request: HttpRequest, pk: int, *, perm: str = "view") -> Lab:
+        lab = get_object_or_404(self.get_queryset(request), pk=pk)
+        if not request.user.has_perm(f"labs.{perm}_lab"):
+            raise PermissionDenied
+        return lab
+
+    def _context(self, request: HttpRequest, title: str, **extra: Any) -> dict[str, Any]:
+        return {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "title": title,
+            **extra,
+        }
+
+    def import_view(self, request: HttpRequest) -> HttpResponse:
+        if not request.user.has_perm("labs.add_lab"):
+            raise PermissionDenied
+        form = LabImportForm(request.POST or None, request.FILES or None)
+        form.fields["owner"].initial = request.user.pk
+        errors: list[str] = []
+        if request.method == "POST" and form.is_valid():
+            try:
+                lab = services.lab_import(
+                    owner=form.cleaned_data["owner"],
+                    text=form.labfile_bytes(),
+                    fmt=form.cleaned_data["fmt"] or None,
+                    actor=request.user,
+                )
+            except (LabfileError, ApplicationError) as exc:
+                errors = _error_lines(exc)
+            else:
+                messages.success(request, f"Lab {lab.name!r} imported.")
+                return HttpResponseRedirect(reverse("admin:labs_lab_change", args=[lab.pk]))
+        context = self._context(request, "Import labfile", form=form, labfile_errors=errors)
+        return TemplateResponse(request, "admin/labs/lab/labfile_form.html", context)
+
+    def labfile_view(self, request: HttpRequest, pk: int) -> HttpResponse:
+        lab = self._lab(request, pk, perm="change")
+        initial = {"text": selectors.lab_export(lab=lab, fmt=LabfileFormat.YAML)}
+        form = LabfileTextForm(request.POST or None, request.FILES or None, initial=initial)
+        errors: list[str] = []
+        if request.method == "POST" and form.is_valid():
+            try:
+                services.lab_update_from_text(
+                    lab=lab,
+                    text=form.labfile_bytes(),
+                    fmt=form.cleaned_data["fmt"] or None,
+                    actor=request.user,
+                )
+            except (LabfileError, ApplicationError) as exc:
+                errors = _error_lines(exc)
+            else:
+                messages.success(request, f"Labfile of {lab.name!r} replaced.")
+                return HttpResponseRedirect(reverse("admin:labs_lab_change", args=[lab.pk]))
+        context = self._context(
+            request, f"Edit labfile of {lab.name}", form=form, labfile_errors=errors, lab=lab
+        )
+        return TemplateResponse(request, "admin/labs/lab/labfile_form.html", context)
+
+    def plan_view(self, request: HttpRequest, pk: int) -> HttpResponse:
+        lab = self._lab(request, pk)
+        errors: list[str] = []
+        commands: list[str] = []
+        try:
+            commands = selectors.lab_plan(lab=lab)["commands"]
+        except (LabfileError, ApplicationError) as exc:
+            errors = _error_lines(exc)
+        context = self._context(
+            request, f"Plan of {lab.name}", lab=lab, commands=commands, labfile_errors=errors
+        )
+        return TemplateResponse(request, "admin/labs/lab/plan.html", context)
+
+    def export_view(self, request: HttpRequest, pk: int, fmt: str) -> HttpResponse:
+        lab = self._lab(request, pk)
+        if fmt not in LabfileFormat.values:
+            return HttpResponse("The format must be yaml or json.", status=400)
+        content_type = "application/json" if fmt == "json" else "application/yaml; charset=utf-8"
+        response = HttpResponse(selectors.lab_export(lab=lab, fmt=fmt), content_type=content_type)
+        response["Content-Disposition"] = f'attachment; filename="{lab.name}.{fmt}"'
+        return response
+
+
+def _error_lines(exc: LabfileError | ApplicationError) -> list[str]:
+    if isinstance(exc, LabfileError):
+        return [str(error) for error in exc.errors]
+    return [f"{path}: {m}" for path, msgs in exc.errors.items() for m in msgs] or [exc.message]
+
+
+@admin.register(Network)
+class NetworkAdmin(ViewOnlyMixin, admin.ModelAdmin):
+    list_display = ["name", "lab", "driver", "subnet", "gateway", "mtu", "vni"]
+    list_filter = ["driver"]
+    search_fields = ["name", "lab__name", "subnet"]
+    list_select_related = ["lab"]
+    inlines = [AttachmentInline]
+
+
+@admin.register(Node)
+class NodeAdmin(ViewOnlyMixin, admin.ModelAdmin):
+    list_display = ["name", "lab", "hostname", "host", "rootfs", "privileged"]
+    list_filter = ["privileged", "rootfs"]
+    search_fields = ["name", "hostname", "lab__name"]
+    list_select_related = ["lab"]
+    inlines = [AttachmentInline]
+
+
+@admin.register(Attachment)
+class AttachmentAdmin(ViewOnlyMixin, admin.ModelAdmin):
+    list_display = ["node", "network", "position", "ipv4", "ifname", "mac"]
+    list_filter = ["network__driver"]
+    search_fields = ["node__name", "network__name", "ipv4", "mac", "node__lab__name"]
+    list_select_related = ["node__lab", "network__lab"]

@@ -1,0 +1,74 @@
+"""The lab's REST representation and the shapes of its request bodies."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from labmgr.labs import spec
+from labmgr.labs.models import Lab
+from labplan import labfile as labfile_module
+
+
+@extend_schema_field(OpenApiTypes.OBJECT)
+class LabfileField(serializers.JSONField):
+    """A labfile tree; see /api/labfile.schema.json for its shape."""
+
+
+class LabSerializer(serializers.ModelSerializer):
+    url = serializers.HyperlinkedIdentityField(view_name="lab-detail")
+    owner = serializers.CharField(source="owner.username", read_only=True)
+    shared_with = serializers.SerializerMethodField()
+    labfile = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Lab
+        fields = [
+            "id",
+            "url",
+            "name",
+            "description",
+            "owner",
+            "shared_with",
+            "created",
+            "updated",
+            "labfile",
+        ]
+        read_only_fields = fields
+
+    def get_shared_with(self, lab: Lab) -> list[str]:
+        return sorted(group.name for group in lab.shared_with.all())
+
+    @extend_schema_field(OpenApiTypes.OBJECT)
+    def get_labfile(self, lab: Lab) -> dict[str, Any]:
+        """The normalised labfile, every default shown."""
+        return labfile_module.dump(spec.lab_to_labfile(lab))
+
+
+class GroupNamesField(serializers.ListField):
+    child = serializers.CharField(max_length=150)
+
+
+class LabWriteSerializer(serializers.Serializer):
+    """POST and PUT: the whole labfile, optionally the groups to share the lab with."""
+
+    labfile = LabfileField()
+    shared_with = GroupNamesField(required=False)
+
+
+class LabPatchSerializer(serializers.Serializer):
+    """PATCH: any of the description, the groups, the whole labfile."""
+
+    description = serializers.CharField(required=False, allow_blank=True, max_length=10_000)
+    shared_with = GroupNamesField(required=False)
+    labfile = LabfileField(required=False)
+
+
+class PlanSerializer(serializers.Serializer):
+    plan = serializers.DictField(help_text="The plan as labplan.codec encodes it.")
+    commands = serializers.ListField(
+        child=serializers.CharField(), help_text="Equivalent shell commands, in order."
+    )

@@ -1,0 +1,165 @@
+"""Thin REST views over the lab services and selectors."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db.models import QuerySet
+from django.http import HttpResponse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework import status, viewsets
+from rest_framework.decorators import action
+from rest_framework.renderers import JSONRenderer
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from labmgr.api.parsers import LabfileText, LabfileTextParser
+from labmgr.api.renderers import YAMLRenderer
+from labmgr.errors import ApplicationError, NotAllowed
+from labmgr.labs import selectors, services
+from labmgr.labs.api.serializers import (
+    LabPatchSerializer,
+    LabSerializer,
+    LabWriteSerializer,
+    PlanSerializer,
+)
+from labmgr.labs.choices import LabfileFormat
+from labmgr.labs.models import Lab
+
+ERROR = OpenApiResponse(description='`{"detail": "...", "errors": {"field.path": ["..."]}}`')
+CONTENT_TYPES = {
+    LabfileFormat.YAML: "application/yaml; charset=utf-8",
+    LabfileFormat.JSON: "application/json",
+}
+
+
+class LabViewSet(viewsets.GenericViewSet):
+    """Labs. Owners and staff may change a lab; members of a group it is shared with may
+    read and export it but not change or delete it (403); anyone else gets 404."""
+
+    serializer_class = LabSerializer
+    lookup_value_regex = "[0-9]{1,18}"
+
+    def get_queryset(self) -> QuerySet[Lab]:
+        return selectors.lab_list_visible(user=self.request.user)
+
+    def _changeable(self) -> Lab:
+        lab = self.get_object()
+        if not selectors.lab_can_change(user=self.request.user, lab=lab):
+            raise NotAllowed("This lab is shared with you to read; only its owner may change it.")
+        return lab
+
+    def _represent(self, lab: Lab, code: int = status.HTTP_200_OK) -> Response:
+        # Re-read with the prefetches the representation needs.
+        fresh = self.get_queryset().get(pk=lab.pk)
+        return Response(self.get_serializer(fresh).data, status=code)
+
+    def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        page = self.paginate_queryset(self.get_queryset())
+        return self.get_paginated_response(self.get_serializer(page, many=True).data)
+
+    def retrieve(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        return Response(self.get_serializer(self.get_object()).data)
+
+    @extend_schema(request=LabWriteSerializer, responses={201: LabSerializer, 400: ERROR})
+    def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        body = _validated(LabWriteSerializer, request.data)
+        lab = services.lab_create(
+            owner=request.user,
+            labfile_tree=body["labfile"],
+            shared_with=body.get("shared_with", ()),
+        )
+        return self._represent(lab, status.HTTP_201_CREATED)
+
+    @extend_schema(request=LabWriteSerializer, responses={200: LabSerializer, 400: ERROR})
+    def update(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        lab = self._changeable()
+        body = _validated(LabWriteSerializer, request.data)
+        services.lab_update(
+            lab=lab,
+            labfile_tree=body["labfile"],
+            shared_with=body.get("shared_with"),
+            actor=request.user,
+        )
+        return self._represent(lab)
+
+    @extend_schema(request=LabPatchSerializer, responses={200: LabSerializer, 400: ERROR})
+    def partial_update(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        lab = self._changeable()
+        body = _validated(LabPatchSerializer, request.data)
+        services.lab_update(
+            lab=lab,
+            labfile_tree=body.get("labfile"),
+            description=body.get("description"),
+            shared_with=body.get("shared_with"),
+            actor=request.user,
+        )
+        return self._represent(lab)
+
+    @extend_schema(responses={204: None, 403: ERROR, 409: ERROR})
+    def destroy(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        services.lab_delete(lab=self._changeable())
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+    @extend_schema(
+        operation_id="labs_import",
+        request={
+            "application/yaml": OpenApiTypes.STR,
+            "text/plain": OpenApiTypes.STR,
+            "application/json": OpenApiTypes.OBJECT,
+        },
+        responses={201: LabSerializer, 400: ERROR, 413: ERROR},
+        description="Create a lab from a labfile sent as the body, YAML or JSON.",
+    )
+    @action(
+        detail=False,
+        methods=["post"],
+        url_path="import",
+        url_name="import",
+        parser_classes=[LabfileTextParser],
+    )
+    def import_(self, request: Request) -> Response:
+        body = request.data
+        text = body if isinstance(body, LabfileText) else LabfileText(b"", None)
+        lab = services.lab_import(owner=request.user, text=text.content, fmt=text.fmt)
+        return self._represent(lab, status.HTTP_201_CREATED)
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("format", str, enum=[f.value for f in LabfileFormat], default="yaml")
+        ],
+        responses={
+            (200, "application/yaml"): OpenApiTypes.STR,
+            (200, "application/json"): OpenApiTypes.OBJECT,
+            400: ERROR,
+            404: ERROR,
+        },
+        description="The normalised labfile as a file download.",
+    )
+    @action(detail=True, methods=["get"], renderer_classes=[JSONRenderer, YAMLRenderer])
+    def export(self, request: Request, pk: str | None = None) -> HttpResponse:
+        fmt = request.query_params.get("format", LabfileFormat.YAML)
+        if fmt not in LabfileFormat.values:
+            raise ApplicationError.for_field("format", "The format must be yaml or json.")
+        lab = self.get_object()
+        response = HttpResponse(
+            selectors.lab_export(lab=lab, fmt=fmt), content_type=CONTENT_TYPES[fmt]
+        )
+        response["Content-Disposition"] = f'attachment; filename="{lab.name}.{fmt}"'
+        return response
+
+    @extend_schema(
+        responses={200: PlanSerializer, 400: ERROR, 404: ERROR},
+        description="What deploying the lab would do (compiled as deployment 1 on the local "
+        "host): the plan as data and as equivalent shell commands.",
+    )
+    @action(detail=True, methods=["get"])
+    def plan(self, request: Request, pk: str | None = None) -> Response:
+        return Response(selectors.lab_plan(lab=self.get_object()))
+
+
+def _validated(serializer_class: type[Any], data: Any) -> dict[str, Any]:
+    serializer = serializer_class(data=data)
+    serializer.is_valid(raise_exception=True)
+    return dict(serializer.validated_data)

@@ -1,0 +1,115 @@
+"""A lab as rows: the lab, its networks, its nodes and each node's attachments.
+
+Rows hold the normalised labfile's values (every default applied, addresses resolved),
+written and read only through `labmgr.labs.spec`. An empty string or NULL in an option
+column means the option does not apply to that driver, so it is absent from the labfile.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.contrib.auth.models import Group
+from django.db import models
+
+from labmgr.labs.choices import NetworkDriver
+
+
+class Lab(models.Model):
+    """A user's lab definition; its name is the labfile's name, unique per owner."""
+
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="labs"
+    )
+    name = models.CharField(max_length=40)
+    description = models.TextField(blank=True, default="")
+    shared_with = models.ManyToManyField(Group, blank=True, related_name="shared_labs")
+    created = models.DateTimeField(auto_now_add=True)
+    updated = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["owner", "name"], name="labs_lab_unique_owner_name")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.owner})"
+
+
+class Network(models.Model):
+    """One network of a lab, with the options of its driver."""
+
+    lab = models.ForeignKey(Lab, on_delete=models.CASCADE, related_name="networks")
+    name = models.CharField(max_length=31)
+    driver = models.CharField(max_length=16, choices=NetworkDriver.choices)
+    subnet = models.CharField(max_length=18, blank=True, default="")
+    # An address, "none" (no gateway) or "" (the driver has no gateway).
+    gateway = models.CharField(max_length=15, blank=True, default="")
+    internal = models.BooleanField(null=True, blank=True)
+    mtu = models.PositiveIntegerField(null=True, blank=True)
+    # {"rate": "10mbit", "delay": "20ms", "jitter": "5ms", "loss": "0.5%"}, as exported.
+    shaping = models.JSONField(null=True, blank=True)
+    parent = models.CharField(max_length=64, blank=True, default="")
+    mode = models.CharField(max_length=16, blank=True, default="")
+    vni = models.PositiveIntegerField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["lab", "name"]
+        constraints = [
+            models.UniqueConstraint(fields=["lab", "name"], name="labs_network_unique_lab_name")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.lab.name}/{self.name}"
+
+
+class Node(models.Model):
+    """One container of a lab: its process, limits, namespaces and routes."""
+
+    lab = models.ForeignKey(Lab, on_delete=models.CASCADE, related_name="nodes")
+    name = models.CharField(max_length=31)
+    hostname = models.CharField(max_length=64)
+    host = models.CharField(max_length=64, blank=True, default="")
+    rootfs = models.CharField(max_length=4096, default="host")
+    command = models.JSONField(default=list, blank=True)
+    workdir = models.CharField(max_length=4096, default="/")
+    environment = models.JSONField(default=dict, blank=True)
+    # The labfile's `limits` mapping as exported ({"memory": "256M", "pids": 128, ...}).
+    limits = models.JSONField(default=dict, blank=True)
+    namespaces = models.JSONField(default=dict, blank=True)
+    privileged = models.BooleanField(default=False)
+    routes = models.JSONField(default=list, blank=True)
+
+    class Meta:
+        ordering = ["lab", "name"]
+        constraints = [
+            models.UniqueConstraint(fields=["lab", "name"], name="labs_node_unique_lab_name")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.lab.name}/{self.name}"
+
+
+class Attachment(models.Model):
+    """A node's membership of a network of the same lab, in the node's listing order."""
+
+    node = models.ForeignKey(Node, on_delete=models.CASCADE, related_name="attachments")
+    network = models.ForeignKey(Network, on_delete=models.CASCADE, related_name="attachments")
+    position = models.PositiveSmallIntegerField()
+    ipv4 = models.GenericIPAddressField(protocol="IPv4", null=True, blank=True)
+    ifname = models.CharField(max_length=15, blank=True, default="")
+    mac = models.CharField(max_length=17, blank=True, default="")
+
+    class Meta:
+        ordering = ["node", "position"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["node", "network"], name="labs_attachment_unique_node_network"
+            ),
+            models.UniqueConstraint(
+                fields=["node", "position"], name="labs_attachment_unique_node_position"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.node} @ {self.network.name}"

@@ -1,0 +1,59 @@
+"""Reads on labs: which labs a user may see or change, export, and plan preview."""
+
+from __future__ import annotations
+
+from typing import Any, TypedDict
+
+from django.db.models import Q, QuerySet
+
+from labmgr.accounts.selectors import user_is_admin
+from labmgr.deployments.choices import FINISHED_STATES
+from labmgr.labs import spec
+from labmgr.labs.models import Lab
+from labplan import codec, compiler, render
+from labplan import labfile as labfile_module
+
+# The plan preview is compiled as if for deployment 1: real deployments get their own id.
+PREVIEW_DEPLOYMENT = 1
+
+
+class PlanPreview(TypedDict):
+    plan: dict[str, Any]
+    commands: list[str]
+
+
+def lab_list_visible(*, user: Any) -> QuerySet[Lab]:
+    """Labs the user owns or that are shared with one of their groups; all for admins."""
+    labs: QuerySet[Lab] = spec.lab_rows_queryset()
+    if user_is_admin(user=user):
+        return labs.order_by("name", "id")
+    shared = Lab.shared_with.through.objects.filter(group__user=user).values("lab_id")
+    return labs.filter(Q(owner=user) | Q(pk__in=shared)).order_by("name", "id")
+
+
+def lab_get_visible(*, user: Any, pk: int) -> Lab:
+    """The lab if the user may see it; raises Lab.DoesNotExist otherwise (never tells apart
+    "absent" from "not yours")."""
+    return lab_list_visible(user=user).get(pk=pk)
+
+
+def lab_can_change(*, user: Any, lab: Lab) -> bool:
+    """Owners and admins change a lab; group members it is shared with only read it."""
+    return bool(lab.owner_id == user.pk or user_is_admin(user=user))
+
+
+def lab_has_live_deployments(*, lab: Lab) -> bool:
+    """Whether a deployment of the lab may still own kernel objects."""
+    return lab.deployments.exclude(status__in=FINISHED_STATES).exists()
+
+
+def lab_export(*, lab: Lab, fmt: str) -> str:
+    """The lab's normalised labfile as YAML or JSON text."""
+    return labfile_module.dumps(spec.lab_to_labfile(lab), fmt=fmt)
+
+
+def lab_plan(*, lab: Lab) -> PlanPreview:
+    """What deploying the lab on the local host would do, as data and as shell commands."""
+    plan = compiler.compile_plan(spec.lab_to_labfile(lab), deployment=PREVIEW_DEPLOYMENT)
+    script = render.render_plan(plan)
+    return {"plan": codec.plan_to_dict(plan), "commands": [ln for ln in script.splitlines() if ln]}

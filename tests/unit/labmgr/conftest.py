@@ -1,0 +1,107 @@
+"""Personas and helpers for the control plane's tests.
+
+alice owns labs and shares some with the group "class-a"; bob is in "class-a"; charlie is
+in no group; root is a superuser.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from django.contrib.auth.models import Group, User
+from rest_framework.test import APIClient
+
+from labmgr.labs.models import Lab
+from labmgr.labs.services import lab_create
+
+# The example of LABFILE.md: every driver and every option.
+CAMPUS_YAML = Path(__file__).parent / "campus.yaml"
+
+SMALL_LABFILE: dict[str, Any] = {
+    "labfile": 1,
+    "name": "demo",
+    "description": "Two nodes on one bridge",
+    "networks": {"lan": {"driver": "bridge", "subnet": "10.10.0.0/24"}},
+    "nodes": {
+        "web": {"networks": {"lan": {"ipv4": "10.10.0.10"}}, "limits": {"memory": "256M"}},
+        "client": {"networks": {"lan": {}}, "command": ["sleep", "infinity"]},
+    },
+}
+
+
+def small_labfile(name: str = "demo", **changes: Any) -> dict[str, Any]:
+    tree = copy.deepcopy(SMALL_LABFILE)
+    tree["name"] = name
+    tree.update(changes)
+    return tree
+
+
+@pytest.fixture(autouse=True)
+def fast_passwords(settings: Any) -> None:
+    # The personas' passwords are not what these tests are about; PBKDF2 costs ~0.3 s each.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture
+def class_a(db: None) -> Group:
+    return Group.objects.create(name="class-a")
+
+
+@pytest.fixture
+def alice(db: None) -> User:
+    return User.objects.create_user("alice", "alice@example.org", "alice-password")
+
+
+@pytest.fixture
+def bob(class_a: Group) -> User:
+    user = User.objects.create_user("bob", "bob@example.org", "bob-password")
+    user.groups.add(class_a)
+    return user
+
+
+@pytest.fixture
+def charlie(db: None) -> User:
+    return User.objects.create_user("charlie", "charlie@example.org", "charlie-password")
+
+
+@pytest.fixture
+def root(db: None) -> User:
+    return User.objects.create_superuser("root", "root@example.org", "root-password")
+
+
+@pytest.fixture
+def alice_lab(alice: User) -> Lab:
+    return lab_create(owner=alice, labfile_tree=small_labfile("demo"))
+
+
+@pytest.fixture
+def shared_lab(alice: User, class_a: Group) -> Lab:
+    return lab_create(owner=alice, labfile_tree=small_labfile("shared"), shared_with=["class-a"])
+
+
+@pytest.fixture
+def labfile_tree() -> Callable[..., dict[str, Any]]:
+    """`labfile_tree(name, **top_level_changes)`: a fresh copy of a small valid labfile."""
+    return small_labfile
+
+
+@pytest.fixture
+def campus_tree() -> dict[str, Any]:
+    tree: dict[str, Any] = yaml.safe_load(CAMPUS_YAML.read_text())
+    return tree
+
+
+@pytest.fixture
+def api() -> Callable[[User | None], APIClient]:
+    def client_for(user: User | None) -> APIClient:
+        client = APIClient()
+        if user is not None:
+            client.force_authenticate(user)
+        return client
+
+    return client_for
