@@ -463,6 +463,8 @@ def _resolve(
     addresses = _addresses(checker, networks, drafts)
     static_macs = {a.mac: a.path for d in drafts for a in d.attachments if a.mac is not None}
     _check_static_macs(checker, drafts)
+    if checker.count:
+        return []
     nodes: list[Node] = []
     for draft in drafts:
         addressed = [a for a in draft.attachments if a.driver in ADDRESSED_DRIVERS]
@@ -507,8 +509,6 @@ def _addresses(
                         f"{att.ipv4} is already the address of nodes.{owner} on {att.network}",
                     )
             requests[att.network][draft.name] = att.ipv4
-    if checker.count:
-        return {}
     return {
         name: addressing.assign_ipv4(net.subnet or "", net.gateway, requests[name])
         for name, net in networks.items()

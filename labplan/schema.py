@@ -1,0 +1,158 @@
+"""The labfile's JSON Schema (draft 2020-12), generated from `labplan.fields`, the tables
+the validator itself uses.
+
+The schema is for editors and API clients: it catches unknown keys, wrong types, bad
+patterns, ranges and options given for the wrong driver. Rules that relate two parts of
+the document (overlapping subnets, addresses inside subnets, parents) are the validator's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from labplan.fields import (
+    IFNAME_PATTERN,
+    LABFILE,
+    MAC_PATTERN,
+    NETWORK,
+    NO_DEFAULT,
+    REQUIRED,
+    VLAN_DRIVERS,
+    Field,
+    ObjectSpec,
+)
+from labplan.model import ADDRESSED_DRIVERS, DRIVERS, IPVLAN_MODES, MACVLAN_MODES
+from labplan.units import PERCENT_PATTERN, RATE_PATTERN, SIZE_PATTERN, TIME_PATTERN
+
+DIALECT = "https://json-schema.org/draft/2020-12/schema"
+_CIDR = r"^[0-9]{1,3}(\.[0-9]{1,3}){3}/[0-9]{1,2}$"
+_NAME = r"^[a-z][a-z0-9-]{0,30}$"
+_DEFAULT_DRIVER = NETWORK.get("driver").default  # type: ignore[union-attr]
+
+Schema = dict[str, Any]
+
+
+def json_schema() -> Schema:
+    """The JSON Schema of a labfile, version 1."""
+    schema = {"$schema": DIALECT, "title": "labmgr labfile, version 1"}
+    schema.update(_object(LABFILE))
+    return schema
+
+
+def _object(spec: ObjectSpec) -> Schema:
+    schema: Schema = {
+        "type": "object",
+        "description": spec.description,
+        "properties": {f.name: _field(f) for f in spec.fields},
+        "additionalProperties": False,
+    }
+    required = [f.name for f in spec.fields if f.required]
+    if required:
+        schema["required"] = required
+    if spec is NETWORK:
+        schema["allOf"] = [_driver_rules(driver) for driver in DRIVERS]
+    return schema
+
+
+def _field(field: Field) -> Schema:
+    schema = dict(_KINDS[field.kind](field))
+    schema["description"] = field.description
+    if field.default not in (REQUIRED, NO_DEFAULT):
+        default = field.default
+        schema["default"] = list(default) if isinstance(default, tuple) else default
+    return schema
+
+
+def _driver_rules(driver: str) -> Schema:
+    """Options that do not belong to `driver` are refused; what it needs is required."""
+    when: Schema = {"properties": {"driver": {"const": driver}}}
+    if driver != _DEFAULT_DRIVER:
+        when["required"] = ["driver"]
+    then: Schema = {
+        "properties": {
+            f.name: False
+            for f in NETWORK.fields
+            if f.drivers is not None and driver not in f.drivers
+        }
+    }
+    required = ["subnet"] if driver in ADDRESSED_DRIVERS else []
+    if driver in VLAN_DRIVERS:
+        required.append("parent")
+        modes = MACVLAN_MODES if driver == "macvlan" else IPVLAN_MODES
+        then["properties"]["mode"] = {"enum": list(modes)}
+    if required:
+        then["required"] = required
+    return {"if": when, "then": then}
+
+
+def _range(field: Field, schema: Schema) -> Schema:
+    if field.minimum is not None:
+        key = "exclusiveMinimum" if field.exclusive_minimum else "minimum"
+        schema[key] = field.minimum
+    if field.maximum is not None:
+        schema["maximum"] = field.maximum
+    return schema
+
+
+def _string(field: Field) -> Schema:
+    schema: Schema = {"type": "string"}
+    if field.pattern is not None:
+        schema["pattern"] = field.pattern
+    return schema
+
+
+def _unit(pattern: str, number: Schema) -> Callable[[Field], Schema]:
+    return lambda field: {"anyOf": [number, {"type": "string", "pattern": pattern}]}
+
+
+def _map(field: Field) -> Schema:
+    assert field.key is not None and field.item is not None
+    schema: Schema = {
+        "type": "object",
+        "propertyNames": _string(field.key),
+        "additionalProperties": _field(field.item),
+    }
+    if field.max_items is not None:
+        schema["maxProperties"] = field.max_items
+    return schema
+
+
+def _list(field: Field) -> Schema:
+    assert field.item is not None
+    return {"type": "array", "items": _field(field.item)}
+
+
+_IFNAME: Schema = {"type": "string", "pattern": IFNAME_PATTERN, "not": {"enum": ["lo", ".", ".."]}}
+_IPV4: Schema = {"type": "string", "format": "ipv4"}
+
+_KINDS: dict[str, Callable[[Field], Schema]] = {
+    "version": lambda f: {"const": 1},
+    "string": _string,
+    "integer": lambda f: _range(f, {"type": "integer"}),
+    "number": lambda f: _range(f, {"type": "number"}),
+    "boolean": lambda f: {"type": "boolean"},
+    "choice": lambda f: {"enum": list(f.choices)},
+    "size": _unit(SIZE_PATTERN, {"type": "integer", "minimum": 0}),
+    "rate": _unit(RATE_PATTERN, {"type": "integer", "minimum": 1}),
+    "time": _unit(TIME_PATTERN, {"const": 0}),
+    "percent": _unit(PERCENT_PATTERN, {"type": "number", "minimum": 0, "maximum": 100}),
+    "subnet": lambda f: {"type": "string", "pattern": _CIDR},
+    "cidr": lambda f: {"type": "string", "pattern": _CIDR},
+    "ipv4": lambda f: dict(_IPV4),
+    "gateway": lambda f: {"anyOf": [_IPV4, {"const": "none"}]},
+    "mac": lambda f: {"type": "string", "pattern": MAC_PATTERN},
+    "ifname": lambda f: dict(_IFNAME),
+    "parent": lambda f: {
+        "anyOf": [
+            {"type": "string", "pattern": _NAME},
+            {"type": "string", "pattern": "^host:[A-Za-z0-9_.-]{1,15}$"},
+        ]
+    },
+    "rootfs": lambda f: {"anyOf": [{"const": "host"}, {"type": "string", "pattern": "^/"}]},
+    "path": lambda f: {"type": "string", "pattern": "^/"},
+    "env_value": lambda f: {"type": ["string", "number"]},
+    "object": lambda f: _object(f.spec) if f.spec is not None else {"type": "object"},
+    "map": _map,
+    "list": _list,
+}
