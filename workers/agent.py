@@ -1,0 +1,31 @@
+"""Wiring: an executor over the real kernel, as the command line and the tasks use it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from workers import config
+from workers.executor import Executor, Progress
+from workers.init.build import lminit_path
+from workers.kernel import syscalls
+from workers.kernel.driver import KernelDriver
+
+
+def kernel_executor(
+    data_dir: Path | None = None,
+    *,
+    root_netns: str | None = None,
+    progress: Progress | None = None,
+) -> Executor:
+    """An executor on this machine's kernel. `root_netns` names the namespace standing
+    for the host (a simulated host); by default it is the agent's own."""
+    directory = data_dir or config.data_dir()
+    directory.mkdir(parents=True, exist_ok=True)
+    lminit = lminit_path(directory)
+    # Node inits are re-parented to the agent, which reaps them at once (PERF.md).
+    syscalls.set_child_subreaper()
+    return Executor(
+        directory,
+        lambda: KernelDriver(directory, lminit, root_netns),
+        progress=progress,
+    )

@@ -1,0 +1,177 @@
+"""`python -m workers facts | apply LABFILE | status NAME | exec NAME NODE -- CMD... |
+destroy NAME | sweep`: the agent driven by hand, through the same code the tasks use."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from labplan import codec, labfile, naming, ops
+from labplan.compiler import compile_plan
+from labplan.errors import LabfileError
+from workers import config
+from workers import facts as host_facts
+from workers.agent import kernel_executor
+from workers.executor import ApplyError, ApplyResult, Executor, Step
+from workers.kernel.cgroups import Cgroups
+from workers.kernel.processes import Processes
+
+
+def _print_step(step: Step) -> None:
+    where = f"[{step.index + 1}/{step.total}]" if step.total else "[rollback]"
+    print(f"{where} {step.kind} {step.target} {step.state} ({step.seconds * 1000:.1f} ms)")
+
+
+def _print_result(result: ApplyResult) -> None:
+    print(f"deployment {result.token} of lab {result.lab} applied in {result.seconds:.3f} s")
+    for node in result.nodes:
+        print(f"  {node.name}: pid {node.pid}, netns {node.netns or 'host'}")
+        for interface in node.interfaces:
+            if interface.name != "lo" or node.netns is None:
+                print(f"    {interface.name} {' '.join(interface.addresses) or '-'}")
+
+
+def _next_deployment(executor: Executor) -> int:
+    known = executor.found_tokens()
+    ids = [naming.deployment_from_token(t) or 0 for t in known]
+    return max(ids, default=0) + 1
+
+
+def cmd_facts(args: argparse.Namespace) -> int:
+    print(json.dumps(host_facts.probe().to_dict(), indent=2))
+    return 0
+
+
+def cmd_apply(args: argparse.Namespace) -> int:
+    try:
+        lab = labfile.load(Path(args.labfile).read_bytes())
+    except LabfileError as exc:
+        print(f"{args.labfile} is invalid:\n{exc}", file=sys.stderr)
+        return 2
+    executor = kernel_executor(progress=None if args.quiet else _print_step)
+    deployment = args.deployment
+    if deployment is None:
+        token = executor.journal.find(lab.name)
+        deployment = naming.deployment_from_token(token) if token else None
+    deployment = deployment or _next_deployment(executor)
+    host = config.host_name()
+    plan = compile_plan(lab, deployment=deployment, default_host=host)
+    try:
+        result = executor.apply(codec.plan_to_dict(plan), host)
+    except ApplyError as exc:
+        print(f"apply failed: {exc}", file=sys.stderr)
+        return 1
+    _print_result(result)
+    return 0
+
+
+def _token(executor: Executor, name: str) -> str | None:
+    token = executor.journal.find(name)
+    if token is None:
+        print(f"no deployment {name!r} on this host", file=sys.stderr)
+    return token
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    executor = kernel_executor()
+    token = _token(executor, args.name)
+    if token is None:
+        return 1
+    record, nodes, alive = executor.status(token)
+    assert record is not None
+    print(f"deployment {token} of lab {record.lab}: {record.state}")
+    if record.error:
+        print(f"  error: {record.error}")
+    for node in nodes:
+        state = "running" if alive.get(node.name) else "stopped"
+        print(f"  {node.name}: {state}, pid {node.pid}, netns {node.netns or 'host'}")
+        for interface in node.interfaces:
+            print(f"    {interface.name} {' '.join(interface.addresses) or '-'}")
+    return 0
+
+
+def node_spawn(executor: Executor, token: str, node: str) -> tuple[int, ops.SpawnNode] | None:
+    """The running init's pid and the spawn op of a node of a deployment."""
+    record = executor.journal.read(token)
+    if record is None or node not in record.nodes:
+        return None
+    host_plan = codec.plan_from_dict(record.header["plan"]).for_host(record.header["host"])
+    spawn = (
+        next((o for o in host_plan.ops if isinstance(o, ops.SpawnNode) and o.node == node), None)
+        if host_plan
+        else None
+    )
+    return (record.nodes[node].pid, spawn) if spawn else None
+
+
+def cmd_exec(args: argparse.Namespace) -> int:
+    executor = kernel_executor()
+    token = _token(executor, args.name)
+    found = node_spawn(executor, token, args.node) if token else None
+    if found is None:
+        print(f"no running node {args.node!r} in {args.name!r}", file=sys.stderr)
+        return 1
+    pid, spawn = found
+    command = args.command or ["/bin/sh"]
+    env = {"HOSTNAME": spawn.hostname, **dict(spawn.environment)}
+    processes = Processes(Path(), executor.data_dir)
+    processes.lminit = executor.data_dir / "bin" / "lminit"
+    argv = processes.exec_argv(pid, Cgroups().procs_files(spawn.cgroup), command, env)
+    return subprocess.call(argv)
+
+
+def cmd_destroy(args: argparse.Namespace) -> int:
+    executor = kernel_executor()
+    token = executor.journal.find(args.name) or args.name
+    if naming.deployment_from_token(token) is None:
+        print(f"no deployment {args.name!r} on this host", file=sys.stderr)
+        return 1
+    for line in executor.destroy(token):
+        print(f"removed {line}")
+    return 0
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    executor = kernel_executor()
+    removed = executor.sweep(args.keep)
+    for line in removed:
+        print(f"removed {line}")
+    print(f"sweep removed {len(removed)} objects")
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m workers", description=__doc__)
+    sub = p.add_subparsers(dest="command_name", required=True)
+    sub.add_parser("facts", help="probe this host's kernel").set_defaults(run=cmd_facts)
+    a = sub.add_parser("apply", help="build (or converge) a lab from a labfile")
+    a.add_argument("labfile")
+    a.add_argument("--deployment", type=int, help="deployment id (default: reuse or next)")
+    a.add_argument("--quiet", action="store_true", help="no line per step")
+    a.set_defaults(run=cmd_apply)
+    s = sub.add_parser("status", help="a deployment's nodes and interfaces")
+    s.add_argument("name", help="lab name or deployment token")
+    s.set_defaults(run=cmd_status)
+    e = sub.add_parser("exec", help="run a command inside a node")
+    e.add_argument("name")
+    e.add_argument("node")
+    e.add_argument("command", nargs=argparse.REMAINDER)
+    e.set_defaults(run=cmd_exec)
+    d = sub.add_parser("destroy", help="remove everything of a deployment")
+    d.add_argument("name")
+    d.set_defaults(run=cmd_destroy)
+    w = sub.add_parser("sweep", help="remove every labmgr object no live deployment owns")
+    w.add_argument("--keep", nargs="*", default=[], help="tokens of live deployments")
+    w.set_defaults(run=cmd_sweep)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    if getattr(args, "command", None) and args.command[:1] == ["--"]:
+        args.command = args.command[1:]
+    return int(args.run(args))

@@ -1,0 +1,191 @@
+"""Host facts: what this kernel can do (link kinds, qdiscs, cgroup mode and controllers,
+user namespaces, nftables), probed by trying, and the check that refuses a plan needing
+something missing before anything is created."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import platform
+import shutil
+import subprocess
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from pyroute2 import IPRoute  # type: ignore[import-untyped]
+from pyroute2.netlink.exceptions import NetlinkError  # type: ignore[import-untyped]
+
+from labplan import ops
+from workers.kernel import cgroups, syscalls
+
+LINK_KINDS = ("veth", "bridge", "macvlan", "ipvlan", "vxlan")
+QDISCS = ("tbf", "htb", "netem")
+PROBE = "lmprobe"  # throwaway names carry the prefix so a sweep would find leftovers
+
+
+@dataclass(frozen=True)
+class Facts:
+    kernel: str
+    cgroup_mode: str  # "v2" | "v1" | "hybrid"
+    cgroup_controllers: tuple[str, ...]
+    link_kinds: tuple[str, ...]
+    qdiscs: tuple[str, ...]
+    user_namespaces: bool
+    nftables: bool
+    iptables: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Facts:
+        return cls(
+            kernel=str(data["kernel"]),
+            cgroup_mode=str(data["cgroup_mode"]),
+            cgroup_controllers=tuple(data["cgroup_controllers"]),
+            link_kinds=tuple(data["link_kinds"]),
+            qdiscs=tuple(data["qdiscs"]),
+            user_namespaces=bool(data["user_namespaces"]),
+            nftables=bool(data["nftables"]),
+            iptables=bool(data["iptables"]),
+        )
+
+
+def probe() -> Facts:
+    """Probe this host. Link kinds and qdiscs are tried for real inside a throwaway
+    network namespace of this thread, which disappears with the probe."""
+    layout = cgroups.detect_layout()
+    kinds, qdiscs = _probe_links()
+    return Facts(
+        kernel=platform.release(),
+        cgroup_mode=layout.mode,
+        cgroup_controllers=layout.controllers,
+        link_kinds=kinds,
+        qdiscs=qdiscs,
+        user_namespaces=_probe_user_namespaces(),
+        nftables=_command_works(["nft", "list", "tables"]),
+        iptables=shutil.which("iptables") is not None,
+    )
+
+
+def _probe_links() -> tuple[tuple[str, ...], tuple[str, ...]]:
+    origin = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        syscalls.unshare(syscalls.CLONE_NEWNET)
+        with IPRoute() as ipr:
+            return _try_kinds(ipr), _try_qdiscs(ipr)
+    finally:
+        syscalls.setns(origin, syscalls.CLONE_NEWNET)
+        os.close(origin)
+
+
+def _try_kinds(ipr: IPRoute) -> tuple[str, ...]:
+    ipr.link("add", ifname=f"{PROBE}p", kind="veth", peer=f"{PROBE}q")
+    parent = ipr.link_lookup(ifname=f"{PROBE}p")[0]
+    works = ["veth"]
+    attempts: dict[str, dict[str, Any]] = {
+        "bridge": {"kind": "bridge"},
+        "macvlan": {"kind": "macvlan", "link": parent, "macvlan_mode": "bridge"},
+        "ipvlan": {"kind": "ipvlan", "link": parent, "ipvlan_mode": 0},
+        "vxlan": {"kind": "vxlan", "vxlan_id": 42, "vxlan_port": 4789},
+    }
+    for kind, spec in attempts.items():
+        try:
+            ipr.link("add", ifname=f"{PROBE}{kind[0]}", **spec)
+            ipr.link("del", ifname=f"{PROBE}{kind[0]}")
+            works.append(kind)
+        except NetlinkError:
+            pass
+    return tuple(k for k in LINK_KINDS if k in works)
+
+
+def _try_qdiscs(ipr: IPRoute) -> tuple[str, ...]:
+    index = ipr.link_lookup(ifname=f"{PROBE}p")[0]
+    attempts: dict[str, dict[str, Any]] = {
+        "tbf": {"rate": 125000, "burst": 16384, "latency": 50000},
+        "htb": {"default": 0},
+        "netem": {"delay": 1000},
+    }
+    works = []
+    for name, spec in attempts.items():
+        try:
+            ipr.tc("add", name, index=index, handle="1:", **spec)
+            ipr.tc("del", index=index, root=True)
+            works.append(name)
+        except NetlinkError:
+            pass
+    return tuple(works)
+
+
+def _probe_user_namespaces() -> bool:
+    limit = Path("/proc/sys/user/max_user_namespaces")
+    with contextlib.suppress(OSError, ValueError):
+        if int(limit.read_text()) == 0:
+            return False
+    return _command_works(["unshare", "--user", "true"])
+
+
+def _command_works(argv: list[str]) -> bool:
+    if shutil.which(argv[0]) is None:
+        return False
+    try:
+        done = subprocess.run(argv, capture_output=True, timeout=10, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return done.returncode == 0
+
+
+def requirements(plan: ops.HostPlan) -> list[str]:
+    """Every feature the plan uses, as the names `check_plan` reports."""
+    needed: dict[str, None] = {}
+    for op in plan.ops:
+        match op:
+            case ops.CreateBridge():
+                needed["bridge"] = None
+            case ops.CreateVethPair():
+                needed["veth"] = None
+            case ops.CreateMacvlan():
+                needed["macvlan"] = None
+            case ops.CreateIpvlan():
+                needed["ipvlan"] = None
+            case ops.CreateVxlan():
+                needed["vxlan"] = None
+            case ops.SetShaping():
+                if op.rate is not None:
+                    needed["tbf"] = None
+                if op.delay is not None or op.jitter is not None or op.loss is not None:
+                    needed["netem"] = None
+            case ops.SetCgroupLimit():
+                needed[f"cgroup controller {cgroups.KEY_CONTROLLER.get(op.key, op.key)}"] = None
+            case ops.SetNat() | ops.IsolateBridge():
+                needed["nftables"] = None
+            case ops.SpawnNode():
+                if "user" in op.namespaces:
+                    needed["user namespaces"] = None
+            case _:
+                pass
+    return list(needed)
+
+
+def has(facts: Facts, feature: str) -> bool:
+    if feature in LINK_KINDS:
+        return feature in facts.link_kinds
+    if feature in QDISCS:
+        return feature in facts.qdiscs
+    if feature.startswith("cgroup controller "):
+        controller = feature.removeprefix("cgroup controller ")
+        if facts.cgroup_mode != "v2":
+            controller = cgroups.V1_CONTROLLER_NAME.get(controller, controller)
+        return controller in facts.cgroup_controllers
+    if feature == "user namespaces":
+        return facts.user_namespaces
+    if feature == "nftables":
+        return facts.nftables
+    return False
+
+
+def check_plan(facts: Facts, plan: ops.HostPlan) -> list[str]:
+    """The features `plan` needs that this host lacks, by name ("ipvlan", "netem",
+    "cgroup controller io", ...); empty when the plan can be applied."""
+    return [feature for feature in requirements(plan) if not has(facts, feature)]

@@ -1,0 +1,264 @@
+"""An in-memory kernel behind the Driver surface, for the executor's tests without root.
+
+It keeps the objects a real kernel would (namespaces, links with group and alias,
+cgroups with limits, firewall tables, node processes) and enforces the same rules the
+executor relies on: a veth needs its peer's namespace, an address needs its link,
+deleting a namespace deletes the links in it, deleting a veth end deletes its peer.
+`fail_at` makes the n-th driver call raise, to test rollback.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from labplan import ops
+from workers.driver import Interface
+from workers.kernel.processes import NodeProcess
+
+
+class FakeKernelError(Exception):
+    pass
+
+
+@dataclass
+class FakeLink:
+    netns: str | None
+    name: str
+    kind: str
+    group: int = 0
+    alias: str | None = None
+    master: str | None = None
+    up: bool = False
+    peer: tuple[str | None, str] | None = None
+    addresses: list[str] = field(default_factory=list)
+
+
+@dataclass
+class FakeKernel:
+    """The shared state: one kernel, many driver sessions (one per job)."""
+
+    netns: set[str] = field(default_factory=set)
+    links: dict[tuple[str | None, str], FakeLink] = field(default_factory=dict)
+    routes: set[tuple[str, str, str]] = field(default_factory=set)
+    cgroups: dict[str, dict[str, str]] = field(default_factory=dict)
+    tables: dict[str, list[str]] = field(default_factory=dict)
+    processes: dict[int, tuple[str, int | None]] = field(default_factory=dict)  # pid -> cgroup
+    files: set[str] = field(default_factory=set)
+    fdb: set[tuple[str, str]] = field(default_factory=set)
+    calls: int = 0
+    fail_at: int | None = None
+    next_pid: int = 1000
+
+    def driver(self) -> FakeDriver:
+        return FakeDriver(self)
+
+    def objects(self) -> list[str]:
+        """Everything left, as readable names: empty when the kernel is clean."""
+        return sorted(
+            [f"netns {n}" for n in self.netns]
+            + [f"link {ns or 'host'}:{name}" for ns, name in self.links]
+            + [f"cgroup {c}" for c in self.cgroups]
+            + [f"table {t}" for t in self.tables]
+            + [f"process {p}" for p in self.processes]
+            + [f"files {f}" for f in self.files]
+        )
+
+
+class FakeDriver:
+    def __init__(self, kernel: FakeKernel) -> None:
+        self.k = kernel
+
+    def _call(self) -> None:
+        self.k.calls += 1
+        if self.k.fail_at is not None and self.k.calls == self.k.fail_at:
+            raise FakeKernelError(f"injected failure at call {self.k.calls}")
+
+    def close(self) -> None:
+        pass
+
+    def ensure_netns(self, name: str) -> bool:
+        self._call()
+        created = name not in self.k.netns
+        self.k.netns.add(name)
+        if created:
+            self.k.links[(name, "lo")] = FakeLink(name, "lo", "loopback", up=True)
+        return created
+
+    def remove_netns(self, name: str) -> bool:
+        if name not in self.k.netns:
+            return False
+        self.k.netns.discard(name)
+        for key in [k for k in self.k.links if k[0] == name]:
+            self._delete_link(key)
+        self.k.routes = {r for r in self.k.routes if r[0] != name}
+        return True
+
+    def netns_names(self, prefix: str) -> list[str]:
+        return sorted(n for n in self.k.netns if n.startswith(prefix))
+
+    def interfaces(self, netns: str | None) -> list[Interface]:
+        return [
+            Interface(link.name, tuple(link.addresses))
+            for (ns, _), link in sorted(self.k.links.items(), key=lambda i: i[0][1])
+            if ns == netns
+        ]
+
+    def ensure_cgroup(self, rel: str) -> bool:
+        self._call()
+        created = rel not in self.k.cgroups
+        self.k.cgroups.setdefault(rel, {})
+        return created
+
+    def set_cgroup_limit(self, rel: str, key: str, value: str) -> None:
+        self._call()
+        if rel not in self.k.cgroups:
+            raise FakeKernelError(f"no cgroup {rel}")
+        self.k.cgroups[rel][key] = value
+
+    def kill_cgroup(self, rel: str) -> int:
+        doomed = [
+            pid
+            for pid, (cg, _) in self.k.processes.items()
+            if cg == rel or cg.startswith(rel + "/")
+        ]
+        for pid in doomed:
+            del self.k.processes[pid]
+        return len(doomed)
+
+    def remove_cgroup(self, rel: str) -> bool:
+        doomed = [c for c in self.k.cgroups if c == rel or c.startswith(rel + "/")]
+        if any(cg in doomed for cg, _ in self.k.processes.values()):
+            raise FakeKernelError(f"cgroup {rel} is busy")
+        for c in doomed:
+            del self.k.cgroups[c]
+        return bool(doomed)
+
+    def cgroup_children(self) -> list[str]:
+        return sorted({c.split("/")[0] for c in self.k.cgroups})
+
+    def _add_link(self, link: FakeLink) -> bool:
+        self._call()
+        if link.netns is not None and link.netns not in self.k.netns:
+            raise FakeKernelError(f"no netns {link.netns}")
+        key = (link.netns, link.name)
+        if key in self.k.links:
+            return False
+        self.k.links[key] = link
+        return True
+
+    def _need(self, netns: str | None, name: str) -> FakeLink:
+        link = self.k.links.get((netns, name))
+        if link is None:
+            raise FakeKernelError(f"no link {name} in {netns or 'host'}")
+        return link
+
+    def _delete_link(self, key: tuple[str | None, str]) -> None:
+        link = self.k.links.pop(key, None)
+        if link is not None and link.peer is not None:
+            self.k.links.pop(link.peer, None)
+
+    def ensure_bridge(self, op: ops.CreateBridge) -> bool:
+        return self._add_link(FakeLink(None, op.name, "bridge", op.group, op.alias))
+
+    def ensure_veth(self, op: ops.CreateVethPair) -> bool:
+        if (None, op.name) in self.k.links:
+            return False
+        host = FakeLink(
+            None, op.name, "veth", op.group, op.alias, peer=(op.peer_netns, op.peer_ifname)
+        )
+        peer = FakeLink(op.peer_netns, op.peer_ifname, "veth", peer=(None, op.name))
+        if op.peer_netns not in self.k.netns:
+            raise FakeKernelError(f"no netns {op.peer_netns}")
+        self._add_link(host)
+        self.k.links[(op.peer_netns, op.peer_ifname)] = peer
+        return True
+
+    def attach(self, link: str, bridge: str) -> None:
+        self._call()
+        self._need(None, bridge)
+        self._need(None, link).master = bridge
+
+    def ensure_macvlan(self, op: ops.CreateMacvlan) -> bool:
+        self._need(None, op.parent)
+        return self._add_link(FakeLink(op.netns, op.ifname, f"macvlan {op.mode}"))
+
+    def ensure_ipvlan(self, op: ops.CreateIpvlan) -> bool:
+        self._need(None, op.parent)
+        return self._add_link(FakeLink(op.netns, op.ifname, f"ipvlan {op.mode}"))
+
+    def ensure_vxlan(self, op: ops.CreateVxlan) -> bool:
+        created = self._add_link(FakeLink(None, op.name, "vxlan", op.group, op.alias))
+        self.attach(op.name, op.bridge)
+        return created
+
+    def ensure_fdb(self, vxlan: str, dst: str) -> None:
+        self._call()
+        self._need(None, vxlan)
+        self.k.fdb.add((vxlan, dst))
+
+    def set_up(self, netns: str | None, ifname: str) -> None:
+        self._call()
+        self._need(netns, ifname).up = True
+
+    def ensure_address(self, netns: str | None, ifname: str, address: str) -> None:
+        self._call()
+        link = self._need(netns, ifname)
+        if address not in link.addresses:
+            link.addresses.append(address)
+
+    def ensure_route(self, netns: str, dst: str, via: str) -> None:
+        self._call()
+        if netns not in self.k.netns:
+            raise FakeKernelError(f"no netns {netns}")
+        self.k.routes.add((netns, dst, via))
+
+    def set_shaping(self, op: ops.SetShaping) -> None:
+        self._call()
+        self._need(op.netns, op.ifname)
+
+    def remove_link_group(self, group: int) -> None:
+        for key in [k for k, link in self.k.links.items() if k[0] is None and link.group == group]:
+            self._delete_link(key)
+
+    def remove_link(self, name: str) -> bool:
+        if (None, name) not in self.k.links:
+            return False
+        self._delete_link((None, name))
+        return True
+
+    def host_links(self) -> list[tuple[str, str | None]]:
+        return [(name, link.alias) for (ns, name), link in self.k.links.items() if ns is None]
+
+    def set_nat(self, token: str, bridge: str, subnet: str) -> None:
+        self._call()
+        self.k.tables.setdefault(token, []).append(f"nat {bridge} {subnet}")
+
+    def isolate(self, token: str, bridge: str, subnet: str) -> None:
+        self._call()
+        self.k.tables.setdefault(token, []).append(f"isolate {bridge} {subnet}")
+
+    def remove_firewall(self, token: str) -> bool:
+        return self.k.tables.pop(token, None) is not None
+
+    def firewall_tables(self) -> list[str]:
+        return sorted(self.k.tables)
+
+    def spawn(self, op: ops.SpawnNode, token: str, uid_base: int | None) -> NodeProcess:
+        self._call()
+        if op.cgroup not in self.k.cgroups:
+            raise FakeKernelError(f"no cgroup {op.cgroup}")
+        if op.netns is not None and op.netns not in self.k.netns:
+            raise FakeKernelError(f"no netns {op.netns}")
+        self.k.next_pid += 1
+        self.k.processes[self.k.next_pid] = (op.cgroup, uid_base)
+        self.k.files.add(token)
+        return NodeProcess(self.k.next_pid, self.k.next_pid * 10)
+
+    def alive(self, process: NodeProcess) -> bool:
+        return process.pid in self.k.processes
+
+    def remove_files(self, token: str) -> bool:
+        if token in self.k.files:
+            self.k.files.discard(token)
+            return True
+        return False

@@ -1,0 +1,107 @@
+"""The agent's local record of every deployment it built: `<data>/journal/<token>.json`,
+one JSON object per line, appended as the job goes, so a crash loses at most the line
+being written. It also serves as the local index from lab name to token.
+
+Lines: a header `{"token", "lab", "host", "group", "root_netns", "plan"}` (again on each
+re-apply), `{"op": i, "kind": k}` before op i runs, `{"node": name, "pid", "start",
+"uid_base"}` once a node runs, and `{"state": "applied" | "failed", ...}` at the end.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+from workers.kernel.processes import NodeProcess
+
+
+@dataclass
+class Record:
+    """What the journal of one deployment says, read back."""
+
+    token: str
+    header: dict[str, Any] = field(default_factory=dict)
+    started_ops: int = 0
+    nodes: dict[str, NodeProcess] = field(default_factory=dict)
+    uid_bases: dict[str, int] = field(default_factory=dict)
+    state: str = "applying"
+    error: str | None = None
+
+    @property
+    def lab(self) -> str:
+        return str(self.header.get("lab", ""))
+
+
+class Journal:
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self._open: dict[str, IO[str]] = {}
+
+    def path(self, token: str) -> Path:
+        return self.directory / f"{token}.json"
+
+    def append(self, token: str, entry: dict[str, Any]) -> None:
+        stream = self._open.get(token)
+        if stream is None:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            stream = self._open[token] = self.path(token).open("a", encoding="utf-8")
+        stream.write(json.dumps(entry, separators=(",", ":")) + "\n")
+        stream.flush()
+
+    def close(self, token: str) -> None:
+        stream = self._open.pop(token, None)
+        if stream is not None:
+            stream.close()
+
+    def read(self, token: str) -> Record | None:
+        try:
+            text = self.path(token).read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return None
+        record = Record(token)
+        for line in text.splitlines():
+            with contextlib.suppress(json.JSONDecodeError):  # a line cut by a crash
+                self._apply(record, json.loads(line))
+        return record
+
+    @staticmethod
+    def _apply(record: Record, entry: dict[str, Any]) -> None:
+        if "plan" in entry:
+            record.header = entry
+            record.state, record.error = "applying", None
+        elif "op" in entry:
+            record.started_ops = int(entry["op"]) + 1
+        elif "node" in entry:
+            name = str(entry["node"])
+            record.nodes[name] = NodeProcess(int(entry["pid"]), int(entry["start"]))
+            if entry.get("uid_base") is not None:
+                record.uid_bases[name] = int(entry["uid_base"])
+        elif "state" in entry:
+            record.state = str(entry["state"])
+            record.error = entry.get("error")
+
+    def remove(self, token: str) -> bool:
+        self.close(token)
+        try:
+            self.path(token).unlink()
+        except FileNotFoundError:
+            return False
+        return True
+
+    def tokens(self) -> list[str]:
+        if not self.directory.is_dir():
+            return []
+        return sorted(p.stem for p in self.directory.glob("*.json"))
+
+    def find(self, name: str) -> str | None:
+        """The token of a deployment given its token or its lab's name."""
+        if self.path(name).exists():
+            return name
+        for token in self.tokens():
+            record = self.read(token)
+            if record is not None and record.lab == name:
+                return token
+        return None

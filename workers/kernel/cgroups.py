@@ -1,0 +1,327 @@
+"""cgroups on v2, v1 and hybrid hosts: the `labmgr` parent, node cgroups under it, limits
+written then read back (v2 keys translated to v1 files), and killing a cgroup's processes.
+
+Plans speak cgroup v2 (`memory.max`, `cpu.max`, ...). On a v1/hybrid host a node cgroup
+is one directory per managed v1 hierarchy, and each v2 key maps to its v1 file(s).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import signal
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+PARENT = "labmgr"
+MOUNTINFO = Path("/proc/self/mountinfo")
+# v1 controllers a node cgroup lives in: the limits' controllers plus accounting and the
+# freezer, which teardown uses to stop every process before killing it.
+V1_MANAGED = ("cpu", "cpuacct", "memory", "pids", "blkio", "freezer")
+V2_ENABLED = ("cpu", "memory", "pids", "io")
+# The controller each v2 key needs, for the facts check.
+KEY_CONTROLLER = {
+    "cpu.max": "cpu",
+    "cpu.weight": "cpu",
+    "memory.max": "memory",
+    "memory.swap.max": "memory",
+    "pids.max": "pids",
+    "io.weight": "io",
+    "io.max": "io",
+}
+V1_CONTROLLER_NAME = {"io": "blkio"}
+V1_UNLIMITED = "-1"
+
+
+class CgroupError(Exception):
+    """A limit could not be written or did not read back as written."""
+
+
+@dataclass(frozen=True)
+class CgroupLayout:
+    """Where the cgroup filesystems are mounted: `unified` is the cgroup2 mount (if any),
+    `v1` maps each v1 controller to its hierarchy's mount point."""
+
+    unified: Path | None
+    v1: dict[str, Path]
+
+    @property
+    def mode(self) -> str:
+        if self.v1 and self.unified is not None:
+            return "hybrid"
+        return "v1" if self.v1 else "v2"
+
+    @property
+    def controllers(self) -> tuple[str, ...]:
+        if self.mode == "v2" and self.unified is not None:
+            text = (self.unified / "cgroup.controllers").read_text()
+            return tuple(sorted(text.split()))
+        return tuple(sorted(self.v1))
+
+    def hierarchies(self) -> list[Path]:
+        """The mount points a node cgroup has a directory in, each once."""
+        if self.mode == "v2":
+            return [self.unified] if self.unified is not None else []
+        seen: dict[Path, None] = {}
+        for name in V1_MANAGED:
+            if name in self.v1:
+                seen[self.v1[name]] = None
+        return list(seen)
+
+
+def detect_layout(mountinfo: str | None = None) -> CgroupLayout:
+    """Read the cgroup mounts of this mount namespace; assume nothing about the host."""
+    text = MOUNTINFO.read_text() if mountinfo is None else mountinfo
+    unified: Path | None = None
+    v1: dict[str, Path] = {}
+    for line in text.splitlines():
+        fields = line.split()
+        sep = fields.index("-")
+        mount_point, fstype, super_opts = Path(fields[4]), fields[sep + 1], fields[sep + 3]
+        if fstype == "cgroup2" and unified is None:
+            unified = mount_point
+        elif fstype == "cgroup":
+            for opt in super_opts.split(","):
+                if opt not in ("rw", "ro") and "=" not in opt and opt not in v1:
+                    v1[opt] = mount_point
+    return CgroupLayout(unified=unified, v1=v1)
+
+
+def _v1_cpu_shares(weight: int) -> int:
+    # runc's mapping of cgroup v2 cpu.weight (1..10000) onto v1 cpu.shares (2..262144).
+    return 2 + ((weight - 1) * 262142) // 9999
+
+
+def _v1_blkio_weight(weight: int) -> int:
+    # runc's mapping of io.weight (1..10000) onto blkio.weight (10..1000).
+    return 10 + ((weight - 1) * 990) // 9999
+
+
+def v1_files(key: str, value: str, memory_max: str | None = None) -> list[tuple[str, str, str]]:
+    """(controller, file, value) writes standing for one v2 key on a v1 hierarchy."""
+    if key == "cpu.max":
+        quota, _, period = value.partition(" ")
+        period = period or "100000"
+        quota = V1_UNLIMITED if quota == "max" else quota
+        return [("cpu", "cpu.cfs_period_us", period), ("cpu", "cpu.cfs_quota_us", quota)]
+    if key == "cpu.weight":
+        return [("cpu", "cpu.shares", str(_v1_cpu_shares(int(value))))]
+    if key == "memory.max":
+        return [("memory", "memory.limit_in_bytes", V1_UNLIMITED if value == "max" else value)]
+    if key == "memory.swap.max":
+        # v1 limits memory + swap together; v2 limits swap alone.
+        if value == "max" or memory_max is None or memory_max == "max":
+            return [("memory", "memory.memsw.limit_in_bytes", V1_UNLIMITED)]
+        return [("memory", "memory.memsw.limit_in_bytes", str(int(memory_max) + int(value)))]
+    if key == "pids.max":
+        return [("pids", "pids.max", value)]
+    if key == "io.weight":
+        weight = int(value.split()[-1])
+        return [("blkio", "blkio.weight", str(_v1_blkio_weight(weight)))]
+    if key == "io.max":
+        device, *settings = value.split()
+        files = {
+            "rbps": "blkio.throttle.read_bps_device",
+            "wbps": "blkio.throttle.write_bps_device",
+            "riops": "blkio.throttle.read_iops_device",
+            "wiops": "blkio.throttle.write_iops_device",
+        }
+        writes = []
+        for setting in settings:
+            name, _, amount = setting.partition("=")
+            writes.append(("blkio", files[name], f"{device} {0 if amount == 'max' else amount}"))
+        return writes
+    raise CgroupError(f"unknown cgroup key {key}")
+
+
+def _reads_back(written: str, read: str) -> bool:
+    """Whether a file's content matches what was written, allowing the kernel's own
+    rounding (memory limits round down to a page) and v1's spelling of "no limit"."""
+    read = read.strip()
+    if read == written:
+        return True
+    if written in (V1_UNLIMITED, "max") and read in ("max", "9223372036854771712"):
+        return True
+    if written.isdigit() and read.isdigit():
+        return 0 <= int(written) - int(read) < 65536
+    return " ".join(read.split()) in (written, " ".join(written.split()))
+
+
+class Cgroups:
+    """The labmgr cgroups of this host. `rel` paths ("lm1/n0") are below the parent."""
+
+    def __init__(self, layout: CgroupLayout | None = None) -> None:
+        self.layout = layout or detect_layout()
+        self._memory_max: dict[str, str] = {}
+
+    def dirs(self, rel: str) -> list[Path]:
+        return [h / PARENT / rel for h in self.layout.hierarchies()]
+
+    def procs_files(self, rel: str) -> list[Path]:
+        return [d / "cgroup.procs" for d in self.dirs(rel)]
+
+    def ensure_parent(self) -> None:
+        for hierarchy in self.layout.hierarchies():
+            parent = hierarchy / PARENT
+            parent.mkdir(exist_ok=True)
+            if self.layout.mode == "v2":
+                self._enable_controllers(hierarchy)
+                self._enable_controllers(parent)
+            elif (hierarchy / "memory.use_hierarchy").exists():
+                with contextlib.suppress(OSError):
+                    (parent / "memory.use_hierarchy").write_text("1")
+
+    def _enable_controllers(self, directory: Path) -> None:
+        available = set((directory / "cgroup.controllers").read_text().split())
+        wanted = " ".join(f"+{c}" for c in V2_ENABLED if c in available)
+        if wanted:
+            (directory / "cgroup.subtree_control").write_text(wanted)
+
+    def ensure(self, rel: str) -> bool:
+        """Create the cgroup (and its parents); True when it was created."""
+        self.ensure_parent()
+        created = False
+        for directory in self.dirs(rel):
+            # Intermediate levels ("lm1") also need v2 controllers delegated downwards.
+            for level in reversed([directory, *directory.parents]):
+                if PARENT not in level.parts or level.exists():
+                    continue
+                level.mkdir()
+                created = True
+                if self.layout.mode == "v2" and level != directory:
+                    self._enable_controllers(level)
+        return created
+
+    def set_limit(self, rel: str, key: str, value: str) -> None:
+        """Write one v2-style limit, translated for v1, and check that it reads back."""
+        if self.layout.mode == "v2":
+            self._write_checked(self.dirs(rel)[0] / key, value)
+            return
+        if key == "memory.max":
+            self._memory_max[rel] = value
+        for controller, name, content in v1_files(key, value, self._memory_max.get(rel)):
+            hierarchy = self.layout.v1.get(controller)
+            if hierarchy is None:
+                raise CgroupError(f"the host has no {controller} cgroup controller for {key}")
+            self._write_checked(hierarchy / PARENT / rel / name, content)
+
+    def _write_checked(self, path: Path, value: str) -> None:
+        try:
+            path.write_text(value)
+        except OSError as exc:
+            raise CgroupError(f"cannot write {value!r} to {path}: {exc.strerror}") from exc
+        read = path.read_text()
+        if not _reads_back(value, read.splitlines()[-1] if read.strip() else ""):
+            raise CgroupError(f"{path} reads {read.strip()!r} after writing {value!r}")
+
+    def read(self, rel: str, name: str) -> str | None:
+        """A cgroup file of the node (v1: searched in every hierarchy), None if absent."""
+        for directory in self.dirs(rel):
+            with contextlib.suppress(FileNotFoundError):
+                return (directory / name).read_text()
+        return None
+
+    def pids(self, rel: str) -> set[int]:
+        """Every process in the cgroup or below it."""
+        found: set[int] = set()
+        for directory in self.dirs(rel):
+            if not directory.exists():
+                continue
+            for procs in directory.rglob("cgroup.procs"):
+                with contextlib.suppress(FileNotFoundError):
+                    found.update(int(p) for p in procs.read_text().split())
+        return found
+
+    def kill(self, rel: str, timeout: float = 5.0) -> int:
+        """Kill every process in the cgroup subtree and wait until none is left.
+
+        v2 writes cgroup.kill; v1 freezes the subtree first so that nothing forks while
+        it is being killed, then kills and thaws. Returns how many processes were seen.
+        """
+        seen = self.pids(rel)
+        if not seen:
+            return 0
+        if self.layout.mode == "v2":
+            kill_file = self.dirs(rel)[0] / "cgroup.kill"
+            if kill_file.exists():
+                kill_file.write_text("1")
+            else:
+                _kill_all(seen)
+        else:
+            self._freeze_kill_thaw(rel, seen)
+        self._wait_empty(rel, seen, timeout)
+        return len(seen)
+
+    def _freeze_kill_thaw(self, rel: str, seen: set[int]) -> None:
+        freezer = self.layout.v1.get("freezer")
+        state = freezer / PARENT / rel / "freezer.state" if freezer else None
+        if state is not None and state.exists():
+            state.write_text("FROZEN")
+        _kill_all(seen | self.pids(rel))
+        if state is not None and state.exists():
+            state.write_text("THAWED")
+
+    def _wait_empty(self, rel: str, seen: set[int], timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while True:
+            left = self.pids(rel)
+            reap(seen)
+            if not left:
+                return
+            if time.monotonic() > deadline:
+                raise CgroupError(f"processes {sorted(left)} outlived SIGKILL in {rel}")
+            _kill_all(left)
+            time.sleep(0.002)
+
+    def remove(self, rel: str) -> bool:
+        """Remove the cgroup subtree (processes must be gone); False if already gone."""
+        removed = False
+        for directory in self.dirs(rel):
+            if not directory.exists():
+                continue
+            for sub in sorted(directory.rglob("*"), key=lambda p: len(p.parts), reverse=True):
+                if sub.is_dir():
+                    _rmdir(sub)
+            _rmdir(directory)
+            removed = True
+        return removed
+
+    def children(self) -> list[str]:
+        """Top-level names under the labmgr parent (deployment tokens), all hierarchies."""
+        names: set[str] = set()
+        for hierarchy in self.layout.hierarchies():
+            parent = hierarchy / PARENT
+            if parent.is_dir():
+                names.update(p.name for p in parent.iterdir() if p.is_dir())
+        return sorted(names)
+
+
+def _kill_all(pids: Iterable[int]) -> None:
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+
+
+def reap(pids: Iterable[int]) -> None:
+    """Reap those of `pids` that are this process's exited children (node inits it
+    adopted as a subreaper); others' children are left alone."""
+    for pid in pids:
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(pid, os.WNOHANG)
+
+
+def _rmdir(path: Path, attempts: int = 100) -> None:
+    for attempt in range(attempts):
+        try:
+            path.rmdir()
+            return
+        except FileNotFoundError:
+            return
+        except OSError as exc:
+            # A cgroup stays busy for a moment after its last process exited.
+            if exc.errno != errno.EBUSY or attempt == attempts - 1:
+                raise
+            time.sleep(0.005)

@@ -1,0 +1,145 @@
+"""The real driver: the kernel subsystems of one job, run on the calling thread inside the
+job's root network namespace (the host's, or a simulated host's)."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from labplan import ops
+from workers.driver import Interface
+from workers.kernel import firewall, processes
+from workers.kernel.cgroups import Cgroups
+from workers.kernel.firewall import Firewall
+from workers.kernel.links import Links
+from workers.kernel.netns import Namespaces
+from workers.kernel.processes import NodeProcess, Processes
+from workers.kernel.qdiscs import Qdiscs
+
+
+class KernelDriver:
+    def __init__(self, data_dir: Path, lminit: Path, root_netns: str | None = None) -> None:
+        self.data_dir = data_dir
+        self.ns = Namespaces(root_netns)
+        self.links = Links(self.ns)
+        self.qdiscs = Qdiscs(self.links)
+        self.cgroups = Cgroups()
+        self.processes = Processes(lminit, data_dir)
+
+    def close(self) -> None:
+        self.ns.close()
+
+    def ensure_netns(self, name: str) -> bool:
+        return self.ns.ensure(name)
+
+    def remove_netns(self, name: str) -> bool:
+        return self.ns.remove(name)
+
+    def netns_names(self, prefix: str) -> list[str]:
+        return self.ns.names(prefix)
+
+    def interfaces(self, netns: str | None) -> list[Interface]:
+        ipr = self.ns.ipr(netns)
+        addresses: dict[int, list[str]] = {}
+        for addr in ipr.get_addr(family=2):
+            addresses.setdefault(addr["index"], []).append(
+                f"{addr.get('IFA_ADDRESS')}/{addr['prefixlen']}"
+            )
+        return [
+            Interface(str(link.get("ifname")), tuple(addresses.get(link["index"], ())))
+            for link in ipr.get_links()
+        ]
+
+    def ensure_cgroup(self, rel: str) -> bool:
+        return self.cgroups.ensure(rel)
+
+    def set_cgroup_limit(self, rel: str, key: str, value: str) -> None:
+        self.cgroups.set_limit(rel, key, value)
+
+    def kill_cgroup(self, rel: str) -> int:
+        return self.cgroups.kill(rel)
+
+    def remove_cgroup(self, rel: str) -> bool:
+        return self.cgroups.remove(rel)
+
+    def cgroup_children(self) -> list[str]:
+        return self.cgroups.children()
+
+    def ensure_bridge(self, op: ops.CreateBridge) -> bool:
+        return self.links.ensure_bridge(op.name, op.mtu, op.group, op.alias)
+
+    def ensure_veth(self, op: ops.CreateVethPair) -> bool:
+        return self.links.ensure_veth(
+            op.name, op.peer_netns, op.peer_ifname, op.peer_mac, op.mtu, op.group, op.alias
+        )
+
+    def attach(self, link: str, bridge: str) -> None:
+        self.links.attach(link, bridge)
+
+    def ensure_macvlan(self, op: ops.CreateMacvlan) -> bool:
+        return self.links.ensure_macvlan(op.parent, op.netns, op.ifname, op.mode, op.mac, op.mtu)
+
+    def ensure_ipvlan(self, op: ops.CreateIpvlan) -> bool:
+        return self.links.ensure_ipvlan(op.parent, op.netns, op.ifname, op.mode, op.mtu)
+
+    def ensure_vxlan(self, op: ops.CreateVxlan) -> bool:
+        return self.links.ensure_vxlan(
+            op.name, op.vni, op.port, op.local, op.bridge, op.mtu, op.group, op.alias
+        )
+
+    def ensure_fdb(self, vxlan: str, dst: str) -> None:
+        self.links.ensure_fdb(vxlan, dst)
+
+    def set_up(self, netns: str | None, ifname: str) -> None:
+        self.links.set_up(netns, ifname)
+
+    def ensure_address(self, netns: str | None, ifname: str, address: str) -> None:
+        self.links.ensure_address(netns, ifname, address)
+
+    def ensure_route(self, netns: str, dst: str, via: str) -> None:
+        self.links.ensure_route(netns, dst, via)
+
+    def set_shaping(self, op: ops.SetShaping) -> None:
+        self.qdiscs.set_shaping(op.netns, op.ifname, op.rate, op.delay, op.jitter, op.loss)
+
+    def remove_link_group(self, group: int) -> None:
+        self.links.remove_group(group)
+
+    def remove_link(self, name: str) -> bool:
+        return self.links.remove(name)
+
+    def host_links(self) -> list[tuple[str, str | None]]:
+        return [(link.name, link.alias) for link in self.links.host_links()]
+
+    def set_nat(self, token: str, bridge: str, subnet: str) -> None:
+        Firewall(token).set_nat(bridge, subnet)
+
+    def isolate(self, token: str, bridge: str, subnet: str) -> None:
+        Firewall(token).isolate(bridge, subnet)
+
+    def remove_firewall(self, token: str) -> bool:
+        return Firewall(token).remove()
+
+    def firewall_tables(self) -> list[str]:
+        return firewall.tables("lm")
+
+    def spawn(self, op: ops.SpawnNode, token: str, uid_base: int | None) -> NodeProcess:
+        netns_path = str(self.ns.path(op.netns)) if op.netns else self.ns.root_path
+        return self.processes.spawn(
+            op,
+            token=token,
+            netns_path=netns_path,
+            cgroup_procs=self.cgroups.procs_files(op.cgroup),
+            uid_base=uid_base,
+        )
+
+    def alive(self, process: NodeProcess) -> bool:
+        return processes.alive(process)
+
+    def remove_files(self, token: str) -> bool:
+        found = False
+        for directory in (self.data_dir / "run" / token, self.data_dir / "logs" / token):
+            if directory.exists():
+                shutil.rmtree(directory, ignore_errors=True)
+                found = True
+        return found

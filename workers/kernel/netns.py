@@ -1,0 +1,159 @@
+"""Network namespaces and the job's netlink sockets: one socket per namespace, opened
+in-process after `setns` (no helper process per namespace, see PERF.md).
+
+Everything here runs on the calling thread: `setns(CLONE_NEWNET)` moves one thread
+only, so an agent runs a job on one thread from start to end. The job's "root"
+namespace is the host's own, or for a simulated host, the namespace standing for it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+from pyroute2 import IPRoute  # type: ignore[import-untyped]
+
+from workers.kernel import syscalls
+
+RUN_DIR = Path("/run/netns")
+THREAD_NETNS = "/proc/thread-self/ns/net"
+# Docker's choice: any group may open ICMP echo sockets, so `ping` works for root in a
+# user namespace, which has no CAP_NET_RAW over a netns the agent made.
+NODE_SYSCTLS = {"net/ipv4/ping_group_range": "0 2147483647"}
+
+
+class Namespaces:
+    """The job's namespaces on the current thread, entered into `root` until closed."""
+
+    def __init__(self, root: str | None = None, run_dir: Path = RUN_DIR) -> None:
+        self.run_dir = run_dir
+        self._origin = os.open(THREAD_NETNS, os.O_RDONLY | os.O_CLOEXEC)
+        self._root = os.open(root or THREAD_NETNS, os.O_RDONLY | os.O_CLOEXEC)
+        syscalls.setns(self._root, syscalls.CLONE_NEWNET)
+        self._sockets: dict[str | None, IPRoute] = {}
+
+    def close(self) -> None:
+        for sock in self._sockets.values():
+            sock.close()
+        self._sockets.clear()
+        syscalls.setns(self._origin, syscalls.CLONE_NEWNET)
+        os.close(self._root)
+        os.close(self._origin)
+
+    def __enter__(self) -> Namespaces:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def root_path(self) -> str:
+        """A path naming the root namespace, for child processes that must join it."""
+        return f"/proc/{os.getpid()}/fd/{self._root}"
+
+    def path(self, name: str) -> Path:
+        return self.run_dir / name
+
+    def ipr(self, netns: str | None) -> IPRoute:
+        """The job's socket in `netns` (None: the root namespace), opened on first use."""
+        sock = self._sockets.get(netns)
+        if sock is None:
+            with self.entered(netns):
+                sock = self._sockets[netns] = IPRoute()
+        return sock
+
+    @contextlib.contextmanager
+    def entered(self, netns: str | None) -> Iterator[None]:
+        """Run the block on this thread inside `netns` (sockets and /proc/sys/net opened
+        there belong to it), then come back to the root namespace."""
+        if netns is None:
+            yield
+            return
+        fd = os.open(self.path(netns), os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            syscalls.setns(fd, syscalls.CLONE_NEWNET)
+            try:
+                yield
+            finally:
+                syscalls.setns(self._root, syscalls.CLONE_NEWNET)
+        finally:
+            os.close(fd)
+
+    def exists(self, name: str) -> bool:
+        return os.path.ismount(self.path(name))
+
+    def ensure(self, name: str) -> bool:
+        """Create the named namespace unless it exists; True when it was created."""
+        if self.exists(name):
+            return False
+        self._ensure_run_dir()
+        path = self.path(name)
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()  # a mount point left by a crash between create and mount
+        path.touch(mode=0o444, exist_ok=False)
+        try:
+            syscalls.unshare(syscalls.CLONE_NEWNET)
+            try:
+                syscalls.mount(THREAD_NETNS, str(path), None, syscalls.MS_BIND, None)
+                self._prepare_current(name)
+            finally:
+                syscalls.setns(self._root, syscalls.CLONE_NEWNET)
+        except BaseException:
+            self.remove(name)
+            raise
+        return True
+
+    def _prepare_current(self, name: str) -> None:
+        """Open the job's socket in the namespace just made, bring `lo` up, set sysctls."""
+        sock = self._sockets[name] = IPRoute()
+        sock.link("set", index=1, state="up")
+        for key, value in NODE_SYSCTLS.items():
+            Path("/proc/sys", key).write_text(value)
+
+    def remove(self, name: str, attempts: int = 50) -> bool:
+        """Delete the named namespace; False when it was already gone.
+
+        Unlinking the mount point fails with EBUSY for a moment after the last process
+        in the namespace died, so it is retried briefly.
+        """
+        sock = self._sockets.pop(name, None)
+        if sock is not None:
+            sock.close()
+        path = self.path(name)
+        if not path.exists():
+            return False
+        with contextlib.suppress(OSError):
+            syscalls.umount2(str(path), syscalls.MNT_DETACH)
+        for attempt in range(attempts):
+            try:
+                path.unlink()
+                return True
+            except FileNotFoundError:
+                return False
+            except OSError as exc:
+                if exc.errno != errno.EBUSY or attempt == attempts - 1:
+                    raise
+                time.sleep(0.01)
+        return True
+
+    def names(self, prefix: str) -> list[str]:
+        """Namespaces under the run directory whose name starts with `prefix`."""
+        if not self.run_dir.is_dir():
+            return []
+        return sorted(p.name for p in self.run_dir.iterdir() if p.name.startswith(prefix))
+
+    def _ensure_run_dir(self) -> None:
+        """Like iproute2: the run directory is a shared mount, so namespaces bound in it
+        are seen by every mount namespace that is its peer."""
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        # Not os.path.ismount: a bind mount of a directory of the same filesystem has the
+        # same device as its parent, so only the mount table tells.
+        mounts = Path("/proc/thread-self/mountinfo").read_text().splitlines()
+        if any(line.split()[4] == str(self.run_dir) for line in mounts):
+            return
+        syscalls.mount(str(self.run_dir), str(self.run_dir), None, syscalls.MS_BIND, None)
+        syscalls.mount("none", str(self.run_dir), None, syscalls.MS_SHARED | syscalls.MS_REC, None)
