@@ -167,9 +167,9 @@ def render_op(op: Op) -> list[str]:
             target = "default" if dst == "0.0.0.0/0" else dst
             return [f"{_ip(netns)} route add {target} via {via}"]
         case SetNat():
-            return ["sysctl -qw net.ipv4.ip_forward=1", *_firewall(op, "-A")]
+            return ["sysctl -qw net.ipv4.ip_forward=1", *_firewall(op, add=True)]
         case IsolateBridge():
-            return _firewall(op, "-I")
+            return _firewall(op, add=True)
         case SetShaping():
             return _shaping_lines(op)
         case SpawnNode():
@@ -177,15 +177,24 @@ def render_op(op: Op) -> list[str]:
     raise ValueError(f"no rendering for operation {op.kind!r}")  # pragma: no cover
 
 
-def _firewall(op: SetNat | IsolateBridge, action: str) -> list[str]:
-    """The iptables rules of a NAT or isolation op; `action` -A/-I adds them, -D deletes."""
+def _firewall(op: SetNat | IsolateBridge, add: bool) -> list[str]:
+    """The iptables rules of a NAT or isolation op, to add or to delete.
+
+    A NATed bridge may send out of the host but not into another labmgr link ("lm+"):
+    two labs, or two bridges of one lab, never reach each other through the host. Its own
+    ports stay reachable (br_netfilter may show bridged frames to FORWARD).
+    """
+    append, insert = ("-A", "-I") if add else ("-D", "-D")
+    b = op.bridge
     if isinstance(op, SetNat):
         return [
-            f"iptables -t nat {action} POSTROUTING -s {op.subnet} ! -o {op.bridge} -j MASQUERADE"
+            f"iptables -t nat {append} POSTROUTING -s {op.subnet} ! -o {b} -j MASQUERADE",
+            f"iptables {insert} FORWARD -i {b} -o lm+ -j DROP",
+            f"iptables {insert} FORWARD -i {b} -o {b} -j ACCEPT",
         ]
     return [
-        f"iptables {action} FORWARD -i {op.bridge} ! -o {op.bridge} -j DROP",
-        f"iptables {action} FORWARD -o {op.bridge} ! -i {op.bridge} -j DROP",
+        f"iptables {insert} FORWARD -i {b} ! -o {b} -j DROP",
+        f"iptables {insert} FORWARD -o {b} ! -i {b} -j DROP",
     ]
 
 
@@ -285,7 +294,7 @@ def _teardown_lines(host: HostPlan) -> Iterator[str]:
     if rules:
         yield "# firewall rules"
         for op in rules:
-            yield from _firewall(op, "-D")
+            yield from _firewall(op, add=False)
     if cgroups:
         yield "# cgroups, children first, and the nodes' files"
         yield from (f"rmdir {_cgroup_dir(c)}" for c in reversed(cgroups))

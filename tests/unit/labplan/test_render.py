@@ -93,10 +93,12 @@ def test_cgroup_limits_are_file_writes_under_the_labmgr_parent() -> None:
     ]
 
 
-def test_nat_and_isolation_render_as_iptables_rules() -> None:
+def test_nat_renders_as_masquerade_and_a_bridge_never_forwards_into_another_lab_link() -> None:
     assert render_op(SetNat("lm1-b0", "10.10.0.0/24")) == [
         "sysctl -qw net.ipv4.ip_forward=1",
         "iptables -t nat -A POSTROUTING -s 10.10.0.0/24 ! -o lm1-b0 -j MASQUERADE",
+        "iptables -I FORWARD -i lm1-b0 -o lm+ -j DROP",
+        "iptables -I FORWARD -i lm1-b0 -o lm1-b0 -j ACCEPT",
     ]
     assert render_op(IsolateBridge("lm1-b0", "10.10.0.0/24")) == [
         "iptables -I FORWARD -i lm1-b0 ! -o lm1-b0 -j DROP",
@@ -194,6 +196,8 @@ def test_teardown_kills_the_nodes_deletes_the_link_group_then_namespaces_and_cgr
         "ip netns delete lm1-n0",
         "# firewall rules",
         "iptables -t nat -D POSTROUTING -s 10.10.0.0/24 ! -o lm1-b0 -j MASQUERADE",
+        "iptables -D FORWARD -i lm1-b0 -o lm+ -j DROP",
+        "iptables -D FORWARD -i lm1-b0 -o lm1-b0 -j ACCEPT",
         "# cgroups, children first, and the nodes' files",
         "rmdir /sys/fs/cgroup/labmgr/lm1/n0",
         "rmdir /sys/fs/cgroup/labmgr/lm1",
