@@ -79,7 +79,12 @@ class Firewall:
         self._chain(
             f"iso_{_ident(bridge)}",
             "type filter hook forward priority filter",
-            [f'iifname "{bridge}" drop', f'oifname "{bridge}" drop'],
+            # Both names are checked: with br_netfilter, frames bridged between two ports
+            # of this bridge pass the forward hook too, in and out through the bridge.
+            [
+                f'iifname "{bridge}" oifname != "{bridge}" drop',
+                f'oifname "{bridge}" iifname != "{bridge}" drop',
+            ],
         )
 
     def remove(self) -> bool:

@@ -1,0 +1,117 @@
+"""Kernel tests: real namespaces, links, cgroups and processes, as root.
+
+Every lab gets a deployment id of its own (from this process's pid), and every test ends
+by destroying it and proving, by listing the kernel, that nothing of it is left.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from labplan import codec, labfile, naming
+from labplan.compiler import compile_plan
+from workers.agent import kernel_executor
+from workers.executor import ApplyResult, Executor
+from workers.facts import Facts, probe
+from workers.kernel import firewall
+from workers.kernel.cgroups import Cgroups
+from workers.kernel.processes import Processes
+
+PYTHON = "/usr/bin/python3"
+_ids = itertools.count()
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if "tests/kernel" in str(item.fspath):
+            item.add_marker(pytest.mark.kernel)
+            if os.geteuid() != 0:
+                item.add_marker(pytest.mark.skip(reason="kernel tests need root"))
+
+
+def new_deployment() -> int:
+    """A deployment id no other test (or test run) of this machine uses now."""
+    return 2_000_000_000 + (os.getpid() % 100_000) * 100 + next(_ids)
+
+
+@pytest.fixture(scope="session")
+def facts() -> Facts:
+    return probe()
+
+
+def leftovers(token: str) -> list[str]:
+    """Every kernel object of the deployment still there, found by listing the kernel."""
+    found = [f"netns {n}" for n in sorted(os.listdir("/run/netns")) if n.startswith(token + "-")]
+    links = subprocess.run(["ip", "-o", "link", "show"], capture_output=True, text=True).stdout
+    found += [f"link {line}" for line in links.splitlines() if f" {token}-" in line]
+    found += [f"cgroup {d}" for d in Cgroups().dirs(token) if d.exists()]
+    found += [f"nft table {t}" for t in firewall.tables(token) if t == token]
+    return found
+
+
+@dataclass
+class Lab:
+    executor: Executor
+    token: str
+    result: ApplyResult
+
+    def pid(self, node: str) -> int:
+        return next(n.pid for n in self.result.nodes if n.name == node)
+
+    def cgroup(self, node: str) -> str:
+        record = self.executor.journal.read(self.token)
+        assert record is not None
+        plan = codec.plan_from_dict(record.header["plan"]).for_host(record.header["host"])
+        assert plan is not None
+        return next(op.cgroup for op in plan.ops if getattr(op, "node", None) == node)
+
+    def run(
+        self, node: str, *command: str, timeout: float = 20
+    ) -> subprocess.CompletedProcess[str]:
+        """Run a command inside the node, the way `python -m workers exec` does."""
+        processes = Processes(self.executor.data_dir / "bin" / "lminit", self.executor.data_dir)
+        procs = Cgroups().procs_files(self.cgroup(node))
+        done = processes.run(self.pid(node), procs, command, {}, timeout=timeout)
+        return subprocess.CompletedProcess(
+            done.args, done.returncode, done.stdout.decode(), done.stderr.decode()
+        )
+
+    def ping(self, node: str, address: str) -> bool:
+        return self.run(node, "ping", "-c1", "-W1", address).returncode == 0
+
+
+def compile_dict(data: dict[str, Any], deployment: int, **kwargs: Any) -> dict[str, Any]:
+    plan = compile_plan(labfile.validate(data), deployment=deployment, **kwargs)
+    return codec.plan_to_dict(plan)
+
+
+@pytest.fixture
+def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("agent")
+
+
+@pytest.fixture
+def build(data_dir: Path) -> Iterator[Any]:
+    """Build labs from labfile dicts; destroys them after the test and proves it."""
+    built: list[tuple[Executor, str]] = []
+
+    def _build(data: dict[str, Any]) -> Lab:
+        deployment = new_deployment()
+        executor = kernel_executor(data_dir)
+        token = naming.deployment_token(deployment)
+        built.append((executor, token))
+        result = executor.apply(compile_dict(data, deployment), "local")
+        return Lab(executor, token, result)
+
+    yield _build
+    for executor, token in built:
+        executor.destroy(token)
+        assert leftovers(token) == []
