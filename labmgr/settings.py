@@ -166,6 +166,12 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": f"{STATIC_URL}vendor/swagger-ui",
     "SWAGGER_UI_FAVICON_HREF": f"{STATIC_URL}vendor/swagger-ui/favicon-32x32.png",
     "COMPONENT_SPLIT_REQUEST": True,
+    "PREPROCESSING_HOOKS": ["labmgr.api.routers.drop_slashless_twins"],
+    "ENUM_NAME_OVERRIDES": {
+        "DeploymentStatusEnum": "labmgr.deployments.choices.DeploymentStatus",
+        "HostStatusEnum": "labmgr.hosts.choices.HostStatus",
+        "StepStatusEnum": "labmgr.deployments.choices.StepStatus",
+    },
 }
 
 LOGGING = {

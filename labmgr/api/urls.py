@@ -2,15 +2,14 @@
 
 from django.urls import path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
-from rest_framework.routers import DefaultRouter
 
+from labmgr.api.routers import OptionalSlashRouter
 from labmgr.api.views import LabfileSchemaView
 from labmgr.deployments.api.urls import router as deployments_router
 from labmgr.hosts.api.urls import router as hosts_router
 from labmgr.labs.api.urls import router as labs_router
 
-# "/?": the issue tracker writes `/api/deployments/{id}` without the slash; both work.
-router = DefaultRouter(trailing_slash="/?")
+router = OptionalSlashRouter()
 for app_router in (labs_router, hosts_router, deployments_router):
     router.registry.extend(app_router.registry)
 

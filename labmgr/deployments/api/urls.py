@@ -1,8 +1,8 @@
-"""Routes of the deployments API."""
+"""Routes of the deployments API, gathered under /api/ by labmgr.api.urls."""
 
 from rest_framework.routers import SimpleRouter
 
 from labmgr.deployments.api.views import DeploymentViewSet
 
-router = SimpleRouter(trailing_slash="/?")
+router = SimpleRouter()
 router.register("deployments", DeploymentViewSet, basename="deployment")

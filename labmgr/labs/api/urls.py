@@ -1,8 +1,8 @@
-"""Routes of the labs API."""
+"""Routes of the labs API, gathered under /api/ by labmgr.api.urls."""
 
 from rest_framework.routers import SimpleRouter
 
 from labmgr.labs.api.views import LabViewSet
 
-router = SimpleRouter(trailing_slash="/?")
+router = SimpleRouter()
 router.register("labs", LabViewSet, basename="lab")

@@ -34,6 +34,11 @@ SMALL_LABFILE: dict[str, Any] = {
 }
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    # STATIC_ROOT exists only after collectstatic; the tests serve from the finders.
+    config.addinivalue_line("filterwarnings", "ignore:No directory at:UserWarning")
+
+
 def small_labfile(name: str = "demo", **changes: Any) -> dict[str, Any]:
     tree = copy.deepcopy(SMALL_LABFILE)
     tree["name"] = name
