@@ -1,0 +1,133 @@
+"""`python -m bench`: labmgr's deploy and teardown of N nodes on one bridge, against the
+kernel baseline (`ip -batch` + `unshare`) doing the same work in the same run.
+
+Prints a table of medians with min-max and the ratios PERF.md sets targets for, and writes
+the raw results as JSON. Needs root.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from bench.baseline import Baseline
+from bench.labmgr_run import LabmgrRun
+
+TARGETS = {
+    "deploy_ratio_200": 1.5,
+    "teardown_ratio_200": 1.5,
+    "growth_1000_200": 5.5,
+}
+
+
+def measure(
+    setup: Callable[[], object], teardown: Callable[[object], None], repeat: int
+) -> dict[str, list[float]]:
+    times: dict[str, list[float]] = {"setup": [], "teardown": []}
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        state = setup()
+        t1 = time.perf_counter()
+        teardown(state)
+        t2 = time.perf_counter()
+        times["setup"].append(t1 - t0)
+        times["teardown"].append(t2 - t1)
+    return times
+
+
+def summary(values: list[float]) -> str:
+    return f"{statistics.median(values):.3f} ({min(values):.3f}-{max(values):.3f})"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument(
+        "--sizes", default="10,50,200,1000", help="node counts (default %(default)s)"
+    )
+    parser.add_argument(
+        "--repeat", type=int, default=3, help="runs per measurement (default %(default)s)"
+    )
+    parser.add_argument(
+        "--json", default="bench/results/latest.json", help="where to write raw results"
+    )
+    args = parser.parse_args()
+    if os.geteuid() != 0:
+        print(
+            "python -m bench needs root: it builds real namespaces, links and cgroups",
+            file=sys.stderr,
+        )
+        return 2
+    sizes = [int(s) for s in args.sizes.split(",")]
+
+    results: dict[str, dict[int, dict[str, list[float]]]] = {"baseline": {}, "labmgr": {}}
+    with tempfile.TemporaryDirectory(prefix="labmgr-bench-") as tmp:
+        for n in sizes:
+            base = Baseline(n)
+            results["baseline"][n] = measure(base.setup, base.teardown, args.repeat)  # type: ignore[arg-type]
+            run = LabmgrRun(n, Path(tmp))
+            results["labmgr"][n] = measure(run.deploy, run.destroy, args.repeat)
+            run.check_clean()
+            print(f"  measured N={n}", file=sys.stderr)
+
+    med = {
+        k: {n: {p: statistics.median(v) for p, v in r.items()} for n, r in d.items()}
+        for k, d in results.items()
+    }
+    print(
+        f"\n{'N':>5}  {'baseline setup':>22} {'labmgr deploy':>22} {'ratio':>6}   "
+        f"{'baseline teardown':>22} {'labmgr destroy':>22} {'ratio':>6}"
+    )
+    for n in sizes:
+        b, lm = results["baseline"][n], results["labmgr"][n]
+        print(
+            f"{n:>5}  {summary(b['setup']):>22} {summary(lm['setup']):>22} "
+            f"{med['labmgr'][n]['setup'] / med['baseline'][n]['setup']:>6.2f}   "
+            f"{summary(b['teardown']):>22} {summary(lm['teardown']):>22} "
+            f"{med['labmgr'][n]['teardown'] / med['baseline'][n]['teardown']:>6.2f}"
+        )
+    ratios: dict[str, float] = {}
+    if 200 in sizes:
+        ratios["deploy_ratio_200"] = med["labmgr"][200]["setup"] / med["baseline"][200]["setup"]
+        ratios["teardown_ratio_200"] = (
+            med["labmgr"][200]["teardown"] / med["baseline"][200]["teardown"]
+        )
+    if 200 in sizes and 1000 in sizes:
+        ratios["growth_1000_200"] = med["labmgr"][1000]["setup"] / med["labmgr"][200]["setup"]
+    print()
+    for name, value in ratios.items():
+        verdict = "ok" if value <= TARGETS[name] else "MISSED"
+        print(f"{name:<20} {value:6.2f}  target <= {TARGETS[name]}  {verdict}")
+
+    out = Path(args.json)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(
+        json.dumps(
+            {
+                "machine": {
+                    "kernel": platform.release(),
+                    "cpus": os.cpu_count(),
+                    "python": platform.python_version(),
+                },
+                "repeat": args.repeat,
+                "results": {k: {str(n): r for n, r in d.items()} for k, d in results.items()},
+                "ratios": ratios,
+                "targets": TARGETS,
+            },
+            indent=2,
+        )
+        + "\n"
+    )
+    print(f"\nraw results: {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
