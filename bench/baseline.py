@@ -20,12 +20,13 @@ from pathlib import Path
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 PREFIX = "lmbase"  # bench-only names; labmgr's sweep finds them by the "lm" prefix too
 GROUP = 0xBA5E
+SUBNET = IPv4Network("10.200.0.0/16")
 
 
 @dataclass
 class Baseline:
     n: int
-    subnet: IPv4Network = IPv4Network("10.200.0.0/16")
+    subnet: IPv4Network = SUBNET
 
     def _ns(self, i: int) -> str:
         return f"{PREFIX}n{i}"
