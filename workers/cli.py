@@ -118,8 +118,7 @@ def cmd_exec(args: argparse.Namespace) -> int:
     pid, spawn = found
     command = args.command or ["/bin/sh"]
     env = {"HOSTNAME": spawn.hostname, **dict(spawn.environment)}
-    processes = Processes(Path(), executor.data_dir)
-    processes.lminit = executor.data_dir / "bin" / "lminit"
+    processes = Processes(executor.data_dir / "bin" / "lminit", executor.data_dir)
     argv = processes.exec_argv(pid, Cgroups().procs_files(spawn.cgroup), command, env)
     return subprocess.call(argv)
 

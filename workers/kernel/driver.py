@@ -33,6 +33,7 @@ class KernelDriver:
         return self.ns.ensure(name)
 
     def remove_netns(self, name: str) -> bool:
+        self.links.forget(name)
         return self.ns.remove(name)
 
     def netns_names(self, prefix: str) -> list[str]:

@@ -36,10 +36,24 @@ class Links:
 
     def __init__(self, namespaces: Namespaces) -> None:
         self.ns = namespaces
+        # ifindex by (netns, name) for the job: a lookup is a netlink round trip, and a
+        # link is used by several ops in a row (attach, up, address).
+        self._indexes: dict[tuple[str | None, str], int] = {}
 
     def index(self, netns: str | None, ifname: str) -> int | None:
+        cached = self._indexes.get((netns, ifname))
+        if cached is not None:
+            return cached
         found = self.ns.ipr(netns).link_lookup(ifname=ifname)
-        return int(found[0]) if found else None
+        if not found:
+            return None
+        self._indexes[(netns, ifname)] = int(found[0])
+        return int(found[0])
+
+    def forget(self, netns: str | None, ifname: str | None = None) -> None:
+        """Drop cached indexes of a removed link, or of every link of a namespace."""
+        for key in [k for k in self._indexes if k[0] == netns and ifname in (None, k[1])]:
+            del self._indexes[key]
 
     def need_index(self, netns: str | None, ifname: str) -> int:
         index = self.index(netns, ifname)
@@ -187,6 +201,7 @@ class Links:
 
     def remove_group(self, group: int) -> None:
         """Delete every root-namespace link of the group in one netlink call."""
+        self.forget(None)
         try:
             self.ns.ipr(None).link("del", group=group)
         except NetlinkError as exc:
@@ -197,6 +212,7 @@ class Links:
         index = self.index(None, name)
         if index is None:
             return False
+        self.forget(None, name)
         try:
             self.ns.ipr(None).link("del", index=index)
         except NetlinkError as exc:
