@@ -60,6 +60,16 @@ class _Dumper(yaml.SafeDumper):
         return True
 
 
+def _represent_str(dumper: yaml.SafeDumper, data: str) -> yaml.ScalarNode:
+    # YAML 1.1 readers fold NEL and the Unicode line separators unless they are escaped,
+    # which only the double-quoted style does.
+    style = '"' if any(c in data for c in "\x85\u2028\u2029") else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", data, style=style)
+
+
+_Dumper.add_representer(str, _represent_str)
+
+
 def _applies(option: Field, driver: str) -> bool:
     return option.drivers is None or driver in option.drivers
 

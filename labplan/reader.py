@@ -90,7 +90,10 @@ def read(text: str | bytes, *, fmt: str | None = None) -> object:
     syntax problem."""
     if fmt is not None and fmt not in FORMATS:
         raise ValueError(f"unknown labfile format {fmt!r}; use yaml or json")
-    raw = text.encode() if isinstance(text, str) else text
+    try:
+        raw = text.encode() if isinstance(text, str) else text
+    except UnicodeEncodeError:
+        raise _fail("the file is not valid Unicode text") from None
     if len(raw) > MAX_BYTES:
         raise _fail("the file is larger than 1 MiB")
     try:

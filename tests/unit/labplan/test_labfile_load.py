@@ -43,6 +43,10 @@ def test_it_refuses_bytes_that_are_not_utf8() -> None:
     assert load_errors(b"name: \xff\xfe") == ["the file is not UTF-8 text"]
 
 
+def test_it_refuses_text_with_lone_surrogates() -> None:
+    assert load_errors("name: \udc80") == ["the file is not valid Unicode text"]
+
+
 def test_it_refuses_a_document_that_is_not_a_mapping() -> None:
     assert load_errors("- labfile\n- 1\n") == [
         "the document is a list, not a mapping of keys (labfile, name, networks, nodes)"
