@@ -100,7 +100,10 @@ class LabAdmin(admin.ModelAdmin):
         )
 
     def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
-        """Everything was saved by the service in `save_model`."""
+        # The groups were saved by the service in `save_model`; the inlines are view only,
+        # so saving them writes nothing but gives the admin's change message its lists.
+        for formset in formsets:
+            self.save_formset(request, form, formset, change=change)
 
     def delete_model(self, request: HttpRequest, obj: Lab) -> None:
         services.lab_delete(lab=obj)

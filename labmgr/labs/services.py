@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+import yaml
 from django.contrib.auth.models import Group
 from django.db import IntegrityError, transaction
 
@@ -17,7 +18,7 @@ from labmgr.errors import ApplicationError, Conflict
 from labmgr.labs import selectors, spec
 from labmgr.labs.models import Lab
 from labplan import labfile as labfile_module
-from labplan.errors import LabfileError
+from labplan.errors import FieldError, LabfileError
 from labplan.model import Labfile
 
 
@@ -43,7 +44,7 @@ def lab_import(
     actor: Any = None,
 ) -> Lab:
     """A new lab from labfile text (YAML or JSON; detected when `fmt` is None)."""
-    labfile = labfile_module.load(text, fmt=fmt)
+    labfile = _load(text, fmt=fmt)
     _check_admin_fields(labfile, actor=actor or owner)
     return _create(owner=owner, labfile=labfile, shared_with=shared_with)
 
@@ -80,7 +81,7 @@ def lab_update_from_text(
     *, lab: Lab, text: str | bytes, fmt: str | None = None, actor: Any = None
 ) -> Lab:
     """Replace the lab's labfile with labfile text (the admin's "edit labfile" form)."""
-    labfile = labfile_module.load(text, fmt=fmt)
+    labfile = _load(text, fmt=fmt)
     return lab_update(lab=lab, labfile_tree=labfile_module.dump(labfile), actor=actor)
 
 
@@ -89,6 +90,17 @@ def lab_delete(*, lab: Lab) -> None:
     if selectors.lab_has_live_deployments(lab=lab):
         raise Conflict(f"Lab {lab.name!r} has a deployment that is not finished; destroy it first.")
     lab.delete()
+
+
+def _load(text: str | bytes, *, fmt: str | None) -> Labfile:
+    try:
+        return labfile_module.load(text, fmt=fmt)
+    except yaml.YAMLError as exc:
+        # labplan reports YAML problems as LabfileError; this net only catches one that
+        # slips through (e.g. a control character PyYAML refuses before parsing), so a
+        # bad upload is a 400, never a 500.
+        problem = str(exc).splitlines()[0] if str(exc) else "unreadable YAML"
+        raise LabfileError([FieldError("", f"YAML error: {problem}")]) from exc
 
 
 def _validated(labfile_tree: object, *, actor: Any) -> Labfile:
