@@ -11,6 +11,11 @@ from typing import Any
 
 import yaml
 
+try:
+    from yaml.cyaml import CSafeDumper as _BaseDumper
+except ImportError:  # pragma: no cover - PyYAML built without libyaml
+    from yaml import SafeDumper as _BaseDumper  # type: ignore[assignment]
+
 from labplan.fields import ATTACHMENT, MAC_DRIVERS, NETWORK, Field
 from labplan.model import (
     ADDRESSED_DRIVERS,
@@ -53,14 +58,14 @@ def dumps(lab: Labfile, fmt: str = "yaml") -> str:
     raise ValueError(f"unknown labfile format {fmt!r}; use yaml or json")
 
 
-class _Dumper(yaml.SafeDumper):
+class _Dumper(_BaseDumper):
     """Never writes anchors: equal sub-documents are written out in full."""
 
     def ignore_aliases(self, data: Any) -> bool:
         return True
 
 
-def _represent_str(dumper: yaml.SafeDumper, data: str) -> yaml.ScalarNode:
+def _represent_str(dumper: _BaseDumper, data: str) -> yaml.ScalarNode:
     # YAML 1.1 readers fold NEL and the Unicode line separators unless they are escaped,
     # which only the double-quoted style does.
     style = '"' if any(c in data for c in "\x85\u2028\u2029") else None

@@ -10,6 +10,13 @@ import re
 from typing import Any
 
 import yaml
+from yaml.constructor import SafeConstructor
+from yaml.resolver import Resolver
+
+try:
+    from yaml._yaml import CParser
+except ImportError:  # pragma: no cover - PyYAML built without libyaml
+    CParser = None  # type: ignore[assignment,misc]
 
 from labplan.errors import FieldError, LabfileError
 from labplan.units import show_value
@@ -81,6 +88,34 @@ class _Refused(Exception):
         super().__init__(f"{message} (line {mark.line + 1}, column {mark.column + 1})")
 
 
+if CParser is not None:
+
+    class _CLoader(CParser, SafeConstructor, Resolver):
+        """libyaml's parser (about ten times faster) with `_Loader`'s scalar rules."""
+
+        def __init__(self, stream: str) -> None:
+            CParser.__init__(self, stream)
+            SafeConstructor.__init__(self)
+            Resolver.__init__(self)
+
+    _CLoader.yaml_implicit_resolvers = _Loader.yaml_implicit_resolvers
+
+
+def _refuse_aliases(text: str) -> None:
+    """libyaml composes in C, where `_Loader.compose_node` cannot look: scan the events
+    first, which is cheap because nothing is built from them."""
+    parser = CParser(text)
+    try:
+        while parser.check_event():
+            event = parser.get_event()
+            if isinstance(event, yaml.AliasEvent):
+                raise _Refused(event.start_mark, "YAML aliases (*name) are not supported")
+            if event is not None and getattr(event, "anchor", None) is not None:
+                raise _Refused(event.start_mark, "YAML anchors (&name) are not supported")
+    finally:
+        parser.dispose()
+
+
 def _fail(message: str, path: str = "") -> LabfileError:
     return LabfileError([FieldError(path, message)])
 
@@ -120,8 +155,13 @@ def read(text: str | bytes, *, fmt: str | None = None) -> object:
 
 
 def _read_yaml(text: str, errors: list[FieldError]) -> object:
-    loader = _Loader(text)
+    loader: _Loader | _CLoader
     try:
+        if CParser is not None:
+            _refuse_aliases(text)
+            loader = _CLoader(text)
+        else:  # pragma: no cover - PyYAML built without libyaml
+            loader = _Loader(text)
         node = loader.get_single_node()
     except _Refused as refused:
         errors.append(FieldError("", str(refused)))
@@ -129,8 +169,6 @@ def _read_yaml(text: str, errors: list[FieldError]) -> object:
     except yaml.MarkedYAMLError as error:
         errors.append(FieldError("", _yaml_message(error)))
         return None
-    finally:
-        loader.dispose()
     return None if node is None else _yaml_value(loader, node, "", errors)
 
 
@@ -143,7 +181,9 @@ def _yaml_message(error: yaml.MarkedYAMLError) -> str:
     return f"YAML syntax error{where}: {problem}"
 
 
-def _yaml_value(loader: _Loader, node: yaml.Node, path: str, errors: list[FieldError]) -> object:
+def _yaml_value(
+    loader: SafeConstructor, node: yaml.Node, path: str, errors: list[FieldError]
+) -> object:
     if isinstance(node, yaml.MappingNode) and node.tag == _MAP_TAG:
         return _yaml_mapping(loader, node, path, errors)
     if isinstance(node, yaml.SequenceNode) and node.tag == _SEQ_TAG:
@@ -159,7 +199,7 @@ def _yaml_value(loader: _Loader, node: yaml.Node, path: str, errors: list[FieldE
 
 
 def _yaml_mapping(
-    loader: _Loader, node: yaml.MappingNode, path: str, errors: list[FieldError]
+    loader: SafeConstructor, node: yaml.MappingNode, path: str, errors: list[FieldError]
 ) -> dict[str, object]:
     result: dict[str, object] = {}
     for key_node, value_node in node.value:

@@ -51,6 +51,8 @@ def build_lab(checker: Checker, tree: Tree) -> Labfile | None:
     raw_networks = _entries(tree.get("networks", {}))
     raw_nodes = _entries(tree.get("nodes", {}))
     networks = _Networks(checker, raw_networks)
+    # Without a readable map of networks, every attachment would be "unknown": say nothing.
+    networks.known = tree.get("networks") is not INVALID
     drafts = [
         draft
         for name, raw in raw_nodes.items()
@@ -91,6 +93,7 @@ class _Networks:
 
     def __init__(self, checker: Checker, raw: dict[str, Any]) -> None:
         self.checker = checker
+        self.known = True
         self.declared = set(raw)
         self.valid: dict[str, Network] = {}
         for name, spec in raw.items():
@@ -177,8 +180,9 @@ class _Networks:
                 )
 
     def _check_overlaps(self, order: list[str]) -> None:
+        position = {name: i for i, name in enumerate(order)}
         subnets = sorted(
-            (ipaddress.IPv4Network(n.subnet), order.index(n.name), n.name)
+            (ipaddress.IPv4Network(n.subnet), position[n.name], n.name)
             for n in self.valid.values()
             if n.subnet is not None
         )
@@ -216,11 +220,11 @@ class _Networks:
             if network.subnet is not None:
                 room = addressing.capacity(network.subnet, network.gateway)
                 if len(nodes) > room:
+                    addresses = "address" if room == 1 else "addresses"
                     self.checker.error(
                         f"networks.{name}.subnet",
-                        f"{network.subnet} has room "
-                        f"for {room} node addresses but {len(nodes)} nodes "
-                        f"attach to {name}",
+                        f"{network.subnet} has room for {room} node {addresses} but "
+                        f"{len(nodes)} nodes attach to {name}",
                     )
             if network.mode == "passthru" and len(nodes) > 1:
                 self.checker.error(
@@ -357,7 +361,7 @@ def _limits(checker: Checker, path: str, raw: Any) -> Limits:
 def _attachments(
     checker: Checker, path: str, raw: Any, networks: _Networks
 ) -> list[_AttachmentDraft]:
-    if raw is INVALID:
+    if raw is INVALID or not networks.known:
         return []
     drafts: list[_AttachmentDraft] = []
     ifnames: dict[str, str] = {}

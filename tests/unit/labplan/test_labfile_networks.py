@@ -146,7 +146,7 @@ def test_it_rejects_a_subnet_too_small_for_its_nodes(tree: dict[str, Any], error
     tree["networks"]["lan"]["subnet"] = "10.10.0.0/30"
     tree["nodes"]["app"] = {"networks": {"lan": {}}}
     assert errors(tree) == [
-        "networks.lan.subnet: 10.10.0.0/30 has room for 1 node addresses but 3 nodes attach to lan"
+        "networks.lan.subnet: 10.10.0.0/30 has room for 1 node address but 3 nodes attach to lan"
     ]
 
 
@@ -326,5 +326,5 @@ def test_it_rejects_a_network_that_is_not_a_mapping(tree: dict[str, Any], errors
 
 def test_it_rejects_more_than_a_thousand_networks(tree: dict[str, Any], errors: Errors) -> None:
     tree["networks"] = {f"n{i}": {"driver": "none"} for i in range(1001)}
-    tree["nodes"] = {}
+    # The nodes' attachments are not reported as unknown networks on top of it.
     assert errors(tree) == ["networks: a lab has at most 1,000 networks; this one has 1,001"]
