@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import jsonschema
@@ -26,6 +27,7 @@ from labplan.fields import (
 from labplan.labfile import dump, validate
 from labplan.schema import json_schema
 
+EXAMPLES = Path(__file__).resolve().parents[3] / "examples"
 SCHEMA = json_schema()
 VALIDATOR = jsonschema.Draft202012Validator(
     SCHEMA, format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER
@@ -113,6 +115,11 @@ def test_schema_and_validator_know_the_documented_keys(name: str) -> None:
 
 def test_the_example_of_the_format_passes_the_schema(campus_yaml: str) -> None:
     assert list(VALIDATOR.iter_errors(yaml.safe_load(campus_yaml))) == []
+
+
+@pytest.mark.parametrize("example", sorted(EXAMPLES.glob("*.yaml")), ids=lambda p: p.name)
+def test_every_shipped_example_passes_the_schema(example: Path) -> None:
+    assert [e.message for e in VALIDATOR.iter_errors(yaml.safe_load(example.read_text()))] == []
 
 
 @pytest.mark.parametrize(
