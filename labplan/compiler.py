@@ -10,6 +10,7 @@ validator's job.
 
 from __future__ import annotations
 
+import bisect
 import ipaddress
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -63,6 +64,7 @@ class _Lab:
     overlay_gateway_host: Mapping[str, str]
     underlay: Mapping[str, str]
     vnis: Mapping[str, int]
+    lab_hosts: tuple[tuple[str, str], ...]  # every addressed node's /etc/hosts line, sorted
 
     def network(self, name: str) -> Network:
         return self.lab.network(name)
@@ -154,6 +156,7 @@ def _resolve(
         },
         underlay=underlay,
         vnis={net.name: _vni(net, i, deployment, vnis) for i, net in enumerate(networks)},
+        lab_hosts=tuple(sorted(_lab_hosts(nodes), key=_hosts_order)),
     )
 
 
@@ -422,12 +425,29 @@ def _first_address(node: Node) -> str | None:
     return next((a.ipv4 for a in node.networks if a.ipv4), None)
 
 
-def _hosts_file(ctx: _Lab, node: Node) -> tuple[tuple[str, str], ...]:
-    """/etc/hosts: localhost, the node's hostname, and every addressed node of the lab."""
-    lines = {("127.0.0.1", "localhost")}
-    lines.add((_first_address(node) or HOSTNAME_FALLBACK_ADDRESS, node.hostname))
-    for other in ctx.nodes:
-        address = _first_address(other)
+def _lab_hosts(nodes: tuple[Node, ...]) -> Iterator[tuple[str, str]]:
+    for node in nodes:
+        address = _first_address(node)
         if address:
-            lines.add((address, other.name))
-    return tuple(sorted(lines, key=lambda line: (ipaddress.ip_address(line[0]), line[1])))
+            yield address, node.name
+
+
+def _hosts_order(line: tuple[str, str]) -> tuple[int, str]:
+    return int(ipaddress.IPv4Address(line[0])), line[1]
+
+
+def _hosts_file(ctx: _Lab, node: Node) -> tuple[tuple[str, str], ...]:
+    """/etc/hosts: localhost, the node's hostname, and every addressed node of the lab.
+
+    The lab's lines are sorted once; each node only inserts its own two, so a lab of N
+    nodes costs N copies rather than N sorts."""
+    lines = list(ctx.lab_hosts)
+    own = [
+        ("127.0.0.1", "localhost"),
+        (_first_address(node) or HOSTNAME_FALLBACK_ADDRESS, node.hostname),
+    ]
+    for line in own:
+        index = bisect.bisect_left(lines, _hosts_order(line), key=_hosts_order)
+        if index == len(lines) or lines[index] != line:
+            lines.insert(index, line)
+    return tuple(lines)

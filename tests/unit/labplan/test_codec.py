@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -22,7 +23,7 @@ from labplan.model import (
     Route,
     Shaping,
 )
-from labplan.ops import OP_TYPES, Plan
+from labplan.ops import OP_TYPES, Plan, SpawnNode
 
 
 def every_kind_lab() -> Labfile:
@@ -300,3 +301,91 @@ def test_it_refuses_duplicate_or_unsorted_hosts() -> None:
 
     assert refusal(change) == ["hosts.2.host: 'far' is not a new host name"]
     assert refusal(lambda d: d["hosts"].reverse()) == ["hosts: must be sorted by host"]
+
+
+def many_nodes_plan(count: int) -> Plan:
+    lan = Network("lan", "bridge", subnet="10.0.0.0/16", gateway="10.0.0.1")
+    nodes = tuple(
+        Node(
+            f"n{i:04}",
+            f"n{i:04}",
+            networks=(Attachment("lan", f"10.0.{i // 200}.{i % 200 + 2}", "eth0"),),
+        )
+        for i in range(count)
+    )
+    return compile_plan(Labfile("many", networks=(lan,), nodes=nodes), deployment=1)
+
+
+def test_the_lines_every_node_shares_travel_once_per_host() -> None:
+    data = plan_to_dict(many_nodes_plan(100))
+    [host] = data["hosts"]
+    assert len(host["etc_hosts"]) == 101  # every node, and localhost
+    spawn = host["ops"][-1]
+    assert spawn["hosts"] == {"shared": True, "own": []}
+    size = {n: len(json.dumps(plan_to_dict(many_nodes_plan(n)))) for n in (100, 400)}
+    assert size[400] < 4.5 * size[100]  # linear, where a full list per node is quadratic
+
+
+def test_a_node_with_its_own_lines_keeps_them_in_place() -> None:
+    plan = every_kind_plan()
+    data = plan_to_dict(plan)
+    spawns = [op for op in data["hosts"][1]["ops"] if op["op"] == "spawn_node"]
+    assert [op["hosts"]["own"] for op in spawns] == [
+        [[1, "10.10.0.2", "alpha"]],
+        [[3, "127.0.1.1", "h"]],
+    ]
+    assert plan_from_dict(data) == plan
+
+
+def test_lines_that_do_not_extend_the_shared_ones_travel_in_full() -> None:
+    plan = many_nodes_plan(3)
+    [host] = plan.hosts
+    first = next(op for op in host.ops if isinstance(op, SpawnNode))
+    reordered = replace(first, hosts=tuple(reversed(first.hosts)))
+    ops = tuple(reordered if op is first else op for op in host.ops)
+    odd = replace(plan, hosts=(replace(host, ops=ops),))
+    data = plan_to_dict(odd)
+    kinds = [type(op["hosts"]) for op in data["hosts"][0]["ops"] if op["op"] == "spawn_node"]
+    assert kinds == [dict, list, list]  # the shared lines follow the first node's order
+    assert plan_from_dict(data) == odd
+
+
+@pytest.mark.parametrize(
+    ("hosts", "message"),
+    [
+        ({"shared": True, "own": [[99, "10.0.0.9", "x"]]}, "is not at a position in 0..4"),
+        ({"shared": True, "own": [["0", "10.0.0.9", "x"]]}, "is not at a position"),
+        ({"shared": True, "own": [[0, "10.0.0.9"]]}, "is not a list of [position, address, name]"),
+        ({"shared": True, "own": [[0, "10.0.0.9", "a b"]]}, "'a b' is not a host name"),
+        ({"shared": 1, "own": []}, "is not a list of lines or {shared: true, own: [...]}"),
+        ({"own": []}, "is not a list of lines or {shared: true, own: [...]}"),
+    ],
+)
+def test_it_refuses_malformed_own_lines(hosts: object, message: str) -> None:
+    data = plan_to_dict(many_nodes_plan(3))
+    data["hosts"][0]["ops"][-1]["hosts"] = hosts
+    with pytest.raises(LabfileError) as caught:
+        plan_from_dict(data)
+    [error] = caught.value.errors
+    assert error.path == f"hosts.local.ops.{len(data['hosts'][0]['ops']) - 1}.hosts"
+    assert message in error.message
+
+
+def test_it_refuses_own_lines_without_shared_ones() -> None:
+    data = plan_to_dict(many_nodes_plan(3))
+    del data["hosts"][0]["etc_hosts"]
+    with pytest.raises(LabfileError) as caught:
+        plan_from_dict(data)
+    assert {e.message for e in caught.value.errors} == {
+        "refers to shared lines, but the host plan has no etc_hosts"
+    }
+
+
+def test_it_checks_the_shared_lines() -> None:
+    data = plan_to_dict(many_nodes_plan(3))
+    data["hosts"][0]["etc_hosts"][0] = ["10.0.0.300", "x"]
+    with pytest.raises(LabfileError) as caught:
+        plan_from_dict(data)
+    assert str(caught.value.errors[0]) == (
+        "hosts.local.etc_hosts: '10.0.0.300' is not an IP address"
+    )

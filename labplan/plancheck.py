@@ -1,0 +1,393 @@
+"""Checks of single plan values and of single ops, for `labplan.codec`'s decoding.
+
+Each check takes a value decoded from JSON and returns it (as the type the op holds) or
+raises Invalid with a sentence saying why an agent must not act on it: names must belong
+to the deployment, paths stay where they belong, numbers lie in range.
+"""
+
+from __future__ import annotations
+
+import functools
+import ipaddress
+import math
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, fields
+
+from labplan import naming
+from labplan.model import IPVLAN_MODES, MACVLAN_MODES, NAMESPACE_KINDS
+from labplan.ops import (
+    CGROUP_KEYS,
+    OP_TYPES,
+    AddAddress,
+    Op,
+    SetCgroupLimit,
+    SetLinkUp,
+    SetShaping,
+    SpawnNode,
+)
+
+LAB_NAME_RE = re.compile(r"[a-z][a-z0-9-]{0,39}")
+NODE_NAME_RE = re.compile(r"[a-z][a-z0-9-]{0,30}")
+HOST_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}")
+HOSTNAME_RE = re.compile(r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?|[a-z][a-z0-9-]{0,30}")
+ENV_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+MAC_RE = re.compile(r"[0-9a-f]{2}(:[0-9a-f]{2}){5}")
+# What the kernel's dev_valid_name lets through, minus characters a shell would mangle.
+IFNAME_RE = re.compile(r"[A-Za-z0-9_.@+=-]{1,15}")
+_INDEX = r"(?:0|[1-9a-z][0-9a-z]?)"  # base36 of 0..1295; naming stops at 999
+MAX_RATE = 10**12  # bit/s
+MAX_TIME = 60 * 10**6  # microseconds
+MAX_COMMAND_BYTES = 128 * 1024
+
+
+Check = Callable[[object], object]
+
+
+class Invalid(Exception):
+    """A field's value is refused; the message says why."""
+
+
+@dataclass(frozen=True)
+class Deployment:
+    """What names and numbers of one deployment must look like."""
+
+    token: str
+    prefix: str
+    group: int
+    alias: str
+
+    def name_re(self, kind: str) -> re.Pattern[str]:
+        return _name_pattern(self.prefix, kind)
+
+    @functools.cached_property
+    def checks(self) -> dict[tuple[str, str], Check]:
+        """The check of every (op kind, field), built once per decoded plan."""
+        return field_checkers(self)
+
+
+@functools.cache
+def _name_pattern(prefix: str, kind: str) -> re.Pattern[str]:
+    tail = {"v": f"v{_INDEX}x{_INDEX}"}.get(kind, f"{kind}{_INDEX}")
+    return re.compile(re.escape(prefix) + tail)
+
+
+def field_checkers(ctx: Deployment) -> dict[tuple[str, str], Check]:
+    """The check of every (op kind, field): the per-kind meaning first, then by name.
+    Built once per plan, so a check may remember what it already accepted."""
+    owned = {k: _owned(ctx, k) for k in "nbvx"}
+    by_kind: dict[tuple[str, str], Check] = {
+        ("create_bridge", "name"): owned["b"],
+        ("create_veth_pair", "name"): owned["v"],
+        ("create_vxlan", "name"): owned["x"],
+        ("create_macvlan", "mode"): _choice(MACVLAN_MODES),
+        ("create_ipvlan", "mode"): _choice(IPVLAN_MODES),
+        ("add_fdb_entry", "dst"): _ip_address(any_version=True),
+        ("add_route", "dst"): _ipv4_network,
+        ("set_link_up", "ifname"): _ifname,  # owned-ness checked with netns in check_op
+    }
+    by_name: dict[str, Check] = {
+        "netns": _optional(owned["n"]),
+        "peer_netns": owned["n"],
+        "cgroup": lambda v: _cgroup(v, ctx),
+        "key": _choice(CGROUP_KEYS),
+        "value": _text(limit=256),
+        "mtu": _integer(68, 65535),
+        "group": _equal(ctx.group, "the deployment's link group"),
+        "alias": _equal(ctx.alias, "the deployment's alias"),
+        "peer_ifname": _ifname,
+        "ifname": _ifname,
+        "peer_mac": _optional(_mac),
+        "mac": _optional(_mac),
+        "link": owned["v"],
+        "bridge": owned["b"],
+        "vxlan": owned["x"],
+        "parent": lambda v: _parent(v, ctx),
+        "vni": _integer(1, 2**24 - 1),
+        "port": _integer(1, 65535),
+        "local": _optional(_ip_address(any_version=True)),
+        "address": _ipv4_interface,
+        "via": _ip_address(any_version=False),
+        "subnet": _ipv4_network,
+        "rate": _optional(_integer(1, MAX_RATE)),
+        "delay": _optional(_integer(0, MAX_TIME)),
+        "jitter": _optional(_integer(0, MAX_TIME)),
+        "loss": _optional(_percent),
+        "node": pattern(NODE_NAME_RE, "a node name"),
+        "hostname": pattern(HOSTNAME_RE, "a hostname"),
+        "namespaces": _namespaces,
+        "privileged": _boolean,
+        "rootfs": lambda v: v if v == "host" else _absolute_path(v),
+        "command": _command,
+        "environment": _environment,
+        "workdir": _absolute_path,
+        "hosts": _hosts_lines(),
+    }
+    return {
+        (op.kind, f.name): by_kind.get((op.kind, f.name)) or by_name[f.name]
+        for op in OP_TYPES
+        for f in fields(op)
+    }
+
+
+def _optional(check: Check) -> Check:
+    return lambda value: None if value is None else check(value)
+
+
+def _text(limit: int) -> Callable[[object], str]:
+    def check(value: object) -> str:
+        if not isinstance(value, str):
+            raise Invalid(f"{value!r} is not a string")
+        if "\0" in value or len(value.encode()) > limit:
+            raise Invalid(f"{value!r} is not text of at most {limit} bytes without NUL")
+        return value
+
+    return check
+
+
+def pattern(pattern: re.Pattern[str], what: str) -> Check:
+    def check(value: object) -> str:
+        if not isinstance(value, str) or not pattern.fullmatch(value):
+            raise Invalid(f"{value!r} is not {what}")
+        return value
+
+    return check
+
+
+def _choice(choices: tuple[str, ...]) -> Check:
+    def check(value: object) -> str:
+        if value not in choices:
+            raise Invalid(f"{value!r} is not one of {', '.join(choices)}")
+        return str(value)
+
+    return check
+
+
+def _equal(expected: object, what: str) -> Check:
+    def check(value: object) -> object:
+        if value != expected or type(value) is not type(expected):
+            raise Invalid(f"{value!r} is not {expected!r}, {what}")
+        return value
+
+    return check
+
+
+def _integer(low: int, high: int) -> Check:
+    def check(value: object) -> int:
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+            raise Invalid(f"{value!r} is not a whole number in {low}..{high}")
+        return value
+
+    return check
+
+
+def _boolean(value: object) -> bool:
+    if not isinstance(value, bool):
+        raise Invalid(f"{value!r} is not true or false")
+    return value
+
+
+def _percent(value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise Invalid(f"{value!r} is not a percentage")
+    if not math.isfinite(value) or not 0 <= value <= 100:
+        raise Invalid(f"{value!r} is not a percentage in 0..100")
+    return float(value)
+
+
+def _owned(ctx: Deployment, kind: str) -> Check:
+    pattern = ctx.name_re(kind)
+    what = {"n": "netns", "b": "bridge", "v": "veth", "x": "vxlan"}[kind]
+
+    def check(value: object) -> str:
+        if not isinstance(value, str) or not pattern.fullmatch(value):
+            raise Invalid(f"{value!r} is not a {what} name of deployment {ctx.token}")
+        if len(value.encode()) > naming.IFNAMSIZ:
+            raise Invalid(f"{value!r} is longer than {naming.IFNAMSIZ} bytes")
+        return value
+
+    return check
+
+
+def _ifname(value: object) -> str:
+    """A name inside a node's own netns: anything the kernel takes but "." and ".."."""
+    if not isinstance(value, str) or not IFNAME_RE.fullmatch(value) or value in (".", ".."):
+        raise Invalid(f"{value!r} is not an interface name of at most 15 bytes")
+    return value
+
+
+def _parent(value: object, ctx: Deployment) -> str:
+    """A lab bridge of this deployment, or a plain host link (never another deployment's)."""
+    name = _ifname(value)
+    if name.startswith(ctx.prefix):
+        return str(_owned(ctx, "b")(name))
+    if naming.LABMGR_NAME_RE.fullmatch(name) or name == "lo":
+        raise Invalid(f"{name!r} is not a bridge of deployment {ctx.token} or a host link")
+    return name
+
+
+def _mac(value: object) -> str:
+    if not isinstance(value, str) or not MAC_RE.fullmatch(value):
+        raise Invalid(f"{value!r} is not a lower-case MAC address")
+    if int(value[:2], 16) & 1:
+        raise Invalid(f"{value!r} is a multicast MAC address")
+    return value
+
+
+def _ip_address(any_version: bool) -> Check:
+    def check(value: object) -> str:
+        try:
+            address = ipaddress.ip_address(value if isinstance(value, str) else "")
+        except ValueError:
+            raise Invalid(f"{value!r} is not an IP address") from None
+        if not any_version and address.version != 4:
+            raise Invalid(f"{value!r} is not an IPv4 address")
+        if str(address) != value:
+            raise Invalid(f"{value!r} is not written canonically ({address})")
+        return str(value)
+
+    return check
+
+
+def _ipv4_network(value: object) -> str:
+    try:
+        network = ipaddress.IPv4Network(value if isinstance(value, str) else "")
+    except ValueError:
+        raise Invalid(f"{value!r} is not an IPv4 network like 10.10.0.0/24") from None
+    if str(network) != value:
+        raise Invalid(f"{value!r} is not written canonically ({network})")
+    return str(network)
+
+
+def _ipv4_interface(value: object) -> str:
+    try:
+        interface = ipaddress.IPv4Interface(value if isinstance(value, str) else "")
+    except ValueError:
+        raise Invalid(f"{value!r} is not an IPv4 address with prefix like 10.10.0.1/24") from None
+    if str(interface) != value:
+        raise Invalid(f"{value!r} is not written canonically as address/prefix")
+    return str(interface)
+
+
+def _cgroup(value: object, ctx: Deployment) -> str:
+    if not isinstance(value, str):
+        raise Invalid(f"{value!r} is not a cgroup path")
+    parts = value.split("/")
+    if parts[0] != ctx.token or not all(re.fullmatch(r"[a-z0-9]{1,32}", p) for p in parts):
+        raise Invalid(f"{value!r} is not a relative cgroup path under {ctx.token}")
+    return value
+
+
+def _absolute_path(value: object) -> str:
+    path = _text(limit=4096)(value)
+    if not path.startswith("/") or ".." in path.split("/"):
+        raise Invalid(f"{value!r} is not an absolute path without '..'")
+    return path
+
+
+def _list(value: object) -> list[object]:
+    if not isinstance(value, list | tuple):
+        raise Invalid(f"{value!r} is not a list")
+    return list(value)
+
+
+def _namespaces(value: object) -> tuple[str, ...]:
+    kinds = _list(value)
+    if any(k not in NAMESPACE_KINDS for k in kinds) or len(set(kinds)) != len(kinds):
+        raise Invalid(f"{value!r} is not a list of distinct kinds of {', '.join(NAMESPACE_KINDS)}")
+    return tuple(k for k in NAMESPACE_KINDS if k in kinds)
+
+
+def _command(value: object) -> tuple[str, ...]:
+    words = tuple(_text(limit=MAX_COMMAND_BYTES)(w) for w in _list(value))
+    if sum(len(w.encode()) for w in words) > MAX_COMMAND_BYTES:
+        raise Invalid(f"the command is longer than {MAX_COMMAND_BYTES} bytes")
+    return words
+
+
+def _pairs(value: object) -> list[tuple[str, str]]:
+    text = _text(limit=MAX_COMMAND_BYTES)
+    pairs = []
+    for item in _list(value):
+        if not isinstance(item, list | tuple) or len(item) != 2:
+            raise Invalid(f"{item!r} is not a pair")
+        pairs.append((text(item[0]), text(item[1])))
+    return pairs
+
+
+def _environment(value: object) -> tuple[tuple[str, str], ...]:
+    pairs = _pairs(value)
+    for name, _ in pairs:
+        if not ENV_NAME_RE.fullmatch(name):
+            raise Invalid(f"{name!r} is not an environment variable name")
+    if [n for n, _ in pairs] != sorted({n for n, _ in pairs}):
+        raise Invalid("the variables must be sorted by name, each given once")
+    return tuple(pairs)
+
+
+def _hosts_lines() -> Callable[[object], tuple[tuple[str, str], ...]]:
+    """/etc/hosts lines. Every node of a lab lists every other node, so the same line
+    comes once per node: each distinct line is checked once."""
+    accepted: set[tuple[str, str]] = set()
+    address, name = _ip_address(any_version=False), pattern(HOSTNAME_RE, "a host name")
+
+    def check(value: object) -> tuple[tuple[str, str], ...]:
+        lines = []
+        for item in _list(value):
+            line = tuple(item) if isinstance(item, list | tuple) else None
+            if line not in accepted:
+                if line is None or len(line) != 2:
+                    raise Invalid(f"{item!r} is not a pair")
+                address(line[0]), name(line[1])
+                accepted.add(line)
+            lines.append(line)
+        return tuple(lines)
+
+    return check
+
+
+# --- checks across the fields of one op --------------------------------------------------
+
+
+_CGROUP_VALUES: dict[str, re.Pattern[str]] = {
+    "cpu.max": re.compile(r"(max|[1-9][0-9]{3,9}) [1-9][0-9]{3,6}"),
+    "cpu.weight": re.compile(r"[1-9][0-9]{0,4}"),
+    "memory.max": re.compile(r"max|0|[1-9][0-9]{0,19}"),
+    "memory.swap.max": re.compile(r"max|0|[1-9][0-9]{0,19}"),
+    "pids.max": re.compile(r"max|[1-9][0-9]{0,9}"),
+    "io.weight": re.compile(r"default [1-9][0-9]{0,4}"),
+    "io.max": re.compile(
+        r"[0-9]{1,10}:[0-9]{1,10}( (rbps|wbps|riops|wiops)=(max|[1-9][0-9]{0,19})){1,4}"
+    ),
+}
+_WEIGHTED = {"cpu.weight": 0, "io.weight": 1}  # word holding a 1..10000 weight
+
+
+def check_op(op: Op, ctx: Deployment) -> None:
+    """Checks that need two fields of an op; raise Invalid("field: message")."""
+    if isinstance(op, SetCgroupLimit):
+        _check_cgroup_value(op.key, op.value)
+    if (
+        isinstance(op, SetLinkUp | AddAddress | SetShaping)
+        and op.netns is None
+        and not any(ctx.name_re(kind).fullmatch(op.ifname) for kind in "bvx")
+    ):
+        raise Invalid(f"ifname: {op.ifname!r} is not a host link of deployment {ctx.token}")
+    if isinstance(op, SetShaping) and (op.rate, op.delay, op.jitter, op.loss) == (None,) * 4:
+        raise Invalid("rate: a shaping op sets at least one of rate, delay, jitter, loss")
+    if isinstance(op, SpawnNode):
+        if not re.fullmatch(re.escape(ctx.token) + f"/n{_INDEX}", op.cgroup):
+            raise Invalid(f"cgroup: a node runs in a node cgroup like {ctx.token}/n0")
+        if not op.privileged and op.namespaces != NAMESPACE_KINDS:
+            raise Invalid("namespaces: only a privileged node may turn a namespace off")
+
+
+def _check_cgroup_value(key: str, value: str) -> None:
+    if not _CGROUP_VALUES[key].fullmatch(value):
+        raise Invalid(f"value: {value!r} is not a valid {key} value")
+    if key in _WEIGHTED and not 1 <= int(value.split()[_WEIGHTED[key]]) <= 10000:
+        raise Invalid(f"value: {value!r} is not a weight in 1..10000")
+    if key == "io.max":
+        keys = [word.split("=")[0] for word in value.split()[1:]]
+        if len(set(keys)) != len(keys):
+            raise Invalid(f"value: {value!r} gives a throttle twice")
