@@ -7,15 +7,13 @@ normalised document and `admin_requirements` lists what only an admin may deploy
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-
 from labplan.errors import FieldError, LabfileError
 from labplan.export import dump, dumps
 from labplan.fields import LABFILE
 from labplan.model import HOST_PARENT_PREFIX, Labfile
 from labplan.reader import read
 from labplan.rules import build_lab
-from labplan.structure import INVALID, Checker
+from labplan.structure import Checker
 
 __all__ = ["admin_requirements", "dump", "dumps", "load", "validate"]
 
@@ -29,17 +27,9 @@ def validate(data: object) -> Labfile:
     """The normalised lab described by an already parsed tree; raises LabfileError
     listing every problem found."""
     checker = Checker()
-    if not isinstance(data, Mapping):
-        raise LabfileError(
-            [
-                FieldError(
-                    "", "the document is not a mapping of keys (labfile, name, networks, nodes)"
-                )
-            ]
-        )
     tree = checker.check_object(LABFILE, data, "")
-    lab = None if tree is INVALID else build_lab(checker, tree)  # type: ignore[arg-type]
-    if checker.errors or lab is None:
+    lab = build_lab(checker, tree) if isinstance(tree, dict) else None
+    if checker.count or lab is None:
         raise LabfileError(checker.errors)
     return lab
 

@@ -1,6 +1,7 @@
-"""Second pass of validation: the rules that relate fields to each other (driver options,
-subnets, addresses, parents, exclusive networks, routes, privileges), then the defaults
-and automatic choices that turn a checked tree into a `labplan.model.Labfile`.
+"""Second pass of validation: the rules that relate fields to each other, then the
+defaults and automatic choices that turn a checked tree into a `labplan.model.Labfile`.
+Network rules live in `labplan.network_rules`; node rules, attachments, routes and
+resolution here.
 
 Input is the converted tree of `labplan.structure`, where a value that already failed
 is INVALID; rules that depend on such a value are skipped rather than reported twice.
@@ -12,26 +13,14 @@ import ipaddress
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import Any
 
 from labplan import addressing
-from labplan.fields import (
-    ATTACHMENT,
-    GATEWAYED,
-    IO_THROTTLE_KEYS,
-    NETWORK,
-    RFC1123_LABEL,
-    VLAN_DRIVERS,
-    ObjectSpec,
-)
+from labplan.fields import ATTACHMENT, IO_THROTTLE_KEYS, RFC1123_LABEL
 from labplan.model import (
     ADDRESSED_DRIVERS,
-    HOST_PARENT_PREFIX,
-    IPVLAN_MODES,
-    MACVLAN_MODES,
     NAMESPACE_KINDS,
     Attachment,
-    Driver,
     IoThrottle,
     Labfile,
     Limits,
@@ -39,18 +28,16 @@ from labplan.model import (
     Network,
     Node,
     Route,
-    Shaping,
 )
+from labplan.network_rules import Networks, Tree, address_problem, check_driver_options
 from labplan.structure import INVALID, Checker
-
-Tree = Mapping[str, Any]
 
 
 def build_lab(checker: Checker, tree: Tree) -> Labfile | None:
     """The normalised lab, or None when an error was recorded in `checker`."""
     raw_networks = _entries(tree.get("networks", {}))
     raw_nodes = _entries(tree.get("nodes", {}))
-    networks = _Networks(checker, raw_networks)
+    networks = Networks(checker, raw_networks)
     # Without a readable map of networks, every attachment would be "unknown": say nothing.
     networks.known = tree.get("networks") is not INVALID
     drafts = [
@@ -58,7 +45,7 @@ def build_lab(checker: Checker, tree: Tree) -> Labfile | None:
         for name, raw in raw_nodes.items()
         if (draft := _NodeDraft.check(checker, name, raw, networks)) is not None
     ]
-    networks.check_members(drafts)
+    networks.check_members(_members(drafts))
     if checker.count or INVALID in (tree.get("name"), tree.get("labfile")):
         return None
     nodes = _resolve(checker, networks.valid, drafts)
@@ -74,197 +61,6 @@ def build_lab(checker: Checker, tree: Tree) -> Labfile | None:
 
 def _entries(value: object) -> dict[str, Any]:
     return dict(value) if isinstance(value, Mapping) else {}
-
-
-def _check_driver_options(
-    checker: Checker, spec: ObjectSpec, raw: Tree, driver: str, path: str
-) -> None:
-    for key in raw:
-        option = spec.get(key)
-        if option is not None and option.drivers is not None and driver not in option.drivers:
-            checker.error(f"{path}.{key}", f"{key} is not an option of the {driver} driver")
-
-
-# -- networks -----------------------------------------------------------------------
-
-
-class _Networks:
-    """Every network of the lab: the valid ones built, the names of all of them known."""
-
-    def __init__(self, checker: Checker, raw: dict[str, Any]) -> None:
-        self.checker = checker
-        self.known = True
-        self.declared = set(raw)
-        self.valid: dict[str, Network] = {}
-        for name, spec in raw.items():
-            network = self._network(name, spec) if spec is not INVALID else None
-            if network is not None:
-                self.valid[name] = network
-        self._check_parents(raw)
-        self._check_overlaps(list(raw))
-        self._check_vnis()
-
-    def _network(self, name: str, raw: Tree) -> Network | None:
-        path = f"networks.{name}"
-        driver = raw.get("driver", "bridge")
-        if driver is INVALID:
-            return None
-        _check_driver_options(self.checker, NETWORK, raw, driver, path)
-        subnet = raw.get("subnet")
-        if driver in ADDRESSED_DRIVERS and subnet is None:
-            self.checker.error(
-                f"{path}.subnet",
-                f"{_a(driver)} network needs a subnet (an IPv4 CIDR like 10.10.0.0/24)",
-            )
-        if driver in VLAN_DRIVERS and "parent" not in raw:
-            self.checker.error(
-                f"{path}.parent",
-                f"{_a(driver)} network needs a parent: a bridge network of this lab or host:IFNAME",
-            )
-        mode = raw.get("mode", NETWORK.get("mode").default_for(driver))  # type: ignore[union-attr]
-        if driver in VLAN_DRIVERS and mode is not INVALID and mode not in _modes(driver):
-            self.checker.error(
-                f"{path}.mode",
-                f"{mode} is not {_a(driver)} mode (choose {', '.join(_modes(driver))})",
-            )
-            return None
-        gateway = self._gateway(path, driver, subnet, raw.get("gateway"))
-        shaping = _shaping(self.checker, f"{path}.shaping", raw.get("shaping"))
-        values = [subnet, gateway, shaping, *raw.values()]
-        if INVALID in values:
-            return None
-        return Network(
-            name=name,
-            driver=cast(Driver, driver),
-            subnet=subnet,
-            gateway=gateway if driver in GATEWAYED else None,
-            internal=raw.get("internal", False),
-            mtu=raw.get("mtu", NETWORK.get("mtu").default_for(driver)),  # type: ignore[union-attr]
-            shaping=shaping if driver in ADDRESSED_DRIVERS else None,
-            parent=raw.get("parent"),
-            mode=mode if driver in VLAN_DRIVERS else None,
-            vni=raw.get("vni"),
-        )
-
-    def _gateway(self, path: str, driver: str, subnet: Any, given: Any) -> Any:
-        if driver not in GATEWAYED or subnet in (None, INVALID) or given is INVALID:
-            return None
-        if given is None:
-            return addressing.default_gateway(subnet)
-        if given == "none":
-            return None
-        problem = _address_problem(given, subnet)
-        if problem:
-            self.checker.error(f"{path}.gateway", problem)
-            return INVALID
-        return given
-
-    def _check_parents(self, raw: dict[str, Any]) -> None:
-        for name, network in self.valid.items():
-            parent = network.parent
-            if parent is None or parent.startswith(HOST_PARENT_PREFIX):
-                continue
-            path = f"networks.{name}.parent"
-            if parent not in self.declared:
-                self.checker.error(
-                    path,
-                    f"{parent} is not a network of this lab (a parent is "
-                    "a bridge network of this lab or host:IFNAME)",
-                )
-            elif parent in self.valid and self.valid[parent].driver != "bridge":
-                driver = self.valid[parent].driver
-                self.checker.error(
-                    path,
-                    f"{parent} is {_a(driver)} network; a parent must be a "
-                    "bridge network of this lab or host:IFNAME",
-                )
-
-    def _check_overlaps(self, order: list[str]) -> None:
-        position = {name: i for i, name in enumerate(order)}
-        subnets = sorted(
-            (ipaddress.IPv4Network(n.subnet), position[n.name], n.name)
-            for n in self.valid.values()
-            if n.subnet is not None
-        )
-        widest: tuple[ipaddress.IPv4Network, int, str] | None = None
-        for current in subnets:
-            if widest is not None and current[0].network_address <= widest[0].broadcast_address:
-                later, earlier = sorted((current, widest), key=lambda t: t[1], reverse=True)
-                self.checker.error(
-                    f"networks.{later[2]}.subnet",
-                    f"{later[0]} overlaps the subnet of {earlier[2]} ({earlier[0]})",
-                )
-            if widest is None or current[0].broadcast_address > widest[0].broadcast_address:
-                widest = current
-
-    def _check_vnis(self) -> None:
-        seen: dict[int, str] = {}
-        for name, network in self.valid.items():
-            if network.vni is None:
-                continue
-            if network.vni in seen:
-                self.checker.error(
-                    f"networks.{name}.vni",
-                    f"VNI {network.vni} is already used by {seen[network.vni]}",
-                )
-            seen.setdefault(network.vni, name)
-
-    def check_members(self, drafts: list[_NodeDraft]) -> None:
-        """Rules about how many nodes a network takes."""
-        members: dict[str, list[str]] = {}
-        for draft in drafts:
-            for attachment in draft.attachments:
-                members.setdefault(attachment.network, []).append(draft.name)
-        for name, network in self.valid.items():
-            nodes = members.get(name, [])
-            if network.subnet is not None:
-                room = addressing.capacity(network.subnet, network.gateway)
-                if len(nodes) > room:
-                    addresses = "address" if room == 1 else "addresses"
-                    self.checker.error(
-                        f"networks.{name}.subnet",
-                        f"{network.subnet} has room for {room} node {addresses} but "
-                        f"{len(nodes)} nodes attach to {name}",
-                    )
-            if network.mode == "passthru" and len(nodes) > 1:
-                self.checker.error(
-                    f"networks.{name}.mode",
-                    "a passthru macvlan network takes "
-                    f"at most one node; {len(nodes)} attach to it "
-                    f"({', '.join(sorted(nodes))})",
-                )
-
-
-def _a(word: str) -> str:
-    return f"an {word}" if word[0] in "aeiou" else f"a {word}"
-
-
-def _modes(driver: str) -> tuple[str, ...]:
-    return MACVLAN_MODES if driver == "macvlan" else IPVLAN_MODES
-
-
-def _shaping(checker: Checker, path: str, raw: Any) -> Any:
-    if raw is None or raw is INVALID:
-        return raw
-    if "jitter" in raw and "delay" not in raw:
-        checker.error(f"{path}.jitter", "jitter needs a delay (add delay, like 20ms)")
-        return INVALID
-    if INVALID in raw.values():
-        return INVALID
-    return Shaping(**raw) if raw else None
-
-
-def _address_problem(address: str, subnet: str) -> str:
-    """Why `address` cannot be a host of `subnet`, or "" if it can."""
-    network = ipaddress.IPv4Network(subnet)
-    ip = ipaddress.IPv4Address(address)
-    if ip not in network:
-        return f"{address} is not in the subnet {subnet}"
-    if ip == network.network_address:
-        return f"{address} is the network address of {subnet}"
-    if ip == network.broadcast_address:
-        return f"{address} is the broadcast address of {subnet}"
-    return ""
 
 
 # -- nodes --------------------------------------------------------------------------
@@ -292,7 +88,7 @@ class _NodeDraft:
     namespaces: Namespaces = field(default_factory=Namespaces)
 
     @classmethod
-    def check(cls, checker: Checker, name: str, raw: Any, networks: _Networks) -> _NodeDraft | None:
+    def check(cls, checker: Checker, name: str, raw: Any, networks: Networks) -> _NodeDraft | None:
         if raw is INVALID:
             return None
         path = f"nodes.{name}"
@@ -359,7 +155,7 @@ def _limits(checker: Checker, path: str, raw: Any) -> Limits:
 
 
 def _attachments(
-    checker: Checker, path: str, raw: Any, networks: _Networks
+    checker: Checker, path: str, raw: Any, networks: Networks
 ) -> list[_AttachmentDraft]:
     if raw is INVALID or not networks.known:
         return []
@@ -374,11 +170,11 @@ def _attachments(
         network = networks.valid.get(net_name)
         if network is None or spec is INVALID:
             continue
-        _check_driver_options(checker, ATTACHMENT, spec, network.driver, att_path)
+        check_driver_options(checker, ATTACHMENT, spec, network.driver, att_path)
         given = {k: v for k, v in spec.items() if v is not INVALID}
         draft = _AttachmentDraft(net_name, network.driver, att_path, **given)
         if draft.ipv4 is not None and network.subnet is not None:
-            problem = _address_problem(draft.ipv4, network.subnet)
+            problem = address_problem(draft.ipv4, network.subnet)
             if not problem and draft.ipv4 == network.gateway:
                 problem = f"{draft.ipv4} is the gateway of {net_name}"
             if problem:
@@ -415,7 +211,7 @@ def _routes(
     path: str,
     raw: Any,
     attachments: list[_AttachmentDraft],
-    networks: _Networks,
+    networks: Networks,
 ) -> tuple[Route, ...] | None:
     if raw is None or raw is INVALID:
         return None
@@ -445,7 +241,7 @@ def _routes(
                 f"{path}.routes.{i}.via",
                 f"{route.via} is not in a subnet this node is attached to ({attached})",
             )
-        elif problem := _address_problem(route.via, networks.valid[on].subnet or ""):
+        elif problem := address_problem(route.via, networks.valid[on].subnet or ""):
             checker.error(f"{path}.routes.{i}.via", problem)
         if route.dst in seen:
             checker.error(
@@ -549,3 +345,11 @@ def _node(
         networks=attachments,
         routes=routes,
     )
+
+
+def _members(drafts: list[_NodeDraft]) -> dict[str, list[str]]:
+    members: dict[str, list[str]] = {}
+    for draft in drafts:
+        for attachment in draft.attachments:
+            members.setdefault(attachment.network, []).append(draft.name)
+    return members
