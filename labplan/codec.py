@@ -61,6 +61,16 @@ def _host_to_dict(host: HostPlan) -> dict[str, Any]:
     return data
 
 
+def shared_hosts_lines(ops: tuple[Op, ...]) -> HostsLines:
+    """The /etc/hosts lines of every node a host plan spawns (none for fewer than two),
+    in the first node's order."""
+    spawns = [op for op in ops if isinstance(op, SpawnNode)]
+    if len(spawns) < 2:
+        return ()
+    common = set(spawns[0].hosts).intersection(*(op.hosts for op in spawns[1:]))
+    return tuple(line for line in spawns[0].hosts if line in common)
+
+
 @dataclass(frozen=True)
 class _SharedLines:
     """The /etc/hosts lines every node of a host plan has, in their order."""
@@ -69,11 +79,7 @@ class _SharedLines:
 
     @classmethod
     def of(cls, ops: tuple[Op, ...]) -> _SharedLines:
-        spawns = [op for op in ops if isinstance(op, SpawnNode)]
-        if len(spawns) < 2:
-            return cls(())
-        common = set(spawns[0].hosts).intersection(*(op.hosts for op in spawns[1:]))
-        return cls(tuple(line for line in spawns[0].hosts if line in common))
+        return cls(shared_hosts_lines(ops))
 
     def own(self, lines: HostsLines) -> object:
         """{"shared": true, "own": [[position, address, name], ...]} when `lines` are the

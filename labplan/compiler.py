@@ -66,8 +66,10 @@ class _Lab:
     vnis: Mapping[str, int]
     lab_hosts: tuple[tuple[str, str], ...]  # every addressed node's /etc/hosts line, sorted
 
+    network_by_name: Mapping[str, Network]
+
     def network(self, name: str) -> Network:
-        return self.lab.network(name)
+        return self.network_by_name[name]
 
     def netns(self, node: Node) -> str | None:
         """The node's own netns, or None for a node sharing the host's."""
@@ -130,9 +132,13 @@ def _resolve(
         for name in sorted(set(placement) - {n.name for n in nodes})
     ]
     node_host = {n.name: placement.get(n.name) or n.host or default_host for n in nodes}
-    bridge_host = _bridge_hosts(nodes, networks, node_host, default_host, errors)
+    members: dict[str, list[Node]] = {net.name: [] for net in networks}
+    for node in nodes:
+        for att in node.networks:
+            members.setdefault(att.network, []).append(node)
+    bridge_host = _bridge_hosts(members, networks, node_host, default_host, errors)
     overlay_hosts = {
-        net.name: tuple(sorted({node_host[n.name] for n in nodes if n.attachment(net.name)}))
+        net.name: tuple(sorted({node_host[n.name] for n in members[net.name]}))
         for net in networks
         if net.driver == "overlay"
     }
@@ -150,18 +156,17 @@ def _resolve(
         bridge_host=bridge_host,
         overlay_hosts=overlay_hosts,
         overlay_gateway_host={
-            net: next(node_host[n.name] for n in nodes if n.attachment(net))
-            for net, hosts in overlay_hosts.items()
-            if hosts
+            net: node_host[members[net][0].name] for net, hosts in overlay_hosts.items() if hosts
         },
         underlay=underlay,
         vnis={net.name: _vni(net, i, deployment, vnis) for i, net in enumerate(networks)},
         lab_hosts=tuple(sorted(_lab_hosts(nodes), key=_hosts_order)),
+        network_by_name={net.name: net for net in networks},
     )
 
 
 def _bridge_hosts(
-    nodes: tuple[Node, ...],
+    members: Mapping[str, list[Node]],
     networks: tuple[Network, ...],
     node_host: Mapping[str, str],
     default_host: str,
@@ -170,16 +175,18 @@ def _bridge_hosts(
     """Each bridge network's host: that of its first node, else of the first node of a
     macvlan/ipvlan network it is the parent of, else the default host. A bridge cannot
     span hosts, and a macvlan/ipvlan link must be on its parent bridge's host."""
-    children = {
-        net.name: net.parent
-        for net in networks
-        if net.driver in ("macvlan", "ipvlan") and net.parent
-    }
+    children: dict[str, list[str]] = {}
+    for net in networks:
+        if net.driver in ("macvlan", "ipvlan") and net.parent:
+            children.setdefault(net.parent, []).append(net.name)
     hosts: dict[str, str] = {}
     for bridge in (net.name for net in networks if net.driver == "bridge"):
-        direct = [n for n in nodes if n.attachment(bridge)]
-        via_child = [n for n in nodes for a in n.networks if children.get(a.network) == bridge]
-        first = next(iter(direct or via_child), None)
+        direct = members[bridge]
+        via_child = sorted(
+            ((n, child) for child in children.get(bridge, ()) for n in members[child]),
+            key=lambda pair: (pair[0].name, pair[1]),
+        )
+        first = direct[0] if direct else via_child[0][0] if via_child else None
         host = node_host[first.name] if first else default_host
         hosts[bridge] = host
         for node in direct:
@@ -192,9 +199,8 @@ def _bridge_hosts(
                         " a bridge cannot span hosts, use an overlay network",
                     )
                 )
-        for node in via_child:
+        for node, child in via_child:
             if node_host[node.name] != host:
-                child = next(a.network for a in node.networks if children.get(a.network) == bridge)
                 errors.append(
                     FieldError(
                         f"nodes.{node.name}.networks.{child}",

@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import shlex
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 
 from labplan import naming
+from labplan.codec import shared_hosts_lines
 from labplan.ops import (
     AddAddress,
     AddFdbEntry,
@@ -88,13 +90,30 @@ def render_teardown_plan(plan: Plan) -> str:
 def render_host(host: HostPlan) -> str:
     lines = [f"# host: {host.host}"]
     phase = ""
+    shared = _SharedHosts(f"{RUN_DIR}/{host.deployment}/hosts", shared_hosts_lines(host.ops))
     for op in host.ops:
         opens = _phase_of(op)
         if opens and opens != phase:
             phase = opens
             lines.append(f"# {phase}")
-        lines.extend(render_op(op))
+            if isinstance(op, SpawnNode) and shared.lines:
+                lines += shared.render()
+        lines.extend(render_op(op, shared))
     return "\n".join(lines) + "\n"
+
+
+@dataclass(frozen=True)
+class _SharedHosts:
+    """The /etc/hosts lines every node of a host has, written once to `path`."""
+
+    path: str
+    lines: tuple[tuple[str, str], ...] = ()
+
+    def render(self) -> list[str]:
+        return [
+            f"mkdir -p {self.path.rsplit('/', 1)[0]}",
+            f"printf '%s\\n' {_hosts_words(self.lines)} > {self.path}",
+        ]
 
 
 def _phase_of(op: Op) -> str | None:
@@ -111,8 +130,9 @@ def _cgroup_dir(cgroup: str) -> str:
     return f"{CGROUP_MOUNT}/{cgroup}"
 
 
-def render_op(op: Op) -> list[str]:
-    """The command lines equivalent to one operation."""
+def render_op(op: Op, shared: _SharedHosts | None = None) -> list[str]:
+    """The command lines equivalent to one operation (`shared`: /etc/hosts lines already
+    written for every node of the host)."""
     match op:
         case CreateNetns(netns=netns):
             return [f"ip netns add {netns}"]
@@ -173,7 +193,7 @@ def render_op(op: Op) -> list[str]:
         case SetShaping():
             return _shaping_lines(op)
         case SpawnNode():
-            return _spawn_lines(op)
+            return _spawn_lines(op, shared or _SharedHosts(""))
     raise ValueError(f"no rendering for operation {op.kind!r}")  # pragma: no cover
 
 
@@ -223,14 +243,26 @@ def _shaping_lines(op: SetShaping) -> list[str]:
     return lines
 
 
-def _spawn_lines(op: SpawnNode) -> list[str]:
+def _hosts_words(lines: Iterable[tuple[str, str]]) -> str:
+    return " ".join(shlex.quote(f"{address} {name}") for address, name in lines)
+
+
+def _spawn_lines(op: SpawnNode, shared: _SharedHosts) -> list[str]:
     """Write the node's /etc/hosts, then start its init: join the cgroup first (so the new
     cgroup namespace is rooted there), enter the netns, unshare the rest."""
     kinds = set(op.namespaces)
     run_dir = f"{RUN_DIR}/{op.cgroup}"
     lines = [f"mkdir -p {run_dir}"]
-    hosts = " ".join(shlex.quote(f"{address} {name}") for address, name in op.hosts)
-    lines.append(f"printf '%s\\n' {hosts} > {run_dir}/hosts")
+    common = set(shared.lines)
+    own = [line for line in op.hosts if line not in common]
+    if not shared.lines:
+        lines.append(f"printf '%s\\n' {_hosts_words(op.hosts)} > {run_dir}/hosts")
+    elif own:
+        lines.append(
+            f"{{ cat {shared.path}; printf '%s\\n' {_hosts_words(own)}; }} > {run_dir}/hosts"
+        )
+    else:
+        lines.append(f"cp {shared.path} {run_dir}/hosts")
     flags = [
         flag
         for kind, flag in (

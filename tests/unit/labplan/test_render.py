@@ -203,3 +203,25 @@ def test_teardown_kills_the_nodes_deletes_the_link_group_then_namespaces_and_cgr
         "rmdir /sys/fs/cgroup/labmgr/lm1",
         "rm -rf /run/labmgr/lm1",
     ]
+
+
+def test_hosts_lines_every_node_shares_are_written_once_per_host() -> None:
+    shared = (("10.10.0.10", "web"), ("10.10.0.11", "db"), ("127.0.0.1", "localhost"))
+    db = spawn(
+        node="db",
+        netns="lm1-n1",
+        cgroup="lm1/n1",
+        hostname="database",
+        hosts=(*shared[:2], ("10.10.0.11", "database"), shared[2]),
+    )
+    lines = render_host(plan_of(spawn(hosts=shared), db)).splitlines()
+    assert lines[2:4] == [
+        "mkdir -p /run/labmgr/lm1",
+        "printf '%s\\n' '10.10.0.10 web' '10.10.0.11 db' '127.0.0.1 localhost'"
+        " > /run/labmgr/lm1/hosts",
+    ]
+    assert "cp /run/labmgr/lm1/hosts /run/labmgr/lm1/n0/hosts" in lines
+    assert (
+        "{ cat /run/labmgr/lm1/hosts; printf '%s\\n' '10.10.0.11 database'; }"
+        " > /run/labmgr/lm1/n1/hosts"
+    ) in lines
