@@ -169,6 +169,19 @@ def _read_yaml(text: str, errors: list[FieldError]) -> object:
     except yaml.MarkedYAMLError as error:
         errors.append(FieldError("", _yaml_message(error)))
         return None
+    except yaml.reader.ReaderError as error:
+        code = error.character if isinstance(error.character, int) else ord(error.character)
+        errors.append(
+            FieldError(
+                "",
+                f"YAML does not allow the control character #x{code:02x} "
+                f"(character {error.position + 1})",
+            )
+        )
+        return None
+    except yaml.YAMLError as error:  # pragma: no cover - every known kind is handled above
+        errors.append(FieldError("", f"unreadable YAML: {error}"))
+        return None
     return None if node is None else _yaml_value(loader, node, "", errors)
 
 

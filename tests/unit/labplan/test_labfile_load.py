@@ -65,6 +65,12 @@ def test_it_reports_yaml_syntax_errors_with_their_line() -> None:
     assert error.startswith("YAML syntax error at line 3")
 
 
+def test_it_reports_control_characters_yaml_does_not_allow() -> None:
+    assert load_errors("name: a\x1fb") == [
+        "YAML does not allow the control character #x1f (character 8)"
+    ]
+
+
 def test_it_reports_json_syntax_errors_with_their_line() -> None:
     (error,) = load_errors('{"labfile": 1,\n "name": }')
     assert error.startswith("JSON syntax error at line 2, column 10")
