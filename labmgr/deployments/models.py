@@ -49,7 +49,7 @@ class DeploymentStep(models.Model):
     created = models.DateTimeField(auto_now_add=True)
 
     class Meta:
-        ordering = ["deployment", "seq"]
+        ordering = ["deployment_id", "seq"]
         constraints = [
             models.UniqueConstraint(
                 fields=["deployment", "seq"], name="deployments_step_unique_deployment_seq"

@@ -24,7 +24,8 @@ class PlanPreview(TypedDict):
 
 def lab_list_visible(*, user: Any) -> QuerySet[Lab]:
     """Labs the user owns or that are shared with one of their groups; all for admins."""
-    labs: QuerySet[Lab] = spec.lab_rows_queryset()
+    # Rows are not prefetched: the representation reads the cached document.
+    labs = Lab.objects.select_related("owner").prefetch_related("shared_with")
     if user_is_admin(user=user):
         return labs.order_by("name", "id")
     shared = Lab.shared_with.through.objects.filter(group__user=user).values("lab_id")

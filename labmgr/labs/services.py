@@ -74,6 +74,7 @@ def lab_update(
         lab.save(update_fields=["name", "description", "updated"])
         if groups is not None:
             lab.shared_with.set(groups)
+        spec.lab_refresh_document(lab)
     return lab
 
 
@@ -125,6 +126,7 @@ def _create(*, owner: Any, labfile: Labfile, shared_with: Iterable[str]) -> Lab:
                 owner=owner, name=labfile.name, description=labfile.description
             )
             spec.labfile_to_rows(lab=lab, labfile=labfile)
+            spec.lab_refresh_document(lab)
             lab.shared_with.set(groups)
     except IntegrityError as exc:
         # Two requests created the same name at once; the loser hears what the check says.

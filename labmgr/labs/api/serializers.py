@@ -10,7 +10,6 @@ from rest_framework import serializers
 
 from labmgr.labs import spec
 from labmgr.labs.models import Lab
-from labplan import labfile as labfile_module
 
 
 @extend_schema_field(OpenApiTypes.OBJECT)
@@ -45,7 +44,7 @@ class LabSerializer(serializers.ModelSerializer):
     @extend_schema_field(OpenApiTypes.OBJECT)
     def get_labfile(self, lab: Lab) -> dict[str, Any]:
         """The normalised labfile, every default shown."""
-        return labfile_module.dump(spec.lab_to_labfile(lab))
+        return spec.lab_document(lab)
 
 
 class GroupNamesField(serializers.ListField):

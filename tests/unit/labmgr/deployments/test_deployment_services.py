@@ -8,6 +8,7 @@ from labmgr.hosts.models import Host
 from labmgr.labs.models import Lab
 from labmgr.labs.services import lab_update
 from labplan.codec import plan_from_dict
+from labplan.naming import deployment_token
 
 
 def test_it_records_a_pending_deployment_with_snapshot_and_plan(
@@ -16,7 +17,7 @@ def test_it_records_a_pending_deployment_with_snapshot_and_plan(
     deployment = deployment_create(lab=alice_lab, owner=alice)
     deployment.refresh_from_db()
     assert deployment.status == DeploymentStatus.PENDING
-    assert deployment.token == f"lm{deployment.pk}"
+    assert deployment.token == deployment_token(deployment.pk)
     assert deployment.labfile["nodes"]["client"]["networks"]["lan"]["ipv4"] == "10.10.0.2"
     plan = plan_from_dict(deployment.plan)
     assert plan.deployment == deployment.token

@@ -9,6 +9,7 @@ from rest_framework.test import APIClient
 from labmgr.deployments.models import Deployment
 from labmgr.deployments.services import deployment_create
 from labmgr.labs.models import Lab
+from labplan.naming import deployment_token
 
 Api = Callable[[User | None], APIClient]
 
@@ -29,10 +30,10 @@ def test_the_owner_reads_a_deployment_with_or_without_the_slash(
     assert (body["lab_name"], body["status"], body["token"]) == (
         "demo",
         "pending",
-        f"lm{deployment.pk}",
+        deployment_token(deployment.pk),
     )
     assert body["steps"][0]["name"] == "created"
-    assert body["plan"]["deployment"] == f"lm{deployment.pk}"
+    assert body["plan"]["deployment"] == deployment_token(deployment.pk)
 
 
 def test_the_list_leaves_out_snapshot_and_plan(
