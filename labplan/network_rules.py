@@ -106,6 +106,28 @@ class Networks:
         return given
 
     def _check_parents(self, raw: dict[str, Any]) -> None:
+        # A link carries macvlan or ipvlan children, never both: the kernel gives a link
+        # one receive handler, and each driver needs its own.
+        first_child: dict[str, tuple[str, str]] = {}  # parent -> (driver, network)
+        for name in sorted(self.valid):
+            network = self.valid[name]
+            if network.parent is None:
+                continue
+            driver, other = first_child.setdefault(network.parent, (network.driver, name))
+            if driver != network.driver:
+                self.checker.error(
+                    f"networks.{name}.parent",
+                    f"{network.parent} is already the parent of {driver} network {other}; "
+                    "one link can carry macvlan or ipvlan children, not both",
+                )
+            elif driver == "ipvlan" and self.valid[other].mode != network.mode:
+                # ipvlan's mode belongs to the parent link: the last child would set it for all.
+                self.checker.error(
+                    f"networks.{name}.mode",
+                    f"ipvlan network {other} on the same parent {network.parent} is in "
+                    f"{self.valid[other].mode} mode; ipvlan networks sharing a parent share "
+                    "one mode (give this one a parent of its own)",
+                )
         for name, network in self.valid.items():
             parent = network.parent
             if parent is None or parent.startswith(HOST_PARENT_PREFIX):

@@ -59,6 +59,8 @@ def labfiles(draw: st.DrawFn) -> dict[str, Any]:
     networks: dict[str, dict[str, Any]] = {}
     gateways: dict[str, str | None] = {}
     bridges: list[str] = []
+    parents: dict[str, str] = {}  # parent -> the driver of its children
+    ipvlan_modes: dict[str, str] = {}  # parent -> the mode of its ipvlan children
     for index, name in enumerate(net_names):
         driver = (
             "bridge"
@@ -85,10 +87,22 @@ def labfiles(draw: st.DrawFn) -> dict[str, Any]:
             if draw(st.booleans()):
                 network["internal"] = draw(st.booleans())
         if driver in ("macvlan", "ipvlan"):
-            network["parent"] = draw(st.sampled_from([*bridges, "host:dummy0"]))
+            # A parent carries children of one driver only (the kernel's rule).
+            taken = {p for p, d in parents.items() if d != driver}
+            free = [b for b in [*bridges, "host:dummy0"] if b not in taken]
+            if not free:
+                continue
+            parent = network["parent"] = draw(st.sampled_from(free))
+            parents[parent] = driver
             modes = ["bridge", "private", "vepa"] if driver == "macvlan" else ["l2", "l3", "l3s"]
-            if draw(st.booleans()):
+            if driver == "ipvlan" and parent in ipvlan_modes:
+                # ipvlan children of one parent share its mode.
+                if ipvlan_modes[parent] != "l2":
+                    network["mode"] = ipvlan_modes[parent]
+            elif draw(st.booleans()):
                 network["mode"] = draw(st.sampled_from(modes))
+            if driver == "ipvlan":
+                ipvlan_modes.setdefault(parent, network.get("mode", "l2"))
         if driver == "overlay" and draw(st.booleans()):
             network["vni"] = 100 + index
         if draw(st.booleans()):

@@ -57,8 +57,9 @@ labfile: 1
 name: order
 networks:
   lan: {subnet: 10.10.0.0/24}
+  core: {subnet: 10.40.0.0/24}
   wan: {driver: macvlan, parent: lan, subnet: 10.20.0.0/24}
-  l2: {driver: ipvlan, parent: lan, subnet: 10.30.0.0/24}
+  l2: {driver: ipvlan, parent: core, subnet: 10.30.0.0/24}
 nodes:
   zed: {networks: {wan: {}, lan: {}}}
   amy: {networks: {lan: {ipv4: 10.10.0.2}, l2: {}}}

@@ -30,7 +30,7 @@ def test_validate_prints_one_line_per_valid_file() -> None:
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines() == [
         "examples/two-nodes.yaml: ok - lab two-nodes, 2 nodes, 1 network (bridge)",
-        "examples/ipvlan-modes.yaml: ok - lab ipvlan-modes, 4 nodes, 3 networks (bridge, ipvlan)",
+        "examples/ipvlan-modes.yaml: ok - lab ipvlan-modes, 4 nodes, 4 networks (bridge, ipvlan)",
     ]
 
 

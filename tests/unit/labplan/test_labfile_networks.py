@@ -240,7 +240,8 @@ def test_it_rejects_a_mode_of_another_driver(
 
 def test_modes_default_per_driver(tree: dict[str, Any]) -> None:
     with_network(tree, "wan", {"driver": "macvlan", "subnet": "10.30.0.0/24", "parent": "lan"})
-    with_network(tree, "l2", {"driver": "ipvlan", "subnet": "10.40.0.0/24", "parent": "lan"})
+    with_network(tree, "core", {"driver": "bridge", "subnet": "10.50.0.0/24"})
+    with_network(tree, "l2", {"driver": "ipvlan", "subnet": "10.40.0.0/24", "parent": "core"})
     lab = validate(tree)
     assert (lab.network("wan").mode, lab.network("l2").mode) == ("bridge", "l2")
 
@@ -328,3 +329,26 @@ def test_it_rejects_more_than_a_thousand_networks(tree: dict[str, Any], errors: 
     tree["networks"] = {f"n{i}": {"driver": "none"} for i in range(1001)}
     # The nodes' attachments are not reported as unknown networks on top of it.
     assert errors(tree) == ["networks: a lab has at most 1,000 networks; this one has 1,001"]
+
+
+def test_ipvlan_networks_on_one_parent_share_one_mode(
+    tree: dict[str, Any], errors: Errors
+) -> None:
+    with_network(tree, "ia", {"driver": "ipvlan", "subnet": "10.30.0.0/24", "parent": "lan"})
+    network = {"driver": "ipvlan", "subnet": "10.40.0.0/24", "parent": "lan", "mode": "l3"}
+    with_network(tree, "ib", network)
+    assert errors(tree) == [
+        "networks.ib.mode: ipvlan network ia on the same parent lan is in l2 mode; ipvlan "
+        "networks sharing a parent share one mode (give this one a parent of its own)"
+    ]
+
+
+def test_it_rejects_macvlan_and_ipvlan_children_on_one_parent(
+    tree: dict[str, Any], errors: Errors
+) -> None:
+    with_network(tree, "l2", {"driver": "ipvlan", "subnet": "10.30.0.0/24", "parent": "lan"})
+    with_network(tree, "wan", {"driver": "macvlan", "subnet": "10.40.0.0/24", "parent": "lan"})
+    assert errors(tree) == [
+        "networks.wan.parent: lan is already the parent of ipvlan network l2; one link can "
+        "carry macvlan or ipvlan children, not both"
+    ]
