@@ -20,7 +20,15 @@ def load_errors(text: str | bytes, fmt: str | None = None) -> list[str]:
 def test_it_loads_the_example_of_the_format_description(campus_yaml: str) -> None:
     lab = load(campus_yaml)
     assert lab.name == "campus"
-    assert [n.name for n in lab.networks] == ["backbone", "core", "hostnet", "isolated", "l3", "lan", "wan"]
+    assert [n.name for n in lab.networks] == [
+        "backbone",
+        "core",
+        "hostnet",
+        "isolated",
+        "l3",
+        "lan",
+        "wan",
+    ]
     assert lab.node("web").attachment("backbone") is not None
 
 

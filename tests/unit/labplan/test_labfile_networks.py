@@ -331,9 +331,7 @@ def test_it_rejects_more_than_a_thousand_networks(tree: dict[str, Any], errors: 
     assert errors(tree) == ["networks: a lab has at most 1,000 networks; this one has 1,001"]
 
 
-def test_ipvlan_networks_on_one_parent_share_one_mode(
-    tree: dict[str, Any], errors: Errors
-) -> None:
+def test_ipvlan_networks_on_one_parent_share_one_mode(tree: dict[str, Any], errors: Errors) -> None:
     with_network(tree, "ia", {"driver": "ipvlan", "subnet": "10.30.0.0/24", "parent": "lan"})
     network = {"driver": "ipvlan", "subnet": "10.40.0.0/24", "parent": "lan", "mode": "l3"}
     with_network(tree, "ib", network)
