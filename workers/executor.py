@@ -68,6 +68,14 @@ class RefusedError(ApplyError):
 Progress = Callable[[Step], None]
 
 
+def decode(plan_data: object) -> ops.Plan:
+    """The plan a codec dict stands for, checked at the privilege boundary."""
+    try:
+        return codec.plan_from_dict(plan_data)
+    except LabfileError as exc:
+        raise ApplyError(f"the plan is invalid:\n{exc}") from exc
+
+
 def target_of(op: ops.Op) -> str:
     """The object an op is about, for progress lines."""
     match op:
@@ -121,12 +129,16 @@ class Executor:
 
     # --- apply ----------------------------------------------------------------------------
 
+    def driver(self) -> Driver:
+        """A driver session for work beside the executor's own jobs; the caller closes it."""
+        return self._driver_factory()
+
     def apply(self, plan_data: object, host: str) -> ApplyResult:
         """Decode, check and apply this host's part of a plan (a codec dict)."""
-        try:
-            plan = codec.plan_from_dict(plan_data)
-        except LabfileError as exc:
-            raise ApplyError(f"the plan is invalid:\n{exc}") from exc
+        return self.apply_decoded(decode(plan_data), plan_data, host)
+
+    def apply_decoded(self, plan: ops.Plan, plan_data: object, host: str) -> ApplyResult:
+        """`apply` for a caller that has already decoded `plan_data` into `plan`."""
         host_plan = plan.for_host(host)
         if host_plan is None:
             raise ApplyError(f"the plan has nothing for host {host!r}")
