@@ -1,0 +1,87 @@
+"""Redeploy diffs over host plans: which nodes keep running, which go, what is pruned."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from labplan import labfile, ops
+from labplan.compiler import compile_plan
+from workers.diff import diff
+
+LAB: dict[str, Any] = {
+    "labfile": 1,
+    "name": "pair",
+    "networks": {
+        "lan": {"driver": "bridge", "subnet": "10.10.0.0/24"},
+        "dmz": {"driver": "bridge", "subnet": "10.20.0.0/24"},
+    },
+    "nodes": {
+        "a": {"networks": {"lan": {}}},
+        "b": {"networks": {"lan": {}, "dmz": {}}},
+        "c": {"networks": {"dmz": {}}},
+    },
+}
+
+
+def host_plan(data: dict[str, Any]) -> ops.HostPlan:
+    plan = compile_plan(labfile.validate(data), deployment=3).for_host("local")
+    assert plan is not None
+    return plan
+
+
+def changed(**edits: Any) -> dict[str, Any]:
+    data = copy.deepcopy(LAB)
+    for path, value in edits.items():
+        *parents, key = path.split("__")
+        target = data
+        for part in parents:
+            target = target[part]
+        if value is None:
+            del target[key]
+        else:
+            target[key] = value
+    return data
+
+
+def test_the_same_plan_changes_nothing() -> None:
+    change = diff(host_plan(LAB), host_plan(LAB))
+
+    assert change.unchanged and change.kept == ("a", "b", "c")
+
+
+def test_a_node_added_last_keeps_the_others_and_only_rewrites_their_hosts_files() -> None:
+    change = diff(host_plan(LAB), host_plan(changed(nodes__d={"networks": {"lan": {}}})))
+
+    assert change.kept == ("a", "b", "c") and change.added == ("d",)
+    assert change.stale_nodes == () and change.stale_links == ()
+    assert [n.name for n in change.hosts_changed] == ["a", "b", "c"]
+    assert ("10.10.0.4", "d") in change.new_hosts["a"]
+
+
+def test_a_changed_limit_replaces_only_that_node() -> None:
+    change = diff(
+        host_plan(LAB),
+        host_plan(changed(nodes__c={"networks": {"dmz": {}}, "limits": {"pids": 9}})),
+    )
+
+    assert change.kept == ("a", "b") and change.replaced == ("c",)
+    [stale] = change.stale_nodes
+    assert (stale.netns, stale.cgroup, stale.veths) == ("lm3-n2", "lm3/n2", ("lm3-v2x0",))
+    assert change.stale_links == ()
+
+
+def test_a_changed_network_replaces_every_node_joined_to_it() -> None:
+    edited = changed(networks__dmz={"driver": "bridge", "subnet": "10.30.0.0/24"})
+
+    change = diff(host_plan(LAB), host_plan(edited))
+
+    assert change.kept == ("a",) and change.replaced == ("b", "c")
+    assert change.stale_links == ("lm3-b0",)  # dmz sorts first: bridge 0
+
+
+def test_a_removed_node_is_pruned_with_its_links() -> None:
+    change = diff(host_plan(LAB), host_plan(changed(nodes__c=None)))
+
+    assert change.removed == ("c",) and change.kept == ("a", "b")
+    assert [n.veths for n in change.stale_nodes] == [("lm3-v2x0",)]

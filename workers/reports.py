@@ -1,0 +1,220 @@
+"""What the agent tells the control plane, and the local log that makes a job's answer
+repeatable: `Reporter` sends `labmgr.control.*` tasks through one `send` seam (tests
+collect them), `StepGroups` turns the executor's per-op progress into a few steps, and
+`JobLog` keeps each job's reports by Celery task id so a duplicate delivery is answered
+again without touching the kernel.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from labplan import ops
+from workers.executor import Step
+
+log = logging.getLogger("labmgr.agent")
+
+Send = Callable[[str, dict[str, Any]], None]
+STEPS_PER_JOB = 1000  # a job's steps are numbered job * 1000 + i (docs/messages.md)
+JOB_LOG_DAYS = 2.0
+
+
+@dataclass(frozen=True)
+class Report:
+    task: str
+    kwargs: dict[str, Any]
+
+    def to_list(self) -> list[Any]:
+        return [self.task, self.kwargs]
+
+
+@dataclass
+class Reporter:
+    """Sends reports to the control plane and remembers those of the current job."""
+
+    send: Send
+    sent: list[Report] = field(default_factory=list)
+
+    def report(self, task: str, **kwargs: Any) -> None:
+        report = Report(task, kwargs)
+        self.sent.append(report)
+        self.send(task, kwargs)
+
+    def step(
+        self,
+        deployment: int,
+        seq: int,
+        total: int,
+        name: str,
+        target: str,
+        status: str,
+        message: str = "",
+        seconds: float = 0.0,
+    ) -> None:
+        self.report(
+            "labmgr.control.deployment_step",
+            deployment=deployment,
+            seq=seq,
+            total=total,
+            name=name,
+            target=target,
+            status=status,
+            message=message,
+            seconds=round(seconds, 6),
+        )
+
+    def result(
+        self,
+        deployment: int,
+        action: str,
+        ok: bool,
+        error: str = "",
+        nodes: list[dict[str, Any]] | None = None,
+    ) -> None:
+        self.report(
+            "labmgr.control.deployment_result",
+            deployment=deployment,
+            action=action,
+            ok=ok,
+            error=error,
+            nodes=nodes or [],
+        )
+
+
+def _span(targets: list[str]) -> str:
+    if len(targets) == 1:
+        return targets[0]
+    return f"{targets[0]} … {targets[-1]} ({len(targets)})"
+
+
+class StepGroups:
+    """The executor reports each op; the control plane gets one step per run of ops of
+    the same kind (all namespaces, all veths, ...): a handful of messages per job, not
+    thousands, and the browser still sees the build advance."""
+
+    def __init__(
+        self, reporter: Reporter, deployment: int, job: int, plan: ops.HostPlan, extra: int = 0
+    ) -> None:
+        self.reporter = reporter
+        self.deployment = deployment
+        self.first_seq = job * STEPS_PER_JOB + 1
+        self.last_of_run: set[int] = set()
+        kinds = [op.kind for op in plan.ops]
+        for index, kind in enumerate(kinds):
+            if index + 1 == len(kinds) or kinds[index + 1] != kind:
+                self.last_of_run.add(index)
+        self.total = len(self.last_of_run) + extra
+        self.sent = 0
+        self._targets: list[str] = []
+        self._seconds = 0.0
+        self._rolled_back: list[str] = []
+
+    def extra_step(self, name: str, target: str, status: str, message: str = "") -> None:
+        """A step outside the plan's ops (removing what a redeploy drops)."""
+        self._send(name, target, status, message, 0.0)
+
+    def __call__(self, step: Step) -> None:
+        if step.state == "rolled back":
+            self._rolled_back.append(step.target)
+            return
+        self._seconds += step.seconds
+        if step.state == "failed":
+            self._send(step.kind, step.target, "failed", "", self._seconds)
+            return
+        self._targets.append(step.target)
+        if step.index in self.last_of_run:
+            self._send(step.kind, _span(self._targets), "done", "", self._seconds)
+            self._targets, self._seconds = [], 0.0
+
+    def rolled_back(self, error: str) -> None:
+        """The job failed: one last step saying what was undone, and why."""
+        self.total = self.sent + 1
+        self._send("rollback", _span(self._rolled_back or ["nothing"]), "rolled back", error, 0)
+
+    def _send(self, name: str, target: str, status: str, message: str, seconds: float) -> None:
+        seq = self.first_seq + self.sent
+        self.sent += 1
+        total = max(self.total, self.sent)
+        self.reporter.step(self.deployment, seq, total, name, target, status, message, seconds)
+
+
+class JobLog:
+    """`<data>/jobs/<task id>.json`: a job's name, arguments, state and reports. A job
+    found "started" was cut by a crash and is run again on start; one found "done" is
+    answered from here. Also numbers each deployment's jobs (`<data>/jobs/<token>.seq`)."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+
+    def _path(self, task_id: str) -> Path:
+        safe = "".join(c for c in task_id if c.isalnum() or c in "-_")
+        return self.directory / f"{safe}.json"
+
+    def read(self, task_id: str) -> dict[str, Any] | None:
+        try:
+            data = json.loads(self._path(task_id).read_text())
+        except (FileNotFoundError, json.JSONDecodeError):
+            return None
+        return data if isinstance(data, dict) else None
+
+    def _write(self, task_id: str, data: dict[str, Any]) -> None:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        path = self._path(task_id)
+        scratch = path.with_suffix(".tmp")
+        scratch.write_text(json.dumps(data, separators=(",", ":")))
+        os.replace(scratch, path)  # never a half-written record
+
+    def start(self, task_id: str, job: str, kwargs: dict[str, Any]) -> None:
+        self._write(task_id, {"job": job, "kwargs": kwargs, "state": "started"})
+
+    def finish(self, task_id: str, reports: list[Report], value: Any = None) -> None:
+        record = self.read(task_id) or {}
+        record.update(state="done", reports=[r.to_list() for r in reports], value=value)
+        self._write(task_id, record)
+
+    def started(self) -> list[tuple[str, dict[str, Any]]]:
+        """Jobs a crash cut short, oldest first."""
+        if not self.directory.is_dir():
+            return []
+        found = []
+        for path in sorted(self.directory.glob("*.json"), key=lambda p: p.stat().st_mtime):
+            record = self.read(path.stem)
+            if record is not None and record.get("state") == "started":
+                found.append((path.stem, record))
+        return found
+
+    def next_job(self, token: str) -> int:
+        """1 for a deployment's first job on this host, then 2, 3, ..."""
+        self.directory.mkdir(parents=True, exist_ok=True)
+        path = self.directory / f"{token}.seq"
+        with contextlib.suppress(FileNotFoundError, ValueError):
+            number = int(path.read_text()) + 1
+            path.write_text(str(number))
+            return number
+        path.write_text("1")
+        return 1
+
+    def forget(self, token: str) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            (self.directory / f"{token}.seq").unlink()
+
+    def prune(self, days: float = JOB_LOG_DAYS) -> int:
+        """Drop finished records older than `days`: redeliveries come within hours."""
+        if not self.directory.is_dir():
+            return 0
+        cutoff = time.time() - days * 86400
+        dropped = 0
+        for path in self.directory.glob("*.json"):
+            with contextlib.suppress(FileNotFoundError):
+                if path.stat().st_mtime < cutoff and '"state":"done"' in path.read_text():
+                    path.unlink()
+                    dropped += 1
+        return dropped
