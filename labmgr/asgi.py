@@ -1,4 +1,5 @@
-"""ASGI entry point of the labmgr control plane (served by uvicorn)."""
+"""ASGI entry point of the labmgr control plane (served by uvicorn): HTTP through Django,
+websockets through Channels with the session's user and an origin check."""
 
 import os
 
@@ -6,4 +7,20 @@ from django.core.asgi import get_asgi_application
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "labmgr.settings")
 
-application = get_asgi_application()
+# Django must be set up before the consumers (and their models) are imported.
+django_application = get_asgi_application()
+
+from channels.auth import AuthMiddlewareStack  # noqa: E402
+from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
+from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
+
+from labmgr.routing import websocket_urlpatterns  # noqa: E402
+
+application = ProtocolTypeRouter(
+    {
+        "http": django_application,
+        "websocket": AllowedHostsOriginValidator(
+            AuthMiddlewareStack(URLRouter(websocket_urlpatterns))
+        ),
+    }
+)

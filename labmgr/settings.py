@@ -45,6 +45,8 @@ LABMGR_DATA_DIR = _data_dir()
 SECRET_KEY = _secret_key(LABMGR_DATA_DIR)
 DEBUG = os.environ.get("LABMGR_DEBUG") == "1"
 ALLOWED_HOSTS = _env_list("LABMGR_ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]")
+# Broker, results and channel layer share one Redis; a password goes in the URL
+# (redis://:secret@host:6379/0, or rediss:// for TLS).
 REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
 
 INSTALLED_APPS = [
@@ -58,10 +60,12 @@ INSTALLED_APPS = [
     "rest_framework",
     "rest_framework.authtoken",
     "drf_spectacular",
+    "channels",
     "labmgr.accounts",
     "labmgr.hosts",
     "labmgr.labs",
     "labmgr.deployments",
+    "labmgr.monitoring",
 ]
 
 MIDDLEWARE = [
@@ -101,6 +105,12 @@ DATABASES = {
         conn_max_age=int(os.environ.get("LABMGR_DB_CONN_MAX_AGE", "0")),
     )
 }
+if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
+    # The web server, the control worker and beat write at once: take the write lock when
+    # a transaction starts (no "database is locked" on upgrade) and wait for it a while.
+    DATABASES["default"].setdefault("OPTIONS", {}).update(
+        {"transaction_mode": "IMMEDIATE", "timeout": 20}
+    )
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [
@@ -180,3 +190,45 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": os.environ.get("LABMGR_LOG_LEVEL", "INFO")},
 }
+
+
+# --- live deployments: Celery, Channels, timeouts (see docs/messages.md) -----------------
+
+
+def _env_seconds(name: str, default: float) -> float:
+    return float(os.environ.get(name, default))
+
+
+# The longest task an agent runs (a 1,000-node apply) takes minutes; a message not acked
+# within the visibility timeout is redelivered, so it must be far longer than that.
+CELERY_BROKER_URL = REDIS_URL
+CELERY_RESULT_BACKEND = REDIS_URL
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 6 * 3600}
+CELERY_RESULT_BACKEND_TRANSPORT_OPTIONS = {"visibility_timeout": 6 * 3600}
+CELERY_RESULT_EXPIRES = 3600
+
+LABMGR_CHANNEL_LAYER = os.environ.get("LABMGR_CHANNEL_LAYER", "redis")
+CHANNEL_LAYERS = {
+    "default": (
+        {"BACKEND": "channels.layers.InMemoryChannelLayer"}
+        if LABMGR_CHANNEL_LAYER == "memory"
+        else {
+            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "CONFIG": {"hosts": [REDIS_URL], "capacity": 1000, "expiry": 30},
+        }
+    )
+}
+
+# A host whose agent has been silent this long is offline, its deployments unknown.
+LABMGR_HOST_OFFLINE_AFTER = _env_seconds("LABMGR_HOST_OFFLINE_AFTER", 30)
+LABMGR_HOST_CHECK_EVERY = _env_seconds("LABMGR_HOST_CHECK_EVERY", 10)
+# A deployment queued or deploying this long without news from its agent has failed.
+LABMGR_DEPLOY_TIMEOUT = _env_seconds("LABMGR_DEPLOY_TIMEOUT", 900)
+LABMGR_DRIFT_CHECK_EVERY = _env_seconds("LABMGR_DRIFT_CHECK_EVERY", 300)
+# Metrics: 1 s samples are kept this long, then averaged per minute, kept that long.
+LABMGR_METRICS_RAW_RETENTION = _env_seconds("LABMGR_METRICS_RAW_RETENTION", 3600)
+LABMGR_METRICS_RETENTION = _env_seconds("LABMGR_METRICS_RETENTION", 7 * 86400)
+LABMGR_METRICS_DOWNSAMPLE_EVERY = _env_seconds("LABMGR_METRICS_DOWNSAMPLE_EVERY", 60)
+# A terminal with no keystroke and no output this long is closed.
+LABMGR_TERMINAL_IDLE = _env_seconds("LABMGR_TERMINAL_IDLE", 900)
+LABMGR_EXEC_TIMEOUT = _env_seconds("LABMGR_EXEC_TIMEOUT", 30)

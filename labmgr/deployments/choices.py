@@ -24,16 +24,23 @@ S = DeploymentStatus
 ALLOWED_TRANSITIONS: dict[str, frozenset[str]] = {
     S.PENDING: frozenset({S.DEPLOYING, S.CANCELLED, S.FAILED}),
     S.DEPLOYING: frozenset({S.RUNNING, S.FAILED, S.DESTROYING, S.UNKNOWN}),
-    S.RUNNING: frozenset({S.DESTROYING, S.FAILED, S.UNKNOWN}),
+    # RUNNING -> DEPLOYING is a redeploy: the agent changes only the difference.
+    S.RUNNING: frozenset({S.DEPLOYING, S.DESTROYING, S.FAILED, S.UNKNOWN}),
     S.DESTROYING: frozenset({S.DESTROYED, S.FAILED, S.UNKNOWN}),
     S.FAILED: frozenset({S.DESTROYING}),
-    S.UNKNOWN: frozenset({S.RUNNING, S.FAILED, S.DESTROYING, S.DESTROYED}),
+    S.UNKNOWN: frozenset({S.DEPLOYING, S.RUNNING, S.FAILED, S.DESTROYING, S.DESTROYED}),
     S.DESTROYED: frozenset(),
     S.CANCELLED: frozenset(),
 }
 
 # States after which nothing of the deployment is running any more.
 FINISHED_STATES: frozenset[str] = frozenset({S.DESTROYED, S.CANCELLED, S.FAILED})
+# States in which a deployment is the lab's one current deployment (one at a time).
+ACTIVE_STATES: frozenset[str] = frozenset(
+    {S.PENDING, S.DEPLOYING, S.RUNNING, S.DESTROYING, S.UNKNOWN}
+)
+# States whose kernel objects the host must keep (FAILED may still own some).
+KEPT_STATES: frozenset[str] = ACTIVE_STATES | {S.FAILED}
 
 
 class StepStatus(models.TextChoices):
@@ -43,3 +50,4 @@ class StepStatus(models.TextChoices):
     FAILED = "failed", "Failed"
     # ... apart from one that is a bug in labmgr.
     ERRORED = "errored", "Errored"
+    ROLLED_BACK = "rolled_back", "Rolled back"

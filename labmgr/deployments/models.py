@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.db import models
+from django.db.models import Q
 
-from labmgr.deployments.choices import DeploymentStatus, StepStatus
+from labmgr.deployments.choices import ACTIVE_STATES, DeploymentStatus, StepStatus
 from labmgr.hosts.models import Host
 from labmgr.labs.models import Lab
 
@@ -27,12 +28,32 @@ class Deployment(models.Model):
     token = models.CharField(max_length=16, blank=True, default="")
     labfile = models.JSONField(default=dict, blank=True)
     plan = models.JSONField(default=dict, blank=True)
+    # Numbers the jobs sent to the agent (apply, destroy), so its steps of one job are
+    # told apart from the same steps of the next.
+    job = models.PositiveIntegerField(default=0)
+    # When the last job was sent, and when the agent last reported on this deployment:
+    # a deployment with no news for LABMGR_DEPLOY_TIMEOUT is failed, never left stuck.
+    dispatched = models.DateTimeField(null=True, blank=True)
+    heard = models.DateTimeField(null=True, blank=True)
+    # The status it had when its host went silent; where it returns when the host is back.
+    unknown_from = models.CharField(max_length=16, blank=True, default="")
+    # The agent's last comparison of the kernel with the plan.
+    drift = models.JSONField(null=True, blank=True)
+    drift_checked = models.DateTimeField(null=True, blank=True)
     created = models.DateTimeField(auto_now_add=True)
     updated = models.DateTimeField(auto_now=True)
     finished = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created", "-id"]
+        constraints = [
+            # Two clicks on "deploy" cannot both win, whatever the database's locking.
+            models.UniqueConstraint(
+                fields=["lab"],
+                condition=Q(status__in=sorted(ACTIVE_STATES)),
+                name="deployments_deployment_one_active_per_lab",
+            )
+        ]
 
     def __str__(self) -> str:
         return f"{self.lab.name} #{self.pk} ({self.status})"
@@ -46,6 +67,13 @@ class DeploymentStep(models.Model):
     name = models.CharField(max_length=100)
     status = models.CharField(max_length=16, choices=StepStatus.choices)
     message = models.TextField(blank=True, default="")
+    # Set on steps the agent reported: its job, its own numbering within the job, the
+    # operation's target and duration.
+    job = models.PositiveIntegerField(null=True, blank=True)
+    agent_seq = models.PositiveIntegerField(null=True, blank=True)
+    total = models.PositiveIntegerField(null=True, blank=True)
+    target = models.CharField(max_length=200, blank=True, default="")
+    seconds = models.FloatField(null=True, blank=True)
     created = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -53,8 +81,57 @@ class DeploymentStep(models.Model):
         constraints = [
             models.UniqueConstraint(
                 fields=["deployment", "seq"], name="deployments_step_unique_deployment_seq"
-            )
+            ),
+            # A step delivered twice is stored once.
+            models.UniqueConstraint(
+                fields=["deployment", "job", "agent_seq", "status"],
+                condition=Q(agent_seq__isnull=False),
+                name="deployments_step_unique_agent_report",
+            ),
         ]
 
     def __str__(self) -> str:
         return f"#{self.seq} {self.name}: {self.status}"
+
+
+class DeploymentNode(models.Model):
+    """A node as its agent observed it once applied: pid, netns, interfaces with their MACs
+    and addresses (`[{"name": "eth0", "mac": "...", "addresses": ["10.0.0.2/24"]}]`)."""
+
+    deployment = models.ForeignKey(Deployment, on_delete=models.CASCADE, related_name="nodes")
+    name = models.CharField(max_length=31)
+    pid = models.PositiveIntegerField(null=True, blank=True)
+    netns = models.CharField(max_length=15, blank=True, default="")
+    interfaces = models.JSONField(default=list, blank=True)
+    updated = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["deployment_id", "name"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["deployment", "name"], name="deployments_node_unique_deployment_name"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} (pid {self.pid})"
+
+
+class VniAllocation(models.Model):
+    """A VXLAN network identifier held by an overlay network of a deployment that may
+    still own kernel objects; released when the deployment is destroyed or cancelled."""
+
+    deployment = models.ForeignKey(Deployment, on_delete=models.CASCADE, related_name="vnis")
+    network = models.CharField(max_length=31)
+    vni = models.PositiveIntegerField(unique=True)
+
+    class Meta:
+        ordering = ["vni"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["deployment", "network"], name="deployments_vni_unique_deployment_network"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.network}: {self.vni}"

@@ -15,7 +15,7 @@ def deployment_list_visible(*, user: Any) -> QuerySet[Deployment]:
     return (
         Deployment.objects.filter(lab__in=visible_labs)
         .select_related("lab", "host", "owner")
-        .prefetch_related("steps")
+        .prefetch_related("steps", "nodes")
         .order_by("-created", "-id")
     )
 

@@ -1,50 +1,71 @@
-"""Writes on deployments: creating the record from a lab, and its one status transition.
+"""Writes on deployments: the record, its one status transition, and what agents report.
 
-Nothing is dispatched to a host here yet; dispatch is a later seam (`dispatch.py`).
+Every status change goes through `deployment_transition`, which locks the row, checks the
+transitions table against the status in the database and publishes `deployment.status`
+after commit. Reports from agents (`*_record`) are idempotent: a duplicate delivery, or a
+report that no longer fits the deployment's status, changes nothing.
 """
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Mapping
 from typing import Any
 
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import Max
 from django.utils import timezone
 
+from labmgr import events
 from labmgr.deployments.choices import (
     ALLOWED_TRANSITIONS,
     FINISHED_STATES,
     DeploymentStatus,
     StepStatus,
 )
-from labmgr.deployments.models import Deployment, DeploymentStep
+from labmgr.deployments.models import Deployment, DeploymentNode, DeploymentStep, VniAllocation
 from labmgr.errors import Conflict
 from labmgr.hosts.models import Host
 from labmgr.labs import spec
 from labmgr.labs.models import Lab
 from labplan import codec, compiler, naming
 from labplan import labfile as labfile_module
+from labplan.model import Labfile
+
+log = logging.getLogger(__name__)
 
 LOCAL_HOST = "local"
+S = DeploymentStatus
+# Automatic VNIs start above the small numbers people pick by hand in labfiles.
+VNI_FIRST = 100_000
+VNI_LAST = 2**24 - 1
+# Step statuses as agents word them.
+AGENT_STEP_STATUS = {
+    "started": StepStatus.STARTED,
+    "running": StepStatus.STARTED,
+    "done": StepStatus.SUCCEEDED,
+    "succeeded": StepStatus.SUCCEEDED,
+    "ok": StepStatus.SUCCEEDED,
+    "failed": StepStatus.FAILED,
+    "errored": StepStatus.ERRORED,
+    "rolled back": StepStatus.ROLLED_BACK,
+    "rolled_back": StepStatus.ROLLED_BACK,
+}
 
 
-def deployment_create(*, lab: Lab, owner: Any, host: Host | None = None) -> Deployment:
+def deployment_create(
+    *, lab: Lab, owner: Any, host: Host | None = None, labfile: Labfile | None = None
+) -> Deployment:
     """A PENDING deployment holding a snapshot of the lab's labfile and its compiled plan.
 
     The plan names every kernel object after the deployment's id, so the row is created
     first and the plan filled in within the same transaction.
     """
-    labfile = spec.lab_to_labfile(lab)
+    labfile = labfile or spec.lab_to_labfile(lab)
     with transaction.atomic():
         deployment = Deployment.objects.create(lab=lab, owner=owner, host=host)
-        plan = compiler.compile_plan(
-            labfile,
-            deployment=deployment.pk,
-            default_host=host.slug if host else LOCAL_HOST,
-        )
         deployment.token = naming.deployment_token(deployment.pk)
-        deployment.labfile = labfile_module.dump(labfile)
-        deployment.plan = codec.plan_to_dict(plan)
+        deployment_compile(deployment=deployment, labfile=labfile)
         deployment.save(update_fields=["token", "labfile", "plan", "updated"])
         deployment_step_add(
             deployment=deployment,
@@ -53,6 +74,55 @@ def deployment_create(*, lab: Lab, owner: Any, host: Host | None = None) -> Depl
             message=f"Plan compiled for {host or LOCAL_HOST}.",
         )
     return deployment
+
+
+def deployment_compile(*, deployment: Deployment, labfile: Labfile) -> None:
+    """Fill in the deployment's snapshot and plan from `labfile` (not saved). Overlay
+    networks keep the VNIs they hold and new ones get free VNIs; call inside a transaction."""
+    host = deployment.host
+    plan = compiler.compile_plan(
+        labfile,
+        deployment=deployment.pk,
+        default_host=host.slug if host else LOCAL_HOST,
+        underlay=_underlay(host),
+        vnis=vni_allocate(deployment=deployment, labfile=labfile),
+    )
+    deployment.labfile = labfile_module.dump(labfile)
+    deployment.plan = codec.plan_to_dict(plan)
+
+
+def _underlay(host: Host | None) -> dict[str, str]:
+    address = (host.facts or {}).get("underlay") if host else None
+    return {host.slug: address} if host and isinstance(address, str) and address else {}
+
+
+def vni_allocate(*, deployment: Deployment, labfile: Labfile) -> dict[str, int]:
+    """The VNI of each overlay network: the labfile's own, else the one the deployment
+    already holds, else the lowest free one. Refused when another deployment holds it."""
+    overlays = {n.name: n for n in labfile.networks if n.driver == "overlay"}
+    held = dict(VniAllocation.objects.filter(deployment=deployment).values_list("network", "vni"))
+    VniAllocation.objects.filter(deployment=deployment).exclude(network__in=overlays).delete()
+    wanted = {name: net.vni or held.get(name) for name, net in overlays.items()}
+    taken = set(VniAllocation.objects.exclude(deployment=deployment).values_list("vni", flat=True))
+    for name, vni in wanted.items():
+        if vni is not None and vni in taken:
+            raise Conflict.for_field(
+                f"networks.{name}.vni", f"VNI {vni} is in use by another deployment."
+            )
+    free = (v for v in range(VNI_FIRST, VNI_LAST + 1) if v not in taken)
+    used = {v for v in wanted.values() if v is not None}
+    result: dict[str, int] = {}
+    for name in sorted(wanted):
+        vni = wanted[name]
+        if vni is None:
+            vni = next(v for v in free if v not in used)
+            used.add(vni)
+        result[name] = vni
+        if held.get(name) != vni:
+            VniAllocation.objects.update_or_create(
+                deployment=deployment, network=name, defaults={"vni": vni}
+            )
+    return result
 
 
 def deployment_transition(
@@ -68,23 +138,67 @@ def deployment_transition(
             raise Conflict.for_field(
                 "status", f"A {current.label.lower()} deployment cannot become {target.value}."
             )
-        locked.status = target
-        fields = ["status", "updated"]
-        if target in FINISHED_STATES:
-            locked.finished = timezone.now()
-            fields.append("finished")
-        locked.save(update_fields=fields)
-        message = f"{current.value} -> {target.value}" + (f": {reason}" if reason else "")
-        deployment_step_add(
-            deployment=locked, name="status", status=StepStatus.SUCCEEDED, message=message
-        )
+        _move(locked, current, target, reason)
     deployment.status, deployment.finished = locked.status, locked.finished
-    deployment.updated = locked.updated
+    deployment.unknown_from, deployment.updated = locked.unknown_from, locked.updated
     return deployment
 
 
+def deployment_advance(
+    *, deployment_id: int, to: DeploymentStatus, reason: str = "", only_from: frozenset[str]
+) -> bool:
+    """Move to `to` if the deployment is in one of `only_from` and the table allows it;
+    False (and nothing changed) otherwise. The form reports from agents and beat tasks
+    use, which may arrive twice or late."""
+    with transaction.atomic():
+        locked = Deployment.objects.select_for_update().filter(pk=deployment_id).first()
+        if locked is None:
+            return False
+        current = DeploymentStatus(locked.status)
+        if current not in only_from or to not in ALLOWED_TRANSITIONS[current]:
+            return False
+        _move(locked, current, to, reason)
+    return True
+
+
+def _move(
+    locked: Deployment, current: DeploymentStatus, target: DeploymentStatus, reason: str
+) -> None:
+    locked.status = target
+    fields = ["status", "unknown_from", "updated"]
+    locked.unknown_from = current if target == S.UNKNOWN else ""
+    if target in FINISHED_STATES:
+        locked.finished = timezone.now()
+        fields.append("finished")
+    locked.save(update_fields=fields)
+    if target in (S.DESTROYED, S.CANCELLED):
+        # Nothing of it is left in any kernel: its VNIs are free for others.
+        locked.vnis.all().delete()
+    message = f"{current.value} -> {target.value}" + (f": {reason}" if reason else "")
+    deployment_step_add(
+        deployment=locked, name="status", status=StepStatus.SUCCEEDED, message=message
+    )
+    events.publish(
+        [events.lab_group(locked.lab_id)],
+        {
+            "type": "deployment.status",
+            "lab": locked.lab_id,
+            "deployment": locked.pk,
+            "status": target.value,
+            "reason": reason,
+            "host": locked.host.slug if locked.host else None,
+            "drift": locked.drift,
+        },
+    )
+
+
 def deployment_step_add(
-    *, deployment: Deployment, name: str, status: StepStatus, message: str = ""
+    *,
+    deployment: Deployment,
+    name: str,
+    status: StepStatus,
+    message: str = "",
+    **agent_fields: Any,
 ) -> DeploymentStep:
     """Append a step to the deployment's log; call inside a transaction holding its lock
     when several writers may log at once."""
@@ -95,4 +209,169 @@ def deployment_step_add(
         name=name,
         status=status,
         message=message,
+        **agent_fields,
     )
+
+
+def deployment_job_sent(*, deployment: Deployment) -> None:
+    """Note that a job (apply, destroy) is on its way to the agent: its steps get a new
+    job number and the stuck-deployment clock restarts."""
+    deployment.job += 1
+    deployment.dispatched = timezone.now()
+    deployment.save(update_fields=["job", "dispatched", "updated"])
+
+
+# --- what agents report ---------------------------------------------------------------
+
+
+def deployment_step_record(
+    *,
+    deployment_id: int,
+    seq: int,
+    total: int,
+    name: str,
+    target: str,
+    status: str,
+    message: str,
+    seconds: float,
+) -> DeploymentStep | None:
+    """Store a step the agent reported (once, however often it is delivered) and publish
+    it. The first news of a pending deployment means its agent has started: DEPLOYING."""
+    step_status = AGENT_STEP_STATUS.get(status.lower(), StepStatus.ERRORED)
+    if step_status == StepStatus.ERRORED and status.lower() not in AGENT_STEP_STATUS:
+        message = f"[{status}] {message}"
+    deployment_advance(
+        deployment_id=deployment_id,
+        to=S.DEPLOYING,
+        reason="the agent started",
+        only_from=frozenset({S.PENDING}),
+    )
+    try:
+        with transaction.atomic():
+            locked = Deployment.objects.select_for_update().filter(pk=deployment_id).first()
+            if locked is None:
+                log.warning("step %s for unknown deployment %s ignored", seq, deployment_id)
+                return None
+            if locked.steps.filter(job=locked.job, agent_seq=seq, status=step_status).exists():
+                return None
+            step = deployment_step_add(
+                deployment=locked,
+                name=name[:100],
+                status=step_status,
+                message=message,
+                job=locked.job,
+                agent_seq=seq,
+                total=total,
+                target=target[:200],
+                seconds=seconds,
+            )
+            locked.heard = timezone.now()
+            locked.save(update_fields=["heard", "updated"])
+    except IntegrityError:
+        return None  # the same step, delivered twice at once: the other delivery stored it
+    events.publish(
+        [events.lab_group(locked.lab_id)],
+        {
+            "type": "deployment.step",
+            "lab": locked.lab_id,
+            "deployment": locked.pk,
+            "seq": step.seq,
+            "name": step.name,
+            "target": step.target,
+            "status": step.status,
+            "message": step.message,
+            "total": step.total,
+            "seconds": step.seconds,
+        },
+    )
+    return step
+
+
+def deployment_result_record(
+    *, deployment_id: int, action: str, ok: bool, error: str, nodes: list[dict[str, Any]]
+) -> bool:
+    """Move the status machine on the agent's result; True when it changed something.
+
+    An apply result counts while the deployment is being deployed, a destroy result while
+    it is being destroyed; anything else is a duplicate or overtaken (e.g. a cancel), and
+    changes nothing.
+    """
+    reason = error or ""
+    if action == "apply":
+        # A result may arrive before the first step was processed.
+        deployment_advance(
+            deployment_id=deployment_id,
+            to=S.DEPLOYING,
+            reason="the agent started",
+            only_from=frozenset({S.PENDING}),
+        )
+        target = S.RUNNING if ok else S.FAILED
+        accepted = frozenset({S.DEPLOYING, S.UNKNOWN})
+    elif action == "destroy":
+        target = S.DESTROYED if ok else S.FAILED
+        accepted = frozenset({S.DESTROYING, S.UNKNOWN})
+    else:
+        log.warning("result of unknown action %r for deployment %s", action, deployment_id)
+        return False
+    with transaction.atomic():
+        changed = deployment_advance(
+            deployment_id=deployment_id, to=target, reason=reason, only_from=accepted
+        )
+        if changed and action == "apply" and ok:
+            deployment_nodes_store(deployment_id=deployment_id, nodes=nodes)
+    return changed
+
+
+def deployment_nodes_store(*, deployment_id: int, nodes: list[dict[str, Any]]) -> None:
+    """Replace the record of the deployment's nodes with what the agent observed."""
+    DeploymentNode.objects.filter(deployment_id=deployment_id).delete()
+    DeploymentNode.objects.bulk_create(
+        DeploymentNode(
+            deployment_id=deployment_id,
+            name=str(node.get("name") or node.get("node") or "")[:31],
+            pid=_int_or_none(node.get("pid")),
+            netns=str(node.get("netns") or "")[:15],
+            interfaces=[
+                _interface(i) for i in node.get("interfaces") or [] if isinstance(i, Mapping)
+            ],
+        )
+        for node in nodes
+        if isinstance(node, Mapping)
+    )
+
+
+def _interface(data: Mapping[str, Any]) -> dict[str, Any]:
+    addresses = data.get("addresses") or []
+    return {
+        "name": str(data.get("name") or data.get("ifname") or ""),
+        "mac": str(data.get("mac") or ""),
+        "addresses": [str(a) for a in addresses] if isinstance(addresses, list) else [],
+    }
+
+
+def _int_or_none(value: Any) -> int | None:
+    return value if isinstance(value, int) and value >= 0 else None
+
+
+def deployment_drift_record(*, deployment_id: int, missing: list[str], extra: list[str]) -> bool:
+    """Store what the agent found missing or extra in the kernel and publish it."""
+    with transaction.atomic():
+        locked = Deployment.objects.select_for_update().filter(pk=deployment_id).first()
+        if locked is None:
+            return False
+        locked.drift = {"missing": sorted(map(str, missing)), "extra": sorted(map(str, extra))}
+        locked.drift_checked = locked.heard = timezone.now()
+        locked.save(update_fields=["drift", "drift_checked", "heard", "updated"])
+        events.publish(
+            [events.lab_group(locked.lab_id)],
+            {
+                "type": "deployment.status",
+                "lab": locked.lab_id,
+                "deployment": locked.pk,
+                "status": locked.status,
+                "reason": "drift checked",
+                "host": locked.host.slug if locked.host else None,
+                "drift": locked.drift,
+            },
+        )
+    return True

@@ -1,21 +1,35 @@
-"""The deployment's REST representation (read only for now)."""
+"""The deployment's REST representation (read only) and the bodies of its actions."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from labmgr.deployments.models import Deployment, DeploymentStep
+from labmgr.deployments.models import Deployment, DeploymentNode, DeploymentStep
 
 
 class DeploymentStepSerializer(serializers.ModelSerializer):
     class Meta:
         model = DeploymentStep
-        fields = ["seq", "name", "status", "message", "created"]
+        fields = ["seq", "name", "status", "message", "target", "total", "seconds", "created"]
         read_only_fields = fields
+
+
+class DeploymentNodeSerializer(serializers.ModelSerializer):
+    interfaces = serializers.SerializerMethodField()
+
+    class Meta:
+        model = DeploymentNode
+        fields = ["name", "pid", "netns", "interfaces"]
+        read_only_fields = fields
+
+    @extend_schema_field(OpenApiTypes.OBJECT)
+    def get_interfaces(self, node: DeploymentNode) -> Any:
+        return node.interfaces
 
 
 class DeploymentSerializer(serializers.ModelSerializer):
@@ -27,6 +41,7 @@ class DeploymentSerializer(serializers.ModelSerializer):
     host = serializers.SlugRelatedField(slug_field="slug", read_only=True)
     owner = serializers.CharField(source="owner.username", read_only=True)
     steps = DeploymentStepSerializer(many=True, read_only=True)
+    nodes = DeploymentNodeSerializer(many=True, read_only=True)
 
     class Meta:
         model = Deployment
@@ -44,18 +59,29 @@ class DeploymentSerializer(serializers.ModelSerializer):
             "updated",
             "finished",
             "steps",
+            "nodes",
         ]
         read_only_fields = fields
 
+    @staticmethod
+    def fresh(deployment: Deployment) -> Deployment:
+        """The deployment re-read with what the representation needs."""
+        return (
+            Deployment.objects.select_related("lab", "host", "owner")
+            .prefetch_related("steps", "nodes")
+            .get(pk=deployment.pk)
+        )
+
 
 class DeploymentDetailSerializer(DeploymentSerializer):
-    """Adds the labfile snapshot and the compiled plan, which can be large."""
+    """Adds the drift, the labfile snapshot and the compiled plan, which can be large."""
 
     labfile = serializers.SerializerMethodField()
     plan = serializers.SerializerMethodField()
+    drift = serializers.SerializerMethodField()
 
     class Meta(DeploymentSerializer.Meta):
-        fields = [*DeploymentSerializer.Meta.fields, "labfile", "plan"]
+        fields = [*DeploymentSerializer.Meta.fields, "drift", "drift_checked", "labfile", "plan"]
         read_only_fields = fields
 
     @extend_schema_field(OpenApiTypes.OBJECT)
@@ -65,3 +91,26 @@ class DeploymentDetailSerializer(DeploymentSerializer):
     @extend_schema_field(OpenApiTypes.OBJECT)
     def get_plan(self, deployment: Deployment) -> Any:
         return deployment.plan
+
+    @extend_schema_field(OpenApiTypes.OBJECT)
+    def get_drift(self, deployment: Deployment) -> Any:
+        return deployment.drift
+
+
+class ExecSerializer(serializers.Serializer):
+    node = serializers.CharField(max_length=31)
+    argv = serializers.ListField(
+        child=serializers.CharField(max_length=4096, trim_whitespace=False),
+        min_length=1,
+        max_length=256,
+    )
+    timeout = serializers.FloatField(min_value=0.1, default=10.0)
+
+    def validate_timeout(self, value: float) -> float:
+        return min(value, float(settings.LABMGR_EXEC_TIMEOUT))
+
+
+class ExecResultSerializer(serializers.Serializer):
+    exit = serializers.IntegerField()
+    stdout = serializers.CharField()
+    stderr = serializers.CharField()

@@ -1,13 +1,29 @@
-"""Read-only REST views of deployments, visible to whoever may see their lab."""
+"""REST views of deployments (visible to whoever may see their lab) and their actions
+(only the lab's owner or an admin), thin over `labmgr.deployments.lifecycle`."""
 
 from __future__ import annotations
 
-from django.db.models import QuerySet
-from rest_framework import serializers, viewsets
+from typing import Any
 
-from labmgr.deployments.api.serializers import DeploymentDetailSerializer, DeploymentSerializer
+from django.db.models import QuerySet
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import serializers, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from labmgr.deployments import lifecycle
+from labmgr.deployments.api.serializers import (
+    DeploymentDetailSerializer,
+    DeploymentSerializer,
+    ExecResultSerializer,
+    ExecSerializer,
+)
 from labmgr.deployments.models import Deployment
 from labmgr.deployments.selectors import deployment_list_visible
+
+ERROR = OpenApiResponse(description='`{"detail": "...", "errors": {"field.path": ["..."]}}`')
+ACTION_RESPONSES = {202: DeploymentDetailSerializer, 403: ERROR, 404: ERROR, 409: ERROR}
 
 
 class DeploymentViewSet(viewsets.ReadOnlyModelViewSet):
@@ -17,4 +33,60 @@ class DeploymentViewSet(viewsets.ReadOnlyModelViewSet):
         return deployment_list_visible(user=self.request.user)
 
     def get_serializer_class(self) -> type[serializers.BaseSerializer[Deployment]]:
-        return DeploymentDetailSerializer if self.action == "retrieve" else DeploymentSerializer
+        return DeploymentSerializer if self.action == "list" else DeploymentDetailSerializer
+
+    def _accepted(self, deployment: Deployment) -> Response:
+        fresh = DeploymentSerializer.fresh(deployment)
+        return Response(self.get_serializer(fresh).data, status=status.HTTP_202_ACCEPTED)
+
+    @extend_schema(
+        request=None,
+        responses=ACTION_RESPONSES,
+        description="Apply the lab's current definition to this running deployment: "
+        "only the difference is changed; unchanged nodes keep running with their links.",
+    )
+    @action(detail=True, methods=["post"])
+    def redeploy(self, request: Request, pk: str | None = None) -> Response:
+        deployment = lifecycle.deployment_redeploy(deployment=self.get_object(), actor=request.user)
+        return self._accepted(deployment)
+
+    @extend_schema(
+        request=None,
+        responses=ACTION_RESPONSES,
+        description="Stop a pending or deploying deployment; what was built is destroyed.",
+    )
+    @action(detail=True, methods=["post"])
+    def cancel(self, request: Request, pk: str | None = None) -> Response:
+        deployment = lifecycle.deployment_cancel(deployment=self.get_object(), actor=request.user)
+        return self._accepted(deployment)
+
+    @extend_schema(
+        request=None,
+        responses=ACTION_RESPONSES,
+        description="Ask the host to compare its kernel with the plan; the drift (what is "
+        "missing or extra) appears in the deployment and on the lab's websocket.",
+    )
+    @action(detail=True, methods=["post"])
+    def check(self, request: Request, pk: str | None = None) -> Response:
+        deployment = lifecycle.deployment_check(deployment=self.get_object(), actor=request.user)
+        return self._accepted(deployment)
+
+    @extend_schema(
+        request=ExecSerializer,
+        responses={200: ExecResultSerializer, 403: ERROR, 404: ERROR, 409: ERROR, 504: ERROR},
+        description="Run a command (no shell) in a node of the running deployment and "
+        "wait for its exit status and output.",
+    )
+    @action(detail=True, methods=["post"], url_path="exec", url_name="exec")
+    def exec_(self, request: Request, pk: str | None = None) -> Response:
+        body = ExecSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        data: dict[str, Any] = dict(body.validated_data)
+        outcome = lifecycle.deployment_exec(
+            deployment=self.get_object(),
+            actor=request.user,
+            node=data["node"],
+            argv=list(data["argv"]),
+            timeout=data["timeout"],
+        )
+        return Response(outcome)

@@ -16,6 +16,8 @@ from rest_framework.response import Response
 
 from labmgr.api.parsers import LabfileText, LabfileTextParser
 from labmgr.api.renderers import YAMLRenderer
+from labmgr.deployments import lifecycle
+from labmgr.deployments.api.serializers import DeploymentDetailSerializer
 from labmgr.errors import ApplicationError, NotAllowed
 from labmgr.labs import selectors, services
 from labmgr.labs.api.serializers import (
@@ -26,6 +28,8 @@ from labmgr.labs.api.serializers import (
 )
 from labmgr.labs.choices import LabfileFormat
 from labmgr.labs.models import Lab
+from labmgr.monitoring import selectors as metrics_selectors
+from labmgr.monitoring.api.params import MetricsQuery
 
 ERROR = OpenApiResponse(description='`{"detail": "...", "errors": {"field.path": ["..."]}}`')
 CONTENT_TYPES = {
@@ -157,6 +161,63 @@ class LabViewSet(viewsets.GenericViewSet):
     @action(detail=True, methods=["get"])
     def plan(self, request: Request, pk: str | None = None) -> Response:
         return Response(selectors.lab_plan(lab=self.get_object()))
+
+    @extend_schema(
+        request=None,
+        responses={202: DeploymentDetailSerializer, 403: ERROR, 404: ERROR, 409: ERROR},
+        description="Deploy the lab's current definition on its host (the host its nodes "
+        "name, else the first online host). Answers at once; follow the deployment's "
+        "status on the lab's websocket or its URL. Refused while the lab has an active "
+        "deployment, or when the host is offline or lacks a feature the lab needs.",
+    )
+    @action(detail=True, methods=["post"])
+    def deploy(self, request: Request, pk: str | None = None) -> Response:
+        deployment = lifecycle.deployment_deploy(lab=self.get_object(), actor=request.user)
+        return _accepted(request, deployment)
+
+    @extend_schema(
+        operation_id="labs_destroy_deployment",
+        request=None,
+        responses={202: DeploymentDetailSerializer, 403: ERROR, 404: ERROR, 409: ERROR},
+        description="Destroy every deployment of the lab that may own kernel objects; "
+        "answers with the latest one.",
+    )
+    @action(detail=True, methods=["post"], url_path="destroy", url_name="destroy-deployment")
+    def destroy_deployment(self, request: Request, pk: str | None = None) -> Response:
+        deployment = lifecycle.deployment_destroy_lab(lab=self.get_object(), actor=request.user)
+        return _accepted(request, deployment)
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("since", str, description="ISO 8601 time or Unix seconds"),
+            OpenApiParameter("node", str),
+            OpenApiParameter("format", str, enum=["json", "csv"], default="json"),
+        ],
+        responses={
+            (200, "application/json"): OpenApiTypes.OBJECT,
+            (200, "text/csv"): OpenApiTypes.STR,
+            400: ERROR,
+        },
+        description="The lab's recent metrics samples, oldest first: per node CPU %, "
+        "memory, pids, IO bytes and per interface counters and rates.",
+    )
+    @action(detail=True, methods=["get"], renderer_classes=[JSONRenderer])
+    def metrics(self, request: Request, pk: str | None = None) -> HttpResponse:
+        query = MetricsQuery.from_params(request.query_params)
+        samples = metrics_selectors.lab_metrics(
+            lab=self.get_object(), since=query.since, node=query.node
+        )
+        if query.fmt == "csv":
+            return HttpResponse(
+                metrics_selectors.metrics_csv(samples), content_type="text/csv; charset=utf-8"
+            )
+        return Response({"samples": samples})
+
+
+def _accepted(request: Request, deployment: Any) -> Response:
+    fresh = DeploymentDetailSerializer.fresh(deployment)
+    body = DeploymentDetailSerializer(fresh, context={"request": request}).data
+    return Response(body, status=status.HTTP_202_ACCEPTED)
 
 
 def _validated(serializer_class: type[Any], data: Any) -> dict[str, Any]:

@@ -52,6 +52,12 @@ def fast_passwords(settings: Any) -> None:
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
+@pytest.fixture(autouse=True)
+def memory_channel_layer(settings: Any) -> None:
+    # Events go to an in-memory layer; consumer tests read them from there.
+    settings.CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+
+
 @pytest.fixture
 def class_a(db: None) -> Group:
     return Group.objects.create(name="class-a")

@@ -1,0 +1,52 @@
+"""The control plane's Celery app: JSON only, explicit task names, routes and the beat.
+
+`labmgr.control.*` tasks run on the control worker (queue `control`, database access);
+`labmgr.agent.*` tasks go to one host's queue (`host.<slug>`), chosen per call by
+`labmgr.deployments.dispatch`. docs/messages.md is the contract.
+"""
+
+from __future__ import annotations
+
+import os
+
+from celery import Celery
+from django.conf import settings
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "labmgr.settings")
+
+CONTROL_QUEUE = "control"
+
+app = Celery("labmgr")
+app.config_from_object("django.conf:settings", namespace="CELERY")
+app.conf.update(
+    task_serializer="json",
+    result_serializer="json",
+    accept_content=["json"],
+    result_accept_content=["json"],
+    # A task is acknowledged when done, so a worker dying mid-task leaves it queued; every
+    # control task is idempotent, so running one twice changes nothing.
+    task_acks_late=True,
+    task_reject_on_worker_lost=True,
+    worker_prefetch_multiplier=1,
+    task_default_queue=CONTROL_QUEUE,
+    task_routes={"labmgr.control.*": {"queue": CONTROL_QUEUE}},
+    task_create_missing_queues=True,
+    broker_connection_retry_on_startup=True,
+    worker_hijack_root_logger=False,
+    beat_schedule_filename=str(settings.LABMGR_DATA_DIR / "celerybeat-schedule"),
+    beat_schedule={
+        "hosts-check": {
+            "task": "labmgr.control.hosts_check",
+            "schedule": settings.LABMGR_HOST_CHECK_EVERY,
+        },
+        "drift-check": {
+            "task": "labmgr.control.drift_check",
+            "schedule": settings.LABMGR_DRIFT_CHECK_EVERY,
+        },
+        "metrics-retention": {
+            "task": "labmgr.control.metrics_retention",
+            "schedule": settings.LABMGR_METRICS_DOWNSAMPLE_EVERY,
+        },
+    },
+)
+app.autodiscover_tasks()

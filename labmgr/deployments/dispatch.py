@@ -1,0 +1,100 @@
+"""The one module that sends work to host agents (docs/messages.md, queue `host.<slug>`).
+
+Each function sends one named task with keyword arguments only; nothing else in labmgr
+knows task names or queues of agents. Tests patch this seam. Services call it from
+`transaction.on_commit`, so an agent never hears of a row that was rolled back.
+"""
+
+from __future__ import annotations
+
+from typing import Any, TypedDict
+
+from celery.exceptions import TimeoutError as CeleryTimeout
+
+from labmgr.celery import app
+from labmgr.errors import ApplicationError
+
+
+class ExecResult(TypedDict):
+    exit: int
+    stdout: str
+    stderr: str
+
+
+class HostUnreachable(ApplicationError):
+    """The host's agent did not answer in time."""
+
+    status = 504
+
+
+class CommandFailed(ApplicationError):
+    """The agent could not run the command (no such node, no such program, ...)."""
+
+    status = 502
+
+
+def queue(host_slug: str) -> str:
+    return f"host.{host_slug}"
+
+
+def _send(name: str, host_slug: str, **kwargs: Any) -> Any:
+    return app.send_task(name, kwargs=kwargs, queue=queue(host_slug))
+
+
+def apply(
+    *, host: str, deployment: int, plan: dict[str, Any], previous: dict[str, Any] | None
+) -> None:
+    _send("labmgr.agent.apply", host, deployment=deployment, plan=plan, previous=previous)
+
+
+def destroy(*, host: str, deployment: int, token: str) -> None:
+    _send("labmgr.agent.destroy", host, deployment=deployment, token=token)
+
+
+def check(*, host: str, deployment: int, plan: dict[str, Any]) -> None:
+    _send("labmgr.agent.check", host, deployment=deployment, plan=plan)
+
+
+def sweep(*, host: str, live: list[str]) -> None:
+    _send("labmgr.agent.sweep", host, live=live)
+
+
+def terminal_open(*, host: str, session: str, token: str, node: str, cols: int, rows: int) -> None:
+    _send(
+        "labmgr.agent.terminal_open",
+        host,
+        session=session,
+        token=token,
+        node=node,
+        cols=cols,
+        rows=rows,
+    )
+
+
+def exec_(
+    *, host: str, deployment: int, token: str, node: str, argv: list[str], timeout: float
+) -> ExecResult:
+    """Run `argv` in the node and wait for its outcome (the agent's Celery result)."""
+    result = _send(
+        "labmgr.agent.exec",
+        host,
+        deployment=deployment,
+        token=token,
+        node=node,
+        argv=argv,
+        timeout=timeout,
+    )
+    try:
+        # The agent may be busy with another job of its queue: allow for that too.
+        outcome = result.get(timeout=timeout + 30, disable_sync_subtasks=False)
+    except CeleryTimeout as exc:
+        raise HostUnreachable(f"Host {host} did not run the command in time.") from exc
+    except Exception as exc:  # the agent's own error, re-raised by Celery
+        raise CommandFailed(f"Host {host} could not run the command: {exc}") from exc
+    finally:
+        result.forget()
+    return {
+        "exit": int(outcome["exit"]),
+        "stdout": str(outcome["stdout"]),
+        "stderr": str(outcome["stderr"]),
+    }

@@ -1,0 +1,101 @@
+"""The one publisher of browser events (Channels groups `lab.<id>`, `host.<slug>`, `user.<id>`).
+
+Every payload is a TypedDict whose `type` names the event; the Channels message type is the
+same string, so a consumer has one handler per event type. Events leave only after the
+database transaction that caused them commits: a browser never sees a state the database
+then rolls back.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Literal, TypedDict
+
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+from django.db import transaction
+
+log = logging.getLogger(__name__)
+
+
+class DeploymentStatusEvent(TypedDict):
+    type: Literal["deployment.status"]
+    lab: int
+    deployment: int
+    status: str
+    reason: str
+    host: str | None
+    drift: dict[str, list[str]] | None
+
+
+class DeploymentStepEvent(TypedDict):
+    type: Literal["deployment.step"]
+    lab: int
+    deployment: int
+    seq: int
+    name: str
+    target: str
+    status: str
+    message: str
+    total: int | None
+    seconds: float | None
+
+
+class MetricsSampleEvent(TypedDict):
+    type: Literal["metrics.sample"]
+    lab: int
+    deployment: int
+    samples: list[dict[str, Any]]
+
+
+class HostStatusEvent(TypedDict):
+    type: Literal["host.status"]
+    host: str
+    status: str
+
+
+class SessionEndedEvent(TypedDict):
+    """Not for browsers: tells a user's open terminals that the user logged out."""
+
+    type: Literal["session.ended"]
+    user: int
+
+
+Event = (
+    DeploymentStatusEvent
+    | DeploymentStepEvent
+    | MetricsSampleEvent
+    | HostStatusEvent
+    | SessionEndedEvent
+)
+
+
+def lab_group(lab_id: int) -> str:
+    return f"lab.{lab_id}"
+
+
+def host_group(slug: str) -> str:
+    return f"host.{slug}"
+
+
+def user_group(user_id: int) -> str:
+    return f"user.{user_id}"
+
+
+def publish(groups: list[str], event: Event) -> None:
+    """Send `event` to every group once the current transaction commits (at once outside
+    one). A broken channel layer is logged, never raised: the database is the truth and a
+    browser catches up from the API."""
+    transaction.on_commit(lambda: _send(groups, event))
+
+
+def _send(groups: list[str], event: Event) -> None:
+    layer = get_channel_layer()
+    if layer is None:
+        return
+    message: dict[str, Any] = dict(event)
+    for group in groups:
+        try:
+            async_to_sync(layer.group_send)(group, message)
+        except Exception:  # a Redis restart must not fail the task that changed the state
+            log.warning("could not publish %s to %s", event["type"], group, exc_info=True)

@@ -1,0 +1,81 @@
+"""Writes on hosts: what a heartbeat tells (online, facts, capacity) and going offline.
+
+Agents register their host by their first heartbeat; an admin may rename it later.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.core.validators import validate_slug
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from labmgr import events
+from labmgr.deployments.choices import KEPT_STATES
+from labmgr.errors import ApplicationError
+from labmgr.hosts.choices import HostStatus
+from labmgr.hosts.models import Host
+
+log = logging.getLogger(__name__)
+
+# Capacity the agent may report among its facts, when the admin has not set it.
+CAPACITY_FACTS = ("cpus", "memory", "pids")
+
+
+def host_heartbeat(*, slug: str, facts: dict[str, Any], sent: float) -> Host | None:
+    """Mark the host online with the facts it sent; None when the heartbeat is too old to
+    say anything about now (it waited in the queue longer than a host may stay silent)."""
+    if time.time() - sent > settings.LABMGR_HOST_OFFLINE_AFTER:
+        log.info("ignoring a heartbeat of %s sent %.0f s ago", slug, time.time() - sent)
+        return None
+    try:
+        validate_slug(slug)
+    except Exception as exc:
+        raise ApplicationError.for_field("host", f"{slug!r} is not a host slug.") from exc
+    with transaction.atomic():
+        host, _ = Host.objects.select_for_update().get_or_create(slug=slug, defaults={"name": slug})
+        was = host.status
+        host.status = HostStatus.ONLINE
+        host.facts = facts
+        host.last_seen = timezone.now()
+        fields = ["status", "facts", "last_seen", "updated"]
+        for key in CAPACITY_FACTS:
+            value = facts.get(key)
+            if isinstance(value, int) and value >= 0 and getattr(host, key) == 0:
+                setattr(host, key, value)
+                fields.append(key)
+        host.save(update_fields=fields)
+        if was != HostStatus.ONLINE:
+            _publish_status(host)
+    return host
+
+
+def hosts_mark_silent_offline() -> list[Host]:
+    """Every online host silent for longer than LABMGR_HOST_OFFLINE_AFTER, now offline."""
+    limit = timezone.now() - timedelta(seconds=settings.LABMGR_HOST_OFFLINE_AFTER)
+    gone = []
+    with transaction.atomic():
+        silent = Host.objects.select_for_update().filter(
+            Q(last_seen__lt=limit) | Q(last_seen__isnull=True), status=HostStatus.ONLINE
+        )
+        for host in silent:
+            host.status = HostStatus.OFFLINE
+            host.save(update_fields=["status", "updated"])
+            _publish_status(host)
+            gone.append(host)
+    return gone
+
+
+def _publish_status(host: Host) -> None:
+    # Labs with a deployment on the host hear it on their own group (the browser only
+    # subscribes to its lab); admin pages may follow the host's group.
+    kept = host.deployments.filter(status__in=sorted(KEPT_STATES))
+    lab_ids = kept.values_list("lab_id", flat=True).distinct()
+    groups = [events.host_group(host.slug), *(events.lab_group(i) for i in lab_ids)]
+    events.publish(groups, {"type": "host.status", "host": host.slug, "status": host.status})

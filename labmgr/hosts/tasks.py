@@ -1,0 +1,35 @@
+"""Control tasks about hosts: heartbeats from agents, and the beat's silent-host check."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from labmgr.celery import app
+from labmgr.deployments.reconcile import (
+    deployments_fail_stuck,
+    deployments_mark_unknown,
+    deployments_reconcile_host,
+)
+from labmgr.errors import ApplicationError
+from labmgr.hosts.services import host_heartbeat, hosts_mark_silent_offline
+
+log = logging.getLogger(__name__)
+
+
+@app.task(name="labmgr.control.heartbeat")
+def heartbeat(*, host: str, facts: dict[str, Any], tokens: list[str], sent: float) -> None:
+    try:
+        record = host_heartbeat(slug=host, facts=facts, sent=sent)
+    except ApplicationError as exc:
+        log.warning("heartbeat refused: %s", exc.message)
+        return
+    if record is not None:
+        deployments_reconcile_host(host=record, tokens=tokens, sent=sent)
+
+
+@app.task(name="labmgr.control.hosts_check")
+def hosts_check() -> None:
+    for host in hosts_mark_silent_offline():
+        deployments_mark_unknown(host=host)
+    deployments_fail_stuck()

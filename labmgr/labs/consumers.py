@@ -1,0 +1,60 @@
+"""The lab's live stream: `ws/labs/{id}/` relays the lab's events to a browser.
+
+Only the lab's owner, members of a group it is shared with, and admins may subscribe;
+anyone else is refused before the handshake completes. One handler per event type.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncJsonWebsocketConsumer
+
+from labmgr import events
+from labmgr.labs.models import Lab
+from labmgr.labs.selectors import lab_get_visible
+
+REFUSED = 4403  # the websocket close code of a refused subscription
+
+
+def may_watch(user: Any, lab_id: int) -> bool:
+    if not getattr(user, "is_authenticated", False):
+        return False
+    try:
+        lab_get_visible(user=user, pk=lab_id)
+    except Lab.DoesNotExist:
+        return False
+    return True
+
+
+class LabConsumer(AsyncJsonWebsocketConsumer):
+    group: str | None = None
+
+    async def connect(self) -> None:
+        lab_id = int(self.scope["url_route"]["kwargs"]["lab"])
+        if not await database_sync_to_async(may_watch)(self.scope.get("user"), lab_id):
+            await self.close(code=REFUSED)
+            return
+        self.group = events.lab_group(lab_id)
+        await self.channel_layer.group_add(self.group, self.channel_name)
+        await self.accept()
+
+    async def disconnect(self, code: int) -> None:
+        if self.group is not None:
+            await self.channel_layer.group_discard(self.group, self.channel_name)
+
+    async def receive_json(self, content: Any, **kwargs: Any) -> None:
+        """The stream is one way; what a browser sends is ignored."""
+
+    async def deployment_status(self, event: events.DeploymentStatusEvent) -> None:
+        await self.send_json(event)
+
+    async def deployment_step(self, event: events.DeploymentStepEvent) -> None:
+        await self.send_json(event)
+
+    async def metrics_sample(self, event: events.MetricsSampleEvent) -> None:
+        await self.send_json(event)
+
+    async def host_status(self, event: events.HostStatusEvent) -> None:
+        await self.send_json(event)
