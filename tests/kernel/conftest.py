@@ -85,7 +85,10 @@ class Lab:
         )
 
     def ping(self, node: str, address: str) -> bool:
-        return self.run(node, "ping", "-c1", "-W1", address).returncode == 0
+        # Up to three echoes: a link that has just come up may drop the first one
+        # (a macvlan child follows its parent's carrier a moment later).
+        result = self.run(node, "ping", "-c3", "-i0.2", "-W1", "-w2", address)
+        return result.returncode == 0
 
 
 def compile_dict(data: dict[str, Any], deployment: int, **kwargs: Any) -> dict[str, Any]:
