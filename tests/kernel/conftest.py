@@ -87,7 +87,7 @@ class Lab:
     def ping(self, node: str, address: str) -> bool:
         # Up to three echoes: a link that has just come up may drop the first one
         # (a macvlan child follows its parent's carrier a moment later).
-        result = self.run(node, "ping", "-c3", "-i0.2", "-W1", "-w2", address)
+        result = self.run(node, "ping", "-c3", "-i0.2", "-W1", address)
         return result.returncode == 0
 
 
