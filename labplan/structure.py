@@ -42,6 +42,9 @@ def join(path: str, key: object) -> str:
     return f"{path}.{key}" if path else str(key)
 
 
+MAX_REPORTED = 200  # errors listed before the rest are only counted
+
+
 class Checker:
     """Collects errors and the document position of every path it visits, so errors
     found by later passes can still be reported in document order."""
@@ -67,7 +70,13 @@ class Checker:
 
     @property
     def errors(self) -> list[FieldError]:
-        return [e for _, _, e in sorted(self._errors, key=lambda t: (t[0], t[1]))]
+        """In document order; past MAX_REPORTED, the rest is counted in one last line so a
+        broken 1,000-node file does not bury its first problems."""
+        ordered = [e for _, _, e in sorted(self._errors, key=lambda t: (t[0], t[1]))]
+        if len(ordered) <= MAX_REPORTED:
+            return ordered
+        more = len(ordered) - MAX_REPORTED
+        return [*ordered[:MAX_REPORTED], FieldError("", f"... and {more} more problems")]
 
     # -- walking ---------------------------------------------------------------
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from labfile_strategies import labfiles
@@ -56,3 +57,17 @@ def test_any_text_loads_or_gives_field_errors(text: str) -> None:
         load(text)
     except LabfileError as error:
         assert error.errors
+
+
+def test_a_file_with_hundreds_of_problems_lists_the_first_200_and_counts_the_rest() -> None:
+    tree = {
+        "labfile": 1,
+        "name": "many",
+        "nodes": {f"n{i}": {"workdir": "relative"} for i in range(250)},
+    }
+    with pytest.raises(LabfileError) as caught:
+        validate(tree)
+    messages = [str(e) for e in caught.value.errors]
+    assert len(messages) == 201
+    assert messages[0].startswith("nodes.n0.workdir: ")
+    assert messages[-1] == "... and 50 more problems"
