@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import re
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 from celery import Celery  # type: ignore[import-untyped]
 from kombu.entity import Queue
@@ -29,19 +29,22 @@ def redis_url() -> str:
     return os.environ.get("REDIS_URL") or DEFAULT_REDIS_URL
 
 
+def _with_scheme(url: str, scheme: str) -> str:
+    # Not urlunsplit: it drops the "//" of an empty authority ("unix:///run/redis.sock").
+    return scheme + url[url.index("://") :]
+
+
 def celery_url(url: str) -> str:
     """`url` in kombu's spelling: a unix socket is `redis+socket://` there."""
-    parts = urlsplit(url)
-    if parts.scheme == "unix":
-        return urlunsplit(("redis+socket", parts.netloc, parts.path, parts.query, ""))
+    if urlsplit(url).scheme == "unix":
+        return _with_scheme(url, "redis+socket")
     return url
 
 
 def redis_client_url(url: str) -> str:
     """`url` in redis-py's spelling (the reverse of `celery_url`)."""
-    parts = urlsplit(url)
-    if parts.scheme in ("redis+socket", "socket"):
-        return urlunsplit(("unix", parts.netloc, parts.path, parts.query, ""))
+    if urlsplit(url).scheme in ("redis+socket", "socket"):
+        return _with_scheme(url, "unix")
     return url
 
 
@@ -73,9 +76,8 @@ def _settings(queue: str) -> dict[str, Any]:
         "task_acks_late": True,
         "worker_prefetch_multiplier": 1,
         "task_default_queue": queue,
-        "task_queues": [Queue(queue)],  # type: ignore[no-untyped-call]
+        "task_queues": [Queue(queue), Queue(CONTROL_QUEUE)],  # type: ignore[no-untyped-call]
         "task_routes": {"labmgr.control.*": {"queue": CONTROL_QUEUE}},
-        "task_create_missing_queues": False,
         "broker_transport_options": {"visibility_timeout": VISIBILITY_TIMEOUT},
         "result_backend_transport_options": {"visibility_timeout": VISIBILITY_TIMEOUT},
         "result_expires": RESULT_EXPIRES,

@@ -1,5 +1,6 @@
 """`python -m workers facts | apply LABFILE | status NAME | exec NAME NODE -- CMD... |
-destroy NAME | sweep`: the agent driven by hand, through the same code the tasks use."""
+destroy NAME | sweep`: the agent driven by hand, through the same code the tasks use;
+`python -m workers agent`: the long-running agent serving this host's queue."""
 
 from __future__ import annotations
 
@@ -143,6 +144,12 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_agent(args: argparse.Namespace) -> int:
+    from workers.service import main as serve  # Celery is needed only here
+
+    return serve()
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m workers", description=__doc__)
     sub = p.add_subparsers(dest="command_name", required=True)
@@ -166,6 +173,8 @@ def parser() -> argparse.ArgumentParser:
     w = sub.add_parser("sweep", help="remove every labmgr object no live deployment owns")
     w.add_argument("--keep", nargs="*", default=[], help="tokens of live deployments")
     w.set_defaults(run=cmd_sweep)
+    g = sub.add_parser("agent", help="serve this host's queue (REDIS_URL, LABMGR_AGENT_HOST)")
+    g.set_defaults(run=cmd_agent)
     return p
 
 

@@ -89,16 +89,44 @@ class Reporter:
         )
 
 
-def _span(targets: list[str]) -> str:
-    if len(targets) == 1:
-        return targets[0]
-    return f"{targets[0]} … {targets[-1]} ({len(targets)})"
+PHASES: dict[type[ops.Op], str] = {
+    ops.CreateNetns: "namespaces",
+    ops.CreateCgroup: "namespaces",
+    ops.SetCgroupLimit: "namespaces",
+    ops.CreateBridge: "networks",
+    ops.CreateVxlan: "networks",
+    ops.AddFdbEntry: "networks",
+    ops.SetNat: "networks",
+    ops.IsolateBridge: "networks",
+    ops.CreateVethPair: "links",
+    ops.CreateMacvlan: "links",
+    ops.CreateIpvlan: "links",
+    ops.AttachToBridge: "links",
+    ops.SpawnNode: "nodes",
+}  # link settings (up, addresses, routes, shaping) belong to the phase they follow
+
+
+def phases(plan: ops.HostPlan) -> list[str]:
+    """The phase of each op of the plan."""
+    current = "namespaces"
+    found = []
+    for op in plan.ops:
+        current = PHASES.get(type(op), current)
+        found.append(current)
+    return found
+
+
+def _summary(kinds: list[str]) -> str:
+    counts: dict[str, int] = {}
+    for kind in kinds:
+        counts[kind] = counts.get(kind, 0) + 1
+    return ", ".join(f"{n} {kind}" for kind, n in counts.items())
 
 
 class StepGroups:
-    """The executor reports each op; the control plane gets one step per run of ops of
-    the same kind (all namespaces, all veths, ...): a handful of messages per job, not
-    thousands, and the browser still sees the build advance."""
+    """The executor reports each op; the control plane gets one step per phase of the
+    plan (namespaces and cgroups, networks, links and addresses, node processes): a
+    handful of messages per job whatever the lab's size, each saying what it did."""
 
     def __init__(
         self, reporter: Reporter, deployment: int, job: int, plan: ops.HostPlan, extra: int = 0
@@ -106,14 +134,15 @@ class StepGroups:
         self.reporter = reporter
         self.deployment = deployment
         self.first_seq = job * STEPS_PER_JOB + 1
-        self.last_of_run: set[int] = set()
-        kinds = [op.kind for op in plan.ops]
-        for index, kind in enumerate(kinds):
-            if index + 1 == len(kinds) or kinds[index + 1] != kind:
-                self.last_of_run.add(index)
+        self.phases = phases(plan)
+        self.last_of_run = {
+            i
+            for i, phase in enumerate(self.phases)
+            if i + 1 == len(self.phases) or self.phases[i + 1] != phase
+        }
         self.total = len(self.last_of_run) + extra
         self.sent = 0
-        self._targets: list[str] = []
+        self._kinds: list[str] = []
         self._seconds = 0.0
         self._rolled_back: list[str] = []
 
@@ -127,17 +156,19 @@ class StepGroups:
             return
         self._seconds += step.seconds
         if step.state == "failed":
-            self._send(step.kind, step.target, "failed", "", self._seconds)
+            self._send(self.phases[step.index], f"{step.kind} {step.target}", "failed", "", 0)
             return
-        self._targets.append(step.target)
+        self._kinds.append(step.kind)
         if step.index in self.last_of_run:
-            self._send(step.kind, _span(self._targets), "done", "", self._seconds)
-            self._targets, self._seconds = [], 0.0
+            phase = self.phases[step.index]
+            self._send(phase, _summary(self._kinds), "done", "", self._seconds)
+            self._kinds, self._seconds = [], 0.0
 
     def rolled_back(self, error: str) -> None:
         """The job failed: one last step saying what was undone, and why."""
         self.total = self.sent + 1
-        self._send("rollback", _span(self._rolled_back or ["nothing"]), "rolled back", error, 0)
+        undone = f"{len(self._rolled_back)} objects removed"
+        self._send("rollback", undone, "rolled back", error, 0)
 
     def _send(self, name: str, target: str, status: str, message: str, seconds: float) -> None:
         seq = self.first_seq + self.sent

@@ -109,10 +109,14 @@ def test_apply_reports_grouped_steps_then_the_observed_nodes(
     agent.run("t1", "apply", {"deployment": 7, "plan": plan_dict(), "previous": None})
 
     assert [task for task, _ in sent][-1] == "labmgr.control.deployment_result"
-    first, last = steps(sent)[0], steps(sent)[-1]
-    assert first["seq"] == 1001 and first["name"] == "create_netns"
-    assert first["target"] == "lm7-n0 … lm7-n2 (3)" and first["status"] == "done"
-    assert last["name"] == "spawn_node" and last["seq"] == 1000 + last["total"]
+    assert [(s["seq"], s["total"], s["name"], s["status"]) for s in steps(sent)] == [
+        (1001, 4, "namespaces", "done"),
+        (1002, 4, "networks", "done"),
+        (1003, 4, "links", "done"),
+        (1004, 4, "nodes", "done"),
+    ]
+    assert steps(sent)[0]["target"] == "3 create_netns, 4 create_cgroup, 2 set_cgroup_limit"
+    assert steps(sent)[3]["target"] == "3 spawn_node"
     [result] = results(sent)
     assert result["ok"] is True and result["action"] == "apply"
     web = next(n for n in result["nodes"] if n["name"] == "web")

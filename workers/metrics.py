@@ -1,0 +1,371 @@
+"""Live metrics of every running node of this host, sampled at 1 Hz and sent as one
+`labmgr.control.metrics` batch per second (docs/messages.md).
+
+Per node: CPU use from the cgroup's usage counter (v2 `cpu.stat` usage_usec, v1
+`cpuacct.usage`), memory current and max, pids, IO bytes (v2 `io.stat`, v1 blkio), and per
+interface the counters of `/proc/<init pid>/net/dev`, which shows the init's network
+namespace without entering it. Rates are deltas between two samples. The nodes come from
+the journal, re-read only when a journal file changes, so a restarted agent resumes
+sampling the labs that kept running. Paths are resolved once per node: a sample is a few
+`read`s per node and nothing else.
+
+`python -m workers.metrics --measure N` builds N nodes, samples them and prints what
+sampling costs (as root).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from labplan import codec, ops
+from workers.journal import Journal
+from workers.kernel import processes
+from workers.kernel.cgroups import PARENT, CgroupLayout, detect_layout
+
+log = logging.getLogger("labmgr.agent")
+
+V1_NO_LIMIT = 1 << 62  # v1 reports "no limit" as a huge page-rounded number
+
+
+@dataclass(frozen=True)
+class NodeFiles:
+    """Where one node's counters are, resolved once."""
+
+    token: str
+    node: str
+    pid: int
+    start: int
+    own_netns: bool
+    cpu: Path | None
+    cpu_v2: bool
+    memory_current: Path | None
+    memory_max: Path | None
+    pids: Path | None
+    io: Path | None
+    io_v2: bool
+
+
+def node_files(
+    layout: CgroupLayout, token: str, spawn: ops.SpawnNode, pid: int, start: int
+) -> NodeFiles:
+    rel = spawn.cgroup
+    if layout.mode == "v2" and layout.unified is not None:
+        d = layout.unified / PARENT / rel
+        return NodeFiles(
+            token,
+            spawn.node,
+            pid,
+            start,
+            spawn.netns is not None,
+            d / "cpu.stat",
+            True,
+            d / "memory.current",
+            d / "memory.max",
+            d / "pids.current",
+            d / "io.stat",
+            True,
+        )
+
+    def v1(controller: str, name: str) -> Path | None:
+        mount = layout.v1.get(controller)
+        return mount / PARENT / rel / name if mount is not None else None
+
+    return NodeFiles(
+        token,
+        spawn.node,
+        pid,
+        start,
+        spawn.netns is not None,
+        v1("cpuacct", "cpuacct.usage"),
+        False,
+        v1("memory", "memory.usage_in_bytes"),
+        v1("memory", "memory.limit_in_bytes"),
+        v1("pids", "pids.current"),
+        v1("blkio", "blkio.throttle.io_service_bytes_recursive"),
+        False,
+    )
+
+
+def _read(path: Path | None) -> str | None:
+    if path is None:
+        return None
+    try:
+        with open(path, "rb", buffering=0) as f:
+            return f.read(65536).decode()
+    except OSError:
+        return None
+
+
+def _int(text: str | None) -> int | None:
+    if text is None:
+        return None
+    text = text.strip()
+    return int(text) if text.isdigit() else None
+
+
+def cpu_usec(text: str | None, v2: bool) -> int | None:
+    """CPU time used, in microseconds."""
+    if text is None:
+        return None
+    if not v2:
+        value = _int(text)
+        return value // 1000 if value is not None else None
+    for line in text.splitlines():
+        if line.startswith("usage_usec "):
+            return int(line.split()[1])
+    return None
+
+
+def io_bytes(text: str | None, v2: bool) -> tuple[int, int]:
+    """(read, written) bytes over every device."""
+    read = written = 0
+    for line in (text or "").splitlines():
+        fields = line.split()
+        if v2:
+            for item in fields[1:]:
+                key, _, value = item.partition("=")
+                if key == "rbytes":
+                    read += int(value)
+                elif key == "wbytes":
+                    written += int(value)
+        elif len(fields) == 3 and fields[1] in ("Read", "Write"):
+            if fields[1] == "Read":
+                read += int(fields[2])
+            else:
+                written += int(fields[2])
+    return read, written
+
+
+def net_dev(text: str | None) -> dict[str, tuple[int, ...]]:
+    """Per interface (not lo): rx bytes, packets, drops, tx bytes, packets, drops."""
+    found: dict[str, tuple[int, ...]] = {}
+    for line in (text or "").splitlines()[2:]:
+        name, _, counters = line.partition(":")
+        name = name.strip()
+        values = counters.split()
+        if name == "lo" or len(values) < 12:
+            continue
+        rx_bytes, rx_packets, _, rx_drop = (int(v) for v in values[0:4])
+        tx_bytes, tx_packets, _, tx_drop = (int(v) for v in values[8:12])
+        found[name] = (rx_bytes, rx_packets, rx_drop, tx_bytes, tx_packets, tx_drop)
+    return found
+
+
+@dataclass
+class _Last:
+    t: float
+    cpu: int | None
+    interfaces: dict[str, tuple[int, ...]]
+
+
+@dataclass
+class Sampler:
+    """Samples every node the journal says runs; `sample()` once a second."""
+
+    journal_dir: Path
+    layout: CgroupLayout = field(default_factory=detect_layout)
+    clock: Callable[[], float] = time.monotonic
+    _seen: dict[str, tuple[float, int]] = field(default_factory=dict)
+    _nodes: list[NodeFiles] = field(default_factory=list)
+    _last: dict[tuple[str, str], _Last] = field(default_factory=dict)
+
+    def nodes(self) -> list[NodeFiles]:
+        """The nodes to sample, re-read from the journal when a file of it changed."""
+        seen: dict[str, tuple[float, int]] = {}
+        if self.journal_dir.is_dir():
+            for path in self.journal_dir.glob("*.json"):
+                with contextlib.suppress(FileNotFoundError):
+                    stat = path.stat()
+                    seen[path.stem] = (stat.st_mtime, stat.st_size)
+        if seen != self._seen:
+            self._seen = seen
+            self._nodes = self._load(sorted(seen))
+            keep = {(n.token, n.node) for n in self._nodes}
+            self._last = {k: v for k, v in self._last.items() if k in keep}
+        return self._nodes
+
+    def _load(self, tokens: list[str]) -> list[NodeFiles]:
+        journal = Journal(self.journal_dir)
+        found: list[NodeFiles] = []
+        for token in tokens:
+            record = journal.read(token)
+            if record is None or "plan" not in record.header:
+                continue
+            try:
+                plan = codec.plan_from_dict(record.header["plan"]).for_host(record.header["host"])
+            except Exception:  # a journal we cannot read is the executor's to report
+                log.exception("metrics: cannot read the journal of %s", token)
+                continue
+            for op in plan.ops if plan else ():
+                process = record.nodes.get(op.node) if isinstance(op, ops.SpawnNode) else None
+                if isinstance(op, ops.SpawnNode) and process is not None:
+                    found.append(node_files(self.layout, token, op, process.pid, process.start))
+        return found
+
+    def sample(self) -> list[dict[str, Any]]:
+        now = self.clock()
+        wall = time.time()
+        samples = []
+        for node in self.nodes():
+            sample = self._sample(node, now, wall)
+            if sample is not None:
+                samples.append(sample)
+        return samples
+
+    def _sample(self, node: NodeFiles, now: float, wall: float) -> dict[str, Any] | None:
+        if processes.start_time(node.pid) != node.start:
+            return None  # stopped, or its pid now belongs to another process
+        key = (node.token, node.node)
+        last = self._last.get(key)
+        cpu = cpu_usec(_read(node.cpu), node.cpu_v2)
+        memory_max = _int(_read(node.memory_max))
+        io_read, io_write = io_bytes(_read(node.io), node.io_v2)
+        interfaces = net_dev(_read(Path(f"/proc/{node.pid}/net/dev"))) if node.own_netns else {}
+        elapsed = now - last.t if last is not None else 0.0
+        percent = 0.0
+        if last is not None and elapsed > 0 and cpu is not None and last.cpu is not None:
+            percent = round(max(cpu - last.cpu, 0) / (elapsed * 1e6) * 100, 2)
+        self._last[key] = _Last(now, cpu, interfaces)
+        return {
+            "token": node.token,
+            "node": node.node,
+            "t": round(wall, 3),
+            "cpu_percent": percent,
+            "memory_current": _int(_read(node.memory_current)),
+            "memory_max": memory_max
+            if memory_max is not None and memory_max < V1_NO_LIMIT
+            else None,
+            "pids": _int(_read(node.pids)),
+            "io_read_bytes": io_read,
+            "io_write_bytes": io_write,
+            "interfaces": [
+                _interface(name, counters, last, elapsed)
+                for name, counters in sorted(interfaces.items())
+            ],
+        }
+
+
+def _interface(
+    name: str, counters: tuple[int, ...], last: _Last | None, elapsed: float
+) -> dict[str, Any]:
+    rx_bytes, rx_packets, rx_dropped, tx_bytes, tx_packets, tx_dropped = counters
+    before = last.interfaces.get(name) if last is not None else None
+    rx_bps = tx_bps = 0.0
+    if before is not None and elapsed > 0:
+        rx_bps = round(max(rx_bytes - before[0], 0) * 8 / elapsed, 1)
+        tx_bps = round(max(tx_bytes - before[3], 0) * 8 / elapsed, 1)
+    return {
+        "ifname": name,
+        "rx_bytes": rx_bytes,
+        "tx_bytes": tx_bytes,
+        "rx_packets": rx_packets,
+        "tx_packets": tx_packets,
+        "rx_dropped": rx_dropped,
+        "tx_dropped": tx_dropped,
+        "rx_bps": rx_bps,
+        "tx_bps": tx_bps,
+    }
+
+
+class MetricsLoop(threading.Thread):
+    """Samples once a second and sends the batch; a batch that cannot be sent (Redis
+    away) is dropped: the next second's is as good."""
+
+    def __init__(
+        self,
+        sampler: Sampler,
+        send: Callable[[str, dict[str, Any]], None],
+        host: str,
+        interval: float = 1.0,
+    ) -> None:
+        super().__init__(name="metrics", daemon=True)
+        self.sampler, self.send, self.host, self.interval = sampler, send, host, interval
+        self.stopping = threading.Event()
+
+    def run(self) -> None:
+        next_at = time.monotonic()
+        while not self.stopping.is_set():
+            try:
+                samples = self.sampler.sample()
+                if samples:
+                    self.send(
+                        "labmgr.control.metrics",
+                        {"host": self.host, "sent": time.time(), "samples": samples},
+                    )
+            except Exception:
+                log.warning("metrics batch not sent", exc_info=True)
+            next_at = max(next_at + self.interval, time.monotonic())
+            self.stopping.wait(next_at - time.monotonic())
+
+    def stop(self) -> None:
+        self.stopping.set()
+
+
+# --- measuring the cost ---------------------------------------------------------------------
+
+
+def measure(nodes: int, seconds: float = 10.0) -> dict[str, float]:
+    """Build `nodes` nodes on one bridge, sample them at 1 Hz for `seconds`, destroy
+    them: CPU seconds spent sampling per second, as a percentage of one core."""
+    import tempfile
+
+    from labplan import labfile, naming
+    from labplan.compiler import compile_plan
+    from workers.agent import kernel_executor
+
+    deployment = 2_100_000_000 + os.getpid() % 100_000
+    lab = {
+        "labfile": 1,
+        "name": "metrics",
+        "networks": {"lan": {"driver": "bridge", "subnet": "10.239.0.0/20"}},
+        "nodes": {f"n{i}": {"networks": {"lan": {}}} for i in range(nodes)},
+    }
+    with tempfile.TemporaryDirectory() as directory:
+        executor = kernel_executor(Path(directory))
+        plan = codec.plan_to_dict(compile_plan(labfile.validate(lab), deployment=deployment))
+        token = naming.deployment_token(deployment)
+        try:
+            executor.apply(plan, "local")
+            sampler = Sampler(Path(directory) / "journal")
+            sampler.sample()  # the first pass reads the journal and resolves paths
+            rounds = max(int(seconds), 1)
+            cpu = 0.0
+            for _ in range(rounds):
+                began = time.thread_time()
+                batch = sampler.sample()
+                cpu += time.thread_time() - began
+                time.sleep(1.0)
+            assert len(batch) == nodes, f"sampled {len(batch)} of {nodes} nodes"
+        finally:
+            executor.destroy(token)
+    return {
+        "nodes": nodes,
+        "cpu_seconds_per_second": cpu / rounds,
+        "percent_of_one_core": cpu / rounds * 100,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+    import json
+
+    parser = argparse.ArgumentParser(prog="python -m workers.metrics", description=__doc__)
+    parser.add_argument(
+        "--measure", type=int, metavar="N", required=True, help="nodes to build and sample"
+    )
+    parser.add_argument("--seconds", type=float, default=10.0)
+    args = parser.parse_args(argv)
+    print(json.dumps(measure(args.measure, args.seconds)))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

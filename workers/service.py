@@ -1,0 +1,130 @@
+"""The long-running host agent, `python -m workers agent`: a Celery worker for this
+host's queue plus a heartbeat, the metrics sampler and the terminal sessions.
+
+On start it becomes a child subreaper (node inits stay its descendants and are reaped at
+once), finishes what a crash cut short (`reconcile_on_start`), then serves. Jobs run one
+at a time on the main thread (solo pool: kernel changes are serial, and `setns` moves
+only the thread that calls it). Labs keep running across a restart: their processes do
+not depend on the agent, and sampling resumes from the journal. If Redis goes away the
+worker, the heartbeat and the sampler keep trying until it is back.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from workers import config
+from workers.agent import kernel_executor
+from workers.celery_app import host_queue, host_slug, make_app, redis_url
+from workers.executor import Executor
+from workers.kernel import syscalls
+from workers.metrics import MetricsLoop, Sampler
+from workers.reconcile import reconcile_on_start
+from workers.tasks import Agent, celery_send, register
+from workers.terminal import Terminals
+
+log = logging.getLogger("labmgr.agent")
+
+HEARTBEAT_SECONDS = 5.0
+
+
+def capacity() -> dict[str, int]:
+    """What the host offers labs: CPUs and memory (bytes)."""
+    memory = 0
+    with open("/proc/meminfo") as meminfo:
+        for line in meminfo:
+            if line.startswith("MemTotal:"):
+                memory = int(line.split()[1]) * 1024
+                break
+    return {"cpus": os.cpu_count() or 1, "memory": memory}
+
+
+class Heartbeat(threading.Thread):
+    """Tells the control plane every few seconds that this host lives, what it can do,
+    and which deployments it holds (the tokens of its journal)."""
+
+    def __init__(
+        self,
+        executor: Executor,
+        send: Callable[[str, dict[str, Any]], None],
+        host: str,
+        interval: float = HEARTBEAT_SECONDS,
+    ) -> None:
+        super().__init__(name="heartbeat", daemon=True)
+        self.executor, self.send, self.host, self.interval = executor, send, host, interval
+        self.stopping = threading.Event()
+
+    def beat(self) -> None:
+        facts = {
+            **self.executor.facts.to_dict(),
+            "capacity": capacity(),
+            "hostname": socket.gethostname(),
+        }
+        self.send(
+            "labmgr.control.heartbeat",
+            {
+                "host": self.host,
+                "facts": facts,
+                "tokens": self.executor.journal.tokens(),
+                "sent": time.time(),
+            },
+        )
+
+    def run(self) -> None:
+        while not self.stopping.is_set():
+            try:
+                self.beat()
+            except Exception:
+                log.warning("heartbeat not sent", exc_info=True)
+            self.stopping.wait(self.interval)
+
+    def stop(self) -> None:
+        self.stopping.set()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    logging.basicConfig(
+        level=os.environ.get("LABMGR_AGENT_LOG_LEVEL", "INFO"),
+        format="%(asctime)s agent %(levelname)s %(message)s",
+    )
+    syscalls.set_child_subreaper()
+    url, host = redis_url(), config.host_name()
+    slug, queue = host_slug(host), host_queue(host)
+    app = make_app(url, host)
+    executor = kernel_executor()
+    terminals = Terminals(url, executor.data_dir)
+    agent = Agent(executor, celery_send(app), host, terminals=terminals)
+    register(app, agent)
+    log.info("agent of host %r (queue %s), data in %s", host, queue, executor.data_dir)
+    for line in reconcile_on_start(agent):
+        log.info("reconcile: %s", line)
+    quick = celery_send(app, retry=False)  # a lost heartbeat or batch is replaced soon
+    threads: list[Heartbeat | MetricsLoop] = [
+        Heartbeat(executor, quick, slug),
+        MetricsLoop(Sampler(executor.data_dir / "journal"), quick, slug),
+    ]
+    for thread in threads:
+        thread.start()
+    worker = app.Worker(
+        pool="solo",
+        concurrency=1,
+        queues=[queue],
+        hostname=f"agent@{slug}",
+        loglevel=os.environ.get("LABMGR_AGENT_LOG_LEVEL", "INFO"),
+        without_heartbeat=True,
+        without_mingle=True,
+        without_gossip=True,
+    )
+    try:
+        worker.start()
+    finally:
+        for thread in threads:
+            thread.stop()
+        terminals.close_all()
+    return int(worker.exitcode or 0)
