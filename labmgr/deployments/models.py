@@ -96,7 +96,7 @@ class DeploymentStep(models.Model):
 
 class DeploymentNode(models.Model):
     """A node as its agent observed it once applied: pid, netns, interfaces with their MACs
-    and addresses (`[{"name": "eth0", "mac": "...", "addresses": ["10.0.0.2/24"]}]`)."""
+    and addresses (`[{"ifname": "eth0", "mac": "...", "addresses": ["10.0.0.2/24"]}]`)."""
 
     deployment = models.ForeignKey(Deployment, on_delete=models.CASCADE, related_name="nodes")
     name = models.CharField(max_length=31)

@@ -343,7 +343,7 @@ def deployment_nodes_store(*, deployment_id: int, nodes: list[dict[str, Any]]) -
 def _interface(data: Mapping[str, Any]) -> dict[str, Any]:
     addresses = data.get("addresses") or []
     return {
-        "name": str(data.get("name") or data.get("ifname") or ""),
+        "ifname": str(data.get("ifname") or data.get("name") or ""),
         "mac": str(data.get("mac") or ""),
         "addresses": [str(a) for a in addresses] if isinstance(addresses, list) else [],
     }

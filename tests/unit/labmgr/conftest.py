@@ -116,3 +116,61 @@ def api() -> Callable[[User | None], APIClient]:
         return client
 
     return client_for
+
+
+# Facts of a host whose kernel has everything (as `python -m workers facts` prints them).
+FULL_FACTS: dict[str, Any] = {
+    "kernel": "6.1.0",
+    "cgroup_mode": "v2",
+    "cgroup_controllers": ["cpu", "io", "memory", "pids"],
+    "link_kinds": ["veth", "bridge", "macvlan", "ipvlan", "vxlan"],
+    "qdiscs": ["tbf", "htb", "netem"],
+    "user_namespaces": True,
+    "nftables": True,
+    "iptables": True,
+}
+
+
+class Dispatched:
+    """Records what would have been sent to host agents, as (task, host, kwargs)."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, str, dict[str, Any]]] = []
+        self.exec_result: dict[str, Any] = {"exit": 0, "stdout": "", "stderr": ""}
+
+    def tasks(self) -> list[str]:
+        return [task for task, _, _ in self.sent]
+
+
+@pytest.fixture
+def dispatched(monkeypatch: pytest.MonkeyPatch) -> Dispatched:
+    """Patches the dispatch seam: nothing reaches a broker."""
+    from labmgr.deployments import dispatch
+
+    record = Dispatched()
+
+    def recorder(task: str) -> Callable[..., Any]:
+        def send(*, host: str, **kwargs: Any) -> Any:
+            record.sent.append((task, host, kwargs))
+            return record.exec_result if task == "exec" else None
+
+        return send
+
+    for task in ("apply", "destroy", "check", "sweep", "terminal_open", "exec_"):
+        monkeypatch.setattr(dispatch, task, recorder(task.rstrip("_")))
+    return record
+
+
+@pytest.fixture
+def online_host(db: None) -> Any:
+    from django.utils import timezone
+
+    from labmgr.hosts.models import Host
+
+    return Host.objects.create(
+        name="local",
+        slug="local",
+        status="online",
+        facts=dict(FULL_FACTS),
+        last_seen=timezone.now(),
+    )
