@@ -66,6 +66,7 @@ INSTALLED_APPS = [
     "labmgr.labs",
     "labmgr.deployments",
     "labmgr.monitoring",
+    "labmgr.web",
 ]
 
 MIDDLEWARE = [
@@ -119,7 +120,7 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
-LOGIN_URL = "admin:login"
+LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
 
 LANGUAGE_CODE = "en-us"
@@ -137,6 +138,16 @@ STATICFILES_DIRS: list[Path | tuple[str, Path]] = [BASE_DIR / "static"]
 _SWAGGER_UI_DIST = BASE_DIR / "node_modules" / "swagger-ui-dist"
 if _SWAGGER_UI_DIST.is_dir():
     STATICFILES_DIRS.append(("vendor/swagger-ui", _SWAGGER_UI_DIST))
+# The browser GUI's libraries (package.json), each under /static/vendor/<name>/.
+for _prefix, _folder in {
+    "xterm": "@xterm/xterm",
+    "xterm-addon-fit": "@xterm/addon-fit/lib",
+    "cytoscape": "cytoscape/dist",
+    "uplot": "uplot/dist",
+    "js-yaml": "js-yaml/dist",
+}.items():
+    if (BASE_DIR / "node_modules" / _folder).is_dir():
+        STATICFILES_DIRS.append((f"vendor/{_prefix}", BASE_DIR / "node_modules" / _folder))
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},

@@ -1,12 +1,12 @@
-"""Top-level URLs: landing page, admin, and the REST API under /api/."""
+"""Top-level URLs: the browser GUI (its dashboard at the root), admin, and the REST API
+under /api/."""
 
 from django.contrib import admin
 from django.urls import include, path
 
-from labmgr import views
 
 urlpatterns = [
-    path("", views.home, name="home"),
+    path("", include("labmgr.web.urls")),
     path("admin/", admin.site.urls),
     path("api/", include("labmgr.api.urls")),
 ]

@@ -24,7 +24,8 @@ from labmgr.hosts.models import Host
 
 log = logging.getLogger(__name__)
 
-# Capacity the agent may report among its facts, when the admin has not set it.
+# Capacity the agent reports in its facts (`facts["capacity"]`), used while the admin has
+# not set the host's own.
 CAPACITY_FACTS = ("cpus", "memory", "pids")
 
 
@@ -45,8 +46,10 @@ def host_heartbeat(*, slug: str, facts: dict[str, Any], sent: float) -> Host | N
         host.facts = facts
         host.last_seen = timezone.now()
         fields = ["status", "facts", "last_seen", "updated"]
+        capacity = facts.get("capacity")
+        capacity = capacity if isinstance(capacity, dict) else facts
         for key in CAPACITY_FACTS:
-            value = facts.get(key)
+            value = capacity.get(key)
             if isinstance(value, int) and value >= 0 and getattr(host, key) == 0:
                 setattr(host, key, value)
                 fields.append(key)

@@ -27,7 +27,7 @@ def _heartbeat(
 ) -> None:
     tasks.heartbeat(
         host=host,
-        facts=dict(FULL_FACTS, cpus=4),
+        facts=dict(FULL_FACTS, capacity={"cpus": 4, "memory": 2**33}),
         tokens=tokens or [],
         sent=time.time() if sent is None else sent,
     )
@@ -58,7 +58,7 @@ def _status(deployment: Deployment) -> str:
 def test_the_first_heartbeat_registers_the_host_online_with_its_facts(db: None) -> None:
     _heartbeat("lab-7")
     host = Host.objects.get(slug="lab-7")
-    assert (host.name, host.status, host.cpus) == ("lab-7", "online", 4)
+    assert (host.name, host.status, host.cpus, host.memory) == ("lab-7", "online", 4, 2**33)
     assert host.facts["link_kinds"] == FULL_FACTS["link_kinds"]
     assert host.last_seen is not None
 

@@ -1,0 +1,1 @@
+"""Reservations: booking a host, or a share of it, for a time window."""

@@ -1,0 +1,201 @@
+"""Reads for the browser's pages: dashboard rows, a lab's page, its topology graph.
+
+Everything here is plain data a template or an ES module renders; permissions come from
+the labs and deployments selectors, so a page shows exactly what the API would.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.db.models import Count, Q
+
+from labmgr.deployments.choices import ACTIVE_STATES, DeploymentStatus
+from labmgr.deployments.models import Deployment
+from labmgr.deployments.selectors import deployment_list_visible
+from labmgr.hosts.models import Host
+from labmgr.hosts.selectors import host_list
+from labmgr.labs import selectors as lab_selectors
+from labmgr.labs.models import Lab
+from labmgr.web.models import LabDraft
+from labplan.errors import LabfileError
+
+RECENT_DEPLOYMENTS = 8
+
+
+@dataclass
+class LabRow:
+    lab: Lab
+    document: dict[str, Any]
+    deployment: Deployment | None
+    has_draft: bool = False
+
+    @property
+    def status(self) -> str:
+        """The latest deployment's status, or "" for a lab never deployed."""
+        return self.deployment.status if self.deployment else ""
+
+    @property
+    def nodes(self) -> int:
+        return len(self.document.get("nodes") or {})
+
+    @property
+    def networks(self) -> int:
+        return len(self.document.get("networks") or {})
+
+
+@dataclass
+class HostRow:
+    host: Host
+    deployments: int
+    capabilities: list[str] = field(default_factory=list)
+
+    @property
+    def load(self) -> float | None:
+        """The 1-minute load average the agent reported, when it reports one."""
+        value = self.host.facts.get("loadavg")
+        if isinstance(value, list | tuple) and value:
+            value = value[0]
+        return float(value) if isinstance(value, int | float) else None
+
+
+def lab_document(lab: Lab) -> dict[str, Any]:
+    """The lab's normalised labfile as a dict, from the cached document."""
+    try:
+        document = json.loads(lab.document or "{}")
+    except ValueError:
+        return {}
+    return document if isinstance(document, dict) else {}
+
+
+def latest_deployment(lab: Lab) -> Deployment | None:
+    return lab.deployments.select_related("host").order_by("-created", "-id").first()
+
+
+def dashboard_labs(*, user: Any) -> list[LabRow]:
+    labs = list(lab_selectors.lab_list_visible(user=user))
+    latest: dict[int, Deployment] = {}
+    recent = Deployment.objects.filter(lab__in=[lab.pk for lab in labs]).order_by("-created", "-id")
+    for deployment in recent.select_related("host"):
+        latest.setdefault(deployment.lab_id, deployment)
+    drafted = set(
+        LabDraft.objects.filter(owner=user, lab__isnull=False).values_list("lab_id", flat=True)
+    )
+    return [
+        LabRow(lab, lab_document(lab), latest.get(lab.pk), lab.pk in drafted) for lab in labs
+    ]
+
+
+def dashboard_new_drafts(*, user: Any) -> list[LabDraft]:
+    """Drafts of labs the user has not managed to create yet."""
+    return list(LabDraft.objects.filter(owner=user, lab__isnull=True))
+
+
+def dashboard_hosts() -> list[HostRow]:
+    hosts = host_list().annotate(
+        live=Count("deployments", filter=Q(deployments__status__in=sorted(ACTIVE_STATES)))
+    )
+    return [HostRow(h, h.live, host_capabilities(h.facts)) for h in hosts]
+
+
+def host_capabilities(facts: dict[str, Any]) -> list[str]:
+    """A short list of what the host's kernel can do, as the agent reported it."""
+    found = [*facts.get("link_kinds", ()), *facts.get("qdiscs", ())]
+    if facts.get("cgroup_mode"):
+        found.append(f"cgroup {facts['cgroup_mode']}")
+    if facts.get("user_namespaces"):
+        found.append("user namespaces")
+    if facts.get("nftables"):
+        found.append("nftables")
+    return [str(item) for item in found]
+
+
+def recent_deployments(*, user: Any) -> list[Deployment]:
+    return list(deployment_list_visible(user=user)[:RECENT_DEPLOYMENTS])
+
+
+def dashboard_status(*, user: Any) -> dict[str, Any]:
+    """What the dashboard refreshes while it is open: each lab's and each host's status."""
+    return {
+        "labs": {
+            str(row.lab.pk): {"status": row.status, "label": status_label(row.status)}
+            for row in dashboard_labs(user=user)
+        },
+        "hosts": {
+            h.host.slug: {"status": h.host.status, "deployments": h.deployments, "load": h.load}
+            for h in dashboard_hosts()
+        },
+    }
+
+
+def status_label(status: str) -> str:
+    if not status:
+        return "Not deployed"
+    return str(DeploymentStatus(status).label) if status in DeploymentStatus.values else status
+
+
+def lab_plan_preview(*, lab: Lab) -> tuple[list[str], str]:
+    """The plan's shell commands, or an explanation of why there is no plan to show."""
+    try:
+        return lab_selectors.lab_plan(lab=lab)["commands"], ""
+    except LabfileError as exc:
+        return [], "This lab cannot be planned yet: " + "; ".join(str(e) for e in exc.errors)
+
+
+def node_states(*, lab: Lab, deployment: Deployment | None) -> dict[str, str]:
+    """Each node's state as the agent last reported it: "running" when the agent observed
+    its process, "missing" when a running deployment lacks it, else the deployment's
+    status ("stopped" when the lab has no deployment that may hold it)."""
+    names = list((lab_document(lab).get("nodes") or {}).keys())
+    if deployment is None or deployment.status not in ACTIVE_STATES:
+        gone = "failed" if deployment and deployment.status == DeploymentStatus.FAILED else "stopped"
+        return dict.fromkeys(names, gone)
+    observed = {n.name: n for n in deployment.nodes.all()}
+    states = {}
+    for name in names:
+        node = observed.get(name)
+        if deployment.status == DeploymentStatus.RUNNING:
+            states[name] = "running" if node is not None and node.pid else "missing"
+        else:
+            states[name] = str(deployment.status)
+    return states
+
+
+def topology(*, lab: Lab, deployment: Deployment | None) -> dict[str, Any]:
+    """The graph the topology view draws: nodes, networks (with their driver) and one
+    link per attachment, with what the agent observed of each interface."""
+    document = lab_document(lab)
+    states = node_states(lab=lab, deployment=deployment)
+    observed = {n.name: n for n in deployment.nodes.all()} if deployment else {}
+    nodes = []
+    links = []
+    for name, node in (document.get("nodes") or {}).items():
+        seen = observed.get(name)
+        nodes.append(
+            {
+                "name": name,
+                "state": states.get(name, "stopped"),
+                "host": node.get("host") or (deployment.host.slug if deployment and deployment.host else ""),
+                "pid": seen.pid if seen else None,
+                "limits": node.get("limits") or {},
+                "command": node.get("command") or [],
+                "interfaces": seen.interfaces if seen else [],
+            }
+        )
+        for network, attachment in (node.get("networks") or {}).items():
+            links.append(
+                {
+                    "node": name,
+                    "network": network,
+                    "ifname": attachment.get("ifname", ""),
+                    "ipv4": attachment.get("ipv4", ""),
+                    "mac": attachment.get("mac", ""),
+                }
+            )
+    networks = [
+        {"name": name, "driver": net.get("driver", ""), "subnet": net.get("subnet", "")}
+        for name, net in (document.get("networks") or {}).items()
+    ]
+    return {"nodes": nodes, "networks": networks, "links": links}
