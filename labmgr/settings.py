@@ -66,6 +66,7 @@ INSTALLED_APPS = [
     "labmgr.labs",
     "labmgr.deployments",
     "labmgr.monitoring",
+    "labmgr.reservations",
     "labmgr.web",
 ]
 
@@ -243,3 +244,12 @@ LABMGR_METRICS_DOWNSAMPLE_EVERY = _env_seconds("LABMGR_METRICS_DOWNSAMPLE_EVERY"
 # A terminal with no keystroke and no output this long is closed.
 LABMGR_TERMINAL_IDLE = _env_seconds("LABMGR_TERMINAL_IDLE", 900)
 LABMGR_EXEC_TIMEOUT = _env_seconds("LABMGR_EXEC_TIMEOUT", 30)
+
+# --- reservations ------------------------------------------------------------------------
+
+# Deployments run only inside their owner's active reservation of the host (admins
+# exempt); "0" turns the rule off for a single-user install.
+LABMGR_REQUIRE_RESERVATION = os.environ.get("LABMGR_REQUIRE_RESERVATION", "1") == "1"
+# The owner is warned this long before a reservation ends, and again at one minute.
+LABMGR_RESERVATION_WARN_BEFORE = _env_seconds("LABMGR_RESERVATION_WARN_BEFORE", 600)
+LABMGR_RESERVATION_TICK_EVERY = _env_seconds("LABMGR_RESERVATION_TICK_EVERY", 15)
