@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
+from itertools import pairwise
 from typing import Any
 
 from django.db.models import Q, QuerySet
@@ -111,13 +112,13 @@ class Segment:
 
 def segments(reservations: list[Reservation], start: datetime, end: datetime) -> list[Segment]:
     """[start, end) cut at every reservation boundary, each piece with the reservations
-    holding it (sorted by start). Linear in the number of boundaries after sorting."""
+    holding it. A window holds few bookings, so each piece scans them all."""
     cuts = {start, end}
     for r in reservations:
         cuts.update(t for t in (r.start, r.end) if start < t < end)
     times = sorted(cuts)
     pieces = []
-    for a, b in zip(times, times[1:], strict=False):
+    for a, b in pairwise(times):
         holding = tuple(r for r in reservations if r.start < b and r.end > a)
         pieces.append(Segment(a, b, holding))
     return pieces
