@@ -83,9 +83,7 @@ def dashboard_labs(*, user: Any) -> list[LabRow]:
     drafted = set(
         LabDraft.objects.filter(owner=user, lab__isnull=False).values_list("lab_id", flat=True)
     )
-    return [
-        LabRow(lab, lab_document(lab), latest.get(lab.pk), lab.pk in drafted) for lab in labs
-    ]
+    return [LabRow(lab, lab_document(lab), latest.get(lab.pk), lab.pk in drafted) for lab in labs]
 
 
 def dashboard_new_drafts(*, user: Any) -> list[LabDraft]:
@@ -150,7 +148,9 @@ def node_states(*, lab: Lab, deployment: Deployment | None) -> dict[str, str]:
     status ("stopped" when the lab has no deployment that may hold it)."""
     names = list((lab_document(lab).get("nodes") or {}).keys())
     if deployment is None or deployment.status not in ACTIVE_STATES:
-        gone = "failed" if deployment and deployment.status == DeploymentStatus.FAILED else "stopped"
+        gone = (
+            "failed" if deployment and deployment.status == DeploymentStatus.FAILED else "stopped"
+        )
         return dict.fromkeys(names, gone)
     observed = {n.name: n for n in deployment.nodes.all()}
     states = {}
@@ -169,6 +169,7 @@ def topology(*, lab: Lab, deployment: Deployment | None) -> dict[str, Any]:
     document = lab_document(lab)
     states = node_states(lab=lab, deployment=deployment)
     observed = {n.name: n for n in deployment.nodes.all()} if deployment else {}
+    placed = deployment.host.slug if deployment and deployment.host else ""
     nodes = []
     links = []
     for name, node in (document.get("nodes") or {}).items():
@@ -177,7 +178,7 @@ def topology(*, lab: Lab, deployment: Deployment | None) -> dict[str, Any]:
             {
                 "name": name,
                 "state": states.get(name, "stopped"),
-                "host": node.get("host") or (deployment.host.slug if deployment and deployment.host else ""),
+                "host": node.get("host") or placed,
                 "pid": seen.pid if seen else None,
                 "limits": node.get("limits") or {},
                 "command": node.get("command") or [],

@@ -46,9 +46,9 @@ def labfile_check(*, text: str, user: Any) -> dict[str, list[str]]:
     empty when it is valid and the user may deploy what it asks for."""
     try:
         lab = _load(text)
-        if not user_is_admin(user=user):
-            if problems := labfile_module.admin_requirements(lab):
-                raise LabfileError(problems)
+        problems = [] if user_is_admin(user=user) else labfile_module.admin_requirements(lab)
+        if problems:
+            raise LabfileError(problems)
     except LabfileError as exc:
         return exc.as_dict()
     return {}
@@ -68,7 +68,11 @@ def editor_save(*, user: Any, text: str, lab: Lab | None, draft: LabDraft | None
                 draft.delete()
     except (LabfileError, ApplicationError) as exc:
         errors = _errors_of(exc)
-        return Saved(lab=lab, draft=draft_keep(user=user, text=text, lab=lab, draft=draft, errors=errors), errors=errors)
+        return Saved(
+            lab=lab,
+            draft=draft_keep(user=user, text=text, lab=lab, draft=draft, errors=errors),
+            errors=errors,
+        )
     return Saved(lab=lab)
 
 

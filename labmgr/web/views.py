@@ -44,6 +44,7 @@ nodes:
       lan: {}
 """
 CHECK_MAX_BYTES = 1024 * 1024
+READ_ONLY = "This lab is shared with you to read; only its owner may"
 
 
 def _visible_lab(request: HttpRequest, pk: int) -> Lab:
@@ -67,6 +68,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
             "new_drafts": selectors.dashboard_new_drafts(user=request.user),
             "hosts": selectors.dashboard_hosts(),
             "deployments": selectors.recent_deployments(user=request.user),
+            "nav": "dashboard",
         },
     )
 
@@ -79,7 +81,9 @@ def dashboard_status(request: HttpRequest) -> JsonResponse:
 
 @login_required
 def examples(request: HttpRequest) -> HttpResponse:
-    return render(request, "web/examples.html", {"examples": example_store.example_list()})
+    return render(
+        request, "web/examples.html", {"examples": example_store.example_list(), "nav": "examples"}
+    )
 
 
 @login_required
@@ -126,7 +130,7 @@ def _import(request: HttpRequest) -> HttpResponse:
 def lab_edit(request: HttpRequest, pk: int) -> HttpResponse:
     lab = _visible_lab(request, pk)
     if not lab_selectors.lab_can_change(user=request.user, lab=lab):
-        return _refused(request, "This lab is shared with you to read; only its owner may edit it.")
+        return _refused(request, READ_ONLY + " edit it.")
     draft = LabDraft.objects.filter(owner=request.user, lab=lab).first()
     initial = draft.text if draft else lab_selectors.lab_export(lab=lab, fmt="yaml")
     return _editor(request, lab=lab, draft=draft, initial=initial)
@@ -186,6 +190,7 @@ def _editor(
             "errors": errors,
             "errors_json": errors,
             "import_form": import_form or (ImportForm() if lab is None else None),
+            "nav": "new" if lab is None else "",
         },
     )
 
@@ -297,7 +302,7 @@ def lab_terminals(request: HttpRequest, pk: int) -> HttpResponse:
 def lab_delete(request: HttpRequest, pk: int) -> HttpResponse:
     lab = _visible_lab(request, pk)
     if not lab_selectors.lab_can_change(user=request.user, lab=lab):
-        return _refused(request, "This lab is shared with you to read; only its owner may delete it.")
+        return _refused(request, READ_ONLY + " delete it.")
     try:
         lab_services.lab_delete(lab=lab)
     except ApplicationError as exc:
