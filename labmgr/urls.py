@@ -4,7 +4,6 @@ under /api/."""
 from django.contrib import admin
 from django.urls import include, path
 
-
 urlpatterns = [
     path("", include("labmgr.web.urls")),
     path("admin/", admin.site.urls),
