@@ -115,13 +115,13 @@ class Session:
 
     def _output(self) -> None:
         while not self.closing.is_set():
-            ready, _, _ = select.select([self.master], [], [], POLL)
-            if not ready:
-                continue
             try:
-                data = os.read(self.master, MAX_FRAME)
+                ready, _, _ = select.select([self.master], [], [], POLL)
+                data = os.read(self.master, MAX_FRAME) if ready else None
             except OSError:  # EIO: the shell and everything on its pty are gone
                 break
+            if data is None:
+                continue
             if not data:
                 break
             self.last = time.monotonic()
@@ -147,8 +147,6 @@ class Session:
         if not self._ended.acquire(blocking=False):
             return
         self.closing.set()
-        with contextlib.suppress(OSError):
-            os.close(self.master)
         with contextlib.suppress(ProcessLookupError):
             os.killpg(self.proc.pid, signal.SIGHUP)
         try:
@@ -157,6 +155,13 @@ class Session:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.proc.pid, signal.SIGKILL)
             self.proc.wait()
+        # The pump may be in select() on the pty: let it leave before the fd is closed,
+        # or the number could be reused under it.
+        pump = self.threads[1]
+        if pump.is_alive() and pump is not threading.current_thread():
+            pump.join(timeout=2 * POLL)
+        with contextlib.suppress(OSError):
+            os.close(self.master)
         self._push(b"")
         log.info("terminal %s closed", self.session)
 
@@ -165,7 +170,7 @@ class Terminals:
     """The open sessions of this agent."""
 
     def __init__(self, redis_url: str, data_dir: Path, idle: float = IDLE_TIMEOUT) -> None:
-        self.client = redis.Redis.from_url(redis_client_url(redis_url), socket_keepalive=True)
+        self.client = redis.Redis.from_url(redis_client_url(redis_url))
         self.data_dir = data_dir
         self.idle = idle
         self.sessions: dict[str, Session] = {}

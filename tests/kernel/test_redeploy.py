@@ -1,0 +1,84 @@
+"""Redeploy on the real kernel: an unchanged node keeps its process and its links, a
+changed one is replaced, a removed one is gone, and destroy leaves nothing."""
+
+from __future__ import annotations
+
+import copy
+import os
+from pathlib import Path
+from typing import Any
+
+from labplan import naming
+from workers.agent import kernel_executor
+from workers.tasks import Agent
+
+from .conftest import Lab, compile_dict, leftovers, new_deployment
+
+LAB: dict[str, Any] = {
+    "labfile": 1,
+    "name": "redeploy",
+    "networks": {"lan": {"driver": "bridge", "subnet": "10.250.0.0/24"}},
+    "nodes": {
+        "a": {"networks": {"lan": {}}},
+        "b": {"networks": {"lan": {}}, "limits": {"pids": 32}},
+        "c": {"networks": {"lan": {}}},
+    },
+}
+
+
+def test_a_redeploy_changes_only_the_difference(data_dir: Path) -> None:
+    deployment = new_deployment()
+    token = naming.deployment_token(deployment)
+    sent: list[tuple[str, dict[str, Any]]] = []
+    executor = kernel_executor(data_dir)
+    agent = Agent(executor, lambda task, kwargs: sent.append((task, kwargs)), "local")
+
+    def apply(data: dict[str, Any], task_id: str, previous: Any = None) -> dict[str, Any]:
+        plan = compile_dict(data, deployment)
+        agent.run(task_id, "apply", {"deployment": deployment, "plan": plan, "previous": previous})
+        result = sent[-1][1]
+        assert result["ok"] is True, result["error"]
+        return {n["name"]: n for n in result["nodes"]}
+
+    first_plan = compile_dict(LAB, deployment)
+    try:
+        before = apply(LAB, "r1")
+        edited = copy.deepcopy(LAB)
+        edited["nodes"]["b"]["limits"] = {"pids": 64}
+        edited["nodes"]["c"] = {"networks": {"lan": {}}, "environment": {"ROLE": "new"}}
+        edited["nodes"]["d"] = {"networks": {"lan": {}}}
+
+        after = apply(edited, "r2", previous=first_plan)
+
+        assert after["a"]["pid"] == before["a"]["pid"]  # kept, with its link
+        assert after["b"]["pid"] != before["b"]["pid"]
+        assert after["c"]["pid"] != before["c"]["pid"]
+        assert os.path.exists(f"/proc/{before['a']['pid']}")
+        assert not os.path.exists(f"/proc/{before['b']['pid']}")
+        lab = Lab(executor, token, _result(executor, token))
+        assert lab.ping("a", after["d"]["interfaces"][0]["addresses"][0].split("/")[0])
+        assert lab.run("a", "cat", "/etc/hosts").stdout.count("\td\n") == 1
+        role = agent.run(
+            None,
+            "exec",
+            {
+                "deployment": deployment,
+                "token": token,
+                "node": "c",
+                "argv": ["sh", "-c", "echo $ROLE"],
+                "timeout": 10,
+            },
+        )
+        assert role == {"exit": 0, "stdout": "new\n", "stderr": ""}
+    finally:
+        agent.run("r3", "destroy", {"deployment": deployment, "token": token})
+    assert sent[-1][1]["ok"] is True
+    assert leftovers(token) == []
+
+
+def _result(executor: Any, token: str) -> Any:
+    """The deployment's nodes as `Lab` wants them, from the executor's status."""
+    from workers.executor import ApplyResult
+
+    record, nodes, _ = executor.status(token)
+    return ApplyResult(token, record.lab, "local", 0.0, nodes)
