@@ -35,14 +35,16 @@ HEARTBEAT_SECONDS = 5.0
 
 
 def capacity() -> dict[str, int]:
-    """What the host offers labs: CPUs and memory (bytes)."""
+    """What the host offers labs: CPUs, memory (bytes) and process ids."""
     memory = 0
     with open("/proc/meminfo") as meminfo:
         for line in meminfo:
             if line.startswith("MemTotal:"):
                 memory = int(line.split()[1]) * 1024
                 break
-    return {"cpus": os.cpu_count() or 1, "memory": memory}
+    with open("/proc/sys/kernel/pid_max") as pid_max:
+        pids = int(pid_max.read())
+    return {"cpus": os.cpu_count() or 1, "memory": memory, "pids": pids}
 
 
 class Heartbeat(threading.Thread):
