@@ -1,0 +1,454 @@
+// The lab editor: forms for networks and nodes, and the labfile's YAML, kept in step.
+//
+// The YAML text is what is saved; the forms edit the parsed tree and write the YAML back.
+// While the user types, the server validates the text (the same labplan validation the
+// save runs) and each error is shown next to the field its path names, or under the YAML
+// when no field shows that path.
+
+import yaml from "js-yaml";
+import { post } from "labmgr/api.js";
+
+const DRIVERS = ["bridge", "overlay", "macvlan", "ipvlan", "host", "none"];
+// The options each driver takes; anything else is dropped when the driver changes.
+const DRIVER_OPTIONS = {
+  bridge: ["subnet", "gateway", "internal", "mtu", "shaping"],
+  overlay: ["subnet", "gateway", "vni", "mtu", "shaping"],
+  macvlan: ["subnet", "parent", "mode", "mtu", "shaping"],
+  ipvlan: ["subnet", "parent", "mode", "mtu", "shaping"],
+  host: [],
+  none: [],
+};
+const MODES = { macvlan: ["bridge", "private", "vepa", "passthru"], ipvlan: ["l2", "l3", "l3s"] };
+const NAMESPACES = ["mnt", "uts", "ipc", "pid", "cgroup", "user"];
+const LIMITS = [
+  ["cpus", "CPUs", "e.g. 0.5"],
+  ["cpu_weight", "CPU weight", "1–10000"],
+  ["memory", "Memory", "e.g. 256M"],
+  ["memory_swap", "Swap", "e.g. 0"],
+  ["pids", "Processes", "e.g. 128"],
+  ["io_weight", "IO weight", "1–10000"],
+];
+const SHAPING = [
+  ["rate", "Rate", "e.g. 10mbit"],
+  ["delay", "Delay", "e.g. 20ms"],
+  ["jitter", "Jitter", "e.g. 5ms"],
+  ["loss", "Loss", "e.g. 0.5%"],
+];
+const CHECK_DELAY_MS = 350;
+
+export function startEditor(opts) {
+  const editor = new Editor(opts);
+  editor.start();
+  return editor;
+}
+
+class Editor {
+  constructor({ form, textarea, formView, validity, errorList, checkUrl, initialErrors }) {
+    Object.assign(this, { form, textarea, formView, validity, errorList, checkUrl });
+    this.tree = null;
+    this.errors = initialErrors || {};
+    this.timer = null;
+    this.checking = 0;
+  }
+
+  start() {
+    this.parseText();
+    this.renderForm();
+    this.showErrors();
+    this.textarea.addEventListener("input", () => {
+      if (this.parseText()) this.renderForm();
+      this.scheduleCheck();
+    });
+    this.formView.addEventListener("input", (event) => this.onField(event.target, false));
+    this.formView.addEventListener("change", (event) => this.onField(event.target, true));
+    this.formView.addEventListener("click", (event) => this.onClick(event));
+    if (Object.keys(this.errors).length === 0) this.scheduleCheck(0);
+  }
+
+  // --- text <-> tree ------------------------------------------------------------------
+
+  parseText() {
+    try {
+      const tree = yaml.load(this.textarea.value);
+      if (tree && typeof tree === "object" && !Array.isArray(tree)) {
+        this.tree = tree;
+        return true;
+      }
+    } catch {
+      // the server names the YAML error; the forms keep the last readable tree
+    }
+    return false;
+  }
+
+  writeText() {
+    this.textarea.value = yaml.dump(this.tree, { lineWidth: 100, noRefs: true, flowLevel: -1 });
+    this.scheduleCheck();
+  }
+
+  // --- validation ---------------------------------------------------------------------
+
+  scheduleCheck(delay = CHECK_DELAY_MS) {
+    clearTimeout(this.timer);
+    this.setValidity("busy", "Checking…");
+    this.timer = setTimeout(() => this.check(), delay);
+  }
+
+  async check() {
+    const ticket = ++this.checking;
+    try {
+      const result = await post(this.checkUrl, { text: this.textarea.value });
+      if (ticket !== this.checking) return; // a newer check is on its way
+      this.errors = result.errors || {};
+      this.showErrors();
+    } catch (error) {
+      if (ticket === this.checking) this.setValidity("bad", error.message);
+    }
+  }
+
+  setValidity(kind, sentence) {
+    this.validity.className = "validity " + kind;
+    this.validity.textContent = sentence;
+  }
+
+  showErrors() {
+    for (const old of this.formView.querySelectorAll(".field-error")) old.remove();
+    for (const input of this.formView.querySelectorAll("[aria-invalid]")) {
+      input.removeAttribute("aria-invalid");
+      input.removeAttribute("aria-describedby");
+    }
+    const unplaced = [];
+    let n = 0;
+    for (const [path, messages] of Object.entries(this.errors)) {
+      for (const message of messages) {
+        n += 1;
+        if (!this.placeError(path, message, n)) unplaced.push([path, message]);
+      }
+    }
+    if (n === 0) this.setValidity("ok", "✓ Valid labfile");
+    else this.setValidity("bad", `${n} problem${n === 1 ? "" : "s"}`);
+    this.errorList.replaceChildren();
+    if (n === 0) return;
+    const list = el("ul", { class: "errors" });
+    for (const [path, messages] of Object.entries(this.errors)) {
+      for (const message of messages) {
+        const item = el("li");
+        item.append(el("code", {}, path), `: ${message}`);
+        list.append(item);
+      }
+    }
+    this.errorList.append(list);
+    this.unplaced = unplaced;
+  }
+
+  // An error goes under the input of its path, else under the nearest enclosing field.
+  placeError(path, message, n) {
+    let target = null;
+    for (let p = path; p && !target; p = p.includes(".") ? p.slice(0, p.lastIndexOf(".")) : "") {
+      target = this.formView.querySelector(`[data-path="${CSS.escape(p)}"]`);
+    }
+    if (!target) return false;
+    const note = el("p", { class: "field-error", id: `error-${n}` }, message);
+    if (target.matches("input, select, textarea")) {
+      target.setAttribute("aria-invalid", "true");
+      target.setAttribute("aria-describedby", note.id);
+      (target.closest(".field, label.check") || target).after(note);
+    } else {
+      target.querySelector(".fields")?.prepend(note) ?? target.append(note);
+    }
+    return true;
+  }
+
+  // --- form -> tree -------------------------------------------------------------------
+
+  onField(input, committed) {
+    const path = input.dataset.path;
+    if (!path || !this.tree) return;
+    if (input.dataset.rename) {
+      if (committed) this.rename(input.dataset.rename, input.value.trim());
+      return;
+    }
+    const kind = input.dataset.kind || "text";
+    const keys = path.split(".");
+    if (kind === "attach") {
+      this.attach(keys[1], input.dataset.network, input.checked);
+    } else if (kind === "namespace") {
+      this.setNamespace(keys[1], keys[3], input.checked);
+    } else if (kind === "bool") {
+      setPath(this.tree, keys, input.checked ? true : undefined);
+    } else {
+      setPath(this.tree, keys, fieldValue(input.value, kind));
+    }
+    if (kind === "driver") this.keepDriverOptions(keys[1]);
+    this.writeText();
+    if (committed && ["driver", "attach"].includes(kind)) {
+      this.renderForm();
+      this.showErrors();
+    }
+  }
+
+  keepDriverOptions(name) {
+    const network = this.tree.networks[name];
+    const allowed = DRIVER_OPTIONS[network.driver] || [];
+    for (const key of Object.keys(network)) {
+      if (key !== "driver" && !allowed.includes(key)) delete network[key];
+    }
+    if (allowed.includes("subnet") && !network.subnet) network.subnet = "";
+  }
+
+  setNamespace(node, name, on) {
+    const spaces = (this.tree.nodes[node].namespaces ||= {});
+    spaces[name] = on;
+    if (NAMESPACES.every((ns) => spaces[ns] !== false)) delete this.tree.nodes[node].namespaces;
+  }
+
+  attach(node, network, on) {
+    const networks = (this.tree.nodes[node].networks ||= {});
+    if (on) networks[network] ||= {};
+    else delete networks[network];
+  }
+
+  rename(path, name) {
+    const [section, old] = path.split(".");
+    const map = this.tree[section];
+    if (!name || name === old || !map || name in map) {
+      this.renderForm();
+      return;
+    }
+    this.tree[section] = renameKey(map, old, name);
+    if (section === "networks") {
+      for (const node of Object.values(this.tree.nodes || {})) {
+        if (node?.networks && old in node.networks) node.networks = renameKey(node.networks, old, name);
+      }
+      for (const net of Object.values(this.tree.networks)) if (net?.parent === old) net.parent = name;
+    }
+    this.writeText();
+    this.renderForm();
+  }
+
+  onClick(event) {
+    const button = event.target.closest("button[data-action]");
+    if (!button || !this.tree) return;
+    event.preventDefault();
+    const { action, name } = button.dataset;
+    if (action === "add-network") {
+      const n = freeName(this.tree.networks, "net");
+      (this.tree.networks ||= {})[n] = { driver: "bridge", subnet: freeSubnet(this.tree) };
+    } else if (action === "add-node") {
+      const n = freeName(this.tree.nodes, "node");
+      const first = Object.keys(this.tree.networks || {})[0];
+      (this.tree.nodes ||= {})[n] = first ? { networks: { [first]: {} } } : {};
+    } else if (action === "remove-network") {
+      delete this.tree.networks[name];
+      for (const node of Object.values(this.tree.nodes || {})) delete node?.networks?.[name];
+    } else if (action === "remove-node") {
+      delete this.tree.nodes[name];
+    }
+    this.writeText();
+    this.renderForm();
+    this.showErrors();
+  }
+
+  // --- tree -> form -------------------------------------------------------------------
+
+  renderForm() {
+    if (!this.tree) return;
+    // Re-rendering under the user's cursor would lose their place: only when they are
+    // not typing in the form.
+    if (this.formView.contains(document.activeElement) && document.activeElement.tagName !== "BUTTON") {
+      return;
+    }
+    const t = this.tree;
+    const view = [];
+    view.push(
+      fieldset("Lab", "", [
+        row([
+          input("Name", "name", t.name),
+          input("Description", "description", t.description),
+        ]),
+      ]),
+    );
+    view.push(el("h3", { class: "sub" }, "Networks"));
+    for (const [name, net] of Object.entries(t.networks || {})) view.push(this.networkFields(name, net || {}));
+    view.push(button("+ Add a network", { action: "add-network" }));
+    view.push(el("h3", { class: "sub" }, "Nodes"));
+    for (const [name, node] of Object.entries(t.nodes || {})) view.push(this.nodeFields(name, node || {}));
+    view.push(button("+ Add a node", { action: "add-node" }));
+    this.formView.replaceChildren(...view);
+  }
+
+  networkFields(name, net) {
+    const base = `networks.${name}`;
+    const driver = net.driver || "bridge";
+    const options = DRIVER_OPTIONS[driver] || [];
+    const fields = [
+      row([
+        input("Name", base, name, { rename: base, id: `${base}.name` }),
+        select("Driver", `${base}.driver`, driver, DRIVERS, "driver"),
+      ]),
+    ];
+    const opts = [];
+    if (options.includes("subnet")) opts.push(input("Subnet", `${base}.subnet`, net.subnet, { placeholder: "10.10.0.0/24" }));
+    if (options.includes("gateway")) opts.push(input("Gateway", `${base}.gateway`, net.gateway, { placeholder: "first address, or none" }));
+    if (options.includes("parent")) {
+      const parents = Object.entries(this.tree.networks || {}).filter(([n, v]) => n !== name && v?.driver === "bridge").map(([n]) => n);
+      opts.push(select("Parent", `${base}.parent`, net.parent || "", ["", ...parents, ...(net.parent && !parents.includes(net.parent) ? [net.parent] : [])]));
+    }
+    if (options.includes("mode")) opts.push(select("Mode", `${base}.mode`, net.mode || "", ["", ...MODES[driver]]));
+    if (options.includes("vni")) opts.push(input("VNI", `${base}.vni`, net.vni, { kind: "number", placeholder: "allocated" }));
+    if (options.includes("mtu")) opts.push(input("MTU", `${base}.mtu`, net.mtu, { kind: "number", placeholder: "1500" }));
+    if (opts.length) fields.push(row(opts));
+    if (options.includes("internal")) fields.push(checkbox("Internal: no way out of the lab", `${base}.internal`, net.internal === true, "bool"));
+    if (options.includes("shaping")) {
+      const shaping = net.shaping || {};
+      fields.push(el("div", { class: "label small muted" }, "Link shaping (every attachment's egress)"));
+      fields.push(row(SHAPING.map(([key, label, hint]) => input(label, `${base}.shaping.${key}`, shaping[key], { placeholder: hint }))));
+    }
+    if (!options.length) fields.push(el("p", { class: "hint" }, driver === "host" ? "Nodes share the host's network namespace; this driver takes no options." : "Nodes get only loopback; this driver takes no options."));
+    return fieldset(`Network ${name}`, base, fields, { action: "remove-network", name });
+  }
+
+  nodeFields(name, node) {
+    const base = `nodes.${name}`;
+    const limits = node.limits || {};
+    const spaces = node.namespaces || {};
+    const fields = [
+      row([
+        input("Name", base, name, { rename: base, id: `${base}.name` }),
+        input("Host", `${base}.host`, node.host, { placeholder: "chosen" }),
+        input("Root filesystem", `${base}.rootfs`, node.rootfs, { placeholder: "host" }),
+      ]),
+      input("Command", `${base}.command`, Array.isArray(node.command) ? node.command.join(" ") : node.command, { kind: "argv", placeholder: "default: the node's init, idle" }),
+      el("div", { class: "label small muted" }, "Limits"),
+      row(LIMITS.map(([key, label, hint]) => input(label, `${base}.limits.${key}`, limits[key], { placeholder: hint, kind: key === "memory" || key === "memory_swap" ? "text" : "number" }))),
+      el("div", { class: "label small muted" }, "Namespaces (turning one off needs a privileged node)"),
+      el("div", { class: "checks", "data-path": `${base}.namespaces` },
+        ...NAMESPACES.map((ns) => checkbox(ns, `${base}.namespaces.${ns}`, spaces[ns] !== false, "namespace"))),
+      checkbox("Privileged (admins only)", `${base}.privileged`, node.privileged === true, "bool"),
+      el("div", { class: "label small muted" }, "Networks"),
+    ];
+    const attached = node.networks || {};
+    const attachments = [];
+    for (const network of Object.keys(this.tree.networks || {})) {
+      const on = network in attached;
+      const parts = [checkbox(network, `${base}.networks.${network}`, on, "attach", { network })];
+      if (on && addressed(this.tree.networks[network])) {
+        parts.push(input(`Address on ${network}`, `${base}.networks.${network}.ipv4`, attached[network]?.ipv4, { placeholder: "automatic", small: true }));
+      }
+      attachments.push(el("div", { class: "attachment" }, ...parts));
+    }
+    fields.push(el("div", { class: "attachments", "data-path": `${base}.networks` }, ...attachments));
+    return fieldset(`Node ${name}`, base, fields, { action: "remove-node", name });
+  }
+}
+
+// --- helpers ------------------------------------------------------------------------
+
+function addressed(network) {
+  return network && !["host", "none"].includes(network.driver);
+}
+
+function fieldValue(text, kind) {
+  const value = text.trim();
+  if (value === "") return undefined;
+  if (kind === "number" && /^-?\d+(\.\d+)?$/.test(value)) return Number(value);
+  if (kind === "argv") return value.split(/\s+/);
+  return value; // left as typed: the validator says what is wrong with it
+}
+
+function setPath(tree, keys, value) {
+  let node = tree;
+  for (const key of keys.slice(0, -1)) {
+    if (!node[key] || typeof node[key] !== "object") node[key] = {};
+    node = node[key];
+  }
+  const last = keys[keys.length - 1];
+  if (value === undefined) delete node[last];
+  else node[last] = value;
+  pruneEmpty(tree, keys.slice(0, -1));
+}
+
+// Drop mappings a cleared field left empty (an empty `limits: {}` says nothing).
+function pruneEmpty(tree, keys) {
+  for (let depth = keys.length; depth > 2; depth--) {
+    const parent = keys.slice(0, depth - 1).reduce((n, k) => n?.[k], tree);
+    const key = keys[depth - 1];
+    const value = parent?.[key];
+    if (value && typeof value === "object" && !Array.isArray(value) && Object.keys(value).length === 0) {
+      delete parent[key];
+    } else return;
+  }
+}
+
+function renameKey(map, old, name) {
+  return Object.fromEntries(Object.entries(map).map(([k, v]) => [k === old ? name : k, v]));
+}
+
+function freeName(map, stem) {
+  for (let i = 1; ; i++) if (!(map && `${stem}${i}` in map)) return `${stem}${i}`;
+}
+
+function freeSubnet(tree) {
+  const used = new Set(Object.values(tree.networks || {}).map((n) => n?.subnet));
+  for (let i = 10; i < 250; i++) if (!used.has(`10.${i}.0.0/24`)) return `10.${i}.0.0/24`;
+  return "";
+}
+
+let uid = 0;
+
+function el(tag, attrs = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [key, value] of Object.entries(attrs)) {
+    if (value === undefined || value === null || value === false) continue;
+    node.setAttribute(key, value === true ? "" : value);
+  }
+  node.append(...children.filter((c) => c !== null && c !== undefined));
+  return node;
+}
+
+function input(label, path, value, { kind = "text", rename, placeholder, id } = {}) {
+  const inputId = `f-${++uid}`;
+  const box = el("input", {
+    type: "text",
+    id: inputId,
+    value: value === undefined || value === null ? "" : String(value),
+    placeholder,
+    "data-path": rename === undefined ? path : (id || path),
+    "data-kind": kind,
+    "data-rename": rename,
+    inputmode: kind === "number" ? "decimal" : undefined,
+    spellcheck: "false",
+    autocomplete: "off",
+  });
+  return el("div", { class: "field" }, el("label", { for: inputId }, label), box);
+}
+
+function select(label, path, value, choices, kind = "text") {
+  const selectId = `f-${++uid}`;
+  const box = el("select", { id: selectId, "data-path": path, "data-kind": kind });
+  for (const choice of choices) {
+    box.append(el("option", { value: choice, selected: choice === value }, choice || "—"));
+  }
+  return el("div", { class: "field" }, el("label", { for: selectId }, label), box);
+}
+
+function checkbox(label, path, checked, kind, extra = {}) {
+  const boxId = `f-${++uid}`;
+  const box = el("input", { type: "checkbox", id: boxId, checked, "data-path": path, "data-kind": kind, "data-network": extra.network });
+  return el("label", { for: boxId, class: "check" }, box, " ", label);
+}
+
+function row(children) {
+  return el("div", { class: "row" }, ...children);
+}
+
+function button(text, data) {
+  return el("button", { type: "button", class: "add", "data-action": data.action, "data-name": data.name }, text);
+}
+
+function fieldset(legend, path, fields, remove) {
+  const head = el("div", { class: "item-head" }, el("legend", {}, legend));
+  if (remove) {
+    head.append(el("button", { type: "button", class: "danger small-button", "data-action": remove.action, "data-name": remove.name, "aria-label": `Remove ${legend}` }, "Remove"));
+  }
+  return el("fieldset", { "data-path": path || undefined }, head, el("div", { class: "fields" }, ...fields));
+}

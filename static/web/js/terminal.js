@@ -1,0 +1,77 @@
+// Terminals: xterm.js on a node's shell through `ws/labs/{id}/nodes/{node}/terminal`.
+// Keystrokes go as binary frames, resizes as `{"resize": [cols, rows]}`; output comes
+// back as binary frames. Each pane is resizable and several may be open at once.
+
+const { Terminal } = window;
+const { FitAddon } = window.FitAddon || {};
+
+export function startTerminals({ page, open }) {
+  const area = document.getElementById("terminals");
+  const form = document.getElementById("open-terminal");
+  form.addEventListener("submit", (event) => {
+    event.preventDefault();
+    openTerminal(area, page, document.getElementById("terminal-node").value);
+  });
+  for (const node of open) openTerminal(area, page, node);
+}
+
+export function openTerminal(area, page, node) {
+  const pane = document.createElement("section");
+  pane.className = "term";
+  pane.dataset.node = node;
+  pane.setAttribute("aria-label", `Terminal on ${node}`);
+  const head = document.createElement("div");
+  head.className = "term-head";
+  const title = document.createElement("strong");
+  title.textContent = node;
+  const state = document.createElement("span");
+  state.className = "term-state";
+  state.textContent = "connecting…";
+  const close = document.createElement("button");
+  close.type = "button";
+  close.textContent = "Close";
+  close.setAttribute("aria-label", `Close the terminal on ${node}`);
+  head.append(title, state, close);
+  const body = document.createElement("div");
+  body.className = "term-body";
+  pane.append(head, body);
+  area.append(pane);
+
+  const term = new Terminal({ cursorBlink: true, fontSize: 13, fontFamily: "ui-monospace, DejaVu Sans Mono, monospace", theme: { background: "#0f1d25" } });
+  const fit = new FitAddon();
+  term.loadAddon(fit);
+  term.open(body);
+  fit.fit();
+
+  const scheme = location.protocol === "https:" ? "wss" : "ws";
+  const url = `${scheme}://${location.host}/ws/labs/${page.lab}/nodes/${encodeURIComponent(node)}/terminal?cols=${term.cols}&rows=${term.rows}`;
+  const socket = new WebSocket(url);
+  socket.binaryType = "arraybuffer";
+  const encoder = new TextEncoder();
+  socket.onopen = () => { state.textContent = "connected"; term.focus(); };
+  socket.onmessage = (message) => {
+    term.write(typeof message.data === "string" ? message.data : new Uint8Array(message.data));
+  };
+  socket.onclose = (event) => {
+    state.textContent = event.code === 4403
+      ? "refused: only the lab's owner may open a terminal, and only while the lab runs"
+      : "closed";
+    term.write("\r\n\x1b[2m[the session has ended]\x1b[0m\r\n");
+  };
+  term.onData((data) => {
+    if (socket.readyState === WebSocket.OPEN) socket.send(encoder.encode(data));
+  });
+  term.onResize(({ cols, rows }) => {
+    if (socket.readyState === WebSocket.OPEN) socket.send(JSON.stringify({ resize: [cols, rows] }));
+  });
+  // Dragging the pane's corner resizes the terminal to fit it.
+  const observer = new ResizeObserver(() => fit.fit());
+  observer.observe(pane);
+  close.addEventListener("click", () => {
+    observer.disconnect();
+    socket.close();
+    term.dispose();
+    pane.remove();
+  });
+  return { term, socket, pane };
+}

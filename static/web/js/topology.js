@@ -1,0 +1,140 @@
+// The topology view (Cytoscape): nodes coloured by the state the agent reported, networks
+// drawn by driver (a switch for bridge, a cloud for overlay, ...), one edge per
+// attachment labelled with its interface, address and live rate.
+
+import cytoscape from "cytoscape";
+import { openStream } from "labmgr/live.js";
+
+const STATE_COLOURS = {
+  running: "#1a7f37", pending: "#0b5cad", deploying: "#0b5cad", destroying: "#8a5300",
+  unknown: "#8a5300", failed: "#b42318", missing: "#b42318", stopped: "#8b97a2",
+};
+const svg = (body) => "data:image/svg+xml;utf8," + encodeURIComponent(
+  `<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 64 40">${body}</svg>`);
+const ICONS = {
+  // a switch: a box with ports
+  bridge: svg('<rect x="2" y="8" width="60" height="24" rx="3" fill="#e0f1f0" stroke="#0d6e6e" stroke-width="2"/>' +
+    [10, 20, 30, 40, 50].map((x) => `<rect x="${x}" y="22" width="6" height="5" fill="#0d6e6e"/>`).join("") +
+    '<path d="M14 15h36M44 12l6 3-6 3M20 12l-6 3 6 3" stroke="#0d6e6e" stroke-width="2" fill="none"/>'),
+  // a cloud
+  overlay: svg('<path d="M16 34h34a10 10 0 0 0 0-20 14 14 0 0 0-26-3A11 11 0 0 0 16 34z" fill="#eef2fb" stroke="#0b5cad" stroke-width="2"/>'),
+};
+const SHAPES = { bridge: "round-rectangle", overlay: "ellipse", macvlan: "diamond", ipvlan: "hexagon", host: "barrel", none: "octagon" };
+
+export function startTopology({ graph, page, canChange }) {
+  const cy = cytoscape({
+    container: document.getElementById("graph"),
+    elements: elements(graph),
+    style: STYLE,
+    layout: { name: graph.nodes.length + graph.networks.length > 40 ? "grid" : "cose", animate: false, padding: 30, nodeRepulsion: () => 9000, idealEdgeLength: () => 90 },
+    wheelSensitivity: 0.3,
+  });
+  const details = document.getElementById("details");
+  const show = (element) => {
+    details.replaceChildren(...(element.data("kind") === "node" ? nodeDetails(element.data(), page, canChange) : networkDetails(element.data())));
+    cy.elements().unselect();
+    element.select();
+  };
+  cy.on("tap", "node", (event) => show(event.target));
+  document.getElementById("topology-list").addEventListener("click", (event) => {
+    const button = event.target.closest("button[data-select]");
+    if (button) show(cy.getElementById(button.dataset.select));
+  });
+  const state = document.getElementById("stream-state");
+  openStream(page.urls.stream, {
+    handlers: {
+      "metrics.sample": (event) => showRates(cy, event.samples),
+      "deployment.status": () => setTimeout(() => location.reload(), 800),
+    },
+    onState: (s) => {
+      state.textContent = s === "live" ? "live" : s === "refused" ? "not allowed to watch" : "reconnecting…";
+      state.className = "live-state " + (s === "live" ? "ok" : "down");
+    },
+  });
+  window.labTopology = cy; // for the curious, from the browser's console
+  return cy;
+}
+
+function elements(graph) {
+  const items = [];
+  for (const net of graph.networks) {
+    items.push({ data: { id: `net:${net.name}`, kind: "network", label: `${net.name}\n${net.subnet || net.driver}`, ...net }, classes: `network ${net.driver}` });
+  }
+  for (const node of graph.nodes) {
+    items.push({ data: { id: `node:${node.name}`, kind: "node", label: node.name, colour: STATE_COLOURS[node.state] || "#8b97a2", ...node }, classes: "lab-node" });
+  }
+  for (const link of graph.links) {
+    items.push({ data: {
+      id: `link:${link.node}:${link.network}`, source: `node:${link.node}`, target: `net:${link.network}`,
+      label: [link.ifname, link.ipv4].filter(Boolean).join(" "), base: [link.ifname, link.ipv4].filter(Boolean).join(" "), ...link,
+    } });
+  }
+  return items;
+}
+
+function showRates(cy, samples) {
+  for (const sample of samples || []) {
+    for (const iface of sample.interfaces || []) {
+      cy.edges().filter((e) => e.data("node") === sample.node && e.data("ifname") === iface.ifname).forEach((edge) => {
+        edge.data("label", `${edge.data("base")}\n↓${kbit(iface.rx_bps)} ↑${kbit(iface.tx_bps)}`);
+      });
+    }
+  }
+}
+
+function kbit(bps) {
+  const v = Number(bps) || 0;
+  return v >= 1e6 ? `${(v / 1e6).toFixed(1)} Mbit/s` : `${(v / 1e3).toFixed(1)} kbit/s`;
+}
+
+function nodeDetails(node, page, canChange) {
+  const out = [heading(`Node ${node.name}`)];
+  const facts = [["state", node.state], ["host", node.host || "chosen at deploy"], ["pid", node.pid ?? "—"], ["command", (node.command || []).join(" ") || "init only"]];
+  for (const [k, v] of Object.entries(node.limits || {})) facts.push([`limit ${k}`, typeof v === "object" ? JSON.stringify(v) : v]);
+  for (const iface of node.interfaces || []) facts.push([iface.ifname, [iface.mac, ...(iface.addresses || [])].filter(Boolean).join(" ")]);
+  out.push(dl(facts));
+  if (canChange && node.state === "running") {
+    const link = document.createElement("a");
+    link.href = `${page.urls.terminals}?node=${encodeURIComponent(node.name)}`;
+    link.className = "button primary";
+    link.textContent = `Open a terminal on ${node.name}`;
+    out.push(link);
+  }
+  return out;
+}
+
+function networkDetails(net) {
+  return [heading(`Network ${net.name}`), dl([["driver", net.driver], ["subnet", net.subnet || "—"]])];
+}
+
+function heading(text) {
+  const h = document.createElement("h3");
+  h.textContent = text;
+  return h;
+}
+
+function dl(pairs) {
+  const list = document.createElement("dl");
+  list.className = "facts";
+  for (const [k, v] of pairs) {
+    const dt = document.createElement("dt");
+    dt.textContent = k;
+    const dd = document.createElement("dd");
+    dd.textContent = String(v);
+    list.append(dt, dd);
+  }
+  return list;
+}
+
+const STYLE = [
+  { selector: "node", style: { label: "data(label)", "text-wrap": "wrap", "font-size": 11, "font-family": "system-ui, sans-serif", color: "#17212b", "text-valign": "bottom", "text-margin-y": 4 } },
+  { selector: "node.lab-node", style: { shape: "round-rectangle", width: 54, height: 38, "background-color": "data(colour)", "border-width": 2, "border-color": "#17212b", "text-valign": "center", "text-margin-y": 0, color: "#fff", "font-weight": 600, "text-outline-width": 0 } },
+  { selector: "node.network", style: { width: 64, height: 40, "background-color": "#eef2f5", "border-width": 2, "border-color": "#56636f" } },
+  ...Object.entries(SHAPES).map(([driver, shape]) => ({ selector: `node.network.${driver}`, style: { shape } })),
+  { selector: "node.network.bridge", style: { "background-image": ICONS.bridge, "background-fit": "contain", "background-opacity": 0, "border-width": 0, shape: "rectangle" } },
+  { selector: "node.network.overlay", style: { "background-image": ICONS.overlay, "background-fit": "contain", "background-opacity": 0, "border-width": 0, width: 74, height: 46 } },
+  { selector: "node.network.macvlan, node.network.ipvlan", style: { "background-color": "#f3ecfb", "border-color": "#6f42c1" } },
+  { selector: "node.network.none", style: { "background-color": "#eceff2", "border-style": "dashed" } },
+  { selector: "edge", style: { width: 2, "line-color": "#8b97a2", label: "data(label)", "font-size": 9, "text-wrap": "wrap", "text-background-color": "#fbfcfd", "text-background-opacity": 0.9, "text-background-padding": 2, color: "#33404b", "curve-style": "bezier" } },
+  { selector: ":selected", style: { "border-color": "#f0a500", "border-width": 4, "line-color": "#f0a500" } },
+];

@@ -1,0 +1,59 @@
+"""The lab page, the topology and the terminals page."""
+
+from __future__ import annotations
+
+import json
+
+from django.contrib.auth.models import User
+from django.test import Client
+
+from labmgr.labs.models import Lab
+
+
+def test_the_lab_page_shows_the_plan_and_the_actions(client: Client, alice_lab: Lab) -> None:
+    client.force_login(alice_lab.owner)
+    page = client.get(f"/labs/{alice_lab.pk}/").content.decode()
+    assert "This lab has never been deployed." in page
+    assert 'data-action="deploy"' in page
+    assert "ip link add" in page  # the plan's commands
+
+
+def test_a_reader_sees_the_lab_without_actions(client: Client, shared_lab: Lab, bob: User) -> None:
+    client.force_login(bob)
+    page = client.get(f"/labs/{shared_lab.pk}/").content.decode()
+    assert "only its owner deploys it" in page
+    assert 'data-action="deploy"' not in page
+
+
+def test_the_topology_lists_nodes_networks_and_links(client: Client, alice_lab: Lab) -> None:
+    client.force_login(alice_lab.owner)
+    page = client.get(f"/labs/{alice_lab.pk}/topology/").content.decode()
+    start = page.index('<script id="graph-data" type="application/json">') + 48
+    graph = json.loads(page[start : page.index("</script>", start)])
+    assert [n["name"] for n in graph["networks"]] == ["lan"]
+    assert {(n["name"], n["state"]) for n in graph["nodes"]} == {
+        ("client", "stopped"),
+        ("web", "stopped"),
+    }
+    assert {(link["node"], link["ipv4"]) for link in graph["links"]} == {
+        ("web", "10.10.0.10"),
+        ("client", "10.10.0.2"),
+    }
+
+
+def test_terminals_explain_that_the_lab_must_run(client: Client, alice_lab: Lab) -> None:
+    client.force_login(alice_lab.owner)
+    page = client.get(f"/labs/{alice_lab.pk}/terminals/").content.decode()
+    assert "The lab is not running." in page
+
+
+def test_a_reader_may_not_open_terminals(client: Client, shared_lab: Lab, bob: User) -> None:
+    client.force_login(bob)
+    assert client.get(f"/labs/{shared_lab.pk}/terminals/").status_code == 403
+
+
+def test_deleting_a_lab_returns_to_the_dashboard(client: Client, alice_lab: Lab) -> None:
+    client.force_login(alice_lab.owner)
+    response = client.post(f"/labs/{alice_lab.pk}/delete")
+    assert response["Location"] == "/"
+    assert not Lab.objects.filter(pk=alice_lab.pk).exists()
