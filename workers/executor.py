@@ -13,13 +13,14 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import cast
 
 from labplan import codec, naming, ops
 from labplan.errors import LabfileError
 from workers import facts as host_facts
 from workers.driver import Driver, Interface
 from workers.journal import Journal, Record
-from workers.kernel.processes import NodeProcess, uid_base
+from workers.kernel.processes import NodeProcess, SpawnError, uid_base
 
 MAX_UID_SLOTS = 65_000  # 100000 + 65536 * slot stays below 2**32
 
@@ -182,44 +183,38 @@ class Executor:
         slots: dict[str, int],
         result: ApplyResult,
     ) -> None:
-        total = len(plan.ops)
         nodes = dict(previous.nodes) if previous else {}
-        for index, op in enumerate(plan.ops):
+        index = 0
+        while index < len(plan.ops):
+            op = plan.ops[index]
+            if isinstance(op, ops.SpawnNode):
+                # Nodes start together: a run of spawns is one parallel step of the job.
+                end = index
+                while end < len(plan.ops) and isinstance(plan.ops[end], ops.SpawnNode):
+                    end += 1
+                self._spawn_run(driver, plan, index, end, nodes, slots, result)
+                index = end
+                continue
             self.journal.append(plan.deployment, {"op": index, "kind": op.kind})
             began = time.monotonic()
             try:
-                process = self._run(driver, plan, op, nodes, slots)
+                self._run(driver, plan, op)
             except Exception:
-                self.progress(Step(index, total, op.kind, target_of(op), "failed", 0.0))
+                self._report(plan, index, "failed", 0.0)
                 raise
-            if process is not None and isinstance(op, ops.SpawnNode):
-                nodes[op.node] = process
-                self.journal.append(
-                    plan.deployment,
-                    {
-                        "node": op.node,
-                        "pid": process.pid,
-                        "start": process.start,
-                        "uid_base": slots.get(op.node),
-                    },
-                )
-                result.nodes.append(NodeReport(op.node, process.pid, op.netns, ()))
-            elapsed = time.monotonic() - began
-            self.progress(Step(index, total, op.kind, target_of(op), "done", elapsed))
+            self._report(plan, index, "done", time.monotonic() - began)
+            index += 1
         result.nodes = [
             NodeReport(n.name, n.pid, n.netns, tuple(driver.interfaces(n.netns)))
             for n in result.nodes
         ]
 
-    def _run(
-        self,
-        driver: Driver,
-        plan: ops.HostPlan,
-        op: ops.Op,
-        nodes: dict[str, NodeProcess],
-        slots: dict[str, int],
-    ) -> NodeProcess | None:
-        """One op; every branch is idempotent. Returns the node process of a spawn."""
+    def _report(self, plan: ops.HostPlan, index: int, state: str, seconds: float) -> None:
+        op = plan.ops[index]
+        self.progress(Step(index, len(plan.ops), op.kind, target_of(op), state, seconds))
+
+    def _run(self, driver: Driver, plan: ops.HostPlan, op: ops.Op) -> None:
+        """One op other than a spawn; every branch is idempotent."""
         match op:
             case ops.CreateNetns():
                 driver.ensure_netns(op.netns)
@@ -253,27 +248,56 @@ class Executor:
                 driver.isolate(plan.deployment, op.bridge, op.subnet)
             case ops.SetShaping():
                 driver.set_shaping(op)
-            case ops.SpawnNode():
-                return self._spawn(driver, plan, op, nodes, slots)
             case _:
                 raise ApplyError(f"unknown operation {op.kind}")
-        return None
 
-    def _spawn(
+    def _spawn_run(
         self,
         driver: Driver,
         plan: ops.HostPlan,
-        op: ops.SpawnNode,
+        first: int,
+        end: int,
         nodes: dict[str, NodeProcess],
         slots: dict[str, int],
-    ) -> NodeProcess:
-        running = nodes.get(op.node)
-        if running is not None and driver.alive(running):
-            return running
-        # A node half-started by a crashed apply leaves processes in its cgroup.
-        driver.kill_cgroup(op.cgroup)
-        base = slots.get(op.node) if "user" in op.namespaces and not op.privileged else None
-        return driver.spawn(op, plan.deployment, base)
+        result: ApplyResult,
+    ) -> None:
+        """Start the nodes of ops[first:end] that are not running, together, then journal
+        and report each in plan order. Each is idempotent: a running node is kept."""
+        began = time.monotonic()
+        spawns = [cast(ops.SpawnNode, op) for op in plan.ops[first:end]]
+        starts: list[tuple[ops.SpawnNode, int | None]] = []
+        for offset, op in enumerate(spawns):
+            self.journal.append(plan.deployment, {"op": first + offset, "kind": op.kind})
+            running = nodes.get(op.node)
+            if running is not None and driver.alive(running):
+                continue
+            # A node half-started by a crashed apply leaves processes in its cgroup.
+            driver.kill_cgroup(op.cgroup)
+            nodes.pop(op.node, None)
+            base = slots.get(op.node) if "user" in op.namespaces and not op.privileged else None
+            starts.append((op, base))
+        try:
+            started = driver.spawn_all(starts, plan.deployment)
+        except Exception as exc:
+            failed = exc.node if isinstance(exc, SpawnError) else starts[0][0].node
+            self._report(plan, first + [o.node for o in spawns].index(failed), "failed", 0.0)
+            raise
+        for (op, _), process in zip(starts, started, strict=True):
+            nodes[op.node] = process
+            self.journal.append(
+                plan.deployment,
+                {
+                    "node": op.node,
+                    "pid": process.pid,
+                    "start": process.start,
+                    "uid_base": slots.get(op.node),
+                },
+            )
+        elapsed = time.monotonic() - began
+        for offset, op in enumerate(spawns):
+            process = nodes[op.node]
+            result.nodes.append(NodeReport(op.node, process.pid, op.netns, ()))
+            self._report(plan, first + offset, "done", elapsed)
 
     def _uid_slots(self, token: str, plan: ops.HostPlan, previous: Record | None) -> dict[str, int]:
         """Each user-namespaced node's outside uid base: kept across re-applies, else the
@@ -329,9 +353,24 @@ class Executor:
     ) -> None:
         """Reverse of the build: processes, firewall, host links, namespaces, cgroups,
         files. Each step accepts "already gone"."""
-        killed = driver.kill_cgroup(token)
+        # Processes die and cgroups go while links and namespaces go.
+        driver.start_removing_cgroup(token)
+        try:
+            self._remove_network(driver, token, group, report)
+        finally:
+            killed, removed = driver.finish_removing_cgroup(token)
         if killed:
             report(f"{killed} processes in cgroup {token}")
+        if removed:
+            report(f"cgroup {token}")
+        if driver.remove_files(token):
+            report(f"files of {token}")
+
+    @staticmethod
+    def _remove_network(
+        driver: Driver, token: str, group: int, report: Callable[[str], None]
+    ) -> None:
+        """Firewall table, host-side links, network namespaces of the deployment."""
         if driver.remove_firewall(token):
             report(f"nftables table {token}")
         prefix = token + "-"
@@ -347,10 +386,6 @@ class Executor:
         for name in driver.netns_names(prefix):
             if driver.remove_netns(name):
                 report(f"netns {name}")
-        if driver.remove_cgroup(token):
-            report(f"cgroup {token}")
-        if driver.remove_files(token):
-            report(f"files of {token}")
 
     def sweep(self, live: Iterable[str]) -> list[str]:
         """Destroy every deployment found on this host that is not in `live`."""

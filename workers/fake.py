@@ -9,11 +9,12 @@ deleting a namespace deletes the links in it, deleting a veth end deletes its pe
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from labplan import ops
 from workers.driver import Interface
-from workers.kernel.processes import NodeProcess
+from workers.kernel.processes import NodeProcess, SpawnError
 
 
 class FakeKernelError(Exception):
@@ -67,6 +68,7 @@ class FakeKernel:
 class FakeDriver:
     def __init__(self, kernel: FakeKernel) -> None:
         self.k = kernel
+        self._removals: dict[str, tuple[int, bool]] = {}
 
     def _call(self) -> None:
         self.k.calls += 1
@@ -124,6 +126,12 @@ class FakeDriver:
         for pid in doomed:
             del self.k.processes[pid]
         return len(doomed)
+
+    def start_removing_cgroup(self, rel: str) -> None:
+        self._removals[rel] = (self.kill_cgroup(rel), self.remove_cgroup(rel))
+
+    def finish_removing_cgroup(self, rel: str) -> tuple[int, bool]:
+        return self._removals.pop(rel, (0, False))
 
     def remove_cgroup(self, rel: str) -> bool:
         doomed = [c for c in self.k.cgroups if c == rel or c.startswith(rel + "/")]
@@ -243,12 +251,17 @@ class FakeDriver:
     def firewall_tables(self) -> list[str]:
         return sorted(self.k.tables)
 
-    def spawn(self, op: ops.SpawnNode, token: str, uid_base: int | None) -> NodeProcess:
+    def spawn_all(
+        self, starts: Sequence[tuple[ops.SpawnNode, int | None]], token: str
+    ) -> list[NodeProcess]:
+        return [self._spawn(op, token, uid_base) for op, uid_base in starts]
+
+    def _spawn(self, op: ops.SpawnNode, token: str, uid_base: int | None) -> NodeProcess:
         self._call()
         if op.cgroup not in self.k.cgroups:
-            raise FakeKernelError(f"no cgroup {op.cgroup}")
+            raise SpawnError(op.node, f"no cgroup {op.cgroup}")
         if op.netns is not None and op.netns not in self.k.netns:
-            raise FakeKernelError(f"no netns {op.netns}")
+            raise SpawnError(op.node, f"no netns {op.netns}")
         self.k.next_pid += 1
         self.k.processes[self.k.next_pid] = (op.cgroup, uid_base)
         self.k.files.add(token)

@@ -3,6 +3,7 @@
  *
  *   lminit spawn [options] [-- CMD...]   start a node; prints the init's pid (host view)
  *   lminit exec --pid PID [options] -- CMD...   run CMD inside a running node
+ *   lminit mntns   hold a small mount namespace for spawns until stdin closes
  *
  * spawn runs in two stages. Stage 1 (the process the agent starts, root on the host)
  * joins the node's cgroups and network namespace, makes a private mount namespace in
@@ -12,6 +13,11 @@
  * included. It then clones the init into new user, PID, mount, UTS, IPC and cgroup
  * namespaces, writes its uid/gid maps, waits until it is ready and exits: the init
  * is re-parented to the agent (a child subreaper) or to the machine's init.
+ *
+ * Copying a mount namespace costs in proportion to its mounts, and the agent's holds one
+ * per network namespace under /run/netns: with `--mntns` (a namespace `lminit mntns`
+ * holds, the host's without /run/netns) stage 1 starts from a small copy, so starting a
+ * node does not grow with the number of nodes already running.
  *
  * The init (PID 1 of its namespace) mounts /proc, sets the hostname, starts the node's
  * command in the work directory with its environment, then reaps every zombie and
@@ -43,7 +49,7 @@
 #define DEFAULT_PATH "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 struct options {
-    const char *netns, *hostname, *rootfs, *hosts, *hostname_file, *scratch, *log, *workdir;
+    const char *netns, *mntns, *hostname, *rootfs, *hosts, *hostname_file, *scratch, *log, *workdir;
     const char *cgroups[MAX_LIST];
     int ncgroups;
     char *env[MAX_LIST * 4];
@@ -101,6 +107,7 @@ static void parse(int argc, char **argv, struct options *o) {
         if (i + 1 >= argc) { errno = 0; die("%s needs a value", a); }
         char *v = argv[++i];
         if (!strcmp(a, "--netns")) o->netns = v;
+        else if (!strcmp(a, "--mntns")) o->mntns = v;
         else if (!strcmp(a, "--hostname")) o->hostname = v;
         else if (!strcmp(a, "--rootfs")) o->rootfs = v;
         else if (!strcmp(a, "--hosts")) o->hosts = v;
@@ -124,10 +131,14 @@ static void join_cgroups(struct options *o) {
     for (int i = 0; i < o->ncgroups; i++) write_file(o->cgroups[i], pid);
 }
 
-static void join_netns(const char *path) {
+static int open_ns(const char *path) {
     int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) die("open netns %s", path);
-    if (setns(fd, CLONE_NEWNET) < 0) die("setns %s", path);
+    if (fd < 0) die("open namespace %s", path);
+    return fd;
+}
+
+static void join_ns(int fd, int kind, const char *path) {
+    if (setns(fd, kind) < 0) die("setns %s", path);
     close(fd);
 }
 
@@ -361,7 +372,10 @@ static int spawn(struct options *o) {
         if (log_fd < 0) die("open log %s", o->log);
     }
     join_cgroups(o);
-    join_netns(o->netns);
+    /* Opened first: the small mount namespace has no /run/netns. */
+    int netns = open_ns(o->netns);
+    if (o->mntns) join_ns(open_ns(o->mntns), CLONE_NEWNS, o->mntns);
+    join_ns(netns, CLONE_NEWNET, o->netns);
     if (o->clone_flags & CLONE_NEWNS) build_root(o);
     int sync[2], status[2];
     if (pipe2(sync, O_CLOEXEC) < 0 || pipe2(status, O_CLOEXEC) < 0) die("pipe");
@@ -439,9 +453,26 @@ static int enter(struct options *o) {
     return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }
 
+/* A private copy of the host's mount namespace without /run/netns and what is under it,
+ * held until stdin closes: the agent's spawns join it (see --mntns). */
+static int hold_mntns(void) {
+    if (unshare(CLONE_NEWNS) < 0) die("unshare mount namespace");
+    mnt(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL);
+    while (umount2("/run/netns", MNT_DETACH) == 0) {
+        /* mounted more than once: detach every layer */
+    }
+    if (errno != EINVAL && errno != ENOENT) die("detach /run/netns");
+    if (write(1, "ready\n", 6) != 6) return 1;
+    char byte;
+    while (read(0, &byte, 1) > 0) {
+    }
+    return 0;
+}
+
 int main(int argc, char **argv) {
     struct options o;
-    if (argc < 2) { fprintf(stderr, "usage: lminit spawn|exec [options] -- CMD...\n"); return 2; }
+    if (argc < 2) { fprintf(stderr, "usage: lminit spawn|exec|mntns [options] -- CMD...\n"); return 2; }
+    if (!strcmp(argv[1], "mntns")) return hold_mntns();
     parse(argc, argv, &o);
     if (!strcmp(argv[1], "spawn")) return spawn(&o);
     if (!strcmp(argv[1], "exec")) return enter(&o);

@@ -224,26 +224,43 @@ class Cgroups:
                 return (directory / name).read_text()
         return None
 
+    def _process_hierarchy(self, rel: str) -> Path | None:
+        """The node cgroup's directory in one hierarchy that holds all its processes.
+
+        Every process of a node joins its cgroup in every hierarchy and can only move
+        within that subtree, so one hierarchy lists them all; on v1 the freezer's, which
+        teardown freezes anyway."""
+        if self.layout.mode != "v2" and "freezer" in self.layout.v1:
+            return self.layout.v1["freezer"] / PARENT / rel
+        dirs = self.dirs(rel)
+        return dirs[0] if dirs else None
+
     def pids(self, rel: str) -> set[int]:
         """Every process in the cgroup or below it."""
         found: set[int] = set()
-        for directory in self.dirs(rel):
-            if not directory.exists():
-                continue
-            for procs in directory.rglob("cgroup.procs"):
-                with contextlib.suppress(FileNotFoundError):
-                    found.update(int(p) for p in procs.read_text().split())
+        top = self._process_hierarchy(rel)
+        for directory in _subtree(top) if top is not None else ():
+            with contextlib.suppress(FileNotFoundError):
+                found.update(int(p) for p in (directory / "cgroup.procs").read_text().split())
         return found
 
     def kill(self, rel: str, timeout: float = 5.0) -> int:
         """Kill every process in the cgroup subtree and wait until none is left.
+        Returns how many processes were seen."""
+        seen = self.signal(rel)
+        if seen:
+            self.wait_empty(rel, seen, timeout)
+        return len(seen)
+
+    def signal(self, rel: str) -> set[int]:
+        """SIGKILL every process in the cgroup subtree without waiting; those seen.
 
         v2 writes cgroup.kill; v1 freezes the subtree first so that nothing forks while
-        it is being killed, then kills and thaws. Returns how many processes were seen.
+        it is being killed, then kills and thaws.
         """
         seen = self.pids(rel)
         if not seen:
-            return 0
+            return seen
         if self.layout.mode == "v2":
             kill_file = self.dirs(rel)[0] / "cgroup.kill"
             if kill_file.exists():
@@ -252,8 +269,7 @@ class Cgroups:
                 _kill_all(seen)
         else:
             self._freeze_kill_thaw(rel, seen)
-        self._wait_empty(rel, seen, timeout)
-        return len(seen)
+        return seen
 
     def _freeze_kill_thaw(self, rel: str, seen: set[int]) -> None:
         freezer = self.layout.v1.get("freezer")
@@ -264,8 +280,12 @@ class Cgroups:
         if state is not None and state.exists():
             state.write_text("THAWED")
 
-    def _wait_empty(self, rel: str, seen: set[int], timeout: float) -> None:
+    def wait_empty(self, rel: str, seen: set[int], timeout: float = 5.0) -> None:
+        # Node inits are the agent's children (it is their subreaper): waiting for each
+        # is exact and costs nothing while the kernel tears their namespaces down. Killing
+        # an init ends its whole PID namespace, so few processes are left after that.
         deadline = time.monotonic() + timeout
+        _reap_until(seen, deadline)
         while True:
             left = self.pids(rel)
             reap(seen)
@@ -280,11 +300,12 @@ class Cgroups:
         """Remove the cgroup subtree (processes must be gone); False if already gone."""
         removed = False
         for directory in self.dirs(rel):
-            if not directory.exists():
+            try:
+                children = [e.path for e in os.scandir(directory) if e.is_dir()]
+            except FileNotFoundError:
                 continue
-            for sub in sorted(directory.rglob("*"), key=lambda p: len(p.parts), reverse=True):
-                if sub.is_dir():
-                    _rmdir(sub)
+            for child in children:
+                _rmdir_tree(Path(child))
             _rmdir(directory)
             removed = True
         return removed
@@ -311,6 +332,52 @@ def reap(pids: Iterable[int]) -> None:
     for pid in pids:
         with contextlib.suppress(ChildProcessError):
             os.waitpid(pid, os.WNOHANG)
+
+
+def _reap_until(pids: Iterable[int], deadline: float) -> None:
+    """Reap those of `pids` that are this process's children as they exit, until none
+    is left or the deadline passes (a process stuck in the kernel is not waited for)."""
+    pending = set(pids)
+    while pending and time.monotonic() < deadline:
+        for pid in list(pending):
+            try:
+                if os.waitpid(pid, os.WNOHANG)[0] == pid:
+                    pending.discard(pid)
+            except ChildProcessError:
+                pending.discard(pid)
+        if pending:
+            time.sleep(0.001)
+
+
+def _subtree(top: Path) -> list[Path]:
+    """`top` and every cgroup below it, parents before children; [] if it is gone."""
+    found: list[Path] = []
+    pending = [top]
+    while pending:
+        directory = pending.pop()
+        try:
+            with os.scandir(directory) as entries:
+                children = [Path(e.path) for e in entries if e.is_dir(follow_symlinks=False)]
+        except FileNotFoundError:
+            continue
+        found.append(directory)
+        pending.extend(children)
+    return found
+
+
+def _rmdir_tree(path: Path) -> None:
+    """Remove a cgroup and any below it. A node's cgroup rarely has children: try the
+    one rmdir first rather than listing the directory (a v1 memory cgroup has ~30 files)."""
+    try:
+        path.rmdir()
+        return
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        if exc.errno != errno.EBUSY:
+            raise
+    for sub in reversed(_subtree(path)):
+        _rmdir(sub)
 
 
 def _rmdir(path: Path, attempts: int = 100) -> None:

@@ -4,6 +4,8 @@ job's root network namespace (the host's, or a simulated host's)."""
 from __future__ import annotations
 
 import shutil
+import threading
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from labplan import ops
@@ -13,8 +15,30 @@ from workers.kernel.cgroups import Cgroups
 from workers.kernel.firewall import Firewall
 from workers.kernel.links import Links
 from workers.kernel.netns import Namespaces
-from workers.kernel.processes import NodeProcess, Processes
+from workers.kernel.processes import NodeProcess, NodeStart, Processes
 from workers.kernel.qdiscs import Qdiscs
+
+
+class _Background(threading.Thread):
+    """A function run on its own thread, its result or exception taken on join."""
+
+    def __init__(self, work: Callable[[], tuple[int, bool]]) -> None:
+        super().__init__(daemon=True)
+        self._work = work
+        self._result: tuple[int, bool] = (0, False)
+        self._error: BaseException | None = None
+
+    def run(self) -> None:
+        try:
+            self._result = self._work()
+        except BaseException as exc:  # handed to the joining thread
+            self._error = exc
+
+    def result(self) -> tuple[int, bool]:
+        self.join()
+        if self._error is not None:
+            raise self._error
+        return self._result
 
 
 class KernelDriver:
@@ -25,6 +49,7 @@ class KernelDriver:
         self.qdiscs = Qdiscs(self.links)
         self.cgroups = Cgroups()
         self.processes = Processes(lminit, data_dir)
+        self._removals: dict[str, _Background] = {}
 
     def close(self) -> None:
         self.ns.close()
@@ -40,16 +65,11 @@ class KernelDriver:
         return self.ns.names(prefix)
 
     def interfaces(self, netns: str | None) -> list[Interface]:
-        ipr = self.ns.ipr(netns)
+        sock = self.ns.rtnl(netns)
         addresses: dict[int, list[str]] = {}
-        for addr in ipr.get_addr(family=2):
-            addresses.setdefault(addr["index"], []).append(
-                f"{addr.get('IFA_ADDRESS')}/{addr['prefixlen']}"
-            )
-        return [
-            Interface(str(link.get("ifname")), tuple(addresses.get(link["index"], ())))
-            for link in ipr.get_links()
-        ]
+        for addr in sock.addresses():
+            addresses.setdefault(addr.index, []).append(f"{addr.address}/{addr.prefixlen}")
+        return [Interface(link.name, tuple(addresses.get(link.index, ()))) for link in sock.links()]
 
     def ensure_cgroup(self, rel: str) -> bool:
         return self.cgroups.ensure(rel)
@@ -59,6 +79,21 @@ class KernelDriver:
 
     def kill_cgroup(self, rel: str) -> int:
         return self.cgroups.kill(rel)
+
+    def start_removing_cgroup(self, rel: str) -> None:
+        # cgroupfs work takes the cgroup lock and link work the RTNL lock: on a thread of
+        # its own, the first runs beside the second. Nothing in it depends on this
+        # thread's network namespace.
+        self._removals[rel] = removal = _Background(lambda: self._remove_cgroup(rel))
+        removal.start()
+
+    def finish_removing_cgroup(self, rel: str) -> tuple[int, bool]:
+        removal = self._removals.pop(rel, None)
+        return removal.result() if removal is not None else (0, False)
+
+    def _remove_cgroup(self, rel: str) -> tuple[int, bool]:
+        killed = self.cgroups.kill(rel)
+        return killed, self.cgroups.remove(rel)
 
     def remove_cgroup(self, rel: str) -> bool:
         return self.cgroups.remove(rel)
@@ -124,23 +159,27 @@ class KernelDriver:
     def firewall_tables(self) -> list[str]:
         return firewall.tables("lm")
 
-    def spawn(self, op: ops.SpawnNode, token: str, uid_base: int | None) -> NodeProcess:
-        netns_path = str(self.ns.path(op.netns)) if op.netns else self.ns.root_path
-        return self.processes.spawn(
-            op,
-            token=token,
-            netns_path=netns_path,
-            cgroup_procs=self.cgroups.procs_files(op.cgroup),
-            uid_base=uid_base,
-        )
+    def spawn_all(
+        self, starts: Sequence[tuple[ops.SpawnNode, int | None]], token: str
+    ) -> list[NodeProcess]:
+        resolved = [
+            NodeStart(
+                op=op,
+                netns_path=str(self.ns.path(op.netns)) if op.netns else self.ns.root_path,
+                cgroup_procs=self.cgroups.procs_files(op.cgroup),
+                uid_base=uid_base,
+            )
+            for op, uid_base in starts
+        ]
+        return self.processes.spawn_all(resolved, token)
 
     def alive(self, process: NodeProcess) -> bool:
         return processes.alive(process)
 
     def remove_files(self, token: str) -> bool:
-        found = False
-        for directory in (self.data_dir / "run" / token, self.data_dir / "logs" / token):
-            if directory.exists():
-                shutil.rmtree(directory, ignore_errors=True)
-                found = True
+        found = self.processes.remove_run_dir(token)
+        logs = self.data_dir / "logs" / token  # where earlier versions kept node logs
+        if logs.exists():
+            shutil.rmtree(logs, ignore_errors=True)
+            found = True
         return found

@@ -8,13 +8,20 @@ namespace of the calling thread, which is the job's root namespace.
 
 from __future__ import annotations
 
+import errno
+import socket
+import struct
 import subprocess
 from ipaddress import IPv4Network
 from pathlib import Path
 
+from workers.kernel import rtnl
 from workers.kernel.names import check_kernel_name
 
 NFT = "nft"
+NETLINK_NETFILTER = 12
+NFT_MSG_GETTABLE = (10 << 8) | 1  # NFNL_SUBSYS_NFTABLES << 8 | NFT_MSG_GETTABLE
+NFTA_TABLE_NAME = 1
 
 
 class FirewallError(Exception):
@@ -89,6 +96,8 @@ class Firewall:
 
     def remove(self) -> bool:
         """Delete the deployment's table; False when there was none."""
+        if not table_exists(self.table):
+            return False  # most labs have no table: no `nft` process to learn that
         try:
             _nft("", "delete", "table", "ip", self.table)
         except FirewallError as exc:
@@ -106,3 +115,21 @@ def tables(prefix: str) -> list[str]:
         return []
     names = [line.split()[-1] for line in out.splitlines() if line.startswith("table ip ")]
     return sorted(n for n in names if n.startswith(prefix))
+
+
+def table_exists(name: str) -> bool:
+    """Whether an `ip` nftables table of that name exists, asked over netlink (one
+    request, where `nft` would be a process). True when the kernel cannot say."""
+    body = struct.pack("=BBH", socket.AF_INET, 0, 0) + rtnl.string(NFTA_TABLE_NAME, name)
+    header = struct.pack("=IHHII", 16 + len(body), NFT_MSG_GETTABLE, rtnl.NLM_F_REQUEST, 1, 0)
+    try:
+        with socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, NETLINK_NETFILTER) as sock:
+            sock.send(header + body)
+            data = sock.recv(rtnl.RECV_SIZE)
+    except OSError:
+        return True
+    for kind, flags, _, reply in rtnl.messages(data):
+        if kind == rtnl.NLMSG_ERROR:
+            code, _ = rtnl.error_of(flags, reply)
+            return code != errno.ENOENT
+    return True

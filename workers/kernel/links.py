@@ -3,7 +3,8 @@
 Links meant for a node's namespace are created directly inside it (IFLA_NET_NS_FD):
 creating then moving one costs ~50x more. Host-side links carry the deployment's link
 group and an ifalias naming it, so teardown is one group delete and a sweep can find
-them without any database.
+them without any database. The hot path (veths, bridges, addresses, routes) goes through
+the lean `rtnl` client; the rare VXLAN and FDB requests through pyroute2.
 """
 
 from __future__ import annotations
@@ -18,10 +19,10 @@ from typing import Any
 
 from pyroute2.netlink.exceptions import NetlinkError  # type: ignore[import-untyped]
 
+from workers.kernel import rtnl
 from workers.kernel.netns import Namespaces
 
 ZERO_MAC = "00:00:00:00:00:00"
-IPVLAN_MODES = {"l2": 0, "l3": 1, "l3s": 2}
 
 
 @dataclass(frozen=True)
@@ -36,24 +37,26 @@ class Links:
 
     def __init__(self, namespaces: Namespaces) -> None:
         self.ns = namespaces
-        # ifindex by (netns, name) for the job: a lookup is a netlink round trip, and a
-        # link is used by several ops in a row (attach, up, address).
-        self._indexes: dict[tuple[str | None, str], int] = {}
+        # ifindex by name, per namespace, for the job: a link is used by several ops in a
+        # row (attach, up, address) and the bridge by every veth.
+        self._indexes: dict[str | None, dict[str, int]] = {}
 
     def index(self, netns: str | None, ifname: str) -> int | None:
-        cached = self._indexes.get((netns, ifname))
+        known = self._indexes.setdefault(netns, {})
+        cached = known.get(ifname)
         if cached is not None:
             return cached
-        found = self.ns.ipr(netns).link_lookup(ifname=ifname)
-        if not found:
-            return None
-        self._indexes[(netns, ifname)] = int(found[0])
-        return int(found[0])
+        found = self.ns.rtnl(netns).link_index(ifname)
+        if found is not None:
+            known[ifname] = found
+        return found
 
     def forget(self, netns: str | None, ifname: str | None = None) -> None:
         """Drop cached indexes of a removed link, or of every link of a namespace."""
-        for key in [k for k in self._indexes if k[0] == netns and ifname in (None, k[1])]:
-            del self._indexes[key]
+        if ifname is None:
+            self._indexes.pop(netns, None)
+        else:
+            self._indexes.get(netns, {}).pop(ifname, None)
 
     def need_index(self, netns: str | None, ifname: str) -> int:
         index = self.index(netns, ifname)
@@ -70,23 +73,17 @@ class Links:
         finally:
             os.close(fd)
 
-    def _add(self, netns: str | None, ifname: str, **spec: Any) -> bool:
-        """Create a link unless one of that name exists; True when created."""
-        try:
-            self.ns.ipr(netns).link("add", ifname=ifname, **spec)
-        except NetlinkError as exc:
-            if exc.code != errno.EEXIST:
-                raise
-            return False
-        return True
-
     def _own(self, name: str, alias: str) -> None:
         # The kernel ignores IFLA_IFALIAS when creating a link: it takes a second message.
-        index = self.need_index(None, name)
-        self.ns.ipr(None).link("set", index=index, ifalias=alias)
+        self.ns.rtnl(None).set_link(name, rtnl.attr(rtnl.IFLA_IFALIAS, alias.encode()))
 
     def ensure_bridge(self, name: str, mtu: int, group: int, alias: str) -> bool:
-        created = self._add(None, name, kind="bridge", mtu=mtu, group=group)
+        created = self.ns.rtnl(None).add_link(
+            name,
+            rtnl.u32(rtnl.IFLA_MTU, mtu),
+            rtnl.u32(rtnl.IFLA_GROUP, group),
+            rtnl.link_info("bridge"),
+        )
         if created:
             self._own(name, alias)
         return created
@@ -104,37 +101,49 @@ class Links:
         """A veth whose host side `name` has a peer created inside `peer_netns`. The host
         side existing means the pair exists: the kernel makes and removes them together."""
         with self._netns_fd(peer_netns) as fd:
-            peer: dict[str, Any] = {"ifname": peer_ifname, "net_ns_fd": fd, "mtu": mtu}
-            if peer_mac:
-                peer["address"] = peer_mac
-            created = self._add(None, name, kind="veth", mtu=mtu, group=group, peer=peer)
+            created = self.ns.rtnl(None).add_link(
+                name,
+                rtnl.u32(rtnl.IFLA_MTU, mtu),
+                rtnl.u32(rtnl.IFLA_GROUP, group),
+                rtnl.link_info("veth", rtnl.veth_peer(peer_ifname, fd, mtu, peer_mac)),
+            )
         if created:
             self._own(name, alias)
         return created
 
     def attach(self, link: str, bridge: str) -> None:
         master = self.need_index(None, bridge)
-        self.ns.ipr(None).link("set", index=self.need_index(None, link), master=master)
+        self.ns.rtnl(None).set_link(link, rtnl.u32(rtnl.IFLA_MASTER, master))
 
     def ensure_macvlan(
         self, parent: str, netns: str, ifname: str, mode: str, mac: str | None, mtu: int
     ) -> bool:
-        spec: dict[str, Any] = {"kind": "macvlan", "macvlan_mode": mode, "mtu": mtu}
-        if mac:
-            spec["address"] = mac
-        return self._add_child(parent, netns, ifname, spec)
+        extra = [rtnl.attr(rtnl.IFLA_ADDRESS, rtnl.mac(mac))] if mac else []
+        mode_attr = rtnl.u32(rtnl.IFLA_MACVLAN_MODE, rtnl.MACVLAN_MODES[mode])
+        return self._add_child(
+            parent, netns, ifname, mtu, rtnl.link_info("macvlan", mode_attr), *extra
+        )
 
     def ensure_ipvlan(self, parent: str, netns: str, ifname: str, mode: str, mtu: int) -> bool:
-        spec = {"kind": "ipvlan", "ipvlan_mode": IPVLAN_MODES[mode], "mtu": mtu}
-        return self._add_child(parent, netns, ifname, spec)
+        mode_attr = rtnl.attr(rtnl.IFLA_IPVLAN_MODE, rtnl.IPVLAN_MODES[mode].to_bytes(2, "little"))
+        return self._add_child(parent, netns, ifname, mtu, rtnl.link_info("ipvlan", mode_attr))
 
-    def _add_child(self, parent: str, netns: str, ifname: str, spec: dict[str, Any]) -> bool:
+    def _add_child(
+        self, parent: str, netns: str, ifname: str, mtu: int, info: bytes, *extra: bytes
+    ) -> bool:
         """A child link of a root-namespace `parent`, created inside `netns`."""
         if self.index(netns, ifname) is not None:
             return False
         link = self.need_index(None, parent)
         with self._netns_fd(netns) as fd:
-            return self._add(None, ifname, link=link, net_ns_fd=fd, **spec)
+            return self.ns.rtnl(None).add_link(
+                ifname,
+                rtnl.u32(rtnl.IFLA_LINK, link),
+                rtnl.u32(rtnl.IFLA_NET_NS_FD, fd),
+                rtnl.u32(rtnl.IFLA_MTU, mtu),
+                info,
+                *extra,
+            )
 
     def ensure_vxlan(
         self,
@@ -158,7 +167,13 @@ class Links:
         }
         if local:
             spec["vxlan_local"] = local
-        created = self._add(None, name, **spec)
+        try:
+            self.ns.ipr(None).link("add", ifname=name, **spec)
+            created = True
+        except NetlinkError as exc:
+            if exc.code != errno.EEXIST:
+                raise
+            created = False
         if created:
             self._own(name, alias)
         self.attach(name, bridge)
@@ -173,60 +188,29 @@ class Links:
         self.ns.ipr(None).fdb("append", ifindex=index, lladdr=ZERO_MAC, dst=dst)
 
     def set_up(self, netns: str | None, ifname: str) -> None:
-        self.ns.ipr(netns).link("set", index=self.need_index(netns, ifname), state="up")
+        self.ns.rtnl(netns).set_link(ifname, up=True)
 
     def ensure_address(self, netns: str | None, ifname: str, address: str) -> None:
         interface = IPv4Interface(address)
-        try:
-            self.ns.ipr(netns).addr(
-                "add",
-                index=self.need_index(netns, ifname),
-                address=str(interface.ip),
-                prefixlen=interface.network.prefixlen,
-            )
-        except NetlinkError as exc:
-            if exc.code != errno.EEXIST:
-                raise
+        self.ns.rtnl(netns).add_address(
+            self.need_index(netns, ifname), str(interface.ip), interface.network.prefixlen
+        )
 
     def ensure_route(self, netns: str, dst: str, via: str) -> None:
         network = IPv4Network(dst)
-        spec: dict[str, Any] = {"gateway": via}
-        if network.prefixlen:
-            spec["dst"] = str(network)
-        try:
-            self.ns.ipr(netns).route("add", **spec)
-        except NetlinkError as exc:
-            if exc.code != errno.EEXIST:
-                raise
+        self.ns.rtnl(netns).add_route(str(network.network_address), network.prefixlen, via)
 
     def remove_group(self, group: int) -> None:
         """Delete every root-namespace link of the group in one netlink call."""
         self.forget(None)
-        try:
-            self.ns.ipr(None).link("del", group=group)
-        except NetlinkError as exc:
-            if exc.code not in (errno.ENODEV, errno.ENOENT):
-                raise
+        self.ns.rtnl(None).delete_group(group)
 
     def remove(self, name: str) -> bool:
         index = self.index(None, name)
         if index is None:
             return False
         self.forget(None, name)
-        try:
-            self.ns.ipr(None).link("del", index=index)
-        except NetlinkError as exc:
-            if exc.code != errno.ENODEV:
-                raise
-            return False
-        return True
+        return self.ns.rtnl(None).delete_link(index)
 
     def host_links(self) -> list[LinkInfo]:
-        return [
-            LinkInfo(
-                name=str(link.get("ifname")),
-                group=int(link.get("group") or 0),
-                alias=link.get("ifalias"),
-            )
-            for link in self.ns.ipr(None).get_links()
-        ]
+        return [LinkInfo(link.name, link.group, link.alias) for link in self.ns.rtnl(None).links()]

@@ -1,5 +1,6 @@
 """Network namespaces and the job's netlink sockets: one socket per namespace, opened
-in-process after `setns` (no helper process per namespace, see PERF.md).
+in-process after `setns` (no helper process per namespace, see PERF.md): a lean `Rtnl`
+for the hot path, a pyroute2 `IPRoute` opened only when a rare request needs one.
 
 Everything here runs on the calling thread: `setns(CLONE_NEWNET)` moves one thread
 only, so an agent runs a job on one thread from start to end. The job's "root"
@@ -18,6 +19,7 @@ from pathlib import Path
 from pyroute2 import IPRoute  # type: ignore[import-untyped]
 
 from workers.kernel import syscalls
+from workers.kernel.rtnl import Rtnl
 
 RUN_DIR = Path("/run/netns")
 THREAD_NETNS = "/proc/thread-self/ns/net"
@@ -35,11 +37,15 @@ class Namespaces:
         self._root = os.open(root or THREAD_NETNS, os.O_RDONLY | os.O_CLOEXEC)
         syscalls.setns(self._root, syscalls.CLONE_NEWNET)
         self._sockets: dict[str | None, IPRoute] = {}
+        self._rtnl: dict[str | None, Rtnl] = {}
 
     def close(self) -> None:
         for sock in self._sockets.values():
             sock.close()
         self._sockets.clear()
+        for lean in self._rtnl.values():
+            lean.close()
+        self._rtnl.clear()
         syscalls.setns(self._origin, syscalls.CLONE_NEWNET)
         os.close(self._root)
         os.close(self._origin)
@@ -64,6 +70,14 @@ class Namespaces:
         if sock is None:
             with self.entered(netns):
                 sock = self._sockets[netns] = IPRoute()
+        return sock
+
+    def rtnl(self, netns: str | None) -> Rtnl:
+        """The job's lean rtnetlink socket in `netns` (None: the root namespace)."""
+        sock = self._rtnl.get(netns)
+        if sock is None:
+            with self.entered(netns):
+                sock = self._rtnl[netns] = Rtnl()
         return sock
 
     @contextlib.contextmanager
@@ -109,8 +123,8 @@ class Namespaces:
 
     def _prepare_current(self, name: str) -> None:
         """Open the job's socket in the namespace just made, bring `lo` up, set sysctls."""
-        sock = self._sockets[name] = IPRoute()
-        sock.link("set", index=1, state="up")
+        sock = self._rtnl[name] = Rtnl()
+        sock.set_link("lo", up=True)
         for key, value in NODE_SYSCTLS.items():
             Path("/proc/sys", key).write_text(value)
 
@@ -120,9 +134,10 @@ class Namespaces:
         Unlinking the mount point fails with EBUSY for a moment after the last process
         in the namespace died, so it is retried briefly.
         """
-        sock = self._sockets.pop(name, None)
-        if sock is not None:
-            sock.close()
+        for sockets in (self._sockets, self._rtnl):
+            sock = sockets.pop(name, None)
+            if sock is not None:
+                sock.close()
         path = self.path(name)
         if not path.exists():
             return False

@@ -1,25 +1,48 @@
-"""Node processes: starting a node's init through `lminit spawn`, checking it is the same
+"""Node processes: starting nodes' inits through `lminit spawn`, checking each is the same
 process later, and running commands (or a shell on a pty) inside a running node.
 
-The argument vector is built here from the decoded plan; nothing goes through a shell.
+Nodes start in parallel, a window of `lminit spawn` at a time, all from the small mount
+namespace `lminit mntns` holds (so a start costs the same with 10 or 1,000 nodes up).
+A deployment's files (hosts, hostname, scratch mount points, logs) live on a tmpfs of its
+own under `<data>/run/<token>`: creating them costs no disk journal, and teardown is one
+unmount. The argument vector is built here from the decoded plan; nothing goes through a
+shell.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
-from collections.abc import Mapping, Sequence
+from collections import deque
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from labplan import ops
+from workers.kernel import syscalls
 
 UID_RANGE = 65536  # uids (and gids) mapped into each node's user namespace
 UID_FIRST = 100_000  # first outside uid a node may get; below are the host's own users
+# Spawns in flight at once: enough to keep every CPU busy while others wait on the kernel.
+WINDOW = 4 * (os.cpu_count() or 1)
+RUN_TMPFS = "size=256m,mode=0755"  # hosts files and node logs of one deployment
 
 
 class SpawnError(Exception):
-    pass
+    def __init__(self, node: str, reason: str) -> None:
+        self.node = node
+        super().__init__(f"node {node} did not start: {reason}")
+
+
+@dataclass(frozen=True)
+class NodeStart:
+    """What starting one node needs beyond its op, resolved by the driver."""
+
+    op: ops.SpawnNode
+    netns_path: str
+    cgroup_procs: Sequence[Path]
+    uid_base: int | None
 
 
 @dataclass(frozen=True)
@@ -59,53 +82,126 @@ class Processes:
     def __init__(self, lminit: Path, data_dir: Path) -> None:
         self.lminit = lminit
         self.data_dir = data_dir
+        self._hosts_text: dict[tuple[tuple[str, str], ...], str] = {}
+
+    def run_dir(self, token: str) -> Path:
+        return self.data_dir / "run" / token
 
     def node_dir(self, token: str, cgroup: str) -> Path:
         """Files of one node, named after its cgroup ("lm1/n0"): ids, never user text."""
         return self.data_dir / "run" / cgroup
 
     def log_path(self, cgroup: str) -> Path:
-        return self.data_dir / "logs" / f"{cgroup}.log"
+        return self.data_dir / "run" / f"{cgroup}.log"
 
-    def spawn(
-        self,
-        op: ops.SpawnNode,
-        *,
-        token: str,
-        netns_path: str,
-        cgroup_procs: Sequence[Path],
-        uid_base: int | None,
-    ) -> NodeProcess:
+    def ensure_run_dir(self, token: str) -> Path:
+        """The deployment's tmpfs, mounted unless it is (a re-apply keeps its files)."""
+        directory = self.run_dir(token)
+        directory.mkdir(parents=True, exist_ok=True)
+        if not os.path.ismount(directory):
+            syscalls.mount("lmrun", str(directory), "tmpfs", 0, RUN_TMPFS)
+        return directory
+
+    def remove_run_dir(self, token: str) -> bool:
+        """Unmount the deployment's tmpfs and remove its mount point; False if gone."""
+        directory = self.run_dir(token)
+        if not directory.exists():
+            return False
+        while os.path.ismount(directory):
+            syscalls.umount2(str(directory), syscalls.MNT_DETACH)
+        with contextlib.suppress(FileNotFoundError):
+            directory.rmdir()
+        return True
+
+    def spawn_all(self, starts: Sequence[NodeStart], token: str) -> list[NodeProcess]:
+        """Start every node, `WINDOW` at a time; their inits in the order given. On a
+        failure the others still finish starting (teardown finds them by cgroup) and the
+        first failure in the given order is raised."""
+        self.ensure_run_dir(token)
+        results: dict[int, NodeProcess] = {}
+        failures: dict[int, SpawnError] = {}
+        with self._small_mount_namespace() as mntns:
+            running: deque[tuple[int, NodeStart, subprocess.Popen[bytes]]] = deque()
+            for position, start in enumerate(starts):
+                argv = self._spawn_argv(start, token, mntns)
+                proc = subprocess.Popen(
+                    argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+                )
+                running.append((position, start, proc))
+                if len(running) >= WINDOW:
+                    self._collect(*running.popleft(), results, failures)
+            while running:
+                self._collect(*running.popleft(), results, failures)
+        if failures:
+            raise failures[min(failures)]
+        return [results[position] for position in range(len(starts))]
+
+    @contextlib.contextmanager
+    def _small_mount_namespace(self) -> Iterator[str]:
+        """The path of a mount namespace without /run/netns, held by `lminit mntns`."""
+        holder = subprocess.Popen(
+            [str(self.lminit), "mntns"], stdin=subprocess.PIPE, stdout=subprocess.PIPE
+        )
+        assert holder.stdin is not None and holder.stdout is not None
+        try:
+            if holder.stdout.readline() != b"ready\n":
+                raise SpawnError("(all)", "lminit could not make a mount namespace")
+            yield f"/proc/{holder.pid}/ns/mnt"
+        finally:
+            holder.stdin.close()
+            holder.stdout.close()
+            holder.wait()
+
+    @staticmethod
+    def _collect(
+        position: int,
+        start: NodeStart,
+        proc: subprocess.Popen[bytes],
+        results: dict[int, NodeProcess],
+        failures: dict[int, SpawnError],
+    ) -> None:
+        out, err = proc.communicate()
+        node = start.op.node
+        if proc.returncode != 0:
+            reason = err.decode(errors="replace").strip().removeprefix("lminit: ")
+            failures[position] = SpawnError(node, reason)
+            return
+        pid = int(out.split()[0])
+        started = start_time(pid)
+        if started is None:
+            failures[position] = SpawnError(node, "it exited at once; see its log")
+            return
+        results[position] = NodeProcess(pid, started)
+
+    def _spawn_argv(self, start: NodeStart, token: str, mntns: str) -> list[str]:
+        """Write the node's files and build its `lminit spawn` command."""
+        op = start.op
         directory = self.node_dir(token, op.cgroup)
         scratch = directory / "scratch"
         scratch.mkdir(parents=True, exist_ok=True)
         hosts, hostname = directory / "hosts", directory / "hostname"
-        hosts.write_text(hosts_text(op.hosts))
+        hosts.write_text(self._hosts(op.hosts))
         hostname.write_text(op.hostname + "\n")
-        log = self.log_path(op.cgroup)
-        log.parent.mkdir(parents=True, exist_ok=True)
-        argv = [str(self.lminit), "spawn", "--netns", netns_path]
-        for procs in cgroup_procs:
+        argv = [str(self.lminit), "spawn", "--netns", start.netns_path, "--mntns", mntns]
+        for procs in start.cgroup_procs:
             argv += ["--cgroup", str(procs)]
-        namespaces = [n for n in op.namespaces if n != "user" or uid_base is not None]
+        namespaces = [n for n in op.namespaces if n != "user" or start.uid_base is not None]
         argv += ["--ns", ",".join(namespaces)] if namespaces else []
-        if uid_base is not None:
-            argv += ["--uid-base", str(uid_base)]
+        if start.uid_base is not None:
+            argv += ["--uid-base", str(start.uid_base)]
         argv += ["--hostname", op.hostname, "--rootfs", op.rootfs, "--scratch", str(scratch)]
-        argv += ["--hosts", str(hosts), "--hostname-file", str(hostname), "--log", str(log)]
-        argv += ["--workdir", op.workdir]
+        argv += ["--hosts", str(hosts), "--hostname-file", str(hostname)]
+        argv += ["--log", str(self.log_path(op.cgroup)), "--workdir", op.workdir]
         for key, value in op.environment:
             argv += ["--env", f"{key}={value}"]
-        argv += ["--", *op.command]
-        done = subprocess.run(argv, capture_output=True, check=False, stdin=subprocess.DEVNULL)
-        if done.returncode != 0:
-            reason = done.stderr.decode(errors="replace").strip().removeprefix("lminit: ")
-            raise SpawnError(f"node {op.node} did not start: {reason}")
-        pid = int(done.stdout.split()[0])
-        start = start_time(pid)
-        if start is None:
-            raise SpawnError(f"node {op.node} exited at once; see {log}")
-        return NodeProcess(pid, start)
+        return [*argv, "--", *op.command]
+
+    def _hosts(self, hosts: tuple[tuple[str, str], ...]) -> str:
+        # Every node of a lab usually has the same hosts list: format it once.
+        text = self._hosts_text.get(hosts)
+        if text is None:
+            text = self._hosts_text[hosts] = hosts_text(hosts)
+        return text
 
     def exec_argv(
         self,
