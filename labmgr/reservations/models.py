@@ -48,6 +48,9 @@ class Reservation(models.Model):
     # The end each warning was sent for: a warning is due again after an extension.
     warned_for = models.DateTimeField(null=True, blank=True)
     final_warned_for = models.DateTimeField(null=True, blank=True)
+    # Whether the beat has taken down the owner's labs after the end (or found nothing to
+    # take down: a reservation cancelled before it began holds no lab).
+    released = models.BooleanField(default=False)
     # What went wrong the last time the beat acted on it (auto-deploy, destroy).
     last_error = models.TextField(blank=True, default="")
     created = models.DateTimeField(auto_now_add=True)

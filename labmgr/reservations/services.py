@@ -189,11 +189,14 @@ def reservation_cancel(*, reservation: Reservation, actor: Any) -> Reservation:
         locked = _lock_reservation(reservation)
         if locked.status not in HOLDING_STATES:
             raise Conflict.for_field("status", f"This reservation is already {locked.status}.")
-        fields = ["status", "updated"]
+        fields = ["status", "released", "updated"]
         if locked.start <= now < locked.end:
-            # Keep the record of when it really ended; the end must stay after the start.
+            # Keep the record of when it really ended (the end must stay after the start);
+            # the beat takes its labs down as at any end.
             locked.end = max(now, locked.start + timedelta(microseconds=1))
             fields.append("end")
+        else:
+            locked.released = True
         locked.status = R.CANCELLED
         locked.save(update_fields=fields)
     return locked
