@@ -92,14 +92,25 @@ def compile_plan(
     default_host: str = "local",
     underlay: Mapping[str, str] | None = None,
     vnis: Mapping[str, int] | None = None,
+    indexes: Indexes | None = None,
 ) -> Plan:
     """The plan building `lab` as deployment `deployment`.
 
     A node runs on placement[node], else its labfile `host`, else `default_host`.
     `underlay` gives each host's VXLAN underlay address; `vnis` the VNI allocated to each
     overlay network (else its labfile `vni`, else one derived from the deployment id).
+    `indexes` fixes the index (and so the kernel names) of each node and network; a
+    redeploy passes `assign_indexes(lab, previous)` so that what stays keeps its names.
     """
-    ctx = _resolve(lab, deployment, placement or {}, default_host, underlay or {}, vnis or {})
+    ctx = _resolve(
+        lab,
+        deployment,
+        placement or {},
+        default_host,
+        underlay or {},
+        vnis or {},
+        indexes or assign_indexes(lab),
+    )
     hosts = sorted(
         set(ctx.node_host.values())
         | set(ctx.bridge_host.values())
@@ -114,6 +125,52 @@ def compile_plan(
     )
 
 
+# --- indexes: what kernel names are made of ---------------------------------------------
+
+
+@dataclass(frozen=True)
+class Indexes:
+    """The index of each node and network, from which their kernel names are made."""
+
+    nodes: Mapping[str, int]
+    networks: Mapping[str, int]
+
+    def as_dict(self) -> dict[str, dict[str, int]]:
+        return {
+            "nodes": dict(sorted(self.nodes.items())),
+            "networks": dict(sorted(self.networks.items())),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Mapping[str, int]]) -> Indexes:
+        return cls(dict(data.get("nodes", {})), dict(data.get("networks", {})))
+
+
+def assign_indexes(lab: Labfile, previous: Indexes | None = None) -> Indexes:
+    """Positions in name order; with `previous`, every node and network that is still there
+    keeps its index and new ones take the lowest free indexes, so a redeploy renames
+    nothing that stays."""
+    return Indexes(
+        _stable([n.name for n in lab.nodes], previous.nodes if previous else {}),
+        _stable([n.name for n in lab.networks], previous.networks if previous else {}),
+    )
+
+
+def _stable(names: list[str], previous: Mapping[str, int]) -> dict[str, int]:
+    kept = {name: previous[name] for name in names if name in previous}
+    taken = set(kept.values())
+    free = (i for i in range(naming.MAX_INDEX + 1) if i not in taken)
+    return kept | {name: next(free) for name in sorted(names) if name not in kept}
+
+
+def _index_errors(kind: str, names: list[str], given: Mapping[str, int]) -> list[FieldError]:
+    values = [given.get(name) for name in names]
+    matches = set(given) == set(names) and len(set(values)) == len(values)
+    if matches and all(v is not None and 0 <= v <= naming.MAX_INDEX for v in values):
+        return []
+    return [FieldError(f"indexes.{kind}", f"the {kind} indexes do not match the lab's {kind}")]
+
+
 # --- resolution: placement and the checks that need it -----------------------------------
 
 
@@ -124,6 +181,7 @@ def _resolve(
     default_host: str,
     underlay: Mapping[str, str],
     vnis: Mapping[str, int],
+    indexes: Indexes,
 ) -> _Lab:
     nodes = tuple(sorted(lab.nodes, key=lambda n: n.name))
     networks = tuple(sorted(lab.networks, key=lambda n: n.name))
@@ -131,6 +189,8 @@ def _resolve(
         FieldError(f"placement.{name}", f"there is no node {name} in lab {lab.name}")
         for name in sorted(set(placement) - {n.name for n in nodes})
     ]
+    errors += _index_errors("nodes", [n.name for n in nodes], indexes.nodes)
+    errors += _index_errors("networks", [n.name for n in networks], indexes.networks)
     node_host = {n.name: placement.get(n.name) or n.host or default_host for n in nodes}
     members: dict[str, list[Node]] = {net.name: [] for net in networks}
     for node in nodes:
@@ -150,8 +210,8 @@ def _resolve(
         deployment=deployment,
         nodes=nodes,
         networks=networks,
-        node_index={n.name: i for i, n in enumerate(nodes)},
-        network_index={n.name: i for i, n in enumerate(networks)},
+        node_index=indexes.nodes,
+        network_index=indexes.networks,
         node_host=node_host,
         bridge_host=bridge_host,
         overlay_hosts=overlay_hosts,
