@@ -10,6 +10,9 @@ from labmgr.labs.forms import LabfileTextForm
 class ImportForm(LabfileTextForm):
     """A labfile to import: an uploaded file or pasted text (the file wins)."""
 
+    # The editor's own textarea is "text" on the same page.
+    prefix = "import"
+
     def __init__(self, *args: object, **kwargs: object) -> None:
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]
         del self.fields["fmt"]  # the format is detected

@@ -99,7 +99,7 @@ def test_an_invalid_new_lab_becomes_a_draft_on_the_dashboard(client: Client, ali
 def test_importing_a_pasted_labfile_creates_the_lab(client: Client, alice: User) -> None:
     client.force_login(alice)
     text = BAD_MEMORY.replace("12Q", "64M")
-    response = client.post("/labs/new/", {"import": "1", "text": text})
+    response = client.post("/labs/new/", {"import": "1", "import-text": text})
     lab = Lab.objects.get(owner=alice, name="demo")
     assert response["Location"] == f"/labs/{lab.pk}/"
 
