@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -16,6 +17,7 @@ import yaml
 from django.contrib.auth.models import User
 from django.core import signals
 from django.db import close_old_connections
+from django.utils import timezone
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from rest_framework.authtoken.models import Token
@@ -25,6 +27,7 @@ from schemathesis.checks import not_a_server_error
 from labmgr.deployments.services import deployment_create
 from labmgr.hosts.models import Host
 from labmgr.labs.models import Lab
+from labmgr.reservations.models import Reservation
 from labmgr.wsgi import application
 
 FUZZ = settings(
@@ -56,7 +59,16 @@ def existing_ids(alice: User, alice_lab: Lab, shared_lab: Lab, bob: User) -> dic
     """An object of each kind, so generated requests also reach real rows, not only 404s."""
     host = Host.objects.create(name="Node A", slug="node-a")
     deployment = deployment_create(lab=alice_lab, owner=alice, host=host)
-    return {"labs": alice_lab.pk, "hosts": host.pk, "deployments": deployment.pk}
+    start = timezone.now() + timedelta(hours=1)
+    reservation = Reservation.objects.create(
+        owner=alice, host=host, start=start, end=start + timedelta(hours=1), whole_host=True
+    )
+    return {
+        "labs": alice_lab.pk,
+        "hosts": host.pk,
+        "deployments": deployment.pk,
+        "reservations": reservation.pk,
+    }
 
 
 # Loaded at collection: the schema view needs no database.
