@@ -126,13 +126,16 @@ def _end(pk: int, now: datetime) -> bool:
     return True
 
 
-def destroy_labs_of(reservation: Reservation, *, now: datetime) -> list[int]:
+def destroy_labs_of(
+    reservation: Reservation, *, now: datetime, unless_still_held: bool = True
+) -> list[int]:
     """The hook that takes the owner's labs on the host down once the reservation is
     over, through the deployments' own destroy; nothing when the owner holds another
-    reservation of the host right now (a booking that follows on). Returns the
-    deployments sent to destruction."""
+    reservation of the host right now (a booking that follows on), unless an admin asks
+    (`unless_still_held=False`). Returns the deployments sent to destruction."""
     owner, host = reservation.owner, reservation.host
-    if selectors.reservation_active_for(user=owner, host=host, at=now) is not None:
+    held = selectors.reservation_active_for(user=owner, host=host, at=now) is not None
+    if held and unless_still_held:
         return []
     kept = Deployment.objects.filter(
         owner=owner, host=host, status__in=sorted(KEPT_STATES)

@@ -307,8 +307,8 @@ def _check_share(host: Host, share: Share) -> None:
             errors[kind] = [f"Host {host} has no {kind} capacity set; book the whole host."]
         elif asked > has:
             errors[kind] = [
-                f"Host {host} has {_amount(kind, has)} of {kind}; you asked for "
-                f"{_amount(kind, asked)}."
+                f"Host {host} has {format_amount(kind, has)} of {kind}; you asked for "
+                f"{format_amount(kind, asked)}."
             ]
     if errors:
         raise ApplicationError("The share does not fit the host.", errors)
@@ -371,8 +371,8 @@ def _fit_errors(total: Usage, reservation: Reservation) -> dict[str, list[str]]:
         used, held = getattr(total, kind), getattr(reservation, kind)
         if used > held:
             errors[f"limits.{kind}"] = [
-                f"Your labs on {reservation.host} would set {_amount(kind, used)} of {kind} "
-                f"in limits; your reservation holds {_amount(kind, held)}."
+                f"Your labs on {reservation.host} would set {format_amount(kind, used)} of {kind} "
+                f"in limits; your reservation holds {format_amount(kind, held)}."
             ]
     return errors
 
@@ -389,7 +389,8 @@ def _no_reservation(host: Host) -> str:
     return f"You have no reservation of {host} now; deployments run inside one.{hint}"
 
 
-def _amount(kind: str, value: Any) -> str:
+def format_amount(kind: str, value: Any) -> str:
+    """A quantity as a labfile writes it: 1.5 (CPUs), 256M, 100 (processes)."""
     if kind == "memory":
         return str(format_size(int(value)))
     if kind == "cpus":

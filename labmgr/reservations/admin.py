@@ -1,0 +1,114 @@
+"""Admin of reservations: the list, and actions that go through the services (extend,
+cancel, destroy the labs). Bookings are made from the API or the calendar, where the
+capacity check names what is in the way; here only the note is edited by hand."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest
+
+from labmgr.errors import ApplicationError
+from labmgr.reservations import clock, lifecycle, services
+from labmgr.reservations.models import Reservation
+
+EXTENSION = timedelta(hours=1)
+
+
+@admin.register(Reservation)
+class ReservationAdmin(admin.ModelAdmin):
+    list_display = ["host", "owner", "start", "end", "share", "status", "overridden"]
+    list_filter = ["status", "host", "whole_host"]
+    search_fields = ["owner__username", "host__name", "host__slug", "note"]
+    list_select_related = ["host", "owner"]
+    date_hierarchy = "start"
+    fields = [
+        "owner",
+        "host",
+        "start",
+        "end",
+        "whole_host",
+        "cpus",
+        "memory",
+        "pids",
+        "status",
+        "note",
+        "auto_deploy",
+        "booked_by",
+        "overridden",
+        "released",
+        "last_error",
+        "created",
+        "updated",
+    ]
+    readonly_fields = [f for f in fields if f != "note"]
+    actions = ["extend_one_hour", "cancel", "destroy_labs"]
+
+    @admin.display(description="share")
+    def share(self, reservation: Reservation) -> str:
+        if reservation.whole_host:
+            return "whole host"
+        memory = services.format_amount("memory", reservation.memory)
+        return f"{services.format_amount('cpus', reservation.cpus)} CPUs, {memory}, {reservation.pids} pids"
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        # A reservation is cancelled, never deleted: its window stays on record.
+        return False
+
+    def save_model(self, request: HttpRequest, obj: Reservation, form: Any, change: bool) -> None:
+        services.reservation_change(reservation=obj, actor=request.user, note=obj.note)
+
+    @admin.action(description="Extend by one hour (or up to the next booking)")
+    def extend_one_hour(self, request: HttpRequest, queryset: QuerySet[Reservation]) -> None:
+        for reservation in queryset:
+            until = min(
+                reservation.end + EXTENSION,
+                services.reservation_latest_end(reservation=reservation),
+            )
+            if until <= reservation.end:
+                self.message_user(
+                    request,
+                    f"{reservation}: the next booking starts at its end.",
+                    messages.WARNING,
+                )
+                continue
+            self._run(
+                request,
+                reservation,
+                lambda r, u=until: services.reservation_extend(
+                    reservation=r, actor=request.user, until=u
+                ),
+            )
+
+    @admin.action(description="Cancel (a running one ends now; its labs go at the next tick)")
+    def cancel(self, request: HttpRequest, queryset: QuerySet[Reservation]) -> None:
+        for reservation in queryset:
+            self._run(
+                request,
+                reservation,
+                lambda r: services.reservation_cancel(reservation=r, actor=request.user),
+            )
+
+    @admin.action(description="Destroy the owner's labs on the host now")
+    def destroy_labs(self, request: HttpRequest, queryset: QuerySet[Reservation]) -> None:
+        for reservation in queryset:
+            destroyed = lifecycle.destroy_labs_of(
+                reservation, now=clock.now(), unless_still_held=False
+            )
+            self.message_user(
+                request, f"{reservation}: {len(destroyed)} deployment(s) sent to destruction."
+            )
+
+    def _run(self, request: HttpRequest, reservation: Reservation, act: Any) -> None:
+        try:
+            act(reservation)
+        except ApplicationError as exc:
+            self.message_user(request, f"{reservation}: {exc.message}", messages.ERROR)
+        else:
+            self.message_user(request, f"{reservation}: done.")
