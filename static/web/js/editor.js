@@ -151,7 +151,10 @@ class Editor {
     if (target.matches("input, select, textarea")) {
       target.setAttribute("aria-invalid", "true");
       target.setAttribute("aria-describedby", note.id);
-      (target.closest(".field, label.check") || target).after(note);
+      // Inside the field's own box, so a row of fields keeps its layout.
+      const field = target.closest(".field");
+      if (field) field.append(note);
+      else (target.closest("label.check") || target).after(note);
     } else {
       target.querySelector(".fields")?.prepend(note) ?? target.append(note);
     }
