@@ -51,8 +51,9 @@ class ReservationAdmin(admin.ModelAdmin):
     def share(self, reservation: Reservation) -> str:
         if reservation.whole_host:
             return "whole host"
+        cpus = services.format_amount("cpus", reservation.cpus)
         memory = services.format_amount("memory", reservation.memory)
-        return f"{services.format_amount('cpus', reservation.cpus)} CPUs, {memory}, {reservation.pids} pids"
+        return f"{cpus} CPUs, {memory}, {reservation.pids} pids"
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
