@@ -8,10 +8,6 @@ from django.shortcuts import render
 
 
 @login_required
-def home(request: HttpRequest) -> HttpResponse:
-    return render(request, "labmgr/home.html")
-
-
 def page_not_found(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
     if request.path.startswith("/api/"):
         return JsonResponse({"detail": "Not found.", "errors": {}}, status=404)

@@ -16,7 +16,7 @@ Api = Callable[[User | None], APIClient]
 def test_the_landing_page_asks_for_a_login(client: Client) -> None:
     response = client.get("/")
     assert response.status_code == 302
-    assert response["Location"] == "/admin/login/?next=/"
+    assert response["Location"] == "/login/?next=/"
 
 
 def test_the_landing_page_links_admin_docs_and_api(client: Client, root: User) -> None:
@@ -46,7 +46,7 @@ def test_a_server_error_shows_no_traceback(
         raise RuntimeError("secret internals")
 
     monkeypatch.setattr("labmgr.labs.api.views.LabViewSet.list", explode)
-    monkeypatch.setattr("labmgr.views.render", explode)
+    monkeypatch.setattr("labmgr.web.views.render", explode)
     client.force_login(root)
     client.raise_request_exception = False
     response = client.get(path)
