@@ -224,9 +224,11 @@ CHANNEL_LAYERS = {
     "default": (
         {"BACKEND": "channels.layers.InMemoryChannelLayer"}
         if LABMGR_CHANNEL_LAYER == "memory"
+        # The pub/sub layer re-subscribes after Redis restarts (the list-based core layer
+        # of channels-redis stops delivering to a process whose receive loop saw it go).
         else {
-            "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {"hosts": [REDIS_URL], "capacity": 1000, "expiry": 30},
+            "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+            "CONFIG": {"hosts": [REDIS_URL]},
         }
     )
 }

@@ -1,0 +1,307 @@
+"""System tier: a real Redis, the real control worker and beat, a real host agent (as
+root, with its own data dir and host name), a real uvicorn; tests talk to them only over
+HTTP and websockets, as a browser or an API client would.
+
+Everything runs from a private directory: its own SQLite database, Redis on a free port,
+the agent's journal. Deployment ids start high (from this process's pid) so kernel names
+never meet those of another run on the machine.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+ROOT = Path(__file__).resolve().parents[2]
+PYTHON = sys.executable
+BIN = Path(PYTHON).parent
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if "tests/system" in str(item.fspath):
+            item.add_marker(pytest.mark.system)
+            if os.geteuid() != 0:
+                item.add_marker(pytest.mark.skip(reason="the system tier runs a host agent: root"))
+            elif shutil.which("redis-server") is None:
+                item.add_marker(pytest.mark.skip(reason="the system tier needs redis-server"))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_for(
+    what: str,
+    check: Callable[[], Any],
+    timeout: float = 30,
+    every: float = 0.2,
+    errors: tuple[type[Exception], ...] = (),
+) -> Any:
+    """Polls `check` until it returns something true (an exception of `errors`, or of a
+    connection, counts as not yet); fails naming `what`."""
+    deadline = time.monotonic() + timeout
+    last: Exception | None = None
+    while True:
+        try:
+            if value := check():
+                return value
+        except (requests.RequestException, OSError, *errors) as exc:
+            last = exc
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout:.0f} s waiting for {what} (last error: {last})")
+        time.sleep(every)
+
+
+@dataclass
+class Process:
+    """A child process in its own process group, its output in a log file."""
+
+    name: str
+    argv: list[str]
+    env: dict[str, str]
+    log: Path
+    popen: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        out = self.log.open("ab")
+        self.popen = subprocess.Popen(
+            self.argv,
+            env=self.env,
+            cwd=ROOT,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        out.close()
+
+    def signal(self, sig: int) -> None:
+        if self.popen is not None and self.popen.poll() is None:
+            os.killpg(self.popen.pid, sig)
+
+    def stop(self, timeout: float = 15) -> None:
+        if self.popen is None:
+            return
+        self.signal(signal.SIGTERM)
+        try:
+            self.popen.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.signal(signal.SIGKILL)
+            self.popen.wait(5)
+        self.popen = None
+
+    def kill(self) -> None:
+        if self.popen is not None:
+            self.signal(signal.SIGKILL)
+            self.popen.wait(5)
+            self.popen = None
+
+    def tail(self, lines: int = 40) -> str:
+        text = self.log.read_text(errors="replace") if self.log.exists() else ""
+        return "\n".join(text.splitlines()[-lines:])
+
+
+@dataclass
+class Persona:
+    username: str
+    token: str
+    session: str
+
+    def api(self, base: str) -> requests.Session:
+        http = requests.Session()
+        http.headers["Authorization"] = f"Token {self.token}"
+        http.base_url = base  # type: ignore[attr-defined]
+        return http
+
+
+@dataclass
+class Stack:
+    base: str
+    ws_base: str
+    host: str
+    redis_port: int
+    redis: Process
+    agent: Process
+    others: list[Process]
+    personas: dict[str, Persona] = field(default_factory=dict)
+    tokens: list[str] = field(default_factory=list)  # every deployment the tests made
+
+    def processes(self) -> list[Process]:
+        return [self.redis, self.agent, *self.others]
+
+    def get(self, who: str, path: str, **kwargs: Any) -> requests.Response:
+        return requests.get(self.base + path, headers=self.auth(who), timeout=60, **kwargs)
+
+    def post(self, who: str, path: str, **kwargs: Any) -> requests.Response:
+        return requests.post(self.base + path, headers=self.auth(who), timeout=60, **kwargs)
+
+    def auth(self, who: str) -> dict[str, str]:
+        return {"Authorization": f"Token {self.personas[who].token}"}
+
+    def ws_headers(self, who: str) -> dict[str, str]:
+        return {"Cookie": f"sessionid={self.personas[who].session}", "Origin": self.base}
+
+    def logs(self) -> str:
+        return "\n".join(f"--- {p.name}\n{p.tail()}" for p in self.processes())
+
+
+SETUP_SCRIPT = """
+import json, sys
+from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY
+from django.contrib.auth.models import User
+from django.contrib.sessions.backends.db import SessionStore
+from django.db import connection
+from rest_framework.authtoken.models import Token
+
+first_deployment = int(sys.argv[1])
+with connection.cursor() as cursor:
+    cursor.execute(
+        "INSERT INTO sqlite_sequence (name, seq) VALUES ('deployments_deployment', %s)",
+        [first_deployment - 1],
+    )
+out = {}
+for name in ("alice", "charlie"):
+    user = User.objects.create_user(name, f"{name}@example.org", f"{name}-password-1")
+    session = SessionStore()
+    session[SESSION_KEY] = str(user.pk)
+    session[BACKEND_SESSION_KEY] = "django.contrib.auth.backends.ModelBackend"
+    session[HASH_SESSION_KEY] = user.get_session_auth_hash()
+    session.create()
+    out[name] = {"token": Token.objects.create(user=user).key, "session": session.session_key}
+print("PERSONAS " + json.dumps(out))
+"""
+
+
+def _redis(port: int, directory: Path) -> Process:
+    directory.mkdir(parents=True, exist_ok=True)
+    argv = ["redis-server", "--bind", "127.0.0.1", "--port", str(port), "--dir", str(directory)]
+    argv += ["--save", "3600 1", "--appendonly", "no", "--daemonize", "no"]
+    return Process("redis", argv, dict(os.environ), directory / "redis.log")
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    work = tmp_path_factory.mktemp("system")
+    os.chmod(work, 0o755)
+    redis_port, web_port = free_port(), free_port()
+    host = f"systest-{os.getpid()}"
+    env = {
+        **os.environ,
+        "PATH": f"{BIN}:{os.environ.get('PATH', '')}",
+        "DJANGO_SETTINGS_MODULE": "labmgr.settings",
+        "LABMGR_DATA_DIR": str(work / "data"),
+        "REDIS_URL": f"redis://127.0.0.1:{redis_port}/0",
+        "LABMGR_AGENT_HOST": host,
+        "LABMGR_AGENT_DATA_DIR": str(work / "agent"),
+        "LABMGR_ALLOWED_HOSTS": "127.0.0.1,localhost",
+        "LABMGR_HOST_CHECK_EVERY": "2",
+        "LABMGR_HOST_OFFLINE_AFTER": "20",
+        "LABMGR_DEPLOY_TIMEOUT": "60",
+        "PYTHONDONTWRITEBYTECODE": "1",
+    }
+    env.pop("DATABASE_URL", None)
+    redis = _redis(redis_port, work / "redis")
+    redis.start()
+    manage = [PYTHON, str(ROOT / "manage.py")]
+    subprocess.run([*manage, "migrate", "--no-input", "-v", "0"], env=env, cwd=ROOT, check=True)
+    first = 1_000_000 + (os.getpid() % 100_000) * 100
+    done = subprocess.run(
+        [*manage, "shell", "-c", SETUP_SCRIPT.replace("int(sys.argv[1])", str(first))],
+        env=env,
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    line = next(ln for ln in done.stdout.splitlines() if ln.startswith("PERSONAS "))
+    personas = json.loads(line.removeprefix("PERSONAS "))
+    logs = work / "logs"
+    logs.mkdir()
+    celery = [str(BIN / "celery"), "-A", "labmgr.celery"]
+    others = [
+        Process(
+            "control",
+            [
+                *celery,
+                "worker",
+                "-Q",
+                "control",
+                "-n",
+                f"control-{os.getpid()}@%h",
+                "--concurrency",
+                "1",
+                "--loglevel",
+                "INFO",
+            ],
+            env,
+            logs / "control.log",
+        ),
+        Process("beat", [*celery, "beat", "--loglevel", "INFO"], env, logs / "beat.log"),
+        Process(
+            "web",
+            [
+                str(BIN / "uvicorn"),
+                "labmgr.asgi:application",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(web_port),
+            ],
+            env,
+            logs / "web.log",
+        ),
+    ]
+    agent = Process("agent", [PYTHON, "-m", "workers", "agent"], env, logs / "agent.log")
+    result = Stack(
+        base=f"http://127.0.0.1:{web_port}",
+        ws_base=f"ws://127.0.0.1:{web_port}",
+        host=host,
+        redis_port=redis_port,
+        redis=redis,
+        agent=agent,
+        others=others,
+        personas={k: Persona(k, v["token"], v["session"]) for k, v in personas.items()},
+    )
+    for process in [*others, agent]:
+        process.start()
+    try:
+        wait_for(
+            "the agent's host to come online",
+            lambda: any(
+                h["slug"] == host and h["status"] == "online"
+                for h in result.get("alice", "/api/hosts/").json()["results"]
+            ),
+            timeout=60,
+        )
+        yield result
+    except BaseException:
+        print(result.logs())
+        raise
+    finally:
+        for process in [agent, *others, redis]:
+            process.stop()
+        # What the agent built lives on without it: a failed test must not leave it. Only
+        # this run's own deployments, by token (never a sweep: other runs share the kernel).
+        for token in result.tokens:
+            subprocess.run(
+                [PYTHON, "-m", "workers", "destroy", token],
+                env=env,
+                cwd=ROOT,
+                capture_output=True,
+                check=False,
+            )
