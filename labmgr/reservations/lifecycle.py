@@ -156,7 +156,7 @@ def destroy_labs_of(
 
 def _locked(pk: int) -> Reservation:
     return (
-        Reservation.objects.select_for_update()
+        Reservation.objects.select_for_update(of=("self",))
         .select_related("host", "owner", "auto_deploy")
         .get(pk=pk)
     )

@@ -271,7 +271,7 @@ def _lock(host: Host) -> None:
 def _lock_reservation(reservation: Reservation) -> Reservation:
     _lock(reservation.host)
     return (
-        Reservation.objects.select_for_update()
+        Reservation.objects.select_for_update(of=("self",))
         .select_related("host", "owner")
         .get(pk=reservation.pk)
     )
