@@ -83,7 +83,7 @@ def deployment_redeploy(*, deployment: Deployment, actor: Any) -> Deployment:
     labfile = spec.lab_to_labfile(deployment.lab)
     with transaction.atomic():
         locked = (
-            Deployment.objects.select_for_update()
+            Deployment.objects.select_for_update(of=("self",))
             .select_related("host", "lab")
             .get(pk=deployment.pk)
         )
@@ -110,7 +110,11 @@ def deployment_cancel(*, deployment: Deployment, actor: Any) -> Deployment:
     """Stop a deployment that is not running yet; whatever its agent built is destroyed."""
     _require_change(actor, deployment.lab)
     with transaction.atomic():
-        locked = Deployment.objects.select_for_update().select_related("host").get(pk=deployment.pk)
+        locked = (
+            Deployment.objects.select_for_update(of=("self",))
+            .select_related("host")
+            .get(pk=deployment.pk)
+        )
         if locked.status not in (S.PENDING, S.DEPLOYING):
             raise Conflict.for_field(
                 "status",
