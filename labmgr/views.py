@@ -1,13 +1,11 @@
-"""Site-wide pages: the landing page and error pages that never show a traceback."""
+"""Site-wide error pages that never show a traceback."""
 
 from __future__ import annotations
 
-from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 
 
-@login_required
 def page_not_found(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
     if request.path.startswith("/api/"):
         return JsonResponse({"detail": "Not found.", "errors": {}}, status=404)
