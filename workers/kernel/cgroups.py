@@ -156,6 +156,7 @@ class Cgroups:
     def __init__(self, layout: CgroupLayout | None = None) -> None:
         self.layout = layout or detect_layout()
         self._memory_max: dict[str, str] = {}
+        self._parent_ready = False
 
     def dirs(self, rel: str) -> list[Path]:
         return [h / PARENT / rel for h in self.layout.hierarchies()]
@@ -164,6 +165,8 @@ class Cgroups:
         return [d / "cgroup.procs" for d in self.dirs(rel)]
 
     def ensure_parent(self) -> None:
+        if self._parent_ready:
+            return  # once per job: it is asked before every node cgroup
         for hierarchy in self.layout.hierarchies():
             parent = hierarchy / PARENT
             parent.mkdir(exist_ok=True)
@@ -173,6 +176,7 @@ class Cgroups:
             elif (hierarchy / "memory.use_hierarchy").exists():
                 with contextlib.suppress(OSError):
                     (parent / "memory.use_hierarchy").write_text("1")
+        self._parent_ready = True
 
     def _enable_controllers(self, directory: Path) -> None:
         available = set((directory / "cgroup.controllers").read_text().split())
