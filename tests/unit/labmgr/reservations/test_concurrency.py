@@ -25,17 +25,11 @@ from django.db import connection
 from labmgr.errors import Conflict
 from labmgr.hosts.models import Host
 from labmgr.reservations import services
-from labmgr.reservations.models import Reservation
 from labmgr.reservations.services import Share, reservation_book
 from tests.unit.labmgr.reservations.helpers import WHOLE, at, share
 
 THREADS = 8
 ROOT = Path(__file__).resolve().parents[4]
-on_sqlite = pytest.mark.skipif(
-    connection.vendor == "sqlite",
-    reason="the in-memory SQLite test database shares one cache between threads, whose "
-    "table locks fail at once instead of waiting; the process race covers SQLite",
-)
 
 
 @pytest.fixture
@@ -83,26 +77,6 @@ def book_at_once(host: Host, what: Share) -> list[str]:
     )
 
 
-@on_sqlite
-@pytest.mark.django_db(transaction=True)
-def test_one_of_simultaneous_whole_host_bookings_wins(
-    server: Host, now: Any, slow_check: None
-) -> None:
-    outcomes = book_at_once(server, WHOLE)
-    assert outcomes == ["booked"] + ["refused"] * (THREADS - 1)
-    assert Reservation.objects.count() == 1
-
-
-@on_sqlite
-@pytest.mark.django_db(transaction=True)
-def test_simultaneous_shares_fill_the_host_and_no_more(
-    server: Host, now: Any, slow_check: None
-) -> None:
-    outcomes = book_at_once(server, share(cpus=1, memory=2**30, pids=10))  # 4 CPUs to lend
-    assert outcomes == ["booked"] * 4 + ["refused"] * (THREADS - 4)
-    assert sum(r.cpus for r in Reservation.objects.all()) == 4
-
-
 MODULE = [sys.executable, "-m", "tests.unit.labmgr.reservations.race"]
 
 
@@ -140,20 +114,27 @@ def django_now() -> Any:
     return timezone.now()
 
 
-sqlite_tier_only = pytest.mark.skipif(
-    connection.vendor != "sqlite", reason="the SQLite race runs once, in the SQLite tier"
-)
+def simultaneous(request: pytest.FixtureRequest, kind: str, hour: int) -> list[str]:
+    """THREADS users book the same slot at once. On PostgreSQL, threads with a connection
+    each; on SQLite, processes on a file database: the in-memory test database shares one
+    cache between threads, whose table locks fail at once instead of waiting."""
+    if connection.vendor == "sqlite":
+        return race_processes(request.getfixturevalue("race_env"), kind, hour=hour)
+    request.getfixturevalue("now")
+    request.getfixturevalue("slow_check")
+    what = WHOLE if kind == "whole" else share(cpus=1, memory=2**30, pids=10)
+    return book_at_once(request.getfixturevalue("server"), what)
 
 
-@sqlite_tier_only
-def test_on_sqlite_one_of_simultaneous_processes_books_the_whole_host(
-    race_env: dict[str, str],
-) -> None:
-    assert race_processes(race_env, "whole", hour=1) == ["booked"] + ["refused"] * (THREADS - 1)
+@pytest.mark.django_db(transaction=True)
+def test_one_of_simultaneous_whole_host_bookings_wins(request: pytest.FixtureRequest) -> None:
+    outcomes = simultaneous(request, "whole", hour=1)
+
+    assert outcomes == ["booked"] + ["refused"] * (THREADS - 1)
 
 
-@sqlite_tier_only
-def test_on_sqlite_simultaneous_processes_fill_the_host_and_no_more(
-    race_env: dict[str, str],
-) -> None:
-    assert race_processes(race_env, "share", hour=3) == ["booked"] * 4 + ["refused"] * (THREADS - 4)
+@pytest.mark.django_db(transaction=True)
+def test_simultaneous_shares_fill_the_host_and_no_more(request: pytest.FixtureRequest) -> None:
+    outcomes = simultaneous(request, "share", hour=3)  # the host has 4 CPUs to lend
+
+    assert outcomes == ["booked"] * 4 + ["refused"] * (THREADS - 4)
