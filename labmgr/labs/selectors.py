@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Any, TypedDict
 
-from django.db.models import Q, QuerySet
+from django.db.models import QuerySet
 
+from labmgr.accounts import permissions
 from labmgr.accounts.selectors import user_is_admin
 from labmgr.deployments.choices import FINISHED_STATES
 from labmgr.labs import spec
@@ -23,13 +24,11 @@ class PlanPreview(TypedDict):
 
 
 def lab_list_visible(*, user: Any) -> QuerySet[Lab]:
-    """Labs the user owns or that are shared with one of their groups; all for admins."""
+    """Labs the user owns, that are shared with one of their groups or belong to a student
+    of a class they teach; all for admins."""
     # Rows are not prefetched: the representation reads the cached document.
     labs = Lab.objects.select_related("owner").prefetch_related("shared_with")
-    if user_is_admin(user=user):
-        return labs.order_by("name", "id")
-    shared = Lab.shared_with.through.objects.filter(group__user=user).values("lab_id")
-    return labs.filter(Q(owner=user) | Q(pk__in=shared)).order_by("name", "id")
+    return permissions.labs_visible(user, labs).order_by("name", "id")
 
 
 def lab_get_visible(*, user: Any, pk: int) -> Lab:

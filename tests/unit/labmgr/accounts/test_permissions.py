@@ -141,22 +141,8 @@ REQUESTS: dict[tuple[Resource, Action], tuple[Call, int]] = {
     ),
 }
 STATUS = {E403: 403, E404: 404, E401: 401}
-# The labs' selectors predate classes: until they ask this module, a teacher does not see
-# the labs (nor their exports, metrics, deployments) of the class's members.
-TEACHER_PENDING = {Resource.LAB, Resource.EXPORT, Resource.METRICS, Resource.DEPLOYMENT}
-
 CASES = [
-    pytest.param(
-        resource,
-        action,
-        actor,
-        marks=pytest.mark.xfail(
-            strict=True, reason="labs.selectors does not consult accounts.permissions yet"
-        )
-        if actor is A.TEACHER and resource in TEACHER_PENDING
-        else (),
-        id=f"{resource}-{action}-{actor}",
-    )
+    pytest.param(resource, action, actor, id=f"{resource}-{action}-{actor}")
     for resource, action in REQUESTS
     for actor in ACTORS
 ]
