@@ -100,7 +100,7 @@ def deployment_redeploy(*, deployment: Deployment, actor: Any) -> Deployment:
         previous = locked.plan
         deployment_compile(deployment=locked, labfile=labfile)
         _check_features(host, locked.plan)
-        locked.save(update_fields=["labfile", "plan", "updated"])
+        locked.save(update_fields=["labfile", "plan", "indexes", "updated"])
         deployment_transition(deployment=locked, to=S.DEPLOYING, reason=f"redeploy by {actor}")
         _send_apply(locked, previous=previous)
     return locked

@@ -28,6 +28,9 @@ class Deployment(models.Model):
     token = models.CharField(max_length=16, blank=True, default="")
     labfile = models.JSONField(default=dict, blank=True)
     plan = models.JSONField(default=dict, blank=True)
+    # The index of each node and network the kernel names are made of, kept across
+    # redeploys so that what stays keeps its names (labplan.compiler.Indexes).
+    indexes = models.JSONField(default=dict, blank=True)
     # Numbers the jobs sent to the agent (apply, destroy), so its steps of one job are
     # told apart from the same steps of the next.
     job = models.PositiveIntegerField(default=0)

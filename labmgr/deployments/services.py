@@ -66,7 +66,7 @@ def deployment_create(
         deployment = Deployment.objects.create(lab=lab, owner=owner, host=host)
         deployment.token = naming.deployment_token(deployment.pk)
         deployment_compile(deployment=deployment, labfile=labfile)
-        deployment.save(update_fields=["token", "labfile", "plan", "updated"])
+        deployment.save(update_fields=["token", "labfile", "plan", "indexes", "updated"])
         deployment_step_add(
             deployment=deployment,
             name="created",
@@ -78,17 +78,22 @@ def deployment_create(
 
 def deployment_compile(*, deployment: Deployment, labfile: Labfile) -> None:
     """Fill in the deployment's snapshot and plan from `labfile` (not saved). Overlay
-    networks keep the VNIs they hold and new ones get free VNIs; call inside a transaction."""
+    networks keep the VNIs they hold and new ones get free VNIs; nodes and networks keep
+    their kernel names; call inside a transaction."""
     host = deployment.host
+    previous = compiler.Indexes.from_dict(deployment.indexes) if deployment.indexes else None
+    indexes = compiler.assign_indexes(labfile, previous)
     plan = compiler.compile_plan(
         labfile,
         deployment=deployment.pk,
         default_host=host.slug if host else LOCAL_HOST,
         underlay=_underlay(host),
         vnis=vni_allocate(deployment=deployment, labfile=labfile),
+        indexes=indexes,
     )
     deployment.labfile = labfile_module.dump(labfile)
     deployment.plan = codec.plan_to_dict(plan)
+    deployment.indexes = indexes.as_dict()
 
 
 def _underlay(host: Host | None) -> dict[str, str]:

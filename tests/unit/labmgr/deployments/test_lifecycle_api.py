@@ -149,6 +149,26 @@ def test_redeploy_sends_the_new_plan_with_the_previous_one(
     assert spawned == ["client", "extra", "web"]
 
 
+def test_a_redeploy_keeps_the_kernel_names_of_the_nodes_that_stay(
+    api: Api, alice: User, alice_lab: Lab, online_host: Host, dispatched: Dispatched, run: Any
+) -> None:
+    deployment = _running(alice_lab, alice, run, api)
+
+    def netns(plan: dict[str, Any]) -> dict[str, str]:
+        ops = plan["hosts"][0]["ops"]
+        return {op["node"]: op["netns"] for op in ops if op["op"] == "spawn_node"}
+
+    before = netns(deployment.plan)
+    tree = small_labfile("demo")
+    tree["nodes"]["aaa"] = {"networks": {"lan": {}}}  # sorts before every node there is
+    lab_update(lab=alice_lab, labfile_tree=tree)
+    run(api(alice), "post", f"/api/deployments/{deployment.pk}/redeploy")
+
+    after = netns(dispatched.sent[-1][2]["plan"])
+    assert {n: after[n] for n in before} == before
+    assert after["aaa"] not in before.values()
+
+
 def test_only_a_running_deployment_is_redeployed(
     api: Api, alice: User, alice_lab: Lab, online_host: Host, dispatched: Dispatched, run: Any
 ) -> None:
