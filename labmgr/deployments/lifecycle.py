@@ -14,6 +14,7 @@ from typing import Any
 from django.conf import settings
 from django.db import IntegrityError, transaction
 
+from labmgr.accounts.services import quota_check_deploy
 from labmgr.deployments import dispatch
 from labmgr.deployments.choices import KEPT_STATES, DeploymentStatus
 from labmgr.deployments.models import Deployment
@@ -31,6 +32,7 @@ from labmgr.hosts.models import Host
 from labmgr.labs import selectors as lab_selectors
 from labmgr.labs import spec
 from labmgr.labs.models import Lab
+from labmgr.reservations.services import reservation_check_deploy
 from labplan.model import Labfile
 
 log = logging.getLogger(__name__)
@@ -39,10 +41,12 @@ S = DeploymentStatus
 
 def deployment_deploy(*, lab: Lab, actor: Any) -> Deployment:
     """Deploy the lab's current definition on its host; refused while the lab has an
-    active deployment, when the host is offline or lacks a feature the plan needs."""
+    active deployment, when the host is offline or lacks a feature the plan needs, outside
+    the actor's reservation of the host or past their quota."""
     _require_change(actor, lab)
     labfile = spec.lab_to_labfile(lab)
     host = _choose_host(labfile)
+    _require_budget(actor, host, lab, labfile)
     try:
         with transaction.atomic():
             Lab.objects.select_for_update().get(pk=lab.pk)  # two clicks queue up here
@@ -97,6 +101,7 @@ def deployment_redeploy(*, deployment: Deployment, actor: Any) -> Deployment:
             raise Conflict.for_field(
                 "host", f"The lab now runs on {host}, not {locked.host}: destroy and deploy it."
             )
+        _require_budget(actor, host, locked.lab, labfile)
         previous = locked.plan
         deployment_compile(deployment=locked, labfile=labfile)
         _check_features(host, locked.plan)
@@ -191,6 +196,13 @@ def _already_active(lab: Lab, active: Deployment) -> Conflict:
 def _require_change(actor: Any, lab: Lab) -> None:
     if not lab_selectors.lab_can_change(user=actor, lab=lab):
         raise NotAllowed("This lab is shared with you to read; only its owner may run it.")
+
+
+def _require_budget(actor: Any, host: Host, lab: Lab, labfile: Labfile) -> None:
+    """Inside an active reservation of the host whose share the lab fits, and within the
+    actor's quotas (admins are exempt from both)."""
+    reservation_check_deploy(user=actor, host=host, lab=lab)
+    quota_check_deploy(user=actor, lab=labfile)
 
 
 def _require_online(host: Host | None) -> Host:

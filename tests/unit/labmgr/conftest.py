@@ -53,6 +53,14 @@ def fast_passwords(settings: Any) -> None:
 
 
 @pytest.fixture(autouse=True)
+def single_user_install(settings: Any) -> None:
+    # Deploying outside a reservation is what a single-user install does; the rule that a
+    # deployment needs its owner's reservation is tested in reservations/ (which turns it
+    # back on) and in deployments/test_lifecycle_api.py.
+    settings.LABMGR_REQUIRE_RESERVATION = False
+
+
+@pytest.fixture(autouse=True)
 def memory_channel_layer(settings: Any) -> None:
     # Events go to an in-memory layer; consumer tests read them from there.
     settings.CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}

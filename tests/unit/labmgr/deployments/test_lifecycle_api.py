@@ -4,10 +4,12 @@ seam patched: what the user sees, what the agent would be sent, who may do it.""
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 
 import pytest
 from django.contrib.auth.models import User
+from django.utils import timezone
 from rest_framework.test import APIClient
 
 from labmgr.deployments.choices import DeploymentStatus
@@ -16,6 +18,7 @@ from labmgr.deployments.services import deployment_result_record
 from labmgr.hosts.models import Host
 from labmgr.labs.models import Lab
 from labmgr.labs.services import lab_update
+from labmgr.reservations.services import Share, reservation_book
 from tests.unit.labmgr.conftest import Dispatched, small_labfile
 
 Api = Callable[[User | None], APIClient]
@@ -318,3 +321,33 @@ def test_the_detail_shows_steps_and_the_nodes_as_the_agent_saw_them(
         "pending -> deploying: the agent started",
         "deploying -> running",
     ]
+
+
+def test_a_user_without_a_reservation_of_the_host_may_not_deploy(
+    api: Api, alice: User, alice_lab: Lab, online_host: Host, run: Any, settings: Any
+) -> None:
+    settings.LABMGR_REQUIRE_RESERVATION = True
+
+    response = run(api(alice), "post", f"/api/labs/{alice_lab.pk}/deploy")
+
+    assert response.status_code == 403
+    assert "reservation" in response.json()["errors"]["host"][0]
+    assert not Deployment.objects.exists()
+
+
+def test_a_user_deploys_inside_their_reservation_of_the_host(
+    api: Api, alice: User, alice_lab: Lab, online_host: Host, run: Any, settings: Any
+) -> None:
+    settings.LABMGR_REQUIRE_RESERVATION = True
+    start = timezone.now()
+    reservation_book(
+        actor=alice,
+        host=online_host,
+        start=start,
+        end=start + timedelta(hours=1),
+        share=Share(whole_host=True),
+    )
+
+    response = run(api(alice), "post", f"/api/labs/{alice_lab.pk}/deploy")
+
+    assert response.status_code == 202

@@ -62,3 +62,9 @@ def book(server: Host, now: Clock) -> Book:
         )
 
     return make
+
+
+@pytest.fixture(autouse=True)
+def reservations_required(settings: Any) -> None:
+    """The rule as shipped: a deployment needs its owner's active reservation."""
+    settings.LABMGR_REQUIRE_RESERVATION = True
