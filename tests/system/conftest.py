@@ -19,6 +19,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -187,6 +188,25 @@ print("PERSONAS " + json.dumps(out))
 """
 
 
+def book_the_host(stack: Stack, who: str) -> None:
+    """Deployments run inside their owner's reservation: book the whole host for the run,
+    through the API as a user would."""
+    hosts = stack.get(who, "/api/hosts/").json()["results"]
+    host = next(h for h in hosts if h["slug"] == stack.host)
+    start = datetime.now(UTC)
+    response = stack.post(
+        who,
+        "/api/reservations/",
+        json={
+            "host": host["id"],
+            "start": start.isoformat(),
+            "end": (start + timedelta(hours=2)).isoformat(),
+            "whole_host": True,
+        },
+    )
+    assert response.status_code == 201, response.text
+
+
 def _redis(port: int, directory: Path) -> Process:
     directory.mkdir(parents=True, exist_ok=True)
     argv = ["redis-server", "--bind", "127.0.0.1", "--port", str(port), "--dir", str(directory)]
@@ -288,6 +308,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             ),
             timeout=60,
         )
+        book_the_host(result, "alice")
         yield result
     except BaseException:
         print(result.logs())
