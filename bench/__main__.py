@@ -18,13 +18,15 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from bench.api_run import ApiStack
 from bench.baseline import Baseline
-from bench.labmgr_run import LabmgrRun
+from bench.labmgr_run import LabmgrRun, labfile
 
 TARGETS = {
     "deploy_ratio_200": 1.5,
     "teardown_ratio_200": 1.5,
     "growth_1000_200": 5.5,
+    "api_overhead_200": 0.3,  # seconds the queues and the control plane may add
 }
 
 
@@ -43,6 +45,24 @@ def measure(
     return times
 
 
+def measure_api(work: Path, sizes: list[int], repeat: int) -> dict[int, dict[str, list[float]]]:
+    """Deploy and destroy each size through the whole product (see bench.api_run)."""
+    stack = ApiStack(work)
+    results = {}
+    try:
+        for n in sizes:
+            lab = stack.create_lab(labfile(n))
+            results[n] = measure(
+                lambda: stack.deploy(lab),  # noqa: B023 (used before the loop moves on)
+                lambda deployment: stack.destroy(lab, deployment),  # type: ignore[arg-type]  # noqa: B023
+                repeat,
+            )
+            print(f"  measured N={n} through the API", file=sys.stderr)
+    finally:
+        stack.stop()
+    return results
+
+
 def summary(values: list[float]) -> str:
     return f"{statistics.median(values):.3f} ({min(values):.3f}-{max(values):.3f})"
 
@@ -58,6 +78,12 @@ def main() -> int:
     parser.add_argument(
         "--json", default="bench/results/latest.json", help="where to write raw results"
     )
+    parser.add_argument(
+        "--api-sizes",
+        default="200",
+        help="node counts also deployed through the REST API and the queues "
+        "(default %(default)s; '' for none)",
+    )
     args = parser.parse_args()
     if os.geteuid() != 0:
         print(
@@ -67,15 +93,22 @@ def main() -> int:
         return 2
     sizes = [int(s) for s in args.sizes.split(",")]
 
-    results: dict[str, dict[int, dict[str, list[float]]]] = {"baseline": {}, "labmgr": {}}
+    api_sizes = [int(s) for s in args.api_sizes.split(",") if s]
+    results: dict[str, dict[int, dict[str, list[float]]]] = {
+        "baseline": {},
+        "labmgr": {},
+        "api": {},
+    }
     with tempfile.TemporaryDirectory(prefix="labmgr-bench-") as tmp:
-        for n in sizes:
+        for n in sorted(set(sizes) | set(api_sizes)):
             base = Baseline(n)
             results["baseline"][n] = measure(base.setup, base.teardown, args.repeat)  # type: ignore[arg-type]
             run = LabmgrRun(n, Path(tmp))
             results["labmgr"][n] = measure(run.deploy, run.destroy, args.repeat)
             run.check_clean()
             print(f"  measured N={n}", file=sys.stderr)
+        if api_sizes:
+            results["api"] = measure_api(Path(tmp) / "stack", api_sizes, args.repeat)
 
     med = {
         k: {n: {p: statistics.median(v) for p, v in r.items()} for n, r in d.items()}
@@ -93,7 +126,17 @@ def main() -> int:
             f"{summary(b['teardown']):>22} {summary(lm['teardown']):>22} "
             f"{med['labmgr'][n]['teardown'] / med['baseline'][n]['teardown']:>6.2f}"
         )
+    for n in api_sizes:
+        a, lm = results["api"][n], results["labmgr"][n]
+        added = med["api"][n]["setup"] - med["labmgr"][n]["setup"]
+        print(
+            f"\nN={n} through the API: deploy {summary(a['setup'])}, destroy "
+            f"{summary(a['teardown'])}; the queues and control plane add {added:.3f} s "
+            f"to the agent's own {summary(lm['setup'])}"
+        )
     ratios: dict[str, float] = {}
+    if 200 in api_sizes:
+        ratios["api_overhead_200"] = med["api"][200]["setup"] - med["labmgr"][200]["setup"]
     if 200 in sizes:
         ratios["deploy_ratio_200"] = med["labmgr"][200]["setup"] / med["baseline"][200]["setup"]
         ratios["teardown_ratio_200"] = (

@@ -1,0 +1,141 @@
+"""The same lab deployed through the whole product: REST request -> control plane ->
+Celery over Redis -> host agent -> reports -> RUNNING in the database.
+
+Starts its own stack in a temporary directory: a private redis-server, a SQLite database
+with an admin and a token, the Celery control worker, a host agent and uvicorn; stops
+it all at the end. The timed span of a deploy is from the POST to the moment the API
+shows the deployment running; of a destroy, from the POST to "destroyed".
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import requests
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+POLL = 0.01  # seconds between two looks at the deployment
+FIRST_DEPLOYMENT = 991_000
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _wait(what: str, check: Callable[[], bool], timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if check():
+                return
+        except requests.RequestException:
+            pass
+        time.sleep(POLL)
+    raise SystemExit(f"bench: timed out waiting for {what}")
+
+
+class ApiStack:
+    def __init__(self, work: Path) -> None:
+        self.work = work
+        work.mkdir(parents=True, exist_ok=True)
+        self.host = f"bench-{os.getpid()}"
+        redis_port, web_port = _free_port(), _free_port()
+        self.base = f"http://127.0.0.1:{web_port}"
+        self.env = {
+            **os.environ,
+            "PATH": f"{BIN}:{os.environ.get('PATH', '')}",
+            "DJANGO_SETTINGS_MODULE": "labmgr.settings",
+            "LABMGR_DATA_DIR": str(work / "data"),
+            "REDIS_URL": f"redis://127.0.0.1:{redis_port}/0",
+            "LABMGR_AGENT_HOST": self.host,
+            "LABMGR_AGENT_DATA_DIR": str(work / "agent"),
+            "LABMGR_ALLOWED_HOSTS": "127.0.0.1",
+            "LABMGR_LOG_LEVEL": "WARNING",
+        }
+        self.env.pop("DATABASE_URL", None)
+        self.processes: list[subprocess.Popen[bytes]] = []
+        self._start(["redis-server", "--bind", "127.0.0.1", "--port", str(redis_port),
+                     "--dir", str(work), "--save", "", "--appendonly", "no"])  # fmt: skip
+        manage = [sys.executable, str(ROOT / "manage.py")]
+        subprocess.run([*manage, "migrate", "--no-input", "-v", "0"], env=self.env, check=True)
+        # Deployment ids far from those of a labmgr running on this machine, so that
+        # kernel names cannot meet.
+        script = (
+            "from django.db import connection\n"
+            'connection.cursor().execute("INSERT INTO sqlite_sequence (name, seq) VALUES '
+            f"('deployments_deployment', {FIRST_DEPLOYMENT - 1})\")\n"
+            "from django.contrib.auth.models import User\n"
+            "from rest_framework.authtoken.models import Token\n"
+            "u = User.objects.create_superuser('bench', 'bench@example.org', 'unused-Pa55')\n"
+            "print(Token.objects.create(user=u).key)\n"
+        )
+        out = subprocess.run([*manage, "shell", "-c", script], env=self.env, check=True,
+                             capture_output=True, text=True).stdout  # fmt: skip
+        self.session = requests.Session()
+        self.session.headers["Authorization"] = f"Token {out.split()[-1]}"
+        celery = [str(BIN / "celery"), "-A", "labmgr.celery"]
+        self._start([*celery, "worker", "-Q", "control", "-n", f"bench-{os.getpid()}@%h",
+                     "--concurrency", "1", "--loglevel", "WARNING"])  # fmt: skip
+        self._start([sys.executable, "-m", "workers", "agent"])
+        self._start([str(BIN / "uvicorn"), "labmgr.asgi:application", "--host", "127.0.0.1",
+                     "--port", str(web_port), "--log-level", "warning"])  # fmt: skip
+        _wait("the agent's host to come online", self._host_online, timeout=60)
+
+    def _start(self, argv: list[str]) -> None:
+        log = open(self.work / f"{Path(argv[0]).name}-{len(self.processes)}.log", "wb")  # noqa: SIM115
+        self.processes.append(
+            subprocess.Popen(argv, env=self.env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+        )
+
+    def _host_online(self) -> bool:
+        hosts = self.session.get(f"{self.base}/api/hosts/", timeout=5).json()["results"]
+        return any(h["slug"] == self.host and h["status"] == "online" for h in hosts)
+
+    def create_lab(self, labfile: dict[str, Any]) -> int:
+        response = self.session.post(
+            f"{self.base}/api/labs/", json={"labfile": labfile}, timeout=60
+        )
+        response.raise_for_status()
+        return int(response.json()["id"])
+
+    def _until(self, deployment: int, wanted: str, timeout: float) -> None:
+        url = f"{self.base}/api/deployments/{deployment}/"
+
+        def reached() -> bool:
+            status = self.session.get(url, timeout=10).json()["status"]
+            if status == "failed":
+                raise SystemExit(f"bench: deployment {deployment} failed (logs in {self.work})")
+            return bool(status == wanted)
+
+        _wait(f"deployment {deployment} to be {wanted}", reached, timeout)
+
+    def deploy(self, lab: int) -> int:
+        response = self.session.post(f"{self.base}/api/labs/{lab}/deploy", timeout=60)
+        response.raise_for_status()
+        deployment = int(response.json()["id"])
+        self._until(deployment, "running", timeout=600)
+        return deployment
+
+    def destroy(self, lab: int, deployment: int) -> None:
+        self.session.post(f"{self.base}/api/labs/{lab}/destroy", timeout=60).raise_for_status()
+        self._until(deployment, "destroyed", timeout=600)
+
+    def stop(self) -> None:
+        for process in reversed(self.processes):
+            process.send_signal(signal.SIGTERM)
+        for process in reversed(self.processes):
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                process.kill()
