@@ -1,14 +1,25 @@
-"""`python -m workers facts | apply LABFILE | status NAME | exec NAME NODE -- CMD... |
+"""`python -m workers facts | apply LABFILE | status NAME | exec NAME NODE [-- CMD...] |
 destroy NAME | sweep`: the agent driven by hand, through the same code the tasks use;
-`python -m workers agent`: the long-running agent serving this host's queue."""
+`python -m workers agent`: the long-running agent serving this host's queue.
+
+`exec` without a command opens an interactive shell on a pty inside the node and relays
+the caller's terminal to it (raw, with its window size), like the web terminals do.
+"""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import fcntl
 import json
+import os
+import select
+import signal
 import subprocess
 import sys
-from collections.abc import Sequence
+import termios
+import tty
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from labplan import codec, labfile, naming, ops
@@ -117,11 +128,75 @@ def cmd_exec(args: argparse.Namespace) -> int:
         print(f"no running node {args.node!r} in {args.name!r}", file=sys.stderr)
         return 1
     pid, spawn = found
-    command = args.command or ["/bin/sh"]
     env = {"HOSTNAME": spawn.hostname, **dict(spawn.environment)}
     processes = Processes(executor.data_dir / "bin" / "lminit", executor.data_dir)
-    argv = processes.exec_argv(pid, Cgroups().procs_files(spawn.cgroup), command, env)
-    return subprocess.call(argv)
+    procs = Cgroups().procs_files(spawn.cgroup)
+    if not args.command:
+        master, shell = processes.shell(pid, procs, env, controlling_tty=True)
+        return relay_terminal(master, shell)
+    return subprocess.call(processes.exec_argv(pid, procs, args.command, env))
+
+
+def _copy_window_size(source: int, target: int) -> None:
+    with contextlib.suppress(OSError):
+        size = fcntl.ioctl(source, termios.TIOCGWINSZ, b"\0" * 8)
+        fcntl.ioctl(target, termios.TIOCSWINSZ, size)
+
+
+@contextlib.contextmanager
+def _raw_terminal(fd: int, master: int) -> Iterator[None]:
+    """The caller's terminal in raw mode (keys go to the node's pty as typed, ^C
+    included), its size followed on SIGWINCH; all restored on the way out."""
+    if not os.isatty(fd):
+        yield
+        return
+    saved = termios.tcgetattr(fd)
+    _copy_window_size(fd, master)
+    previous = signal.signal(signal.SIGWINCH, lambda *_: _copy_window_size(fd, master))
+    tty.setraw(fd)
+    try:
+        yield
+    finally:
+        termios.tcsetattr(fd, termios.TCSAFLUSH, saved)
+        signal.signal(signal.SIGWINCH, previous)
+
+
+def _pump(master: int, stdin: int, stdout: int) -> None:
+    """Copy stdin to the pty and the pty to stdout until the pty closes."""
+    reading_stdin = True
+    while True:
+        watched = [master, stdin] if reading_stdin else [master]
+        try:
+            ready, _, _ = select.select(watched, [], [])
+        except InterruptedError:
+            continue  # SIGWINCH
+        if master in ready:
+            try:
+                data = os.read(master, 65536)
+            except OSError:
+                data = b""  # EIO: every slave end is closed, the shell is gone
+            if not data:
+                return
+            os.write(stdout, data)
+        if stdin in ready:
+            data = os.read(stdin, 65536)
+            if data:
+                os.write(master, data)
+            else:
+                # Not a terminal and at its end: the shell reads end-of-file too.
+                reading_stdin = False
+                os.write(master, b"\x04")
+
+
+def relay_terminal(master: int, shell: subprocess.Popen[bytes]) -> int:
+    """Relay this process's terminal to the node's pty; the shell's exit status."""
+    stdin, stdout = sys.stdin.fileno(), sys.stdout.fileno()
+    try:
+        with _raw_terminal(stdin, master):
+            _pump(master, stdin, stdout)
+    finally:
+        os.close(master)
+    return shell.wait()
 
 
 def cmd_destroy(args: argparse.Namespace) -> int:
@@ -162,7 +237,7 @@ def parser() -> argparse.ArgumentParser:
     s = sub.add_parser("status", help="a deployment's nodes and interfaces")
     s.add_argument("name", help="lab name or deployment token")
     s.set_defaults(run=cmd_status)
-    e = sub.add_parser("exec", help="run a command inside a node")
+    e = sub.add_parser("exec", help="run a command (default: a shell on a pty) inside a node")
     e.add_argument("name")
     e.add_argument("node")
     e.add_argument("command", nargs=argparse.REMAINDER)

@@ -27,6 +27,10 @@ UID_FIRST = 100_000  # first outside uid a node may get; below are the host's ow
 # Spawns in flight at once: enough to keep every CPU busy while others wait on the kernel.
 WINDOW = 4 * (os.cpu_count() or 1)
 RUN_TMPFS = "size=256m,mode=0755"  # hosts files and node logs of one deployment
+# A fixed script (no user text): the shell leads a session of its own in the node and
+# takes the pty as its terminal; `lminit exec` runs it as a child, never a group leader,
+# so setsid(1) does not fork and the exit status is the shell's.
+SHELL_WITH_TTY = "command -v setsid >/dev/null && exec setsid --ctty /bin/sh -i; exec /bin/sh -i"
 
 
 class SpawnError(Exception):
@@ -235,12 +239,23 @@ class Processes:
         )
 
     def shell(
-        self, pid: int, cgroup_procs: Sequence[Path], environment: Mapping[str, str]
+        self,
+        pid: int,
+        cgroup_procs: Sequence[Path],
+        environment: Mapping[str, str],
+        *,
+        controlling_tty: bool = False,
     ) -> tuple[int, subprocess.Popen[bytes]]:
-        """An interactive shell in the node on a new pty: (pty master fd, process)."""
+        """An interactive shell in the node on a new pty: (pty master fd, process).
+
+        With `controlling_tty` the pty becomes the controlling terminal of a session
+        the shell leads inside the node (its pid namespace must see the terminal's
+        process groups), so it has job control and ^C or ^Z reach the foreground
+        command; a root tree without setsid(1) gets the plain shell."""
         master, slave = os.openpty()
         env = {"TERM": "xterm-256color", **environment}
-        argv = self.exec_argv(pid, cgroup_procs, ["/bin/sh", "-i"], env)
+        command = ["/bin/sh", "-c", SHELL_WITH_TTY] if controlling_tty else ["/bin/sh", "-i"]
+        argv = self.exec_argv(pid, cgroup_procs, command, env)
         proc = subprocess.Popen(
             argv, stdin=slave, stdout=slave, stderr=slave, start_new_session=True, close_fds=True
         )

@@ -1,0 +1,123 @@
+"""`python -m workers exec NAME NODE` without a command: a shell on a pty inside the
+node, driven here the way a person at a terminal would."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import re
+import select
+import struct
+import subprocess
+import sys
+import termios
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from .conftest import Lab
+
+LAB = {
+    "labfile": 1,
+    "name": "shellcli",
+    "networks": {"lan": {"driver": "bridge", "subnet": "10.248.0.0/24"}},
+    "nodes": {"box": {"networks": {"lan": {}}, "hostname": "boxhost"}},
+}
+
+
+class Terminal:
+    """The CLI running with a pty of ours as its terminal."""
+
+    def __init__(self, data_dir: Path, *args: str) -> None:
+        self.master, slave = os.openpty()
+        env = {**os.environ, "LABMGR_AGENT_DATA_DIR": str(data_dir)}
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "workers", "exec", *args],
+            stdin=slave,
+            stdout=slave,
+            stderr=slave,
+            env=env,
+            start_new_session=True,
+            cwd=Path(__file__).parents[2],
+        )
+        os.close(slave)
+        self.seen = b""
+
+    def read_until(self, pattern: bytes, timeout: float = 15) -> bytes:
+        """Everything read so far once `pattern` (a regex) shows up, or at the end."""
+        deadline = time.monotonic() + timeout
+        while not re.search(pattern, self.seen):
+            left = deadline - time.monotonic()
+            if left <= 0 or not select.select([self.master], [], [], left)[0]:
+                raise AssertionError(f"{pattern!r} not in {self.seen!r}")
+            try:
+                data = os.read(self.master, 4096)
+            except OSError:
+                data = b""  # EIO: the CLI closed its end
+            if not data:
+                raise AssertionError(f"{pattern!r} not in {self.seen!r} (terminal closed)")
+            self.seen += data
+        return self.seen
+
+    def type(self, text: str) -> None:
+        os.write(self.master, text.encode())
+
+    def close(self) -> int:
+        try:
+            return self.proc.wait(timeout=15)
+        finally:
+            os.close(self.master)
+
+
+@pytest.fixture
+def box(build: Any) -> Lab:
+    lab: Lab = build(LAB)
+    return lab
+
+
+def test_exec_without_a_command_opens_a_shell_inside_the_node(box: Lab, data_dir: Path) -> None:
+    terminal = Terminal(data_dir, "shellcli", "box")
+    terminal.read_until(rb"# $")  # the node's root prompt
+
+    terminal.type("hostname; echo $$; exit\r")
+    seen = terminal.read_until(rb"exit\r\n(.*\r\n){2}").decode()
+    status = terminal.close()
+
+    answers = seen.split("exit\r\n", 1)[1].split("\r\n")
+    assert answers[0] == "boxhost"
+    assert answers[1].isdigit() and int(answers[1]) > 1  # below the node's own init
+    assert status == 0
+
+
+def test_the_shells_exit_status_and_window_size_reach_the_caller(box: Lab, data_dir: Path) -> None:
+    terminal = Terminal(data_dir, "shellcli", "box")
+    fcntl.ioctl(terminal.master, termios.TIOCSWINSZ, struct.pack("HHHH", 33, 111, 0, 0))
+    terminal.read_until(rb"# $")
+
+    terminal.type("stty size; exit 7\r")
+
+    assert b"33 111" in terminal.read_until(rb"33 111")
+    assert terminal.close() == 7
+
+
+def test_exec_names_a_node_that_does_not_exist(box: Lab, data_dir: Path) -> None:
+    terminal = Terminal(data_dir, "shellcli", "nosuch")
+
+    assert b"no running node 'nosuch' in 'shellcli'" in terminal.read_until(rb"shellcli'")
+    assert terminal.close() == 1
+
+
+def test_ctrl_c_interrupts_the_command_in_the_node_not_the_shell(box: Lab, data_dir: Path) -> None:
+    terminal = Terminal(data_dir, "shellcli", "box")
+    terminal.read_until(rb"# $")
+    terminal.type("sleep 60\r")
+    terminal.read_until(rb"sleep 60\r\n")
+    time.sleep(0.3)
+
+    terminal.type("\x03")
+    terminal.type("echo still here; exit\r")
+
+    assert b"still here" in terminal.read_until(rb"still here\r\n")
+    assert terminal.close() == 0
