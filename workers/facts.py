@@ -16,7 +16,7 @@ from typing import Any
 from pyroute2 import IPRoute  # type: ignore[import-untyped]
 from pyroute2.netlink.exceptions import NetlinkError  # type: ignore[import-untyped]
 
-from labplan import ops
+from labplan import features, ops
 from workers.kernel import cgroups, syscalls
 
 LINK_KINDS = ("veth", "bridge", "macvlan", "ipvlan", "vxlan")
@@ -136,56 +136,7 @@ def _command_works(argv: list[str]) -> bool:
     return done.returncode == 0
 
 
-def requirements(plan: ops.HostPlan) -> list[str]:
-    """Every feature the plan uses, as the names `check_plan` reports."""
-    needed: dict[str, None] = {}
-    for op in plan.ops:
-        match op:
-            case ops.CreateBridge():
-                needed["bridge"] = None
-            case ops.CreateVethPair():
-                needed["veth"] = None
-            case ops.CreateMacvlan():
-                needed["macvlan"] = None
-            case ops.CreateIpvlan():
-                needed["ipvlan"] = None
-            case ops.CreateVxlan():
-                needed["vxlan"] = None
-            case ops.SetShaping():
-                if op.rate is not None:
-                    needed["tbf"] = None
-                if op.delay is not None or op.jitter is not None or op.loss is not None:
-                    needed["netem"] = None
-            case ops.SetCgroupLimit():
-                needed[f"cgroup controller {cgroups.KEY_CONTROLLER.get(op.key, op.key)}"] = None
-            case ops.SetNat() | ops.IsolateBridge():
-                needed["nftables"] = None
-            case ops.SpawnNode():
-                if "user" in op.namespaces:
-                    needed["user namespaces"] = None
-            case _:
-                pass
-    return list(needed)
-
-
-def has(facts: Facts, feature: str) -> bool:
-    if feature in LINK_KINDS:
-        return feature in facts.link_kinds
-    if feature in QDISCS:
-        return feature in facts.qdiscs
-    if feature.startswith("cgroup controller "):
-        controller = feature.removeprefix("cgroup controller ")
-        if facts.cgroup_mode != "v2":
-            controller = cgroups.V1_CONTROLLER_NAME.get(controller, controller)
-        return controller in facts.cgroup_controllers
-    if feature == "user namespaces":
-        return facts.user_namespaces
-    if feature == "nftables":
-        return facts.nftables
-    return False
-
-
 def check_plan(facts: Facts, plan: ops.HostPlan) -> list[str]:
     """The features `plan` needs that this host lacks, by name ("ipvlan", "netem",
     "cgroup controller io", ...); empty when the plan can be applied."""
-    return [feature for feature in requirements(plan) if not has(facts, feature)]
+    return features.missing(facts.to_dict(), plan)

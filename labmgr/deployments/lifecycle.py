@@ -27,12 +27,12 @@ from labmgr.deployments.services import (
 )
 from labmgr.errors import ApplicationError, Conflict, NotAllowed
 from labmgr.hosts.choices import HostStatus
-from labmgr.hosts.features import missing_features
 from labmgr.hosts.models import Host
 from labmgr.labs import selectors as lab_selectors
 from labmgr.labs import spec
 from labmgr.labs.models import Lab
 from labmgr.reservations.services import reservation_check_deploy
+from labplan import codec, features
 from labplan.model import Labfile
 
 log = logging.getLogger(__name__)
@@ -233,8 +233,8 @@ def _choose_host(labfile: Labfile) -> Host:
 
 
 def _check_features(host: Host, plan: dict[str, Any]) -> None:
-    for host_plan in plan.get("hosts") or []:
-        if missing := missing_features(host.facts or {}, host_plan.get("ops") or []):
+    for host_plan in codec.plan_from_dict(plan).hosts:
+        if missing := features.missing(host.facts or {}, host_plan):
             message = f"Host {host} lacks {', '.join(missing)}, which this lab needs."
             raise ApplicationError.for_field("host", message)
 

@@ -22,17 +22,6 @@ MOUNTINFO = Path("/proc/self/mountinfo")
 # freezer, which teardown uses to stop every process before killing it.
 V1_MANAGED = ("cpu", "cpuacct", "memory", "pids", "blkio", "freezer")
 V2_ENABLED = ("cpu", "memory", "pids", "io")
-# The controller each v2 key needs, for the facts check.
-KEY_CONTROLLER = {
-    "cpu.max": "cpu",
-    "cpu.weight": "cpu",
-    "memory.max": "memory",
-    "memory.swap.max": "memory",
-    "pids.max": "pids",
-    "io.weight": "io",
-    "io.max": "io",
-}
-V1_CONTROLLER_NAME = {"io": "blkio"}
 V1_UNLIMITED = "-1"
 
 

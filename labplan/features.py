@@ -1,0 +1,84 @@
+"""What a host's plan needs from the kernel, and which of it a host's facts lack.
+
+Both sides ask the same question: the control plane to refuse a deployment at once, the
+agent again before it touches anything. Facts are the dict an agent reports in its
+heartbeat (`workers.facts.Facts.to_dict()`); feature names are those users read in the
+refusal: "bridge", "ipvlan", "netem", "cgroup controller io", "user namespaces", ...
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from labplan import ops
+
+LINK_KINDS: dict[type[ops.Op], str] = {
+    ops.CreateBridge: "bridge",
+    ops.CreateVethPair: "veth",
+    ops.CreateMacvlan: "macvlan",
+    ops.CreateIpvlan: "ipvlan",
+    ops.CreateVxlan: "vxlan",
+}
+QDISCS = ("tbf", "htb", "netem")
+# The controller each cgroup v2 key belongs to, and the v1 names that differ.
+KEY_CONTROLLER = {
+    "cpu.max": "cpu",
+    "cpu.weight": "cpu",
+    "memory.max": "memory",
+    "memory.swap.max": "memory",
+    "pids.max": "pids",
+    "io.weight": "io",
+    "io.max": "io",
+}
+V1_CONTROLLER_NAME = {"io": "blkio"}
+
+
+def requirements(plan: ops.HostPlan) -> list[str]:
+    """Every feature the plan uses, in order of first use."""
+    needed: dict[str, None] = {}
+    for op in plan.ops:
+        for feature in _needs(op):
+            needed[feature] = None
+    return list(needed)
+
+
+def _needs(op: ops.Op) -> list[str]:
+    if type(op) in LINK_KINDS:
+        return [LINK_KINDS[type(op)]]
+    match op:
+        case ops.SetShaping():
+            wanted = ["tbf"] if op.rate is not None else []
+            if op.delay is not None or op.jitter is not None or op.loss is not None:
+                wanted.append("netem")
+            return wanted
+        case ops.SetCgroupLimit():
+            return [f"cgroup controller {KEY_CONTROLLER.get(op.key, op.key)}"]
+        case ops.SetNat() | ops.IsolateBridge():
+            return ["nftables"]
+        case ops.SpawnNode() if "user" in op.namespaces:
+            return ["user namespaces"]
+    return []
+
+
+def has(facts: Mapping[str, Any], feature: str) -> bool:
+    """Whether a host with these facts has the feature."""
+    if feature in LINK_KINDS.values():
+        return feature in (facts.get("link_kinds") or ())
+    if feature in QDISCS:
+        return feature in (facts.get("qdiscs") or ())
+    if feature.startswith("cgroup controller "):
+        controller = feature.removeprefix("cgroup controller ")
+        if facts.get("cgroup_mode") != "v2":
+            controller = V1_CONTROLLER_NAME.get(controller, controller)
+        return controller in (facts.get("cgroup_controllers") or ())
+    if feature == "user namespaces":
+        return bool(facts.get("user_namespaces"))
+    if feature == "nftables":
+        return bool(facts.get("nftables"))
+    return False
+
+
+def missing(facts: Mapping[str, Any], plan: ops.HostPlan) -> list[str]:
+    """The features the plan needs that the host lacks; empty when it can run it."""
+    return [feature for feature in requirements(plan) if not has(facts, feature)]
