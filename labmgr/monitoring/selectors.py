@@ -10,33 +10,12 @@ from typing import Any
 
 from labmgr.labs.models import Lab
 from labmgr.monitoring.models import MetricSample
-from labmgr.monitoring.services import sample_dict
+from labmgr.monitoring.services import INTERFACE_NUMBERS, NODE_NUMBERS, sample_dict
 
 # A response holds at most this many samples (200 nodes for 5 minutes).
 MAX_SAMPLES = 60_000
-CSV_NODE_COLUMNS = [
-    "deployment",
-    "node",
-    "t",
-    "resolution",
-    "cpu_percent",
-    "memory_current",
-    "memory_max",
-    "pids",
-    "io_read_bytes",
-    "io_write_bytes",
-]
-CSV_INTERFACE_COLUMNS = [
-    "ifname",
-    "rx_bytes",
-    "tx_bytes",
-    "rx_packets",
-    "tx_packets",
-    "rx_dropped",
-    "tx_dropped",
-    "rx_bps",
-    "tx_bps",
-]
+CSV_NODE_COLUMNS = ["deployment", "node", "t", "resolution", *NODE_NUMBERS]
+CSV_INTERFACE_COLUMNS = ["ifname", *INTERFACE_NUMBERS]
 
 
 def lab_metrics(
