@@ -16,6 +16,7 @@ from django.urls import URLPattern, path, reverse
 from labmgr.errors import ApplicationError
 from labmgr.labs import selectors, services
 from labmgr.labs.choices import LabfileFormat
+from labmgr.labs.downloads import labfile_download
 from labmgr.labs.forms import LabfileTextForm, LabImportForm
 from labmgr.labs.models import Attachment, Lab, Network, Node
 from labplan.errors import LabfileError
@@ -204,10 +205,7 @@ class LabAdmin(admin.ModelAdmin):
         lab = self._lab(request, pk)
         if fmt not in LabfileFormat.values:
             return HttpResponse("The format must be yaml or json.", status=400)
-        content_type = "application/json" if fmt == "json" else "application/yaml; charset=utf-8"
-        response = HttpResponse(selectors.lab_export(lab=lab, fmt=fmt), content_type=content_type)
-        response["Content-Disposition"] = f'attachment; filename="{lab.name}.{fmt}"'
-        return response
+        return labfile_download(lab=lab, fmt=fmt)
 
 
 def _error_lines(exc: LabfileError | ApplicationError) -> list[str]:

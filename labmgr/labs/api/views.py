@@ -27,15 +27,12 @@ from labmgr.labs.api.serializers import (
     PlanSerializer,
 )
 from labmgr.labs.choices import LabfileFormat
+from labmgr.labs.downloads import labfile_download
 from labmgr.labs.models import Lab
 from labmgr.monitoring import selectors as metrics_selectors
 from labmgr.monitoring.api.params import MetricsQuery
 
 ERROR = OpenApiResponse(description='`{"detail": "...", "errors": {"field.path": ["..."]}}`')
-CONTENT_TYPES = {
-    LabfileFormat.YAML: "application/yaml; charset=utf-8",
-    LabfileFormat.JSON: "application/json",
-}
 
 
 class LabViewSet(viewsets.GenericViewSet):
@@ -146,12 +143,7 @@ class LabViewSet(viewsets.GenericViewSet):
         fmt = request.query_params.get("format", LabfileFormat.YAML)
         if fmt not in LabfileFormat.values:
             raise ApplicationError.for_field("format", "The format must be yaml or json.")
-        lab = self.get_object()
-        response = HttpResponse(
-            selectors.lab_export(lab=lab, fmt=fmt), content_type=CONTENT_TYPES[fmt]
-        )
-        response["Content-Disposition"] = f'attachment; filename="{lab.name}.{fmt}"'
-        return response
+        return labfile_download(lab=self.get_object(), fmt=fmt)
 
     @extend_schema(
         responses={200: PlanSerializer, 400: ERROR, 404: ERROR},
