@@ -143,10 +143,18 @@ class Session:
                 time.sleep(POLL)
 
     def close(self) -> None:
-        """End the session: the shell gets SIGHUP from its pty, the web side an empty frame."""
+        """End the session: the pty hangs up, so the shell (which leads its own session
+        inside the node) gets SIGHUP; the web side gets an empty frame."""
         if not self._ended.acquire(blocking=False):
             return
         self.closing.set()
+        # The pump may be in select() on the pty: let it leave before the fd is closed,
+        # or the number could be reused under it.
+        pump = self.threads[1]
+        if pump.is_alive() and pump is not threading.current_thread():
+            pump.join(timeout=2 * POLL)
+        with contextlib.suppress(OSError):
+            os.close(self.master)
         with contextlib.suppress(ProcessLookupError):
             os.killpg(self.proc.pid, signal.SIGHUP)
         try:
@@ -155,13 +163,6 @@ class Session:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.proc.pid, signal.SIGKILL)
             self.proc.wait()
-        # The pump may be in select() on the pty: let it leave before the fd is closed,
-        # or the number could be reused under it.
-        pump = self.threads[1]
-        if pump.is_alive() and pump is not threading.current_thread():
-            pump.join(timeout=2 * POLL)
-        with contextlib.suppress(OSError):
-            os.close(self.master)
         self._push(b"")
         log.info("terminal %s closed", self.session)
 
@@ -183,7 +184,9 @@ class Terminals:
                 return  # a duplicate delivery: the session already runs
             processes = Processes(self.data_dir / "bin" / "lminit", self.data_dir)
             env = {"HOSTNAME": spawn.hostname, **dict(spawn.environment)}
-            master, proc = processes.shell(pid, Cgroups().procs_files(spawn.cgroup), env)
+            master, proc = processes.shell(
+                pid, Cgroups().procs_files(spawn.cgroup), env, controlling_tty=True
+            )
             set_size(master, cols, rows)
             token = spawn.cgroup.split("/", 1)[0]
             opened = Session(self.client, session, token, (master, proc), self.idle)

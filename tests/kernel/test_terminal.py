@@ -81,6 +81,25 @@ def test_a_terminal_runs_commands_in_the_node_resizes_and_ends_on_an_empty_frame
     assert 0 < unread_ttl <= 3  # keys expire: nothing stays behind in Redis
 
 
+def test_ctrl_c_in_a_terminal_stops_the_command_and_keeps_the_shell(
+    build: Any,
+    terminals: Terminals,
+    redis_server: RedisServer,  # noqa: F811
+) -> None:
+    lab: Lab = build(NODE | {"networks": {"lan": {"driver": "bridge", "subnet": "10.246.0.0/24"}}})
+    in_key, _ = keys("s4")
+    open_shell(lab, terminals, "s4")
+    client = redis_server.client()
+
+    client.rpush(in_key, b"sleep 60; echo slept\n")
+    time.sleep(0.5)
+    client.rpush(in_key, b"\x03")
+    client.rpush(in_key, b"echo $((6*9))\n")
+
+    seen = read_until(redis_server, "s4", b"54", timeout=10)
+    assert b"\nslept" not in seen  # the command line is echoed; its output never came
+
+
 def test_an_idle_terminal_is_closed_and_the_shell_ends(
     build: Any,
     terminals: Terminals,
