@@ -166,6 +166,10 @@ def _string(field: Field, value: object) -> str:
         raise UnitError(f"{show_value(value)} is not a string{quote}")
     if "\0" in value:
         raise UnitError(f"{show_value(value)} contains a NUL character")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate, e.g. from a JSON "\ud800" escape
+        raise UnitError("the text is not valid Unicode (it holds a lone surrogate)") from None
     if field.pattern is not None and not re.fullmatch(field.pattern, value):
         raise UnitError(
             f"{show_value(value)} is not a valid {field.label or field.name} ({field.pattern_hint})"

@@ -55,6 +55,13 @@ def test_it_refuses_text_with_lone_surrogates() -> None:
     assert load_errors("name: \udc80") == ["the file is not valid Unicode text"]
 
 
+def test_it_refuses_a_lone_surrogate_escaped_in_json() -> None:
+    text = '{"labfile": 1, "name": "x", "description": "\\ud800"}'
+    assert load_errors(text) == [
+        "description: the text is not valid Unicode (it holds a lone surrogate)"
+    ]
+
+
 def test_it_refuses_a_document_that_is_not_a_mapping() -> None:
     assert load_errors("- labfile\n- 1\n") == [
         "the document is a list, not a mapping of keys (labfile, name, networks, nodes)"
