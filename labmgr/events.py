@@ -8,10 +8,12 @@ then rolls back.
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import os
+import threading
 from typing import Any, Literal, TypedDict
 
-from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.db import transaction
 
@@ -94,8 +96,32 @@ def _send(groups: list[str], event: Event) -> None:
     if layer is None:
         return
     message: dict[str, Any] = dict(event)
+    sending = asyncio.run_coroutine_threadsafe(_send_all(layer, groups, message), _loop())
+    try:
+        sending.result(timeout=SEND_TIMEOUT)
+    except Exception:  # a Redis restart must not fail the task that changed the state
+        sending.cancel()
+        log.warning("could not publish %s to %s", event["type"], groups, exc_info=True)
+
+
+async def _send_all(layer: Any, groups: list[str], message: dict[str, Any]) -> None:
     for group in groups:
-        try:
-            async_to_sync(layer.group_send)(group, message)
-        except Exception:  # a Redis restart must not fail the task that changed the state
-            log.warning("could not publish %s to %s", event["type"], group, exc_info=True)
+        await layer.group_send(group, message)
+
+
+SEND_TIMEOUT = 5.0  # seconds; past it the event is dropped and logged
+_publisher: tuple[int, asyncio.AbstractEventLoop] | None = None
+_publisher_lock = threading.Lock()
+
+
+def _loop() -> asyncio.AbstractEventLoop:
+    """This process's publishing loop, running in a thread of its own. The channel layer
+    keeps one Redis connection per loop: one long-lived loop publishes over one
+    connection, where a loop per event (async_to_sync) would connect every time."""
+    global _publisher
+    with _publisher_lock:
+        if _publisher is None or _publisher[0] != os.getpid():  # new, or forked
+            loop = asyncio.new_event_loop()
+            threading.Thread(target=loop.run_forever, name="events", daemon=True).start()
+            _publisher = (os.getpid(), loop)
+        return _publisher[1]
