@@ -297,7 +297,8 @@ class Executor:
         for offset, op in enumerate(spawns):
             process = nodes[op.node]
             result.nodes.append(NodeReport(op.node, process.pid, op.netns, ()))
-            self._report(plan, first + offset, "done", elapsed)
+            # The nodes started together: the run's time is counted once, not per node.
+            self._report(plan, first + offset, "done", elapsed if offset == 0 else 0.0)
 
     def _uid_slots(self, token: str, plan: ops.HostPlan, previous: Record | None) -> dict[str, int]:
         """Each user-namespaced node's outside uid base: kept across re-applies, else the

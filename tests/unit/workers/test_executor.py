@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -98,6 +99,25 @@ def test_it_reports_every_step_in_order(kernel: FakeKernel, tmp_path: Path) -> N
     assert [s.index for s in steps] == list(range(len(data["hosts"][0]["ops"])))
     assert steps[0].kind == "create_netns" and steps[0].target == "lm7-n0"
     assert steps[-1].kind == "spawn_node" and steps[-1].state == "done"
+
+
+class SlowStartDriver(FakeDriver):
+    def spawn_all(self, starts: Any, token: str) -> Any:
+        time.sleep(0.05)  # the three nodes start together in this time
+        return super().spawn_all(starts, token)
+
+
+def test_nodes_started_together_count_their_time_once(kernel: FakeKernel, tmp_path: Path) -> None:
+    steps: list[Step] = []
+    executor = Executor(
+        tmp_path, lambda: SlowStartDriver(kernel), facts=ALL_FACTS, progress=steps.append
+    )
+    began = time.monotonic()
+    executor.apply(plan_dict(), "local")
+    wall = time.monotonic() - began
+
+    assert sum(s.seconds for s in steps if s.kind == "spawn_node") >= 0.05
+    assert sum(s.seconds for s in steps) <= wall
 
 
 def test_reapplying_converges_and_keeps_running_nodes(kernel: FakeKernel, tmp_path: Path) -> None:
