@@ -53,7 +53,7 @@ def deployment_deploy(*, lab: Lab, actor: Any) -> Deployment:
             if active := lab.deployments.exclude(status__in=_not_active()).first():
                 raise _already_active(lab, active)
             deployment = deployment_create(lab=lab, owner=actor, host=host, labfile=labfile)
-            _check_features(host, deployment.plan)
+            _check_features(host, deployment)
             _send_apply(deployment, previous=None)
     except IntegrityError as exc:
         # Another request deployed the lab between the check and the insert.
@@ -104,7 +104,7 @@ def deployment_redeploy(*, deployment: Deployment, actor: Any) -> Deployment:
         _require_budget(actor, host, locked.lab, labfile)
         previous = locked.plan
         deployment_compile(deployment=locked, labfile=labfile)
-        _check_features(host, locked.plan)
+        _check_features(host, locked)
         locked.save(update_fields=["labfile", "plan", "indexes", "updated"])
         deployment_transition(deployment=locked, to=S.DEPLOYING, reason=f"redeploy by {actor}")
         _send_apply(locked, previous=previous)
@@ -232,8 +232,9 @@ def _choose_host(labfile: Labfile) -> Host:
     return host
 
 
-def _check_features(host: Host, plan: dict[str, Any]) -> None:
-    for host_plan in codec.plan_from_dict(plan).hosts:
+def _check_features(host: Host, deployment: Deployment) -> None:
+    plan = deployment.compiled or codec.plan_from_dict(deployment.plan)
+    for host_plan in plan.hosts:
         if missing := features.missing(host.facts or {}, host_plan):
             message = f"Host {host} lacks {', '.join(missing)}, which this lab needs."
             raise ApplicationError.for_field("host", message)

@@ -9,6 +9,7 @@ from django.db.models import Q
 from labmgr.deployments.choices import ACTIVE_STATES, DeploymentStatus, StepStatus
 from labmgr.hosts.models import Host
 from labmgr.labs.models import Lab
+from labplan.ops import Plan
 
 
 class Deployment(models.Model):
@@ -31,6 +32,9 @@ class Deployment(models.Model):
     # The index of each node and network the kernel names are made of, kept across
     # redeploys so that what stays keeps its names (labplan.compiler.Indexes).
     indexes = models.JSONField(default=dict, blank=True)
+    # The plan as labplan objects, set (not stored) when it is compiled in this process,
+    # so the control plane need not decode the JSON it has just written.
+    compiled: Plan | None = None
     # Numbers the jobs sent to the agent (apply, destroy), so its steps of one job are
     # told apart from the same steps of the next.
     job = models.PositiveIntegerField(default=0)

@@ -94,6 +94,7 @@ def deployment_compile(*, deployment: Deployment, labfile: Labfile) -> None:
     deployment.labfile = labfile_module.dump(labfile)
     deployment.plan = codec.plan_to_dict(plan)
     deployment.indexes = indexes.as_dict()
+    deployment.compiled = plan
 
 
 def _underlay(host: Host | None) -> dict[str, str]:

@@ -6,13 +6,13 @@ from __future__ import annotations
 from typing import Any
 
 from django.db.models import QuerySet
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from labmgr.deployments import lifecycle
+from labmgr.deployments import connectivity, lifecycle
 from labmgr.deployments.api.serializers import (
     DeploymentDetailSerializer,
     DeploymentSerializer,
@@ -23,6 +23,25 @@ from labmgr.deployments.models import Deployment
 from labmgr.deployments.selectors import deployment_list_visible
 
 ERROR = OpenApiResponse(description='`{"detail": "...", "errors": {"field.path": ["..."]}}`')
+PROBE = inline_serializer(
+    "ConnectivityProbe",
+    {
+        "src": serializers.CharField(),
+        "dst": serializers.CharField(),
+        "address": serializers.IPAddressField(protocol="IPv4"),
+        "network": serializers.CharField(),
+        "reachable": serializers.BooleanField(),
+        "expected": serializers.BooleanField(),
+    },
+)
+CONNECTIVITY = inline_serializer(
+    "ConnectivityReport",
+    {
+        "deployment": serializers.IntegerField(),
+        "nodes": serializers.ListField(child=serializers.CharField()),
+        "probes": serializers.ListField(child=PROBE),
+    },
+)
 ACTION_RESPONSES = {202: DeploymentDetailSerializer, 403: ERROR, 404: ERROR, 409: ERROR}
 
 
@@ -90,3 +109,25 @@ class DeploymentViewSet(viewsets.ReadOnlyModelViewSet):
             timeout=data["timeout"],
         )
         return Response(outcome)
+
+    @extend_schema(
+        request=None,
+        responses={
+            200: CONNECTIVITY,
+            400: ERROR,
+            403: ERROR,
+            404: ERROR,
+            409: ERROR,
+            502: ERROR,
+            504: ERROR,
+        },
+        description="Ping every address of every other node from each node of the running "
+        "deployment (labs of at most 20 nodes) and say, for each probe, whether it answered "
+        "and whether the lab's networks lead to expect it.",
+    )
+    @action(detail=True, methods=["post"])
+    def connectivity(self, request: Request, pk: str | None = None) -> Response:
+        report = connectivity.deployment_connectivity(
+            deployment=self.get_object(), actor=request.user
+        )
+        return Response(report)
