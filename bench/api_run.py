@@ -3,12 +3,13 @@ Celery over Redis -> host agent -> reports -> RUNNING in the database.
 
 Starts its own stack in a temporary directory: a private redis-server, a SQLite database
 with an admin and a token, the Celery control worker, a host agent and uvicorn; stops
-it all at the end. The timed span of a deploy is from the POST to the moment the API
-shows the deployment running; of a destroy, from the POST to "destroyed".
+it all at the end. The timed span of a deploy is from the POST to the moment the lab's
+websocket says the deployment is running; of a destroy, from the POST to "destroyed".
 """
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -20,10 +21,11 @@ from pathlib import Path
 from typing import Any
 
 import requests
+from websockets.sync.client import ClientConnection, connect
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
-POLL = 0.01  # seconds between two looks at the deployment
+POLL = 0.01  # seconds between two looks while the stack starts
 FIRST_DEPLOYMENT = 991_000
 
 
@@ -77,13 +79,21 @@ class ApiStack:
             f"('deployments_deployment', {FIRST_DEPLOYMENT - 1})\")\n"
             "from django.contrib.auth.models import User\n"
             "from rest_framework.authtoken.models import Token\n"
+            "from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY\n"
+            "from django.contrib.sessions.backends.db import SessionStore\n"
             "u = User.objects.create_superuser('bench', 'bench@example.org', 'unused-Pa55')\n"
-            "print(Token.objects.create(user=u).key)\n"
+            "s = SessionStore()\n"
+            "s[SESSION_KEY] = str(u.pk)\n"
+            "s[BACKEND_SESSION_KEY] = 'django.contrib.auth.backends.ModelBackend'\n"
+            "s[HASH_SESSION_KEY] = u.get_session_auth_hash()\n"
+            "s.create()\n"
+            "print(Token.objects.create(user=u).key, s.session_key)\n"
         )
         out = subprocess.run([*manage, "shell", "-c", script], env=self.env, check=True,
                              capture_output=True, text=True).stdout  # fmt: skip
+        token, self.session_key = out.split()[-2:]
         self.session = requests.Session()
-        self.session.headers["Authorization"] = f"Token {out.split()[-1]}"
+        self.session.headers["Authorization"] = f"Token {token}"
         celery = [str(BIN / "celery"), "-A", "labmgr.celery"]
         self._start([*celery, "worker", "-Q", "control", "-n", f"bench-{os.getpid()}@%h",
                      "--concurrency", "1", "--loglevel", "WARNING"])  # fmt: skip
@@ -109,27 +119,40 @@ class ApiStack:
         response.raise_for_status()
         return int(response.json()["id"])
 
-    def _until(self, deployment: int, wanted: str, timeout: float) -> None:
-        url = f"{self.base}/api/deployments/{deployment}/"
+    def _events(self, lab: int) -> ClientConnection:
+        """The lab's event stream, as a browser follows it: the status arrives when the
+        control plane has stored it, with no polling load on the machine."""
+        return connect(
+            f"{self.base.replace('http', 'ws', 1)}/ws/labs/{lab}/",
+            additional_headers={"Cookie": f"sessionid={self.session_key}", "Origin": self.base},
+            open_timeout=10,
+        )
 
-        def reached() -> bool:
-            status = self.session.get(url, timeout=10).json()["status"]
-            if status == "failed":
+    def _until(self, events: ClientConnection, deployment: int, wanted: str) -> None:
+        deadline = time.monotonic() + 600
+        while time.monotonic() < deadline:
+            event = json.loads(events.recv(timeout=deadline - time.monotonic()))
+            if event.get("type") != "deployment.status" or event["deployment"] != deployment:
+                continue
+            if event["status"] == "failed":
                 raise SystemExit(f"bench: deployment {deployment} failed (logs in {self.work})")
-            return bool(status == wanted)
-
-        _wait(f"deployment {deployment} to be {wanted}", reached, timeout)
+            if event["status"] == wanted:
+                return
+        raise SystemExit(f"bench: timed out waiting for deployment {deployment} to be {wanted}")
 
     def deploy(self, lab: int) -> int:
-        response = self.session.post(f"{self.base}/api/labs/{lab}/deploy", timeout=60)
-        response.raise_for_status()
-        deployment = int(response.json()["id"])
-        self._until(deployment, "running", timeout=600)
+        with self._events(lab) as events:
+            response = self.session.post(f"{self.base}/api/labs/{lab}/deploy", timeout=60)
+            response.raise_for_status()
+            deployment = int(response.json()["id"])
+            self._until(events, deployment, "running")
         return deployment
 
     def destroy(self, lab: int, deployment: int) -> None:
-        self.session.post(f"{self.base}/api/labs/{lab}/destroy", timeout=60).raise_for_status()
-        self._until(deployment, "destroyed", timeout=600)
+        with self._events(lab) as events:
+            url = f"{self.base}/api/labs/{lab}/destroy"
+            self.session.post(url, timeout=60).raise_for_status()
+            self._until(events, deployment, "destroyed")
 
     def stop(self) -> None:
         for process in reversed(self.processes):
