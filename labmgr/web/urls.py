@@ -3,7 +3,7 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from labmgr.web import views
+from labmgr.web import calendar, views
 
 urlpatterns = [
     path("", views.dashboard, name="home"),
@@ -24,5 +24,7 @@ urlpatterns = [
     path("labs/<int:pk>/terminals/", views.lab_terminals, name="web-lab-terminals"),
     path("labs/<int:pk>/delete", views.lab_delete, name="web-lab-delete"),
     path("drafts/<int:pk>/", views.draft_edit, name="web-draft"),
+    path("calendar/", calendar.calendar_home, name="web-calendar-home"),
+    path("calendar/<int:pk>/", calendar.host_calendar, name="web-calendar"),
     path("drafts/<int:pk>/discard", views.draft_discard, name="web-draft-discard"),
 ]

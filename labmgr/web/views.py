@@ -20,8 +20,9 @@ from labmgr.errors import ApplicationError
 from labmgr.labs import selectors as lab_selectors
 from labmgr.labs import services as lab_services
 from labmgr.labs.models import Lab
+from labmgr.reservations import clock
+from labmgr.web import calendar, selectors, services
 from labmgr.web import examples as example_store
-from labmgr.web import selectors, services
 from labmgr.web.forms import EditorForm, ImportForm
 from labmgr.web.models import LabDraft
 
@@ -68,6 +69,8 @@ def dashboard(request: HttpRequest) -> HttpResponse:
             "new_drafts": selectors.dashboard_new_drafts(user=request.user),
             "hosts": selectors.dashboard_hosts(),
             "deployments": selectors.recent_deployments(user=request.user),
+            "reservations": calendar.my_reservations(user=request.user),
+            "now": clock.now(),
             "nav": "dashboard",
         },
     )
