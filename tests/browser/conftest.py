@@ -61,8 +61,14 @@ def _wait_until_up(url: str, server: subprocess.Popen[bytes], log: Path) -> None
 
 
 @pytest.fixture(scope="session")
-def live_server_url() -> Iterator[str]:
+def server_data() -> Iterator[Path]:
+    """The live server's data directory: its own SQLite file."""
     data = Path(tempfile.mkdtemp(prefix="labmgr-browser-"))
+    yield data
+    shutil.rmtree(data, ignore_errors=True)
+
+
+def _server_env(data: Path) -> dict[str, str]:
     env = {
         **os.environ,
         "LABMGR_DATA_DIR": str(data),
@@ -70,6 +76,24 @@ def live_server_url() -> Iterator[str]:
         "DJANGO_SETTINGS_MODULE": "labmgr.settings",
     }
     env.pop("DATABASE_URL", None)  # always a fresh SQLite file of our own
+    return env
+
+
+@pytest.fixture(scope="session")
+def manage_shell(server_data: Path) -> Callable[[str], None]:
+    """Run Python in `manage.py shell` against the live server's database."""
+
+    def run(code: str) -> None:
+        argv = [sys.executable, str(REPO / "manage.py"), "shell", "-v", "0", "-c", code]
+        subprocess.run(argv, env=_server_env(server_data), check=True, cwd=REPO)
+
+    return run
+
+
+@pytest.fixture(scope="session")
+def live_server_url(server_data: Path) -> Iterator[str]:
+    data = server_data
+    env = _server_env(data)
     manage = [sys.executable, str(REPO / "manage.py")]
     subprocess.run([*manage, "migrate", "--no-input", "-v", "0"], env=env, check=True, cwd=REPO)
     create = "; ".join(
@@ -101,7 +125,6 @@ def live_server_url() -> Iterator[str]:
             server.wait(timeout=10)
         except subprocess.TimeoutExpired:
             server.kill()
-        shutil.rmtree(data, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

@@ -4,10 +4,7 @@ window in the way when booking over it. The dashboard counts down to the booking
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
-import sys
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -15,46 +12,22 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.browser.conftest import REPO
-
 Shot = Callable[[Page, str], Path]
 Login = Callable[[str], Page]
 HOST = "lab-server"
 
 
-def _data_dir(live_server_url: str) -> Path:
-    """The live server's data directory: the one whose log names its port."""
-    port = live_server_url.rsplit(":", 1)[1]
-    for log in Path("/tmp").glob("labmgr-browser-*/server.log"):
-        if f":{port}" in log.read_text(errors="replace"):
-            return log.parent
-    raise RuntimeError(f"no server log names port {port}")
-
-
-def _shell(live_server_url: str, code: str) -> None:
-    env = {
-        **os.environ,
-        "LABMGR_DATA_DIR": str(_data_dir(live_server_url)),
-        "LABMGR_CHANNEL_LAYER": "memory",
-    }
-    env.pop("DATABASE_URL", None)
-    manage = [sys.executable, str(REPO / "manage.py"), "shell", "-v", "0", "-c", code]
-    subprocess.run(manage, env=env, check=True, cwd=REPO, capture_output=True)
-
-
 @pytest.fixture(scope="module")
-def host(live_server_url: str) -> Iterator[str]:
+def host(live_server_url: str, manage_shell: Callable[[str], None]) -> Iterator[str]:
     """A host with capacity in the live server's database (no agent runs here); gone
     afterwards, with its bookings, so the other pages' tests still find no host."""
-    _shell(
-        live_server_url,
+    manage_shell(
         "from labmgr.hosts.models import Host; "
         f"Host.objects.get_or_create(name={HOST!r}, defaults=dict(slug={HOST!r}, "
         "status='online', cpus=4, memory=8 * 2**30, pids=1000))",
     )
     yield HOST
-    _shell(
-        live_server_url,
+    manage_shell(
         "from labmgr.reservations.models import Reservation; "
         "from labmgr.hosts.models import Host; "
         f"Reservation.objects.filter(host__name={HOST!r}).delete(); "
