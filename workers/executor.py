@@ -5,10 +5,15 @@ checked against the host's facts so a plan needing a missing feature is refused 
 anything is created. Every op is idempotent, so re-applying after a crash converges; a
 failed apply is rolled back, and `destroy` works on half-built or already-gone labs
 because it finds objects by their names, not only through the journal.
+
+An apply may come with a reservation's budget (docs/messages.md): the deployment's cgroup
+is then put in the reservation's (`labmgr/r<id>/<token>`), which holds the share, and the
+journal says so. The reservation's cgroup goes with its last lab.
 """
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -20,9 +25,16 @@ from labplan.errors import LabfileError
 from workers import facts as host_facts
 from workers.driver import Driver, Interface
 from workers.journal import Journal, Record
+from workers.kernel.cgroups import Budget, is_reservation_cgroup
 from workers.kernel.processes import NodeProcess, SpawnError, uid_base
 
 MAX_UID_SLOTS = 65_000  # 100000 + 65536 * slot stays below 2**32
+# Bounds a budget must lie within: a CPU quota of at least the kernel's 1 ms per 100 ms
+# period; memory of at least 1 MiB, below what cgroups can count; pids within pid_max.
+BUDGET_CPUS = (0.01, 65_536.0)
+BUDGET_MEMORY = (1 << 20, 1 << 62)
+BUDGET_PIDS = (1, 1 << 22)
+MAX_RESERVATION = (1 << 53) - 1
 
 
 @dataclass(frozen=True)
@@ -66,6 +78,11 @@ class RefusedError(ApplyError):
         super().__init__("this host lacks: " + ", ".join(missing))
 
 
+class MoveRefusedError(ApplyError):
+    """A running deployment was asked to go into another reservation's cgroup (or out of
+    its own); nothing was changed."""
+
+
 Progress = Callable[[Step], None]
 
 
@@ -75,6 +92,58 @@ def decode(plan_data: object) -> ops.Plan:
         return codec.plan_from_dict(plan_data)
     except LabfileError as exc:
         raise ApplyError(f"the plan is invalid:\n{exc}") from exc
+
+
+def decode_budget(data: object) -> Budget | None:
+    """The reservation's share an apply carries, checked at the privilege boundary: an
+    integer id, each bound null or a number in range, nothing else. `cgroup`, when sent,
+    must be the name the agent derives from the id (a path is never taken from a message)."""
+    if data is None:
+        return None
+    if not isinstance(data, dict):
+        raise ApplyError("the budget is invalid: not an object")
+    errors: list[str] = []
+    unknown = sorted(set(data) - {"reservation", "cgroup", "cpus", "memory", "pids"})
+    if unknown:
+        errors.append(f"unknown fields {', '.join(map(str, unknown))}")
+    given = data.get("reservation")
+    reservation = given if isinstance(given, int) and not isinstance(given, bool) else None
+    if reservation is None or not 1 <= reservation <= MAX_RESERVATION:
+        errors.append(f"reservation: an integer id is needed, not {given!r}")
+        reservation = None
+    cpus = data.get("cpus")
+    if cpus is not None and not (
+        isinstance(cpus, int | float)
+        and not isinstance(cpus, bool)
+        and math.isfinite(cpus)
+        and BUDGET_CPUS[0] <= cpus <= BUDGET_CPUS[1]
+    ):
+        errors.append(f"cpus: null or a number from {BUDGET_CPUS[0]} to {BUDGET_CPUS[1]:g}")
+    for kind, (low, high) in (("memory", BUDGET_MEMORY), ("pids", BUDGET_PIDS)):
+        value = data.get(kind)
+        if value is not None and not (_is_int(value) and low <= value <= high):
+            errors.append(f"{kind}: null or an integer from {low} to {high}")
+    if reservation is not None and "cgroup" in data:
+        expected = Budget(reservation).cgroup
+        if data["cgroup"] != expected:
+            errors.append(f"cgroup: {data['cgroup']!r} is not {expected!r}")
+    if errors or reservation is None:
+        raise ApplyError("the budget is invalid: " + "; ".join(errors))
+    return Budget(
+        reservation,
+        float(cpus) if cpus is not None else None,
+        data.get("memory"),
+        data.get("pids"),
+    )
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def deployment_cgroup(token: str, budget: Budget | None) -> str:
+    """Where a deployment's cgroup goes below the `labmgr` parent."""
+    return f"{budget.cgroup}/{token}" if budget is not None else token
 
 
 def target_of(op: ops.Op) -> str:
@@ -134,37 +203,59 @@ class Executor:
         """A driver session for work beside the executor's own jobs; the caller closes it."""
         return self._driver_factory()
 
-    def apply(self, plan_data: object, host: str) -> ApplyResult:
-        """Decode, check and apply this host's part of a plan (a codec dict)."""
-        return self.apply_decoded(decode(plan_data), plan_data, host)
+    def apply(self, plan_data: object, host: str, budget: object = None) -> ApplyResult:
+        """Decode, check and apply this host's part of a plan (a codec dict), inside the
+        reservation's budget if one is given (its message form)."""
+        return self.apply_decoded(decode(plan_data), plan_data, host, decode_budget(budget))
 
-    def apply_decoded(self, plan: ops.Plan, plan_data: object, host: str) -> ApplyResult:
-        """`apply` for a caller that has already decoded `plan_data` into `plan`."""
+    def apply_decoded(
+        self, plan: ops.Plan, plan_data: object, host: str, budget: Budget | None = None
+    ) -> ApplyResult:
+        """`apply` for a caller that has already decoded `plan_data` and the budget."""
         host_plan = plan.for_host(host)
         if host_plan is None:
             raise ApplyError(f"the plan has nothing for host {host!r}")
         missing = host_facts.check_plan(self.facts, host_plan)
         if missing:
             raise RefusedError(missing)
-        return self._apply(plan.lab, host_plan, plan_data)
+        self.check_move(host_plan.deployment, budget)
+        return self._apply(plan.lab, host_plan, plan_data, budget)
 
-    def _apply(self, lab: str, plan: ops.HostPlan, plan_data: object) -> ApplyResult:
+    def check_move(self, token: str, budget: Budget | None) -> None:
+        """Refuse to apply a deployment inside another cgroup than the one it runs in: a
+        running node's processes cannot follow its cgroup elsewhere."""
+        record = self.journal.read(token)
+        wanted = deployment_cgroup(token, budget)
+        if record is not None and "plan" in record.header and record.cgroup != wanted:
+            where = record.reservation_cgroup
+            now = f"reservation cgroup {where}" if where else "no reservation"
+            then = f"reservation cgroup {budget.cgroup}" if budget else "no reservation"
+            raise MoveRefusedError(
+                f"{token} runs in {now}, not {then}; destroy and deploy it again to move it"
+            )
+
+    def _apply(
+        self, lab: str, plan: ops.HostPlan, plan_data: object, budget: Budget | None
+    ) -> ApplyResult:
         started = time.monotonic()
         token = plan.deployment
         previous = self.journal.read(token)
         slots = self._uid_slots(token, plan, previous)
-        self.journal.append(
-            token,
-            {"token": token, "lab": lab, "host": plan.host, "group": plan.group, "plan": plan_data},
-        )
+        header = {"token": token, "lab": lab, "host": plan.host, "group": plan.group}
+        if budget is not None:
+            header |= {"budget": budget.to_dict(), "cgroup": deployment_cgroup(token, budget)}
+        self.journal.append(token, {**header, "plan": plan_data})
         driver = self._driver_factory()
         result = ApplyResult(token, lab, plan.host, 0.0)
         try:
+            if budget is not None:
+                self._place(driver, token, budget)
             self._run_all(driver, plan, previous, slots, result)
             self.journal.append(token, {"state": "applied"})
         except Exception as exc:
             self.journal.append(token, {"state": "failed", "error": str(exc)})
-            self._teardown(driver, token, plan.group, report=self._rolled_back)
+            cgroup = deployment_cgroup(token, budget)
+            self._teardown(driver, token, plan.group, self._rolled_back, cgroup)
             self.journal.remove(token)
             raise ApplyError(
                 f"{type(exc).__name__}: {exc}; the deployment was rolled back"
@@ -174,6 +265,16 @@ class Executor:
             driver.close()
         result.seconds = time.monotonic() - started
         return result
+
+    @staticmethod
+    def _place(driver: Driver, token: str, budget: Budget) -> None:
+        """The reservation's cgroup with its share written (again: a share may have
+        changed), then the deployment's inside it, before any node cgroup: those are
+        found below wherever the deployment's is."""
+        driver.ensure_cgroup(budget.cgroup)
+        for key, value in budget.limits():
+            driver.set_cgroup_limit(budget.cgroup, key, value)
+        driver.ensure_cgroup(deployment_cgroup(token, budget))
 
     def _run_all(
         self,
@@ -342,28 +443,46 @@ class Executor:
         removed: list[str] = []
         driver = self._driver_factory()
         try:
-            self._teardown(driver, token, int(group), report=removed.append)
+            cgroup = record.cgroup if record else self._found_cgroup(driver, token)
+            self._teardown(driver, token, int(group), removed.append, cgroup)
         finally:
             driver.close()
         if self.journal.remove(token):
             removed.append(f"journal {token}")
         return removed
 
+    @staticmethod
+    def _found_cgroup(driver: Driver, token: str) -> str:
+        """Where a deployment without a journal has its cgroup: inside a reservation's
+        if one holds it, else under the parent."""
+        inside = [c for c in driver.cgroup_children() if c.rpartition("/")[2] == token]
+        return next((c for c in inside if "/" in c), token)
+
     def _teardown(
-        self, driver: Driver, token: str, group: int, report: Callable[[str], None]
+        self,
+        driver: Driver,
+        token: str,
+        group: int,
+        report: Callable[[str], None],
+        cgroup: str | None = None,
     ) -> None:
-        """Reverse of the build: processes, firewall, host links, namespaces, cgroups,
-        files. Each step accepts "already gone"."""
+        """Reverse of the build: processes, firewall, host links, namespaces, cgroups
+        (the reservation's too when this was its last lab), files. Each step accepts
+        "already gone"."""
+        cgroup = cgroup or token
         # Processes die and cgroups go while links and namespaces go.
-        driver.start_removing_cgroup(token)
+        driver.start_removing_cgroup(cgroup)
         try:
             self._remove_network(driver, token, group, report)
         finally:
-            killed, removed = driver.finish_removing_cgroup(token)
+            killed, removed = driver.finish_removing_cgroup(cgroup)
         if killed:
-            report(f"{killed} processes in cgroup {token}")
+            report(f"{killed} processes in cgroup {cgroup}")
         if removed:
-            report(f"cgroup {token}")
+            report(f"cgroup {cgroup}")
+        holder = cgroup.rpartition("/")[0]
+        if holder and driver.remove_cgroup(holder):  # only when no lab is left in it
+            report(f"cgroup {holder}")
         if driver.remove_files(token):
             report(f"files of {token}")
 
@@ -394,6 +513,20 @@ class Executor:
         removed: list[str] = []
         for token in sorted(self.found_tokens() - keep):
             removed.extend(self.destroy(token))
+        removed.extend(self._sweep_reservations())
+        return removed
+
+    def _sweep_reservations(self) -> list[str]:
+        """Remove the reservations' cgroups no lab is left in (a crash between a lab's
+        cgroup and its reservation's); one still holding a lab is kept."""
+        removed: list[str] = []
+        driver = self._driver_factory()
+        try:
+            for name in driver.cgroup_children():
+                if is_reservation_cgroup(name) and driver.remove_cgroup(name):
+                    removed.append(f"cgroup {name}")
+        finally:
+            driver.close()
         return removed
 
     def found_tokens(self) -> set[str]:
@@ -408,7 +541,8 @@ class Executor:
                     names.append(name)
                 if alias and alias.startswith(naming.ALIAS_PREFIX):
                     names.append(alias.removeprefix(naming.ALIAS_PREFIX))
-            names += driver.cgroup_children()
+            # Deployments inside a reservation's cgroup are listed as "r5/lm1".
+            names += [c.rpartition("/")[2] for c in driver.cgroup_children()]
             names += driver.firewall_tables()
         finally:
             driver.close()

@@ -3,7 +3,10 @@
 It keeps the objects a real kernel would (namespaces, links with group and alias,
 cgroups with limits, firewall tables, node processes) and enforces the same rules the
 executor relies on: a veth needs its peer's namespace, an address needs its link,
-deleting a namespace deletes the links in it, deleting a veth end deletes its peer.
+deleting a namespace deletes the links in it, deleting a veth end deletes its peer. Like
+the real `Cgroups`, a plan's node cgroup ("lm1/n0") is found inside the reservation's
+cgroup that holds its deployment ("r5/lm1/n0"), and a reservation's cgroup is removed
+only when no lab is left in it.
 `fail_at` makes the n-th driver call raise, to test rollback.
 """
 
@@ -14,6 +17,7 @@ from dataclasses import dataclass, field
 
 from labplan import ops
 from workers.driver import Interface
+from workers.kernel.cgroups import is_reservation_cgroup
 from workers.kernel.processes import NodeProcess, SpawnError
 
 
@@ -105,19 +109,32 @@ class FakeDriver:
             if ns == netns
         ]
 
+    def _resolve(self, rel: str) -> str:
+        token, _, _ = rel.partition("/")
+        if is_reservation_cgroup(token) or token in self.k.cgroups:
+            return rel
+        for cgroup in sorted(self.k.cgroups):
+            holder, _, name = cgroup.partition("/")
+            if is_reservation_cgroup(holder) and name == token:
+                return f"{holder}/{rel}"
+        return rel
+
     def ensure_cgroup(self, rel: str) -> bool:
         self._call()
+        rel = self._resolve(rel)
         created = rel not in self.k.cgroups
         self.k.cgroups.setdefault(rel, {})
         return created
 
     def set_cgroup_limit(self, rel: str, key: str, value: str) -> None:
         self._call()
+        rel = self._resolve(rel)
         if rel not in self.k.cgroups:
             raise FakeKernelError(f"no cgroup {rel}")
         self.k.cgroups[rel][key] = value
 
     def kill_cgroup(self, rel: str) -> int:
+        rel = self._resolve(rel)
         doomed = [
             pid
             for pid, (cg, _) in self.k.processes.items()
@@ -134,7 +151,10 @@ class FakeDriver:
         return self._removals.pop(rel, (0, False))
 
     def remove_cgroup(self, rel: str) -> bool:
+        rel = self._resolve(rel)
         doomed = [c for c in self.k.cgroups if c == rel or c.startswith(rel + "/")]
+        if is_reservation_cgroup(rel) and len(doomed) > 1:
+            return False  # a lab is left in it
         if any(cg in doomed for cg, _ in self.k.processes.values()):
             raise FakeKernelError(f"cgroup {rel} is busy")
         for c in doomed:
@@ -142,7 +162,9 @@ class FakeDriver:
         return bool(doomed)
 
     def cgroup_children(self) -> list[str]:
-        return sorted({c.split("/")[0] for c in self.k.cgroups})
+        names = {c.split("/")[0] for c in self.k.cgroups}
+        names |= {"/".join(c.split("/")[:2]) for c in self.k.cgroups if c.count("/") >= 1}
+        return sorted(n for n in names if "/" not in n or is_reservation_cgroup(n.split("/")[0]))
 
     def _add_link(self, link: FakeLink) -> bool:
         self._call()
@@ -258,12 +280,13 @@ class FakeDriver:
 
     def _spawn(self, op: ops.SpawnNode, token: str, uid_base: int | None) -> NodeProcess:
         self._call()
-        if op.cgroup not in self.k.cgroups:
+        cgroup = self._resolve(op.cgroup)
+        if cgroup not in self.k.cgroups:
             raise SpawnError(op.node, f"no cgroup {op.cgroup}")
         if op.netns is not None and op.netns not in self.k.netns:
             raise SpawnError(op.node, f"no netns {op.netns}")
         self.k.next_pid += 1
-        self.k.processes[self.k.next_pid] = (op.cgroup, uid_base)
+        self.k.processes[self.k.next_pid] = (cgroup, uid_base)
         self.k.files.add(token)
         return NodeProcess(self.k.next_pid, self.k.next_pid * 10)
 

@@ -3,8 +3,10 @@ one JSON object per line, appended as the job goes, so a crash loses at most the
 being written. It also serves as the local index from lab name to token.
 
 Lines: a header `{"token", "lab", "host", "group", "root_netns", "plan"}` (again on each
-re-apply), `{"op": i, "kind": k}` before op i runs, `{"node": name, "pid", "start",
-"uid_base"}` once a node runs, and `{"state": "applied" | "failed", ...}` at the end.
+re-apply; with `"budget"` and `"cgroup"`, where the deployment's cgroup was put below the
+`labmgr` parent, "r5/lm1", when it runs inside a reservation), `{"op": i, "kind": k}`
+before op i runs, `{"node": name, "pid", "start", "uid_base"}` once a node runs, and
+`{"state": "applied" | "failed", ...}` at the end.
 """
 
 from __future__ import annotations
@@ -33,6 +35,29 @@ class Record:
     @property
     def lab(self) -> str:
         return str(self.header.get("lab", ""))
+
+    @property
+    def cgroup(self) -> str:
+        """The deployment's cgroup below the `labmgr` parent: "lm1", or "r5/lm1" inside
+        reservation 5."""
+        return str(self.header.get("cgroup") or self.token)
+
+    @property
+    def reservation_cgroup(self) -> str | None:
+        """The reservation's cgroup holding the deployment's ("r5"), if any."""
+        holder, _, rest = self.cgroup.rpartition("/")
+        return holder if holder and rest == self.token else None
+
+    @property
+    def budget(self) -> dict[str, Any] | None:
+        """The reservation's share the deployment was applied with, as sent."""
+        budget = self.header.get("budget")
+        return dict(budget) if isinstance(budget, dict) else None
+
+    def node_cgroup(self, rel: str) -> str:
+        """A plan's node cgroup ("lm1/n0") where it is on the host ("r5/lm1/n0")."""
+        holder = self.reservation_cgroup
+        return f"{holder}/{rel}" if holder and rel.startswith(self.token + "/") else rel
 
 
 class Journal:

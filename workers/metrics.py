@@ -54,9 +54,16 @@ class NodeFiles:
 
 
 def node_files(
-    layout: CgroupLayout, token: str, spawn: ops.SpawnNode, pid: int, start: int
+    layout: CgroupLayout,
+    token: str,
+    spawn: ops.SpawnNode,
+    pid: int,
+    start: int,
+    rel: str | None = None,
 ) -> NodeFiles:
-    rel = spawn.cgroup
+    """The counters of a node whose cgroup is `rel` below the parent (the plan's name
+    unless the journal put the deployment inside a reservation's cgroup)."""
+    rel = rel or spawn.cgroup
     if layout.mode == "v2" and layout.unified is not None:
         d = layout.unified / PARENT / rel
         return NodeFiles(
@@ -207,7 +214,10 @@ class Sampler:
             for op in plan.ops if plan else ():
                 process = record.nodes.get(op.node) if isinstance(op, ops.SpawnNode) else None
                 if isinstance(op, ops.SpawnNode) and process is not None:
-                    found.append(node_files(self.layout, token, op, process.pid, process.start))
+                    rel = record.node_cgroup(op.cgroup)
+                    found.append(
+                        node_files(self.layout, token, op, process.pid, process.start, rel)
+                    )
         return found
 
     def sample(self) -> list[dict[str, Any]]:

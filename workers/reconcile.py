@@ -46,7 +46,12 @@ def reconcile_on_start(agent: Agent) -> list[str]:
             agent.executor.destroy(token)  # a journal cut before its header: nothing to keep
             continue
         log.info("reconcile: converging %s, left %s", token, record.state)
-        kwargs = {"deployment": deployment, "plan": record.header["plan"], "previous": None}
+        kwargs = {
+            "deployment": deployment,
+            "plan": record.header["plan"],
+            "previous": None,
+            "budget": record.budget,  # back into the reservation's cgroup it was put in
+        }
         agent.run(None, "apply", kwargs)
         done.append(f"apply {token} converged")
     return done

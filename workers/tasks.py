@@ -18,7 +18,15 @@ from typing import Any, Protocol
 from labplan import naming, ops
 from workers import capture, config
 from workers.diff import HostDiff, diff, prune
-from workers.executor import ApplyError, Executor, NodeReport, RefusedError, decode
+from workers.executor import (
+    ApplyError,
+    Executor,
+    MoveRefusedError,
+    NodeReport,
+    RefusedError,
+    decode,
+    decode_budget,
+)
 from workers.kernel.cgroups import Cgroups
 from workers.kernel.processes import Processes
 from workers.observe import interfaces_of
@@ -102,10 +110,14 @@ class Agent:
         deployment: int,
         plan: dict[str, Any],
         previous: dict[str, Any] | None = None,
+        budget: dict[str, Any] | None = None,
     ) -> None:
         try:
             decoded = decode(plan)
             host_plan = self._host_plan(decoded, deployment)
+            share = decode_budget(budget)
+            # Before a redeploy prunes anything: a deployment cannot change cgroup.
+            self.executor.check_move(host_plan.deployment, share)
         except ApplyError as exc:
             reporter.result(deployment, "apply", False, str(exc))
             return
@@ -120,9 +132,9 @@ class Agent:
             if change is not None:
                 self._prune(steps, token, change)
             self.executor.progress = steps
-            result = self.executor.apply_decoded(decoded, plan, self.host)
+            result = self.executor.apply_decoded(decoded, plan, self.host, share)
         except ApplyError as exc:
-            if not isinstance(exc, RefusedError):
+            if not isinstance(exc, RefusedError | MoveRefusedError):
                 steps.rolled_back(str(exc))
             reporter.result(deployment, "apply", False, str(exc))
             return

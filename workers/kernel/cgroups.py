@@ -3,6 +3,11 @@ written then read back (v2 keys translated to v1 files), and killing a cgroup's 
 
 Plans speak cgroup v2 (`memory.max`, `cpu.max`, ...). On a v1/hybrid host a node cgroup
 is one directory per managed v1 hierarchy, and each v2 key maps to its v1 file(s).
+
+A deployment's cgroup is `labmgr/<token>`, or `labmgr/r<id>/<token>` when it runs inside
+a reservation: `r<id>` holds the reservation's share (a `Budget`), so the kernel bounds
+all its labs together. Plans name node cgroups without that level ("lm1/n0"); `Cgroups`
+finds where the token lives, so every caller keeps using the plan's names.
 """
 
 from __future__ import annotations
@@ -16,7 +21,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from labplan import naming
+
 PARENT = "labmgr"
+RESERVATION_PREFIX = "r"  # no deployment token ("lm...") can take such a name
+CPU_PERIOD = 100_000  # microseconds, the kernel's default period
 MOUNTINFO = Path("/proc/self/mountinfo")
 # v1 controllers a node cgroup lives in: the limits' controllers plus accounting and the
 # freezer, which teardown uses to stop every process before killing it.
@@ -27,6 +36,50 @@ V1_UNLIMITED = "-1"
 
 class CgroupError(Exception):
     """A limit could not be written or did not read back as written."""
+
+
+def reservation_cgroup(reservation: int) -> str:
+    """The parent cgroup (below `labmgr`) of the labs deployed in a reservation."""
+    return RESERVATION_PREFIX + naming.base36(reservation)
+
+
+def is_reservation_cgroup(name: str) -> bool:
+    """Whether a name below `labmgr` is a reservation's parent cgroup."""
+    rest = name.removeprefix(RESERVATION_PREFIX)
+    return name != rest and rest.isalnum() and rest.isascii() and rest == rest.lower()
+
+
+@dataclass(frozen=True)
+class Budget:
+    """A reservation's share as the kernel enforces it on `r<id>`: CPUs (a quota per
+    period), bytes of memory, processes; None in a kind means no bound of that kind."""
+
+    reservation: int
+    cpus: float | None = None
+    memory: int | None = None
+    pids: int | None = None
+
+    @property
+    def cgroup(self) -> str:
+        return reservation_cgroup(self.reservation)
+
+    def limits(self) -> list[tuple[str, str]]:
+        """The v2 keys and values written on the reservation's cgroup, "max" for no bound
+        (so a share that drops a bound on a re-apply loses it in the kernel too)."""
+        cpu = "max" if self.cpus is None else str(round(self.cpus * CPU_PERIOD))
+        return [
+            ("cpu.max", f"{cpu} {CPU_PERIOD}"),
+            ("memory.max", "max" if self.memory is None else str(self.memory)),
+            ("pids.max", "max" if self.pids is None else str(self.pids)),
+        ]
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "reservation": self.reservation,
+            "cpus": self.cpus,
+            "memory": self.memory,
+            "pids": self.pids,
+        }
 
 
 @dataclass(frozen=True)
@@ -146,9 +199,43 @@ class Cgroups:
         self.layout = layout or detect_layout()
         self._memory_max: dict[str, str] = {}
         self._parent_ready = False
+        self._places: dict[str, str] = {}
 
     def dirs(self, rel: str) -> list[Path]:
+        rel = self.resolve(rel)
         return [h / PARENT / rel for h in self.layout.hierarchies()]
+
+    def resolve(self, rel: str) -> str:
+        """`rel` below the `labmgr` parent as it is on this host: a plan's "lm1/n0" becomes
+        "r5/lm1/n0" when deployment lm1 was put in reservation 5. Names that start with a
+        reservation's cgroup, and tokens found nowhere, are taken as they are."""
+        token = rel.partition("/")[0]
+        if is_reservation_cgroup(token):
+            return rel
+        place = self._places.get(token)
+        if place is None:
+            place = self._find(token)
+            if place is None:
+                return rel
+            self._places[token] = place  # a deployment never moves while it lives
+        return f"{place}/{rel}" if place else rel
+
+    def _find(self, token: str) -> str | None:
+        """The reservation cgroup holding the token's cgroup, "" for the `labmgr` parent
+        itself, None if it is nowhere. One stat in the common case; a reservation's lab
+        costs one listing of the parent, once per `Cgroups`."""
+        hierarchies = self.layout.hierarchies()
+        if not hierarchies:
+            return None
+        parent = hierarchies[0] / PARENT
+        if (parent / token).is_dir():
+            return ""
+        try:
+            with os.scandir(parent) as entries:
+                holders = [e.name for e in entries if is_reservation_cgroup(e.name)]
+        except FileNotFoundError:
+            return None
+        return next((h for h in sorted(holders) if (parent / h / token).is_dir()), None)
 
     def procs_files(self, rel: str) -> list[Path]:
         return [d / "cgroup.procs" for d in self.dirs(rel)]
@@ -178,13 +265,14 @@ class Cgroups:
         self.ensure_parent()
         created = False
         for directory in self.dirs(rel):
-            # Intermediate levels ("lm1") also need v2 controllers delegated downwards.
+            # Levels above a node ("r5", "lm1") also need v2 controllers delegated
+            # downwards; a node's own cgroup must not (its processes live in it).
             for level in reversed([directory, *directory.parents]):
                 if PARENT not in level.parts or level.exists():
                     continue
                 level.mkdir()
                 created = True
-                if self.layout.mode == "v2" and level != directory:
+                if self.layout.mode == "v2" and (level != directory or _holds_cgroups(level)):
                     self._enable_controllers(level)
         return created
 
@@ -199,7 +287,7 @@ class Cgroups:
             hierarchy = self.layout.v1.get(controller)
             if hierarchy is None:
                 raise CgroupError(f"the host has no {controller} cgroup controller for {key}")
-            self._write_checked(hierarchy / PARENT / rel / name, content)
+            self._write_checked(hierarchy / PARENT / self.resolve(rel) / name, content)
 
     def _write_checked(self, path: Path, value: str) -> None:
         try:
@@ -224,7 +312,7 @@ class Cgroups:
         within that subtree, so one hierarchy lists them all; on v1 the freezer's, which
         teardown freezes anyway."""
         if self.layout.mode != "v2" and "freezer" in self.layout.v1:
-            return self.layout.v1["freezer"] / PARENT / rel
+            return self.layout.v1["freezer"] / PARENT / self.resolve(rel)
         dirs = self.dirs(rel)
         return dirs[0] if dirs else None
 
@@ -266,7 +354,7 @@ class Cgroups:
 
     def _freeze_kill_thaw(self, rel: str, seen: set[int]) -> None:
         freezer = self.layout.v1.get("freezer")
-        state = freezer / PARENT / rel / "freezer.state" if freezer else None
+        state = freezer / PARENT / self.resolve(rel) / "freezer.state" if freezer else None
         if state is not None and state.exists():
             state.write_text("FROZEN")
         _kill_all(seen | self.pids(rel))
@@ -290,7 +378,12 @@ class Cgroups:
             time.sleep(0.002)
 
     def remove(self, rel: str) -> bool:
-        """Remove the cgroup subtree (processes must be gone); False if already gone."""
+        """Remove the cgroup subtree (processes must be gone); False if already gone.
+
+        A reservation's cgroup is removed only when no lab is left in it: its labs'
+        cgroups are theirs to remove, never its."""
+        if is_reservation_cgroup(rel):
+            return self._remove_if_empty(rel)
         removed = False
         for directory in self.dirs(rel):
             try:
@@ -303,14 +396,40 @@ class Cgroups:
             removed = True
         return removed
 
+    def _remove_if_empty(self, rel: str) -> bool:
+        removed = False
+        for directory in self.dirs(rel):
+            try:
+                if any(e.is_dir(follow_symlinks=False) for e in os.scandir(directory)):
+                    return removed
+            except FileNotFoundError:
+                continue
+            _rmdir(directory)
+            removed = True
+        return removed
+
     def children(self) -> list[str]:
-        """Top-level names under the labmgr parent (deployment tokens), all hierarchies."""
+        """Names under the labmgr parent, all hierarchies: deployment tokens, reservation
+        cgroups ("r5") and the tokens inside those ("r5/lm1")."""
         names: set[str] = set()
         for hierarchy in self.layout.hierarchies():
             parent = hierarchy / PARENT
-            if parent.is_dir():
-                names.update(p.name for p in parent.iterdir() if p.is_dir())
+            if not parent.is_dir():
+                continue
+            for entry in parent.iterdir():
+                if not entry.is_dir():
+                    continue
+                names.add(entry.name)
+                if is_reservation_cgroup(entry.name):
+                    names.update(f"{entry.name}/{p.name}" for p in entry.iterdir() if p.is_dir())
         return sorted(names)
+
+
+def _holds_cgroups(directory: Path) -> bool:
+    """Whether a cgroup is a level that only holds others: a reservation's or a
+    deployment's, never a node's."""
+    name = directory.name
+    return is_reservation_cgroup(name) or naming.deployment_from_token(name) is not None
 
 
 def _kill_all(pids: Iterable[int]) -> None:
