@@ -65,6 +65,7 @@ INSTALLED_APPS = [
     "labmgr.hosts",
     "labmgr.labs",
     "labmgr.deployments",
+    "labmgr.captures",
     "labmgr.monitoring",
     "labmgr.reservations",
     "labmgr.web",

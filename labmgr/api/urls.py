@@ -5,6 +5,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from labmgr.api.routers import OptionalSlashRouter
 from labmgr.api.views import LabfileSchemaView
+from labmgr.captures.api.urls import urlpatterns as captures_urls
 from labmgr.deployments.api.urls import router as deployments_router
 from labmgr.hosts.api.urls import router as hosts_router
 from labmgr.labs.api.urls import router as labs_router
@@ -20,5 +21,6 @@ urlpatterns = [
     path("docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("labfile.schema.json", LabfileSchemaView.as_view(), name="labfile-schema"),
     *reservations_urls,
+    *captures_urls,
     *router.urls,
 ]

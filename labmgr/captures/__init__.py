@@ -1,0 +1,1 @@
+"""Packet captures of running deployments: tcpdump on a node's interface, its pcap kept."""

@@ -1,0 +1,25 @@
+"""Control tasks about captures: what agents report, and the housekeeping."""
+
+from __future__ import annotations
+
+from labmgr.captures import services
+from labmgr.celery import app
+
+
+@app.task(name="labmgr.control.capture_progress")
+def capture_progress(*, capture: str, state: str, packets: int, bytes: int) -> None:
+    services.capture_progress_record(key=capture, packets=packets, bytes=bytes)
+
+
+@app.task(name="labmgr.control.capture_finished")
+def capture_finished(
+    *, capture: str, state: str, packets: int, bytes: int, reason: str, chunks: int
+) -> None:
+    services.capture_finished_record(
+        key=capture, state=state, packets=packets, bytes=bytes, reason=reason, chunks=chunks
+    )
+
+
+@app.task(name="labmgr.control.captures_expire")
+def captures_expire() -> None:
+    services.captures_expire()
