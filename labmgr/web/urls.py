@@ -26,5 +26,10 @@ urlpatterns = [
     path("drafts/<int:pk>/", views.draft_edit, name="web-draft"),
     path("calendar/", calendar.calendar_home, name="web-calendar-home"),
     path("calendar/<int:pk>/", calendar.host_calendar, name="web-calendar"),
+    path(
+        "calendar/reservations/<int:pk>/",
+        calendar.reservation_action,
+        name="web-reservation-action",
+    ),
     path("drafts/<int:pk>/discard", views.draft_discard, name="web-draft-discard"),
 ]

@@ -61,19 +61,22 @@ def _refused(request: HttpRequest, sentence: str) -> HttpResponse:
 
 @login_required
 def dashboard(request: HttpRequest) -> HttpResponse:
-    return render(
-        request,
-        "web/dashboard.html",
-        {
-            "labs": selectors.dashboard_labs(user=request.user),
-            "new_drafts": selectors.dashboard_new_drafts(user=request.user),
-            "hosts": selectors.dashboard_hosts(),
-            "deployments": selectors.recent_deployments(user=request.user),
-            "reservations": calendar.my_reservations(user=request.user),
-            "now": clock.now(),
-            "nav": "dashboard",
-        },
-    )
+    # Times are shown in the browser's zone (UTC until its script has told it).
+    with calendar.in_zone(request) as zone:
+        return render(
+            request,
+            "web/dashboard.html",
+            {
+                "labs": selectors.dashboard_labs(user=request.user),
+                "new_drafts": selectors.dashboard_new_drafts(user=request.user),
+                "hosts": selectors.dashboard_hosts(),
+                "deployments": selectors.recent_deployments(user=request.user),
+                "reservations": calendar.my_reservations(user=request.user),
+                "now": clock.now(),
+                "nav": "dashboard",
+                "zone": zone,
+            },
+        )
 
 
 def dashboard_status(request: HttpRequest) -> JsonResponse:

@@ -1,29 +1,137 @@
-// The calendar's helpers: picking an hour in the week fills the booking form, and
+// The calendar's helpers: dragging over the week (or clicking an hour) fills the booking
+// form, a booking of mine in the week leads to its actions, cancelling asks first, and
 // countdowns (the dashboard's reservations) tick every second. The page works without
-// them: the form posts and the week is drawn by the server.
+// them: the forms post and the week is drawn by the server.
+//
+// Times: the server draws the page in the zone named by the `tz` cookie (UTC until the
+// browser has told it); `syncZone` keeps that cookie on the browser's zone and redraws a
+// page drawn in another zone once.
 
-const HOUR_MS = 3600 * 1000;
+const MINUTE_MS = 60 * 1000;
+const SLOT_MS = 30 * MINUTE_MS; // what a drag snaps to
+const HOUR_MS = 60 * MINUTE_MS;
+const UTC_NAMES = new Set(["UTC", "Etc/UTC", "Etc/UCT", "UCT", "Etc/Universal", "Universal", "Etc/Zulu", "Zulu",
+  "GMT", "Etc/GMT", "Etc/GMT0", "Etc/GMT+0", "Etc/GMT-0", "GMT0", "GMT+0", "GMT-0"]);
 
-function formTime(date) {
-  // datetime-local wants "YYYY-MM-DDTHH:MM"; the calendar speaks UTC.
-  return date.toISOString().slice(0, 16);
+export function browserZone() {
+  return Intl.DateTimeFormat().resolvedOptions().timeZone || "UTC";
+}
+
+function sameZone(a, b) {
+  return a === b || (UTC_NAMES.has(a) && UTC_NAMES.has(b));
+}
+
+// Tell the server the browser's zone; redraw once when this page was drawn in another.
+export function syncZone(pageZone, { redraw = true } = {}) {
+  const zone = browserZone();
+  const cookie = document.cookie.split("; ").find((c) => c.startsWith("tz="))?.slice(3);
+  if (cookie !== encodeURIComponent(zone)) {
+    document.cookie = `tz=${encodeURIComponent(zone)}; path=/; max-age=31536000; samesite=lax`;
+  }
+  if (redraw && pageZone && !sameZone(pageZone, zone) && !sessionStorage.getItem("labmgr-tz-redrawn")) {
+    sessionStorage.setItem("labmgr-tz-redrawn", zone);
+    location.reload();
+  }
+}
+
+// "YYYY-MM-DDTHH:MM" of a moment in `zone`: what a datetime-local field of the page holds.
+export function formTime(ms, zone) {
+  const parts = Object.fromEntries(new Intl.DateTimeFormat("en-GB", {
+    timeZone: zone, year: "numeric", month: "2-digit", day: "2-digit", hour: "2-digit", minute: "2-digit", hourCycle: "h23",
+  }).formatToParts(new Date(ms)).map((p) => [p.type, p.value]));
+  return `${parts.year}-${parts.month}-${parts.day}T${parts.hour}:${parts.minute}`;
+}
+
+// The moment at height `y` of a day's column, snapped down to a slot.
+function momentAt(body, y) {
+  const start = Date.parse(body.dataset.start);
+  const end = Date.parse(body.dataset.end);
+  const rect = body.getBoundingClientRect();
+  const share = Math.min(Math.max((y - rect.top) / rect.height, 0), 0.9999);
+  return start + Math.floor((share * (end - start)) / SLOT_MS) * SLOT_MS;
+}
+
+function bodyAt(x, y) {
+  return document.elementFromPoint(x, y)?.closest(".day .day-body") ?? null;
+}
+
+function drawSelection(week, from, to) {
+  for (const old of week.querySelectorAll(".selection")) old.remove();
+  if (from === null) return;
+  for (const body of week.querySelectorAll(".day .day-body")) {
+    const start = Date.parse(body.dataset.start);
+    const end = Date.parse(body.dataset.end);
+    const a = Math.max(from, start);
+    const b = Math.min(to, end);
+    if (a >= b) continue;
+    const piece = document.createElement("div");
+    piece.className = "selection";
+    piece.setAttribute("aria-hidden", "true");
+    piece.style.top = `${((a - start) / (end - start)) * 100}%`;
+    piece.style.height = `${((b - a) / (end - start)) * 100}%`;
+    body.append(piece);
+  }
 }
 
 export function startCalendar(week, form) {
   if (!week || !form) return;
+  const zone = week.dataset.zone || "UTC";
+  syncZone(zone, { redraw: week.dataset.redraw === "yes" });
   const start = form.querySelector("[name=start]");
   const end = form.querySelector("[name=end]");
-  week.addEventListener("click", (event) => {
+  const book = form.querySelector("button[type=submit]");
+  let anchor = null; // the slot the drag began on
+  let moved = false;
+
+  const span = (body, y) => {
+    const here = momentAt(body, y);
+    return [Math.min(anchor, here), Math.max(anchor, here) + SLOT_MS];
+  };
+  const fill = (from, to) => {
+    start.value = formTime(from, zone);
+    end.value = formTime(to, zone);
+  };
+
+  week.addEventListener("pointerdown", (event) => {
     const body = event.target.closest(".day .day-body");
-    if (!body || event.target.closest(".block")) return;
-    const day = body.closest(".day").dataset.day;
-    const rect = body.getBoundingClientRect();
-    const hour = Math.min(23, Math.max(0, Math.floor(((event.clientY - rect.top) / rect.height) * 24)));
-    const from = new Date(`${day}T00:00:00Z`).getTime() + hour * HOUR_MS;
-    start.value = formTime(new Date(from));
-    end.value = formTime(new Date(from + HOUR_MS));
-    start.focus();
+    if (!body || event.target.closest(".block") || event.button !== 0) return;
+    event.preventDefault(); // no text selection while dragging
+    anchor = momentAt(body, event.clientY);
+    moved = false;
+    drawSelection(week, anchor, anchor + SLOT_MS);
   });
+  week.addEventListener("pointermove", (event) => {
+    if (anchor === null) return;
+    const body = bodyAt(event.clientX, event.clientY);
+    if (!body) return;
+    const [from, to] = span(body, event.clientY);
+    moved = moved || to - from > SLOT_MS;
+    drawSelection(week, from, to);
+  });
+  document.addEventListener("pointerup", (event) => {
+    if (anchor === null) return;
+    const body = bodyAt(event.clientX, event.clientY);
+    let [from, to] = body ? span(body, event.clientY) : [anchor, anchor + SLOT_MS];
+    if (!moved && to - from <= SLOT_MS) {
+      // A click: an hour from the hour picked, as before dragging existed.
+      from = anchor - (anchor % HOUR_MS);
+      to = from + HOUR_MS;
+    }
+    anchor = null;
+    drawSelection(week, from, to);
+    fill(from, to);
+    (moved ? book : start).focus();
+  });
+
+  week.addEventListener("click", (event) => {
+    // A booking of mine leads to its actions beside the week.
+    const block = event.target.closest(".block[data-reservation]");
+    const item = block && document.getElementById(`booking-${block.dataset.reservation}`);
+    if (!item) return;
+    item.scrollIntoView({ block: "nearest" });
+    item.focus();
+  });
+
   const whole = form.querySelector("[name=whole_host]");
   const share = form.querySelector(".share-fields");
   const sync = () => {
@@ -33,6 +141,32 @@ export function startCalendar(week, form) {
   };
   whole.addEventListener("change", sync);
   sync();
+  confirmCancels();
+}
+
+// Forms with data-confirm (cancelling a booking) ask in a dialog before they post.
+export function confirmCancels(root = document) {
+  for (const form of root.querySelectorAll("form[data-confirm]")) {
+    form.addEventListener("submit", async (event) => {
+      if (form.elements.confirmed.value) return;
+      event.preventDefault();
+      if (await confirmDialog(form.dataset.confirm)) {
+        form.elements.confirmed.value = "on";
+        form.submit();
+      }
+    });
+  }
+}
+
+function confirmDialog(text) {
+  const dialog = document.getElementById("confirm");
+  if (!dialog?.showModal) return Promise.resolve(window.confirm(text));
+  document.getElementById("confirm-text").textContent = text;
+  dialog.returnValue = "";
+  dialog.showModal();
+  return new Promise((resolve) => {
+    dialog.addEventListener("close", () => resolve(dialog.returnValue === "ok"), { once: true });
+  });
 }
 
 export function countdownText(ms) {
