@@ -2,6 +2,9 @@
 
 Only the lab's owner, members of a group it is shared with, and admins may subscribe;
 anyone else is refused before the handshake completes. One handler per event type.
+
+The stream also carries the watching user's own reservation events (warning before the
+end, the end itself): the lab page is where a user works when the booking runs out.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from labmgr import events
 from labmgr.labs.models import Lab
 from labmgr.labs.selectors import lab_get_visible
+from labmgr.reservations import notify
 
 REFUSED = 4403  # the websocket close code of a refused subscription
 
@@ -30,6 +34,7 @@ def may_watch(user: Any, lab_id: int) -> bool:
 
 class LabConsumer(AsyncJsonWebsocketConsumer):
     group: str | None = None
+    reservations: str | None = None
 
     async def connect(self) -> None:
         lab_id = int(self.scope["url_route"]["kwargs"]["lab"])
@@ -38,11 +43,14 @@ class LabConsumer(AsyncJsonWebsocketConsumer):
             return
         self.group = events.lab_group(lab_id)
         await self.channel_layer.group_add(self.group, self.channel_name)
+        self.reservations = notify.reservation_group(self.scope["user"].pk)
+        await self.channel_layer.group_add(self.reservations, self.channel_name)
         await self.accept()
 
     async def disconnect(self, code: int) -> None:
-        if self.group is not None:
-            await self.channel_layer.group_discard(self.group, self.channel_name)
+        for group in (self.group, self.reservations):
+            if group is not None:
+                await self.channel_layer.group_discard(group, self.channel_name)
 
     async def receive_json(self, content: Any, **kwargs: Any) -> None:
         """The stream is one way; what a browser sends is ignored."""
@@ -57,4 +65,10 @@ class LabConsumer(AsyncJsonWebsocketConsumer):
         await self.send_json(event)
 
     async def host_status(self, event: events.HostStatusEvent) -> None:
+        await self.send_json(event)
+
+    async def reservation_warning(self, event: notify.ReservationWarningEvent) -> None:
+        await self.send_json(event)
+
+    async def reservation_ended(self, event: notify.ReservationEndedEvent) -> None:
         await self.send_json(event)

@@ -5,6 +5,10 @@ HTTP and websockets, as a browser or an API client would.
 Everything runs from a private directory: its own SQLite database, Redis on a free port,
 the agent's journal. Deployment ids start high (from this process's pid) so kernel names
 never meet those of another run on the machine.
+
+The `browser_for` fixture adds headless Chromium (Playwright) logged in through the login
+page, for the tests that click through the pages of this real stack; `shot` saves what it
+shows under test-artifacts/.
 """
 
 from __future__ import annotations
@@ -27,6 +31,9 @@ import pytest
 import requests
 
 ROOT = Path(__file__).resolve().parents[2]
+ARTIFACTS = ROOT / "test-artifacts"
+CHROMIUM = os.environ.get("LABMGR_CHROMIUM", "/usr/bin/chromium")
+VIEWPORT = {"width": 1280, "height": 800}
 PYTHON = sys.executable
 BIN = Path(PYTHON).parent
 
@@ -171,10 +178,17 @@ from rest_framework.authtoken.models import Token
 
 first_deployment = int(sys.argv[1])
 with connection.cursor() as cursor:
+    # Migrations that rebuild the table leave its row in sqlite_sequence: a second row
+    # would be ignored (ids would start at 1), so update it when it is there.
     cursor.execute(
-        "INSERT INTO sqlite_sequence (name, seq) VALUES ('deployments_deployment', %s)",
+        "UPDATE sqlite_sequence SET seq = %s WHERE name = 'deployments_deployment'",
         [first_deployment - 1],
     )
+    if cursor.rowcount == 0:
+        cursor.execute(
+            "INSERT INTO sqlite_sequence (name, seq) VALUES ('deployments_deployment', %s)",
+            [first_deployment - 1],
+        )
 out = {}
 for name in ("alice", "charlie"):
     user = User.objects.create_user(name, f"{name}@example.org", f"{name}-password-1")
@@ -232,6 +246,10 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         "LABMGR_HOST_CHECK_EVERY": "2",
         "LABMGR_HOST_OFFLINE_AFTER": "20",
         "LABMGR_DEPLOY_TIMEOUT": "60",
+        # Short reservations in the browser tests: the beat looks at them every 2 s and
+        # warns 45 s before their end.
+        "LABMGR_RESERVATION_TICK_EVERY": "2",
+        "LABMGR_RESERVATION_WARN_BEFORE": "45",
         "PYTHONDONTWRITEBYTECODE": "1",
     }
     env.pop("DATABASE_URL", None)
@@ -326,3 +344,64 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
                 capture_output=True,
                 check=False,
             )
+
+
+def password_of(username: str) -> str:
+    """The personas' passwords, as SETUP_SCRIPT sets them."""
+    return f"{username}-password-1"
+
+
+@pytest.fixture(scope="session")
+def chromium() -> Iterator[Any]:
+    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
+    if not shutil.which(CHROMIUM) and not Path(CHROMIUM).exists():
+        pytest.skip(f"no Chromium at {CHROMIUM} (apt-get install chromium)")
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM,
+            headless=True,
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+        )
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def browser_for(stack: Stack, chromium: Any) -> Iterator[Callable[[str], Any]]:
+    """`browser_for("alice")`: a fresh browser window logged in as that persona through
+    the login page, on the dashboard. A script error in any page fails the test."""
+    contexts: list[Any] = []
+    problems: list[str] = []
+
+    def open_(who: str) -> Any:
+        # UTC in the browser too, so the pages' times read like the server's.
+        context = chromium.new_context(base_url=stack.base, viewport=VIEWPORT, timezone_id="UTC")
+        context.set_default_timeout(20_000)
+        contexts.append(context)
+        page = context.new_page()
+        page.on("pageerror", lambda error: problems.append(f"{who}: {error}"))
+        page.goto("/login/")
+        page.get_by_label("User name").fill(who)
+        page.get_by_label("Password").fill(password_of(who))
+        page.get_by_role("button", name="Log in").click()
+        page.wait_for_url(stack.base + "/")
+        return page
+
+    yield open_
+    for context in contexts:
+        context.close()
+    assert not problems, f"JavaScript errors: {problems}"
+
+
+@pytest.fixture
+def shot(request: pytest.FixtureRequest) -> Callable[[Any, str], Path]:
+    """`shot(page, "what")` saves test-artifacts/<test>-<what>.png: the 1280x800 window,
+    as a user sees it."""
+    ARTIFACTS.mkdir(exist_ok=True)
+
+    def save(page: Any, what: str) -> Path:
+        path = ARTIFACTS / f"system-{request.node.name.removeprefix('test_')}-{what}.png"
+        page.screenshot(path=str(path))
+        return path
+
+    return save

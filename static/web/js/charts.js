@@ -63,6 +63,8 @@ export class Charts {
 
   draw() {
     const list = this.samples.get(this.node) || [];
+    // How many samples the charts show, for whoever checks that they grow.
+    this.container.dataset.points = String(list.length);
     if (this.empty) this.empty.hidden = list.length > 0;
     if (!list.length) {
       this.destroy();

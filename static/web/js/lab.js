@@ -72,6 +72,8 @@ class LabPage {
         "deployment.step": (e) => this.onStep(e),
         "metrics.sample": (e) => this.charts.add(e.samples),
         "host.status": (e) => this.onHost(e),
+        "reservation.warning": (e) => this.onReservation(e),
+        "reservation.ended": (e) => this.onReservation(e),
       },
       onState: (s) => {
         state.textContent = { live: "live", reconnecting: "reconnecting…", refused: "not allowed to watch" }[s] || s;
@@ -166,6 +168,21 @@ class LabPage {
   onHost(event) {
     if (event.status !== "online") this.showError(`The host ${event.host} is ${event.status}; what it runs is unknown until it reports again.`);
     else this.showError("");
+  }
+
+  // The user's own booking of a host: a warning before it ends, and its end, which takes
+  // the user's labs on that host down.
+  onReservation(event) {
+    const box = document.getElementById("reservation-notice");
+    if (!box) return;
+    const end = new Date(event.end || Date.now());
+    box.textContent = event.type === "reservation.warning"
+      ? `Your booking of ${event.host} ends in ${event.seconds_left} s (at ${end.toLocaleTimeString([], { hour12: false })}): `
+        + "your labs on it are destroyed then. Extend the booking on the calendar to keep them."
+      : `Your booking of ${event.host} has ended (${event.status}); `
+        + `${event.destroyed.length ? "your labs on it are taken down" : "no lab of yours was running on it"}.`;
+    box.dataset.kind = event.type;
+    box.hidden = false;
   }
 
   updateProgress() {
