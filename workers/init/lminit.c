@@ -4,11 +4,14 @@
  *   lminit spawn [options] [-- CMD...]   start a node; prints the init's pid (host view)
  *   lminit exec --pid PID [options] -- CMD...   run CMD inside a running node
  *   lminit mntns   hold a small mount namespace for spawns until stdin closes
+ *   lminit probe --scratch DIR --uid-base N   whether a user-namespaced node can get a
+ *                  writable host tree (exit 0), or why not (exit 1, reason on stdout)
  *
  * spawn runs in two stages. Stage 1 (the process the agent starts, root on the host)
  * joins the node's cgroups and network namespace, makes a private mount namespace in
  * which it builds the node's root (the host tree read-only under an overlay whose
- * writable layer is a tmpfs, or a given directory), /dev, /sys, /tmp, /run, /etc/hosts
+ * writable layer is the node's directory on the deployment's layers tmpfs, or a given
+ * directory), /dev, /sys, /tmp, /run, /etc/hosts
  * and /etc/hostname, and pivots into it, which drops every other mount, /run/netns
  * included. It then clones the init into new user, PID, mount, UTS, IPC and cgroup
  * namespaces, writes its uid/gid maps, waits until it is ready and exits: the init
@@ -24,6 +27,14 @@
  * forwards signals to the command. The node outlives its command: it stops when it is
  * killed, or when it is asked to stop (SIGTERM/SIGINT/SIGHUP) and its command is gone.
  *
+ * In a user-namespaced node the host's files belong to uids the node does not map, so
+ * its root could write nothing of the host tree, not even its own copy. The overlay's
+ * lower layer is therefore an idmapped clone of the host's root mount (open_tree +
+ * mount_setattr(MOUNT_ATTR_IDMAP), read-only), translated through the node's uid range:
+ * host uid 0 reads as the node's root, copy-up gives the node's copy to the node's
+ * uid, and the host's tree is never written. Where the kernel or the root filesystem
+ * cannot do that, the tree stays read-only to the node and spawn says why ("note").
+ *
  * Written in C because an init must cost little per node (hundreds per host) and must
  * not run an interpreter as PID 1 of every node.
  */
@@ -34,6 +45,7 @@
 #include <sched.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -46,7 +58,39 @@
 #include <unistd.h>
 
 #define MAX_LIST 64
+#define NOTE_SIZE 512
 #define DEFAULT_PATH "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+/* The new mount API, spelled out for C libraries older than its wrappers; these syscall
+ * numbers are the same on every architecture but alpha. */
+#ifndef SYS_open_tree
+#define SYS_open_tree 428
+#endif
+#ifndef SYS_move_mount
+#define SYS_move_mount 429
+#endif
+#ifndef SYS_mount_setattr
+#define SYS_mount_setattr 442
+#endif
+#ifndef OPEN_TREE_CLONE
+#define OPEN_TREE_CLONE 1
+#endif
+#ifndef OPEN_TREE_CLOEXEC
+#define OPEN_TREE_CLOEXEC O_CLOEXEC
+#endif
+#ifndef MOVE_MOUNT_F_EMPTY_PATH
+#define MOVE_MOUNT_F_EMPTY_PATH 0x00000004
+#endif
+#ifndef MOUNT_ATTR_RDONLY
+#define MOUNT_ATTR_RDONLY 0x00000001
+#endif
+#ifndef MOUNT_ATTR_IDMAP
+#define MOUNT_ATTR_IDMAP 0x00100000
+#endif
+
+struct idmap_attr { /* the kernel's struct mount_attr */
+    uint64_t attr_set, attr_clr, propagation, userns_fd;
+};
 
 struct options {
     const char *netns, *mntns, *hostname, *rootfs, *hosts, *hostname_file, *scratch, *log, *workdir;
@@ -55,7 +99,7 @@ struct options {
     char *env[MAX_LIST * 4];
     int nenv;
     long uid_base;
-    int clone_flags;
+    int clone_flags, no_idmap;
     pid_t pid;
     char **command;
 };
@@ -80,11 +124,18 @@ static void die(const char *fmt, ...) {
     _exit(125);
 }
 
-static void write_file(const char *path, const char *text) {
+static int try_write_file(const char *path, const char *text) {
     int fd = open(path, O_WRONLY | O_CLOEXEC);
-    if (fd < 0) die("open %s", path);
-    if (write(fd, text, strlen(text)) < 0) die("write %s", path);
+    if (fd < 0) return -1;
+    int ok = write(fd, text, strlen(text)) == (ssize_t)strlen(text);
+    int saved = errno;
     close(fd);
+    errno = saved;
+    return ok ? 0 : -1;
+}
+
+static void write_file(const char *path, const char *text) {
+    if (try_write_file(path, text) < 0) die("write %s", path);
 }
 
 static int ns_flag(const char *name) {
@@ -104,6 +155,7 @@ static void parse(int argc, char **argv, struct options *o) {
     for (int i = 2; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "--")) { o->command = &argv[i + 1]; return; }
+        if (!strcmp(a, "--no-idmap")) { o->no_idmap = 1; continue; }
         if (i + 1 >= argc) { errno = 0; die("%s needs a value", a); }
         char *v = argv[++i];
         if (!strcmp(a, "--netns")) o->netns = v;
@@ -174,26 +226,134 @@ static void bind_file(const char *src, const char *root, const char *rel) {
     mnt(src, dst, NULL, MS_BIND, NULL);
 }
 
-/* Stage 1: the node's root, built in a mount namespace that only the node will use. */
-static void build_root(struct options *o) {
+static int try_write_id_maps(pid_t pid, long base) {
+    char path[64], map[64];
+    snprintf(map, sizeof map, "0 %ld 65536\n", base);
+    snprintf(path, sizeof path, "/proc/%d/uid_map", pid);
+    if (try_write_file(path, map) < 0) return -1;
+    snprintf(path, sizeof path, "/proc/%d/gid_map", pid);
+    return try_write_file(path, map);
+}
+
+/* An fd of a user namespace mapping 0..65535 onto base..base+65535, the node's own
+ * mapping: what an idmapped mount translates through. A throwaway child makes it and is
+ * gone when this returns; the fd (then the mount) keeps the namespace alive. */
+static int mapped_userns(long base) {
+    int ready[2], fd = -1;
+    if (pipe2(ready, O_CLOEXEC) < 0) return -1;
+    pid_t child = fork();
+    if (child < 0) {
+        close(ready[0]);
+        close(ready[1]);
+        return -1;
+    }
+    if (child == 0) {
+        char made = unshare(CLONE_NEWUSER) == 0;
+        if (write(ready[1], &made, 1) != 1) _exit(1);
+        for (;;) pause(); /* until killed: the namespace lives as long as a member */
+    }
+    close(ready[1]);
+    char made = 0;
+    if (read(ready[0], &made, 1) == 1 && made && try_write_id_maps(child, base) == 0) {
+        char path[64];
+        snprintf(path, sizeof path, "/proc/%d/ns/user", child);
+        fd = open(path, O_RDONLY | O_CLOEXEC);
+    } else if (!made) {
+        errno = EPERM;
+    }
+    int saved = errno;
+    kill(child, SIGKILL);
+    waitpid(child, NULL, 0);
+    close(ready[0]);
+    errno = saved;
+    return fd;
+}
+
+/* Attach at `target` a read-only clone of the host's root mount whose owners read through
+ * the node's uid range (host uid 0 as `base`). 0, or -1 with `note` saying what failed. */
+static int idmapped_host_root(long base, const char *target, char *note) {
+    int userns = mapped_userns(base);
+    if (userns < 0) {
+        snprintf(note, NOTE_SIZE, "no user namespace for the id mapping: %s", strerror(errno));
+        return -1;
+    }
+    int tree = (int)syscall(SYS_open_tree, AT_FDCWD, "/", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC);
+    const char *step = "open_tree";
+    if (tree >= 0) {
+        struct idmap_attr attr = {MOUNT_ATTR_IDMAP | MOUNT_ATTR_RDONLY, 0, 0, (uint64_t)userns};
+        step = "idmapped mount of the host's root filesystem (mount_setattr)";
+        if (syscall(SYS_mount_setattr, tree, "", AT_EMPTY_PATH, &attr, sizeof attr) == 0) {
+            step = "move_mount";
+            if (syscall(SYS_move_mount, tree, "", AT_FDCWD, target, MOVE_MOUNT_F_EMPTY_PATH) == 0)
+                step = NULL;
+        }
+    }
+    int saved = errno;
+    if (tree >= 0) close(tree);
+    close(userns);
+    if (step == NULL) return 0;
+    snprintf(note, NOTE_SIZE, "%s: %s", step, strerror(saved));
+    return -1;
+}
+
+static void layer_dir(char *out, const char *scratch, const char *name) {
+    char rel[32];
+    snprintf(rel, sizeof rel, "/%s", name);
+    path_join(out, 4096, scratch, rel);
+    if (mkdir(out, 0755) < 0 && errno != EEXIST) die("mkdir %s", out);
+}
+
+static int mount_overlay(const char *lower, const char *upper, const char *work, const char *root) {
+    char data[3 * 4096 + 64];
+    snprintf(data, sizeof data, "lowerdir=%s,upperdir=%s,workdir=%s", lower, upper, work);
+    return mount("overlay", root, "overlay", 0, data);
+}
+
+/* The host's tree under a writable layer kept in `scratch` (upper, work), mounted at
+ * <scratch>/root. With `base` >= 0 (a user-namespaced node) the lower layer is idmapped
+ * so the node's root owns its copy of the tree; when that cannot be done the tree is
+ * mounted as without a user namespace, read-only to the node, and `note` says why. */
+static void layered_host_root(const char *scratch, long base, char *root, char *note) {
+    char upper[4096], work[4096], lower[4096];
+    layer_dir(upper, scratch, "upper");
+    layer_dir(work, scratch, "work");
+    layer_dir(lower, scratch, "lower");
+    layer_dir(root, scratch, "root");
+    if (base >= 0) {
+        struct stat host_root;
+        if (stat("/", &host_root) < 0) die("stat /");
+        if (idmapped_host_root(base, lower, note) == 0) {
+            /* The layer's top directory is the merged "/": the node's root owns it, as
+             * host root owns the host's "/" (chown before mounting: overlay copies it). */
+            if (chown(upper, (uid_t)(base + host_root.st_uid), (gid_t)(base + host_root.st_gid)) < 0 ||
+                chmod(upper, host_root.st_mode & 07777) < 0)
+                die("own %s", upper);
+            if (mount_overlay(lower, upper, work, root) == 0) return;
+            snprintf(note, NOTE_SIZE, "overlay over an idmapped layer: %s", strerror(errno));
+            if (umount2(lower, MNT_DETACH) < 0) die("detach %s", lower);
+            if (chown(upper, 0, 0) < 0) die("own %s", upper);
+        }
+    }
+    if (mount_overlay("/", upper, work, root) < 0) die("mount overlay on %s", root);
+}
+
+/* Stage 1: the node's root, built in a mount namespace that only the node will use.
+ * Fills `note` when the node gets the host's tree without a writable copy of its own. */
+static void build_root(struct options *o, char *note) {
     char root[4096], p[4096];
+    note[0] = 0;
     if (unshare(CLONE_NEWNS) < 0) die("unshare mount namespace");
     mnt(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL);
     if (!strcmp(o->rootfs, "host")) {
-        /* The writable layer is a tmpfs: on another filesystem than the lower "/" (so
-         * the layers do not overlap) and gone with the node. */
-        mnt("lmnode", o->scratch, "tmpfs", 0, "mode=0700");
-        const char *subdirs[] = {"upper", "work", "root"};
-        for (int i = 0; i < 3; i++) {
-            path_join(p, sizeof p, o->scratch, "/");
-            strncat(p, subdirs[i], sizeof p - strlen(p) - 1);
-            if (mkdir(p, 0755) < 0) die("mkdir %s", p);
+        /* The writable layer lives on the deployment's layers tmpfs: on another
+         * filesystem than the lower "/" (so the layers do not overlap), owned on disk by
+         * the node's uids, and gone with the deployment. */
+        long base = o->clone_flags & CLONE_NEWUSER ? o->uid_base : -1;
+        if (base >= 0 && o->no_idmap) {
+            snprintf(note, NOTE_SIZE, "idmapped layers are turned off");
+            base = -1;
         }
-        char data[8192];
-        snprintf(data, sizeof data, "lowerdir=/,upperdir=%s/upper,workdir=%s/work", o->scratch,
-                 o->scratch);
-        path_join(root, sizeof root, o->scratch, "/root");
-        mnt("overlay", root, "overlay", 0, data);
+        layered_host_root(o->scratch, base, root, note);
     } else {
         snprintf(root, sizeof root, "%s", o->rootfs);
         mnt(root, root, NULL, MS_BIND | MS_REC, NULL);
@@ -222,7 +382,11 @@ static void build_root(struct options *o) {
     path_join(p, sizeof p, root, "/tmp");
     mnt("lmtmp", p, "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777");
     path_join(p, sizeof p, root, "/run");
-    mnt("lmrun", p, "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755");
+    /* The node's root owns its /run (pid files, sockets), as host root owns the host's. */
+    char run_data[64] = "mode=0755";
+    if (o->clone_flags & CLONE_NEWUSER)
+        snprintf(run_data, sizeof run_data, "mode=0755,uid=%ld,gid=%ld", o->uid_base, o->uid_base);
+    mnt("lmrun", p, "tmpfs", MS_NOSUID | MS_NODEV, run_data);
     if (o->hosts) bind_file(o->hosts, root, "/etc/hosts");
     if (o->hostname_file) bind_file(o->hostname_file, root, "/etc/hostname");
     /* pivot_root(".", ".") then detaching "." drops the old root and all it carried. */
@@ -233,12 +397,7 @@ static void build_root(struct options *o) {
 }
 
 static void write_id_maps(pid_t pid, long base) {
-    char path[64], map[64];
-    snprintf(map, sizeof map, "0 %ld 65536\n", base);
-    snprintf(path, sizeof path, "/proc/%d/uid_map", pid);
-    write_file(path, map);
-    snprintf(path, sizeof path, "/proc/%d/gid_map", pid);
-    write_file(path, map);
+    if (try_write_id_maps(pid, base) < 0) die("write the id maps of %d", pid);
 }
 
 static void become_root_inside(void) {
@@ -376,7 +535,9 @@ static int spawn(struct options *o) {
     int netns = open_ns(o->netns);
     if (o->mntns) join_ns(open_ns(o->mntns), CLONE_NEWNS, o->mntns);
     join_ns(netns, CLONE_NEWNET, o->netns);
-    if (o->clone_flags & CLONE_NEWNS) build_root(o);
+    char note[NOTE_SIZE] = "";
+    if (o->clone_flags & CLONE_NEWNS) build_root(o, note);
+    if (note[0] && log_fd >= 0) dprintf(log_fd, "lminit: the host's tree is read-only to this node: %s\n", note);
     int sync[2], status[2];
     if (pipe2(sync, O_CLOEXEC) < 0 || pipe2(status, O_CLOEXEC) < 0) die("pipe");
     fflush(NULL);
@@ -407,6 +568,7 @@ static int spawn(struct options *o) {
         return 1;
     }
     printf("%d\n", pid);
+    if (note[0]) printf("note the host's tree is read-only to this node: %s\n", note);
     return 0;
 }
 
@@ -453,6 +615,30 @@ static int enter(struct options *o) {
     return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }
 
+/* Whether a user-namespaced node would get a writable host tree: the same layered root
+ * a spawn builds, in a throwaway mount namespace over a tmpfs on `--scratch`, then the
+ * host's /etc must read as owned by the node's root. Nothing outlives the process. */
+static int probe(struct options *o) {
+    char root[4096], note[NOTE_SIZE] = "", etc[4096];
+    struct stat st;
+    if (!o->scratch || o->uid_base <= 0) { errno = 0; die("probe needs --scratch and --uid-base"); }
+    if (unshare(CLONE_NEWNS) < 0) die("unshare mount namespace");
+    mnt(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL);
+    mnt("lmprobe", o->scratch, "tmpfs", 0, "mode=0700");
+    layered_host_root(o->scratch, o->uid_base, root, note);
+    if (note[0]) { printf("%s\n", note); return 1; }
+    path_join(etc, sizeof etc, root, "/etc");
+    if (stat("/etc", &st) < 0) die("stat /etc");
+    uid_t expected = (uid_t)(o->uid_base + st.st_uid);
+    if (stat(etc, &st) < 0) die("stat %s", etc);
+    if (st.st_uid != expected) {
+        printf("the overlay shows /etc owned by %u, not the node's %u\n", st.st_uid, expected);
+        return 1;
+    }
+    printf("ok\n");
+    return 0;
+}
+
 /* A private copy of the host's mount namespace without /run/netns and what is under it,
  * held until stdin closes: the agent's spawns join it (see --mntns). */
 static int hold_mntns(void) {
@@ -471,11 +657,12 @@ static int hold_mntns(void) {
 
 int main(int argc, char **argv) {
     struct options o;
-    if (argc < 2) { fprintf(stderr, "usage: lminit spawn|exec|mntns [options] -- CMD...\n"); return 2; }
+    if (argc < 2) { fprintf(stderr, "usage: lminit spawn|exec|mntns|probe [options] -- CMD...\n"); return 2; }
     if (!strcmp(argv[1], "mntns")) return hold_mntns();
     parse(argc, argv, &o);
     if (!strcmp(argv[1], "spawn")) return spawn(&o);
     if (!strcmp(argv[1], "exec")) return enter(&o);
+    if (!strcmp(argv[1], "probe")) return probe(&o);
     fprintf(stderr, "lminit: unknown mode %s\n", argv[1]);
     return 2;
 }

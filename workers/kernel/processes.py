@@ -3,10 +3,12 @@ process later, and running commands (or a shell on a pty) inside a running node.
 
 Nodes start in parallel, a window of `lminit spawn` at a time, all from the small mount
 namespace `lminit mntns` holds (so a start costs the same with 10 or 1,000 nodes up).
-A deployment's files (hosts, hostname, scratch mount points, logs) live on a tmpfs of its
-own under `<data>/run/<token>`: creating them costs no disk journal, and teardown is one
-unmount. The argument vector is built here from the decoded plan; nothing goes through a
-shell.
+A deployment's files (hosts, hostname, logs) live on a tmpfs of its own under
+`<data>/run/<token>`, and its nodes' private writable layers (`rootfs: host`) on a
+second tmpfs mounted below it, `<data>/run/<token>/layers/<node>`, so that a node filling
+its layer cannot starve the others' logs: creating them costs no disk journal, and
+teardown is one unmount of both. The argument vector is built here from the decoded plan;
+nothing goes through a shell.
 """
 
 from __future__ import annotations
@@ -27,6 +29,13 @@ UID_FIRST = 100_000  # first outside uid a node may get; below are the host's ow
 # Spawns in flight at once: enough to keep every CPU busy while others wait on the kernel.
 WINDOW = 4 * (os.cpu_count() or 1)
 RUN_TMPFS = "size=256m,mode=0755"  # hosts files and node logs of one deployment
+# Nodes' writable layers: bounded by each node's memory limit (tmpfs pages are charged to
+# the writer's cgroup) and by half the host's memory for the whole deployment.
+LAYERS_TMPFS = "size=50%,mode=0700"
+# Whether user-namespaced nodes get an idmapped (writable) host tree; lminit falls back to
+# a read-only tree by itself, with a note, where the host cannot idmap.
+IDMAPPED_ROOTFS = True
+NOTE = "note "  # how lminit spawn prefixes what a user should know about a started node
 # A fixed script (no user text): the shell leads a session of its own in the node and
 # takes the pty as its terminal; `lminit exec` runs it as a child, never a group leader,
 # so setsid(1) does not fork and the exit status is the shell's.
@@ -87,6 +96,9 @@ class Processes:
         self.lminit = lminit
         self.data_dir = data_dir
         self._hosts_text: dict[tuple[tuple[str, str], ...], str] = {}
+        # What lminit said about nodes started by this object, by node name: e.g. that
+        # the host's tree is read-only to the node, and why.
+        self.notes: dict[str, str] = {}
 
     def run_dir(self, token: str) -> Path:
         return self.data_dir / "run" / token
@@ -98,16 +110,29 @@ class Processes:
     def log_path(self, cgroup: str) -> Path:
         return self.data_dir / "run" / f"{cgroup}.log"
 
+    def layers_dir(self, token: str) -> Path:
+        return self.run_dir(token) / "layers"
+
+    def layer_dir(self, token: str, cgroup: str) -> Path:
+        """A node's writable layer (`upper`, `work`), named after its cgroup's last part."""
+        return self.layers_dir(token) / Path(cgroup).name
+
     def ensure_run_dir(self, token: str) -> Path:
-        """The deployment's tmpfs, mounted unless it is (a re-apply keeps its files)."""
+        """The deployment's tmpfs and its layers tmpfs, each mounted unless it is (a
+        re-apply keeps their files)."""
         directory = self.run_dir(token)
         directory.mkdir(parents=True, exist_ok=True)
         if not os.path.ismount(directory):
             syscalls.mount("lmrun", str(directory), "tmpfs", 0, RUN_TMPFS)
+        layers = self.layers_dir(token)
+        layers.mkdir(exist_ok=True)
+        if not os.path.ismount(layers):
+            syscalls.mount("lmlayers", str(layers), "tmpfs", 0, LAYERS_TMPFS)
         return directory
 
     def remove_run_dir(self, token: str) -> bool:
-        """Unmount the deployment's tmpfs and remove its mount point; False if gone."""
+        """Unmount the deployment's tmpfs (a lazy unmount takes the layers tmpfs below it
+        too) and remove its mount point; False if gone."""
         directory = self.run_dir(token)
         if not directory.exists():
             return False
@@ -156,8 +181,8 @@ class Processes:
             holder.stdout.close()
             holder.wait()
 
-    @staticmethod
     def _collect(
+        self,
         position: int,
         start: NodeStart,
         proc: subprocess.Popen[bytes],
@@ -170,19 +195,26 @@ class Processes:
             reason = err.decode(errors="replace").strip().removeprefix("lminit: ")
             failures[position] = SpawnError(node, reason)
             return
-        pid = int(out.split()[0])
+        first, *rest = out.decode(errors="replace").splitlines()
+        pid = int(first)
         started = start_time(pid)
         if started is None:
             failures[position] = SpawnError(node, "it exited at once; see its log")
             return
         results[position] = NodeProcess(pid, started)
+        notes = [line.removeprefix(NOTE) for line in rest if line.startswith(NOTE)]
+        if notes:
+            self.notes[node] = "; ".join(notes)
+        else:
+            self.notes.pop(node, None)
 
     def _spawn_argv(self, start: NodeStart, token: str, mntns: str) -> list[str]:
         """Write the node's files and build its `lminit spawn` command."""
         op = start.op
         directory = self.node_dir(token, op.cgroup)
-        scratch = directory / "scratch"
-        scratch.mkdir(parents=True, exist_ok=True)
+        directory.mkdir(parents=True, exist_ok=True)
+        scratch = self.layer_dir(token, op.cgroup)
+        scratch.mkdir(exist_ok=True)
         hosts, hostname = directory / "hosts", directory / "hostname"
         hosts.write_text(self._hosts(op.hosts))
         hostname.write_text(op.hostname + "\n")
@@ -193,6 +225,7 @@ class Processes:
         argv += ["--ns", ",".join(namespaces)] if namespaces else []
         if start.uid_base is not None:
             argv += ["--uid-base", str(start.uid_base)]
+            argv += [] if IDMAPPED_ROOTFS else ["--no-idmap"]
         argv += ["--hostname", op.hostname, "--rootfs", op.rootfs, "--scratch", str(scratch)]
         argv += ["--hosts", str(hosts), "--hostname-file", str(hostname)]
         argv += ["--log", str(self.log_path(op.cgroup)), "--workdir", op.workdir]
