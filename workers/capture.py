@@ -229,12 +229,13 @@ class Capture(threading.Thread):
 
     def _ended_by_itself(self) -> tuple[str, str]:
         code = self.proc.returncode
-        if code is not None and code < 0:
-            # Killed with the node's cgroup: the lab was destroyed or the node replaced.
+        if code is not None and code <= 0:
+            # Nobody asked it to stop: the node's cgroup was killed (or tcpdump was sent
+            # a signal) because the lab was destroyed or the node replaced.
             return "stopped", "the node stopped (lab destroyed or node replaced)"
         message = _last_line(self.log_path)
-        if code == 0:
-            return "stopped", message or "tcpdump ended"
+        if "disappeared" in message or "went down" in message:
+            return "stopped", f"the interface went away ({message})"
         return "failed", message or f"tcpdump exited with status {code}"
 
     def _end_process(self) -> None:
