@@ -24,12 +24,13 @@ function sameZone(a, b) {
 // Tell the server the browser's zone; redraw once when this page was drawn in another.
 export function syncZone(pageZone, { redraw = true } = {}) {
   const zone = browserZone();
+  if (!/^[A-Za-z0-9_+\-/]{1,64}$/.test(zone)) return; // IANA names need no cookie escaping
   const cookie = document.cookie.split("; ").find((c) => c.startsWith("tz="))?.slice(3);
-  if (cookie !== encodeURIComponent(zone)) {
-    document.cookie = `tz=${encodeURIComponent(zone)}; path=/; max-age=31536000; samesite=lax`;
-  }
-  if (redraw && pageZone && !sameZone(pageZone, zone) && !sessionStorage.getItem("labmgr-tz-redrawn")) {
-    sessionStorage.setItem("labmgr-tz-redrawn", zone);
+  if (cookie !== zone) document.cookie = `tz=${zone}; path=/; max-age=31536000; samesite=lax`;
+  // Once per page and session: a browser refusing cookies is not reloaded again and again.
+  const redrawn = `labmgr-tz-redrawn:${location.pathname}`;
+  if (redraw && pageZone && !sameZone(pageZone, zone) && !sessionStorage.getItem(redrawn)) {
+    sessionStorage.setItem(redrawn, zone);
     location.reload();
   }
 }

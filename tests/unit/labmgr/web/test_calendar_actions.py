@@ -110,7 +110,7 @@ def test_cancelling_without_confirming_asks_first_on_the_calendar(
     assert mine.status == "scheduled"
     page = client.get(response["Location"]).content.decode()
     assert "Cancel this booking of server?" in page
-    assert "Yes, cancel the booking" in page
+    assert "Yes, cancel the reservation" in page
 
     client.post(ACTION.format(pk=mine.pk), {"action": "cancel", "confirmed": "on"})
     mine.refresh_from_db()
@@ -153,7 +153,7 @@ def test_the_dashboard_offers_the_actions_on_my_reservations(
     page = client.get("/").content.decode()
     assert f'action="/calendar/reservations/{mine.pk}/"' in page
     assert 'value="2030-01-07T11:00"' in page  # the new end starts at the current one
-    assert "Cancel booking" in page
+    assert "Cancel reservation" in page
 
 
 def test_the_calendar_is_drawn_in_the_browsers_zone_with_utc_on_hover(
