@@ -7,6 +7,7 @@ knows task names or queues of agents. Tests patch this seam. Services call it fr
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, TypedDict
 
 from celery.exceptions import TimeoutError as CeleryTimeout
@@ -42,9 +43,18 @@ def _send(name: str, host_slug: str, **kwargs: Any) -> Any:
 
 
 def apply(
-    *, host: str, deployment: int, plan: dict[str, Any], previous: dict[str, Any] | None
+    *,
+    host: str,
+    deployment: int,
+    plan: dict[str, Any],
+    previous: dict[str, Any] | None,
+    budget: Mapping[str, Any] | None = None,
 ) -> None:
-    _send("labmgr.agent.apply", host, deployment=deployment, plan=plan, previous=previous)
+    """Apply (or, with `previous`, redeploy) the plan; `budget` is the reservation's
+    share the agent puts the deployment's cgroups in (docs/messages.md). Without one the
+    message has no `budget` at all, as before reservations had a kernel side."""
+    extra = {"budget": dict(budget)} if budget is not None else {}
+    _send("labmgr.agent.apply", host, deployment=deployment, plan=plan, previous=previous, **extra)
 
 
 def destroy(*, host: str, deployment: int, token: str) -> None:

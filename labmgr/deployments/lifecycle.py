@@ -14,6 +14,7 @@ from typing import Any
 from django.conf import settings
 from django.db import IntegrityError, transaction
 
+from labmgr.accounts import selectors as accounts
 from labmgr.accounts.services import quota_check_deploy
 from labmgr.deployments import dispatch
 from labmgr.deployments.choices import KEPT_STATES, DeploymentStatus
@@ -31,7 +32,7 @@ from labmgr.hosts.models import Host
 from labmgr.labs import selectors as lab_selectors
 from labmgr.labs import spec
 from labmgr.labs.models import Lab
-from labmgr.reservations.services import reservation_check_deploy
+from labmgr.reservations.services import Budget, reservation_budget, reservation_check_deploy
 from labplan import codec, features
 from labplan.model import Labfile
 
@@ -46,7 +47,7 @@ def deployment_deploy(*, lab: Lab, actor: Any) -> Deployment:
     _require_change(actor, lab)
     labfile = spec.lab_to_labfile(lab)
     host = _choose_host(labfile)
-    _require_budget(actor, host, lab, labfile)
+    budget = _require_budget(actor, host, lab, labfile)
     try:
         with transaction.atomic():
             Lab.objects.select_for_update().get(pk=lab.pk)  # two clicks queue up here
@@ -54,7 +55,7 @@ def deployment_deploy(*, lab: Lab, actor: Any) -> Deployment:
                 raise _already_active(lab, active)
             deployment = deployment_create(lab=lab, owner=actor, host=host, labfile=labfile)
             _check_features(host, deployment)
-            _send_apply(deployment, previous=None)
+            _send_apply(deployment, previous=None, budget=budget)
     except IntegrityError as exc:
         # Another request deployed the lab between the check and the insert.
         active = lab.deployments.exclude(status__in=_not_active()).first()
@@ -101,13 +102,13 @@ def deployment_redeploy(*, deployment: Deployment, actor: Any) -> Deployment:
             raise Conflict.for_field(
                 "host", f"The lab now runs on {host}, not {locked.host}: destroy and deploy it."
             )
-        _require_budget(actor, host, locked.lab, labfile)
+        budget = _require_budget(actor, host, locked.lab, labfile)
         previous = locked.plan
         deployment_compile(deployment=locked, labfile=labfile)
         _check_features(host, locked)
         locked.save(update_fields=["labfile", "plan", "indexes", "updated"])
         deployment_transition(deployment=locked, to=S.DEPLOYING, reason=f"redeploy by {actor}")
-        _send_apply(locked, previous=previous)
+        _send_apply(locked, previous=previous, budget=budget)
     return locked
 
 
@@ -198,11 +199,17 @@ def _require_change(actor: Any, lab: Lab) -> None:
         raise NotAllowed("This lab is shared with you to read; only its owner may run it.")
 
 
-def _require_budget(actor: Any, host: Host, lab: Lab, labfile: Labfile) -> None:
+def _require_budget(actor: Any, host: Host, lab: Lab, labfile: Labfile) -> Budget | None:
     """Inside an active reservation of the host whose share the lab fits, and within the
-    actor's quotas (admins are exempt from both)."""
-    reservation_check_deploy(user=actor, host=host, lab=lab)
+    actor's quotas (admins are exempt from both). Returns the budget the agent puts the
+    deployment's cgroups in: the share of the reservation it was accepted under; None
+    outside reservations, for a whole-host booking, and for admins, whom no booking
+    binds (the kernel would hold them to a share they were allowed to exceed)."""
+    reservation = reservation_check_deploy(user=actor, host=host, lab=lab)
     quota_check_deploy(user=actor, lab=labfile)
+    if accounts.user_is_admin(user=actor):
+        return None
+    return reservation_budget(reservation)
 
 
 def _require_online(host: Host | None) -> Host:
@@ -240,12 +247,17 @@ def _check_features(host: Host, deployment: Deployment) -> None:
             raise ApplicationError.for_field("host", message)
 
 
-def _send_apply(deployment: Deployment, *, previous: dict[str, Any] | None) -> None:
+def _send_apply(
+    deployment: Deployment, *, previous: dict[str, Any] | None, budget: Budget | None
+) -> None:
     deployment_job_sent(deployment=deployment)
     host, pk, plan = deployment.host, deployment.pk, deployment.plan
     assert host is not None
     _on_commit(
-        pk, lambda: dispatch.apply(host=host.slug, deployment=pk, plan=plan, previous=previous)
+        pk,
+        lambda: dispatch.apply(
+            host=host.slug, deployment=pk, plan=plan, previous=previous, budget=budget
+        ),
     )
 
 
