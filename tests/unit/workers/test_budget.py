@@ -17,7 +17,7 @@ from workers.executor import ApplyError, Executor, MoveRefusedError, decode_budg
 from workers.facts import Facts
 from workers.fake import FakeKernel
 from workers.kernel.cgroups import Budget, CgroupLayout, Cgroups, is_reservation_cgroup
-from workers.metrics import node_files
+from workers.metrics import Sampler
 from workers.reconcile import reconcile_on_start
 from workers.tasks import Agent
 
@@ -424,10 +424,33 @@ def test_a_reservation_cgroup_is_removed_only_once_empty(tmp_path: Path) -> None
     assert cgroups.children() == []
 
 
-def test_metrics_read_a_node_inside_a_reservation_where_it_is(tmp_path: Path) -> None:
-    layout = CgroupLayout(tmp_path, {})
-    spawn = codec.plan_from_dict(plan_dict(7)).hosts[0].ops[-1]
+def test_metrics_sample_the_nodes_of_a_lab_inside_a_reservation_where_they_are(
+    executor: Executor, tmp_path: Path
+) -> None:
+    executor.apply(plan_dict(7), "local", SHARE)
+    sampler = Sampler(tmp_path / "journal", layout=CgroupLayout(tmp_path / "cg", {}))
 
-    files = node_files(layout, "lm7", spawn, 1, 1, "r5/lm7/n1")  # type: ignore[arg-type]
+    files = {n.node: n.memory_current for n in sampler.nodes()}
 
-    assert files.memory_current == tmp_path / "labmgr/r5/lm7/n1/memory.current"
+    assert files == {
+        "alpha": tmp_path / "cg/labmgr/r5/lm7/n0/memory.current",
+        "beta": tmp_path / "cg/labmgr/r5/lm7/n1/memory.current",
+    }
+
+
+def test_a_redeploy_inside_the_reservation_removes_a_dropped_nodes_cgroup(
+    kernel: FakeKernel, executor: Executor
+) -> None:
+    sent: list[tuple[str, dict[str, Any]]] = []
+    agent = agent_for(executor, sent)
+    agent.run("t1", "apply", {"deployment": 7, "plan": plan_dict(7), "budget": SHARE})
+    smaller = {**PAIR, "nodes": {"alpha": PAIR["nodes"]["alpha"]}}  # type: ignore[index]
+    plan = codec.plan_to_dict(compile_plan(labfile.validate(smaller), deployment=7))
+
+    agent.run(
+        "t2", "apply", {"deployment": 7, "plan": plan, "previous": plan_dict(7), "budget": SHARE}
+    )
+
+    assert result_of(sent)["ok"] is True
+    assert sorted(kernel.cgroups) == ["r5", "r5/lm7", "r5/lm7/n0"]
+    assert [cgroup for cgroup, _ in kernel.processes.values()] == ["r5/lm7/n0"]
