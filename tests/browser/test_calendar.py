@@ -247,3 +247,37 @@ def test_the_calendar_speaks_the_browsers_time_zone_with_utc_on_hover(
         expect(when).to_contain_text(f"{start:%H:%M}")
     finally:
         context.close()
+
+
+def test_my_reservations_on_the_dashboard_can_be_shortened_and_cancelled(
+    login: Login, shot: Shot, host: str, manage_shell: Callable[[str], None]
+) -> None:
+    start = _midnight_in(6) + timedelta(hours=8)
+    manage_shell(
+        "from datetime import datetime, timedelta; from django.contrib.auth.models import User; "
+        "from labmgr.hosts.models import Host; "
+        "from labmgr.reservations.services import Share, reservation_book; "
+        f"start = datetime.fromisoformat({start.isoformat()!r}); "
+        "reservation_book(actor=User.objects.get(username='dave'), "
+        f"host=Host.objects.get(name={host!r}), start=start, end=start + timedelta(hours=3), "
+        "share=Share(whole_host=True))"
+    )
+    page = login("dave")
+    row = page.locator(
+        "#my-reservations tr", has=page.locator(f'td > time[datetime="{start.isoformat()}"]')
+    )
+    new_end = start + timedelta(hours=1)
+    row.get_by_text("Change or cancel").click()
+    row.get_by_label("New end time (UTC)").fill(f"{new_end:%Y-%m-%dT%H:%M}")
+    row.get_by_role("button", name="Shorten").click()
+    expect(page.locator(".messages")).to_contain_text(
+        f"Shortened the booking of {host}: it now ends {new_end:%a %d %b %H:%M} UTC."
+    )
+    expect(row.locator("td > time").nth(1)).to_have_text(f"{new_end:%a %-d %b %H:%M}")
+
+    row.get_by_text("Change or cancel").click()
+    row.get_by_role("button", name="Cancel reservation").click()
+    page.get_by_role("dialog").get_by_role("button", name="Yes, cancel it").click()
+    expect(page.locator(".messages")).to_contain_text(f"Cancelled the booking of {host}")
+    expect(row).to_have_count(0)
+    shot(page, "cancelled")
