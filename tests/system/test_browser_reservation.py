@@ -15,6 +15,8 @@ from typing import Any
 
 import pytest
 import requests
+
+pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
 from playwright.sync_api import Page, expect
 
 from tests.system.conftest import Stack, book_the_host, wait_for
