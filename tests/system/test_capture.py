@@ -1,0 +1,131 @@
+"""Packet capture through the real stack: REST start, pings through exec, live counts,
+stop, download and parse the pcap; a capture left running ends with the lab."""
+
+from __future__ import annotations
+
+import os
+import struct
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from tests.system.conftest import ROOT, Stack, wait_for
+from tests.system.test_live_deployments import FINAL, deploy, destroy_clean, lab_from, wait_status
+
+
+def icmp_types(pcap: bytes) -> list[int]:
+    """The ICMP type of every IPv4 ICMP packet of an Ethernet pcap file."""
+    assert pcap[:4] in (b"\xd4\xc3\xb2\xa1", b"\xa1\xb2\xc3\xd4"), pcap[:4]
+    order = "<" if pcap[:4] == b"\xd4\xc3\xb2\xa1" else ">"
+    (linktype,) = struct.unpack_from(order + "I", pcap, 20)
+    assert linktype == 1  # Ethernet: what Wireshark opens as such
+    types, offset = [], 24
+    while offset + 16 <= len(pcap):
+        (length,) = struct.unpack_from(order + "I", pcap, offset + 8)
+        frame = pcap[offset + 16 : offset + 16 + length]
+        offset += 16 + length
+        if frame[12:14] == b"\x08\x00" and frame[23] == 1:
+            types.append(frame[14 + (frame[14] & 0x0F) * 4])
+    assert offset == len(pcap)  # only whole records
+    return types
+
+
+def tcpdumps_of(token: str) -> list[str]:
+    """Command lines of tcpdump processes writing into the deployment's files."""
+    found = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if argv and argv[0].endswith(b"tcpdump") and f"/{token}/".encode() in b" ".join(argv):
+            found.append(b" ".join(argv).decode(errors="replace"))
+    return found
+
+
+def captures_path(deployment: int, rest: str = "") -> str:
+    return f"/api/deployments/{deployment}/captures{rest}"
+
+
+def capture(stack: Stack, deployment: int, cid: int) -> dict[str, Any]:
+    body: dict[str, Any] = stack.get("alice", captures_path(deployment, f"/{cid}/")).json()
+    return body
+
+
+def test_pings_are_captured_stopped_downloaded_and_a_running_capture_ends_with_the_lab(
+    stack: Stack,
+) -> None:
+    tree = yaml.safe_load((ROOT / "examples" / "two-nodes.yaml").read_text())
+    lab = lab_from(stack, tree, "sys-capture")
+    body = deploy(stack, lab)
+    deployment, token = body["id"], body["token"]
+    try:
+        assert wait_status(stack, deployment, FINAL) == "running"
+        bad = stack.post(
+            "alice",
+            captures_path(deployment),
+            json={"node": "alice", "interface": "eth0", "filter": "icmp and and"},
+        )
+        assert bad.status_code == 400, bad.text
+        assert list(bad.json()["errors"]) == ["filter"]
+        assert bad.json()["errors"]["filter"][0].startswith("filter: ")
+
+        started = stack.post(
+            "alice",
+            captures_path(deployment),
+            json={"node": "alice", "interface": "eth0", "filter": "icmp"},
+        )
+        assert started.status_code == 201, started.text
+        first = started.json()
+        assert first["state"] == "running"
+        # A second one on bob, with no filter, left running until the lab is destroyed.
+        second = stack.post(
+            "alice", captures_path(deployment), json={"node": "bob", "interface": "eth0"}
+        ).json()
+
+        ping = stack.post(
+            "alice",
+            f"/api/deployments/{deployment}/exec",
+            json={"node": "alice", "argv": ["ping", "-c3", "-i0.2", "bob"], "timeout": 20},
+        )
+        assert ping.json()["exit"] == 0, ping.text
+        live = wait_for(
+            "the live count to show the pings",
+            lambda: (c := capture(stack, deployment, first["id"]))["packets"] >= 6 and c,
+            timeout=20,
+        )
+        assert live["state"] == "running" and live["bytes"] > 24
+
+        stopped = stack.post("alice", captures_path(deployment, f"/{first['id']}/stop"))
+        assert stopped.status_code == 202, stopped.text
+        ended = wait_for(
+            "the capture to stop",
+            lambda: (c := capture(stack, deployment, first["id"]))["state"] == "stopped" and c,
+            timeout=20,
+        )
+        assert ended["reason"] == "stopped on request"
+        pcap = stack.get("alice", captures_path(deployment, f"/{first['id']}/pcap"))
+        assert pcap.status_code == 200
+        assert pcap.headers["Content-Type"] == "application/vnd.tcpdump.pcap"
+        types = icmp_types(pcap.content)
+        assert types.count(8) == types.count(0) == 3  # three echoes, three replies
+        assert ended["packets"] == len(types) and ended["bytes"] == len(pcap.content)
+        assert (
+            stack.get("charlie", captures_path(deployment, f"/{first['id']}/pcap")).status_code
+            == 404
+        )
+        assert len(tcpdumps_of(token)) == 1  # bob's
+    finally:
+        destroy_clean(stack, lab, token, deployment)
+
+    after = wait_for(
+        "the capture left running to end with the lab",
+        lambda: (c := capture(stack, deployment, second["id"]))["state"] != "running" and c,
+        timeout=20,
+    )
+    assert after["state"] == "stopped"
+    assert after["reason"] == "the node stopped (lab destroyed or node replaced)"
+    leftover = stack.get("alice", captures_path(deployment, f"/{second['id']}/pcap"))
+    assert 8 in icmp_types(leftover.content)
+    assert tcpdumps_of(token) == []
