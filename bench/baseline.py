@@ -1,10 +1,11 @@
 """The kernel baseline: N nodes on one bridge built with `ip -batch` and `unshare`.
 
 It does the same work a labmgr deployment of the same lab does — a netns per node, a veth
-into one bridge with the peer created inside the namespace, an address per node, links up,
-a memory + pids cgroup per node with limits, and a process per node in fresh user, PID,
-mount, UTS, IPC and cgroup namespaces joined to the netns — the fastest plain way the
-standard tools allow, so labmgr's times can be read as a ratio against it.
+into one bridge with the peer created inside the namespace, an address per node (IPv6
+autoconfiguration off, as labmgr's IPv4-only networks have it), links up, a memory + pids
+cgroup per node with limits, and a process per node in fresh user, PID, mount, UTS, IPC and
+cgroup namespaces joined to the netns — the fastest plain way the standard tools allow, so
+labmgr's times can be read as a ratio against it.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from ipaddress import IPv4Network
 from pathlib import Path
 
 CGROUP_ROOT = Path("/sys/fs/cgroup")
+IPV6 = Path("/proc/sys/net/ipv6")
 PREFIX = "lmbase"  # bench-only names; labmgr's sweep finds them by the "lm" prefix too
 GROUP = 0xBA5E
 SUBNET = IPv4Network("10.200.0.0/16")
@@ -57,9 +59,14 @@ class Baseline:
                 f"link set {v} master {self.bridge} up",
             ]
         _ip_batch(lines)
+        # labmgr's node interfaces have IPv6 off (labfile v1 networks are IPv4 only); the
+        # same here, or every link-local DAD and MLD packet flooded by the bridge is work
+        # only the baseline does.
+        no_ipv6 = ["link set eth0 addrgenmode none"] if IPV6.exists() else []
         for i in range(self.n):
             _ip_batch(
                 [
+                    *no_ipv6,
                     f"addr add {hosts[i + 1]}/{self.subnet.prefixlen} dev eth0",
                     "link set eth0 up",
                     "link set lo up",

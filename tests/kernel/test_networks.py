@@ -36,6 +36,17 @@ def test_nodes_on_one_bridge_reach_each_other_and_not_another_bridge(build: Any)
     assert not lab.ping("a", "10.231.1.10")
 
 
+def test_node_interfaces_carry_no_ipv6_like_dockers_ipv4_only_networks(build: Any) -> None:
+    lab: Lab = build(two_bridges())
+
+    addresses = lab.run("a", "ip", "-o", "addr", "show", "dev", "eth0").stdout
+    assert "inet 10.231.0.10/24" in addresses
+    assert "inet6" not in addresses  # no link-local, so no DAD or MLD flooding the bridge
+    assert lab.run("a", "cat", "/proc/sys/net/ipv6/conf/eth0/disable_ipv6").stdout == "1\n"
+    loopback = lab.run("a", "ip", "-o", "addr", "show", "dev", "lo").stdout
+    assert "inet6 ::1/128" in loopback  # only the interfaces of networks lose IPv6
+
+
 def test_an_internal_bridge_has_no_way_out(build: Any) -> None:
     lab: Lab = build(two_bridges(internal=True))
 

@@ -23,9 +23,16 @@ from workers.kernel.rtnl import Rtnl
 
 RUN_DIR = Path("/run/netns")
 THREAD_NETNS = "/proc/thread-self/ns/net"
-# Docker's choice: any group may open ICMP echo sockets, so `ping` works for root in a
-# user namespace, which has no CAP_NET_RAW over a netns the agent made.
-NODE_SYSCTLS = {"net/ipv4/ping_group_range": "0 2147483647"}
+NODE_SYSCTLS = {
+    # Docker's choice: any group may open ICMP echo sockets, so `ping` works for root in a
+    # user namespace, which has no CAP_NET_RAW over a netns the agent made.
+    "net/ipv4/ping_group_range": "0 2147483647",
+    # Labfile v1 networks are IPv4 only: like Docker's networks without --ipv6, the node's
+    # interfaces (all made after this) have IPv6 off. Otherwise every interface coming up
+    # sends link-local DAD and MLD packets that a bridge floods to all its ports: traffic
+    # nobody asked for in a capture, and work that grows with the square of the ports.
+    "net/ipv6/conf/default/disable_ipv6": "1",
+}
 
 
 class Namespaces:
@@ -38,6 +45,7 @@ class Namespaces:
         syscalls.setns(self._root, syscalls.CLONE_NEWNET)
         self._sockets: dict[str | None, IPRoute] = {}
         self._rtnl: dict[str | None, Rtnl] = {}
+        self._run_dir_ready = False
 
     def close(self) -> None:
         for sock in self._sockets.values():
@@ -163,12 +171,17 @@ class Namespaces:
 
     def _ensure_run_dir(self) -> None:
         """Like iproute2: the run directory is a shared mount, so namespaces bound in it
-        are seen by every mount namespace that is its peer."""
+        are seen by every mount namespace that is its peer. Checked once per job: the mount
+        table grows with every namespace, so reading it per namespace costs O(n^2)."""
+        if self._run_dir_ready:
+            return
         self.run_dir.mkdir(parents=True, exist_ok=True)
         # Not os.path.ismount: a bind mount of a directory of the same filesystem has the
         # same device as its parent, so only the mount table tells.
         mounts = Path("/proc/thread-self/mountinfo").read_text().splitlines()
-        if any(line.split()[4] == str(self.run_dir) for line in mounts):
-            return
-        syscalls.mount(str(self.run_dir), str(self.run_dir), None, syscalls.MS_BIND, None)
-        syscalls.mount("none", str(self.run_dir), None, syscalls.MS_SHARED | syscalls.MS_REC, None)
+        if not any(line.split()[4] == str(self.run_dir) for line in mounts):
+            syscalls.mount(str(self.run_dir), str(self.run_dir), None, syscalls.MS_BIND, None)
+            syscalls.mount(
+                "none", str(self.run_dir), None, syscalls.MS_SHARED | syscalls.MS_REC, None
+            )
+        self._run_dir_ready = True
