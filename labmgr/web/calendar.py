@@ -90,20 +90,21 @@ def in_zone(request: HttpRequest) -> Iterator[str]:
 
 
 class BookingForm(forms.Form):
-    """A slot to book: a window (UTC) and the whole host or a share of it."""
+    """A slot to book: a window (read in the zone the form was drawn in, `tz`) and the
+    whole host or a share of it."""
 
     start = forms.DateTimeField(
         input_formats=[FORM_TIME],
         widget=forms.DateTimeInput(attrs={"type": "datetime-local"}, format=FORM_TIME),
         label="Start (UTC)",
     )
-    # The zone the form was drawn in: its times are read in it.
-    tz = forms.CharField(required=False, widget=forms.HiddenInput)
     end = forms.DateTimeField(
         input_formats=[FORM_TIME],
         widget=forms.DateTimeInput(attrs={"type": "datetime-local"}, format=FORM_TIME),
         label="End (UTC)",
     )
+    # The zone the form was drawn in: its times are read in it.
+    tz = forms.CharField(required=False, widget=forms.HiddenInput)
     whole_host = forms.BooleanField(required=False, label="The whole host")
     cpus = forms.DecimalField(
         min_value=Decimal(0),

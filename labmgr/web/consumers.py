@@ -5,8 +5,10 @@ A connection joins the groups `labmgr.events` already publishes to: `lab.<id>` o
 the user may see when it connects, `host.<slug>` of every host, `reservations.<user id>`
 and `user.<id>` (logging out ends the stream). Each `deployment.status` is checked again
 against `labmgr.accounts.permissions` as it is delivered, so a lab unshared meanwhile
-stops reaching its former readers. Steps and metrics travel on the same lab groups; the
-dashboard shows neither, so they are dropped here instead of being sent to the browser.
+stops reaching its former readers; a lab that becomes visible later is heard from the
+next connection (the dashboard has no row for it before a reload anyway). Steps and
+metrics travel on the same lab groups; the dashboard shows neither, so they are dropped
+here instead of being sent to the browser.
 """
 
 from __future__ import annotations
@@ -48,10 +50,8 @@ def may_see_status(user: Any, lab_id: int) -> bool:
 
 def host_row(slug: str) -> dict[str, Any] | None:
     """What the dashboard shows of a host beside its status: active deployments, load."""
-    row = next((h for h in selectors.dashboard_hosts() if h.host.slug == slug), None)
-    if row is None:
-        return None
-    return {"deployments": row.deployments, "load": row.load}
+    rows = selectors.dashboard_hosts(slug=slug)
+    return {"deployments": rows[0].deployments, "load": rows[0].load} if rows else None
 
 
 class DashboardConsumer(AsyncJsonWebsocketConsumer):

@@ -91,8 +91,10 @@ def dashboard_new_drafts(*, user: Any) -> list[LabDraft]:
     return list(LabDraft.objects.filter(owner=user, lab__isnull=True))
 
 
-def dashboard_hosts() -> list[HostRow]:
-    hosts = host_list().annotate(
+def dashboard_hosts(*, slug: str | None = None) -> list[HostRow]:
+    """Every host (or the one named `slug`) with its active deployments and facts."""
+    hosts = host_list() if slug is None else host_list().filter(slug=slug)
+    hosts = hosts.annotate(
         live=Count("deployments", filter=Q(deployments__status__in=sorted(ACTIVE_STATES)))
     )
     return [HostRow(h, h.live, host_capabilities(h.facts)) for h in hosts]

@@ -96,18 +96,24 @@ export function startCalendar(week, form) {
   week.addEventListener("pointerdown", (event) => {
     const body = event.target.closest(".day .day-body");
     if (!body || event.target.closest(".block") || event.button !== 0) return;
-    event.preventDefault(); // no text selection while dragging
+    // A finger scrolls the page (a swipe cancels the pointer) and a tap picks an hour;
+    // a mouse or a pen drags.
+    if (event.pointerType !== "touch") event.preventDefault();
     anchor = momentAt(body, event.clientY);
     moved = false;
     drawSelection(week, anchor, anchor + SLOT_MS);
   });
   week.addEventListener("pointermove", (event) => {
-    if (anchor === null) return;
+    if (anchor === null || event.pointerType === "touch") return;
     const body = bodyAt(event.clientX, event.clientY);
     if (!body) return;
     const [from, to] = span(body, event.clientY);
     moved = moved || to - from > SLOT_MS;
     drawSelection(week, from, to);
+  });
+  week.addEventListener("pointercancel", () => {
+    anchor = null;
+    drawSelection(week, null, null);
   });
   document.addEventListener("pointerup", (event) => {
     if (anchor === null) return;
