@@ -98,6 +98,11 @@ def test_a_student_deploys_an_example_uses_it_and_destroys_it_leaving_the_kernel
     expect(steps.first).to_be_visible()
     assert steps.count() == page.locator('#steps li[data-status="succeeded"]').count() > 3
     expect(page.locator("#progress-bar")).to_have_attribute("style", "width: 100%;")
+    # The bar slides to full width (a CSS transition): wait for it before the screenshot.
+    page.wait_for_function(
+        "(bar => bar.offsetWidth === bar.parentElement.clientWidth)"
+        "(document.getElementById('progress-bar'))"
+    )
     for node in ("blue1", "red1", "red2"):
         expect(page.locator(f'#node-list li[data-node="{node}"] .live-state')).to_have_text(
             "running"
