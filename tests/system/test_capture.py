@@ -8,6 +8,7 @@ import struct
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 
 from tests.system.conftest import ROOT, Stack, wait_for
@@ -129,3 +130,47 @@ def test_pings_are_captured_stopped_downloaded_and_a_running_capture_ends_with_t
     leftover = stack.get("alice", captures_path(deployment, f"/{second['id']}/pcap"))
     assert 8 in icmp_types(leftover.content)
     assert tcpdumps_of(token) == []
+
+
+def test_a_student_captures_pings_from_the_lab_page_and_downloads_the_pcap(
+    stack: Stack, browser_for: Any, shot: Any
+) -> None:
+    pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
+    from playwright.sync_api import expect
+
+    tree = yaml.safe_load((ROOT / "examples" / "two-nodes.yaml").read_text())
+    lab = lab_from(stack, tree, "sys-capture-page")
+    body = deploy(stack, lab)
+    deployment, token = body["id"], body["token"]
+    try:
+        assert wait_status(stack, deployment, FINAL) == "running"
+        page = browser_for("alice")
+        page.goto(f"/labs/{lab}/")
+        panel = page.locator("#captures")
+        expect(page.locator("#capture-interface option")).to_have_count(1)
+        panel.get_by_label("Node").select_option("alice")
+        panel.get_by_label("Filter").fill("icmp and and")
+        panel.get_by_role("button", name="Start capture").click()
+        expect(panel.locator(".field-error[data-field=filter]")).to_contain_text("filter: ")
+        panel.get_by_label("Filter").fill("icmp")
+        panel.get_by_role("button", name="Start capture").click()
+        row = panel.locator("#capture-table tbody tr[data-capture]")
+        expect(row).to_have_attribute("data-state", "running")
+        stack.post(
+            "alice",
+            f"/api/deployments/{deployment}/exec",
+            json={"node": "alice", "argv": ["ping", "-c3", "-i0.2", "bob"], "timeout": 20},
+        )
+        expect(row.locator(".capture-packets")).to_have_text("6", timeout=10_000)
+        shot(page, "capture-running")
+        row.get_by_role("button", name="Stop").click()
+        link = row.get_by_role("link", name="Download .pcap")
+        expect(link).to_be_visible(timeout=15_000)
+        with page.expect_download() as download:
+            link.click()
+        data = Path(download.value.path()).read_bytes()
+        assert download.value.suggested_filename.startswith("sys-capture-page-alice-eth0-")
+        assert sorted(icmp_types(data)) == [0, 0, 0, 8, 8, 8]
+        shot(page, "capture-stopped")
+    finally:
+        destroy_clean(stack, lab, token, deployment)
