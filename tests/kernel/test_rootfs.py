@@ -6,12 +6,15 @@ fixture, which proves by listing the kernel that nothing of it is left."""
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from workers.facts import Facts
+from workers.init.build import lminit_path
 from workers.kernel import processes
 from workers.kernel.processes import Processes
 
@@ -165,3 +168,33 @@ def test_a_user_namespaced_node_pivots_into_a_given_directory(build: Any, tmp_pa
     assert uids(lab.pid("box"))[0] >= processes.UID_FIRST
     assert os.readlink(f"/proc/{lab.pid('box')}/ns/user") != os.readlink("/proc/self/ns/user")
     assert os.stat(f"/proc/{lab.pid('box')}/root/marker").st_ino == (tree / "marker").stat().st_ino
+
+
+def test_the_probe_says_why_a_root_filesystem_that_cannot_be_idmapped_stays_read_only(
+    data_dir: Path,
+) -> None:
+    """lminit's probe pivoted onto a ramfs root, which has no idmapped mounts."""
+    if shutil.which("unshare") is None or shutil.which("pivot_root") is None:
+        pytest.skip("needs unshare(1) and pivot_root(8) from util-linux")
+    lminit = lminit_path(data_dir)
+    script = (
+        'set -e; root="$1"; mount -t ramfs lmprobe "$root"; mkdir "$root/proc" "$root/scratch"'
+        ' "$root/old"; cp "$2" "$root/lminit"; mount --bind "$root" "$root";'
+        ' mount -t proc proc "$root/proc"; cd "$root"; pivot_root . old;'
+        " exec /lminit probe --scratch /scratch --uid-base 100000"
+    )
+    root = data_dir / "ramfs-root"
+    root.mkdir()
+
+    done = subprocess.run(
+        ["unshare", "--mount", "--propagation", "private", "sh", "-c", script, "sh", root, lminit],
+        capture_output=True,
+        text=True,
+        timeout=20,
+    )
+
+    assert (done.returncode, done.stderr) == (1, "")
+    assert done.stdout == (
+        "idmapped mount of the host's root filesystem (mount_setattr): Invalid argument\n"
+    )
+    assert str(root) not in Path("/proc/self/mounts").read_text()
