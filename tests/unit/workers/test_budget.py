@@ -13,6 +13,7 @@ import pytest
 
 from labplan import codec, labfile
 from labplan.compiler import compile_plan
+from tests.unit.workers import test_cgroups_v2 as v2
 from workers.executor import ApplyError, Executor, MoveRefusedError, decode_budget
 from workers.facts import Facts
 from workers.fake import FakeKernel
@@ -41,6 +42,8 @@ PAIR = {
         "beta": {"networks": {"lan": {}}, "limits": {"memory": "64M"}},
     },
 }
+
+make_fake = v2.make_fake  # the cgroup2 stand-in's fixture, used here too
 
 SHARE = {"reservation": 5, "cpus": 1.5, "memory": 256 << 20, "pids": 100}
 
@@ -454,3 +457,34 @@ def test_a_redeploy_inside_the_reservation_removes_a_dropped_nodes_cgroup(
     assert result_of(sent)["ok"] is True
     assert sorted(kernel.cgroups) == ["r5", "r5/lm7", "r5/lm7/n0"]
     assert [cgroup for cgroup, _ in kernel.processes.values()] == ["r5/lm7/n0"]
+
+
+def test_on_v2_the_reservation_and_the_deployment_delegate_controllers_to_the_nodes(
+    make_fake: Any,
+) -> None:
+    fake = make_fake()
+    cgroups = v2.v2_cgroups(fake)
+    budget = Budget(5, 0.5, 256 << 20, 100)
+
+    cgroups.ensure(budget.cgroup)
+    for key, value in budget.limits():
+        cgroups.set_limit(budget.cgroup, key, value)
+    cgroups.ensure("r5/lm7")
+    cgroups.ensure("lm7/n0")
+
+    enabled = "enable cpu io memory pids"
+    made = [e for e in fake.events if "labmgr/" in e[1] and e[0] in ("mkdir", enabled)]
+    assert made == [
+        ("mkdir", "labmgr/r5"),
+        (enabled, "labmgr/r5"),
+        ("mkdir", "labmgr/r5/lm7"),
+        (enabled, "labmgr/r5/lm7"),
+        ("mkdir", "labmgr/r5/lm7/n0"),
+    ]
+    reservation = fake.root / "labmgr/r5"
+    assert (reservation / "cpu.max").read_text() == "50000 100000\n"
+    assert (reservation / "memory.max").read_text() == "268435456\n"
+    assert (reservation / "pids.max").read_text() == "100\n"
+    assert (reservation / "lm7/n0/cgroup.subtree_control").read_text() == ""
+    elsewhere = v2.v2_cgroups(fake)
+    assert elsewhere.procs_files("lm7/n0") == [reservation / "lm7/n0/cgroup.procs"]
