@@ -58,6 +58,7 @@ POLL = 0.2  # how often the watcher reads the file and the clock
 REPORT_EVERY = 1.0
 START_TIMEOUT = 5.0  # tcpdump has opened the interface and created its file by then
 COMPILE_TIMEOUT = 10.0
+BACKSTOP_SECONDS = 5
 
 PCAP_HEADER = 24
 RECORD_HEADER = 16
@@ -412,7 +413,11 @@ class Captures:
         path = directory / f"{request.capture}.pcap"
         log_path = directory / f"{request.capture}.log"
         argv = [*self.tcpdump, "-i", request.interface, "-w", str(path), "-U", "-n"]
-        argv += ["--immediate-mode", "-Z", "root", "--", request.filter]
+        # A second time bound in tcpdump itself (checked as packets arrive), a little
+        # after the watcher's, should the watcher be gone.
+        backstop = int(request.max_seconds) + BACKSTOP_SECONDS
+        argv += ["--immediate-mode", "-Z", "root", "-G", str(backstop), "-W", "1"]
+        argv += ["--", request.filter]
         with open(log_path, "wb") as errors:
             proc = subprocess.Popen(
                 argv,
@@ -456,9 +461,40 @@ class Captures:
         for capture in doomed:
             capture.join(timeout=wait)
 
+    def reap_orphans(self) -> list[str]:
+        """Kill the tcpdumps a previous run of the agent left without a watcher (nothing
+        would bound them) and remove their files; what was reaped."""
+        reaped: list[str] = []
+        marker = str(self.data_dir / "run") + "/"
+        for pid, argv in _processes():
+            if not argv or Path(argv[0]).name != "tcpdump" or "-w" not in argv[:-1]:
+                continue
+            output = argv[argv.index("-w") + 1]
+            if output.startswith(marker) and "/captures/" in output:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+                reaped.append(f"tcpdump {pid} writing {output}")
+        for path in self.data_dir.glob("run/*/captures/*"):
+            with contextlib.suppress(OSError):
+                path.unlink()
+        return reaped
+
     def _forget_ended(self) -> None:
         for name in [n for n, c in self.running.items() if c.ident and not c.is_alive()]:
             del self.running[name]
+
+
+def _processes() -> list[tuple[int, list[str]]]:
+    found = []
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            raw = Path(f"/proc/{name}/cmdline").read_bytes()
+        except OSError:
+            continue
+        found.append((int(name), [a.decode(errors="replace") for a in raw.split(b"\0")[:-1]]))
+    return found
 
 
 def _stop(proc: subprocess.Popen[bytes]) -> None:
@@ -582,6 +618,8 @@ def register(app: Any, agent: AgentLike, captures: Captures | None = None) -> Ca
     """Bind the capture jobs to `app` under the names of docs/messages.md."""
     if captures is None:
         captures = Captures(agent.executor.data_dir, agent.send, RedisUpload(redis_url()))
+    for line in captures.reap_orphans():
+        log.info("capture: reaped %s", line)
     running = captures
     journal = agent.executor.journal
 

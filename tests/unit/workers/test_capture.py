@@ -4,6 +4,7 @@ file, so counting, the bounds, stopping and the upload run as they do on a host.
 from __future__ import annotations
 
 import struct
+import subprocess
 import sys
 import textwrap
 import time
@@ -271,3 +272,29 @@ def test_stopping_a_capture_the_agent_does_not_run_reports_it_failed(
     assert finished["state"] == "failed"
     assert finished["reason"] == "this host runs no such capture (its agent restarted?)"
     assert finished["chunks"] == 0
+
+
+def test_tcpdumps_a_previous_agent_left_are_reaped_with_their_files(
+    tmp_path: Path, sent: Sent
+) -> None:
+    tcpdump = tmp_path / "bin" / "tcpdump"  # a process named tcpdump, whatever it runs
+    tcpdump.parent.mkdir()
+    tcpdump.symlink_to(sys.executable)
+    data = tmp_path / "agent"
+    orphan_file = data / "run" / "lm1" / "captures" / "c0ffee00.pcap"
+    orphan_file.parent.mkdir(parents=True)
+    orphan_file.write_bytes(pcap(10))
+    sleep = "import time; time.sleep(60)"
+    orphan = subprocess.Popen([str(tcpdump), "-c", sleep, "-w", str(orphan_file)])
+    other = subprocess.Popen([str(tcpdump), "-c", sleep, "-w", str(tmp_path / "mine.pcap")])
+    try:
+        time.sleep(0.2)
+        reaped = Captures(data, sent.send, sent.upload).reap_orphans()
+        assert reaped == [f"tcpdump {orphan.pid} writing {orphan_file}"]
+        assert orphan.wait(timeout=5) == -9
+        assert other.poll() is None
+        assert not orphan_file.exists()
+    finally:
+        for proc in (orphan, other):
+            proc.kill()
+            proc.wait()
