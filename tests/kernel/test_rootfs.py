@@ -73,9 +73,10 @@ def test_the_host_tree_reads_as_owned_by_the_nodes_root_and_its_root_is_not_the_
 ) -> None:
     lab: Lab = build(one_node({}, "owners"))
 
-    owners = lab.run("box", "stat", "-c", "%u:%g %n", "/", "/etc/passwd", "/usr/bin")
+    owners = lab.run("box", "stat", "-c", "%u:%g %n", "/", "/etc/passwd", "/usr/bin", "/run")
 
-    assert owners.stdout.splitlines() == ["0:0 /", "0:0 /etc/passwd", "0:0 /usr/bin"]
+    assert owners.stdout.splitlines() == ["0:0 /", "0:0 /etc/passwd", "0:0 /usr/bin", "0:0 /run"]
+    assert lab.run("box", "touch", "/run/service.pid").returncode == 0
     base = uids(lab.pid("box"))[0]
     assert base >= processes.UID_FIRST
     assert uids(lab.pid("box")) == [base] * 4
