@@ -294,6 +294,14 @@ def sleepers() -> Iterator[list[subprocess.Popen[bytes]]]:
         proc.wait()
 
 
+def sleep_in(cgroups: Cgroups, node: str, sleepers: list[subprocess.Popen[bytes]]) -> int:
+    """Make the node's cgroup and start a real process in it; its pid."""
+    cgroups.ensure(node)
+    sleepers.append(subprocess.Popen(["sleep", "60"]))
+    cgroups.procs_files(node)[0].write_text(str(sleepers[-1].pid))
+    return sleepers[-1].pid
+
+
 def test_it_reads_a_v2_mount_as_the_only_hierarchy_with_its_controllers(make_fake: Any) -> None:
     fake = make_fake(("cpu", "io", "memory", "pids"))
     layout = CgroupLayout(unified=fake.root, v1={})
@@ -439,13 +447,10 @@ def test_processes_of_a_lab_are_listed_from_every_node(
 ) -> None:
     fake = make_fake()
     cgroups = v2_cgroups(fake)
-    for node in ("lm1/n0", "lm1/n1"):
-        cgroups.ensure(node)
-        sleepers.append(subprocess.Popen(["sleep", "60"]))
-        cgroups.procs_files(node)[0].write_text(str(sleepers[-1].pid))
+    first, second = (sleep_in(cgroups, node, sleepers) for node in ("lm1/n0", "lm1/n1"))
 
-    assert cgroups.pids("lm1") == {p.pid for p in sleepers}
-    assert cgroups.pids("lm1/n1") == {sleepers[1].pid}
+    assert cgroups.pids("lm1") == {first, second}
+    assert cgroups.pids("lm1/n1") == {second}
     assert cgroups.children() == ["lm1"]
 
 
@@ -455,9 +460,7 @@ def test_teardown_kills_through_cgroup_kill_then_removes_from_the_bottom_up(
     fake = make_fake()
     cgroups = v2_cgroups(fake)
     for node in ("lm1/n0", "lm1/n1"):
-        cgroups.ensure(node)
-        sleepers.append(subprocess.Popen(["sleep", "60"]))
-        cgroups.procs_files(node)[0].write_text(str(sleepers[-1].pid))
+        sleep_in(cgroups, node, sleepers)
     fake.events.clear()
 
     assert cgroups.kill("lm1") == 2
@@ -476,9 +479,7 @@ def test_without_cgroup_kill_teardown_kills_each_process(
 ) -> None:
     fake = make_fake(kill_file=False)  # a kernel older than 5.14
     cgroups = v2_cgroups(fake)
-    cgroups.ensure("lm1/n0")
-    sleepers.append(subprocess.Popen(["sleep", "60"]))
-    cgroups.procs_files("lm1/n0")[0].write_text(str(sleepers[0].pid))
+    sleep_in(cgroups, "lm1/n0", sleepers)
 
     assert cgroups.kill("lm1") == 1
 
@@ -492,9 +493,7 @@ def test_a_cgroup_with_a_live_process_is_not_removed(
 ) -> None:
     fake = make_fake()
     cgroups = v2_cgroups(fake)
-    cgroups.ensure("lm1/n0")
-    sleepers.append(subprocess.Popen(["sleep", "60"]))
-    cgroups.procs_files("lm1/n0")[0].write_text(str(sleepers[0].pid))
+    sleep_in(cgroups, "lm1/n0", sleepers)
     monkeypatch.setattr("workers.kernel.cgroups.time.sleep", lambda _: None)
 
     with pytest.raises(OSError) as busy:
