@@ -63,7 +63,7 @@ class ApiStack:
             "LABMGR_AGENT_HOST": self.host,
             "LABMGR_AGENT_DATA_DIR": str(work / "agent"),
             "LABMGR_ALLOWED_HOSTS": "127.0.0.1",
-            "LABMGR_LOG_LEVEL": "WARNING",
+            "LABMGR_LOG_LEVEL": os.environ.get("LABMGR_LOG_LEVEL", "WARNING"),
         }
         self.env.pop("DATABASE_URL", None)
         self.processes: list[subprocess.Popen[bytes]] = []

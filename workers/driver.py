@@ -16,6 +16,7 @@ from workers.kernel.processes import NodeProcess
 class Interface:
     name: str
     addresses: tuple[str, ...]
+    mac: str = ""
 
 
 class Driver(Protocol):

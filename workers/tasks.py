@@ -29,7 +29,6 @@ from workers.executor import (
 )
 from workers.kernel.cgroups import Cgroups
 from workers.kernel.processes import Processes
-from workers.observe import interfaces_of
 from workers.reconcile import drift
 from workers.reports import JobLog, Reporter, Send, StepGroups
 
@@ -45,11 +44,16 @@ class Terminals(Protocol):
 
 
 def observe_node(node: NodeReport) -> list[dict[str, Any]]:
-    """A node's interfaces as the kernel has them now (not `lo`, nor a host-network
-    node's: those are the host's)."""
+    """A node's interfaces as the executor read them from the kernel at the end of the
+    apply, on the job's own sockets (not `lo`, nor a host-network node's: those are the
+    host's)."""
     if node.netns is None:
         return []
-    return [i.to_dict() for i in interfaces_of(node.pid) if i.ifname != "lo"]
+    return [
+        {"ifname": i.name, "mac": i.mac, "addresses": list(i.addresses)}
+        for i in node.interfaces
+        if i.name != "lo"
+    ]
 
 
 class Agent:

@@ -69,7 +69,10 @@ class KernelDriver:
         addresses: dict[int, list[str]] = {}
         for addr in sock.addresses():
             addresses.setdefault(addr.index, []).append(f"{addr.address}/{addr.prefixlen}")
-        return [Interface(link.name, tuple(addresses.get(link.index, ()))) for link in sock.links()]
+        return [
+            Interface(link.name, tuple(addresses.get(link.index, ())), link.mac)
+            for link in sock.links()
+        ]
 
     def ensure_cgroup(self, rel: str) -> bool:
         return self.cgroups.ensure(rel)

@@ -110,6 +110,7 @@ class Link:
     name: str
     group: int
     alias: str | None
+    mac: str = ""
 
 
 @dataclass(frozen=True)
@@ -146,6 +147,7 @@ def parse_link(body: bytes) -> Link:
         name=_text(attrs.get(IFLA_IFNAME, b"")),
         group=struct.unpack("=I", group)[0] if group else 0,
         alias=_text(alias) if alias else None,
+        mac=":".join(f"{b:02x}" for b in attrs.get(IFLA_ADDRESS, b"")),
     )
 
 

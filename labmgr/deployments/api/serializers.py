@@ -64,13 +64,13 @@ class DeploymentSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
     @staticmethod
-    def fresh(deployment: Deployment) -> Deployment:
-        """The deployment re-read with what the representation needs."""
-        return (
-            Deployment.objects.select_related("lab", "host", "owner")
-            .prefetch_related("steps", "nodes")
-            .get(pk=deployment.pk)
-        )
+    def fresh(deployment: Deployment, *, compact: bool = False) -> Deployment:
+        """The deployment re-read with what the representation needs (`compact`: without
+        the labfile, plan and drift only the detail shows; they can weigh megabytes)."""
+        query = Deployment.objects.select_related("lab", "host", "owner")
+        if compact:
+            query = query.defer("labfile", "plan", "drift")
+        return query.prefetch_related("steps", "nodes").get(pk=deployment.pk)
 
 
 class DeploymentDetailSerializer(DeploymentSerializer):

@@ -42,7 +42,8 @@ CONNECTIVITY = inline_serializer(
         "probes": serializers.ListField(child=PROBE),
     },
 )
-ACTION_RESPONSES = {202: DeploymentDetailSerializer, 403: ERROR, 404: ERROR, 409: ERROR}
+# An action answers at once with the compact form; its `url` gives the detail.
+ACTION_RESPONSES = {202: DeploymentSerializer, 403: ERROR, 404: ERROR, 409: ERROR}
 
 
 class DeploymentViewSet(viewsets.ReadOnlyModelViewSet):
@@ -55,8 +56,9 @@ class DeploymentViewSet(viewsets.ReadOnlyModelViewSet):
         return DeploymentSerializer if self.action == "list" else DeploymentDetailSerializer
 
     def _accepted(self, deployment: Deployment) -> Response:
-        fresh = DeploymentSerializer.fresh(deployment)
-        return Response(self.get_serializer(fresh).data, status=status.HTTP_202_ACCEPTED)
+        fresh = DeploymentSerializer.fresh(deployment, compact=True)
+        body = DeploymentSerializer(fresh, context=self.get_serializer_context()).data
+        return Response(body, status=status.HTTP_202_ACCEPTED)
 
     @extend_schema(
         request=None,

@@ -17,7 +17,7 @@ from rest_framework.response import Response
 from labmgr.api.parsers import LabfileText, LabfileTextParser
 from labmgr.api.renderers import YAMLRenderer
 from labmgr.deployments import lifecycle
-from labmgr.deployments.api.serializers import DeploymentDetailSerializer
+from labmgr.deployments.api.serializers import DeploymentSerializer
 from labmgr.errors import ApplicationError, NotAllowed
 from labmgr.labs import selectors, services
 from labmgr.labs.api.serializers import (
@@ -156,7 +156,7 @@ class LabViewSet(viewsets.GenericViewSet):
 
     @extend_schema(
         request=None,
-        responses={202: DeploymentDetailSerializer, 403: ERROR, 404: ERROR, 409: ERROR},
+        responses={202: DeploymentSerializer, 403: ERROR, 404: ERROR, 409: ERROR},
         description="Deploy the lab's current definition on its host (the host its nodes "
         "name, else the first online host). Answers at once; follow the deployment's "
         "status on the lab's websocket or its URL. Refused while the lab has an active "
@@ -170,7 +170,7 @@ class LabViewSet(viewsets.GenericViewSet):
     @extend_schema(
         operation_id="labs_destroy_deployment",
         request=None,
-        responses={202: DeploymentDetailSerializer, 403: ERROR, 404: ERROR, 409: ERROR},
+        responses={202: DeploymentSerializer, 403: ERROR, 404: ERROR, 409: ERROR},
         description="Destroy every deployment of the lab that may own kernel objects; "
         "answers with the latest one.",
     )
@@ -207,8 +207,10 @@ class LabViewSet(viewsets.GenericViewSet):
 
 
 def _accepted(request: Request, deployment: Any) -> Response:
-    fresh = DeploymentDetailSerializer.fresh(deployment)
-    body = DeploymentDetailSerializer(fresh, context={"request": request}).data
+    """202 with the deployment's compact form: the compiled plan of a big lab is large, and
+    its `url` serves it (with the labfile and drift) to whoever wants it."""
+    fresh = DeploymentSerializer.fresh(deployment, compact=True)
+    body = DeploymentSerializer(fresh, context={"request": request}).data
     return Response(body, status=status.HTTP_202_ACCEPTED)
 
 
