@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from labmgr.labs import spec
 from labmgr.labs.selectors import lab_export
 from labmgr.labs.services import lab_create, lab_import
+from labplan import fields
 from labplan.errors import LabfileError
 from labplan.labfile import dump, dumps, load, validate
 
@@ -166,3 +167,18 @@ def test_any_valid_labfile_round_trips_through_rows(tree: dict[str, Any]) -> Non
         assert dump(spec.lab_to_labfile(lab)) == expected
         assert dump(load(dumps(spec.lab_to_labfile(lab), fmt="yaml"))) == expected
         transaction.set_rollback(True)
+
+
+@pytest.mark.parametrize(
+    ("held", "spec_of"),
+    [
+        (spec._NETWORK_KEYS, fields.NETWORK),
+        (spec._NODE_KEYS, fields.NODE),
+        (spec._ATTACHMENT_KEYS, fields.ATTACHMENT),
+    ],
+    ids=["network", "node", "attachment"],
+)
+def test_the_rows_hold_every_key_the_labfile_defines(held: frozenset[str], spec_of: Any) -> None:
+    """A key labplan adds to a network, node or attachment must get a column (or be
+    named here on purpose), or the seam would refuse it as unknown on every import."""
+    assert held == {f.name for f in spec_of.fields}
