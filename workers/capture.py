@@ -36,7 +36,7 @@ from typing import Any, Protocol
 import redis
 
 from labplan import naming, ops
-from workers.celery_app import redis_client_url, redis_url
+from workers.celery_app import CONTROL_QUEUE, redis_client_url, redis_url
 from workers.executor import ApplyError, decode
 from workers.kernel import syscalls
 from workers.kernel.cgroups import Cgroups
@@ -175,9 +175,12 @@ class Capture(threading.Thread):
         send: Send,
         upload: Upload,
         report_every: float = REPORT_EVERY,
+        progress: Send | None = None,
     ) -> None:
         super().__init__(name=f"capture-{request.capture}", daemon=True)
         self.request, self.proc, self.send, self.upload = request, proc, send, upload
+        # Progress must never block the watcher (its bounds): a send that gives up.
+        self.progress_send = progress or send
         self.path, self.log_path = files
         self.report_every = report_every
         self.counter = PcapCounter(request.max_bytes)
@@ -252,7 +255,7 @@ class Capture(threading.Thread):
 
     def _progress(self) -> None:
         with contextlib.suppress(Exception):  # a lost progress report is replaced soon
-            self.send(
+            self.progress_send(
                 "labmgr.control.capture_progress",
                 {
                     "capture": self.request.capture,
@@ -355,9 +358,11 @@ class Captures:
         tcpdump: Sequence[str] = (TCPDUMP,),
         enter: Enter = enter_node,
         report_every: float = REPORT_EVERY,
+        progress: Send | None = None,
     ) -> None:
         self.data_dir = data_dir
         self.send = send
+        self.progress = progress
         self.upload = upload
         self.tcpdump = list(tcpdump)
         self.enter = enter
@@ -437,7 +442,9 @@ class Captures:
                 raise CaptureRefused("interface", message)
             time.sleep(0.02)
         files = (path, log_path)
-        return Capture(request, proc, files, self.send, self.upload, self.report_every)
+        return Capture(
+            request, proc, files, self.send, self.upload, self.report_every, self.progress
+        )
 
     def stop(self, capture: str) -> bool:
         """Ask a capture to stop; False if this agent has no such capture running."""
@@ -617,7 +624,13 @@ def capture_stop(captures: Captures, *, capture: str) -> None:
 def register(app: Any, agent: AgentLike, captures: Captures | None = None) -> Captures:
     """Bind the capture jobs to `app` under the names of docs/messages.md."""
     if captures is None:
-        captures = Captures(agent.executor.data_dir, agent.send, RedisUpload(redis_url()))
+
+        def progress(task: str, kwargs: dict[str, Any]) -> None:
+            app.send_task(task, kwargs=kwargs, queue=CONTROL_QUEUE, retry=False)
+
+        captures = Captures(
+            agent.executor.data_dir, agent.send, RedisUpload(redis_url()), progress=progress
+        )
     for line in captures.reap_orphans():
         log.info("capture: reaped %s", line)
     running = captures
