@@ -17,6 +17,7 @@ import pytest
 from labplan import labfile, naming
 from labplan.compiler import compile_plan
 from labplan.ops import SpawnNode
+from workers import capture
 from workers.capture import (
     CaptureRefused,
     Captures,
@@ -298,3 +299,56 @@ def test_tcpdumps_a_previous_agent_left_are_reaped_with_their_files(
         for proc in (orphan, other):
             proc.kill()
             proc.wait()
+
+
+class FakeApp:
+    def __init__(self) -> None:
+        self.tasks: dict[str, Any] = {}
+
+    def task(self, *, name: str, **options: Any) -> Any:
+        def bind(function: Any) -> Any:
+            self.tasks[name] = function
+            return function
+
+        return bind
+
+
+class NoJournal:
+    def read(self, token: str) -> None:
+        return None
+
+
+def test_the_agent_answers_a_start_for_a_node_it_does_not_run_on_the_node_field(
+    captures: Captures, sent: Sent, tmp_path: Path
+) -> None:
+    class AgentStub:
+        send = sent.send
+        executor = type("Executor", (), {"data_dir": tmp_path, "journal": NoJournal()})()
+
+    app = FakeApp()
+    capture.register(app, AgentStub(), captures)
+    assert sorted(app.tasks) == ["labmgr.agent.capture_start", "labmgr.agent.capture_stop"]
+    answer = app.tasks["labmgr.agent.capture_start"](
+        None,
+        capture="c0ffee00",
+        deployment=1,
+        token="lm1",
+        node="a",
+        interface="eth0",
+        filter="",
+        max_bytes=1000,
+        max_seconds=10,
+    )
+    assert answer == {"ok": False, "field": "node", "error": "no running node 'a' in lm1"}
+    wrong_token = app.tasks["labmgr.agent.capture_start"](
+        None,
+        capture="c0ffee00",
+        deployment=2,
+        token="lm1",
+        node="a",
+        interface="eth0",
+        filter="",
+        max_bytes=1000,
+        max_seconds=10,
+    )
+    assert wrong_token["ok"] is False
