@@ -6,12 +6,13 @@ from __future__ import annotations
 import os
 import struct
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.unit.workers.test_capture import Sent
 from workers.capture import (
     CaptureRefused,
     Captures,
@@ -33,27 +34,6 @@ PAIR = {
         "b": {"networks": {"lan": {"ipv4": "10.246.0.11"}}},
     },
 }
-
-
-class Sent:
-    def __init__(self) -> None:
-        self.messages: list[tuple[str, dict[str, Any]]] = []
-        self.chunks: dict[str, list[bytes]] = {}
-
-    def send(self, task: str, kwargs: dict[str, Any]) -> None:
-        self.messages.append((task, kwargs))
-
-    def upload(self, capture: str, chunks: Sequence[bytes]) -> None:
-        self.chunks[capture] = list(chunks)
-
-    def finished(self, capture: str, timeout: float = 15) -> dict[str, Any]:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            for task, kwargs in self.messages:
-                if task == "labmgr.control.capture_finished" and kwargs["capture"] == capture:
-                    return kwargs
-            time.sleep(0.05)
-        raise AssertionError(f"capture {capture} never finished: {self.messages}")
 
 
 @pytest.fixture

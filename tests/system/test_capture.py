@@ -4,32 +4,15 @@ stop, download and parse the pcap; a capture left running ends with the lab."""
 from __future__ import annotations
 
 import os
-import struct
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
+from tests.kernel.test_capture import icmp_types
 from tests.system.conftest import ROOT, Stack, wait_for
 from tests.system.test_live_deployments import FINAL, deploy, destroy_clean, lab_from, wait_status
-
-
-def icmp_types(pcap: bytes) -> list[int]:
-    """The ICMP type of every IPv4 ICMP packet of an Ethernet pcap file."""
-    assert pcap[:4] in (b"\xd4\xc3\xb2\xa1", b"\xa1\xb2\xc3\xd4"), pcap[:4]
-    order = "<" if pcap[:4] == b"\xd4\xc3\xb2\xa1" else ">"
-    (linktype,) = struct.unpack_from(order + "I", pcap, 20)
-    assert linktype == 1  # Ethernet: what Wireshark opens as such
-    types, offset = [], 24
-    while offset + 16 <= len(pcap):
-        (length,) = struct.unpack_from(order + "I", pcap, offset + 8)
-        frame = pcap[offset + 16 : offset + 16 + length]
-        offset += 16 + length
-        if frame[12:14] == b"\x08\x00" and frame[23] == 1:
-            types.append(frame[14 + (frame[14] & 0x0F) * 4])
-    assert offset == len(pcap)  # only whole records
-    return types
 
 
 def tcpdumps_of(token: str) -> list[str]:

@@ -328,27 +328,9 @@ def test_the_agent_answers_a_start_for_a_node_it_does_not_run_on_the_node_field(
     app = FakeApp()
     capture.register(app, AgentStub(), captures)
     assert sorted(app.tasks) == ["labmgr.agent.capture_start", "labmgr.agent.capture_stop"]
-    answer = app.tasks["labmgr.agent.capture_start"](
-        None,
-        capture="c0ffee00",
-        deployment=1,
-        token="lm1",
-        node="a",
-        interface="eth0",
-        filter="",
-        max_bytes=1000,
-        max_seconds=10,
-    )
+    start = app.tasks["labmgr.agent.capture_start"]
+    fields = {"capture": "c0ffee00", "token": "lm1", "node": "a", "interface": "eth0"}
+    bounds = {"filter": "", "max_bytes": 1000, "max_seconds": 10}
+    answer = start(None, deployment=1, **fields, **bounds)
     assert answer == {"ok": False, "field": "node", "error": "no running node 'a' in lm1"}
-    wrong_token = app.tasks["labmgr.agent.capture_start"](
-        None,
-        capture="c0ffee00",
-        deployment=2,
-        token="lm1",
-        node="a",
-        interface="eth0",
-        filter="",
-        max_bytes=1000,
-        max_seconds=10,
-    )
-    assert wrong_token["ok"] is False
+    assert start(None, deployment=2, **fields, **bounds)["ok"] is False  # not lm1's id
