@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from workers.facts import Facts
 from workers.kernel.cgroups import Cgroups
 
 from .conftest import PYTHON, Lab
@@ -61,10 +62,14 @@ def test_root_inside_is_not_root_outside(pair: Lab) -> None:
     assert outside >= 100_000
 
 
-def test_tmp_is_private_and_the_host_tree_is_read_only(pair: Lab) -> None:
+def test_tmp_and_the_host_tree_writes_are_private_to_the_node(pair: Lab, facts: Facts) -> None:
     assert pair.run("alpha", "sh", "-c", "echo hi > /tmp/x && cat /tmp/x").stdout == "hi\n"
     assert pair.run("beta", "cat", "/tmp/x").returncode != 0
-    assert pair.run("alpha", "touch", "/etc/labmgr-test").returncode != 0
+    wrote = pair.run("alpha", "touch", "/etc/labmgr-test").returncode == 0
+    # Root of a user-namespaced node writes the host's tree where the kernel can idmap
+    # it (into the node's own layer); elsewhere that tree stays read-only.
+    assert wrote == facts.idmapped_rootfs
+    assert pair.run("beta", "cat", "/etc/labmgr-test").returncode != 0
     assert not Path("/etc/labmgr-test").exists()
 
 
