@@ -49,24 +49,26 @@ class Baseline:
 
     def setup(self) -> list[subprocess.Popen[bytes]]:
         hosts = list(self.subnet.hosts())
-        lines = [f"link add {self.bridge} group {GROUP} type bridge", f"link set {self.bridge} up"]
+        no_ipv6 = IPV6.exists()  # labmgr's links of IPv4-only networks have no IPv6 autoconf
+        lines = [f"link add {self.bridge} group {GROUP} type bridge"]
+        lines += [f"link set {self.bridge} addrgenmode none"] if no_ipv6 else []
+        lines += [f"link set {self.bridge} up"]
         for i in range(self.n):
             lines.append(f"netns add {self._ns(i)}")
         for i in range(self.n):
             v = f"{PREFIX}v{i}"
-            lines += [
-                f"link add {v} group {GROUP} type veth peer name eth0 netns {self._ns(i)}",
-                f"link set {v} master {self.bridge} up",
-            ]
+            lines.append(f"link add {v} group {GROUP} type veth peer name eth0 netns {self._ns(i)}")
+            lines += [f"link set {v} addrgenmode none"] if no_ipv6 else []
+            lines.append(f"link set {v} master {self.bridge} up")
         _ip_batch(lines)
-        # labmgr's node interfaces have IPv6 off (labfile v1 networks are IPv4 only); the
-        # same here, or every link-local DAD and MLD packet flooded by the bridge is work
-        # only the baseline does.
-        no_ipv6 = ["link set eth0 addrgenmode none"] if IPV6.exists() else []
+        # labmgr's node interfaces have IPv6 off too (labfile v1 networks are IPv4 only):
+        # else every link-local DAD and MLD packet the bridge floods is work only the
+        # baseline does.
+        inside = ["link set eth0 addrgenmode none"] if no_ipv6 else []
         for i in range(self.n):
             _ip_batch(
                 [
-                    *no_ipv6,
+                    *inside,
                     f"addr add {hosts[i + 1]}/{self.subnet.prefixlen} dev eth0",
                     "link set eth0 up",
                     "link set lo up",

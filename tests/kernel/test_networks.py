@@ -45,6 +45,10 @@ def test_node_interfaces_carry_no_ipv6_like_dockers_ipv4_only_networks(build: An
     assert lab.run("a", "cat", "/proc/sys/net/ipv6/conf/eth0/disable_ipv6").stdout == "1\n"
     loopback = lab.run("a", "ip", "-o", "addr", "show", "dev", "lo").stdout
     assert "inet6 ::1/128" in loopback  # only the interfaces of networks lose IPv6
+    host_side = subprocess.run(["ip", "-o", "addr", "show"], capture_output=True, text=True)
+    mine = [line for line in host_side.stdout.splitlines() if f" {lab.token}-" in line]
+    assert any(" inet 10.231.0.1/24" in line for line in mine)  # the bridge's gateway
+    assert not [line for line in mine if " inet6 " in line]
 
 
 def test_an_internal_bridge_has_no_way_out(build: Any) -> None:

@@ -23,6 +23,10 @@ from workers.kernel import rtnl
 from workers.kernel.netns import Namespaces
 
 ZERO_MAC = "00:00:00:00:00:00"
+# Host-side links are bridge ports and lab bridges of IPv4-only networks: without this
+# each would take an IPv6 link-local address and send DAD and MLD packets that the bridge
+# floods to every port. Only asked of kernels that have IPv6 at all.
+_HOST_LINK_SETTINGS = (rtnl.no_ipv6_autoconf(),) if os.path.isdir("/proc/sys/net/ipv6") else ()
 
 
 @dataclass(frozen=True)
@@ -74,8 +78,11 @@ class Links:
             os.close(fd)
 
     def _own(self, name: str, alias: str) -> None:
-        # The kernel ignores IFLA_IFALIAS when creating a link: it takes a second message.
-        self.ns.rtnl(None).set_link(name, rtnl.attr(rtnl.IFLA_IFALIAS, alias.encode()))
+        # The kernel ignores IFLA_IFALIAS (and IFLA_AF_SPEC) when creating a link: they
+        # take a second message.
+        self.ns.rtnl(None).set_link(
+            name, rtnl.attr(rtnl.IFLA_IFALIAS, alias.encode()), *_HOST_LINK_SETTINGS
+        )
 
     def ensure_bridge(self, name: str, mtu: int, group: int, alias: str) -> bool:
         created = self.ns.rtnl(None).add_link(

@@ -45,8 +45,12 @@ IFLA_LINK = 5
 IFLA_MASTER = 10
 IFLA_LINKINFO = 18
 IFLA_IFALIAS = 20
+IFLA_AF_SPEC = 26
 IFLA_GROUP = 27
 IFLA_NET_NS_FD = 28
+AF_INET6 = 10
+IFLA_INET6_ADDR_GEN_MODE = 8
+IN6_ADDR_GEN_MODE_NONE = 1
 IFLA_INFO_KIND = 1
 IFLA_INFO_DATA = 2
 VETH_INFO_PEER = 1
@@ -94,6 +98,12 @@ def u32(kind: int, value: int) -> bytes:
 def string(kind: int, value: str) -> bytes:
     """A NUL-terminated string attribute (names, kinds)."""
     return attr(kind, value.encode() + b"\0")
+
+
+def no_ipv6_autoconf() -> bytes:
+    """IFLA_AF_SPEC asking for no IPv6 link-local address (`ip link set X addrgenmode none`)."""
+    addr_gen_mode_none = attr(IFLA_INET6_ADDR_GEN_MODE, struct.pack("=B", IN6_ADDR_GEN_MODE_NONE))
+    return nested(IFLA_AF_SPEC, nested(AF_INET6, addr_gen_mode_none))
 
 
 def mac(value: str) -> bytes:
