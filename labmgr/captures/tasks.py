@@ -5,6 +5,13 @@ from __future__ import annotations
 from labmgr.captures import services
 from labmgr.celery import app
 
+# The app owns its beat entry (as reservations do): expired pcaps and captures whose
+# agent went silent are dropped even when nobody lists captures.
+app.conf.beat_schedule.setdefault(
+    "captures-expire",
+    {"task": "labmgr.control.captures_expire", "schedule": 300.0},
+)
+
 
 @app.task(name="labmgr.control.capture_progress")
 def capture_progress(*, capture: str, state: str, packets: int, bytes: int) -> None:
