@@ -204,7 +204,9 @@ class Sampler:
         found: list[NodeFiles] = []
         for token in tokens:
             record = journal.read(token)
-            if record is None or "plan" not in record.header:
+            # A deployment being applied changes its journal at every op: decoding its
+            # plan each second would take the apply's time. Its nodes count once applied.
+            if record is None or "plan" not in record.header or record.state != "applied":
                 continue
             try:
                 plan = codec.plan_from_dict(record.header["plan"]).for_host(record.header["host"])
