@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from pathlib import Path
 
@@ -16,3 +17,19 @@ def data_dir() -> Path:
 def host_name() -> str:
     """The name plans use for this host."""
     return os.environ.get("LABMGR_AGENT_HOST") or "local"
+
+
+def underlay() -> str | None:
+    """The IPv4 address the other hosts reach this one at for VXLAN overlay networks
+    (LABMGR_AGENT_UNDERLAY); None when unset: it is never guessed from an interface, and
+    a lab with an overlay across hosts is refused until it is known."""
+    value = (os.environ.get("LABMGR_AGENT_UNDERLAY") or "").strip()
+    if not value:
+        return None
+    try:
+        address = ipaddress.IPv4Address(value)
+    except ValueError as exc:
+        raise ValueError(f"LABMGR_AGENT_UNDERLAY={value!r} is not an IPv4 address") from exc
+    if address.is_unspecified or address.is_multicast or address.is_loopback:
+        raise ValueError(f"LABMGR_AGENT_UNDERLAY={value!r} cannot be reached from another host")
+    return str(address)

@@ -1,6 +1,7 @@
 """Host facts: what this kernel can do (link kinds, qdiscs, cgroup mode and controllers,
-user namespaces, idmapped root layers, nftables), probed by trying, and the check that
-refuses a plan needing something missing before anything is created."""
+user namespaces, idmapped root layers, nftables), probed by trying, the configured VXLAN
+underlay address, and the check that refuses a plan needing something missing before
+anything is created."""
 
 from __future__ import annotations
 
@@ -41,6 +42,9 @@ class Facts:
     # tree (an idmapped lower layer under its overlay); without it the tree is read-only
     # to such nodes, which still start.
     idmapped_rootfs: bool = False
+    # The address the other hosts reach this one at for VXLAN (LABMGR_AGENT_UNDERLAY);
+    # from configuration only, never guessed from an interface.
+    underlay: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -57,6 +61,7 @@ class Facts:
             nftables=bool(data["nftables"]),
             iptables=bool(data["iptables"]),
             idmapped_rootfs=bool(data.get("idmapped_rootfs", False)),
+            underlay=str(data["underlay"]) if data.get("underlay") else None,
         )
 
 
@@ -77,6 +82,7 @@ def probe(lminit: Path | None = None) -> Facts:
         nftables=_command_works(["nft", "list", "tables"]),
         iptables=shutil.which("iptables") is not None,
         idmapped_rootfs=user_namespaces and _probe_idmapped_rootfs(lminit),
+        underlay=config.underlay(),
     )
 
 

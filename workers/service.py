@@ -26,6 +26,7 @@ from workers.executor import Executor
 from workers.kernel import syscalls
 from workers.metrics import MetricsLoop, Sampler
 from workers.reconcile import reconcile_on_start
+from workers.reports import Send
 from workers.tasks import Agent, celery_send, register
 from workers.terminal import Terminals
 
@@ -90,6 +91,22 @@ class Heartbeat(threading.Thread):
         self.stopping.set()
 
 
+# Reports about a deployment that name the host they come from: a lab placed on several
+# hosts is RUNNING once each host's agent reported its part (docs/messages.md).
+HOST_REPORTS = frozenset(
+    {"labmgr.control.deployment_step", "labmgr.control.deployment_result", "labmgr.control.drift"}
+)
+
+
+def from_host(send: Send, host: str) -> Send:
+    """`send` that adds `host` (the slug) to the deployment reports of this agent."""
+
+    def send_from_host(task: str, kwargs: dict[str, Any]) -> None:
+        send(task, {**kwargs, "host": host} if task in HOST_REPORTS else kwargs)
+
+    return send_from_host
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(
         level=os.environ.get("LABMGR_AGENT_LOG_LEVEL", "INFO"),
@@ -98,12 +115,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     syscalls.set_child_subreaper()
     url, host = redis_url(), config.host_name()
     slug, queue = host_slug(host), host_queue(host)
+    underlay = config.underlay()  # a bad value stops the agent here, with the reason
     app = make_app(url, host)
     executor = kernel_executor()
     terminals = Terminals(url, executor.data_dir)
-    agent = Agent(executor, celery_send(app), host, terminals=terminals)
+    agent = Agent(executor, from_host(celery_send(app), slug), host, terminals=terminals)
     register(app, agent)
-    log.info("agent of host %r (queue %s), data in %s", host, queue, executor.data_dir)
+    log.info(
+        "agent of host %r (queue %s, underlay %s), data in %s",
+        host,
+        queue,
+        underlay or "none",
+        executor.data_dir,
+    )
     for line in reconcile_on_start(agent):
         log.info("reconcile: %s", line)
     quick = celery_send(app, retry=False)  # a lost heartbeat or batch is replaced soon

@@ -7,8 +7,10 @@ seam to hosts). A job that cannot be sent fails the deployment with the reason.
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from django.conf import settings
@@ -19,10 +21,12 @@ from labmgr.accounts.services import quota_check_deploy
 from labmgr.deployments import dispatch
 from labmgr.deployments.choices import KEPT_STATES, DeploymentStatus
 from labmgr.deployments.models import Deployment
+from labmgr.deployments.selectors import deployment_hosts, deployment_node_host
 from labmgr.deployments.services import (
     deployment_advance,
     deployment_compile,
     deployment_create,
+    deployment_hosts_await,
     deployment_job_sent,
     deployment_transition,
 )
@@ -41,21 +45,25 @@ S = DeploymentStatus
 
 
 def deployment_deploy(*, lab: Lab, actor: Any) -> Deployment:
-    """Deploy the lab's current definition on its host; refused while the lab has an
-    active deployment, when the host is offline or lacks a feature the plan needs, outside
-    the actor's reservation of the host or past their quota."""
+    """Deploy the lab's current definition on its hosts; refused while the lab has an
+    active deployment, when a host is offline or lacks a feature the plan needs (or an
+    underlay address its overlay networks need), outside the actor's reservation of each
+    host or past their quota."""
     _require_change(actor, lab)
     labfile = spec.lab_to_labfile(lab)
-    host = _choose_host(labfile)
-    budget = _require_budget(actor, host, lab, labfile)
+    hosts = _choose_hosts(labfile)
+    _require_underlay(labfile, hosts)
+    budgets = _require_budgets(actor, hosts, lab, labfile)
     try:
         with transaction.atomic():
             Lab.objects.select_for_update().get(pk=lab.pk)  # two clicks queue up here
             if active := lab.deployments.exclude(status__in=_not_active()).first():
                 raise _already_active(lab, active)
-            deployment = deployment_create(lab=lab, owner=actor, host=host, labfile=labfile)
-            _check_features(host, deployment)
-            _send_apply(deployment, previous=None, budget=budget)
+            deployment = deployment_create(
+                lab=lab, owner=actor, host=hosts[0], labfile=labfile, hosts=hosts
+            )
+            _check_features(hosts, deployment)
+            _send_apply(deployment, hosts, previous=None, budgets=budgets)
     except IntegrityError as exc:
         # Another request deployed the lab between the check and the insert.
         active = lab.deployments.exclude(status__in=_not_active()).first()
@@ -97,18 +105,21 @@ def deployment_redeploy(*, deployment: Deployment, actor: Any) -> Deployment:
                 "status",
                 f"Only a running deployment can be redeployed; this one is {locked.status}.",
             )
-        host = _choose_host(labfile)
-        if host != locked.host:
+        hosts = _choose_hosts(labfile)
+        placed = deployment_hosts(locked)
+        if [h.pk for h in hosts] != [h.pk for h in placed]:
+            now, was = _names(hosts), _names(placed)
             raise Conflict.for_field(
-                "host", f"The lab now runs on {host}, not {locked.host}: destroy and deploy it."
+                "host", f"The lab now runs on {now}, not {was}: destroy and deploy it."
             )
-        budget = _require_budget(actor, host, locked.lab, labfile)
+        _require_underlay(labfile, hosts)
+        budgets = _require_budgets(actor, hosts, locked.lab, labfile)
         previous = locked.plan
-        deployment_compile(deployment=locked, labfile=labfile)
-        _check_features(host, locked)
+        deployment_compile(deployment=locked, labfile=labfile, hosts=hosts)
+        _check_features(hosts, locked)
         locked.save(update_fields=["labfile", "plan", "indexes", "updated"])
         deployment_transition(deployment=locked, to=S.DEPLOYING, reason=f"redeploy by {actor}")
-        _send_apply(locked, previous=previous, budget=budget)
+        _send_apply(locked, hosts, previous=previous, budgets=budgets)
     return locked
 
 
@@ -139,9 +150,14 @@ def deployment_check(*, deployment: Deployment, actor: Any) -> Deployment:
             "status",
             f"Only a running or failed deployment can be checked; this one is {deployment.status}.",
         )
-    host = _require_online(deployment.host)
+    slugs = [_require_online(host).slug for host in deployment_hosts(deployment)]
     plan, pk = deployment.plan, deployment.pk
-    _on_commit(pk, lambda: dispatch.check(host=host.slug, deployment=pk, plan=plan), fail=False)
+
+    def send() -> None:
+        for slug in slugs:
+            dispatch.check(host=slug, deployment=pk, plan=plan)
+
+    _on_commit(pk, send, fail=False)
     return deployment
 
 
@@ -156,7 +172,7 @@ def deployment_exec(
         )
     if node not in (deployment.labfile.get("nodes") or {}):
         raise ApplicationError.for_field("node", f"The deployment has no node {node!r}.")
-    host = _require_online(deployment.host)
+    host = _require_online(deployment_node_host(deployment, node))
     return dispatch.exec_(
         host=host.slug,
         deployment=deployment.pk,
@@ -176,7 +192,7 @@ def deployment_for_terminal(*, lab: Lab, actor: Any, node: str) -> Deployment:
         raise Conflict(f"Lab {lab.name!r} is not running.")
     if node not in (deployment.labfile.get("nodes") or {}):
         raise ApplicationError.for_field("node", f"The lab has no node {node!r}.")
-    _require_online(deployment.host)
+    _require_online(deployment_node_host(deployment, node))
     return deployment
 
 
@@ -199,17 +215,34 @@ def _require_change(actor: Any, lab: Lab) -> None:
         raise NotAllowed("This lab is shared with you to read; only its owner may run it.")
 
 
-def _require_budget(actor: Any, host: Host, lab: Lab, labfile: Labfile) -> Budget | None:
-    """Inside an active reservation of the host whose share the lab fits, and within the
-    actor's quotas (admins are exempt from both). Returns the budget the agent puts the
-    deployment's cgroups in: the share of the reservation it was accepted under; None
-    outside reservations, for a whole-host booking, and for admins, whom no booking
-    binds (the kernel would hold them to a share they were allowed to exceed)."""
-    reservation = reservation_check_deploy(user=actor, host=host, lab=lab)
+def _require_budgets(
+    actor: Any, hosts: Sequence[Host], lab: Lab, labfile: Labfile
+) -> dict[str, Budget | None]:
+    """Inside an active reservation of each host whose share the lab's nodes there fit,
+    and within the actor's quotas (admins are exempt from both). Returns, per host slug,
+    the budget its agent puts the deployment's cgroups in: the share of the reservation
+    it was accepted under; None outside reservations, for a whole-host booking, and for
+    admins, whom no booking binds (the kernel would hold them to a share they were
+    allowed to exceed)."""
+    if len(hosts) == 1:
+        reservations = {hosts[0].slug: reservation_check_deploy(user=actor, host=hosts[0], lab=lab)}
+    else:
+        reservations = {
+            host.slug: reservation_check_deploy(
+                user=actor, host=host, lab=_part_on(labfile, host, hosts[0]), replacing=lab
+            )
+            for host in hosts
+        }
     quota_check_deploy(user=actor, lab=labfile)
     if accounts.user_is_admin(user=actor):
-        return None
-    return reservation_budget(reservation)
+        return dict.fromkeys(reservations)
+    return {slug: reservation_budget(r) for slug, r in reservations.items()}
+
+
+def _part_on(labfile: Labfile, host: Host, first: Host) -> Labfile:
+    """The lab's nodes placed on `host` (nodes that name no host are on `first`)."""
+    nodes = tuple(n for n in labfile.nodes if (n.host or first.slug) == host.slug)
+    return dataclasses.replace(labfile, nodes=nodes)
 
 
 def _require_online(host: Host | None) -> Host:
@@ -218,51 +251,112 @@ def _require_online(host: Host | None) -> Host:
     return host
 
 
-def _choose_host(labfile: Labfile) -> Host:
-    """The host the nodes name, else the only or first online host."""
-    named = sorted({node.host for node in labfile.nodes if node.host})
-    if len(named) > 1:
-        raise ApplicationError.for_field(
-            "nodes", f"The lab places nodes on {', '.join(named)}; it must run on one host."
-        )
-    if named:
-        host = Host.objects.filter(slug=named[0]).first()
+def _choose_hosts(labfile: Labfile) -> list[Host]:
+    """The hosts the lab's nodes are placed on, the first one first: the hosts the nodes
+    name, in the order of the first node (by name) naming each; nodes that name none run
+    on the first of them. When no node names a host, the first online host (by name)."""
+    named: dict[str, str] = {}  # slug -> the first node naming it
+    for node in labfile.nodes:  # sorted by name
+        if node.host:
+            named.setdefault(node.host, node.name)
+    if not named:
+        host = Host.objects.filter(status=HostStatus.ONLINE).order_by("name", "id").first()
         if host is None:
-            node = next(n.name for n in labfile.nodes if n.host)
-            raise ApplicationError.for_field(
-                f"nodes.{node}.host", f"There is no host {named[0]!r}."
-            )
-        return _require_online(host)
-    host = Host.objects.filter(status=HostStatus.ONLINE).order_by("name", "id").first()
-    if host is None:
-        raise Conflict.for_field("host", "No host is online to deploy on.")
-    return host
+            raise Conflict.for_field("host", "No host is online to deploy on.")
+        return [host]
+    found = {h.slug: h for h in Host.objects.filter(slug__in=list(named))}
+    errors = {
+        f"nodes.{node}.host": [f"There is no host {slug!r}."]
+        for slug, node in named.items()
+        if slug not in found
+    }
+    if errors:
+        raise ApplicationError("The lab places nodes on hosts that do not exist.", errors)
+    return [_require_online(found[slug]) for slug in named]
 
 
-def _check_features(host: Host, deployment: Deployment) -> None:
+def _require_underlay(labfile: Labfile, hosts: Sequence[Host]) -> None:
+    """Refuse an overlay network spanning hosts one of which has no underlay address:
+    the others could not reach its VXLAN."""
+    if len(hosts) < 2:
+        return
+    by_slug = {h.slug: h for h in hosts}
+    node_host = {n.name: n.host or hosts[0].slug for n in labfile.nodes}
+    errors: dict[str, list[str]] = {}
+    for net in labfile.networks:
+        if net.driver != "overlay":
+            continue
+        spans = sorted(
+            {node_host[n.name] for n in labfile.nodes for a in n.networks if a.network == net.name}
+        )
+        lacking = [slug for slug in spans if by_slug[slug].underlay_address is None]
+        if len(spans) > 1 and lacking:
+            errors[f"networks.{net.name}"] = [
+                f"Overlay network {net.name} spans hosts {', '.join(spans)}, but host "
+                f"{', '.join(lacking)} has no underlay address: an admin sets it on the host, "
+                "or its agent reports it (LABMGR_AGENT_UNDERLAY)."
+            ]
+    if errors:
+        raise ApplicationError("A host of the lab has no underlay address.", errors)
+
+
+def _names(hosts: Sequence[Host]) -> str:
+    return ", ".join(str(h) for h in hosts)
+
+
+def _check_features(hosts: Sequence[Host], deployment: Deployment) -> None:
     plan = deployment.compiled or codec.plan_from_dict(deployment.plan)
+    by_slug = {h.slug: h for h in hosts}
     for host_plan in plan.hosts:
+        host = by_slug.get(host_plan.host, hosts[0])
         if missing := features.missing(host.facts or {}, host_plan):
             message = f"Host {host} lacks {', '.join(missing)}, which this lab needs."
             raise ApplicationError.for_field("host", message)
 
 
 def _send_apply(
-    deployment: Deployment, *, previous: dict[str, Any] | None, budget: Budget | None
+    deployment: Deployment,
+    hosts: Sequence[Host],
+    *,
+    previous: dict[str, Any] | None,
+    budgets: dict[str, Budget | None],
 ) -> None:
+    """Send each host the plan (each applies its part) with its own budget."""
     deployment_job_sent(deployment=deployment)
-    host, pk, plan = deployment.host, deployment.pk, deployment.plan
-    assert host is not None
-    _on_commit(
-        pk,
-        lambda: dispatch.apply(
-            host=host.slug, deployment=pk, plan=plan, previous=previous, budget=budget
-        ),
-    )
+    pk, plan, token = deployment.pk, deployment.plan, deployment.token
+    if len(hosts) == 1:
+        slug, budget = hosts[0].slug, budgets[hosts[0].slug]
+        _on_commit(
+            pk,
+            lambda: dispatch.apply(
+                host=slug, deployment=pk, plan=plan, previous=previous, budget=budget
+            ),
+        )
+        return
+    deployment_hosts_await(deployment=deployment, action="apply")
+    slugs = [h.slug for h in hosts]
+
+    def send() -> None:
+        sent: list[str] = []
+        try:
+            for slug in slugs:
+                dispatch.apply(
+                    host=slug, deployment=pk, plan=plan, previous=previous, budget=budgets[slug]
+                )
+                sent.append(slug)
+        except Exception:
+            # The deployment fails (below, in `_on_commit`): what was sent is undone.
+            for slug in sent:
+                with contextlib.suppress(Exception):
+                    dispatch.destroy(host=slug, deployment=pk, token=token)
+            raise
+
+    _on_commit(pk, send)
 
 
 def _destroy(deployment: Deployment, *, reason: str) -> None:
-    """Cancel (pending) or destroy the deployment, and send its host the teardown."""
+    """Cancel (pending) or destroy the deployment, and send each of its hosts the
+    teardown."""
     if deployment.status == S.DESTROYING:
         return
     target = S.CANCELLED if deployment.status == S.PENDING else S.DESTROYING
@@ -270,8 +364,16 @@ def _destroy(deployment: Deployment, *, reason: str) -> None:
     if deployment.host is None:
         return
     deployment_job_sent(deployment=deployment)
-    slug, pk, token = deployment.host.slug, deployment.pk, deployment.token
-    _on_commit(pk, lambda: dispatch.destroy(host=slug, deployment=pk, token=token))
+    slugs = [h.slug for h in deployment_hosts(deployment)]
+    if len(slugs) > 1:
+        deployment_hosts_await(deployment=deployment, action="destroy")
+    pk, token = deployment.pk, deployment.token
+
+    def send() -> None:
+        for slug in slugs:
+            dispatch.destroy(host=slug, deployment=pk, token=token)
+
+    _on_commit(pk, send)
 
 
 def _on_commit(deployment_id: int, send: Callable[[], None], *, fail: bool = True) -> None:

@@ -16,8 +16,14 @@ class Deployment(models.Model):
     """One run of a lab. Status changes only through `deployment_transition`."""
 
     lab = models.ForeignKey(Lab, on_delete=models.CASCADE, related_name="deployments")
+    # The lab's first host: where nodes without `host` run (docs/labfile.md, placement).
     host = models.ForeignKey(
         Host, on_delete=models.PROTECT, null=True, blank=True, related_name="deployments"
+    )
+    # Every host the lab's nodes are placed on, the first one included; each is sent the
+    # same plan and applies its part (`DeploymentHost` keeps each one's result).
+    hosts = models.ManyToManyField(
+        Host, through="DeploymentHost", related_name="placed_deployments", blank=True
     )
     owner = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="deployments"
@@ -73,6 +79,9 @@ class DeploymentStep(models.Model):
     seq = models.PositiveIntegerField()
     name = models.CharField(max_length=100)
     status = models.CharField(max_length=16, choices=StepStatus.choices)
+    # The slug of the host whose agent reported it ("" for the control plane's own steps
+    # and for agents that do not say): each host numbers its steps itself.
+    host = models.CharField(max_length=50, blank=True, default="")
     message = models.TextField(blank=True, default="")
     # Set on steps the agent reported: its job, its own numbering within the job, the
     # operation's target and duration.
@@ -91,9 +100,9 @@ class DeploymentStep(models.Model):
             ),
             # A step delivered twice is stored once.
             models.UniqueConstraint(
-                fields=["deployment", "job", "agent_seq", "status"],
+                fields=["deployment", "host", "job", "agent_seq", "status"],
                 condition=Q(agent_seq__isnull=False),
-                name="deployments_step_unique_agent_report",
+                name="deployments_step_unique_host_report",
             ),
         ]
 
@@ -107,6 +116,8 @@ class DeploymentNode(models.Model):
 
     deployment = models.ForeignKey(Deployment, on_delete=models.CASCADE, related_name="nodes")
     name = models.CharField(max_length=31)
+    # The slug of the host it runs on.
+    host = models.CharField(max_length=50, blank=True, default="")
     pid = models.PositiveIntegerField(null=True, blank=True)
     netns = models.CharField(max_length=15, blank=True, default="")
     interfaces = models.JSONField(default=list, blank=True)
@@ -122,6 +133,30 @@ class DeploymentNode(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} (pid {self.pid})"
+
+
+class DeploymentHost(models.Model):
+    """A host a deployment is placed on, and its agent's answer to the last job it was
+    sent (`action`): `ok` is None while it is awaited. The deployment is RUNNING once
+    every host's apply succeeded, DESTROYED once every host's destroy did."""
+
+    deployment = models.ForeignKey(Deployment, on_delete=models.CASCADE, related_name="placements")
+    host = models.ForeignKey(Host, on_delete=models.PROTECT, related_name="placements")
+    action = models.CharField(max_length=16, blank=True, default="")
+    ok = models.BooleanField(null=True, blank=True)
+    error = models.TextField(blank=True, default="")
+
+    class Meta:
+        ordering = ["deployment_id", "host__slug"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["deployment", "host"], name="deployments_host_unique_deployment_host"
+            )
+        ]
+
+    def __str__(self) -> str:
+        state = "awaited" if self.ok is None else "ok" if self.ok else "failed"
+        return f"{self.host}: {self.action} {state}"
 
 
 class VniAllocation(models.Model):

@@ -11,12 +11,13 @@ from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from labmgr.deployments import dispatch
 from labmgr.deployments.choices import KEPT_STATES, DeploymentStatus
 from labmgr.deployments.models import Deployment
+from labmgr.deployments.selectors import deployment_hosts
 from labmgr.deployments.services import deployment_advance, deployment_job_sent
 from labmgr.hosts.choices import HostStatus
 from labmgr.hosts.models import Host
@@ -35,13 +36,15 @@ def deployments_reconcile_host(*, host: Host, tokens: list[str], sent: float) ->
     """Follow what the host's kernel holds; returns the tokens it was asked to sweep."""
     present = set(tokens)
     taken = datetime.fromtimestamp(sent, tz=UTC)
-    kept = list(Deployment.objects.filter(host=host, status__in=sorted(KEPT_STATES)))
+    kept = list(on_host(host).filter(status__in=sorted(KEPT_STATES)))
     for deployment in kept:
         # A status set after the heartbeat was taken is newer than what it shows.
         if deployment.updated >= taken:
             continue
         has = deployment.token in present
         if deployment.status == S.UNKNOWN:
+            if _other_host_silent(deployment, host):
+                continue  # it stays unknown until every host of it reports
             back = RETURN_FROM_UNKNOWN.get(DeploymentStatus(deployment.unknown_from or S.RUNNING))
             target = (back or (S.RUNNING, S.FAILED))[0 if has else 1]
             deployment_advance(
@@ -65,10 +68,20 @@ def deployments_reconcile_host(*, host: Host, tokens: list[str], sent: float) ->
     return sorted(present - owned)
 
 
+def on_host(host: Host) -> QuerySet[Deployment]:
+    """The deployments with a part on the host (their first host or another)."""
+    return Deployment.objects.filter(Q(host=host) | Q(placements__host=host)).distinct()
+
+
+def _other_host_silent(deployment: Deployment, host: Host) -> bool:
+    others = Host.objects.filter(placements__deployment=deployment).exclude(pk=host.pk)
+    return others.exclude(status=HostStatus.ONLINE).exists()
+
+
 def deployments_mark_unknown(*, host: Host) -> int:
     """The host went silent: whatever it was doing is unknown until it reports again."""
     count = 0
-    busy = Deployment.objects.filter(host=host, status__in=[S.DEPLOYING, S.RUNNING, S.DESTROYING])
+    busy = on_host(host).filter(status__in=[S.DEPLOYING, S.RUNNING, S.DESTROYING])
     for pk in busy.values_list("pk", flat=True):
         count += deployment_advance(
             deployment_id=pk,
@@ -99,10 +112,12 @@ def deployments_fail_stuck() -> int:
             )
             if failed and deployment.host is not None:
                 deployment_job_sent(deployment=deployment)
+                slugs = [h.slug for h in deployment_hosts(deployment)]
                 transaction.on_commit(
-                    lambda d=deployment, slug=deployment.host.slug: dispatch.destroy(
-                        host=slug, deployment=d.pk, token=d.token
-                    )
+                    lambda d=deployment, slugs=slugs: [
+                        dispatch.destroy(host=slug, deployment=d.pk, token=d.token)
+                        for slug in slugs
+                    ]
                 )
         count += failed
     return count
@@ -115,7 +130,8 @@ def deployments_check_drift() -> int:
     ).select_related("host")
     count = 0
     for deployment in running:
-        assert deployment.host is not None
-        dispatch.check(host=deployment.host.slug, deployment=deployment.pk, plan=deployment.plan)
+        for host in deployment_hosts(deployment):
+            if host.status == HostStatus.ONLINE:
+                dispatch.check(host=host.slug, deployment=deployment.pk, plan=deployment.plan)
         count += 1
     return count

@@ -9,7 +9,7 @@ report that no longer fits the deployment's status, changes nothing.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from django.db import IntegrityError, transaction
@@ -17,13 +17,20 @@ from django.db.models import Max
 from django.utils import timezone
 
 from labmgr import events
+from labmgr.deployments import dispatch
 from labmgr.deployments.choices import (
     ALLOWED_TRANSITIONS,
     FINISHED_STATES,
     DeploymentStatus,
     StepStatus,
 )
-from labmgr.deployments.models import Deployment, DeploymentNode, DeploymentStep, VniAllocation
+from labmgr.deployments.models import (
+    Deployment,
+    DeploymentHost,
+    DeploymentNode,
+    DeploymentStep,
+    VniAllocation,
+)
 from labmgr.errors import Conflict
 from labmgr.hosts.models import Host
 from labmgr.labs import spec
@@ -54,32 +61,47 @@ AGENT_STEP_STATUS = {
 
 
 def deployment_create(
-    *, lab: Lab, owner: Any, host: Host | None = None, labfile: Labfile | None = None
+    *,
+    lab: Lab,
+    owner: Any,
+    host: Host | None = None,
+    labfile: Labfile | None = None,
+    hosts: Sequence[Host] = (),
 ) -> Deployment:
-    """A PENDING deployment holding a snapshot of the lab's labfile and its compiled plan.
+    """A PENDING deployment holding a snapshot of the lab's labfile and its compiled plan,
+    placed on `hosts` (default: `host` alone); `host` is the first of them, where nodes
+    that name no host run.
 
     The plan names every kernel object after the deployment's id, so the row is created
     first and the plan filled in within the same transaction.
     """
     labfile = labfile or spec.lab_to_labfile(lab)
+    placed = list(hosts) or ([host] if host else [])
     with transaction.atomic():
         deployment = Deployment.objects.create(lab=lab, owner=owner, host=host)
+        DeploymentHost.objects.bulk_create(
+            DeploymentHost(deployment=deployment, host=h) for h in placed
+        )
         deployment.token = naming.deployment_token(deployment.pk)
-        deployment_compile(deployment=deployment, labfile=labfile)
+        deployment_compile(deployment=deployment, labfile=labfile, hosts=placed)
         deployment.save(update_fields=["token", "labfile", "plan", "indexes", "updated"])
+        names = ", ".join(str(h) for h in placed) or LOCAL_HOST
         deployment_step_add(
             deployment=deployment,
             name="created",
             status=StepStatus.SUCCEEDED,
-            message=f"Plan compiled for {host or LOCAL_HOST}.",
+            message=f"Plan compiled for {names}.",
         )
     return deployment
 
 
-def deployment_compile(*, deployment: Deployment, labfile: Labfile) -> None:
-    """Fill in the deployment's snapshot and plan from `labfile` (not saved). Overlay
-    networks keep the VNIs they hold and new ones get free VNIs; nodes and networks keep
-    their kernel names; call inside a transaction."""
+def deployment_compile(
+    *, deployment: Deployment, labfile: Labfile, hosts: Sequence[Host] | None = None
+) -> None:
+    """Fill in the deployment's snapshot and plan from `labfile` (not saved), for the
+    `hosts` it is placed on (default: its first host alone). Overlay networks keep the
+    VNIs they hold and new ones get free VNIs; nodes and networks keep their kernel names;
+    call inside a transaction."""
     host = deployment.host
     previous = compiler.Indexes.from_dict(deployment.indexes) if deployment.indexes else None
     indexes = compiler.assign_indexes(labfile, previous)
@@ -87,7 +109,7 @@ def deployment_compile(*, deployment: Deployment, labfile: Labfile) -> None:
         labfile,
         deployment=deployment.pk,
         default_host=host.slug if host else LOCAL_HOST,
-        underlay=_underlay(host),
+        underlay=underlay_addresses(hosts if hosts is not None else [host] if host else []),
         vnis=vni_allocate(deployment=deployment, labfile=labfile),
         indexes=indexes,
     )
@@ -97,9 +119,9 @@ def deployment_compile(*, deployment: Deployment, labfile: Labfile) -> None:
     deployment.compiled = plan
 
 
-def _underlay(host: Host | None) -> dict[str, str]:
-    address = (host.facts or {}).get("underlay") if host else None
-    return {host.slug: address} if host and isinstance(address, str) and address else {}
+def underlay_addresses(hosts: Sequence[Host]) -> dict[str, str]:
+    """Each host's VXLAN underlay address, for the hosts that have one."""
+    return {h.slug: address for h in hosts if (address := h.underlay_address)}
 
 
 def vni_allocate(*, deployment: Deployment, labfile: Labfile) -> dict[str, int]:
@@ -240,9 +262,11 @@ def deployment_step_record(
     status: str,
     message: str,
     seconds: float,
+    host: str = "",
 ) -> DeploymentStep | None:
-    """Store a step the agent reported (once, however often it is delivered) and publish
-    it. The first news of a pending deployment means its agent has started: DEPLOYING."""
+    """Store a step the agent of `host` reported (once, however often it is delivered)
+    and publish it. The first news of a pending deployment means its agent has started:
+    DEPLOYING."""
     step_status = AGENT_STEP_STATUS.get(status.lower(), StepStatus.ERRORED)
     if step_status == StepStatus.ERRORED and status.lower() not in AGENT_STEP_STATUS:
         message = f"[{status}] {message}"
@@ -258,13 +282,17 @@ def deployment_step_record(
             if locked is None:
                 log.warning("step %s for unknown deployment %s ignored", seq, deployment_id)
                 return None
-            if locked.steps.filter(job=locked.job, agent_seq=seq, status=step_status).exists():
+            reported = locked.steps.filter(
+                host=host[:50], job=locked.job, agent_seq=seq, status=step_status
+            )
+            if reported.exists():
                 return None
             step = deployment_step_add(
                 deployment=locked,
                 name=name[:100],
                 status=step_status,
                 message=message,
+                host=host[:50],
                 job=locked.job,
                 agent_seq=seq,
                 total=total,
@@ -288,20 +316,33 @@ def deployment_step_record(
             "message": step.message,
             "total": step.total,
             "seconds": step.seconds,
+            "host": step.host or None,
         },
     )
     return step
 
 
 def deployment_result_record(
-    *, deployment_id: int, action: str, ok: bool, error: str, nodes: list[dict[str, Any]]
+    *,
+    deployment_id: int,
+    action: str,
+    ok: bool,
+    error: str,
+    nodes: list[dict[str, Any]],
+    host: str = "",
 ) -> bool:
-    """Move the status machine on the agent's result; True when it changed something.
+    """Move the status machine on the result of the agent of `host`; True when it
+    changed something.
 
     An apply result counts while the deployment is being deployed, a destroy result while
     it is being destroyed; anything else is a duplicate or overtaken (e.g. a cancel), and
-    changes nothing.
+    changes nothing. A deployment placed on several hosts waits for each one's result
+    (`_spread_result_record`).
     """
+    if host and action in ("apply", "destroy") and _spread(deployment_id):
+        return _spread_result_record(
+            deployment_id=deployment_id, host=host, action=action, ok=ok, error=error, nodes=nodes
+        )
     reason = error or ""
     if action == "apply":
         # A result may arrive before the first step was processed.
@@ -324,16 +365,127 @@ def deployment_result_record(
             deployment_id=deployment_id, to=target, reason=reason, only_from=accepted
         )
         if changed and action == "apply" and ok:
-            deployment_nodes_store(deployment_id=deployment_id, nodes=nodes)
+            deployment_nodes_store(deployment_id=deployment_id, nodes=nodes, host=host)
     return changed
 
 
-def deployment_nodes_store(*, deployment_id: int, nodes: list[dict[str, Any]]) -> None:
-    """Replace the record of the deployment's nodes with what the agent observed."""
-    DeploymentNode.objects.filter(deployment_id=deployment_id).delete()
+def _spread(deployment_id: int) -> bool:
+    return DeploymentHost.objects.filter(deployment_id=deployment_id).count() > 1
+
+
+def _spread_result_record(
+    *,
+    deployment_id: int,
+    host: str,
+    action: str,
+    ok: bool,
+    error: str,
+    nodes: list[dict[str, Any]],
+) -> bool:
+    """One host's result for a deployment placed on several: stored once, for the job it
+    was sent last. RUNNING once every host applied its part, DESTROYED once every host
+    destroyed it. A failed apply fails the deployment and sends every host a destroy, so
+    no part of a half-built lab is left on any host."""
+    if action == "apply":
+        deployment_advance(
+            deployment_id=deployment_id,
+            to=S.DEPLOYING,
+            reason="the agent started",
+            only_from=frozenset({S.PENDING}),
+        )
+    with transaction.atomic():
+        locked = Deployment.objects.select_for_update().filter(pk=deployment_id).first()
+        if locked is None:
+            return False
+        placements = list(locked.placements.select_related("host"))
+        mine = next((p for p in placements if p.host.slug == host), None)
+        if mine is None or mine.action != action or mine.ok is not None:
+            return False  # not awaited: delivered twice, or overtaken by a later job
+        mine.ok, mine.error = ok, error
+        mine.save(update_fields=["ok", "error"])
+        locked.heard = timezone.now()
+        locked.save(update_fields=["heard", "updated"])
+        if action == "apply" and ok:
+            deployment_nodes_store(deployment_id=deployment_id, nodes=nodes, host=host, spread=True)
+        if not ok:
+            return _spread_failed(locked, placements, host=host, action=action, error=error)
+        if any(p.ok is not True for p in placements):
+            return True  # stored; other hosts are still at work
+        done = S.RUNNING if action == "apply" else S.DESTROYED
+        wanted = S.DEPLOYING if action == "apply" else S.DESTROYING
+        return deployment_advance(
+            deployment_id=deployment_id,
+            to=done,
+            reason=f"every host ({', '.join(p.host.slug for p in placements)}) is done",
+            only_from=frozenset({wanted, S.UNKNOWN}),
+        )
+
+
+def _spread_failed(
+    locked: Deployment, placements: list[DeploymentHost], *, host: str, action: str, error: str
+) -> bool:
+    wanted = S.DEPLOYING if action == "apply" else S.DESTROYING
+    reason = f"host {host}: {error}" if error else f"host {host} failed"
+    if action == "apply":
+        reason += "; every host removes its part"
+    failed = deployment_advance(
+        deployment_id=locked.pk,
+        to=S.FAILED,
+        reason=reason,
+        only_from=frozenset({wanted, S.UNKNOWN}),
+    )
+    if failed and action == "apply":
+        deployment_hosts_destroy(deployment=locked, placements=placements)
+    return failed
+
+
+def deployment_hosts_await(
+    *, deployment: Deployment, action: str, placements: Sequence[DeploymentHost] = ()
+) -> None:
+    """Note that each host of a deployment placed on several (or those of `placements`)
+    was sent `action`: its result is awaited."""
+    query = DeploymentHost.objects.filter(deployment=deployment)
+    if placements:
+        query = query.filter(pk__in=[p.pk for p in placements])
+    query.update(action=action, ok=None, error="")
+
+
+def deployment_hosts_destroy(
+    *, deployment: Deployment, placements: Sequence[DeploymentHost]
+) -> None:
+    """Send each host a destroy of its part (after commit); call holding the row's lock."""
+    deployment_job_sent(deployment=deployment)
+    deployment_hosts_await(deployment=deployment, action="destroy", placements=placements)
+    slugs, pk, token = [p.host.slug for p in placements], deployment.pk, deployment.token
+
+    def send() -> None:
+        for slug in slugs:
+            try:
+                dispatch.destroy(host=slug, deployment=pk, token=token)
+            except Exception:  # the heartbeat's sweep removes it once the host is back
+                log.exception("could not send host %s the destroy of deployment %s", slug, pk)
+
+    transaction.on_commit(send)
+
+
+def deployment_nodes_store(
+    *, deployment_id: int, nodes: list[dict[str, Any]], host: str = "", spread: bool = False
+) -> None:
+    """Replace the record of the deployment's nodes (`spread`, on a deployment placed on
+    several hosts: of its nodes on `host`) with what the agent of `host` observed."""
+    stored = DeploymentNode.objects.filter(deployment_id=deployment_id)
+    if not host:  # an agent that does not say which host it is: the deployment's one
+        host = (
+            Deployment.objects.filter(pk=deployment_id).values_list("host__slug", flat=True).first()
+            or ""
+        )
+    if spread:
+        stored = stored.filter(host=host)
+    stored.delete()
     DeploymentNode.objects.bulk_create(
         DeploymentNode(
             deployment_id=deployment_id,
+            host=host[:50],
             name=str(node.get("name") or node.get("node") or "")[:31],
             pid=_int_or_none(node.get("pid")),
             netns=str(node.get("netns") or "")[:15],
@@ -344,6 +496,18 @@ def deployment_nodes_store(*, deployment_id: int, nodes: list[dict[str, Any]]) -
         for node in nodes
         if isinstance(node, Mapping)
     )
+
+
+def _drift_merged(locked: Deployment, host: str, found: dict[str, list[str]]) -> dict[str, Any]:
+    if not _spread(locked.pk):
+        return found
+    previous = locked.drift if isinstance(locked.drift, dict) else {}
+    by_host = {**(previous.get("hosts") or {}), host: found}
+    return {
+        "missing": sorted({m for h in by_host.values() for m in h["missing"]}),
+        "extra": sorted({e for h in by_host.values() for e in h["extra"]}),
+        "hosts": by_host,
+    }
 
 
 def _interface(data: Mapping[str, Any]) -> dict[str, Any]:
@@ -359,13 +523,18 @@ def _int_or_none(value: Any) -> int | None:
     return value if isinstance(value, int) and value >= 0 else None
 
 
-def deployment_drift_record(*, deployment_id: int, missing: list[str], extra: list[str]) -> bool:
-    """Store what the agent found missing or extra in the kernel and publish it."""
+def deployment_drift_record(
+    *, deployment_id: int, missing: list[str], extra: list[str], host: str = ""
+) -> bool:
+    """Store what the agent of `host` found missing or extra in the kernel and publish
+    it. On a deployment placed on several hosts each host's findings are kept under
+    `hosts` and `missing`/`extra` are their union."""
     with transaction.atomic():
         locked = Deployment.objects.select_for_update().filter(pk=deployment_id).first()
         if locked is None:
             return False
-        locked.drift = {"missing": sorted(map(str, missing)), "extra": sorted(map(str, extra))}
+        found = {"missing": sorted(map(str, missing)), "extra": sorted(map(str, extra))}
+        locked.drift = _drift_merged(locked, host, found) if host else found
         locked.drift_checked = locked.heard = timezone.now()
         locked.save(update_fields=["drift", "drift_checked", "heard", "updated"])
         events.publish(

@@ -22,6 +22,7 @@ def deployment_step(
     status: str,
     message: str,
     seconds: float,
+    host: str = "",
 ) -> None:
     services.deployment_step_record(
         deployment_id=deployment,
@@ -32,21 +33,30 @@ def deployment_step(
         status=status,
         message=message,
         seconds=seconds,
+        host=host,
     )
 
 
 @app.task(name="labmgr.control.deployment_result")
 def deployment_result(
-    *, deployment: int, action: str, ok: bool, error: str, nodes: list[dict[str, Any]]
+    *,
+    deployment: int,
+    action: str,
+    ok: bool,
+    error: str,
+    nodes: list[dict[str, Any]],
+    host: str = "",
 ) -> None:
     services.deployment_result_record(
-        deployment_id=deployment, action=action, ok=ok, error=error, nodes=nodes
+        deployment_id=deployment, action=action, ok=ok, error=error, nodes=nodes, host=host
     )
 
 
 @app.task(name="labmgr.control.drift")
-def drift(*, deployment: int, missing: list[str], extra: list[str]) -> None:
-    services.deployment_drift_record(deployment_id=deployment, missing=missing, extra=extra)
+def drift(*, deployment: int, missing: list[str], extra: list[str], host: str = "") -> None:
+    services.deployment_drift_record(
+        deployment_id=deployment, missing=missing, extra=extra, host=host
+    )
 
 
 @app.task(name="labmgr.control.drift_check")

@@ -30,6 +30,7 @@ from redis.exceptions import RedisError
 from labmgr import events
 from labmgr.deployments import dispatch, lifecycle
 from labmgr.deployments.models import Deployment
+from labmgr.deployments.selectors import deployment_node_host
 from labmgr.errors import ApplicationError
 from labmgr.labs.consumers import REFUSED
 from labmgr.labs.models import Lab
@@ -102,7 +103,10 @@ class TerminalConsumer(AsyncWebsocketConsumer):
         deployment = await database_sync_to_async(authorize)(
             user, int(kwargs["lab"]), kwargs["node"]
         )
-        if deployment is None or deployment.host is None:
+        host = deployment and await database_sync_to_async(deployment_node_host)(
+            deployment, kwargs["node"]
+        )
+        if deployment is None or host is None:
             await self.close(code=REFUSED)
             return
         self.deployment_id = deployment.pk
@@ -115,7 +119,7 @@ class TerminalConsumer(AsyncWebsocketConsumer):
         self.last_activity = time.monotonic()
         cols, rows = _size(self.scope.get("query_string", b""))
         await sync_to_async(dispatch.terminal_open)(
-            host=deployment.host.slug,
+            host=host.slug,  # the node's own host
             session=session,
             token=deployment.token,
             node=kwargs["node"],

@@ -13,5 +13,15 @@ class HostAdmin(admin.ModelAdmin):
     list_filter = ["status"]
     search_fields = ["name", "slug"]
     prepopulated_fields = {"slug": ["name"]}
-    fields = ["name", "slug", "cpus", "memory", "pids", "status", "last_seen", "facts"]
+    fields = [
+        "name",
+        "slug",
+        "cpus",
+        "memory",
+        "pids",
+        "underlay",
+        "status",
+        "last_seen",
+        "facts",
+    ]
     readonly_fields = ["status", "last_seen", "facts"]

@@ -18,6 +18,15 @@ class Host(models.Model):
     memory = models.PositiveBigIntegerField(default=0, help_text="bytes the host offers to labs")
     pids = models.PositiveIntegerField(default=0, help_text="processes the host offers to labs")
     last_seen = models.DateTimeField(null=True, blank=True)
+    # The address other hosts reach this one at for VXLAN; set by an admin, it overrides
+    # the one the agent reports (`facts["underlay"]`, from LABMGR_AGENT_UNDERLAY).
+    underlay = models.GenericIPAddressField(
+        protocol="IPv4",
+        null=True,
+        blank=True,
+        help_text="IPv4 address the other hosts reach this one at for overlay networks "
+        "(VXLAN); empty: the one its agent reports",
+    )
     created = models.DateTimeField(auto_now_add=True)
     updated = models.DateTimeField(auto_now=True)
 
@@ -26,6 +35,12 @@ class Host(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    @property
+    def underlay_address(self) -> str | None:
+        """The VXLAN underlay address: the admin's, else the agent's, else none."""
+        reported = (self.facts or {}).get("underlay")
+        return self.underlay or (reported if isinstance(reported, str) and reported else None)
 
     @property
     def queue(self) -> str:

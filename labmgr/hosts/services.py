@@ -18,6 +18,7 @@ from django.utils import timezone
 
 from labmgr import events
 from labmgr.deployments.choices import KEPT_STATES
+from labmgr.deployments.models import Deployment
 from labmgr.errors import ApplicationError
 from labmgr.hosts.choices import HostStatus
 from labmgr.hosts.models import Host
@@ -78,7 +79,8 @@ def hosts_mark_silent_offline() -> list[Host]:
 def _publish_status(host: Host) -> None:
     # Labs with a deployment on the host hear it on their own group (the browser only
     # subscribes to its lab); admin pages may follow the host's group.
-    kept = host.deployments.filter(status__in=sorted(KEPT_STATES))
+    placed = Q(host=host) | Q(placements__host=host)
+    kept = Deployment.objects.filter(placed, status__in=sorted(KEPT_STATES))
     lab_ids = kept.values_list("lab_id", flat=True).distinct()
     groups = [events.host_group(host.slug), *(events.lab_group(i) for i in lab_ids)]
     events.publish(groups, {"type": "host.status", "host": host.slug, "status": host.status})

@@ -16,6 +16,7 @@ from typing import Any, TypedDict
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Q
 
 from labmgr.accounts import selectors as accounts
 from labmgr.accounts.services import Usage, as_labfile, deployments_usage, labfile_usage
@@ -229,12 +230,16 @@ def reservation_budget(reservation: Reservation | None) -> Budget | None:
     }
 
 
-def reservation_check_deploy(*, user: Any, host: Host, lab: Lab | Labfile) -> Reservation | None:
+def reservation_check_deploy(
+    *, user: Any, host: Host, lab: Lab | Labfile, replacing: Lab | None = None
+) -> Reservation | None:
     """Refuse a deployment of `lab` on `host` by `user` outside an active reservation of
     theirs (403), or one whose node limits, with those of the user's other labs running
     on the host, do not fit the reservation's share (400). Admins are exempt; with
     LABMGR_REQUIRE_RESERVATION off nobody needs a reservation, but one that exists still
     bounds the labs in it. Returns the reservation the deployment runs in, if any.
+    A lab placed on several hosts is checked on each with its nodes there (`lab`, a
+    Labfile) and the Lab it redeploys as `replacing`.
 
     Nodes without a limit of a kind are let through: the reservation's parent cgroup
     bounds them in the kernel."""
@@ -247,9 +252,13 @@ def reservation_check_deploy(*, user: Any, host: Host, lab: Lab | Labfile) -> Re
         raise NotAllowed.for_field("host", _no_reservation(host))
     if reservation.whole_host:
         return reservation
-    running = Deployment.objects.filter(owner=user, host=host, status__in=sorted(ACTIVE_STATES))
-    if isinstance(lab, Lab):
-        running = running.exclude(lab=lab)  # a redeploy replaces the lab's own deployment
+    on_host = Q(host=host) | Q(placements__host=host)
+    running = Deployment.objects.filter(
+        on_host, owner=user, status__in=sorted(ACTIVE_STATES)
+    ).distinct()
+    if replacing is not None or isinstance(lab, Lab):
+        # A redeploy replaces the lab's own deployment.
+        running = running.exclude(lab=replacing if replacing is not None else lab)
     total = deployments_usage(running) + labfile_usage(as_labfile(lab))
     if errors := _fit_errors(total, reservation):
         raise ApplicationError("The lab does not fit your reservation's share.", errors)

@@ -24,7 +24,7 @@ class DeploymentNodeSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = DeploymentNode
-        fields = ["name", "pid", "netns", "interfaces"]
+        fields = ["name", "host", "pid", "netns", "interfaces"]
         read_only_fields = fields
 
     @extend_schema_field(OpenApiTypes.OBJECT)
@@ -39,6 +39,8 @@ class DeploymentSerializer(serializers.ModelSerializer):
     )
     lab_name = serializers.CharField(source="lab.name", read_only=True)
     host = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+    # Every host the lab is placed on; `host` is the first, where unplaced nodes run.
+    hosts = serializers.SlugRelatedField(slug_field="slug", many=True, read_only=True)
     owner = serializers.CharField(source="owner.username", read_only=True)
     steps = DeploymentStepSerializer(many=True, read_only=True)
     nodes = DeploymentNodeSerializer(many=True, read_only=True)
@@ -52,6 +54,7 @@ class DeploymentSerializer(serializers.ModelSerializer):
             "lab_url",
             "lab_name",
             "host",
+            "hosts",
             "owner",
             "status",
             "token",
@@ -70,7 +73,7 @@ class DeploymentSerializer(serializers.ModelSerializer):
         query = Deployment.objects.select_related("lab", "host", "owner")
         if compact:
             query = query.defer("labfile", "plan", "drift")
-        return query.prefetch_related("steps", "nodes").get(pk=deployment.pk)
+        return query.prefetch_related("steps", "nodes", "hosts").get(pk=deployment.pk)
 
 
 class DeploymentDetailSerializer(DeploymentSerializer):

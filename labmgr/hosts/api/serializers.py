@@ -1,4 +1,4 @@
-"""The host's REST representation (read only)."""
+"""The host's REST representation: read only but for `underlay`, which admins set."""
 
 from __future__ import annotations
 
@@ -10,6 +10,8 @@ from labmgr.hosts.models import Host
 class HostSerializer(serializers.ModelSerializer):
     url = serializers.HyperlinkedIdentityField(view_name="host-detail")
     queue = serializers.CharField(read_only=True)
+    # What the agent reports unless an admin set `underlay`: the address in use.
+    underlay_address = serializers.CharField(read_only=True, allow_null=True)
 
     class Meta:
         model = Host
@@ -23,9 +25,11 @@ class HostSerializer(serializers.ModelSerializer):
             "cpus",
             "memory",
             "pids",
+            "underlay",
+            "underlay_address",
             "facts",
             "last_seen",
             "created",
             "updated",
         ]
-        read_only_fields = fields
+        read_only_fields = [f for f in fields if f != "underlay"]

@@ -316,7 +316,7 @@ def test_the_detail_shows_steps_and_the_nodes_as_the_agent_saw_them(
     )
     detail = api(alice).get(f"/api/deployments/{body['id']}").json()
     assert detail["status"] == "running"
-    assert detail["nodes"] == nodes
+    assert detail["nodes"] == [{**node, "host": "local"} for node in nodes]
     assert [s["message"] for s in detail["steps"] if s["name"] == "status"] == [
         "pending -> deploying: the agent started",
         "deploying -> running",
