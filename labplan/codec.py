@@ -10,7 +10,7 @@ in range and paths are absolute without "..". Problems raise LabfileError with p
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Set
 from dataclasses import dataclass, fields
 from typing import Any, cast
 
@@ -30,6 +30,7 @@ from labplan.plancheck import (
 PLAN_VERSION = 1
 HostsLines = tuple[tuple[str, str], ...]
 _FIELD_NAMES = {kind: tuple(sorted(f.name for f in fields(t))) for kind, t in OPS_BY_KIND.items()}
+_OP_KEYS = {kind: frozenset({*names, "op"}) for kind, names in _FIELD_NAMES.items()}
 
 
 # --- encoding ------------------------------------------------------------------------------
@@ -170,11 +171,13 @@ def plan_from_dict(data: object) -> Plan:
 
 
 def _mapping(
-    value: object, path: str, keys: set[str], errors: list[FieldError]
+    value: object, path: str, keys: Set[str], errors: list[FieldError]
 ) -> Mapping[str, object] | None:
     if not isinstance(value, Mapping):
         errors.append(FieldError(path, "must be a mapping"))
         return None
+    if value.keys() == keys:  # the usual case, checked without building the differences
+        return value
     for key in sorted(set(value) - keys, key=str):
         errors.append(FieldError(_join(path, str(key)), "unknown key"))
     for key in sorted(keys - set(value)):
@@ -192,13 +195,17 @@ def _field(
     path: str,
     check: Callable[[object], object],
     errors: list[FieldError],
+    *,
+    under: str = "",
 ) -> object:
+    """The checked value of `data[key]`; an error at `path` (or `under`.`key`, spelled
+    only when needed: thousands of fields pass for one that fails)."""
     if key not in data:
         return None  # reported as missing already
     try:
         return check(data[key])
     except Invalid as invalid:
-        errors.append(FieldError(path, str(invalid)))
+        errors.append(FieldError(path or f"{under}.{key}", str(invalid)))
         return None
 
 
@@ -260,14 +267,14 @@ def _op(
         return None
     names = _FIELD_NAMES[op_type.kind]
     before = len(errors)
-    data = _mapping(item, path, {*names, "op"}, errors)
+    data = _mapping(item, path, _OP_KEYS[op_type.kind], errors)
     if data is None or len(errors) > before:
         return None
     checks = ctx.checks
     if kind == "spawn_node" and isinstance(data.get("hosts"), Mapping):
         checks = {**checks, ("spawn_node", "hosts"): _expander(shared, checks[kind, "hosts"])}
     values = {
-        name: _field(data, name, f"{path}.{name}", checks[op_type.kind, name], errors)
+        name: _field(data, name, "", checks[op_type.kind, name], errors, under=path)
         for name in names
     }
     if len(errors) > before:
