@@ -33,3 +33,10 @@ def underlay() -> str | None:
     if address.is_unspecified or address.is_multicast or address.is_loopback:
         raise ValueError(f"LABMGR_AGENT_UNDERLAY={value!r} cannot be reached from another host")
     return str(address)
+
+
+def root_netns() -> str | None:
+    """The network namespace standing for the host (LABMGR_AGENT_ROOT_NETNS, a path such
+    as /run/netns/NAME); None: the agent's own. Lets one machine run several agents, each
+    a simulated host with its own host links (the system tests do)."""
+    return os.environ.get("LABMGR_AGENT_ROOT_NETNS") or None

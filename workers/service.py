@@ -117,7 +117,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     slug, queue = host_slug(host), host_queue(host)
     underlay = config.underlay()  # a bad value stops the agent here, with the reason
     app = make_app(url, host)
-    executor = kernel_executor()
+    executor = kernel_executor(root_netns=config.root_netns())
     terminals = Terminals(url, executor.data_dir)
     agent = Agent(executor, from_host(celery_send(app), slug), host, terminals=terminals)
     register(app, agent)

@@ -1,0 +1,153 @@
+"""One lab across two hosts, end to end: two more agents on this machine, each a
+simulated host (its own root network namespace, joined to the other by an underlay veth
+made here, its own data directory), one overlay network between them, deployed through
+the REST API; nodes on different hosts ping each other by exec; destroy leaves nothing
+in either kernel."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from labplan import naming
+from tests.system.conftest import PYTHON, Process, Stack, wait_for
+from tests.system.test_live_deployments import deploy, kernel_objects, lab_from, wait_status
+from workers.kernel.netns import Namespaces
+
+UNDERLAY = {"a": "10.239.0.1", "b": "10.239.0.2"}
+
+
+def _links(netns: str, prefix: str) -> list[str]:
+    with Namespaces(f"/run/netns/{netns}") as ns:
+        names = [str(link.get("ifname")) for link in ns.ipr(None).get_links()]
+    return [n for n in names if n.startswith(prefix)]
+
+
+@pytest.fixture
+def two_hosts(stack: Stack, tmp_path: Path) -> Iterator[dict[str, str]]:
+    """Two agents, each serving a host of its own: a root namespace made here (joined by
+    the underlay veth), a data directory, an underlay address. Yields host slug by key."""
+    tag = naming.base36(os.getpid() % 1_000_000)
+    netns = {key: f"lmt{tag}-h{key}" for key in UNDERLAY}
+    slugs = {key: f"mh{tag}-{key}" for key in UNDERLAY}
+    with Namespaces() as ns:
+        for name in netns.values():
+            ns.ensure(name)
+        fd = os.open(ns.path(netns["b"]), os.O_RDONLY)
+        ns.ipr(netns["a"]).link(
+            "add", ifname="underlay", kind="veth", peer={"ifname": "underlay", "net_ns_fd": fd}
+        )
+        os.close(fd)
+        for key, name in netns.items():
+            sock = ns.ipr(name)
+            index = sock.link_lookup(ifname="underlay")[0]
+            sock.addr("add", index=index, address=UNDERLAY[key], prefixlen=24)
+            sock.link("set", index=index, state="up")
+    agents = [
+        Process(
+            f"agent-{key}",
+            [PYTHON, "-m", "workers", "agent"],
+            {
+                **stack.agent.env,
+                "LABMGR_AGENT_HOST": slugs[key],
+                "LABMGR_AGENT_DATA_DIR": str(tmp_path / f"agent-{key}"),
+                "LABMGR_AGENT_ROOT_NETNS": f"/run/netns/{netns[key]}",
+                "LABMGR_AGENT_UNDERLAY": UNDERLAY[key],
+            },
+            tmp_path / f"agent-{key}.log",
+        )
+        for key in UNDERLAY
+    ]
+    for agent in agents:
+        agent.start()
+    try:
+        wait_for(
+            "both simulated hosts to come online",
+            lambda: (
+                {slugs["a"], slugs["b"]}
+                <= {
+                    h["slug"]
+                    for h in stack.get("alice", "/api/hosts/").json()["results"]
+                    if h["status"] == "online"
+                }
+            ),
+            timeout=60,
+        )
+        yield {**slugs, **{f"netns_{k}": v for k, v in netns.items()}}
+    except BaseException:
+        for agent in agents:
+            print(f"--- {agent.name}\n{agent.tail()}")
+        raise
+    finally:
+        for agent in agents:
+            agent.stop()
+        with Namespaces() as ns:
+            for name in netns.values():
+                ns.remove(name)
+
+
+def _book(stack: Stack, slug: str) -> None:
+    hosts = stack.get("alice", "/api/hosts/").json()["results"]
+    host = next(h for h in hosts if h["slug"] == slug)
+    start = datetime.now(UTC)
+    body = {
+        "host": host["id"],
+        "start": start.isoformat(),
+        "end": (start + timedelta(hours=1)).isoformat(),
+        "whole_host": True,
+    }
+    response = stack.post("alice", "/api/reservations/", json=body)
+    assert response.status_code == 201, response.text
+
+
+def _exec(stack: Stack, deployment: int, node: str, argv: list[str]) -> dict[str, Any]:
+    body = {"node": node, "argv": argv, "timeout": 15}
+    response = stack.post("alice", f"/api/deployments/{deployment}/exec", json=body)
+    assert response.status_code == 200, response.text
+    result: dict[str, Any] = response.json()
+    return result
+
+
+def test_nodes_on_two_hosts_reach_each_other_over_an_overlay_and_both_kernels_end_clean(
+    stack: Stack, two_hosts: dict[str, str]
+) -> None:
+    for key in ("a", "b"):
+        _book(stack, two_hosts[key])
+    tree = {
+        "labfile": 1,
+        "name": "across",
+        "networks": {"ov": {"driver": "overlay", "subnet": "10.240.0.0/24"}},
+        "nodes": {
+            "left": {"host": two_hosts["a"], "networks": {"ov": {"ipv4": "10.240.0.10"}}},
+            "right": {"host": two_hosts["b"], "networks": {"ov": {"ipv4": "10.240.0.11"}}},
+        },
+    }
+    lab = lab_from(stack, tree, "across")
+    body = deploy(stack, lab)
+    deployment, token = int(body["id"]), str(body["token"])
+    assert (body["host"], body["hosts"]) == (two_hosts["a"], [two_hosts["a"], two_hosts["b"]])
+
+    assert wait_status(stack, deployment, ("running", "failed")) == "running"
+    detail = stack.get("alice", f"/api/deployments/{deployment}/").json()
+    assert {n["name"]: n["host"] for n in detail["nodes"]} == {
+        "left": two_hosts["a"],
+        "right": two_hosts["b"],
+    }
+    ping = _exec(stack, deployment, "left", ["ping", "-c", "2", "-W", "2", "10.240.0.11"])
+    assert ping["exit"] == 0, ping
+    back = _exec(stack, deployment, "right", ["ping", "-c", "2", "-W", "2", "10.240.0.10"])
+    assert back["exit"] == 0, back
+    # Each host holds its part only: its own VXLAN and overlay bridge.
+    assert _links(two_hosts["netns_a"], token) and _links(two_hosts["netns_b"], token)
+
+    response = stack.post("alice", f"/api/labs/{lab}/destroy")
+    assert response.status_code == 202, response.text
+    assert wait_status(stack, deployment, ("destroyed", "failed")) == "destroyed"
+    wait_for(f"the kernel to hold nothing of {token}", lambda: not kernel_objects(token), 20)
+    assert _links(two_hosts["netns_a"], token) == []
+    assert _links(two_hosts["netns_b"], token) == []
