@@ -8,6 +8,7 @@ runs, so a deploy is refused with its reason. Each test saves screenshots under
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
@@ -16,7 +17,7 @@ import sys
 import tempfile
 import time
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 import pytest
@@ -90,14 +91,14 @@ def manage_shell(server_data: Path) -> Callable[[str], None]:
     return run
 
 
-@pytest.fixture(scope="session")
-def live_server_url(server_data: Path) -> Iterator[str]:
-    data = server_data
-    env = _server_env(data)
+@contextlib.contextmanager
+def serve(data: Path, env: dict[str, str], users: Iterable[str]) -> Iterator[str]:
+    """A migrated database in `data` with `users` (password PASSWORD) behind a real uvicorn
+    on a free port; its URL, until the block ends."""
     manage = [sys.executable, str(REPO / "manage.py")]
     subprocess.run([*manage, "migrate", "--no-input", "-v", "0"], env=env, check=True, cwd=REPO)
     create = "; ".join(
-        f"User.objects.create_user({name!r}, password={PASSWORD!r})" for name in USERS
+        f"User.objects.create_user({name!r}, password={PASSWORD!r})" for name in users
     )
     subprocess.run(
         [*manage, "shell", "-c", f"from django.contrib.auth.models import User; {create}"],
@@ -125,6 +126,12 @@ def live_server_url(server_data: Path) -> Iterator[str]:
             server.wait(timeout=10)
         except subprocess.TimeoutExpired:
             server.kill()
+
+
+@pytest.fixture(scope="session")
+def live_server_url(server_data: Path) -> Iterator[str]:
+    with serve(server_data, _server_env(server_data), USERS) as url:
+        yield url
 
 
 @pytest.fixture(scope="session")

@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
-from tests.browser.conftest import PASSWORD, REPO, _free_port, _server_env, _wait_until_up
+from tests.browser.conftest import PASSWORD, REPO, _free_port, _server_env, serve
 
 Shot = Callable[[Page, str], Path]
 Shell = Callable[[str], None]
@@ -37,7 +37,7 @@ def stack() -> Iterator[tuple[str, Shell]]:
     """(URL, shell): a web server whose channel layer is a private Redis, and a way to run
     Python against its database that publishes to the same Redis."""
     data = Path(tempfile.mkdtemp(prefix="labmgr-live-"))
-    redis_port, web_port = _free_port(), _free_port()
+    redis_port = _free_port()
     options = ["--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", str(data)]
     redis = subprocess.Popen(
         [str(REDIS), "--port", str(redis_port), *options],
@@ -54,33 +54,15 @@ def stack() -> Iterator[tuple[str, Shell]]:
     def shell(code: str) -> None:
         subprocess.run([*manage, "shell", "-v", "0", "-c", code], env=env, check=True, cwd=REPO)
 
-    subprocess.run([*manage, "migrate", "--no-input", "-v", "0"], env=env, check=True, cwd=REPO)
-    shell(
-        "from django.contrib.auth.models import User; "
-        + "; ".join(
-            f"User.objects.create_user({n!r}, password={PASSWORD!r})" for n in ("ann", "sam")
-        )
-    )
-    log = data / "server.log"
-    with log.open("wb") as out:
-        server = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "labmgr.asgi:application", "--port", str(web_port)],
-            env=env,
-            cwd=REPO,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    url = f"http://127.0.0.1:{web_port}"
     try:
-        _wait_until_up(f"{url}/login/", server, log)
-        yield url, shell
+        with serve(data, env, ("ann", "sam")) as url:
+            yield url, shell
     finally:
-        for process in (server, redis):
-            process.terminate()
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
+        redis.terminate()
+        try:
+            redis.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            redis.kill()
         shutil.rmtree(data, ignore_errors=True)
 
 
