@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 from pathlib import Path
 
 DEFAULT_DATA_DIR = "/var/lib/labmgr-agent"
+DEFAULT_CGROUP_PARENT = "labmgr"
 
 
 def data_dir() -> Path:
@@ -40,3 +42,17 @@ def root_netns() -> str | None:
     as /run/netns/NAME); None: the agent's own. Lets one machine run several agents, each
     a simulated host with its own host links (the system tests do)."""
     return os.environ.get("LABMGR_AGENT_ROOT_NETNS") or None
+
+
+def cgroup_parent() -> str:
+    """The cgroup (directly below each hierarchy's root) holding every cgroup of the
+    agent's labs (LABMGR_AGENT_CGROUP_PARENT, default `labmgr`). Agents sharing one
+    kernel, each a simulated host, need one each: a destroy kills its deployment's cgroup,
+    which must hold that host's nodes only. A name starting with `labmgr`."""
+    value = os.environ.get("LABMGR_AGENT_CGROUP_PARENT") or DEFAULT_CGROUP_PARENT
+    if not re.fullmatch(r"labmgr[a-z0-9_-]{0,40}", value):
+        raise ValueError(
+            f"LABMGR_AGENT_CGROUP_PARENT={value!r}: a name starting with 'labmgr' "
+            "(letters, digits, '-', '_')"
+        )
+    return value

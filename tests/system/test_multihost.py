@@ -1,12 +1,14 @@
 """One lab across two hosts, end to end: two more agents on this machine, each a
 simulated host (its own root network namespace, joined to the other by an underlay veth
-made here, its own data directory), one overlay network between them, deployed through
-the REST API; nodes on different hosts ping each other by exec; destroy leaves nothing
-in either kernel."""
+made here, its own data directory and cgroup parent, so that one host's destroy kills
+only its own nodes), one overlay network between them, deployed through the REST API;
+nodes on different hosts ping each other by exec; destroy leaves nothing in either
+kernel."""
 
 from __future__ import annotations
 
 import os
+import subprocess
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -15,11 +17,24 @@ from typing import Any
 import pytest
 
 from labplan import naming
-from tests.system.conftest import PYTHON, Process, Stack, wait_for
+from tests.system.conftest import PYTHON, ROOT, Process, Stack, wait_for
 from tests.system.test_live_deployments import deploy, kernel_objects, lab_from, wait_status
 from workers.kernel.netns import Namespaces
 
 UNDERLAY = {"a": "10.239.0.1", "b": "10.239.0.2"}
+CGROUP_ROOT = Path("/sys/fs/cgroup")
+
+
+def _cgroup_dirs(parent: str) -> list[Path]:
+    """The agent's cgroup parent in every hierarchy (v2, or each v1 controller)."""
+    roots = [CGROUP_ROOT, *(p for p in CGROUP_ROOT.iterdir() if p.is_dir())]
+    return [d for root in roots if (d := root / parent).is_dir()]
+
+
+def _remove_cgroup_tree(directory: Path) -> None:
+    for child in sorted((p for p in directory.rglob("*") if p.is_dir()), reverse=True):
+        child.rmdir()
+    directory.rmdir()
 
 
 def _links(netns: str, prefix: str) -> list[str]:
@@ -35,6 +50,7 @@ def two_hosts(stack: Stack, tmp_path: Path) -> Iterator[dict[str, str]]:
     tag = naming.base36(os.getpid() % 1_000_000)
     netns = {key: f"lmt{tag}-h{key}" for key in UNDERLAY}
     slugs = {key: f"mh{tag}-{key}" for key in UNDERLAY}
+    parents = {key: f"labmgr-mh{tag}-{key}" for key in UNDERLAY}
     with Namespaces() as ns:
         for name in netns.values():
             ns.ensure(name)
@@ -48,21 +64,27 @@ def two_hosts(stack: Stack, tmp_path: Path) -> Iterator[dict[str, str]]:
             index = sock.link_lookup(ifname="underlay")[0]
             sock.addr("add", index=index, address=UNDERLAY[key], prefixlen=24)
             sock.link("set", index=index, state="up")
+    env = {
+        key: {
+            **stack.agent.env,
+            "LABMGR_AGENT_HOST": slugs[key],
+            "LABMGR_AGENT_DATA_DIR": str(tmp_path / f"agent-{key}"),
+            "LABMGR_AGENT_ROOT_NETNS": f"/run/netns/{netns[key]}",
+            "LABMGR_AGENT_UNDERLAY": UNDERLAY[key],
+            "LABMGR_AGENT_CGROUP_PARENT": parents[key],
+        }
+        for key in UNDERLAY
+    }
     agents = [
         Process(
             f"agent-{key}",
             [PYTHON, "-m", "workers", "agent"],
-            {
-                **stack.agent.env,
-                "LABMGR_AGENT_HOST": slugs[key],
-                "LABMGR_AGENT_DATA_DIR": str(tmp_path / f"agent-{key}"),
-                "LABMGR_AGENT_ROOT_NETNS": f"/run/netns/{netns[key]}",
-                "LABMGR_AGENT_UNDERLAY": UNDERLAY[key],
-            },
+            env[key],
             tmp_path / f"agent-{key}.log",
         )
         for key in UNDERLAY
     ]
+    tokens_before = len(stack.tokens)
     for agent in agents:
         agent.start()
     try:
@@ -78,7 +100,11 @@ def two_hosts(stack: Stack, tmp_path: Path) -> Iterator[dict[str, str]]:
             ),
             timeout=60,
         )
-        yield {**slugs, **{f"netns_{k}": v for k, v in netns.items()}}
+        yield {
+            **slugs,
+            **{f"netns_{k}": v for k, v in netns.items()},
+            **{f"cgroup_{k}": v for k, v in parents.items()},
+        }
     except BaseException:
         for agent in agents:
             print(f"--- {agent.name}\n{agent.tail()}")
@@ -86,9 +112,17 @@ def two_hosts(stack: Stack, tmp_path: Path) -> Iterator[dict[str, str]]:
     finally:
         for agent in agents:
             agent.stop()
+        # What a failed test left: each host's part, by token, with that host's settings.
+        for token in stack.tokens[tokens_before:]:
+            for key in UNDERLAY:
+                destroy = [PYTHON, "-m", "workers", "destroy", token]
+                subprocess.run(destroy, env=env[key], cwd=ROOT, capture_output=True, check=False)
         with Namespaces() as ns:
             for name in netns.values():
                 ns.remove(name)
+        for parent in parents.values():
+            for directory in _cgroup_dirs(parent):
+                _remove_cgroup_tree(directory)
 
 
 def _book(stack: Stack, slug: str) -> None:
@@ -138,6 +172,11 @@ def test_nodes_on_two_hosts_reach_each_other_over_an_overlay_and_both_kernels_en
         "left": two_hosts["a"],
         "right": two_hosts["b"],
     }
+    # Each node lives in its own host's cgroup parent: a destroy on one host kills only it.
+    for node in detail["nodes"]:
+        key = "a" if node["host"] == two_hosts["a"] else "b"
+        cgroups = Path(f"/proc/{node['pid']}/cgroup").read_text()
+        assert f"/{two_hosts[f'cgroup_{key}']}/{token}/" in cgroups, (node["name"], cgroups)
     ping = _exec(stack, deployment, "left", ["ping", "-c", "2", "-W", "2", "10.240.0.11"])
     assert ping["exit"] == 0, ping
     back = _exec(stack, deployment, "right", ["ping", "-c", "2", "-W", "2", "10.240.0.10"])
@@ -151,3 +190,6 @@ def test_nodes_on_two_hosts_reach_each_other_over_an_overlay_and_both_kernels_en
     wait_for(f"the kernel to hold nothing of {token}", lambda: not kernel_objects(token), 20)
     assert _links(two_hosts["netns_a"], token) == []
     assert _links(two_hosts["netns_b"], token) == []
+    for key in ("a", "b"):
+        parent = two_hosts[f"cgroup_{key}"]
+        assert [d for p in _cgroup_dirs(parent) if (d := p / token).exists()] == []

@@ -22,8 +22,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from labplan import naming
+from workers import config
 
-PARENT = "labmgr"
+# `labmgr` unless the agent is one of several sharing this kernel (workers.config).
+PARENT = config.cgroup_parent()
 RESERVATION_PREFIX = "r"  # no deployment token ("lm...") can take such a name
 CPU_PERIOD = 100_000  # microseconds, the kernel's default period
 MOUNTINFO = Path("/proc/self/mountinfo")
