@@ -4,6 +4,7 @@ refused (with the field to fix)."""
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
 from datetime import timedelta
@@ -606,3 +607,32 @@ def test_an_admin_deploys_across_hosts_without_reservations(
         ("node-a", None),
         ("node-b", None),
     ]
+
+
+# --- pages -----------------------------------------------------------------------------------
+
+
+def test_the_lab_page_names_every_host_and_the_topology_each_nodes(
+    api: Api,
+    alice: User,
+    spread_lab: Lab,
+    two_hosts: Any,
+    dispatched: Dispatched,
+    run: Any,
+    report: Any,
+    client: Any,
+) -> None:
+    pk = _running(api, alice, spread_lab, run, report)
+    client.force_login(alice)
+
+    page = client.get(f"/labs/{spread_lab.pk}/").content.decode()
+    assert f"Deployment #{pk} on node-a, node-b, started" in page
+
+    page = client.get(f"/labs/{spread_lab.pk}/topology/").content.decode()
+    start = page.index('<script id="graph-data" type="application/json">') + 48
+    graph = json.loads(page[start : page.index("</script>", start)])
+    assert {n["name"]: n["host"] for n in graph["nodes"]} == {
+        "a": "node-a",
+        "b": "node-b",
+        "c": "node-a",
+    }
