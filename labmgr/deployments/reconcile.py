@@ -112,15 +112,24 @@ def deployments_fail_stuck() -> int:
             )
             if failed and deployment.host is not None:
                 deployment_job_sent(deployment=deployment)
-                slugs = [h.slug for h in deployment_hosts(deployment)]
-                transaction.on_commit(
-                    lambda d=deployment, slugs=slugs: [
-                        dispatch.destroy(host=slug, deployment=d.pk, token=d.token)
-                        for slug in slugs
-                    ]
-                )
+                _destroy_after_commit(deployment)
         count += failed
     return count
+
+
+def _destroy_after_commit(deployment: Deployment) -> None:
+    """Send every host of the deployment its destroy once the transaction commits."""
+    slugs, pk, token = (
+        [h.slug for h in deployment_hosts(deployment)],
+        deployment.pk,
+        deployment.token,
+    )
+
+    def send() -> None:
+        for slug in slugs:
+            dispatch.destroy(host=slug, deployment=pk, token=token)
+
+    transaction.on_commit(send)
 
 
 def deployments_check_drift() -> int:

@@ -18,7 +18,11 @@ from rest_framework.test import APIClient
 
 from labmgr.deployments.choices import DeploymentStatus
 from labmgr.deployments.models import Deployment
-from labmgr.deployments.reconcile import deployments_reconcile_host
+from labmgr.deployments.reconcile import (
+    deployments_fail_stuck,
+    deployments_mark_unknown,
+    deployments_reconcile_host,
+)
 from labmgr.deployments.services import (
     deployment_drift_record,
     deployment_result_record,
@@ -454,6 +458,56 @@ def test_a_host_that_lost_its_part_of_a_running_lab_fails_it(
     Deployment.objects.filter(pk=pk).update(updated=timezone.now() - timedelta(minutes=1))
     deployments_reconcile_host(host=two_hosts[1], tokens=[], sent=time.time())
     assert _status(pk) == S.FAILED
+
+
+def test_a_silent_host_makes_the_lab_unknown_until_every_host_reports_again(
+    api: Api,
+    alice: User,
+    spread_lab: Lab,
+    two_hosts: Any,
+    dispatched: Dispatched,
+    run: Any,
+    report: Any,
+) -> None:
+    pk = _running(api, alice, spread_lab, run, report)
+    node_a, node_b = two_hosts
+    token = Deployment.objects.get(pk=pk).token
+    Host.objects.filter(pk=node_b.pk).update(status="offline")
+    assert deployments_mark_unknown(host=node_b) == 1
+    assert _status(pk) == S.UNKNOWN
+    Deployment.objects.filter(pk=pk).update(updated=timezone.now() - timedelta(minutes=1))
+
+    deployments_reconcile_host(host=node_a, tokens=[token], sent=time.time())
+    assert _status(pk) == S.UNKNOWN  # node-b is still silent
+
+    Host.objects.filter(pk=node_b.pk).update(status="online")
+    deployments_reconcile_host(host=node_b, tokens=[token], sent=time.time())
+    assert _status(pk) == S.RUNNING
+
+
+def test_a_deployment_stuck_without_news_fails_and_every_host_removes_its_part(
+    api: Api,
+    alice: User,
+    spread_lab: Lab,
+    two_hosts: Any,
+    dispatched: Dispatched,
+    run: Any,
+    settings: Any,
+    django_capture_on_commit_callbacks: Any,
+) -> None:
+    pk = int(_deploy(api, alice, spread_lab, run)["id"])
+    long_ago = timezone.now() - timedelta(seconds=settings.LABMGR_DEPLOY_TIMEOUT + 60)
+    Deployment.objects.filter(pk=pk).update(dispatched=long_ago)
+    dispatched.sent.clear()
+
+    with django_capture_on_commit_callbacks(execute=True):
+        assert deployments_fail_stuck() == 1
+
+    assert _status(pk) == S.FAILED
+    assert [(task, host) for task, host, _ in dispatched.sent] == [
+        ("destroy", "node-a"),
+        ("destroy", "node-b"),
+    ]
 
 
 # --- refusals -------------------------------------------------------------------------------
