@@ -107,7 +107,7 @@ def deployment_redeploy(*, deployment: Deployment, actor: Any) -> Deployment:
             )
         hosts = _choose_hosts(labfile)
         placed = deployment_hosts(locked)
-        if [h.pk for h in hosts] != [h.pk for h in placed]:
+        if hosts[0] != placed[0] or {h.pk for h in hosts} != {h.pk for h in placed}:
             now, was = _names(hosts), _names(placed)
             raise Conflict.for_field(
                 "host", f"The lab now runs on {now}, not {was}: destroy and deploy it."
@@ -252,9 +252,9 @@ def _require_online(host: Host | None) -> Host:
 
 
 def _choose_hosts(labfile: Labfile) -> list[Host]:
-    """The hosts the lab's nodes are placed on, the first one first: the hosts the nodes
-    name, in the order of the first node (by name) naming each; nodes that name none run
-    on the first of them. When no node names a host, the first online host (by name)."""
+    """The hosts the lab's nodes are placed on: first the host named by the first node (by
+    name) that names one, where nodes naming none run, then the others by slug. When no
+    node names a host, the first online host (by name)."""
     named: dict[str, str] = {}  # slug -> the first node naming it
     for node in labfile.nodes:  # sorted by name
         if node.host:
@@ -272,7 +272,8 @@ def _choose_hosts(labfile: Labfile) -> list[Host]:
     }
     if errors:
         raise ApplicationError("The lab places nodes on hosts that do not exist.", errors)
-    return [_require_online(found[slug]) for slug in named]
+    first, *others = (_require_online(found[slug]) for slug in named)
+    return [first, *sorted(others, key=lambda h: h.slug)]
 
 
 def _require_underlay(labfile: Labfile, hosts: Sequence[Host]) -> None:

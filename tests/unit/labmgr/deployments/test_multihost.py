@@ -365,6 +365,27 @@ def test_redeploy_is_refused_when_the_lab_moved_to_other_hosts(
     }
 
 
+def test_a_lab_on_three_hosts_redeploys_whatever_order_its_nodes_name_them(
+    api: Api, alice: User, two_hosts: Any, dispatched: Dispatched, run: Any, report: Any
+) -> None:
+    _host("node-c", "192.0.2.3")
+    nodes = {
+        "a": {"host": "node-a", "networks": {"wan": {}}},
+        "b": {"host": "node-c", "networks": {"wan": {}}},
+        "c": {"host": "node-b", "networks": {"wan": {}}},
+    }
+    lab = lab_create(owner=alice, labfile_tree={**SPREAD_LABFILE, "nodes": nodes})
+    body = _deploy(api, alice, lab, run)
+    assert body["hosts"] == ["node-a", "node-b", "node-c"]
+    for host in body["hosts"]:
+        report(body["id"], host)
+    assert _status(body["id"]) == S.RUNNING
+
+    response = run(api(alice), "post", f"/api/deployments/{body['id']}/redeploy")
+
+    assert response.status_code == 202, response.json()
+
+
 # --- exec, drift, steps, heartbeats --------------------------------------------------------
 
 
