@@ -17,17 +17,22 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from bench.api_run import ApiStack
 from bench.baseline import Baseline
 from bench.labmgr_run import LabmgrRun, labfile
+from bench.web_run import lab_list_latencies, p95, seed_labs, status_fanout
 
 TARGETS = {
     "deploy_ratio_200": 1.5,
     "teardown_ratio_200": 1.5,
     "growth_1000_200": 5.5,
     "api_overhead_200": 0.3,  # seconds the queues and the control plane may add
+    "lab_list_p95_ms": 200.0,  # 1,000 labs, 20 concurrent clients
+    "ws_clients_missing": 0.0,  # of 50 websocket clients, those that missed a status
 }
+LIST_LABS, LIST_CLIENTS, LIST_SECONDS, WS_CLIENTS = 1000, 20, 10.0, 50
 
 
 def measure(
@@ -45,11 +50,19 @@ def measure(
     return times
 
 
-def measure_api(work: Path, sizes: list[int], repeat: int) -> dict[int, dict[str, list[float]]]:
-    """Deploy and destroy each size through the whole product (see bench.api_run)."""
+def measure_api(
+    work: Path, sizes: list[int], repeat: int, web: dict[str, Any] | None
+) -> dict[int, dict[str, list[float]]]:
+    """Deploy and destroy each size through the whole product (see bench.api_run); with
+    `web` asked for (a dict to fill), the web targets on the same stack (bench.web_run)."""
     stack = ApiStack(work)
     results = {}
     try:
+        if web is not None:
+            web["fanout"] = status_fanout(stack, WS_CLIENTS)
+            seed_labs(stack, LIST_LABS)
+            web["lab_list"] = lab_list_latencies(stack, LIST_CLIENTS, LIST_SECONDS)
+            print("  measured the web targets", file=sys.stderr)
         for n in sizes:
             lab = stack.create_lab(labfile(n))
             results[n] = measure(
@@ -84,6 +97,12 @@ def main() -> int:
         help="node counts also deployed through the REST API and the queues "
         "(default %(default)s; '' for none)",
     )
+    parser.add_argument(
+        "--no-web",
+        action="store_true",
+        help=f"skip the web targets (the list of {LIST_LABS} labs under {LIST_CLIENTS} "
+        f"clients, {WS_CLIENTS} websocket clients on one deployment)",
+    )
     args = parser.parse_args()
     if os.geteuid() != 0:
         print(
@@ -107,8 +126,9 @@ def main() -> int:
             results["labmgr"][n] = measure(run.deploy, run.destroy, args.repeat)
             run.check_clean()
             print(f"  measured N={n}", file=sys.stderr)
-        if api_sizes:
-            results["api"] = measure_api(Path(tmp) / "stack", api_sizes, args.repeat)
+        web: dict[str, Any] | None = None if args.no_web else {}
+        if api_sizes or web is not None:
+            results["api"] = measure_api(Path(tmp) / "stack", api_sizes, args.repeat, web)
 
     med = {
         k: {n: {p: statistics.median(v) for p, v in r.items()} for n, r in d.items()}
@@ -135,6 +155,19 @@ def main() -> int:
             f"to the agent's own {summary(lm['setup'])}"
         )
     ratios: dict[str, float] = {}
+    if web is not None:
+        latencies, fanout = web["lab_list"], web["fanout"]
+        print(
+            f"\nLab list of {LIST_LABS} labs, {LIST_CLIENTS} clients for {LIST_SECONDS:.0f} s: "
+            f"{len(latencies)} requests, median {statistics.median(latencies) * 1000:.0f} ms, "
+            f"p95 {p95(latencies) * 1000:.0f} ms"
+        )
+        print(
+            f"{fanout['clients']} websocket clients on one lab: {fanout['complete']} received "
+            f"every status ({' -> '.join(fanout['statuses'])})"
+        )
+        ratios["lab_list_p95_ms"] = p95(latencies) * 1000
+        ratios["ws_clients_missing"] = fanout["clients"] - fanout["complete"]
     if 200 in api_sizes:
         ratios["api_overhead_200"] = med["api"][200]["setup"] - med["labmgr"][200]["setup"]
     if 200 in sizes:
@@ -161,6 +194,7 @@ def main() -> int:
                 },
                 "repeat": args.repeat,
                 "results": {k: {str(n): r for n, r in d.items()} for k, d in results.items()},
+                "web": web,
                 "ratios": ratios,
                 "targets": TARGETS,
             },

@@ -98,8 +98,11 @@ class ApiStack:
         self._start([*celery, "worker", "-Q", "control", "-n", f"bench-{os.getpid()}@%h",
                      "--concurrency", "1", "--loglevel", "WARNING"])  # fmt: skip
         self._start([sys.executable, "-m", "workers", "agent"])
+        # As `make run` starts it: one web process per core, at most 4.
+        workers = str(min(os.cpu_count() or 1, 4))
         self._start([str(BIN / "uvicorn"), "labmgr.asgi:application", "--host", "127.0.0.1",
-                     "--port", str(web_port), "--log-level", "warning"])  # fmt: skip
+                     "--port", str(web_port), "--workers", workers,
+                     "--log-level", "warning"])  # fmt: skip
         _wait("the agent's host to come online", self._host_online, timeout=60)
 
     def _start(self, argv: list[str]) -> None:

@@ -114,7 +114,7 @@ def actor_for(user: Any, *, owner_id: int | None, shared_group_ids: Iterable[int
 
 
 def actor_for_lab(user: Any, lab: Any) -> Actor:
-    groups = [g.pk for g in lab.shared_with.all()]
+    groups = [g.pk for g in lab.groups()]
     return actor_for(user, owner_id=lab.owner_id, shared_group_ids=groups)
 
 

@@ -39,6 +39,13 @@ class Lab(models.Model):
     def __str__(self) -> str:
         return f"{self.name} ({self.owner})"
 
+    def groups(self) -> list[Group]:
+        """The groups the lab is shared with: those a list prefetched into
+        `shared_groups` (a plain list; a related manager per lab costs more than the
+        query), else read now."""
+        prefetched: list[Group] | None = getattr(self, "shared_groups", None)
+        return prefetched if prefetched is not None else list(self.shared_with.all())
+
 
 class Network(models.Model):
     """One network of a lab, with the options of its driver."""

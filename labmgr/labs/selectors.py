@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any, TypedDict
 
-from django.db.models import QuerySet
+from django.contrib.auth.models import Group
+from django.db.models import Prefetch, QuerySet
 
 from labmgr.accounts import permissions
 from labmgr.accounts.selectors import user_is_admin
@@ -27,7 +28,9 @@ def lab_list_visible(*, user: Any) -> QuerySet[Lab]:
     """Labs the user owns, that are shared with one of their groups or belong to a student
     of a class they teach; all for admins."""
     # Rows are not prefetched: the representation reads the cached document.
-    labs = Lab.objects.select_related("owner").prefetch_related("shared_with")
+    labs = Lab.objects.select_related("owner").prefetch_related(
+        Prefetch("shared_with", queryset=Group.objects.only("name"), to_attr="shared_groups")
+    )
     return permissions.labs_visible(user, labs).order_by("name", "id")
 
 

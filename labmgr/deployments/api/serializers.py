@@ -9,6 +9,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from labmgr.api.fields import DetailUrl
 from labmgr.deployments.models import Deployment, DeploymentNode, DeploymentStep
 
 
@@ -33,7 +34,7 @@ class DeploymentNodeSerializer(serializers.ModelSerializer):
 
 
 class DeploymentSerializer(serializers.ModelSerializer):
-    url = serializers.HyperlinkedIdentityField(view_name="deployment-detail")
+    url = DetailUrl(view_name="deployment-detail")
     lab_url = serializers.HyperlinkedRelatedField(
         source="lab", view_name="lab-detail", read_only=True
     )

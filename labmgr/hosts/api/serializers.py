@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
+from labmgr.api.fields import DetailUrl
 from labmgr.hosts.models import Host
 
 
 class HostSerializer(serializers.ModelSerializer):
-    url = serializers.HyperlinkedIdentityField(view_name="host-detail")
+    url = DetailUrl(view_name="host-detail")
     queue = serializers.CharField(read_only=True)
     # What the agent reports unless an admin set `underlay`: the address in use.
     underlay_address = serializers.CharField(read_only=True, allow_null=True)

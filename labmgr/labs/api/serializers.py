@@ -8,6 +8,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from labmgr.api.fields import DetailUrl
 from labmgr.labs import spec
 from labmgr.labs.models import Lab
 
@@ -18,7 +19,7 @@ class LabfileField(serializers.JSONField):
 
 
 class LabSerializer(serializers.ModelSerializer):
-    url = serializers.HyperlinkedIdentityField(view_name="lab-detail")
+    url = DetailUrl(view_name="lab-detail")
     owner = serializers.CharField(source="owner.username", read_only=True)
     shared_with = serializers.SerializerMethodField()
     labfile = serializers.SerializerMethodField()
@@ -39,7 +40,7 @@ class LabSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
     def get_shared_with(self, lab: Lab) -> list[str]:
-        return sorted(group.name for group in lab.shared_with.all())
+        return sorted(group.name for group in lab.groups())
 
     @extend_schema_field(OpenApiTypes.OBJECT)
     def get_labfile(self, lab: Lab) -> dict[str, Any]:

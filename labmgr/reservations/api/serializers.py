@@ -10,6 +10,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from labmgr.api.fields import DetailUrl
 from labmgr.hosts.models import Host
 from labmgr.labs.models import Lab
 from labmgr.reservations.models import Reservation
@@ -33,7 +34,7 @@ class SizeField(serializers.Field):  # type: ignore[type-arg]
 
 
 class ReservationSerializer(serializers.ModelSerializer):
-    url = serializers.HyperlinkedIdentityField(view_name="reservation-detail")
+    url = DetailUrl(view_name="reservation-detail")
     owner = serializers.CharField(source="owner.username", read_only=True)
     host_name = serializers.CharField(source="host.name", read_only=True)
     booked_by = serializers.CharField(source="booked_by.username", read_only=True, default=None)
