@@ -7,6 +7,8 @@
 // browser has told it); `syncZone` keeps that cookie on the browser's zone and redraws a
 // page drawn in another zone once.
 
+import { keepFocusInside } from "labmgr/dialog.js";
+
 const MINUTE_MS = 60 * 1000;
 const SLOT_MS = 30 * MINUTE_MS; // what a drag snaps to
 const HOUR_MS = 60 * MINUTE_MS;
@@ -170,6 +172,7 @@ function confirmDialog(text) {
   if (!dialog?.showModal) return Promise.resolve(window.confirm(text));
   document.getElementById("confirm-text").textContent = text;
   dialog.returnValue = "";
+  keepFocusInside(dialog);
   dialog.showModal();
   return new Promise((resolve) => {
     dialog.addEventListener("close", () => resolve(dialog.returnValue === "ok"), { once: true });

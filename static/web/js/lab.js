@@ -4,6 +4,7 @@
 import { get, post } from "labmgr/api.js";
 import { openStream } from "labmgr/live.js";
 import { Charts } from "labmgr/charts.js";
+import { keepFocusInside } from "labmgr/dialog.js";
 
 const LABELS = {
   "": "Not deployed", pending: "Pending", deploying: "Deploying", running: "Running",
@@ -264,6 +265,7 @@ export function confirmDialog(title, text, yes) {
   document.getElementById("confirm-text").textContent = text;
   document.getElementById("confirm-ok").textContent = yes;
   dialog.returnValue = "";
+  keepFocusInside(dialog);
   dialog.showModal();
   return new Promise((resolve) => {
     dialog.addEventListener("close", () => resolve(dialog.returnValue === "ok"), { once: true });

@@ -1,0 +1,285 @@
+"""Every page a user reaches, on a laptop and a tablet, checked for what a user would meet:
+no sideways scrolling and no control cut off or covered; Tab reaching every control a
+mouse can click, with a visible focus; text and form-control borders at WCAG AA
+contrast; one h1, a title, landmarks, `lang` and a name on every control. The checks are
+computed in the page itself (no axe-core). A screenshot per page and size is saved
+under test-artifacts/.
+
+The data (two users, labs, a failed deployment with steps, a host, a read-only share)
+is made here and removed afterwards, so the other browser tests still see an empty site.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from playwright.sync_api import Browser, BrowserContext, Page, expect
+
+from tests.browser.conftest import PASSWORD
+
+Shot = Callable[[Page, str], Path]
+Shell = Callable[[str], None]
+
+EMPTY_USER = "a11y-newcomer"
+USER = "a11y-student"
+READER = "a11y-reader"
+HOST = "a11y-host"
+LAPTOP = {"width": 1366, "height": 768}
+TABLET = {"width": 768, "height": 1024}
+TABLET_LANDSCAPE = {"width": 1024, "height": 768}
+VIEWPORTS = {"laptop": LAPTOP, "tablet": TABLET, "tablet-landscape": TABLET_LANDSCAPE}
+
+
+@dataclass(frozen=True)
+class Site:
+    lab: int  # USER's lab, with a failed deployment and its steps
+    shared: int  # USER's lab shared read-only with READER
+
+
+@pytest.fixture(scope="module")
+def site(live_server_url: str, manage_shell: Shell, server_data: Path) -> Iterator[Site]:
+    out = server_data / "a11y-site.txt"
+    manage_shell(
+        "from django.contrib.auth.models import Group, User; "
+        "from labmgr.hosts.models import Host; "
+        "from labmgr.deployments.models import Deployment, DeploymentStep; "
+        "from labmgr.web import examples, services; "
+        f"[User.objects.create_user(n, password={PASSWORD!r}) "
+        f"for n in ({EMPTY_USER!r}, {USER!r}, {READER!r})]; "
+        f"me = User.objects.get(username={USER!r}); "
+        f"host = Host.objects.create(name={HOST!r}, slug={HOST!r}, status='online', "
+        "cpus=4, memory=8 * 2**30, pids=1000); "
+        "lab = services.example_copy(user=me, example=examples.example_get('two-nodes')); "
+        "shared = services.example_copy(user=me, example=examples.example_get('two-bridges')); "
+        "readers = Group.objects.create(name='a11y-readers'); "
+        f"readers.user_set.add(User.objects.get(username={READER!r})); "
+        "shared.shared_with.add(readers); "
+        "d = Deployment.objects.create(lab=lab, owner=me, status='failed', host=host); "
+        "[DeploymentStep.objects.create(deployment=d, seq=i, name=n, status=s, target=t, "
+        "message=m, seconds=0.01) for i, (n, s, t, m) in enumerate(["
+        "('create netns', 'succeeded', 'lm1-n0', ''), "
+        "('add bridge', 'failed', 'lm1-b0', 'RTNETLINK answers: Operation not permitted')])]; "
+        f"open({str(out)!r}, 'w').write(f'{{lab.pk}} {{shared.pk}}')"
+    )
+    lab, shared = (int(pk) for pk in out.read_text().split())
+    yield Site(lab=lab, shared=shared)
+    manage_shell(
+        "from django.contrib.auth.models import Group, User; "
+        "from labmgr.reservations.models import Reservation; "
+        "from labmgr.deployments.models import Deployment; "
+        "from labmgr.hosts.models import Host; "
+        f"Reservation.objects.filter(host__name={HOST!r}).delete(); "
+        f"Deployment.objects.filter(host__name={HOST!r}).delete(); "
+        f"Host.objects.filter(name={HOST!r}).delete(); "
+        f"User.objects.filter(username__in=({EMPTY_USER!r}, {USER!r}, {READER!r})).delete(); "
+        "Group.objects.filter(name='a11y-readers').delete()"
+    )
+
+
+@dataclass(frozen=True)
+class Visit:
+    user: str | None  # None: not logged in
+    path: Callable[[Site], str]
+    status: int = 200
+    logged_in: bool = True  # whether the page shows the main navigation
+
+
+PAGES: dict[str, Visit] = {
+    "login": Visit(None, lambda s: "/login/", logged_in=False),
+    "dashboard-empty": Visit(EMPTY_USER, lambda s: "/"),
+    "dashboard": Visit(USER, lambda s: "/"),
+    "examples": Visit(USER, lambda s: "/examples/"),
+    "new-lab": Visit(USER, lambda s: "/labs/new/"),
+    "editor": Visit(USER, lambda s: f"/labs/{s.lab}/edit/"),
+    "lab": Visit(USER, lambda s: f"/labs/{s.lab}/"),
+    "lab-read-only": Visit(READER, lambda s: f"/labs/{s.shared}/"),
+    "topology": Visit(USER, lambda s: f"/labs/{s.lab}/topology/"),
+    "terminals": Visit(USER, lambda s: f"/labs/{s.lab}/terminals/"),
+    "calendar": Visit(USER, lambda s: "/calendar/"),
+    "refused": Visit(READER, lambda s: f"/labs/{s.shared}/terminals/", status=403),
+    "not-found": Visit(USER, lambda s: "/labs/999999/", status=404),
+}
+
+
+@pytest.fixture(scope="module")
+def sessions(browser: Browser, live_server_url: str, site: Site) -> dict[str, Any]:
+    """Each user's logged-in browser state, made once by the login form."""
+    states: dict[str, Any] = {}
+    for user in (EMPTY_USER, USER, READER):
+        context = browser.new_context(base_url=live_server_url)
+        page = context.new_page()
+        page.goto("/login/")
+        page.get_by_label("User name").fill(user)
+        page.get_by_label("Password").fill(PASSWORD)
+        page.get_by_role("button", name="Log in").click()
+        page.wait_for_url("**/")
+        states[user] = context.storage_state()
+        context.close()
+    return states
+
+
+@pytest.fixture
+def visit(
+    browser: Browser, live_server_url: str, site: Site, sessions: dict[str, Any]
+) -> Iterator[Callable[[str, dict[str, int]], Page]]:
+    """`visit(page_name, viewport)` opens that page as its user; fails on script errors."""
+    contexts: list[BrowserContext] = []
+    problems: list[str] = []
+
+    def open_page(name: str, viewport: dict[str, int]) -> Page:
+        spec = PAGES[name]
+        context = browser.new_context(
+            base_url=live_server_url,
+            viewport=viewport,
+            storage_state=sessions[spec.user] if spec.user else None,
+            reduced_motion="reduce",
+        )
+        context.set_default_timeout(10_000)
+        contexts.append(context)
+        page = context.new_page()
+        page.on("pageerror", lambda error: problems.append(str(error)))
+        response = page.goto(spec.path(site))
+        assert response is not None and response.status == spec.status, name
+        page.wait_for_load_state("networkidle")
+        return page
+
+    yield open_page
+    for context in contexts:
+        context.close()
+    assert not problems, f"JavaScript errors: {problems}"
+
+
+# --- what the page is made of, computed in the page ------------------------------------
+
+CHECKS = Path(__file__).with_name("a11y_checks.js").read_text()
+
+
+def prepare(page: Page) -> None:
+    page.evaluate(CHECKS)
+    # Styles settle (web fonts, stylesheets of ES modules) before anything is measured.
+    page.evaluate("document.fonts.ready.then(() => true)")
+
+
+def tab_walk(page: Page) -> tuple[set[int], list[str]]:
+    """Presses Tab from the top of the page until focus comes round again; returns the
+    marked controls reached and the ones whose focus did not show."""
+    page.evaluate("window.__a11y.fromTheTop()")
+    reached: set[int] = set()
+    unseen: list[str] = []
+    first: str | None = None
+    for _ in range(400):
+        page.keyboard.press("Tab")
+        focused = page.evaluate("window.__a11y.focused()")
+        if focused is None:
+            break
+        index, visible, described = focused
+        if index == first:
+            break
+        first = first or index
+        if index:
+            reached.add(int(index))
+        if not visible:
+            unseen.append(described)
+    return reached, unseen
+
+
+# --- the tests --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("size", list(VIEWPORTS))
+@pytest.mark.parametrize("name", list(PAGES))
+def test_each_page_fits_the_screen_with_every_control_in_view_and_uncovered(
+    visit: Callable[[str, dict[str, int]], Page], shot: Shot, name: str, size: str
+) -> None:
+    page = visit(name, VIEWPORTS[size])
+    prepare(page)
+    shot(page, f"{name}-{size}")
+    problems = page.evaluate("window.__a11y.layout()")
+    assert not problems, "\n".join(problems)
+
+
+@pytest.mark.parametrize("name", list(PAGES))
+def test_each_page_has_one_h1_a_title_landmarks_lang_and_named_controls(
+    visit: Callable[[str, dict[str, int]], Page], name: str
+) -> None:
+    page = visit(name, LAPTOP)
+    prepare(page)
+    problems = page.evaluate("(x) => window.__a11y.structure(x)", PAGES[name].logged_in)
+    assert not problems, "\n".join(problems)
+
+
+@pytest.mark.parametrize("size", ["laptop", "tablet"])
+@pytest.mark.parametrize("name", list(PAGES))
+def test_each_page_text_and_control_borders_meet_aa_contrast(
+    visit: Callable[[str, dict[str, int]], Page], name: str, size: str
+) -> None:
+    page = visit(name, VIEWPORTS[size])
+    prepare(page)
+    problems = page.evaluate("window.__a11y.contrast()")
+    assert not problems, "\n".join(problems)
+
+
+@pytest.mark.parametrize("size", ["laptop", "tablet"])
+@pytest.mark.parametrize("name", list(PAGES))
+def test_tab_reaches_every_control_a_mouse_can_click_with_visible_focus(
+    visit: Callable[[str, dict[str, int]], Page], name: str, size: str
+) -> None:
+    page = visit(name, VIEWPORTS[size])
+    prepare(page)
+    controls: list[list[str]] = page.evaluate("window.__a11y.mark()")
+    reached, unseen = tab_walk(page)
+    # A radio group is one Tab stop: reaching one of its buttons reaches the group.
+    groups = {controls[i][1] for i in reached if controls[i][1]}
+    missed = [
+        described
+        for i, (described, group) in enumerate(controls)
+        if i not in reached and not (group and group in groups)
+    ]
+    assert not missed, "Tab never reaches:\n" + "\n".join(missed)
+    assert not unseen, "focus does not show on:\n" + "\n".join(unseen)
+
+
+def test_the_confirmation_dialog_keeps_focus_inside_and_closes_with_escape(
+    visit: Callable[[str, dict[str, int]], Page], shot: Shot
+) -> None:
+    page = visit("lab", LAPTOP)
+    delete = page.get_by_role("button", name="Delete this lab")
+    delete.focus()
+    page.keyboard.press("Enter")
+    dialog = page.get_by_role("dialog")
+    expect(dialog).to_be_visible()
+    expect(dialog).to_contain_text("Delete the lab two-nodes?")
+    shot(page, "confirm")
+    inside = "() => document.getElementById('confirm').contains(document.activeElement)"
+    assert page.evaluate(inside), "focus did not move into the dialog"
+    for _ in range(6):
+        page.keyboard.press("Tab")
+        assert page.evaluate(inside), "Tab left the open dialog"
+    for _ in range(6):
+        page.keyboard.press("Shift+Tab")
+        assert page.evaluate(inside), "Shift+Tab left the open dialog"
+    page.keyboard.press("Escape")
+    expect(dialog).to_be_hidden()
+    expect(delete).to_be_focused()
+    expect(page.get_by_role("heading", name="two-nodes", level=1)).to_be_visible()
+
+
+def test_the_calendar_can_be_booked_from_the_keyboard_instead_of_dragging(
+    visit: Callable[[str, dict[str, int]], Page],
+) -> None:
+    page = visit("calendar", TABLET)
+    expect(page.get_by_role("heading", name=f"Calendar of {HOST}")).to_be_visible()
+    prepare(page)
+    controls: list[list[str]] = page.evaluate("window.__a11y.mark()")
+    reached, _ = tab_walk(page)
+    reached_names = {controls[i][0] for i in reached}
+    # The form alternative to dragging over the week: its times and its Book button.
+    for label in ("Start (UTC)", "End (UTC)"):
+        field = page.get_by_label(label)
+        field.focus()
+        assert int(field.get_attribute("data-a11y") or -1) in reached, label
+    assert 'button "Book"' in reached_names
