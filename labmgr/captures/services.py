@@ -24,6 +24,7 @@ from labmgr.captures.models import ACTIVE_STATES, Capture, CaptureState
 from labmgr.deployments.choices import DeploymentStatus
 from labmgr.deployments.dispatch import HostUnreachable
 from labmgr.deployments.models import Deployment
+from labmgr.deployments.selectors import deployment_node_host
 from labmgr.errors import ApplicationError, Conflict, NotAllowed
 from labmgr.labs import selectors as lab_selectors
 from labplan import labfile as labfile_module
@@ -224,10 +225,12 @@ def _checked_bound(field: str, asked: int | None, limit: int, unit: str) -> int:
 
 
 def _send_start(capture: Capture, deployment: Deployment) -> Capture:
-    assert deployment.host is not None
+    host = deployment_node_host(deployment, capture.node)  # a lab may span several hosts
+    if host is None:
+        raise Conflict.for_field("node", f"No host runs node {capture.node!r}.")
     try:
         outcome = dispatch.start(
-            host=deployment.host.slug,
+            host=host.slug,
             capture=capture.key,
             deployment=deployment.pk,
             token=deployment.token,
@@ -258,7 +261,7 @@ def _send_start(capture: Capture, deployment: Deployment) -> Capture:
 
 
 def _send_stop(capture: Capture) -> None:
-    host = capture.deployment.host
+    host = deployment_node_host(capture.deployment, capture.node)
     if host is None:
         return
     try:

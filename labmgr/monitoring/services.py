@@ -10,6 +10,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from labmgr import events
@@ -48,8 +49,10 @@ def metrics_record(*, host: str, samples: list[dict[str, Any]]) -> int:
     deployments = {
         d.token: d
         for d in Deployment.objects.filter(
-            token__in=tokens, host__slug=host, status__in=sorted(KEPT_STATES)
-        )
+            Q(host__slug=host) | Q(placements__host__slug=host),  # a part of a multi-host lab
+            token__in=tokens,
+            status__in=sorted(KEPT_STATES),
+        ).distinct()
     }
     rows = [_row(deployments[s["token"]], s) for s in clean if s["token"] in deployments]
     if not rows:

@@ -16,6 +16,7 @@ from django.contrib.auth.models import User
 from django.utils import timezone
 from rest_framework.test import APIClient
 
+from labmgr.captures import dispatch as capture_dispatch
 from labmgr.deployments.choices import DeploymentStatus
 from labmgr.deployments.models import Deployment
 from labmgr.deployments.reconcile import (
@@ -31,6 +32,8 @@ from labmgr.deployments.services import (
 from labmgr.hosts.models import Host
 from labmgr.labs.models import Lab
 from labmgr.labs.services import lab_create, lab_update
+from labmgr.monitoring.models import MetricSample
+from labmgr.monitoring.services import metrics_record
 from labmgr.reservations.services import Share, reservation_book
 from labplan import codec
 from tests.unit.labmgr.conftest import FULL_FACTS, Dispatched
@@ -711,3 +714,62 @@ def test_the_lab_page_names_every_host_and_the_topology_each_nodes(
         "b": "node-b",
         "c": "node-a",
     }
+
+
+# --- metrics and captures of nodes on other hosts -------------------------------------------
+
+
+def test_metrics_of_nodes_on_the_second_host_are_kept(
+    api: Api,
+    alice: User,
+    spread_lab: Lab,
+    two_hosts: Any,
+    dispatched: Dispatched,
+    run: Any,
+    report: Any,
+) -> None:
+    pk = _running(api, alice, spread_lab, run, report)
+    token = Deployment.objects.get(pk=pk).token
+    now = time.time()
+
+    stored = metrics_record(
+        host="node-b", samples=[{"token": token, "node": "b", "t": now, "pids": 3}]
+    )
+    elsewhere = metrics_record(
+        host="node-c", samples=[{"token": token, "node": "b", "t": now + 1, "pids": 3}]
+    )
+
+    assert (stored, elsewhere) == (1, 0)  # a host the lab is not on is not believed
+    assert list(MetricSample.objects.values_list("node", "pids")) == [("b", 3)]
+
+
+def test_a_capture_starts_and_stops_on_the_host_of_its_node(
+    api: Api,
+    alice: User,
+    spread_lab: Lab,
+    two_hosts: Any,
+    dispatched: Dispatched,
+    run: Any,
+    report: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    pk = _running(api, alice, spread_lab, run, report)
+    sent: list[tuple[str, str]] = []
+
+    def start(*, host: str, **kwargs: Any) -> dict[str, Any]:
+        sent.append(("start", host))
+        return {"ok": True, "field": "", "error": ""}
+
+    def stop(*, host: str, capture: str) -> None:
+        sent.append(("stop", host))
+
+    monkeypatch.setattr(capture_dispatch, "start", start)
+    monkeypatch.setattr(capture_dispatch, "stop", stop)
+    body = {"node": "b", "interface": "eth0"}
+    started = run(api(alice), "post", f"/api/deployments/{pk}/captures", body)
+    assert started.status_code == 201, started.json()
+    capture = started.json()["id"]
+    stopped = run(api(alice), "post", f"/api/deployments/{pk}/captures/{capture}/stop")
+    assert stopped.status_code in (200, 202), stopped.json()
+
+    assert sent == [("start", "node-b"), ("stop", "node-b")]
