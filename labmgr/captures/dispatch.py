@@ -5,10 +5,8 @@ from __future__ import annotations
 
 from typing import Any, TypedDict
 
-from celery.exceptions import TimeoutError as CeleryTimeout
-
 from labmgr.celery import app
-from labmgr.deployments.dispatch import CommandFailed, HostUnreachable, queue
+from labmgr.deployments.dispatch import ask, queue
 
 # The agent compiles the filter and waits for tcpdump to open the interface; it may also
 # be busy with another job of its queue.
@@ -23,15 +21,9 @@ class StartResult(TypedDict):
 
 def start(*, host: str, **kwargs: Any) -> StartResult:
     """Start a capture and wait for the agent's answer: started, or refused on a field."""
-    result = app.send_task("labmgr.agent.capture_start", kwargs=kwargs, queue=queue(host))
-    try:
-        outcome = result.get(timeout=START_TIMEOUT, disable_sync_subtasks=False)
-    except CeleryTimeout as exc:
-        raise HostUnreachable(f"Host {host} did not start the capture in time.") from exc
-    except Exception as exc:  # the agent's own error, re-raised by Celery
-        raise CommandFailed(f"Host {host} could not start the capture: {exc}") from exc
-    finally:
-        result.forget()
+    outcome = ask(
+        "labmgr.agent.capture_start", host, wait=START_TIMEOUT, doing="start the capture", **kwargs
+    )
     return {
         "ok": bool(outcome["ok"]),
         "field": str(outcome.get("field", "")),

@@ -81,28 +81,37 @@ def terminal_open(*, host: str, session: str, token: str, node: str, cols: int, 
     )
 
 
+def ask(name: str, host: str, *, wait: float, doing: str, **kwargs: Any) -> Any:
+    """Send a task to the host's agent and wait up to `wait` seconds for its answer (its
+    Celery result); HostUnreachable when none comes, CommandFailed when the agent raised.
+    `doing` completes "Host X did not ... in time" and "Host X could not ...: why"."""
+    result = _send(name, host, **kwargs)
+    try:
+        return result.get(timeout=wait, disable_sync_subtasks=False)
+    except CeleryTimeout as exc:
+        raise HostUnreachable(f"Host {host} did not {doing} in time.") from exc
+    except Exception as exc:  # the agent's own error, re-raised by Celery
+        raise CommandFailed(f"Host {host} could not {doing}: {exc}") from exc
+    finally:
+        result.forget()
+
+
 def exec_(
     *, host: str, deployment: int, token: str, node: str, argv: list[str], timeout: float
 ) -> ExecResult:
     """Run `argv` in the node and wait for its outcome (the agent's Celery result)."""
-    result = _send(
+    outcome = ask(
         "labmgr.agent.exec",
         host,
+        # The agent may be busy with another job of its queue: allow for that too.
+        wait=timeout + 30,
+        doing="run the command",
         deployment=deployment,
         token=token,
         node=node,
         argv=argv,
         timeout=timeout,
     )
-    try:
-        # The agent may be busy with another job of its queue: allow for that too.
-        outcome = result.get(timeout=timeout + 30, disable_sync_subtasks=False)
-    except CeleryTimeout as exc:
-        raise HostUnreachable(f"Host {host} did not run the command in time.") from exc
-    except Exception as exc:  # the agent's own error, re-raised by Celery
-        raise CommandFailed(f"Host {host} could not run the command: {exc}") from exc
-    finally:
-        result.forget()
     return {
         "exit": int(outcome["exit"]),
         "stdout": str(outcome["stdout"]),
