@@ -15,6 +15,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.db.models import Count
 
 from labmgr.accounts import selectors as accounts
 from labmgr.accounts.services import quota_check_deploy
@@ -36,6 +37,8 @@ from labmgr.hosts.models import Host
 from labmgr.labs import selectors as lab_selectors
 from labmgr.labs import spec
 from labmgr.labs.models import Lab
+from labmgr.reservations import clock as reservation_clock
+from labmgr.reservations.selectors import reservation_active_for
 from labmgr.reservations.services import Budget, reservation_budget, reservation_check_deploy
 from labplan import codec, features
 from labplan.model import Labfile
@@ -51,7 +54,7 @@ def deployment_deploy(*, lab: Lab, actor: Any) -> Deployment:
     host or past their quota."""
     _require_change(actor, lab)
     labfile = spec.lab_to_labfile(lab)
-    hosts = _choose_hosts(labfile)
+    hosts = _choose_hosts(labfile, actor=actor)
     _require_underlay(labfile, hosts)
     budgets = _require_budgets(actor, hosts, lab, labfile)
     try:
@@ -105,8 +108,8 @@ def deployment_redeploy(*, deployment: Deployment, actor: Any) -> Deployment:
                 "status",
                 f"Only a running deployment can be redeployed; this one is {locked.status}.",
             )
-        hosts = _choose_hosts(labfile)
         placed = deployment_hosts(locked)
+        hosts = _choose_hosts(labfile, actor=actor, running_on=placed[0])
         if hosts[0] != placed[0] or {h.pk for h in hosts} != {h.pk for h in placed}:
             now, was = _names(hosts), _names(placed)
             raise Conflict.for_field(
@@ -251,19 +254,16 @@ def _require_online(host: Host | None) -> Host:
     return host
 
 
-def _choose_hosts(labfile: Labfile) -> list[Host]:
+def _choose_hosts(labfile: Labfile, *, actor: Any, running_on: Host | None = None) -> list[Host]:
     """The hosts the lab's nodes are placed on: first the host named by the first node (by
     name) that names one, where nodes naming none run, then the others by slug. When no
-    node names a host, the first online host (by name)."""
+    node names a host: the host it runs on (a redeploy), else `_default_host`."""
     named: dict[str, str] = {}  # slug -> the first node naming it
     for node in labfile.nodes:  # sorted by name
         if node.host:
             named.setdefault(node.host, node.name)
     if not named:
-        host = Host.objects.filter(status=HostStatus.ONLINE).order_by("name", "id").first()
-        if host is None:
-            raise Conflict.for_field("host", "No host is online to deploy on.")
-        return [host]
+        return [running_on or _default_host(actor)]
     found = {h.slug: h for h in Host.objects.filter(slug__in=list(named))}
     errors = {
         f"nodes.{node}.host": [f"There is no host {slug!r}."]
@@ -274,6 +274,25 @@ def _choose_hosts(labfile: Labfile) -> list[Host]:
         raise ApplicationError("The lab places nodes on hosts that do not exist.", errors)
     first, *others = (_require_online(found[slug]) for slug in named)
     return [first, *sorted(others, key=lambda h: h.slug)]
+
+
+def _default_host(actor: Any) -> Host:
+    """Where a lab naming no host goes: an online host the actor holds a reservation of
+    now (a booking is where they mean to work), else the online host running the fewest
+    labs; ties by name."""
+    online = list(Host.objects.filter(status=HostStatus.ONLINE).order_by("name", "id"))
+    if not online:
+        raise Conflict.for_field("host", "No host is online to deploy on.")
+    now = reservation_clock.now()
+    for host in online:
+        if reservation_active_for(user=actor, host=host, at=now) is not None:
+            return host
+    running = dict(
+        Deployment.objects.filter(host__in=online, status__in=sorted(KEPT_STATES))
+        .values_list("host")
+        .annotate(n=Count("id"))
+    )
+    return min(online, key=lambda host: running.get(host.pk, 0))
 
 
 def _require_underlay(labfile: Labfile, hosts: Sequence[Host]) -> None:

@@ -176,6 +176,43 @@ def test_a_lab_that_names_no_host_stays_on_the_first_online_host(
     assert [(task, host) for task, host, _ in dispatched.sent] == [("apply", "node-a")]
 
 
+def test_a_lab_that_names_no_host_goes_to_the_host_its_owner_booked(
+    api: Api,
+    alice: User,
+    alice_lab: Lab,
+    two_hosts: Any,
+    dispatched: Dispatched,
+    run: Any,
+    settings: Any,
+) -> None:
+    settings.LABMGR_REQUIRE_RESERVATION = True
+    _book(alice, two_hosts[1], Share(whole_host=True))
+
+    body = _deploy(api, alice, alice_lab, run)
+
+    assert (body["host"], body["hosts"]) == ("node-b", ["node-b"])
+    assert [(task, host) for task, host, _ in dispatched.sent] == [("apply", "node-b")]
+
+
+def test_without_a_booking_a_lab_goes_to_the_host_running_fewer_labs(
+    api: Api,
+    alice: User,
+    alice_lab: Lab,
+    two_hosts: Any,
+    dispatched: Dispatched,
+    run: Any,
+) -> None:
+    on_a = lab_create(
+        owner=alice,
+        labfile_tree={**SPREAD_LABFILE, "name": "on-a", "nodes": {"x": {"host": "node-a"}}},
+    )
+    assert _deploy(api, alice, on_a, run)["host"] == "node-a"
+
+    body = _deploy(api, alice, alice_lab, run)
+
+    assert body["host"] == "node-b"  # node-a, first by name, already runs a lab
+
+
 # --- results from several hosts -----------------------------------------------------------
 
 
