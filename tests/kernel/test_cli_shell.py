@@ -114,7 +114,12 @@ def test_ctrl_c_interrupts_the_command_in_the_node_not_the_shell(box: Lab, data_
     terminal.read_until(rb"# $")
     terminal.type("sleep 60\r")
     terminal.read_until(rb"sleep 60\r\n")
-    time.sleep(0.3)
+    # ^C must find sleep in the foreground: the shell hands it the terminal before the
+    # exec, so once sleep runs in the node (a busy machine may take a while) it is there.
+    deadline = time.monotonic() + 15
+    while box.run("box", "pgrep", "-x", "sleep").returncode != 0:
+        assert time.monotonic() < deadline, "sleep never started in the node"
+        time.sleep(0.05)
 
     terminal.type("\x03")
     terminal.type("echo still here; exit\r")

@@ -92,7 +92,11 @@ def test_ctrl_c_in_a_terminal_stops_the_command_and_keeps_the_shell(
     client = redis_server.client()
 
     client.rpush(in_key, b"sleep 60; echo slept\n")
-    time.sleep(0.5)
+    # ^C must find sleep in the foreground: wait until it runs (a busy machine is slow).
+    deadline = time.monotonic() + 15
+    while lab.run("box", "pgrep", "-x", "sleep").returncode != 0:
+        assert time.monotonic() < deadline, "sleep never started in the node"
+        time.sleep(0.05)
     client.rpush(in_key, b"\x03")
     client.rpush(in_key, b"echo $((6*9))\n")
 
