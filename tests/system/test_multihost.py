@@ -37,9 +37,15 @@ def _remove_cgroup_tree(directory: Path) -> None:
     directory.rmdir()
 
 
+# The `ip` tool, not pyroute2's IPRoute: in this tier the browser tests leave an asyncio
+# loop running on the main thread, where IPRoute cannot start its own.
+def _ip(netns: str, *args: str) -> str:
+    done = subprocess.run(["ip", "-n", netns, *args], capture_output=True, text=True, check=True)
+    return done.stdout
+
+
 def _links(netns: str, prefix: str) -> list[str]:
-    with Namespaces(f"/run/netns/{netns}") as ns:
-        names = [str(link.get("ifname")) for link in ns.ipr(None).get_links()]
+    names = [line.split(": ")[1].split("@")[0] for line in _ip(netns, "-o", "link").splitlines()]
     return [n for n in names if n.startswith(prefix)]
 
 
@@ -54,16 +60,21 @@ def two_hosts(stack: Stack, tmp_path: Path) -> Iterator[dict[str, str]]:
     with Namespaces() as ns:
         for name in netns.values():
             ns.ensure(name)
-        fd = os.open(ns.path(netns["b"]), os.O_RDONLY)
-        ns.ipr(netns["a"]).link(
-            "add", ifname="underlay", kind="veth", peer={"ifname": "underlay", "net_ns_fd": fd}
-        )
-        os.close(fd)
-        for key, name in netns.items():
-            sock = ns.ipr(name)
-            index = sock.link_lookup(ifname="underlay")[0]
-            sock.addr("add", index=index, address=UNDERLAY[key], prefixlen=24)
-            sock.link("set", index=index, state="up")
+    _ip(
+        netns["a"],
+        "link",
+        "add",
+        "underlay",
+        "type",
+        "veth",
+        "peer",
+        "underlay",
+        "netns",
+        netns["b"],
+    )
+    for key, name in netns.items():
+        _ip(name, "addr", "add", f"{UNDERLAY[key]}/24", "dev", "underlay")
+        _ip(name, "link", "set", "underlay", "up")
     env = {
         key: {
             **stack.agent.env,
