@@ -38,6 +38,7 @@ VIEWPORTS = {"laptop": LAPTOP, "tablet": TABLET, "tablet-landscape": TABLET_LAND
 class Site:
     lab: int  # USER's lab, with a failed deployment and its steps
     shared: int  # USER's lab shared read-only with READER
+    running: int  # USER's lab with a deployment recorded as running (no agent answers)
 
 
 @pytest.fixture(scope="module")
@@ -63,10 +64,18 @@ def site(live_server_url: str, manage_shell: Shell, server_data: Path) -> Iterat
         "message=m, seconds=0.01) for i, (n, s, t, m) in enumerate(["
         "('create netns', 'succeeded', 'lm1-n0', ''), "
         "('add bridge', 'failed', 'lm1-b0', 'RTNETLINK answers: Operation not permitted')])]; "
-        f"open({str(out)!r}, 'w').write(f'{{lab.pk}} {{shared.pk}}')"
+        "running = services.example_copy(user=me, example=examples.example_get('namespaces')); "
+        "Deployment.objects.create(lab=running, owner=me, status='running', host=host); "
+        # A booking of mine later today, so the week and the dashboard show one.
+        "from datetime import timedelta; from labmgr.reservations import clock; "
+        "from labmgr.reservations.services import Share, reservation_book; "
+        "start = clock.now().replace(minute=0, second=0, microsecond=0) + timedelta(hours=1); "
+        "reservation_book(actor=me, host=host, start=start, end=start + timedelta(hours=1), "
+        "share=Share(whole_host=True)); "
+        f"open({str(out)!r}, 'w').write(f'{{lab.pk}} {{shared.pk}} {{running.pk}}')"
     )
-    lab, shared = (int(pk) for pk in out.read_text().split())
-    yield Site(lab=lab, shared=shared)
+    lab, shared, running = (int(pk) for pk in out.read_text().split())
+    yield Site(lab=lab, shared=shared, running=running)
     manage_shell(
         "from django.contrib.auth.models import Group, User; "
         "from labmgr.reservations.models import Reservation; "
@@ -86,19 +95,39 @@ class Visit:
     path: Callable[[Site], str]
     status: int = 200
     logged_in: bool = True  # whether the page shows the main navigation
+    then: Callable[[Page], None] | None = None  # what the user does before the checks
+
+
+def _break_a_field(page: Page) -> None:
+    node = page.locator("fieldset", has=page.get_by_text("Node alice", exact=True))
+    node.get_by_label("Memory").fill("12Q")
+    expect(node.locator(".field-error")).to_contain_text('"12Q" is not a size')
+
+
+def _pick_a_node(page: Page) -> None:
+    page.get_by_role("button", name="alice", exact=True).click()
+    expect(page.locator("#details")).to_contain_text("alice")
+
+
+def _open_examples(page: Page) -> None:
+    for summary in page.locator(".gallery details summary").all():
+        summary.click()
 
 
 PAGES: dict[str, Visit] = {
     "login": Visit(None, lambda s: "/login/", logged_in=False),
     "dashboard-empty": Visit(EMPTY_USER, lambda s: "/"),
     "dashboard": Visit(USER, lambda s: "/"),
-    "examples": Visit(USER, lambda s: "/examples/"),
+    "examples": Visit(USER, lambda s: "/examples/", then=_open_examples),
     "new-lab": Visit(USER, lambda s: "/labs/new/"),
     "editor": Visit(USER, lambda s: f"/labs/{s.lab}/edit/"),
+    "editor-with-an-error": Visit(USER, lambda s: f"/labs/{s.lab}/edit/", then=_break_a_field),
     "lab": Visit(USER, lambda s: f"/labs/{s.lab}/"),
     "lab-read-only": Visit(READER, lambda s: f"/labs/{s.shared}/"),
-    "topology": Visit(USER, lambda s: f"/labs/{s.lab}/topology/"),
+    "lab-running": Visit(USER, lambda s: f"/labs/{s.running}/"),
+    "topology": Visit(USER, lambda s: f"/labs/{s.lab}/topology/", then=_pick_a_node),
     "terminals": Visit(USER, lambda s: f"/labs/{s.lab}/terminals/"),
+    "terminals-open": Visit(USER, lambda s: f"/labs/{s.running}/terminals/?node=inside"),
     "calendar": Visit(USER, lambda s: "/calendar/"),
     "refused": Visit(READER, lambda s: f"/labs/{s.shared}/terminals/", status=403),
     "not-found": Visit(USER, lambda s: "/labs/999999/", status=404),
@@ -145,6 +174,8 @@ def visit(
         response = page.goto(spec.path(site))
         assert response is not None and response.status == spec.status, name
         page.wait_for_load_state("networkidle")
+        if spec.then:
+            spec.then(page)
         return page
 
     yield open_page
@@ -179,6 +210,10 @@ def tab_walk(page: Page) -> tuple[set[int], list[str]]:
         index, visible, described = focused
         if index == first:
             break
+        if described.startswith("textarea") and "xterm" in (
+            page.evaluate("document.activeElement.className") or ""
+        ):
+            page.keyboard.press("Escape")  # a terminal keeps Tab for its shell
         first = first or index
         if index:
             reached.add(int(index))
@@ -243,17 +278,28 @@ def test_tab_reaches_every_control_a_mouse_can_click_with_visible_focus(
     assert not unseen, "focus does not show on:\n" + "\n".join(unseen)
 
 
-def test_the_confirmation_dialog_keeps_focus_inside_and_closes_with_escape(
-    visit: Callable[[str, dict[str, int]], Page], shot: Shot
+@pytest.mark.parametrize(
+    ("name", "button", "question"),
+    [
+        ("lab", "Delete this lab", "Delete the lab two-nodes?"),
+        ("calendar", "Cancel reservation", f"Cancel your booking of {HOST}"),
+    ],
+)
+def test_a_confirmation_dialog_keeps_focus_inside_and_closes_with_escape(
+    visit: Callable[[str, dict[str, int]], Page],
+    shot: Shot,
+    name: str,
+    button: str,
+    question: str,
 ) -> None:
-    page = visit("lab", LAPTOP)
-    delete = page.get_by_role("button", name="Delete this lab")
-    delete.focus()
+    page = visit(name, LAPTOP)
+    opener = page.get_by_role("button", name=button)
+    opener.focus()
     page.keyboard.press("Enter")
     dialog = page.get_by_role("dialog")
     expect(dialog).to_be_visible()
-    expect(dialog).to_contain_text("Delete the lab two-nodes?")
-    shot(page, "confirm")
+    expect(dialog).to_contain_text(question)
+    shot(page, f"{name}-confirm")
     inside = "() => document.getElementById('confirm').contains(document.activeElement)"
     assert page.evaluate(inside), "focus did not move into the dialog"
     for _ in range(6):
@@ -264,8 +310,9 @@ def test_the_confirmation_dialog_keeps_focus_inside_and_closes_with_escape(
         assert page.evaluate(inside), "Shift+Tab left the open dialog"
     page.keyboard.press("Escape")
     expect(dialog).to_be_hidden()
-    expect(delete).to_be_focused()
-    expect(page.get_by_role("heading", name="two-nodes", level=1)).to_be_visible()
+    expect(opener).to_be_focused()
+    # Nothing was done: the page is still there, with what the dialog asked about.
+    expect(opener).to_be_visible()
 
 
 def test_the_calendar_can_be_booked_from_the_keyboard_instead_of_dragging(
@@ -283,3 +330,21 @@ def test_the_calendar_can_be_booked_from_the_keyboard_instead_of_dragging(
         field.focus()
         assert int(field.get_attribute("data-a11y") or -1) in reached, label
     assert 'button "Book"' in reached_names
+
+
+def test_a_terminal_keeps_tab_for_its_shell_and_escape_then_tab_moves_on(
+    visit: Callable[[str, dict[str, int]], Page],
+) -> None:
+    page = visit("terminals-open", LAPTOP)
+    expect(page.get_by_text("press Escape, then Tab, to move on")).to_be_visible()
+    shell = page.locator('.term[data-node="inside"] textarea.xterm-helper-textarea')
+    shell.focus()
+    page.keyboard.press("Tab")
+    expect(shell).to_be_focused()  # completion in the shell, not a way out
+    page.keyboard.press("Escape")
+    page.keyboard.press("Tab")
+    expect(page.get_by_role("link", name="API documentation")).to_be_focused()
+    shell.focus()
+    page.keyboard.press("Escape")
+    page.keyboard.press("Shift+Tab")
+    expect(page.get_by_role("button", name="Close the terminal on inside")).to_be_focused()

@@ -58,6 +58,7 @@ export function openTerminal(area, page, node) {
       : "closed";
     term.write("\r\n\x1b[2m[the session has ended]\x1b[0m\r\n");
   };
+  keepTabForTheShell(term, pane);
   term.onData((data) => {
     if (socket.readyState === WebSocket.OPEN) socket.send(encoder.encode(data));
   });
@@ -74,4 +75,34 @@ export function openTerminal(area, page, node) {
     pane.remove();
   });
   return { term, socket, pane };
+}
+
+// Tab belongs to the shell (completion), so a keyboard user leaves a terminal the way
+// code editors let them: Escape, then Tab (or Shift+Tab) moves focus on. The Escape
+// still reaches the shell; only the Tab right after it is taken.
+const FOCUSABLE = "a[href], button:not([disabled]), input:not([disabled]), select:not([disabled]), textarea:not([disabled]), [tabindex]:not([tabindex='-1'])";
+
+function keepTabForTheShell(term, pane) {
+  let escaped = false;
+  term.attachCustomKeyEventHandler((event) => {
+    if (event.type !== "keydown") return true;
+    if (event.key === "Tab" && escaped) {
+      escaped = false;
+      event.preventDefault();
+      moveFocusOn(pane, term.textarea, event.shiftKey);
+      return false;
+    }
+    // Shift pressed on the way to Shift+Tab is no key of its own.
+    if (!["Shift", "Control", "Alt", "Meta"].includes(event.key)) escaped = event.key === "Escape";
+    return true;
+  });
+}
+
+function moveFocusOn(pane, from, back) {
+  const body = pane.querySelector(".term-body");
+  const stops = [...document.querySelectorAll(FOCUSABLE)].filter(
+    (el) => el === from || (!body.contains(el) && el.checkVisibility()),
+  );
+  const next = stops[stops.indexOf(from) + (back ? -1 : 1)];
+  (next || from).focus();
 }
