@@ -32,21 +32,33 @@ window.__a11y = (() => {
     const a = top[3];
     return [0, 1, 2].map((i) => top[i] * a + under[i] * (1 - a)).concat([1]);
   };
-  // The colour behind an element: its own and its ancestors' backgrounds composed from
-  // the first opaque one up. An image or gradient on the way makes it unknown (null):
-  // its colours vary under the text, so such text is skipped, not guessed.
-  const background = (el) => {
+  // The colours behind an element: its own and its ancestors' backgrounds composed from
+  // the first opaque one up. A gradient of opaque colours (the calendar's hatching) gives
+  // each of its colours, and text must read on every one; an image, or a gradient with a
+  // see-through stop, makes the background unknown (null): such text is skipped, since
+  // what lies under it cannot be told from styles.
+  const backgrounds = (el) => {
     const layers = [];
+    let base = [[255, 255, 255, 1]];  // the canvas under everything
     for (let node = el; node && node.nodeType === 1; node = node.parentElement) {
       const style = getComputedStyle(node);
-      if (style.backgroundImage !== "none") return null;
+      const image = style.backgroundImage;
+      if (image !== "none") {
+        const gradient = /^(repeating-)?linear-gradient\(/.test(image) && !image.includes("url(");
+        const stops = gradient ? (image.match(/rgba?\([^)]+\)/g) || []).map(parse) : [];
+        if (!stops.length || stops.some((c) => c[3] < 1)) return null;
+        base = stops;
+        break;
+      }
       const colour = parse(style.backgroundColor);
       if (colour && colour[3] > 0) layers.push(colour);
       if (colour && colour[3] >= 1) break;
     }
-    let result = [255, 255, 255, 1];  // the canvas under everything
-    for (const layer of layers.reverse()) result = over(layer, result);
-    return result;
+    return base.map((b) => layers.reduceRight((under, layer) => over(layer, under), b));
+  };
+  const background = (el) => {
+    const all = backgrounds(el);
+    return all && all.length === 1 ? all[0] : null;
   };
   const luminance = ([r, g, b]) => {
     const lin = (v) => { v /= 255; return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4; };
@@ -61,7 +73,7 @@ window.__a11y = (() => {
     for (let node = el; node && node.nodeType === 1; node = node.parentElement) o *= Number(getComputedStyle(node).opacity);
     return o;
   };
-  return { shown, clickable, describe, parse, over, background, ratio, opacity };
+  return { shown, clickable, describe, parse, over, background, backgrounds, ratio, opacity };
 })();
 
 window.__a11y.layout = () => {
@@ -93,11 +105,11 @@ window.__a11y.layout = () => {
 };
 
 window.__a11y.contrast = () => {
-  const { shown, describe, parse, over, background, ratio, opacity } = window.__a11y;
+  const { shown, describe, parse, over, background, backgrounds, ratio, opacity } = window.__a11y;
   const problems = [];
   const check = (el, colour, what) => {
-    const bg = background(el);
-    if (!bg) return;  // text over an image or gradient: unknown, skipped (see background)
+    const all = backgrounds(el);
+    if (!all) return;  // text over an image: unknown, skipped (see backgrounds)
     const style = getComputedStyle(el);
     const fg = parse(colour);
     fg[3] *= opacity(el);
@@ -105,7 +117,7 @@ window.__a11y.contrast = () => {
     const bold = Number(style.fontWeight) >= 700;
     const large = size >= 24 || (bold && size >= 18.66);
     const need = large ? 3 : 4.5;
-    const got = ratio(over(fg, bg), bg);
+    const [got, bg] = all.map((b) => [ratio(over(fg, b), b), b]).sort((p, q) => p[0] - q[0])[0];
     if (got < need) problems.push(`${what} of ${describe(el)}: ${got.toFixed(2)}:1 < ${need}:1 (${colour} on rgb(${bg.slice(0, 3).join(",")}))`);
   };
   for (const el of document.body.querySelectorAll("*")) {

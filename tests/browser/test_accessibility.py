@@ -129,6 +129,7 @@ PAGES: dict[str, Visit] = {
     "terminals": Visit(USER, lambda s: f"/labs/{s.lab}/terminals/"),
     "terminals-open": Visit(USER, lambda s: f"/labs/{s.running}/terminals/?node=inside"),
     "calendar": Visit(USER, lambda s: "/calendar/"),
+    "calendar-of-others": Visit(READER, lambda s: "/calendar/"),  # USER's booking is busy
     "refused": Visit(READER, lambda s: f"/labs/{s.shared}/terminals/", status=403),
     "not-found": Visit(USER, lambda s: "/labs/999999/", status=404),
 }
@@ -258,7 +259,7 @@ def test_each_page_text_and_control_borders_meet_aa_contrast(
     assert not problems, "\n".join(problems)
 
 
-@pytest.mark.parametrize("size", ["laptop", "tablet"])
+@pytest.mark.parametrize("size", list(VIEWPORTS))
 @pytest.mark.parametrize("name", list(PAGES))
 def test_tab_reaches_every_control_a_mouse_can_click_with_visible_focus(
     visit: Callable[[str, dict[str, int]], Page], name: str, size: str
