@@ -19,9 +19,8 @@ from typing import Any
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, expect
 
-from tests.browser.conftest import PASSWORD
+from tests.browser.conftest import ARTIFACTS, PASSWORD
 
-Shot = Callable[[Page, str], Path]
 Shell = Callable[[str], None]
 
 EMPTY_USER = "a11y-newcomer"
@@ -190,6 +189,12 @@ def visit(
 CHECKS = Path(__file__).with_name("a11y_checks.js").read_text()
 
 
+def screenshot(page: Page, what: str) -> None:
+    """test-artifacts/a11y-<what>.png, the whole page."""
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"a11y-{what}.png"), full_page=True)
+
+
 def prepare(page: Page) -> None:
     page.evaluate(CHECKS)
     # Styles settle (web fonts, stylesheets of ES modules) before anything is measured.
@@ -229,11 +234,11 @@ def tab_walk(page: Page) -> tuple[set[int], list[str]]:
 @pytest.mark.parametrize("size", list(VIEWPORTS))
 @pytest.mark.parametrize("name", list(PAGES))
 def test_each_page_fits_the_screen_with_every_control_in_view_and_uncovered(
-    visit: Callable[[str, dict[str, int]], Page], shot: Shot, name: str, size: str
+    visit: Callable[[str, dict[str, int]], Page], name: str, size: str
 ) -> None:
     page = visit(name, VIEWPORTS[size])
     prepare(page)
-    shot(page, f"{name}-{size}")
+    screenshot(page, f"{name}-{size}")
     problems = page.evaluate("window.__a11y.layout()")
     assert not problems, "\n".join(problems)
 
@@ -288,7 +293,6 @@ def test_tab_reaches_every_control_a_mouse_can_click_with_visible_focus(
 )
 def test_a_confirmation_dialog_keeps_focus_inside_and_closes_with_escape(
     visit: Callable[[str, dict[str, int]], Page],
-    shot: Shot,
     name: str,
     button: str,
     question: str,
@@ -300,7 +304,7 @@ def test_a_confirmation_dialog_keeps_focus_inside_and_closes_with_escape(
     dialog = page.get_by_role("dialog")
     expect(dialog).to_be_visible()
     expect(dialog).to_contain_text(question)
-    shot(page, f"{name}-confirm")
+    screenshot(page, f"{name}-confirm")
     inside = "() => document.getElementById('confirm').contains(document.activeElement)"
     assert page.evaluate(inside), "focus did not move into the dialog"
     for _ in range(6):
