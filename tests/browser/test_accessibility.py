@@ -353,3 +353,20 @@ def test_a_terminal_keeps_tab_for_its_shell_and_escape_then_tab_moves_on(
     page.keyboard.press("Escape")
     page.keyboard.press("Shift+Tab")
     expect(page.get_by_role("button", name="Close the terminal on inside")).to_be_focused()
+
+
+@pytest.mark.parametrize("size", ["laptop", "tablet"])
+def test_the_first_tab_shows_a_skip_link_that_leads_past_the_navigation(
+    visit: Callable[[str, dict[str, int]], Page], size: str
+) -> None:
+    page = visit("dashboard", VIEWPORTS[size])
+    prepare(page)
+    page.evaluate("window.__a11y.fromTheTop()")
+    page.keyboard.press("Tab")
+    skip = page.get_by_role("link", name="Skip to the content")
+    expect(skip).to_be_focused()
+    expect(skip).to_be_in_viewport()
+    page.keyboard.press("Enter")
+    page.keyboard.press("Tab")
+    # The next stop is inside the page's content, not the navigation again.
+    assert page.evaluate("document.querySelector('main').contains(document.activeElement)")
