@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -49,14 +49,8 @@ def _links(netns: str, prefix: str) -> list[str]:
     return [n for n in names if n.startswith(prefix)]
 
 
-@pytest.fixture
-def two_hosts(stack: Stack, tmp_path: Path) -> Iterator[dict[str, str]]:
-    """Two agents, each serving a host of its own: a root namespace made here (joined by
-    the underlay veth), a data directory, an underlay address. Yields host slug by key."""
-    tag = naming.base36(os.getpid() % 1_000_000)
-    netns = {key: f"lmt{tag}-h{key}" for key in UNDERLAY}
-    slugs = {key: f"mh{tag}-{key}" for key in UNDERLAY}
-    parents = {key: f"labmgr-mh{tag}-{key}" for key in UNDERLAY}
+def _underlay(netns: dict[str, str]) -> None:
+    """The simulated hosts' root namespaces, joined by a veth named "underlay"."""
     with Namespaces() as ns:
         for name in netns.values():
             ns.ensure(name)
@@ -75,6 +69,27 @@ def two_hosts(stack: Stack, tmp_path: Path) -> Iterator[dict[str, str]]:
     for key, name in netns.items():
         _ip(name, "addr", "add", f"{UNDERLAY[key]}/24", "dev", "underlay")
         _ip(name, "link", "set", "underlay", "up")
+
+
+def _remove_namespaces(names: Iterable[str]) -> None:
+    with Namespaces() as ns:
+        for name in names:
+            ns.remove(name)
+
+
+@pytest.fixture
+def two_hosts(stack: Stack, tmp_path: Path) -> Iterator[dict[str, str]]:
+    """Two agents, each serving a host of its own: a root namespace made here (joined by
+    the underlay veth), a data directory, an underlay address. Yields host slug by key."""
+    tag = naming.base36(os.getpid() % 1_000_000)
+    netns = {key: f"lmt{tag}-h{key}" for key in UNDERLAY}
+    slugs = {key: f"mh{tag}-{key}" for key in UNDERLAY}
+    parents = {key: f"labmgr-mh{tag}-{key}" for key in UNDERLAY}
+    try:
+        _underlay(netns)
+    except BaseException:
+        _remove_namespaces(netns.values())
+        raise
     env = {
         key: {
             **stack.agent.env,
@@ -128,9 +143,7 @@ def two_hosts(stack: Stack, tmp_path: Path) -> Iterator[dict[str, str]]:
             for key in UNDERLAY:
                 destroy = [PYTHON, "-m", "workers", "destroy", token]
                 subprocess.run(destroy, env=env[key], cwd=ROOT, capture_output=True, check=False)
-        with Namespaces() as ns:
-            for name in netns.values():
-                ns.remove(name)
+        _remove_namespaces(netns.values())
         for parent in parents.values():
             for directory in _cgroup_dirs(parent):
                 _remove_cgroup_tree(directory)
