@@ -345,13 +345,7 @@ def deployment_result_record(
         )
     reason = error or ""
     if action == "apply":
-        # A result may arrive before the first step was processed.
-        deployment_advance(
-            deployment_id=deployment_id,
-            to=S.DEPLOYING,
-            reason="the agent started",
-            only_from=frozenset({S.PENDING}),
-        )
+        _agent_started(deployment_id)
         target = S.RUNNING if ok else S.FAILED
         accepted = frozenset({S.DEPLOYING, S.UNKNOWN})
     elif action == "destroy":
@@ -367,6 +361,17 @@ def deployment_result_record(
         if changed and action == "apply" and ok:
             deployment_nodes_store(deployment_id=deployment_id, nodes=nodes, host=host)
     return changed
+
+
+def _agent_started(deployment_id: int) -> None:
+    """A pending deployment whose apply result arrives before its first step was processed
+    has been started by its agent: DEPLOYING first, so the result finds it there."""
+    deployment_advance(
+        deployment_id=deployment_id,
+        to=S.DEPLOYING,
+        reason="the agent started",
+        only_from=frozenset({S.PENDING}),
+    )
 
 
 def _spread(deployment_id: int) -> bool:
@@ -387,12 +392,7 @@ def _spread_result_record(
     destroyed it. A failed apply fails the deployment and sends every host a destroy, so
     no part of a half-built lab is left on any host."""
     if action == "apply":
-        deployment_advance(
-            deployment_id=deployment_id,
-            to=S.DEPLOYING,
-            reason="the agent started",
-            only_from=frozenset({S.PENDING}),
-        )
+        _agent_started(deployment_id)
     with transaction.atomic():
         locked = Deployment.objects.select_for_update().filter(pk=deployment_id).first()
         if locked is None:
