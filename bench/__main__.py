@@ -35,11 +35,37 @@ TARGETS = {
 LIST_LABS, LIST_CLIENTS, LIST_SECONDS, WS_CLIENTS = 1000, 20, 10.0, 50
 
 
+def _cpu_times() -> tuple[int, int]:
+    """(busy, total) jiffies of all CPUs since boot."""
+    with open("/proc/stat") as stat:
+        fields = [int(v) for v in stat.readline().split()[1:]]
+    idle = fields[3] + fields[4]  # idle, iowait
+    return sum(fields) - idle, sum(fields)
+
+
+def settle(timeout: float = 30.0, window: float = 0.25, idle_share: float = 0.85) -> None:
+    """Wait until the machine is idle again after a teardown. Deleting namespaces and
+    cgroups only queues them: the kernel dismantles them afterwards on its own workers,
+    for seconds after 1,000 of them. Timing the next run meanwhile would charge it that
+    work, the more the larger the run before it. Neither side's time includes this wait;
+    on a machine that never goes idle it ends after `timeout`."""
+    deadline = time.monotonic() + timeout
+    quiet = 0
+    busy, total = _cpu_times()
+    while quiet < 2 and time.monotonic() < deadline:
+        time.sleep(window)
+        now_busy, now_total = _cpu_times()
+        spent = (now_busy - busy) / max(now_total - total, 1)
+        quiet = quiet + 1 if spent <= 1 - idle_share else 0
+        busy, total = now_busy, now_total
+
+
 def measure(
     setup: Callable[[], object], teardown: Callable[[object], None], repeat: int
 ) -> dict[str, list[float]]:
     times: dict[str, list[float]] = {"setup": [], "teardown": []}
     for _ in range(repeat):
+        settle()
         t0 = time.perf_counter()
         state = setup()
         t1 = time.perf_counter()

@@ -11,7 +11,7 @@ in range and paths are absolute without "..". Problems raise LabfileError with p
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Set
-from dataclasses import dataclass, fields
+from dataclasses import fields
 from typing import Any, cast
 
 from labplan import naming
@@ -64,19 +64,25 @@ def _host_to_dict(host: HostPlan) -> dict[str, Any]:
 
 def shared_hosts_lines(ops: tuple[Op, ...]) -> HostsLines:
     """The /etc/hosts lines of every node a host plan spawns (none for fewer than two),
-    in the first node's order."""
+    in the first node's order. Nodes usually share one tuple of lines: each distinct
+    tuple is looked at once."""
     spawns = [op for op in ops if isinstance(op, SpawnNode)]
     if len(spawns) < 2:
         return ()
-    common = set(spawns[0].hosts).intersection(*(op.hosts for op in spawns[1:]))
-    return tuple(line for line in spawns[0].hosts if line in common)
+    distinct = list({id(op.hosts): op.hosts for op in spawns}.values())
+    if len(distinct) == 1:
+        return distinct[0]
+    common = set(distinct[0]).intersection(*distinct[1:])
+    return tuple(line for line in distinct[0] if line in common)
 
 
-@dataclass(frozen=True)
 class _SharedLines:
     """The /etc/hosts lines every node of a host plan has, in their order."""
 
-    lines: HostsLines
+    def __init__(self, lines: HostsLines) -> None:
+        self.lines = lines
+        # Each node's own lines, by the tuple of lines they came from (kept alive here).
+        self._own: dict[int, tuple[HostsLines, list[list[object]] | None]] = {}
 
     @classmethod
     def of(cls, ops: tuple[Op, ...]) -> _SharedLines:
@@ -85,15 +91,22 @@ class _SharedLines:
     def own(self, lines: HostsLines) -> object:
         """{"shared": true, "own": [[position, address, name], ...]} when `lines` are the
         shared lines in order with the node's own inserted; else the plain list."""
+        known = self._own.get(id(lines))
+        if known is None or known[0] is not lines:
+            known = self._own[id(lines)] = (lines, self._own_lines(lines))
+        own = known[1]
+        if own is None:
+            return _plain(lines)
+        return {"shared": True, "own": [list(item) for item in own]}
+
+    def _own_lines(self, lines: HostsLines) -> list[list[object]] | None:
         shared, matched, own = self.lines, 0, []
         for position, line in enumerate(lines):
             if matched < len(shared) and line == shared[matched]:
                 matched += 1
             else:
                 own.append([position, *line])
-        if matched < len(shared):
-            return _plain(lines)
-        return {"shared": True, "own": own}
+        return None if matched < len(shared) else own
 
 
 def op_to_dict(op: Op, shared: _SharedLines | None = None) -> dict[str, Any]:
@@ -133,14 +146,23 @@ def _expander(
         if not all(isinstance(item, list) and len(item) == 3 for item in own):
             raise Invalid(f"{own!r} is not a list of [position, address, name]")
         own_lines = cast(HostsLines, check_lines([item[1:] for item in own]))
+        positions = tuple(item[0] for item in own)
+        for item, position in zip(own, positions, strict=True):
+            if type(position) is not int or position < 0:
+                raise Invalid(f"{item!r} is not at a position in 0..{len(shared)}")
+        key = (positions, own_lines)
+        known = expanded.get(key)
+        if known is not None:  # nodes with the same own lines share one tuple
+            return known
         lines = list(shared)
-        for item, line in zip(own, own_lines, strict=True):
-            position = item[0]
-            if type(position) is not int or not 0 <= position <= len(lines):
+        for item, position, line in zip(own, positions, own_lines, strict=True):
+            if position > len(lines):
                 raise Invalid(f"{item!r} is not at a position in 0..{len(lines)}")
             lines.insert(position, line)
-        return tuple(lines)
+        result = expanded[key] = tuple(lines)
+        return result
 
+    expanded: dict[tuple[tuple[object, ...], HostsLines], HostsLines] = {}
     return expand
 
 
@@ -249,7 +271,10 @@ def _host(item: object, path: str, ctx: Deployment, errors: list[FieldError]) ->
         errors.append(FieldError(f"{path}.ops", "must be a list"))
         return None
     shared_lines = shared if isinstance(shared, tuple) else None
-    ops = [_op(op, f"{path}.ops.{i}", ctx, shared_lines, errors) for i, op in enumerate(ops_value)]
+    # One expander per host plan: nodes with the same own lines share one tuple of lines.
+    expand = _expander(shared_lines, ctx.checks["spawn_node", "hosts"])
+    shared_checks = {**ctx.checks, ("spawn_node", "hosts"): expand}
+    ops = [_op(op, f"{path}.ops.{i}", ctx, shared_checks, errors) for i, op in enumerate(ops_value)]
     return HostPlan(str(data.get("host")), ctx.token, ctx.group, tuple(o for o in ops if o))
 
 
@@ -257,9 +282,10 @@ def _op(
     item: object,
     path: str,
     ctx: Deployment,
-    shared: tuple[tuple[str, str], ...] | None,
+    shared_checks: dict[tuple[str, str], Check],
     errors: list[FieldError],
 ) -> Op | None:
+    """One op; a node's hosts given as {shared, own} are checked by `shared_checks`."""
     kind = item.get("op") if isinstance(item, Mapping) else None
     op_type = OPS_BY_KIND.get(kind) if isinstance(kind, str) else None
     if op_type is None:
@@ -272,7 +298,7 @@ def _op(
         return None
     checks = ctx.checks
     if kind == "spawn_node" and isinstance(data.get("hosts"), Mapping):
-        checks = {**checks, ("spawn_node", "hosts"): _expander(shared, checks[kind, "hosts"])}
+        checks = shared_checks
     values = {
         name: _field(data, name, "", checks[op_type.kind, name], errors, under=path)
         for name in names

@@ -13,7 +13,7 @@ from __future__ import annotations
 import bisect
 import ipaddress
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from labplan import naming
 from labplan.errors import FieldError, LabfileError
@@ -65,8 +65,13 @@ class _Lab:
     underlay: Mapping[str, str]
     vnis: Mapping[str, int]
     lab_hosts: tuple[tuple[str, str], ...]  # every addressed node's /etc/hosts line, sorted
+    lab_hosts_keys: tuple[tuple[int, str], ...]  # their sort keys, for bisect
 
     network_by_name: Mapping[str, Network]
+    # Each distinct /etc/hosts of the lab's nodes, by the lines a node adds to lab_hosts.
+    hosts_files: dict[tuple[tuple[str, str], ...], tuple[tuple[str, str], ...]] = field(
+        default_factory=dict
+    )
 
     def network(self, name: str) -> Network:
         return self.network_by_name[name]
@@ -205,6 +210,7 @@ def _resolve(
     errors += _underlay_errors(overlay_hosts, underlay)
     if errors:
         raise LabfileError(errors)
+    lab_hosts = sorted((_hosts_order(line), line) for line in _lab_hosts(nodes))
     return _Lab(
         lab=lab,
         deployment=deployment,
@@ -220,7 +226,8 @@ def _resolve(
         },
         underlay=underlay,
         vnis={net.name: _vni(net, i, deployment, vnis) for i, net in enumerate(networks)},
-        lab_hosts=tuple(sorted(_lab_hosts(nodes), key=_hosts_order)),
+        lab_hosts=tuple(line for _, line in lab_hosts),
+        lab_hosts_keys=tuple(key for key, _ in lab_hosts),
         network_by_name={net.name: net for net in networks},
     )
 
@@ -505,15 +512,22 @@ def _hosts_order(line: tuple[str, str]) -> tuple[int, str]:
 def _hosts_file(ctx: _Lab, node: Node) -> tuple[tuple[str, str], ...]:
     """/etc/hosts: localhost, the node's hostname, and every addressed node of the lab.
 
-    The lab's lines are sorted once; each node only inserts its own two, so a lab of N
-    nodes costs N copies rather than N sorts."""
-    lines = list(ctx.lab_hosts)
-    own = [
+    The lab's lines are sorted once. A node only adds the two of its own that are not
+    there already (usually only localhost), and nodes adding the same lines share one
+    tuple: a lab of N nodes costs N lookups, not N copies of N lines."""
+    missing = []
+    for line in (
         ("127.0.0.1", "localhost"),
         (_first_address(node) or HOSTNAME_FALLBACK_ADDRESS, node.hostname),
-    ]
-    for line in own:
-        index = bisect.bisect_left(lines, _hosts_order(line), key=_hosts_order)
-        if index == len(lines) or lines[index] != line:
-            lines.insert(index, line)
-    return tuple(lines)
+    ):
+        index = bisect.bisect_left(ctx.lab_hosts_keys, _hosts_order(line))
+        if index == len(ctx.lab_hosts) or ctx.lab_hosts[index] != line:
+            missing.append(line)
+    key = tuple(missing)
+    lines = ctx.hosts_files.get(key)
+    if lines is None:
+        merged = list(ctx.lab_hosts)
+        for line in missing:
+            merged.insert(bisect.bisect_left(merged, _hosts_order(line), key=_hosts_order), line)
+        lines = ctx.hosts_files[key] = tuple(merged)
+    return lines

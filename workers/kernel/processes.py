@@ -95,7 +95,9 @@ class Processes:
     def __init__(self, lminit: Path, data_dir: Path) -> None:
         self.lminit = lminit
         self.data_dir = data_dir
-        self._hosts_text: dict[tuple[tuple[str, str], ...], str] = {}
+        # /etc/hosts texts by the plan's tuple of lines (kept alive here): the nodes of a
+        # lab usually share one, which is formatted once and never hashed whole.
+        self._hosts_text: dict[int, tuple[tuple[tuple[str, str], ...], str]] = {}
         # What lminit said about nodes started by this object, by node name: e.g. that
         # the host's tree is read-only to the node, and why.
         self.notes: dict[str, str] = {}
@@ -234,11 +236,10 @@ class Processes:
         return [*argv, "--", *op.command]
 
     def _hosts(self, hosts: tuple[tuple[str, str], ...]) -> str:
-        # Every node of a lab usually has the same hosts list: format it once.
-        text = self._hosts_text.get(hosts)
-        if text is None:
-            text = self._hosts_text[hosts] = hosts_text(hosts)
-        return text
+        known = self._hosts_text.get(id(hosts))
+        if known is None or known[0] is not hosts:
+            known = self._hosts_text[id(hosts)] = (hosts, hosts_text(hosts))
+        return known[1]
 
     def exec_argv(
         self,

@@ -1,5 +1,6 @@
-"""The few Linux system calls Python 3.11's `os` lacks (setns, unshare, mount, prctl),
-through libc, raising OSError like the `os` functions do."""
+"""The few Linux system calls Python 3.11's `os` lacks (setns, unshare, mount, prctl and
+the new mount API's fsopen/fsconfig/fsmount), through libc, raising OSError like the `os`
+functions do."""
 
 from __future__ import annotations
 
@@ -23,6 +24,14 @@ MS_SHARED = 1 << 20
 MNT_DETACH = 2
 
 PR_SET_CHILD_SUBREAPER = 36
+
+# The new mount API: the same numbers on every architecture but alpha.
+SYS_FSOPEN = 430
+SYS_FSCONFIG = 431
+SYS_FSMOUNT = 432
+FSOPEN_CLOEXEC = 1
+FSCONFIG_CMD_CREATE = 6
+FSMOUNT_CLOEXEC = 1
 
 _libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
 
@@ -65,3 +74,19 @@ def set_child_subreaper() -> None:
     """Orphaned descendants (node inits) are re-parented to this process, which reaps them
     at once instead of leaving that to the machine's PID 1."""
     _check(_libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0), "prctl")
+
+
+def fsmount(fstype: str) -> int:
+    """A new instance of the filesystem `fstype`, attached nowhere: an fd of its root,
+    usable with `dir_fd=`, gone once the fd is closed."""
+    fs = _libc.syscall(SYS_FSOPEN, fstype.encode(), FSOPEN_CLOEXEC)
+    if fs < 0:
+        _check(-1, "fsopen", fstype)
+    try:
+        _check(_libc.syscall(SYS_FSCONFIG, fs, FSCONFIG_CMD_CREATE, None, None, 0), "fsconfig")
+        mnt = _libc.syscall(SYS_FSMOUNT, fs, FSMOUNT_CLOEXEC, 0)
+        if mnt < 0:
+            _check(-1, "fsmount", fstype)
+        return int(mnt)
+    finally:
+        os.close(fs)

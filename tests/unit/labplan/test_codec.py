@@ -326,6 +326,18 @@ def test_the_lines_every_node_shares_travel_once_per_host() -> None:
     assert size[400] < 4.5 * size[100]  # linear, where a full list per node is quadratic
 
 
+def test_nodes_with_the_same_lines_share_them_from_compile_to_decode() -> None:
+    """A lab of N nodes holds one /etc/hosts of N lines, not N of them: compiling,
+    encoding and decoding grow with the lab, not with its square."""
+    plan = many_nodes_plan(50)
+    for decoded in (plan, plan_from_dict(plan_to_dict(plan))):
+        spawns = [op for op in decoded.hosts[0].ops if isinstance(op, SpawnNode)]
+        assert len({id(op.hosts) for op in spawns}) == 1
+        assert spawns[0].hosts[0] == ("10.0.0.2", "n0000")
+        assert spawns[0].hosts[-1] == ("127.0.0.1", "localhost")
+        assert len(spawns[0].hosts) == 51
+
+
 def test_a_node_with_its_own_lines_keeps_them_in_place() -> None:
     plan = every_kind_plan()
     data = plan_to_dict(plan)
@@ -355,6 +367,8 @@ def test_lines_that_do_not_extend_the_shared_ones_travel_in_full() -> None:
     [
         ({"shared": True, "own": [[99, "10.0.0.9", "x"]]}, "is not at a position in 0..4"),
         ({"shared": True, "own": [["0", "10.0.0.9", "x"]]}, "is not at a position"),
+        ({"shared": True, "own": [[[0], "10.0.0.9", "x"]]}, "is not at a position"),
+        ({"shared": True, "own": [[-1, "10.0.0.9", "x"]]}, "is not at a position"),
         ({"shared": True, "own": [[0, "10.0.0.9"]]}, "is not a list of [position, address, name]"),
         ({"shared": True, "own": [[0, "10.0.0.9", "a b"]]}, "'a b' is not a host name"),
         ({"shared": 1, "own": []}, "is not a list of lines or {shared: true, own: [...]}"),
