@@ -165,6 +165,7 @@ class KernelDriver:
     def spawn_all(
         self, starts: Sequence[tuple[ops.SpawnNode, int | None]], token: str
     ) -> list[NodeProcess]:
+        self.ns.close_sockets()
         resolved = [
             NodeStart(
                 op=op,
