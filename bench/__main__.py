@@ -16,6 +16,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -90,46 +91,33 @@ def run_netns_on_tmpfs() -> str | None:
     return f"/run/netns is on {fstype} here: both sides ran with a private tmpfs there"
 
 
-def measure(
-    setup: Callable[[], object], teardown: Callable[[object], None], repeat: int
-) -> dict[str, list[float]]:
-    times: dict[str, list[float]] = {"setup": [], "teardown": []}
+Run = tuple[Callable[[], Any], Callable[[Any], None]]  # setup, and teardown of its result
+
+
+def measure(runs: dict[str, Run], repeat: int) -> dict[str, dict[str, list[float]]]:
+    """Time each named (setup, teardown) pair `repeat` times, taking turns, so that pairs
+    compared with each other meet the same machine; each run starts on an idle one."""
+    times: dict[str, dict[str, list[float]]] = {n: {"setup": [], "teardown": []} for n in runs}
     for _ in range(repeat):
-        settle()
-        t0 = time.perf_counter()
-        state = setup()
-        t1 = time.perf_counter()
-        teardown(state)
-        t2 = time.perf_counter()
-        times["setup"].append(t1 - t0)
-        times["teardown"].append(t2 - t1)
+        for name, (setup, teardown) in runs.items():
+            settle()
+            t0 = time.perf_counter()
+            state = setup()
+            t1 = time.perf_counter()
+            teardown(state)
+            t2 = time.perf_counter()
+            times[name]["setup"].append(t1 - t0)
+            times[name]["teardown"].append(t2 - t1)
     return times
 
 
-def measure_api(
-    work: Path, sizes: list[int], repeat: int, web: dict[str, Any] | None
-) -> dict[int, dict[str, list[float]]]:
-    """Deploy and destroy each size through the whole product (see bench.api_run); with
-    `web` asked for (a dict to fill), the web targets on the same stack (bench.web_run)."""
-    stack = ApiStack(work)
-    results = {}
-    try:
-        if web is not None:
-            web["fanout"] = status_fanout(stack, WS_CLIENTS)
-            seed_labs(stack, LIST_LABS)
-            web["lab_list"] = lab_list_latencies(stack, LIST_CLIENTS, LIST_SECONDS)
-            print("  measured the web targets", file=sys.stderr)
-        for n in sizes:
-            lab = stack.create_lab(labfile(n))
-            results[n] = measure(
-                lambda: stack.deploy(lab),  # noqa: B023 (used before the loop moves on)
-                lambda deployment: stack.destroy(lab, deployment),  # type: ignore[arg-type]  # noqa: B023
-                repeat,
-            )
-            print(f"  measured N={n} through the API", file=sys.stderr)
-    finally:
-        stack.stop()
-    return results
+def web_targets(stack: ApiStack) -> dict[str, Any]:
+    """PERF's web targets on the stack (bench.web_run)."""
+    web: dict[str, Any] = {"fanout": status_fanout(stack, WS_CLIENTS)}
+    seed_labs(stack, LIST_LABS)
+    web["lab_list"] = lab_list_latencies(stack, LIST_CLIENTS, LIST_SECONDS)
+    print("  measured the web targets", file=sys.stderr)
+    return web
 
 
 def summary(values: list[float]) -> str:
@@ -175,20 +163,34 @@ def main() -> int:
         "api": {},
     }
     note = run_netns_on_tmpfs()
+    web: dict[str, Any] | None = None
     with tempfile.TemporaryDirectory(prefix="labmgr-bench-") as tmp:
-        for n in sorted(set(sizes) | set(api_sizes)):
-            # labmgr first: after the baseline's teardown hundreds of its memory cgroups
-            # stay dying for a minute or more (/proc/cgroups counts them; labmgr leaves
-            # none), and they slow whatever makes cgroups next.
-            run = LabmgrRun(n, Path(tmp))
-            results["labmgr"][n] = measure(run.deploy, run.destroy, args.repeat)
-            run.check_clean()
-            base = Baseline(n)
-            results["baseline"][n] = measure(base.setup, base.teardown, args.repeat)  # type: ignore[arg-type]
-            print(f"  measured N={n}", file=sys.stderr)
-        web: dict[str, Any] | None = None if args.no_web else {}
-        if api_sizes or web is not None:
-            results["api"] = measure_api(Path(tmp) / "stack", api_sizes, args.repeat, web)
+        # The whole product (bench.api_run) runs beside the agent's direct apply, in
+        # turns, so that what the queues and the control plane add is a difference
+        # between runs on the same machine state.
+        stack = ApiStack(Path(tmp) / "stack") if api_sizes or not args.no_web else None
+        try:
+            for n in sorted(set(sizes) | set(api_sizes)):
+                # labmgr first: after the baseline's teardown hundreds of its memory
+                # cgroups stay dying for a minute or more (/proc/cgroups counts them;
+                # labmgr leaves none), and they slow whatever makes cgroups next.
+                run = LabmgrRun(n, Path(tmp))
+                runs: dict[str, Run] = {"labmgr": (run.deploy, run.destroy)}
+                if stack is not None and n in api_sizes:
+                    lab = stack.create_lab(labfile(n))
+                    runs["api"] = (partial(stack.deploy, lab), partial(stack.destroy, lab))
+                for name, times in measure(runs, args.repeat).items():
+                    results[name][n] = times
+                run.check_clean()
+                base = Baseline(n)
+                baseline: Run = (base.setup, base.teardown)
+                results["baseline"][n] = measure({"baseline": baseline}, args.repeat)["baseline"]
+                print(f"  measured N={n}", file=sys.stderr)
+            if stack is not None and not args.no_web:
+                web = web_targets(stack)
+        finally:
+            if stack is not None:
+                stack.stop()
 
     med = {
         k: {n: {p: statistics.median(v) for p, v in r.items()} for n, r in d.items()}
