@@ -1,6 +1,7 @@
 """ASGI entry point of the labmgr control plane (served by uvicorn): HTTP through Django,
 websockets through Channels with the session's user and an origin check."""
 
+import gc
 import os
 
 from django.core.asgi import get_asgi_application
@@ -24,3 +25,8 @@ application = ProtocolTypeRouter(
         ),
     }
 )
+
+# What starting made (Django's apps, models, URL patterns) lives as long as the process:
+# kept out of the garbage collector's sight, a full collection during a request only
+# walks what the request made.
+gc.freeze()

@@ -95,9 +95,13 @@ class ObjectSpec:
     title: str
     description: str
     fields: tuple[Field, ...]
+    _by_name: dict[str, Field] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_by_name", {f.name: f for f in self.fields})
 
     def get(self, name: str) -> Field | None:
-        return next((f for f in self.fields if f.name == name), None)
+        return self._by_name.get(name)
 
     @property
     def names(self) -> tuple[str, ...]:

@@ -15,6 +15,7 @@ index is the attachment's position in its node's network list. Every name fits I
 
 from __future__ import annotations
 
+import functools
 import re
 
 PREFIX = "lm"
@@ -54,6 +55,7 @@ def _check_index(index: int) -> str:
     return base36(index)
 
 
+@functools.lru_cache(maxsize=256)  # every name of a deployment starts with it
 def deployment_token(deployment: int) -> str:
     """The deployment's token, e.g. "lm1": the ifalias suffix and its cgroup's name."""
     _check_deployment(deployment)

@@ -11,6 +11,7 @@ worker, the heartbeat and the sampler keep trying until it is back.
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import socket
@@ -137,6 +138,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     ]
     for thread in threads:
         thread.start()
+    # What starting made lives as long as the agent: kept out of the garbage collector's
+    # sight, a full collection during a job only walks what the job made.
+    gc.freeze()
     worker = app.Worker(
         pool="solo",
         concurrency=1,
