@@ -35,6 +35,9 @@ class Lab(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["owner", "name"], name="labs_lab_unique_owner_name")
         ]
+        # A page of the list is read in this order: walked, not sorted (with every lab's
+        # document) for each request.
+        indexes = [models.Index(fields=["name", "id"], name="labs_lab_name_id")]
 
     def __str__(self) -> str:
         return f"{self.name} ({self.owner})"

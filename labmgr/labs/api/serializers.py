@@ -39,6 +39,22 @@ class LabSerializer(serializers.ModelSerializer):
         ]
         read_only_fields = fields
 
+    def to_representation(self, lab: Lab) -> dict[str, Any]:
+        """Each field's own representation, without the generic walk over the fields:
+        a page of 50 labs under 20 clients at once is where this runs most."""
+        fields = self.fields
+        return {
+            "id": lab.pk,
+            "url": fields["url"].to_representation(lab),
+            "name": lab.name,
+            "description": lab.description,
+            "owner": lab.owner.username,
+            "shared_with": self.get_shared_with(lab),
+            "created": fields["created"].to_representation(lab.created),
+            "updated": fields["updated"].to_representation(lab.updated),
+            "labfile": self.get_labfile(lab),
+        }
+
     def get_shared_with(self, lab: Lab) -> list[str]:
         return sorted(group.name for group in lab.groups())
 
