@@ -94,10 +94,14 @@ def run_netns_on_tmpfs() -> str | None:
 Run = tuple[Callable[[], Any], Callable[[Any], None]]  # setup, and teardown of its result
 
 
-def measure(runs: dict[str, Run], repeat: int) -> dict[str, dict[str, list[float]]]:
+def measure(
+    runs: dict[tuple[str, int], Run], repeat: int
+) -> dict[tuple[str, int], dict[str, list[float]]]:
     """Time each named (setup, teardown) pair `repeat` times, taking turns, so that pairs
     compared with each other meet the same machine; each run starts on an idle one."""
-    times: dict[str, dict[str, list[float]]] = {n: {"setup": [], "teardown": []} for n in runs}
+    times: dict[tuple[str, int], dict[str, list[float]]] = {
+        key: {"setup": [], "teardown": []} for key in runs
+    }
     for _ in range(repeat):
         for name, (setup, teardown) in runs.items():
             settle()
@@ -130,7 +134,7 @@ def main() -> int:
         "--sizes", default="10,50,200,1000", help="node counts (default %(default)s)"
     )
     parser.add_argument(
-        "--repeat", type=int, default=3, help="runs per measurement (default %(default)s)"
+        "--repeat", type=int, default=5, help="runs per measurement (default %(default)s)"
     )
     parser.add_argument(
         "--json", default="bench/results/latest.json", help="where to write raw results"
@@ -170,22 +174,31 @@ def main() -> int:
         # between runs on the same machine state.
         stack = ApiStack(Path(tmp) / "stack") if api_sizes or not args.no_web else None
         try:
-            for n in sorted(set(sizes) | set(api_sizes)):
-                # labmgr first: after the baseline's teardown hundreds of its memory
-                # cgroups stay dying for a minute or more (/proc/cgroups counts them;
-                # labmgr leaves none), and they slow whatever makes cgroups next.
-                run = LabmgrRun(n, Path(tmp))
-                runs: dict[str, Run] = {"labmgr": (run.deploy, run.destroy)}
+            every = sorted(set(sizes) | set(api_sizes))
+            # Sizes take turns too: the machine's speed drifts over minutes, and a ratio
+            # of two sizes should not be a ratio of two moments. labmgr first: after the
+            # baseline's teardown hundreds of its memory cgroups stay dying for a minute
+            # or more (/proc/cgroups counts them; labmgr leaves none), and they slow
+            # whatever makes cgroups next.
+            labmgr_runs = {n: LabmgrRun(n, Path(tmp)) for n in every}
+            runs: dict[tuple[str, int], Run] = {}
+            for n, run in labmgr_runs.items():
+                runs["labmgr", n] = (run.deploy, run.destroy)
                 if stack is not None and n in api_sizes:
                     lab = stack.create_lab(labfile(n))
-                    runs["api"] = (partial(stack.deploy, lab), partial(stack.destroy, lab))
-                for name, times in measure(runs, args.repeat).items():
-                    results[name][n] = times
+                    runs["api", n] = (partial(stack.deploy, lab), partial(stack.destroy, lab))
+            for (kind, n), times in measure(runs, args.repeat).items():
+                results[kind][n] = times
+            for run in labmgr_runs.values():
                 run.check_clean()
-                base = Baseline(n)
-                baseline: Run = (base.setup, base.teardown)
-                results["baseline"][n] = measure({"baseline": baseline}, args.repeat)["baseline"]
-                print(f"  measured N={n}", file=sys.stderr)
+            print("  measured labmgr", file=sys.stderr)
+            baselines = {("baseline", n): Baseline(n) for n in every}
+            measured = measure(
+                {k: (b.setup, b.teardown) for k, b in baselines.items()}, args.repeat
+            )
+            for (kind, n), times in measured.items():
+                results[kind][n] = times
+            print("  measured the baseline", file=sys.stderr)
             if stack is not None and not args.no_web:
                 web = web_targets(stack)
         finally:
