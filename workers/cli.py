@@ -42,6 +42,8 @@ def _print_result(result: ApplyResult) -> None:
     print(f"deployment {result.token} of lab {result.lab} applied in {result.seconds:.3f} s")
     for node in result.nodes:
         print(f"  {node.name}: pid {node.pid}, netns {node.netns or 'host'}")
+        if node.note:
+            print(f"    note: {node.note}")
         for interface in node.interfaces:
             if interface.name != "lo" or node.netns is None:
                 print(f"    {interface.name} {' '.join(interface.addresses) or '-'}")

@@ -55,6 +55,7 @@ class NodeReport:
     pid: int
     netns: str | None
     interfaces: tuple[Interface, ...]
+    note: str = ""  # what lminit said the node's user should know, "" for nothing
 
 
 @dataclass
@@ -306,7 +307,7 @@ class Executor:
             self._report(plan, index, "done", time.monotonic() - began)
             index += 1
         result.nodes = [
-            NodeReport(n.name, n.pid, n.netns, tuple(driver.interfaces(n.netns)))
+            NodeReport(n.name, n.pid, n.netns, tuple(driver.interfaces(n.netns)), n.note)
             for n in result.nodes
         ]
 
@@ -392,12 +393,13 @@ class Executor:
                     "pid": process.pid,
                     "start": process.start,
                     "uid_base": slots.get(op.node),
+                    **({"note": process.note} if process.note else {}),
                 },
             )
         elapsed = time.monotonic() - began
         for offset, op in enumerate(spawns):
             process = nodes[op.node]
-            result.nodes.append(NodeReport(op.node, process.pid, op.netns, ()))
+            result.nodes.append(NodeReport(op.node, process.pid, op.netns, (), process.note))
             # The nodes started together: the run's time is counted once, not per node.
             self._report(plan, first + offset, "done", elapsed if offset == 0 else 0.0)
 

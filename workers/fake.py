@@ -53,6 +53,8 @@ class FakeKernel:
     calls: int = 0
     fail_at: int | None = None
     next_pid: int = 1000
+    # What a node's start says its user should know, by node name (lminit's notes).
+    spawn_notes: dict[str, str] = field(default_factory=dict)
 
     def driver(self) -> FakeDriver:
         return FakeDriver(self)
@@ -288,7 +290,8 @@ class FakeDriver:
         self.k.next_pid += 1
         self.k.processes[self.k.next_pid] = (cgroup, uid_base)
         self.k.files.add(token)
-        return NodeProcess(self.k.next_pid, self.k.next_pid * 10)
+        note = self.k.spawn_notes.get(op.node, "")
+        return NodeProcess(self.k.next_pid, self.k.next_pid * 10, note)
 
     def alive(self, process: NodeProcess) -> bool:
         return process.pid in self.k.processes

@@ -101,7 +101,8 @@ class Journal:
             record.started_ops = int(entry["op"]) + 1
         elif "node" in entry:
             name = str(entry["node"])
-            record.nodes[name] = NodeProcess(int(entry["pid"]), int(entry["start"]))
+            note = str(entry.get("note") or "")
+            record.nodes[name] = NodeProcess(int(entry["pid"]), int(entry["start"]), note)
             if entry.get("uid_base") is not None:
                 record.uid_bases[name] = int(entry["uid_base"])
         elif "state" in entry:

@@ -193,6 +193,7 @@ class Agent:
             "pid": node.pid,
             "netns": node.netns,
             "interfaces": self.observe(node),
+            "note": node.note,
         }
 
     # --- destroy, check, sweep ------------------------------------------------------------

@@ -121,6 +121,9 @@ class DeploymentNode(models.Model):
     pid = models.PositiveIntegerField(null=True, blank=True)
     netns = models.CharField(max_length=15, blank=True, default="")
     interfaces = models.JSONField(default=list, blank=True)
+    # What the node's user should know about how it started, as its agent said (e.g. why
+    # the host's tree is read-only to it); "" for nothing.
+    note = models.TextField(blank=True, default="")
     updated = models.DateTimeField(auto_now=True)
 
     class Meta:

@@ -468,6 +468,9 @@ def deployment_hosts_destroy(
     transaction.on_commit(send)
 
 
+NOTE_LENGTH = 1000  # characters of an agent's note about a node that are kept
+
+
 def deployment_nodes_store(
     *, deployment_id: int, nodes: list[dict[str, Any]], host: str = "", spread: bool = False
 ) -> None:
@@ -492,6 +495,7 @@ def deployment_nodes_store(
             interfaces=[
                 _interface(i) for i in node.get("interfaces") or [] if isinstance(i, Mapping)
             ],
+            note=str(node.get("note") or "")[:NOTE_LENGTH],
         )
         for node in nodes
         if isinstance(node, Mapping)

@@ -165,6 +165,16 @@ def node_states(*, lab: Lab, deployment: Deployment | None) -> dict[str, str]:
     return states
 
 
+def node_rows(*, lab: Lab, deployment: Deployment | None) -> list[tuple[str, str, str]]:
+    """Each node of the lab: name, state (as `node_states`) and what its agent said its
+    user should know about how it started ("" for nothing, or when it is not running)."""
+    states = node_states(lab=lab, deployment=deployment)
+    notes: dict[str, str] = {}
+    if deployment is not None and deployment.status in ACTIVE_STATES:
+        notes = dict(deployment.nodes.exclude(note="").values_list("name", "note"))
+    return [(name, state, notes.get(name, "")) for name, state in states.items()]
+
+
 def topology(*, lab: Lab, deployment: Deployment | None) -> dict[str, Any]:
     """The graph the topology view draws: nodes, networks (with their driver) and one
     link per attachment, with what the agent observed of each interface."""

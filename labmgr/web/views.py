@@ -238,7 +238,7 @@ def lab_detail(request: HttpRequest, pk: int) -> HttpResponse:
             "commands": commands,
             "plan_problem": plan_problem,
             "node_names": list((document.get("nodes") or {}).keys()),
-            "node_states": selectors.node_states(lab=lab, deployment=deployment),
+            "node_rows": selectors.node_rows(lab=lab, deployment=deployment),
             "page_data": _lab_page_data(request, lab, deployment),
         },
     )

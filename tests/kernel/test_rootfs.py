@@ -151,9 +151,9 @@ def test_without_idmapped_layers_the_tree_stays_read_only_and_the_node_says_why(
     assert done.returncode != 0
     assert "Permission denied" in done.stderr
     assert lab.run("box", "sh", "-c", "echo x > /tmp/scratch && cat /tmp/scratch").stdout == "x\n"
-    assert "the host's tree is read-only to this node: idmapped layers are turned off" in (
-        node_log(lab, "box")
-    )
+    why = "the host's tree is read-only to this node: idmapped layers are turned off"
+    assert why in node_log(lab, "box")
+    assert [(n.name, n.note) for n in lab.result.nodes] == [("box", why)]  # in the result
     assert (MOTD.read_bytes() if MOTD.exists() else None) == motd
 
 

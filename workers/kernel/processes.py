@@ -18,7 +18,7 @@ import os
 import subprocess
 from collections import deque
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from labplan import ops
@@ -61,10 +61,12 @@ class NodeStart:
 @dataclass(frozen=True)
 class NodeProcess:
     """A node's init as the host sees it; `start` (clock ticks since boot) tells a live
-    init from a later process that reused its pid."""
+    init from a later process that reused its pid. `note`: what its user should know
+    about how it started (e.g. its host tree left read-only, and why), "" for nothing."""
 
     pid: int
     start: int
+    note: str = field(default="", compare=False)
 
 
 def uid_base(slot: int) -> int:
@@ -203,8 +205,8 @@ class Processes:
         if started is None:
             failures[position] = SpawnError(node, "it exited at once; see its log")
             return
-        results[position] = NodeProcess(pid, started)
         notes = [line.removeprefix(NOTE) for line in rest if line.startswith(NOTE)]
+        results[position] = NodeProcess(pid, started, "; ".join(notes))
         if notes:
             self.notes[node] = "; ".join(notes)
         else:

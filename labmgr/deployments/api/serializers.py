@@ -25,7 +25,7 @@ class DeploymentNodeSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = DeploymentNode
-        fields = ["name", "host", "pid", "netns", "interfaces"]
+        fields = ["name", "host", "pid", "netns", "interfaces", "note"]
         read_only_fields = fields
 
     @extend_schema_field(OpenApiTypes.OBJECT)

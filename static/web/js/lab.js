@@ -229,6 +229,11 @@ class LabPage {
       else if (!["pending", "deploying", "destroying", "unknown"].includes(deployment.status)) text = deployment.status === "failed" ? "failed" : "stopped";
       state.textContent = text;
       state.className = "live-state " + (text === "running" ? "ok" : ["missing", "failed"].includes(text) ? "down" : "");
+      const note = item.querySelector(".node-note");
+      if (note) {
+        note.textContent = text === "running" ? node?.note || "" : "";
+        note.hidden = !note.textContent;
+      }
     }
   }
 

@@ -34,6 +34,7 @@ def test_a_note_from_lminit_is_kept_for_its_node(tmp_path: Path) -> None:
     started = collect(processes, "box", finished(f"{os.getpid()}\nnote {note}\n"))
 
     assert started == NodeProcess(os.getpid(), start_time(os.getpid()) or -1)
+    assert started.note == note
     assert processes.notes == {"box": note}
 
 

@@ -127,6 +127,24 @@ def test_apply_reports_grouped_steps_then_the_observed_nodes(
     ]
 
 
+def test_a_node_s_note_reaches_the_result_and_stays_across_a_redeploy(
+    kernel: FakeKernel, tmp_path: Path, sent: Sent
+) -> None:
+    note = "the host's tree is read-only to this node: idmapped layers are turned off"
+    kernel.spawn_notes["web"] = note
+    agent = make_agent(kernel, tmp_path, sent)
+    plan = plan_dict()
+    agent.run("t1", "apply", {"deployment": 7, "plan": plan})
+    kernel.spawn_notes.clear()  # a node started now would have no note
+    agent.run("t2", "apply", {"deployment": 7, "plan": plan, "previous": plan})
+
+    first, again = results(sent)
+    assert pids(again) == pids(first)  # kept running: its note comes from the journal
+    for result in (first, again):
+        notes = {n["name"]: n["note"] for n in result["nodes"]}
+        assert notes == {"db": "", "probe": "", "web": note}
+
+
 def test_a_duplicate_delivery_reports_the_same_result_and_changes_nothing(
     kernel: FakeKernel, tmp_path: Path, sent: Sent
 ) -> None:

@@ -309,6 +309,7 @@ def test_the_detail_shows_steps_and_the_nodes_as_the_agent_saw_them(
             "interfaces": [
                 {"ifname": "eth0", "mac": "02:42:0a:0a:00:0a", "addresses": ["10.10.0.10/24"]}
             ],
+            "note": "idmapped mount of the host's root filesystem (mount_setattr): EINVAL",
         }
     ]
     deployment_result_record(

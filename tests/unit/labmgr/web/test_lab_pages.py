@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from django.contrib.auth.models import User
 from django.test import Client
 
+from labmgr.deployments.lifecycle import deployment_deploy
+from labmgr.deployments.services import deployment_result_record
+from labmgr.hosts.models import Host
 from labmgr.labs.models import Lab
 
 
@@ -16,6 +20,35 @@ def test_the_lab_page_shows_the_plan_and_the_actions(client: Client, alice_lab: 
     assert "This lab has never been deployed." in page
     assert 'data-action="deploy"' in page
     assert "ip link add" in page  # the plan's commands
+
+
+def test_the_lab_page_shows_what_the_agent_said_about_a_running_node(
+    client: Client,
+    alice_lab: Lab,
+    online_host: Host,
+    dispatched: object,
+    django_capture_on_commit_callbacks: Any,
+) -> None:
+    note = "idmapped mount of the host's root filesystem (mount_setattr): EINVAL"
+    with django_capture_on_commit_callbacks(execute=True):
+        deployment = deployment_deploy(lab=alice_lab, actor=alice_lab.owner)
+    nodes = [
+        {"name": "web", "pid": 41, "netns": "x", "interfaces": [], "note": note},
+        {"name": "client", "pid": 42, "netns": "y", "interfaces": []},  # an older agent
+    ]
+    deployment_result_record(
+        deployment_id=deployment.pk, action="apply", ok=True, error="", nodes=nodes
+    )
+    client.force_login(alice_lab.owner)
+
+    page = client.get(f"/labs/{alice_lab.pk}/").content.decode()
+
+    web = page[page.index('<li data-node="web">') :]
+    web = web[: web.index("</li>")]
+    assert '<p class="node-note small muted">idmapped mount of the host&#x27;s root' in web
+    client_row = page[page.index('<li data-node="client">') :]
+    client_row = client_row[: client_row.index("</li>")]
+    assert '<p class="node-note small muted" hidden></p>' in client_row
 
 
 def test_a_reader_sees_the_lab_without_actions(client: Client, shared_lab: Lab, bob: User) -> None:
