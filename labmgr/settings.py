@@ -74,13 +74,17 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
-    "labmgr.middleware.BodySizeLimitMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, and synchronous only: under ASGI, Django then runs every middleware above it
+    # in the request's thread, instead of hopping between the event loop and a thread for
+    # each hook of each (a lab list page: 22 -> 17 ms with one client). Nothing above
+    # reads the body: CSRF does in process_view, which runs after this.
+    "labmgr.middleware.BodySizeLimitMiddleware",
 ]
 
 ROOT_URLCONF = "labmgr.urls"
