@@ -100,9 +100,6 @@ class Processes:
         # /etc/hosts texts by the plan's tuple of lines (kept alive here): the nodes of a
         # lab usually share one, which is formatted once and never hashed whole.
         self._hosts_text: dict[int, tuple[tuple[tuple[str, str], ...], str]] = {}
-        # What lminit said about nodes started by this object, by node name: e.g. that
-        # the host's tree is read-only to the node, and why.
-        self.notes: dict[str, str] = {}
 
     def run_dir(self, token: str) -> Path:
         return self.data_dir / "run" / token
@@ -207,10 +204,6 @@ class Processes:
             return
         notes = [line.removeprefix(NOTE) for line in rest if line.startswith(NOTE)]
         results[position] = NodeProcess(pid, started, "; ".join(notes))
-        if notes:
-            self.notes[node] = "; ".join(notes)
-        else:
-            self.notes.pop(node, None)
 
     def _spawn_argv(self, start: NodeStart, token: str, mntns: str) -> list[str]:
         """Write the node's files and build its `lminit spawn` command."""
