@@ -4,8 +4,9 @@
 type-checked, unknown ops and keys are refused, every kernel object the agent would create
 belongs to the plan's deployment (its name starts with the deployment's name prefix and
 fits IFNAMSIZ), cgroups stay under the deployment's cgroup, addresses parse, numbers lie
-in range and paths are absolute without "..". Problems raise LabfileError with paths like
-`hosts.local.ops.12.name`.
+in range and paths are absolute without "..", and the plan stays within the bounds of
+`labplan.bounds` (its size is checked before any op is). Problems raise LabfileError with
+paths like `hosts.local.ops.12.name`.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from collections.abc import Callable, Mapping, Set
 from dataclasses import fields
 from typing import Any, cast
 
-from labplan import naming
+from labplan import bounds, naming
 from labplan.errors import FieldError, LabfileError
 from labplan.ops import OPS_BY_KIND, HostPlan, Op, Plan, SpawnNode
 from labplan.plancheck import (
@@ -143,6 +144,8 @@ def _expander(
         own = value["own"]
         if value["shared"] is not True or not isinstance(own, list):
             raise Invalid("is not a list of lines or {shared: true, own: [...]}")
+        if len(shared) + len(own) > bounds.MAX_HOSTS_LINES:
+            raise Invalid(f"a node's /etc/hosts has at most {bounds.MAX_HOSTS_LINES:,} lines")
         if not all(isinstance(item, list) and len(item) == 3 for item in own):
             raise Invalid(f"{own!r} is not a list of [position, address, name]")
         own_lines = cast(HostsLines, check_lines([item[1:] for item in own]))
@@ -186,10 +189,23 @@ def plan_from_dict(data: object) -> Plan:
         group=naming.link_group(deployment),
         alias=naming.link_alias(deployment),
     )
+    if error := bounds.ops_count_error(_ops_count(top.get("hosts"))):
+        raise LabfileError([*errors, error])  # not worth checking op by op
     hosts = _hosts(top.get("hosts"), ctx, errors)
     if errors:
         raise LabfileError(errors)
-    return Plan(lab=str(lab), deployment=ctx.token, hosts=hosts)
+    plan = Plan(lab=str(lab), deployment=ctx.token, hosts=hosts)
+    if bound_errors := bounds.plan_errors(plan):
+        raise LabfileError(bound_errors)
+    return plan
+
+
+def _ops_count(hosts: object) -> int:
+    """How many ops the plan's hosts list, counted before any is decoded."""
+    if not isinstance(hosts, list):
+        return 0
+    items = (host.get("ops") for host in hosts if isinstance(host, Mapping))
+    return sum(len(ops) for ops in items if isinstance(ops, list))
 
 
 def _mapping(

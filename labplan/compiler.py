@@ -1,7 +1,8 @@
 """The plan compiler: a normalised labfile plus a placement becomes, per host, the ordered
 kernel operations that build the lab.
 
-Pure and deterministic: the same lab and the same arguments give an equal Plan. Per host
+Pure and deterministic: the same lab and the same arguments give an equal Plan, within
+the bounds of `labplan.bounds`. Per host
 the order is the dependency order: namespaces, cgroups, bridges, overlay tunnels, links,
 addresses/shaping/routes, processes. Checks that need the placement (which host each node
 is on) live here and raise LabfileError with field paths; everything else is the
@@ -15,7 +16,7 @@ import ipaddress
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 
-from labplan import naming
+from labplan import bounds, naming
 from labplan.errors import FieldError, LabfileError
 from labplan.model import HOST_PARENT_PREFIX, NAMESPACE_KINDS, Labfile, Limits, Network, Node
 from labplan.ops import (
@@ -30,6 +31,7 @@ from labplan.ops import (
     CreateNetns,
     CreateVethPair,
     CreateVxlan,
+    GuardBridge,
     HostPlan,
     IsolateBridge,
     Op,
@@ -123,11 +125,16 @@ def compile_plan(
     )
     token = naming.deployment_token(deployment)
     group = naming.link_group(deployment)
-    return Plan(
+    plan = Plan(
         lab=lab.name,
         deployment=token,
         hosts=tuple(HostPlan(h, token, group, tuple(_host_ops(ctx, h))) for h in hosts),
     )
+    # The validator bounded the lab on one host; spread over hosts, an overlay makes its
+    # bridge and tunnel on each. Refused here, the agents never see a plan they refuse.
+    if errors := bounds.plan_errors(plan):
+        raise LabfileError(errors)
+    return plan
 
 
 # --- indexes: what kernel names are made of ---------------------------------------------
@@ -387,13 +394,16 @@ def _one_bridge(ctx: _Lab, net: Network, with_gateway: bool) -> Iterator[Op]:
     yield CreateBridge(
         bridge, net.mtu, naming.link_group(ctx.deployment), naming.link_alias(ctx.deployment)
     )
+    routed = with_gateway and net.gateway is not None and net.subnet is not None
+    # Guarded before it comes up: no node ever reaches the host through it unfiltered.
+    yield GuardBridge(bridge, net.gateway if routed else None)
     yield SetLinkUp(None, bridge)
-    if with_gateway and net.gateway and net.subnet:
+    if routed and net.subnet:
         prefix = ipaddress.ip_network(net.subnet).prefixlen
         yield AddAddress(None, bridge, f"{net.gateway}/{prefix}")
     if net.subnet and net.internal:
         yield IsolateBridge(bridge, net.subnet)
-    elif net.subnet and with_gateway and net.gateway:
+    elif routed and net.subnet:
         yield SetNat(bridge, net.subnet)
 
 

@@ -11,6 +11,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
+from labplan.bounds import (
+    MAX_NETWORKS,
+    MAX_NODE_ENVIRONMENT,
+    MAX_NODE_IO,
+    MAX_NODE_NETWORKS,
+    MAX_NODE_ROUTES,
+    MAX_NODES,
+)
 from labplan.model import ADDRESSED_DRIVERS, DRIVERS, IPVLAN_MODES, MACVLAN_MODES, NAMESPACE_KINDS
 
 Kind = Literal[
@@ -74,6 +82,7 @@ class Field:
     exclusive_minimum: bool = False
     maximum: float | None = None
     max_items: int | None = None
+    scope: str = "a lab"  # what holds at most `max_items` of them, for messages
     spec: ObjectSpec | None = None  # kind "object"
     key: Field | None = None  # kind "map": the keys
     item: Field | None = None  # kind "map" and "list": the values
@@ -119,8 +128,6 @@ ENV_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
 DEVICE_PATTERN = r"^[0-9]{1,10}:[0-9]{1,10}$"
 IFNAME_PATTERN = r"^[A-Za-z0-9_.-]{1,15}$"
 MAC_PATTERN = r"^[0-9A-Fa-f]{2}(:[0-9A-Fa-f]{2}){5}$"
-MAX_NODES = 1000
-MAX_NETWORKS = 1000
 MIN_MEMORY = 4 * 1024**2
 ADDRESSED = frozenset(ADDRESSED_DRIVERS)
 SHAPED = ADDRESSED
@@ -259,6 +266,9 @@ LIMITS = ObjectSpec(
             "io",
             "list",
             "Per block device throttles.",
+            max_items=MAX_NODE_IO,
+            scope="a node",
+            label="io throttles",
             item=Field("io", "object", "Throttles for one block device.", spec=IO_THROTTLE),
         ),
     ),
@@ -352,6 +362,9 @@ NODE = ObjectSpec(
             "map",
             "Environment variables of the command.",
             default={},
+            max_items=MAX_NODE_ENVIRONMENT,
+            scope="a node",
+            label="environment variables",
             key=Field(
                 "variable name",
                 "string",
@@ -374,6 +387,8 @@ NODE = ObjectSpec(
             "map",
             "Network name -> attachment.",
             default={},
+            max_items=MAX_NODE_NETWORKS,
+            scope="a node",
             key=NETWORK_NAME,
             item=Field("attachment", "object", ATTACHMENT.description, spec=ATTACHMENT),
         ),
@@ -382,6 +397,8 @@ NODE = ObjectSpec(
             "list",
             "Static routes; default: a default route via the gateway of the first attached "
             "network that has one.",
+            max_items=MAX_NODE_ROUTES,
+            scope="a node",
             item=Field("route", "object", ROUTE.description, spec=ROUTE),
         ),
     ),

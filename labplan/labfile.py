@@ -1,16 +1,18 @@
 """The labfile API: text or a parsed tree in, a normalised `Labfile` out, and back.
 
 `load` reads YAML or JSON, `validate` checks every rule of LABFILE.md and applies every
-default (reporting all problems at once, in document order), `dump`/`dumps` export the
-normalised document and `admin_requirements` lists what only an admin may deploy.
+default (reporting all problems at once, in document order) and refuses a lab past the
+bounds of `labplan.bounds`, `dump`/`dumps` export the normalised document and
+`admin_requirements` lists what only an admin may deploy.
 """
 
 from __future__ import annotations
 
+from labplan import bounds
 from labplan.errors import FieldError, LabfileError
 from labplan.export import dump, dumps
 from labplan.fields import LABFILE
-from labplan.model import HOST_PARENT_PREFIX, Labfile
+from labplan.model import HOST_PARENT_PREFIX, NAMESPACE_KINDS, Labfile
 from labplan.reader import read
 from labplan.rules import build_lab
 from labplan.structure import Checker
@@ -31,13 +33,25 @@ def validate(data: object) -> Labfile:
     lab = build_lab(checker, tree) if isinstance(tree, dict) else None
     if checker.count or lab is None:
         raise LabfileError(checker.errors)
+    if errors := bounds.lab_errors(lab):
+        raise LabfileError(errors)
     return lab
 
 
 def admin_requirements(lab: Labfile) -> list[FieldError]:
-    """The fields of `lab` that only an admin may deploy, in document order."""
+    """The fields of `lab` that reach the host, which only an admin may deploy, in
+    document order: a host network, a host interface as parent, a directory as root
+    filesystem, a namespace turned off, a privileged node."""
     needs: list[FieldError] = []
     for network in lab.networks:
+        if network.driver == "host":
+            needs.append(
+                FieldError(
+                    f"networks.{network.name}.driver",
+                    "only an admin may use the host network: its nodes share the host's "
+                    "network namespace, its interfaces and its local services",
+                )
+            )
         if network.parent is not None and network.parent.startswith(HOST_PARENT_PREFIX):
             needs.append(
                 FieldError(
@@ -46,10 +60,25 @@ def admin_requirements(lab: Labfile) -> list[FieldError]:
                 )
             )
     for node in lab.nodes:
-        if node.privileged:
+        path = f"nodes.{node.name}"
+        if node.rootfs != "host":
             needs.append(
                 FieldError(
-                    f"nodes.{node.name}.privileged", "only an admin may run a privileged node"
+                    f"{path}.rootfs",
+                    f"only an admin may use a directory of the host ({node.rootfs}) as a "
+                    'node\'s root filesystem; use rootfs: "host"',
                 )
+            )
+        for kind in NAMESPACE_KINDS:
+            if not getattr(node.namespaces, kind):
+                needs.append(
+                    FieldError(
+                        f"{path}.namespaces.{kind}",
+                        f"only an admin may turn the {kind} namespace off",
+                    )
+                )
+        if node.privileged:
+            needs.append(
+                FieldError(f"{path}.privileged", "only an admin may run a privileged node")
             )
     return needs

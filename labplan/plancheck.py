@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, fields
 
 from labplan import naming
+from labplan.bounds import MAX_HOSTS_LINES, MAX_NODE_ENVIRONMENT
 from labplan.model import IPVLAN_MODES, MACVLAN_MODES, NAMESPACE_KINDS
 from labplan.ops import (
     CGROUP_KEYS,
@@ -316,6 +317,8 @@ def _pairs(value: object) -> list[tuple[str, str]]:
 
 
 def _environment(value: object) -> tuple[tuple[str, str], ...]:
+    if len(_list(value)) > MAX_NODE_ENVIRONMENT:
+        raise Invalid(f"a node has at most {MAX_NODE_ENVIRONMENT} environment variables")
     pairs = _pairs(value)
     for name, _ in pairs:
         if not ENV_NAME_RE.fullmatch(name):
@@ -332,8 +335,11 @@ def _hosts_lines() -> Callable[[object], tuple[tuple[str, str], ...]]:
     address, name = _ip_address(any_version=False), pattern(HOSTNAME_RE, "a host name")
 
     def check(value: object) -> tuple[tuple[str, str], ...]:
+        items = _list(value)
+        if len(items) > MAX_HOSTS_LINES:
+            raise Invalid(f"a node's /etc/hosts has at most {MAX_HOSTS_LINES:,} lines")
         lines = []
-        for item in _list(value):
+        for item in items:
             line = tuple(item) if isinstance(item, list | tuple) else None
             if line not in accepted:
                 if line is None or len(line) != 2:

@@ -120,7 +120,10 @@ def _map(field: Field) -> Schema:
 
 def _list(field: Field) -> Schema:
     assert field.item is not None
-    return {"type": "array", "items": _field(field.item)}
+    schema: Schema = {"type": "array", "items": _field(field.item)}
+    if field.max_items is not None:
+        schema["maxItems"] = field.max_items
+    return schema
 
 
 _IFNAME: Schema = {"type": "string", "pattern": IFNAME_PATTERN, "not": {"enum": ["lo", ".", ".."]}}

@@ -10,7 +10,7 @@ from __future__ import annotations
 import ipaddress
 import math
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sized
 from typing import Final
 
 from labplan.errors import FieldError
@@ -128,11 +128,7 @@ class Checker:
                 f"{show_value(value)} is not a mapping of {field.key.name} to {field.item.name}",
             )
             return INVALID
-        if field.max_items is not None and len(value) > field.max_items:
-            self.error(
-                path,
-                f"a lab has at most {field.max_items:,} {field.name}; this one has {len(value):,}",
-            )
+        if self._too_many(field, value, path):
             return INVALID
         result: dict[str, object] = {}
         for key, item in value.items():
@@ -154,7 +150,20 @@ class Checker:
         if not isinstance(value, list | tuple):
             self.error(path, f"{show_value(value)} is not a list")
             return INVALID
+        if self._too_many(field, value, path):
+            return INVALID
         return [self.check(field.item, item, join(path, i)) for i, item in enumerate(value)]
+
+    def _too_many(self, field: Field, value: Sized, path: str) -> bool:
+        """Past its bound, a map or list is refused whole, before any item costs a check."""
+        if field.max_items is None or len(value) <= field.max_items:
+            return False
+        what = field.label or field.name
+        self.error(
+            path,
+            f"{field.scope} has at most {field.max_items:,} {what}; this one has {len(value):,}",
+        )
+        return True
 
 
 # -- scalar kinds -----------------------------------------------------------------

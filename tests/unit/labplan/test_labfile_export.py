@@ -9,8 +9,7 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from labfile_strategies import labfiles
 
-from labplan.errors import FieldError
-from labplan.labfile import admin_requirements, dump, dumps, load, validate
+from labplan.labfile import dump, dumps, load, validate
 
 
 def test_the_export_shows_every_default(tree: dict[str, Any]) -> None:
@@ -96,26 +95,6 @@ def test_dumps_writes_indented_json(campus_yaml: str) -> None:
     text = dumps(lab, fmt="json")
     assert text.startswith('{\n  "labfile": 1,\n  "name": "campus",')
     assert json.loads(text) == dump(lab)
-
-
-def test_admin_requirements_name_privileged_nodes_and_host_parents(
-    tree: dict[str, Any],
-) -> None:
-    tree["networks"]["wan"] = {
-        "driver": "macvlan",
-        "subnet": "10.30.0.0/24",
-        "parent": "host:dummy0",
-    }
-    tree["networks"]["l2"] = {"driver": "ipvlan", "subnet": "10.40.0.0/24", "parent": "lan"}
-    tree["nodes"]["db"]["privileged"] = True
-    assert admin_requirements(validate(tree)) == [
-        FieldError("networks.wan.parent", "only an admin may use a host interface as parent"),
-        FieldError("nodes.db.privileged", "only an admin may run a privileged node"),
-    ]
-
-
-def test_an_ordinary_lab_needs_no_admin(campus_yaml: str) -> None:
-    assert admin_requirements(load(campus_yaml)) == []
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])

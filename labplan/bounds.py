@@ -1,0 +1,211 @@
+"""Bounds on what one lab makes in the kernel, so a labfile of at most 1 MiB cannot ask a
+host for 100,000 veths.
+
+Each bound is declared here once. The per-item ones (a node's networks, routes, variables
+and throttles) are `max_items` of `labplan.fields` tables; the lab-wide ones are checked
+here on a normalised labfile (`lab_errors`) and on a plan (`plan_errors`), which count
+kernel objects the same way: the validator, the compiler and an agent decoding a plan
+all refuse what the others would.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import astuple, dataclass, fields
+
+from labplan.errors import FieldError
+from labplan.model import ADDRESSED_DRIVERS, Labfile
+from labplan.ops import (
+    AddAddress,
+    AddFdbEntry,
+    AddRoute,
+    CreateBridge,
+    CreateCgroup,
+    CreateIpvlan,
+    CreateMacvlan,
+    CreateNetns,
+    CreateVethPair,
+    CreateVxlan,
+    IsolateBridge,
+    Op,
+    Plan,
+    SetCgroupLimit,
+    SetNat,
+    SetShaping,
+    SpawnNode,
+)
+
+MAX_NODES = 1000  # also what kernel names have room for (`labplan.naming.MAX_INDEX`)
+MAX_NETWORKS = 1000
+MAX_NODE_NETWORKS = 64  # networks one node attaches to: eth0 .. eth63
+MAX_NODE_ROUTES = 256
+MAX_NODE_ENVIRONMENT = 256  # variables
+MAX_NODE_IO = 16  # io throttles, one per block device
+MAX_ATTACHMENTS = 4000  # node-network pairs of a lab: each a veth, macvlan or ipvlan link
+MAX_KERNEL_OBJECTS = 20_000
+# A node's /etc/hosts: every addressed node of the lab, localhost and its own hostname.
+MAX_HOSTS_LINES = MAX_NODES + 2
+# Every kernel object is made by one op; besides those, a plan sets each link and each
+# netns's lo up and attaches each veth pair (2 links) to a bridge: at most 2.5 ops per
+# object, so no plan of a lab within the bounds holds more.
+MAX_PLAN_OPS = MAX_KERNEL_OBJECTS * 5 // 2
+
+
+@dataclass(frozen=True)
+class KernelObjects:
+    """What a lab or a plan makes in the kernel, by kind. Cgroup limits are files
+    written, not objects, but each is one more write the agent does as root."""
+
+    links: int = 0  # bridges, vxlans, both ends of each veth, macvlan and ipvlan links
+    netns: int = 0
+    cgroups: int = 0
+    cgroup_limits: int = 0
+    addresses: int = 0
+    routes: int = 0
+    qdiscs: int = 0  # shaping of one link
+    fdb_entries: int = 0
+    firewall_rules: int = 0  # NAT out of a network, or its isolation
+    processes: int = 0  # node inits
+
+    @property
+    def total(self) -> int:
+        return sum(astuple(self))
+
+    def breakdown(self) -> str:
+        """`links 2,001, netns 1,000, ...`: the kinds it has, the largest first."""
+        counts = [(getattr(self, f.name), f.name.replace("_", " ")) for f in fields(self)]
+        ranked = sorted((c for c in counts if c[0]), key=lambda c: -c[0])
+        return ", ".join(f"{name} {count:,}" for count, name in ranked)
+
+
+# --- a normalised labfile ----------------------------------------------------------------
+
+
+def lab_objects(lab: Labfile) -> KernelObjects:
+    """The kernel objects `lab` makes deployed on one host: what `compile_plan` returns
+    for it, counted without compiling (a test keeps the two equal)."""
+    drivers = {n.name: n.driver for n in lab.networks}
+    shaped = {n.name for n in lab.networks if n.shaping is not None}
+    members: set[str] = set()
+    links = netns = limits = addresses = routes = qdiscs = 0
+    for node in lab.nodes:
+        given = node.limits
+        settings = (given.cpus, given.cpu_weight, given.memory, given.memory_swap)
+        limits += sum(v is not None for v in (*settings, given.pids, given.io_weight))
+        limits += len(given.io)
+        members.update(a.network for a in node.networks)
+        if any(drivers[a.network] == "host" for a in node.networks):
+            continue  # in the host's netns: nothing of the network is the lab's
+        netns += 1
+        routes += len(node.routes)
+        for attachment in node.networks:
+            driver = drivers[attachment.network]
+            if driver in ADDRESSED_DRIVERS:
+                links += 2 if driver in ("bridge", "overlay") else 1
+                if attachment.ipv4 is not None:
+                    addresses += 1
+                    qdiscs += attachment.network in shaped
+    firewall = 0
+    for network in lab.networks:
+        if network.driver == "bridge" or (network.driver == "overlay" and network.name in members):
+            links += 1 if network.driver == "bridge" else 2  # an overlay's bridge and vxlan
+            gateway = network.gateway is not None and network.subnet is not None
+            addresses += gateway
+            firewall += network.subnet is not None and (network.internal or gateway)
+    nodes = len(lab.nodes)
+    return KernelObjects(
+        links=links,
+        netns=netns,
+        # The deployment's own cgroup, parent of its nodes'.
+        cgroups=nodes + 1 if nodes else 0,
+        cgroup_limits=limits,
+        addresses=addresses,
+        routes=routes,
+        qdiscs=qdiscs,
+        firewall_rules=firewall,
+        processes=nodes,
+    )
+
+
+def lab_errors(lab: Labfile) -> list[FieldError]:
+    """The lab-wide bounds `lab` passes over: attachments, then kernel objects."""
+    errors = []
+    attachments = sum(len(node.networks) for node in lab.nodes)
+    if attachments > MAX_ATTACHMENTS:
+        errors.append(
+            FieldError(
+                "nodes",
+                f"the lab attaches nodes to networks {attachments:,} times (each is a veth, "
+                f"macvlan or ipvlan link); at most {MAX_ATTACHMENTS:,}",
+            )
+        )
+    made = lab_objects(lab)
+    if made.total > MAX_KERNEL_OBJECTS:
+        errors.append(
+            FieldError(
+                "nodes",
+                f"the lab makes {made.total:,} kernel objects ({made.breakdown()}); "
+                f"at most {MAX_KERNEL_OBJECTS:,}",
+            )
+        )
+    return errors
+
+
+# --- a plan ------------------------------------------------------------------------------
+
+# The kind of kernel object each op makes, and how many.
+_OP_OBJECTS: dict[type[Op], tuple[str, int]] = {
+    CreateNetns: ("netns", 1),
+    CreateCgroup: ("cgroups", 1),
+    SetCgroupLimit: ("cgroup_limits", 1),
+    CreateBridge: ("links", 1),
+    CreateVethPair: ("links", 2),
+    CreateMacvlan: ("links", 1),
+    CreateIpvlan: ("links", 1),
+    CreateVxlan: ("links", 1),
+    AddAddress: ("addresses", 1),
+    AddRoute: ("routes", 1),
+    SetShaping: ("qdiscs", 1),
+    AddFdbEntry: ("fdb_entries", 1),
+    SetNat: ("firewall_rules", 1),
+    IsolateBridge: ("firewall_rules", 1),
+    SpawnNode: ("processes", 1),
+}
+
+
+def ops_objects(ops: Iterable[Op]) -> KernelObjects:
+    """The kernel objects `ops` make (setting a link up or attaching it makes none)."""
+    by_type: dict[type[Op], int] = {}
+    for op in ops:
+        by_type[type(op)] = by_type.get(type(op), 0) + 1
+    counts: dict[str, int] = {}
+    for op_type, count in by_type.items():
+        if op_type in _OP_OBJECTS:
+            kind, each = _OP_OBJECTS[op_type]
+            counts[kind] = counts.get(kind, 0) + count * each
+    return KernelObjects(**counts)
+
+
+def ops_count_error(count: int) -> FieldError | None:
+    """Checked before any op is looked at: a plan no lab within the bounds compiles to."""
+    if count <= MAX_PLAN_OPS:
+        return None
+    return FieldError(
+        "hosts", f"the plan holds {count:,} operations on its hosts; at most {MAX_PLAN_OPS:,}"
+    )
+
+
+def plan_errors(plan: Plan) -> list[FieldError]:
+    """The bounds the plan passes over, counted on all its hosts together."""
+    error = ops_count_error(sum(len(host.ops) for host in plan.hosts))
+    made = ops_objects(op for host in plan.hosts for op in host.ops)
+    errors = [error] if error else []
+    if made.total > MAX_KERNEL_OBJECTS:
+        errors.append(
+            FieldError(
+                "hosts",
+                f"the plan makes {made.total:,} kernel objects on its hosts "
+                f"({made.breakdown()}); at most {MAX_KERNEL_OBJECTS:,}",
+            )
+        )
+    return errors
