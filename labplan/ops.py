@@ -183,6 +183,18 @@ class IsolateBridge(Op):
 
 
 @dataclass(frozen=True)
+class GuardBridge(Op):
+    """The host is out of reach from `bridge`: of what enters the host from it, only echo
+    requests to `gateway` (the bridge's address on this host) and replies to the host's
+    own traffic are delivered. A bridge that holds no gateway on this host (`gateway`
+    None) is not routed either: nothing is forwarded into or out of it."""
+
+    kind: ClassVar[str] = "guard_bridge"
+    bridge: str
+    gateway: str | None
+
+
+@dataclass(frozen=True)
 class SetShaping(Op):
     kind: ClassVar[str] = "set_shaping"
     netns: str | None
@@ -228,6 +240,7 @@ OP_TYPES: tuple[type[Op], ...] = (
     AddRoute,
     SetNat,
     IsolateBridge,
+    GuardBridge,
     SetShaping,
     SpawnNode,
 )
