@@ -21,6 +21,9 @@ def kernel_executor(
     for the host (a simulated host); by default it is the agent's own."""
     directory = data_dir or config.data_dir()
     directory.mkdir(parents=True, exist_ok=True)
+    # Journals, jobs, the host key and the nodes' files: root's alone (a node's root is
+    # an unprivileged uid on the host, and must not even look inside).
+    directory.chmod(0o700)
     lminit = lminit_path(directory)
     # Node inits are re-parented to the agent, which reaps them at once (PERF.md).
     syscalls.set_child_subreaper()

@@ -35,11 +35,12 @@ from typing import Any, Protocol
 
 import redis
 
-from labplan import naming, ops
-from workers.celery_app import CONTROL_QUEUE, redis_client_url, redis_url
+from labplan import envelope, naming, ops
+from workers.celery_app import redis_client_url, redis_url
 from workers.executor import ApplyError, decode
 from workers.kernel import syscalls
 from workers.kernel.cgroups import Cgroups
+from workers.kernel.processes import start_time
 from workers.reports import Send
 
 log = logging.getLogger("labmgr.agent")
@@ -318,9 +319,11 @@ class CaptureRefused(Exception):
 
 @dataclass(frozen=True)
 class Target:
-    """Where tcpdump runs: the node's init (its network namespace) and cgroup."""
+    """Where tcpdump runs: the node's init (its network namespace), named by its pid and
+    start time (clock ticks after boot), and cgroup."""
 
     pid: int
+    start: int
     cgroup_procs: tuple[Path, ...]
     interfaces: tuple[str, ...]
 
@@ -330,18 +333,24 @@ Enter = Callable[[Target], Callable[[], None] | None]
 
 def enter_node(target: Target) -> Callable[[], None]:
     """A pre-exec function moving the child into the node's cgroup and network namespace
-    (only those: tcpdump and its file stay the host's)."""
-    netns = f"/proc/{target.pid}/ns/net"
+    (only those: tcpdump and its file stay the host's).
+
+    A pidfd pins the process the pid names; its start time must be the init's (so it is
+    the init: the pid was never free in between), and setns on the pidfd enters that very
+    process's namespace, or fails once it has exited. A process that reused the pid of a
+    gone init is never entered: the child fails before tcpdump runs."""
 
     def enter() -> None:
-        for procs in target.cgroup_procs:
-            with open(procs, "w") as handle:
-                handle.write(str(os.getpid()))
-        fd = os.open(netns, os.O_RDONLY)
+        pidfd = os.pidfd_open(target.pid)
         try:
-            syscalls.setns(fd, syscalls.CLONE_NEWNET)
+            if start_time(target.pid) != target.start:
+                raise ProcessLookupError(f"the init of pid {target.pid} is gone")
+            for procs in target.cgroup_procs:
+                with open(procs, "w") as handle:
+                    handle.write(str(os.getpid()))
+            syscalls.setns(pidfd, syscalls.CLONE_NEWNET)
         finally:
-            os.close(fd)
+            os.close(pidfd)
 
     return enter
 
@@ -561,6 +570,7 @@ def node_target(journal: Journal, token: str, node: str) -> Target | None:
         return None
     return Target(
         pid=record.nodes[node].pid,
+        start=record.nodes[node].start,
         cgroup_procs=tuple(Cgroups().procs_files(spawn.cgroup)),
         interfaces=interfaces_in(plan.ops, spawn.netns),
     )
@@ -596,6 +606,9 @@ def capture_start(
     )
     if target is None:
         return {"ok": False, "field": "node", "error": f"no running node {node!r} in {token}"}
+    if start_time(target.pid) != target.start:  # enter_node checks again, by pidfd
+        error = f"node {node!r} of {token} is not running: its init is gone"
+        return {"ok": False, "field": "node", "error": error}
     request = Request(capture, token, node, interface, filter, int(max_bytes), float(max_seconds))
     try:
         captures.start(request, target)
@@ -621,13 +634,26 @@ def capture_stop(captures: Captures, *, capture: str) -> None:
         )
 
 
-def register(app: Any, agent: AgentLike, captures: Captures | None = None) -> Captures:
-    """Bind the capture jobs to `app` under the names of docs/messages.md."""
+class Guard(Protocol):
+    """Opens a capture job's message (workers.tasks.Inbox): its verified arguments and
+    envelope, or None when it is refused."""
+
+    def open(self, task: str, request_id: str | None, kwargs: dict[str, Any]) -> Any: ...
+    def once(self, task: str, request_id: str | None, kwargs: dict[str, Any]) -> Any: ...
+    def answer(self, task: str, request_id: str, value: Any) -> dict[str, Any]: ...
+
+
+def register(
+    app: Any,
+    agent: AgentLike,
+    *,
+    inbox: Guard,
+    progress: Send,
+    captures: Captures | None = None,
+) -> Captures:
+    """Bind the capture jobs to `app` under the names of docs/messages.md; `progress`
+    sends the frequent reports that a newer one soon replaces (no retry)."""
     if captures is None:
-
-        def progress(task: str, kwargs: dict[str, Any]) -> None:
-            app.send_task(task, kwargs=kwargs, queue=CONTROL_QUEUE, retry=False)
-
         captures = Captures(
             agent.executor.data_dir, agent.send, RedisUpload(redis_url()), progress=progress
         )
@@ -637,10 +663,21 @@ def register(app: Any, agent: AgentLike, captures: Captures | None = None) -> Ca
     journal = agent.executor.journal
 
     def start(self: Any, **kwargs: Any) -> dict[str, Any]:
-        return capture_start(running, journal, **kwargs)
+        name = "labmgr.agent.capture_start"
+        opened = inbox.once(name, self.request.id, kwargs)
+        if opened is None:
+            return {"refused": "the agent refused the message (see its log)"}
+        arguments = opened[0]
+        if not envelope.STREAM_ID_RE.fullmatch(str(arguments.get("capture", ""))):
+            value = {"ok": False, "field": "capture", "error": "not an unguessable capture id"}
+        else:
+            value = capture_start(running, journal, **arguments)
+        return inbox.answer(name, self.request.id, value)
 
     def stop(self: Any, **kwargs: Any) -> None:
-        capture_stop(running, **kwargs)
+        opened = inbox.once("labmgr.agent.capture_stop", self.request.id, kwargs)
+        if opened is not None:
+            capture_stop(running, **opened[0])
 
     app.task(name="labmgr.agent.capture_start", bind=True)(start)
     app.task(name="labmgr.agent.capture_stop", bind=True, ignore_result=True)(stop)

@@ -22,7 +22,7 @@ import tty
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-from labplan import codec, labfile, naming, ops
+from labplan import codec, envelope, labfile, naming, ops
 from labplan.compiler import compile_plan
 from labplan.errors import LabfileError
 from workers import config
@@ -30,7 +30,7 @@ from workers import facts as host_facts
 from workers.agent import kernel_executor
 from workers.executor import ApplyError, ApplyResult, Executor, Step
 from workers.kernel.cgroups import Cgroups
-from workers.kernel.processes import Processes
+from workers.kernel.processes import NodeProcess, Processes, alive
 
 
 def _print_step(step: Step) -> None:
@@ -108,8 +108,10 @@ def cmd_status(args: argparse.Namespace) -> int:
     return 0
 
 
-def node_spawn(executor: Executor, token: str, node: str) -> tuple[int, ops.SpawnNode] | None:
-    """The running init's pid and the spawn op of a node of a deployment."""
+def node_spawn(
+    executor: Executor, token: str, node: str
+) -> tuple[NodeProcess, ops.SpawnNode] | None:
+    """A node's init as the journal knows it (pid and start time) and its spawn op."""
     record = executor.journal.read(token)
     if record is None or node not in record.nodes:
         return None
@@ -119,7 +121,7 @@ def node_spawn(executor: Executor, token: str, node: str) -> tuple[int, ops.Spaw
         if host_plan
         else None
     )
-    return (record.nodes[node].pid, spawn) if spawn else None
+    return (record.nodes[node], spawn) if spawn else None
 
 
 def cmd_exec(args: argparse.Namespace) -> int:
@@ -129,14 +131,17 @@ def cmd_exec(args: argparse.Namespace) -> int:
     if found is None:
         print(f"no running node {args.node!r} in {args.name!r}", file=sys.stderr)
         return 1
-    pid, spawn = found
+    init, spawn = found
+    if not alive(init):  # lminit checks again as it enters, by pidfd
+        print(f"node {args.node!r} of {args.name!r} is not running: its init is gone", file=sys.stderr)
+        return 1
     env = {"HOSTNAME": spawn.hostname, **dict(spawn.environment)}
     processes = Processes(executor.data_dir / "bin" / "lminit", executor.data_dir)
     procs = Cgroups().procs_files(spawn.cgroup)
     if not args.command:
-        master, shell = processes.shell(pid, procs, env, controlling_tty=True)
+        master, shell = processes.shell(init, procs, env, controlling_tty=True)
         return relay_terminal(master, shell)
-    return subprocess.call(processes.exec_argv(pid, procs, args.command, env))
+    return subprocess.call(processes.exec_argv(init, procs, args.command, env))
 
 
 def _copy_window_size(source: int, target: int) -> None:
@@ -221,6 +226,22 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_key_set(args: argparse.Namespace) -> int:
+    """Install the host key an admin got from labmgr when registering this host."""
+    from workers import keys
+
+    text = sys.stdin.readline()
+    try:
+        key = envelope.parse_key(text)
+    except ValueError as exc:
+        print(f"no key installed: {exc} (give it on standard input)", file=sys.stderr)
+        return 2
+    path = keys.key_path(config.data_dir())
+    keys.write_key(path, key)
+    print(f"host key installed in {path}; restart the agent to use it")
+    return 0
+
+
 def cmd_agent(args: argparse.Namespace) -> int:
     from workers.service import main as serve  # Celery is needed only here
 
@@ -250,6 +271,10 @@ def parser() -> argparse.ArgumentParser:
     w = sub.add_parser("sweep", help="remove every labmgr object no live deployment owns")
     w.add_argument("--keep", nargs="*", default=[], help="tokens of live deployments")
     w.set_defaults(run=cmd_sweep)
+    k = sub.add_parser("key", help="the host key the agent signs and checks messages with")
+    k.add_subparsers(dest="key_command", required=True).add_parser(
+        "set", help="install the key labmgr gave when this host was registered (stdin)"
+    ).set_defaults(run=cmd_key_set)
     g = sub.add_parser("agent", help="serve this host's queue (REDIS_URL, LABMGR_AGENT_HOST)")
     g.set_defaults(run=cmd_agent)
     return p

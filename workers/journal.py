@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -71,8 +72,11 @@ class Journal:
     def append(self, token: str, entry: dict[str, Any]) -> None:
         stream = self._open.get(token)
         if stream is None:
-            self.directory.mkdir(parents=True, exist_ok=True)
-            stream = self._open[token] = self.path(token).open("a", encoding="utf-8")
+            # Only root reads a journal: it holds the tenant's plan (commands, environment).
+            self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+            flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC
+            fd = os.open(self.path(token), flags, 0o600)
+            stream = self._open[token] = os.fdopen(fd, "a", encoding="utf-8")
         stream.write(json.dumps(entry, separators=(",", ":")) + "\n")
         stream.flush()
 

@@ -15,6 +15,7 @@ import logging
 from typing import TYPE_CHECKING
 
 from labplan import naming, ops
+from labplan.envelope import Refused
 from workers.executor import Executor
 
 if TYPE_CHECKING:
@@ -26,24 +27,44 @@ RERUN = ("apply", "destroy", "check", "sweep")  # an exec's caller gave up long 
 
 
 def reconcile_on_start(agent: Agent) -> list[str]:
-    """Finish every job and apply a crash left half-done; what was done, as lines."""
+    """Finish every job and apply a crash left half-done; what was done, as lines.
+
+    A kept job runs again only while the control plane still vouches for it: its
+    message must still open with this host's key and be fresh (an agent restarted under
+    another install, whose key differs, or long after, drops it). What a dropped apply
+    left half-built is removed, as a failed apply's rollback would have."""
     done: list[str] = []
+    dropped: set[str] = set()
     agent.jobs.prune()
     for task_id, entry in agent.jobs.started():
         job, kwargs = str(entry.get("job")), dict(entry.get("kwargs") or {})
-        if job in RERUN:
-            log.info("reconcile: running %s %s again after a restart", job, task_id)
-            agent.run(task_id, job, kwargs)
-            done.append(f"{job} {task_id} run again")
-        else:
+        if job not in RERUN:
             agent.jobs.finish(task_id, [], {"exit": -1, "stdout": "", "stderr": "agent restarted"})
+            continue
+        signed = entry.get("signed")
+        if agent.signer is not None:
+            try:
+                kwargs = agent.signer.open(f"labmgr.agent.{job}", signed, task_id).kwargs
+            except Refused as exc:
+                log.warning("reconcile: %s %s is not run again: %s", job, task_id, exc)
+                agent.jobs.finish(task_id, [], None)
+                if job == "apply" and (token := _token_of(kwargs)) is not None:
+                    dropped.add(token)
+                done.append(f"{job} {task_id} not run again: {exc}")
+                continue
+        log.info("reconcile: running %s %s again after a restart", job, task_id)
+        agent.run(task_id, job, kwargs, signed if isinstance(signed, dict) else None)
+        done.append(f"{job} {task_id} run again")
     for token in agent.executor.journal.tokens():
         record = agent.executor.journal.read(token)
         deployment = naming.deployment_from_token(token)
         if record is None or record.state == "applied" or deployment is None:
             continue
-        if "plan" not in record.header:
-            agent.executor.destroy(token)  # a journal cut before its header: nothing to keep
+        if "plan" not in record.header or token in dropped:
+            # A journal cut before its header, or the half of an apply nobody wants now.
+            agent.executor.destroy(token)
+            if token in dropped:
+                done.append(f"{token} removed: its apply is not run again")
             continue
         log.info("reconcile: converging %s, left %s", token, record.state)
         kwargs = {
@@ -55,6 +76,11 @@ def reconcile_on_start(agent: Agent) -> list[str]:
         agent.run(None, "apply", kwargs)
         done.append(f"apply {token} converged")
     return done
+
+
+def _token_of(kwargs: dict[str, object]) -> str | None:
+    deployment = kwargs.get("deployment")
+    return naming.deployment_token(deployment) if isinstance(deployment, int) else None
 
 
 def drift(executor: Executor, plan: ops.HostPlan) -> tuple[list[str], list[str]]:

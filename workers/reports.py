@@ -177,6 +177,15 @@ class StepGroups:
         self.reporter.step(self.deployment, seq, total, name, target, status, message, seconds)
 
 
+def write_private(path: Path, text: str) -> None:
+    """Write a file only root reads (0600), in a directory only root enters (0700):
+    jobs and journals hold tenants' plans, commands and output."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as stream:
+        stream.write(text)
+
+
 class JobLog:
     """`<data>/jobs/<task id>.json`: a job's name, arguments, state and reports. A job
     found "started" was cut by a crash and is run again on start; one found "done" is
@@ -197,14 +206,23 @@ class JobLog:
         return data if isinstance(data, dict) else None
 
     def _write(self, task_id: str, data: dict[str, Any]) -> None:
-        self.directory.mkdir(parents=True, exist_ok=True)
         path = self._path(task_id)
         scratch = path.with_suffix(".tmp")
-        scratch.write_text(json.dumps(data, separators=(",", ":")))
+        write_private(scratch, json.dumps(data, separators=(",", ":")))
         os.replace(scratch, path)  # never a half-written record
 
-    def start(self, task_id: str, job: str, kwargs: dict[str, Any]) -> None:
-        self._write(task_id, {"job": job, "kwargs": kwargs, "state": "started"})
+    def start(
+        self,
+        task_id: str,
+        job: str,
+        kwargs: dict[str, Any],
+        signed: dict[str, Any] | None = None,
+    ) -> None:
+        """Record a job as started, with the message it came in when it came signed."""
+        record: dict[str, Any] = {"job": job, "kwargs": kwargs, "state": "started"}
+        if signed is not None:
+            record["signed"] = signed
+        self._write(task_id, record)
 
     def finish(self, task_id: str, reports: list[Report], value: Any = None) -> None:
         record = self.read(task_id) or {}
@@ -224,13 +242,12 @@ class JobLog:
 
     def next_job(self, token: str) -> int:
         """1 for a deployment's first job on this host, then 2, 3, ..."""
-        self.directory.mkdir(parents=True, exist_ok=True)
         path = self.directory / f"{token}.seq"
         with contextlib.suppress(FileNotFoundError, ValueError):
             number = int(path.read_text()) + 1
-            path.write_text(str(number))
+            write_private(path, str(number))
             return number
-        path.write_text("1")
+        write_private(path, "1")
         return 1
 
     def forget(self, token: str) -> None:

@@ -25,9 +25,9 @@ from workers.agent import kernel_executor
 from workers.celery_app import host_queue, host_slug, make_app, redis_url
 from workers.executor import Executor
 from workers.kernel import syscalls
+from workers.keys import NoKey, Signer, key_path
 from workers.metrics import MetricsLoop, Sampler
 from workers.reconcile import reconcile_on_start
-from workers.reports import Send
 from workers.tasks import Agent, celery_send, register
 from workers.terminal import Terminals
 
@@ -92,22 +92,6 @@ class Heartbeat(threading.Thread):
         self.stopping.set()
 
 
-# Reports about a deployment that name the host they come from: a lab placed on several
-# hosts is RUNNING once each host's agent reported its part (docs/messages.md).
-HOST_REPORTS = frozenset(
-    {"labmgr.control.deployment_step", "labmgr.control.deployment_result", "labmgr.control.drift"}
-)
-
-
-def from_host(send: Send, host: str) -> Send:
-    """`send` that adds `host` (the slug) to the deployment reports of this agent."""
-
-    def send_from_host(task: str, kwargs: dict[str, Any]) -> None:
-        send(task, {**kwargs, "host": host} if task in HOST_REPORTS else kwargs)
-
-    return send_from_host
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(
         level=os.environ.get("LABMGR_AGENT_LOG_LEVEL", "INFO"),
@@ -119,9 +103,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     underlay = config.underlay()  # a bad value stops the agent here, with the reason
     app = make_app(url, host)
     executor = kernel_executor(root_netns=config.root_netns())
+    try:
+        signer = Signer(key_path(executor.data_dir), slug)
+    except NoKey as exc:
+        log.error(
+            "%s. The agent acts only on messages signed with its host's key: an admin "
+            "registers host %r in labmgr (`python manage.py host_register %s`, or Hosts in "
+            "the admin) and installs the key it gives here: "
+            "`python -m workers key set < KEYFILE` as root.",
+            exc,
+            slug,
+            slug,
+        )
+        return 2
     terminals = Terminals(url, executor.data_dir)
-    agent = Agent(executor, from_host(celery_send(app), slug), host, terminals=terminals)
-    register(app, agent)
+    agent = Agent(executor, celery_send(app, signer), host, terminals=terminals, signer=signer)
+    register(app, agent, signer)
     log.info(
         "agent of host %r (queue %s, underlay %s), data in %s",
         host,
@@ -131,7 +128,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     for line in reconcile_on_start(agent):
         log.info("reconcile: %s", line)
-    quick = celery_send(app, retry=False)  # a lost heartbeat or batch is replaced soon
+    quick = celery_send(app, signer, retry=False)  # a lost heartbeat or batch is replaced soon
     threads: list[Heartbeat | MetricsLoop] = [
         Heartbeat(executor, quick, slug),
         MetricsLoop(Sampler(executor.data_dir / "journal"), quick, slug),

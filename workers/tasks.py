@@ -4,7 +4,9 @@ redeploy), destroy, check, exec, sweep, terminal_open.
 `Agent` holds the executor and the `send` seam; each job runs under one lock (kernel
 changes on a host are strictly serial) and is recorded in the `JobLog` by task id, so a
 duplicate delivery re-sends the recorded reports and changes nothing. `register` binds
-the jobs to a Celery app by their explicit names.
+the jobs to a Celery app by their explicit names; every message is opened with the
+host's key first (workers.keys), and one that is not signed for this host and task, is
+stale, or came again after it was done, is refused before it reaches a job.
 """
 
 from __future__ import annotations
@@ -15,7 +17,8 @@ import threading
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from labplan import naming, ops
+from labplan import envelope, naming, ops
+from labplan.envelope import Refused
 from workers import capture, config
 from workers.diff import HostDiff, diff, prune
 from workers.executor import (
@@ -28,7 +31,8 @@ from workers.executor import (
     decode_budget,
 )
 from workers.kernel.cgroups import Cgroups
-from workers.kernel.processes import Processes
+from workers.kernel.processes import NodeProcess, Processes, alive
+from workers.keys import Signer, new_id
 from workers.reconcile import drift
 from workers.reports import JobLog, Reporter, Send, StepGroups
 
@@ -39,7 +43,9 @@ Observe = Callable[[NodeReport], list[dict[str, Any]]]
 
 
 class Terminals(Protocol):
-    def open(self, session: str, pid: int, spawn: ops.SpawnNode, cols: int, rows: int) -> None: ...
+    def open(
+        self, session: str, init: NodeProcess, spawn: ops.SpawnNode, cols: int, rows: int
+    ) -> None: ...
     def close_token(self, token: str) -> None: ...
 
 
@@ -64,12 +70,16 @@ class Agent:
         host: str | None = None,
         observe: Observe = observe_node,
         terminals: Terminals | None = None,
+        signer: Signer | None = None,
     ) -> None:
         self.executor = executor
         self.send = send
         self.host = host or config.host_name()
         self.observe = observe
         self.terminals = terminals
+        # None only where no broker is involved (jobs driven in-process); then a job cut
+        # by a crash is run again as recorded.
+        self.signer = signer
         self.jobs = JobLog(executor.data_dir / "jobs")
         self.lock = threading.Lock()
         self._jobs: dict[str, Callable[..., Any]] = {
@@ -82,8 +92,16 @@ class Agent:
 
     # --- running a job once ---------------------------------------------------------------
 
-    def run(self, task_id: str | None, job: str, kwargs: dict[str, Any]) -> Any:
-        """Run a job, or answer a duplicate delivery of a finished one from the log."""
+    def run(
+        self,
+        task_id: str | None,
+        job: str,
+        kwargs: dict[str, Any],
+        signed: dict[str, Any] | None = None,
+    ) -> Any:
+        """Run a job, or answer a duplicate delivery of a finished one from the log.
+        `signed`: the message it came in, kept with the job so that a restart runs it
+        again only while the control plane's signature still holds."""
         record = self.jobs.read(task_id) if task_id else None
         if record is not None and record.get("state") == "done":
             log.info("%s %s delivered again: reporting its result again", job, task_id)
@@ -92,7 +110,7 @@ class Agent:
             return record.get("value")
         with self.lock:
             if task_id:
-                self.jobs.start(task_id, job, kwargs)
+                self.jobs.start(task_id, job, kwargs, signed)
             reporter = Reporter(self.send)
             try:
                 value = self._jobs[job](reporter, **kwargs)
@@ -233,8 +251,10 @@ class Agent:
 
     # --- exec and terminals ---------------------------------------------------------------
 
-    def node(self, token: str, node: str) -> tuple[int, ops.SpawnNode] | None:
-        """The running init's pid and the spawn op of a node of a deployment."""
+    def node(self, token: str, node: str) -> tuple[NodeProcess, ops.SpawnNode] | None:
+        """A node's init as the journal knows it (pid and start time: whether it still
+        runs is `alive`'s to say) and its spawn op, None if the deployment has no such
+        node here."""
         record = self.executor.journal.read(token)
         if record is None or node not in record.nodes:
             return None
@@ -243,7 +263,7 @@ class Agent:
             return None
         for op in host_plan.ops:
             if isinstance(op, ops.SpawnNode) and op.node == node:
-                return record.nodes[node].pid, op
+                return record.nodes[node], op
         return None
 
     def _exec(
@@ -258,12 +278,15 @@ class Agent:
         found = self.node(token, node) if token == naming.deployment_token(deployment) else None
         if found is None:
             return {"exit": 127, "stdout": "", "stderr": f"no running node {node!r} in {token}"}
-        pid, spawn = found
+        init, spawn = found
+        if not alive(init):  # lminit checks again as it enters, by pidfd
+            gone = f"node {node!r} of {token} is not running: its init is gone\n"
+            return {"exit": 127, "stdout": "", "stderr": gone}
         processes = Processes(self.executor.data_dir / "bin" / "lminit", self.executor.data_dir)
         env = {"HOSTNAME": spawn.hostname, **dict(spawn.environment)}
         try:
             done = processes.run(
-                pid, Cgroups().procs_files(spawn.cgroup), argv, env, timeout=timeout
+                init, Cgroups().procs_files(spawn.cgroup), argv, env, timeout=timeout
             )
         except subprocess.TimeoutExpired as exc:
             return {
@@ -275,8 +298,8 @@ class Agent:
 
     def terminal_open(self, session: str, token: str, node: str, cols: int, rows: int) -> bool:
         found = self.node(token, node)
-        if found is None or self.terminals is None:
-            log.warning("terminal %s: no running node %r in %s", session, node, token)
+        if found is None or self.terminals is None or not alive(found[0]):
+            log.warning("terminal %s: node %r of %s is not running", session, node, token)
             return False
         self.terminals.open(session, found[0], found[1], cols, rows)
         return True
@@ -289,12 +312,58 @@ def _text(data: bytes | str | None) -> str:
     return raw[:MAX_OUTPUT].decode(errors="replace")
 
 
-def register(app: Any, agent: Agent) -> None:
-    """Bind the jobs to `app` under the names of docs/messages.md (keyword arguments)."""
+class Inbox:
+    """Opens every message of this host's queue before a job sees it: signed with this
+    host's key, for this task, under the id it came with, fresh, and not seen before."""
+
+    def __init__(self, agent: Agent, signer: Signer) -> None:
+        self.agent = agent
+        self.signer = signer
+
+    def open(self, task: str, request_id: str | None, kwargs: dict[str, Any]) -> Any:
+        """The message's verified arguments and its envelope, or None (refused: logged,
+        never answered with a report, which a forger could aim at someone's lab)."""
+        signed = kwargs.get(envelope.FIELD)
+        try:
+            if set(kwargs) != {envelope.FIELD} or not request_id:
+                raise Refused("the message is not signed")
+            opened = self.signer.open(task, signed, request_id)
+        except Refused as exc:
+            log.warning("refused %s %s: %s", task, request_id, exc)
+            return None
+        return opened.kwargs, signed
+
+    def once(self, task: str, request_id: str | None, kwargs: dict[str, Any]) -> Any:
+        """`open`, also refusing a message whose id was acted on before (a job that does
+        not go through `Agent.run`, which answers repeats from its record)."""
+        opened = self.open(task, request_id, kwargs)
+        if opened is None or request_id is None:
+            return None
+        if self.agent.jobs.read(request_id) is not None:
+            log.warning("refused %s %s: it was delivered before", task, request_id)
+            return None
+        self.agent.jobs.finish(request_id, [], None)
+        return opened
+
+    def answer(self, task: str, request_id: str, value: Any) -> dict[str, Any]:
+        """A job's Celery result, signed so the control plane knows this host said it."""
+        return self.signer.seal(envelope.result_task(task), {"value": value}, id=request_id)
+
+
+def register(app: Any, agent: Agent, signer: Signer) -> None:
+    """Bind the jobs to `app` under the names of docs/messages.md: each takes one
+    keyword argument, `signed` (labplan.envelope)."""
+    inbox = Inbox(agent, signer)
 
     def job(name: str) -> Callable[..., Any]:
+        task_name = f"labmgr.agent.{name}"
+
         def task(self: Any, **kwargs: Any) -> Any:
-            return agent.run(self.request.id, name, kwargs)
+            opened = inbox.open(task_name, self.request.id, kwargs)
+            if opened is None:
+                return {"refused": "the agent refused the message (see its log)"}
+            value = agent.run(self.request.id, name, opened[0], opened[1])
+            return inbox.answer(task_name, self.request.id, value)
 
         return task
 
@@ -303,18 +372,49 @@ def register(app: Any, agent: Agent) -> None:
     app.task(name="labmgr.agent.exec", bind=True)(job("exec"))
 
     def terminal_open(self: Any, **kwargs: Any) -> bool:
-        return agent.terminal_open(**kwargs)
+        opened = inbox.once("labmgr.agent.terminal_open", self.request.id, kwargs)
+        if opened is None:
+            return False
+        arguments = opened[0]
+        if not envelope.STREAM_ID_RE.fullmatch(str(arguments.get("session", ""))):
+            log.warning("refused terminal %r: not an unguessable session id", arguments)
+            return False
+        return agent.terminal_open(**arguments)
 
     app.task(name="labmgr.agent.terminal_open", bind=True, ignore_result=True)(terminal_open)
-    capture.register(app, agent)
+
+    def rekey(self: Any, **kwargs: Any) -> None:
+        opened = inbox.once("labmgr.agent.rekey", self.request.id, kwargs)
+        if opened is None:
+            return
+        try:
+            signer.rekey(signer.open("labmgr.agent.rekey", opened[1], self.request.id))
+        except Refused as exc:
+            log.warning("refused a key rotation: %s", exc)
+            return
+        log.info("host key rotated")
+        agent.send("labmgr.control.rekeyed", {})
+
+    app.task(name="labmgr.agent.rekey", bind=True, ignore_result=True)(rekey)
+    capture.register(app, agent, inbox=inbox, progress=celery_send(app, signer, retry=False))
 
 
-def celery_send(app: Any, *, retry: bool = True) -> Send:
-    """The `send` seam over a Celery app: a task by name to queue `control`. With `retry`
-    a report waits for Redis to come back rather than being lost."""
+def celery_send(app: Any, signer: Signer, *, retry: bool = True) -> Send:
+    """The `send` seam over a Celery app: a task by name to queue `control`, signed with
+    the host's key under a fresh task id. With `retry` a report waits for Redis to come
+    back rather than being lost."""
     policy = {"max_retries": None, "interval_start": 0.2, "interval_step": 0.5, "interval_max": 3}
 
     def send(task: str, kwargs: dict[str, Any]) -> None:
-        app.send_task(task, kwargs=kwargs, queue="control", retry=retry, retry_policy=policy)
+        task_id = new_id()
+        signed = {envelope.FIELD: signer.seal(task, kwargs, id=task_id)}
+        app.send_task(
+            task,
+            kwargs=signed,
+            task_id=task_id,
+            queue="control",
+            retry=retry,
+            retry_policy=policy,
+        )
 
     return send

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from typing import Any, TypedDict
 
-from labmgr.celery import app
-from labmgr.deployments.dispatch import ask, queue
+from labmgr.deployments.dispatch import ask
+from labmgr.hosts import trust
 
 # The agent compiles the filter and waits for tcpdump to open the interface; it may also
 # be busy with another job of its queue.
@@ -32,4 +32,4 @@ def start(*, host: str, **kwargs: Any) -> StartResult:
 
 
 def stop(*, host: str, capture: str) -> None:
-    app.send_task("labmgr.agent.capture_stop", kwargs={"capture": capture}, queue=queue(host))
+    trust.send("labmgr.agent.capture_stop", host, {"capture": capture})

@@ -118,6 +118,19 @@ def capture_delete(*, capture: Capture, actor: Any) -> None:
 # --- what agents report ----------------------------------------------------------------
 
 
+def capture_is_on(*, key: str, host: str) -> bool:
+    """Whether host `host` runs the capture `key` (the host of its node): whose reports
+    about it count. Reports about no capture change nothing either way."""
+    capture = Capture.objects.filter(key=key).select_related("deployment__host").first()
+    if capture is None or not host:
+        return True
+    runs_on = deployment_node_host(capture.deployment, capture.node)
+    if runs_on is not None and runs_on.slug == host:
+        return True
+    log.warning("refused a report on capture %s from host %s, which does not run it", key, host)
+    return False
+
+
 def capture_progress_record(*, key: str, packets: int, bytes: int) -> None:
     """The live count of a running capture (a late report of an ended one is ignored)."""
     Capture.objects.filter(key=key, state=CaptureState.STARTING).update(state=CaptureState.RUNNING)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from labmgr.captures import services
 from labmgr.celery import app
+from labmgr.hosts.trust import agent_report
 
 # The app owns its beat entry (as reservations do): expired pcaps and captures whose
 # agent went silent are dropped even when nobody lists captures.
@@ -13,15 +14,26 @@ app.conf.beat_schedule.setdefault(
 )
 
 
-@app.task(name="labmgr.control.capture_progress")
-def capture_progress(*, capture: str, state: str, packets: int, bytes: int) -> None:
+@agent_report("labmgr.control.capture_progress")
+def capture_progress(*, capture: str, state: str, packets: int, bytes: int, host: str = "") -> None:
+    if not services.capture_is_on(key=capture, host=host):
+        return
     services.capture_progress_record(key=capture, packets=packets, bytes=bytes)
 
 
-@app.task(name="labmgr.control.capture_finished")
+@agent_report("labmgr.control.capture_finished")
 def capture_finished(
-    *, capture: str, state: str, packets: int, bytes: int, reason: str, chunks: int
+    *,
+    capture: str,
+    state: str,
+    packets: int,
+    bytes: int,
+    reason: str,
+    chunks: int,
+    host: str = "",
 ) -> None:
+    if not services.capture_is_on(key=capture, host=host):
+        return
     services.capture_finished_record(
         key=capture, state=state, packets=packets, bytes=bytes, reason=reason, chunks=chunks
     )

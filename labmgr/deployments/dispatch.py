@@ -1,8 +1,9 @@
 """The one module that sends work to host agents (docs/messages.md, queue `host.<slug>`).
 
-Each function sends one named task with keyword arguments only; nothing else in labmgr
-knows task names or queues of agents. Tests patch this seam. Services call it from
-`transaction.on_commit`, so an agent never hears of a row that was rolled back.
+Each function sends one named task with keyword arguments only, signed with the host's
+key (labmgr.hosts.trust), and an agent's answer counts only when it signed it; nothing
+else in labmgr knows task names or queues of agents. Tests patch this seam. Services call
+it from `transaction.on_commit`, so an agent never hears of a row that was rolled back.
 """
 
 from __future__ import annotations
@@ -12,8 +13,9 @@ from typing import Any, TypedDict
 
 from celery.exceptions import TimeoutError as CeleryTimeout
 
-from labmgr.celery import app
 from labmgr.errors import ApplicationError
+from labmgr.hosts import trust
+from labplan.envelope import Refused
 
 
 class ExecResult(TypedDict):
@@ -39,7 +41,7 @@ def queue(host_slug: str) -> str:
 
 
 def _send(name: str, host_slug: str, **kwargs: Any) -> Any:
-    return app.send_task(name, kwargs=kwargs, queue=queue(host_slug))
+    return trust.send(name, host_slug, kwargs)
 
 
 def apply(
@@ -87,13 +89,17 @@ def ask(name: str, host: str, *, wait: float, doing: str, **kwargs: Any) -> Any:
     `doing` completes "Host X did not ... in time" and "Host X could not ...: why"."""
     result = _send(name, host, **kwargs)
     try:
-        return result.get(timeout=wait, disable_sync_subtasks=False)
+        answer = result.get(timeout=wait, disable_sync_subtasks=False)
     except CeleryTimeout as exc:
         raise HostUnreachable(f"Host {host} did not {doing} in time.") from exc
     except Exception as exc:  # the agent's own error, re-raised by Celery
         raise CommandFailed(f"Host {host} could not {doing}: {exc}") from exc
     finally:
         result.forget()
+    try:
+        return trust.open_answer(name, host, answer, result.id)
+    except Refused as exc:
+        raise CommandFailed(f"Host {host} could not {doing}: {exc}") from exc
 
 
 def exec_(

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 
 from labmgr.deployments.models import Deployment
 from labmgr.hosts.models import Host
@@ -36,6 +36,12 @@ def deployment_hosts(deployment: Deployment) -> list[Host]:
     if not hosts and deployment.host is not None:
         return [deployment.host]  # placed before deployments knew their hosts
     return hosts
+
+
+def deployment_placed_on(*, deployment_id: int, slug: str) -> bool:
+    """Whether host `slug` holds a part of the deployment: whose reports count for it."""
+    placed = Q(host__slug=slug) | Q(placements__host__slug=slug)
+    return Deployment.objects.filter(placed, pk=deployment_id).exists()
 
 
 def deployment_node_host(deployment: Deployment, node: str) -> Host | None:

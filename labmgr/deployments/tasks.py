@@ -1,17 +1,36 @@
 """Control tasks about deployments: what agents report, and the beat's drift check.
 
-Thin over the services, which make every report idempotent.
+Thin over the services, which make every report idempotent. A report counts only when
+the host that signed it (labmgr.hosts.trust) holds a part of the deployment it names:
+one host cannot speak for another's lab.
 """
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from labmgr.celery import app
 from labmgr.deployments import reconcile, services
+from labmgr.deployments.selectors import deployment_placed_on
+from labmgr.hosts.trust import agent_report
+
+log = logging.getLogger(__name__)
 
 
-@app.task(name="labmgr.control.deployment_step")
+def _from_its_host(deployment: int, host: str, what: str) -> bool:
+    if not host or deployment_placed_on(deployment_id=deployment, slug=host):
+        return True
+    log.warning(
+        "refused a %s for deployment %s from host %s, which has no part of it",
+        what,
+        deployment,
+        host,
+    )
+    return False
+
+
+@agent_report("labmgr.control.deployment_step")
 def deployment_step(
     *,
     deployment: int,
@@ -24,6 +43,8 @@ def deployment_step(
     seconds: float,
     host: str = "",
 ) -> None:
+    if not _from_its_host(deployment, host, "step"):
+        return
     services.deployment_step_record(
         deployment_id=deployment,
         seq=seq,
@@ -37,7 +58,7 @@ def deployment_step(
     )
 
 
-@app.task(name="labmgr.control.deployment_result")
+@agent_report("labmgr.control.deployment_result")
 def deployment_result(
     *,
     deployment: int,
@@ -47,13 +68,17 @@ def deployment_result(
     nodes: list[dict[str, Any]],
     host: str = "",
 ) -> None:
+    if not _from_its_host(deployment, host, "result"):
+        return
     services.deployment_result_record(
         deployment_id=deployment, action=action, ok=ok, error=error, nodes=nodes, host=host
     )
 
 
-@app.task(name="labmgr.control.drift")
+@agent_report("labmgr.control.drift")
 def drift(*, deployment: int, missing: list[str], extra: list[str], host: str = "") -> None:
+    if not _from_its_host(deployment, host, "drift report"):
+        return
     services.deployment_drift_record(
         deployment_id=deployment, missing=missing, extra=extra, host=host
     )

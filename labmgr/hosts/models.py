@@ -27,6 +27,12 @@ class Host(models.Model):
         help_text="IPv4 address the other hosts reach this one at for overlay networks "
         "(VXLAN); empty: the one its agent reports",
     )
+    # The HMAC key (64 hex digits) its agent and the control plane sign messages with
+    # (labplan.envelope); made when the host is registered. `next_key` is a rotation the
+    # agent has not confirmed yet: its reports may be signed with either meanwhile.
+    key = models.CharField(max_length=64, blank=True, editable=False)
+    next_key = models.CharField(max_length=64, blank=True, editable=False)
+    key_rotated = models.DateTimeField(null=True, blank=True, editable=False)
     created = models.DateTimeField(auto_now_add=True)
     updated = models.DateTimeField(auto_now=True)
 
@@ -46,3 +52,18 @@ class Host(models.Model):
     def queue(self) -> str:
         """The Celery queue this host's agent consumes."""
         return f"host.{self.slug}"
+
+
+class SeenMessage(models.Model):
+    """A signed message an agent sent that the control plane acted on, kept while the
+    message would still be fresh: the same message again is a replay, and refused."""
+
+    id = models.CharField(primary_key=True, max_length=64)
+    host = models.ForeignKey(Host, on_delete=models.CASCADE, related_name="seen_messages")
+    expires = models.DateTimeField(db_index=True)
+
+    class Meta:
+        ordering = ["expires"]
+
+    def __str__(self) -> str:
+        return f"{self.id} from {self.host_id}"

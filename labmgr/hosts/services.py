@@ -1,6 +1,7 @@
 """Writes on hosts: what a heartbeat tells (online, facts, capacity) and going offline.
 
-Agents register their host by their first heartbeat; an admin may rename it later.
+Admins register hosts (labmgr.hosts.trust); a registered host's agent marks it online with
+its signed heartbeats; an admin may rename it later.
 """
 
 from __future__ import annotations
@@ -41,7 +42,9 @@ def host_heartbeat(*, slug: str, facts: dict[str, Any], sent: float) -> Host | N
     except Exception as exc:
         raise ApplicationError.for_field("host", f"{slug!r} is not a host slug.") from exc
     with transaction.atomic():
-        host, _ = Host.objects.select_for_update().get_or_create(slug=slug, defaults={"name": slug})
+        host = Host.objects.select_for_update().filter(slug=slug).first()
+        if host is None:
+            raise ApplicationError.for_field("host", f"Host {slug!r} is not registered.")
         was = host.status
         host.status = HostStatus.ONLINE
         host.facts = facts

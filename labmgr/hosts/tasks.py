@@ -1,4 +1,5 @@
-"""Control tasks about hosts: heartbeats from agents, and the beat's silent-host check."""
+"""Control tasks about hosts: heartbeats from agents (signed: labmgr.hosts.trust), and the
+beat's silent-host check."""
 
 from __future__ import annotations
 
@@ -13,11 +14,12 @@ from labmgr.deployments.reconcile import (
 )
 from labmgr.errors import ApplicationError
 from labmgr.hosts.services import host_heartbeat, hosts_mark_silent_offline
+from labmgr.hosts.trust import agent_report, seen_messages_prune
 
 log = logging.getLogger(__name__)
 
 
-@app.task(name="labmgr.control.heartbeat")
+@agent_report("labmgr.control.heartbeat")
 def heartbeat(*, host: str, facts: dict[str, Any], tokens: list[str], sent: float) -> None:
     try:
         record = host_heartbeat(slug=host, facts=facts, sent=sent)
@@ -33,3 +35,4 @@ def hosts_check() -> None:
     for host in hosts_mark_silent_offline():
         deployments_mark_unknown(host=host)
     deployments_fail_stuck()
+    seen_messages_prune()

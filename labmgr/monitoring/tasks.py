@@ -5,10 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 from labmgr.celery import app
+from labmgr.hosts.trust import agent_report
 from labmgr.monitoring.services import metrics_downsample, metrics_record
 
 
-@app.task(name="labmgr.control.metrics")
+@agent_report("labmgr.control.metrics")
 def metrics(*, host: str, sent: float, samples: list[dict[str, Any]]) -> None:
     metrics_record(host=host, samples=samples)
 

@@ -178,7 +178,78 @@ def online_host(db: None) -> Any:
     return Host.objects.create(
         name="local",
         slug="local",
+        key="ab" * 32,
         status="online",
         facts=dict(FULL_FACTS),
         last_seen=timezone.now(),
     )
+
+
+class Broker:
+    """Stands for Redis between the control plane and registered hosts' agents: what the
+    control plane sent, opened with each host's key as its agent would, and answers
+    signed as the agent would sign them (`answer`: what the agent's job returns)."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, dict[str, Any], str]] = []
+        self.envelopes: list[dict[str, Any]] = []
+        self.answer: Any = None
+
+    def send_task(self, name: str, *, kwargs: dict[str, Any], task_id: str, queue: str) -> Any:
+        import time
+
+        from labmgr.hosts.models import Host
+        from labplan import envelope
+
+        slug = queue.removeprefix("host.")
+        key = bytes.fromhex(Host.objects.get(slug=slug).key)
+        opened = envelope.open_(
+            kwargs[envelope.FIELD],
+            [key],
+            task=name,
+            host=slug,
+            now=time.time(),
+            max_age=60,
+            id=task_id,
+        )
+        self.sent.append((name, opened.kwargs, queue))
+        self.envelopes.append(kwargs[envelope.FIELD])
+        answer = self.answer
+        if isinstance(answer, Exception):
+            return BrokerResult(task_id, answer)
+        signed = envelope.seal(
+            key,
+            task=envelope.result_task(name),
+            host=slug,
+            id=task_id,
+            issued=time.time(),
+            kwargs={"value": answer},
+        )
+        return BrokerResult(task_id, signed)
+
+
+class BrokerResult:
+    def __init__(self, task_id: str, outcome: Any) -> None:
+        self.id = task_id
+        self.outcome = outcome
+        self.forgotten = False
+
+    def get(self, timeout: float, **kwargs: Any) -> Any:
+        if isinstance(self.outcome, Exception):
+            raise self.outcome
+        return self.outcome
+
+    def forget(self) -> None:
+        self.forgotten = True
+
+
+@pytest.fixture
+def broker(db: None, monkeypatch: pytest.MonkeyPatch) -> Broker:
+    """Registered hosts lab-1 and lab-2, and a broker in place of Redis."""
+    from labmgr.hosts import trust
+
+    for slug in ("lab-1", "lab-2"):
+        trust.host_register(slug=slug)
+    fake = Broker()
+    monkeypatch.setattr(trust.app, "send_task", fake.send_task)
+    return fake

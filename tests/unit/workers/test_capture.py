@@ -17,6 +17,7 @@ import pytest
 from labplan import labfile, naming
 from labplan.compiler import compile_plan
 from labplan.ops import SpawnNode
+from tests.unit.workers.signing import FakeApp, host_signer, opened, signed
 from workers import capture
 from workers.capture import (
     CaptureRefused,
@@ -29,6 +30,8 @@ from workers.capture import (
     count_packets,
     interfaces_in,
 )
+from workers.reports import JobLog
+from workers.tasks import Inbox
 
 # Writes a pcap file like `tcpdump -w FILE` does: one 100-byte packet every 10 ms, until
 # SIGTERM (then it exits 0, as tcpdump does) or the `-c` count is reached. With `-d` it
@@ -64,7 +67,7 @@ TWO_NODES = {
     "networks": {"lan": {"driver": "bridge", "subnet": "10.9.0.0/24"}},
     "nodes": {"a": {"networks": {"lan": {}}}, "b": {"networks": {"lan": {}}}},
 }
-TARGET = Target(pid=1, cgroup_procs=(), interfaces=("eth0",))
+TARGET = Target(pid=1, start=1, cgroup_procs=(), interfaces=("eth0",))
 
 
 class Sent:
@@ -209,7 +212,7 @@ def test_a_bad_filter_is_refused_with_tcpdumps_message(captures: Captures) -> No
 def test_tcpdump_refusing_the_interface_is_reported_on_the_interface(
     captures: Captures, tmp_path: Path
 ) -> None:
-    target = Target(pid=1, cgroup_procs=(), interfaces=("gone0",))
+    target = Target(pid=1, start=1, cgroup_procs=(), interfaces=("gone0",))
     with pytest.raises(CaptureRefused) as refused:
         captures.start(request(interface="gone0"), target)
     assert (refused.value.field, refused.value.message) == (
@@ -301,18 +304,6 @@ def test_tcpdumps_a_previous_agent_left_are_reaped_with_their_files(
             proc.wait()
 
 
-class FakeApp:
-    def __init__(self) -> None:
-        self.tasks: dict[str, Any] = {}
-
-    def task(self, *, name: str, **options: Any) -> Any:
-        def bind(function: Any) -> Any:
-            self.tasks[name] = function
-            return function
-
-        return bind
-
-
 class NoJournal:
     def read(self, token: str) -> None:
         return None
@@ -324,13 +315,25 @@ def test_the_agent_answers_a_start_for_a_node_it_does_not_run_on_the_node_field(
     class AgentStub:
         send = sent.send
         executor = type("Executor", (), {"data_dir": tmp_path, "journal": NoJournal()})()
+        jobs = JobLog(tmp_path / "jobs")
 
-    app = FakeApp()
-    capture.register(app, AgentStub(), captures)
+    app, agent = FakeApp(), AgentStub()
+    signer = host_signer(tmp_path)
+    capture.register(app, agent, inbox=Inbox(agent, signer), progress=sent.send, captures=captures)
     assert sorted(app.tasks) == ["labmgr.agent.capture_start", "labmgr.agent.capture_stop"]
     start = app.tasks["labmgr.agent.capture_start"]
-    fields = {"capture": "c0ffee00", "token": "lm1", "node": "a", "interface": "eth0"}
-    bounds = {"filter": "", "max_bytes": 1000, "max_seconds": 10}
-    answer = start(None, deployment=1, **fields, **bounds)
-    assert answer == {"ok": False, "field": "node", "error": "no running node 'a' in lm1"}
-    assert start(None, deployment=2, **fields, **bounds)["ok"] is False  # not lm1's id
+    fields = {"capture": "c0ffee00c0ffee00c0ffee00c0ffee00", "token": "lm1", "node": "a"}
+    bounds = {"interface": "eth0", "filter": "", "max_bytes": 1000, "max_seconds": 10}
+
+    def answer(**kwargs: Any) -> Any:
+        task, message = signed("labmgr.agent.capture_start", kwargs)
+        return opened(start(task, **message), "labmgr.agent.capture_start.result")["value"]
+
+    assert answer(deployment=1, **fields, **bounds) == {
+        "ok": False,
+        "field": "node",
+        "error": "no running node 'a' in lm1",
+    }
+    assert answer(deployment=2, **fields, **bounds)["ok"] is False  # not lm1's id
+    short = {**fields, "capture": "c0ffee"}
+    assert answer(deployment=1, **short, **bounds)["field"] == "capture"  # guessable: refused

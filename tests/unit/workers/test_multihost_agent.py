@@ -3,13 +3,10 @@ comes from its configuration only, and its deployment reports name its host."""
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 
 from workers import config
 from workers.facts import Facts
-from workers.service import from_host
 
 
 def test_the_underlay_address_is_read_from_the_agents_setting(
@@ -56,17 +53,3 @@ def test_the_underlay_fact_survives_the_round_trip_and_is_optional() -> None:
     assert Facts.from_dict(facts).underlay is None
     with_underlay = Facts.from_dict({**facts, "underlay": "192.0.2.7"})
     assert with_underlay.to_dict()["underlay"] == "192.0.2.7"
-
-
-def test_deployment_reports_name_the_host_and_other_messages_are_unchanged() -> None:
-    sent: list[tuple[str, dict[str, Any]]] = []
-    send = from_host(lambda task, kwargs: sent.append((task, kwargs)), "node-b")
-
-    send("labmgr.control.deployment_result", {"deployment": 1, "ok": True})
-    send("labmgr.control.deployment_step", {"deployment": 1, "seq": 1001})
-    send("labmgr.control.drift", {"deployment": 1, "missing": [], "extra": []})
-    send("labmgr.control.heartbeat", {"host": "node-b", "tokens": []})
-
-    assert [kwargs.get("host") for _, kwargs in sent] == ["node-b"] * 4
-    assert sent[3][1] == {"host": "node-b", "tokens": []}
-    assert sent[0][1] == {"deployment": 1, "ok": True, "host": "node-b"}

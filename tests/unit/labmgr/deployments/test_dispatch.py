@@ -8,32 +8,13 @@ import pytest
 from celery.exceptions import TimeoutError as CeleryTimeout
 
 from labmgr.deployments import dispatch
-
-
-class FakeResult:
-    def __init__(self, outcome: Any) -> None:
-        self.outcome = outcome
-        self.forgotten = False
-
-    def get(self, timeout: float, **kwargs: Any) -> Any:
-        if isinstance(self.outcome, Exception):
-            raise self.outcome
-        return self.outcome
-
-    def forget(self) -> None:
-        self.forgotten = True
+from tests.unit.labmgr.conftest import Broker
 
 
 @pytest.fixture
-def sent(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, dict[str, Any], str]]:
-    calls: list[tuple[str, dict[str, Any], str]] = []
-
-    def send_task(name: str, *, kwargs: dict[str, Any], queue: str) -> FakeResult:
-        calls.append((name, kwargs, queue))
-        return FakeResult({"exit": 1, "stdout": "out", "stderr": "err"})
-
-    monkeypatch.setattr(dispatch.app, "send_task", send_task)
-    return calls
+def sent(broker: Broker) -> list[tuple[str, dict[str, Any], str]]:
+    broker.answer = {"exit": 1, "stdout": "out", "stderr": "err"}
+    return broker.sent
 
 
 def test_each_job_goes_to_its_hosts_queue_by_name(sent: list[Any]) -> None:
@@ -63,10 +44,8 @@ def test_exec_waits_for_the_agents_answer(sent: list[Any]) -> None:
     )
 
 
-def test_exec_without_an_answer_says_the_host_did_not_answer(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    monkeypatch.setattr(dispatch.app, "send_task", lambda *a, **k: FakeResult(CeleryTimeout()))
+def test_exec_without_an_answer_says_the_host_did_not_answer(broker: Broker) -> None:
+    broker.answer = CeleryTimeout()
     with pytest.raises(dispatch.HostUnreachable) as refused:
         dispatch.exec_(host="lab-1", deployment=3, token="lm3", node="a", argv=["id"], timeout=1)
     assert refused.value.message == "Host lab-1 did not run the command in time."

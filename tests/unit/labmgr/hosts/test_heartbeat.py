@@ -14,7 +14,7 @@ from labmgr.deployments import tasks as deployment_tasks
 from labmgr.deployments.choices import DeploymentStatus
 from labmgr.deployments.lifecycle import deployment_deploy
 from labmgr.deployments.models import Deployment
-from labmgr.hosts import tasks
+from labmgr.hosts import tasks, trust
 from labmgr.hosts.models import Host
 from labmgr.labs.models import Lab
 from tests.unit.labmgr.conftest import FULL_FACTS, Dispatched
@@ -55,7 +55,10 @@ def _status(deployment: Deployment) -> str:
     return deployment.status
 
 
-def test_the_first_heartbeat_registers_the_host_online_with_its_facts(db: None) -> None:
+def test_the_first_heartbeat_of_a_registered_host_puts_it_online_with_its_facts(
+    db: None,
+) -> None:
+    trust.host_register(slug="lab-7")
     _heartbeat("lab-7")
     host = Host.objects.get(slug="lab-7")
     assert (host.name, host.status, host.cpus, host.memory) == ("lab-7", "online", 4, 2**33)
@@ -63,9 +66,15 @@ def test_the_first_heartbeat_registers_the_host_online_with_its_facts(db: None) 
     assert host.last_seen is not None
 
 
-def test_a_heartbeat_that_waited_too_long_in_the_queue_is_ignored(db: None) -> None:
-    _heartbeat("lab-7", sent=time.time() - 3600)
+def test_a_heartbeat_of_a_host_nobody_registered_makes_no_host(db: None) -> None:
+    _heartbeat("lab-7")
     assert not Host.objects.exists()
+
+
+def test_a_heartbeat_that_waited_too_long_in_the_queue_is_ignored(db: None) -> None:
+    trust.host_register(slug="lab-7")
+    _heartbeat("lab-7", sent=time.time() - 3600)
+    assert Host.objects.get(slug="lab-7").status != "online"
 
 
 def test_a_silent_host_goes_offline_and_its_deployments_unknown(

@@ -1,6 +1,7 @@
-"""The apply the agent is sent carries the budget of the reservation the deployment was
-accepted under (docs/messages.md), and only then: none outside a reservation, for a
-whole-host booking or for an admin."""
+"""The apply the agent is sent always carries a budget (docs/messages.md): the share of
+the reservation the deployment was accepted under, or, for a whole-host booking, an admin
+or a deployment outside reservations, what labs may use of the host (its capacity less
+its reserve: tests/unit/labmgr/reservations/test_host_reserve.py)."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from labmgr.hosts.models import Host
 from labmgr.labs.models import Lab
 from labmgr.labs.services import lab_update
 from labplan.naming import base36
-from tests.unit.labmgr.conftest import Dispatched, small_labfile
+from tests.unit.labmgr.conftest import Broker, Dispatched, small_labfile
 from tests.unit.labmgr.reservations.helpers import GIB, WHOLE, Book, Clock, share
 
 
@@ -80,17 +81,25 @@ def test_a_redeploy_is_sent_with_the_budget_again(
     assert kwargs["budget"]["memory"] == GIB // 2
 
 
-def test_a_whole_host_booking_sends_no_budget(
+def test_a_whole_host_booking_is_sent_the_whole_hosts_budget_in_its_cgroup(
     book: Book, alice: User, alice_lab: Lab, now: Clock, dispatched: Dispatched, deploy: Any
 ) -> None:
-    book(alice, 0, 2, WHOLE)
+    mine = book(alice, 0, 2, WHOLE)
 
     deploy(alice_lab, alice)
 
-    assert sent_budget(dispatched) is None
+    # The server's capacity: its agent has not reported the machine, so no reserve is
+    # taken from it yet.
+    assert sent_budget(dispatched) == {
+        "reservation": mine.pk,
+        "cgroup": "r" + base36(mine.pk),
+        "cpus": 4.0,
+        "memory": 8 * GIB,
+        "pids": 1000,
+    }
 
 
-def test_an_admin_deploys_without_a_budget_even_inside_a_reservation(
+def test_an_admin_deploys_inside_the_host_budget_not_a_share_even_inside_one(
     book: Book, root: User, now: Clock, dispatched: Dispatched, deploy: Any
 ) -> None:
     from labmgr.labs.services import lab_create
@@ -100,10 +109,16 @@ def test_an_admin_deploys_without_a_budget_even_inside_a_reservation(
 
     deploy(lab, root)
 
-    assert sent_budget(dispatched) is None
+    assert sent_budget(dispatched) == {
+        "reservation": None,
+        "cgroup": None,
+        "cpus": 4.0,
+        "memory": 8 * GIB,
+        "pids": 1000,
+    }
 
 
-def test_without_the_reservation_rule_a_deployment_outside_one_has_no_budget(
+def test_without_the_reservation_rule_a_deployment_outside_one_gets_the_host_budget(
     alice: User,
     alice_lab: Lab,
     server: Host,
@@ -116,16 +131,17 @@ def test_without_the_reservation_rule_a_deployment_outside_one_has_no_budget(
 
     deploy(alice_lab, alice)
 
-    assert sent_budget(dispatched) is None
+    assert sent_budget(dispatched) == {
+        "reservation": None,
+        "cgroup": None,
+        "cpus": 4.0,
+        "memory": 8 * GIB,
+        "pids": 1000,
+    }
 
 
-def test_the_budget_reaches_the_agents_apply_task(monkeypatch: pytest.MonkeyPatch) -> None:
-    calls: list[tuple[str, dict[str, Any], str]] = []
-
-    def send_task(name: str, *, kwargs: dict[str, Any], queue: str) -> None:
-        calls.append((name, kwargs, queue))
-
-    monkeypatch.setattr(dispatch.app, "send_task", send_task)
+def test_the_budget_reaches_the_agents_apply_task(broker: Broker) -> None:
+    calls = broker.sent
     budget = {"reservation": 5, "cgroup": "r5", "cpus": None, "memory": 1 << 28, "pids": 64}
 
     dispatch.apply(host="lab-1", deployment=3, plan={"p": 1}, previous=None, budget=budget)
