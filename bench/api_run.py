@@ -71,6 +71,9 @@ class ApiStack:
                      "--dir", str(work), "--save", "", "--appendonly", "no"])  # fmt: skip
         manage = [sys.executable, str(ROOT / "manage.py")]
         subprocess.run([*manage, "migrate", "--no-input", "-v", "0"], env=self.env, check=True)
+        subprocess.run([*manage, "host_register", self.host, "--key-file",
+                        str(work / "agent" / "host.key")], env=self.env, check=True,
+                       capture_output=True)  # fmt: skip
         # Deployment ids far from those of a labmgr running on this machine, so that
         # kernel names cannot meet.
         script = (

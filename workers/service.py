@@ -98,6 +98,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(asctime)s agent %(levelname)s %(message)s",
     )
     syscalls.set_child_subreaper()
+    # Files the agent writes for nodes (hosts files, logs, layers) are read inside them;
+    # its own state (journal, jobs, key) is made 0600 in 0700 directories explicitly.
+    os.umask(0o022)
     url, host = redis_url(), config.host_name()
     slug, queue = host_slug(host), host_queue(host)
     underlay = config.underlay()  # a bad value stops the agent here, with the reason

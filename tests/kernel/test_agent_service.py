@@ -1,7 +1,8 @@
 """The agent as it runs in production: `python -m workers agent` against a private
-redis-server, driven by Celery `send_task` like the control plane drives it, its reports
-read off the `control` queue. Apply, exec, metrics, destroy; kill -9 mid-apply and
-restart; Redis restarting under a running lab."""
+redis-server, driven by Celery `send_task` like the control plane drives it (signed with
+the host's key), its reports read off the `control` queue and checked against that key.
+Apply, exec, metrics, destroy; kill -9 mid-apply and restart; Redis restarting under a
+running lab; a message forged on the broker; an agent without a key."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,11 +23,13 @@ import pytest
 import redis
 from celery import Celery
 
-from labplan import naming
+from labplan import envelope, naming
+from workers.keys import write_key
 
 from .conftest import compile_dict, leftovers, new_deployment
 
 REPO = Path(__file__).resolve().parents[2]
+KEY = bytes(range(32))  # the host's key, as host_register made it
 
 
 @dataclass
@@ -77,10 +81,12 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServ
 @dataclass
 class Control:
     """The control plane's side, as far as the agent can tell: sends tasks to the host's
-    queue and reads what the agent sent to `control`."""
+    queue, signed with the host's key, and reads what the agent sent to `control`,
+    opening each report with that key (a report it did not sign fails the test)."""
 
     server: RedisServer
     queue: str
+    key: bytes = KEY
     app: Celery = field(init=False)
     seen: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
 
@@ -91,8 +97,29 @@ class Control:
             task_serializer="json", accept_content=["json"], result_serializer="json"
         )
 
-    def send(self, name: str, **kwargs: Any) -> Any:
-        return self.app.send_task(f"labmgr.agent.{name}", kwargs=kwargs, queue=self.queue)
+    @property
+    def host(self) -> str:
+        return self.queue.removeprefix("host.")
+
+    def send(self, name: str, *, key: bytes | None = None, **kwargs: Any) -> Answer:
+        task, task_id = f"labmgr.agent.{name}", uuid.uuid4().hex
+        signed = envelope.seal(
+            key or self.key,
+            task=task,
+            host=self.host,
+            id=task_id,
+            issued=time.time(),
+            kwargs=kwargs,
+        )
+        result = self.app.send_task(
+            task, kwargs={"signed": signed}, task_id=task_id, queue=self.queue
+        )
+        return Answer(self, task, result)
+
+    def open(self, task: str, sealed: Any, task_id: str | None = None) -> dict[str, Any]:
+        return envelope.open_(
+            sealed, [self.key], task=task, host=self.host, now=time.time(), max_age=120, id=task_id
+        ).kwargs
 
     def wait_for(self, task: str, timeout: float = 30, **match: Any) -> dict[str, Any]:
         """The next report of `task` (with the fields in `match`), reading the queue."""
@@ -107,12 +134,26 @@ class Control:
             if item is None:
                 continue
             message = json.loads(item[1])
-            kwargs = json.loads(base64.b64decode(message["body"]))[1]
+            sealed = json.loads(base64.b64decode(message["body"]))[1]["signed"]
             name = message["headers"]["task"]
+            kwargs = self.open(name, sealed, message["headers"]["id"])
             self.seen.append((name, kwargs))
             if name == task and all(kwargs.get(k) == v for k, v in match.items()):
                 return dict(kwargs)
         raise AssertionError(f"no {task} {match} within {timeout} s")
+
+
+@dataclass
+class Answer:
+    """A task sent to the agent; `get` is its answer, opened with the host's key."""
+
+    control: Control
+    task: str
+    result: Any
+
+    def get(self, timeout: float) -> Any:
+        sealed = self.result.get(timeout=timeout)
+        return self.control.open(envelope.result_task(self.task), sealed, self.result.id)["value"]
 
 
 @dataclass
@@ -155,6 +196,7 @@ def agent(redis_server: RedisServer, tmp_path: Path) -> Iterator[tuple[AgentProc
         "LABMGR_AGENT_HOST": host,
         "LABMGR_AGENT_DATA_DIR": str(tmp_path / "agent"),
     }
+    write_key(tmp_path / "agent" / "host.key", KEY)
     process = AgentProcess(env, tmp_path / "agent.log")
     process.start()
     yield process, Control(redis_server, f"host.{host}")
@@ -277,3 +319,66 @@ def test_metrics_and_jobs_resume_after_redis_restarts(
         )
     assert result["ok"] is True
     assert leftovers(token) == []
+
+
+def test_a_message_forged_on_the_broker_makes_the_agent_build_nothing(
+    agent: tuple[AgentProcess, Control],
+) -> None:
+    """Whoever can write to Redis but lacks the host's key: an unsigned apply, one signed
+    with a guessed key, and an exec asking for a shell command; nothing is built, nothing
+    runs, and the agent's log says why."""
+    process, control = agent
+    deployment = new_deployment()
+    token = naming.deployment_token(deployment)
+    plan = compile_dict(lab(1, "10.245.0.0/24"), deployment, default_host=host_of(control))
+    control.wait_for("labmgr.control.heartbeat")
+    marker = Path(f"/tmp/lm-forged-{os.getpid()}")
+
+    control.app.send_task(
+        "labmgr.agent.apply",
+        kwargs={"deployment": deployment, "plan": plan, "previous": None},
+        queue=control.queue,
+    )
+    control.send("apply", key=bytes([7] * 32), deployment=deployment, plan=plan, previous=None)
+    forged_exec = control.send(
+        "exec",
+        key=bytes([7] * 32),
+        deployment=deployment,
+        token=token,
+        node="n0",
+        argv=["touch", str(marker)],
+        timeout=5,
+    ).result.get(timeout=30)
+    control.send("check", deployment=deployment, plan=plan)  # a real one, to know it got there
+    control.wait_for("labmgr.control.drift", deployment=deployment)
+
+    assert forged_exec == {"refused": "the agent refused the message (see its log)"}
+    assert leftovers(token) == [] and not marker.exists()
+    assert not any(t == "labmgr.control.deployment_result" for t, _ in control.seen)
+    log = process.log.read_text(errors="replace")
+    assert "refused labmgr.agent.apply" in log and "the message is not signed" in log
+    assert "the signature does not match the host's key" in log
+
+
+def test_an_agent_without_its_hosts_key_does_not_serve(
+    redis_server: RedisServer, tmp_path: Path
+) -> None:
+    env = {
+        **os.environ,
+        "REDIS_URL": redis_server.url,
+        "LABMGR_AGENT_HOST": "nokey",
+        "LABMGR_AGENT_DATA_DIR": str(tmp_path / "agent"),
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "workers", "agent"],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+    assert done.returncode == 2
+    assert f"no host key at {tmp_path / 'agent' / 'host.key'}" in done.stderr
+    assert "python manage.py host_register nokey" in done.stderr
+    assert redis_server.client().llen("control") == 0  # not even a heartbeat

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -143,6 +144,8 @@ class Stack:
     ws_base: str
     host: str
     redis_port: int
+    redis_password: str
+    env: dict[str, str]
     redis: Process
     agent: Process
     others: list[Process]
@@ -221,11 +224,36 @@ def book_the_host(stack: Stack, who: str) -> None:
     assert response.status_code == 201, response.text
 
 
-def _redis(port: int, directory: Path) -> Process:
-    directory.mkdir(parents=True, exist_ok=True)
-    argv = ["redis-server", "--bind", "127.0.0.1", "--port", str(port), "--dir", str(directory)]
-    argv += ["--save", "3600 1", "--appendonly", "no", "--daemonize", "no"]
-    return Process("redis", argv, dict(os.environ), directory / "redis.log")
+def _redis(port: int, directory: Path, password: str) -> Process:
+    """Redis as `make run` starts it: on loopback, its password in a 0600 file (never on
+    a command line, which every user of the host can read)."""
+    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    config = directory / "redis.conf"
+    fd = os.open(config, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as stream:
+        stream.write(f"bind 127.0.0.1\nport {port}\ndir {directory}\nrequirepass {password}\n")
+        stream.write('save "3600 1"\nappendonly no\ndaemonize no\nprotected-mode yes\n')
+    return Process(
+        "redis", ["redis-server", str(config)], dict(os.environ), directory / "redis.log"
+    )
+
+
+def register_host(env: dict[str, str], slug: str, agent_data_dir: Path) -> None:
+    """Register the host as an admin would and install its key where its agent reads it."""
+    subprocess.run(
+        [
+            PYTHON,
+            str(ROOT / "manage.py"),
+            "host_register",
+            slug,
+            "--key-file",
+            str(agent_data_dir / "host.key"),
+        ],
+        env=env,
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+    )
 
 
 @pytest.fixture(scope="session")
@@ -233,13 +261,14 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     work = tmp_path_factory.mktemp("system")
     os.chmod(work, 0o755)
     redis_port, web_port = free_port(), free_port()
+    redis_password = secrets.token_urlsafe(24)
     host = f"systest-{os.getpid()}"
     env = {
         **os.environ,
         "PATH": f"{BIN}:{os.environ.get('PATH', '')}",
         "DJANGO_SETTINGS_MODULE": "labmgr.settings",
         "LABMGR_DATA_DIR": str(work / "data"),
-        "REDIS_URL": f"redis://127.0.0.1:{redis_port}/0",
+        "REDIS_URL": f"redis://:{redis_password}@127.0.0.1:{redis_port}/0",
         "LABMGR_AGENT_HOST": host,
         "LABMGR_AGENT_DATA_DIR": str(work / "agent"),
         "LABMGR_ALLOWED_HOSTS": "127.0.0.1,localhost",
@@ -253,10 +282,11 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         "PYTHONDONTWRITEBYTECODE": "1",
     }
     env.pop("DATABASE_URL", None)
-    redis = _redis(redis_port, work / "redis")
+    redis = _redis(redis_port, work / "redis", redis_password)
     redis.start()
     manage = [PYTHON, str(ROOT / "manage.py")]
     subprocess.run([*manage, "migrate", "--no-input", "-v", "0"], env=env, cwd=ROOT, check=True)
+    register_host(env, host, work / "agent")
     first = 1_000_000 + (os.getpid() % 100_000) * 100
     done = subprocess.run(
         [*manage, "shell", "-c", SETUP_SCRIPT.replace("int(sys.argv[1])", str(first))],
@@ -310,6 +340,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         ws_base=f"ws://127.0.0.1:{web_port}",
         host=host,
         redis_port=redis_port,
+        redis_password=redis_password,
+        env=env,
         redis=redis,
         agent=agent,
         others=others,

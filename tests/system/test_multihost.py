@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from labplan import naming
-from tests.system.conftest import PYTHON, ROOT, Process, Stack, wait_for
+from tests.system.conftest import PYTHON, ROOT, Process, Stack, register_host, wait_for
 from tests.system.test_live_deployments import deploy, kernel_objects, lab_from, wait_status
 from workers.kernel.netns import Namespaces
 
@@ -111,6 +111,8 @@ def two_hosts(stack: Stack, tmp_path: Path) -> Iterator[dict[str, str]]:
         for key in UNDERLAY
     ]
     tokens_before = len(stack.tokens)
+    for key in UNDERLAY:
+        register_host(stack.env, slugs[key], tmp_path / f"agent-{key}")
     for agent in agents:
         agent.start()
     try:
