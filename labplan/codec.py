@@ -17,7 +17,16 @@ from typing import Any, cast
 
 from labplan import bounds, naming
 from labplan.errors import FieldError, LabfileError
-from labplan.ops import OPS_BY_KIND, HostPlan, Op, Plan, SpawnNode
+from labplan.ops import (
+    OPS_BY_KIND,
+    CreateBridge,
+    GuardBridge,
+    HostPlan,
+    Op,
+    Plan,
+    SetLinkUp,
+    SpawnNode,
+)
 from labplan.plancheck import (
     HOST_NAME_RE,
     LAB_NAME_RE,
@@ -198,6 +207,44 @@ def plan_from_dict(data: object) -> Plan:
     if bound_errors := bounds.plan_errors(plan):
         raise LabfileError(bound_errors)
     return plan
+
+
+def guard_errors(plan: Plan) -> list[FieldError]:
+    """Each bridge of `plan` that would come up (or stay) without its guard_bridge op
+    before: an agent applies no such plan. Checked when a plan is applied, not by
+    `plan_from_dict`, so that the plans of labs an earlier version started, kept in the
+    journal, still decode for exec, terminals and status."""
+    errors = []
+    for host in plan.hosts:
+        created: dict[str, int] = {}
+        guarded: set[str] = set()
+        for index, op in enumerate(host.ops):
+            if isinstance(op, CreateBridge):
+                created.setdefault(op.name, index)
+            elif isinstance(op, GuardBridge):
+                guarded.add(op.bridge)
+            elif (
+                isinstance(op, SetLinkUp)
+                and op.netns is None
+                and op.ifname in created
+                and op.ifname not in guarded
+            ):
+                guarded.add(op.ifname)  # said once, where it would first come up
+                errors.append(_unguarded(host.host, index, op.ifname))
+        errors += [
+            _unguarded(host.host, index, name)
+            for name, index in created.items()
+            if name not in guarded
+        ]
+    return errors
+
+
+def _unguarded(host: str, index: int, bridge: str) -> FieldError:
+    return FieldError(
+        f"hosts.{host}.ops.{index}",
+        f"bridge {bridge} has no guard_bridge op before it comes up: the host would be "
+        "open to its nodes",
+    )
 
 
 def _ops_count(hosts: object) -> int:

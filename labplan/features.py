@@ -54,7 +54,7 @@ def _needs(op: ops.Op) -> list[str]:
             return wanted
         case ops.SetCgroupLimit():
             return [f"cgroup controller {KEY_CONTROLLER.get(op.key, op.key)}"]
-        case ops.SetNat() | ops.IsolateBridge():
+        case ops.SetNat() | ops.IsolateBridge() | ops.GuardBridge():
             return ["nftables"]
         case ops.SpawnNode() if "user" in op.namespaces:
             return ["user namespaces"]

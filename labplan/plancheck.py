@@ -14,16 +14,19 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, fields
 
-from labplan import naming
+from labplan import naming, subnets
 from labplan.bounds import MAX_HOSTS_LINES, MAX_NODE_ENVIRONMENT
 from labplan.model import IPVLAN_MODES, MACVLAN_MODES, NAMESPACE_KINDS
 from labplan.ops import (
     CGROUP_KEYS,
     OP_TYPES,
     AddAddress,
+    GuardBridge,
+    IsolateBridge,
     Op,
     SetCgroupLimit,
     SetLinkUp,
+    SetNat,
     SetShaping,
     SpawnNode,
 )
@@ -109,6 +112,7 @@ def field_checkers(ctx: Deployment) -> dict[tuple[str, str], Check]:
         "local": _optional(_ip_address(any_version=True)),
         "address": _ipv4_interface,
         "via": _ip_address(any_version=False),
+        "gateway": _optional(_ip_address(any_version=False)),
         "subnet": _ipv4_network,
         "rate": _optional(_integer(1, MAX_RATE)),
         "delay": _optional(_integer(0, MAX_TIME)),
@@ -379,6 +383,12 @@ def check_op(op: Op, ctx: Deployment) -> None:
         and not any(ctx.name_re(kind).fullmatch(op.ifname) for kind in "bvx")
     ):
         raise Invalid(f"ifname: {op.ifname!r} is not a host link of deployment {ctx.token}")
+    if isinstance(op, AddAddress) and op.netns is None:
+        _check_routed("address", ipaddress.IPv4Interface(op.address).network)
+    if isinstance(op, SetNat | IsolateBridge):
+        _check_routed("subnet", ipaddress.IPv4Network(op.subnet))
+    if isinstance(op, GuardBridge) and op.gateway is not None:
+        _check_routed("gateway", ipaddress.IPv4Network(op.gateway))
     if isinstance(op, SetShaping) and (op.rate, op.delay, op.jitter, op.loss) == (None,) * 4:
         raise Invalid("rate: a shaping op sets at least one of rate, delay, jitter, loss")
     if isinstance(op, SpawnNode):
@@ -386,6 +396,13 @@ def check_op(op: Op, ctx: Deployment) -> None:
             raise Invalid(f"cgroup: a node runs in a node cgroup like {ctx.token}/n0")
         if not op.privileged and op.namespaces != NAMESPACE_KINDS:
             raise Invalid("namespaces: only a privileged node may turn a namespace off")
+
+
+def _check_routed(field: str, subnet: ipaddress.IPv4Network) -> None:
+    """What the host itself holds or routes must not shadow a reserved range or most of
+    the internet, whatever a plan says (the broker is not trusted)."""
+    if problem := subnets.routed_problem(subnet):
+        raise Invalid(f"{field}: {problem}; no host routes it into a lab")
 
 
 def _check_cgroup_value(key: str, value: str) -> None:

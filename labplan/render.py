@@ -27,6 +27,7 @@ from labplan.ops import (
     CreateNetns,
     CreateVethPair,
     CreateVxlan,
+    GuardBridge,
     HostPlan,
     IsolateBridge,
     Op,
@@ -54,6 +55,7 @@ _PHASES = {
     "create_bridge": "bridges, their gateway addresses, NAT and isolation",
     "set_nat": "bridges, their gateway addresses, NAT and isolation",
     "isolate_bridge": "bridges, their gateway addresses, NAT and isolation",
+    "guard_bridge": "bridges, their gateway addresses, NAT and isolation",
     "create_vxlan": "overlay tunnels: VXLAN devices and flood entries to the peer hosts",
     "add_fdb_entry": "overlay tunnels: VXLAN devices and flood entries to the peer hosts",
     "create_veth_pair": "links into the nodes",
@@ -187,8 +189,15 @@ def render_op(op: Op, shared: _SharedHosts | None = None) -> list[str]:
             target = "default" if dst == "0.0.0.0/0" else dst
             return [f"{_ip(netns)} route add {target} via {via}"]
         case SetNat():
-            return ["sysctl -qw net.ipv4.ip_forward=1", *_firewall(op, add=True)]
-        case IsolateBridge():
+            # The agent turns forwarding on only where it is off, and then forwards
+            # nothing but the labs' traffic (docs/labfile.md).
+            return [
+                "sysctl -qw net.ipv4.ip_forward=1",
+                *_firewall(op, add=True),
+                f"# and: iptables -I FORWARD -i {op.bridge} -d NETWORK -j DROP, for each network"
+                " the host is on",
+            ]
+        case IsolateBridge() | GuardBridge():
             return _firewall(op, add=True)
         case SetShaping():
             return _shaping_lines(op)
@@ -197,12 +206,15 @@ def render_op(op: Op, shared: _SharedHosts | None = None) -> list[str]:
     raise ValueError(f"no rendering for operation {op.kind!r}")  # pragma: no cover
 
 
-def _firewall(op: SetNat | IsolateBridge, add: bool) -> list[str]:
-    """The iptables rules of a NAT or isolation op, to add or to delete.
+def _firewall(op: SetNat | IsolateBridge | GuardBridge, add: bool) -> list[str]:
+    """The iptables rules of a NAT, isolation or guard op, to add or to delete.
 
-    A NATed bridge may send out of the host but not into another labmgr link ("lm+"):
-    two labs, or two bridges of one lab, never reach each other through the host. Its own
-    ports stay reachable (br_netfilter may show bridged frames to FORWARD).
+    A NATed bridge may send out of the host but not into another labmgr link ("lm+"), nor
+    to link-local addresses or the networks the host is on (the agent adds one rule per
+    network it finds), and nothing new comes in: two labs, or two bridges of one lab,
+    never reach each other through the host. Its own ports stay reachable (br_netfilter
+    may show bridged frames to FORWARD). A guarded bridge delivers nothing to the host but
+    echo requests to its gateway and replies to the host.
     """
     append, insert = ("-A", "-I") if add else ("-D", "-D")
     b = op.bridge
@@ -210,8 +222,31 @@ def _firewall(op: SetNat | IsolateBridge, add: bool) -> list[str]:
         return [
             f"iptables -t nat {append} POSTROUTING -s {op.subnet} ! -o {b} -j MASQUERADE",
             f"iptables {insert} FORWARD -i {b} -o lm+ -j DROP",
+            f"iptables {insert} FORWARD -i {b} ! -o {b} -d 169.254.0.0/16 -j DROP",
+            f"iptables {insert} FORWARD -o {b} ! -i {b} -m conntrack"
+            " ! --ctstate ESTABLISHED,RELATED -j DROP",
             f"iptables {insert} FORWARD -i {b} -o {b} -j ACCEPT",
         ]
+    if isinstance(op, GuardBridge):
+        echo = (
+            [
+                f"iptables {insert} INPUT -i {b} -d {op.gateway} -p icmp --icmp-type echo-request"
+                " -j ACCEPT"
+            ]
+            if op.gateway
+            else []
+        )
+        lines = [
+            f"iptables {insert} INPUT -i {b} -j DROP",
+            *echo,
+            f"iptables {insert} INPUT -i {b} -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT",
+        ]
+        if op.gateway is None:
+            lines += [
+                f"iptables {insert} FORWARD -i {b} ! -o {b} -j DROP",
+                f"iptables {insert} FORWARD -o {b} ! -i {b} -j DROP",
+            ]
+        return lines
     return [
         f"iptables {insert} FORWARD -i {b} ! -o {b} -j DROP",
         f"iptables {insert} FORWARD -o {b} ! -i {b} -j DROP",
@@ -322,7 +357,7 @@ def _teardown_lines(host: HostPlan) -> Iterator[str]:
     if namespaces:
         yield "# network namespaces (their links go with them)"
         yield from (f"ip netns delete {netns}" for netns in namespaces)
-    rules = [op for op in host.ops if isinstance(op, SetNat | IsolateBridge)]
+    rules = [op for op in host.ops if isinstance(op, SetNat | IsolateBridge | GuardBridge)]
     if rules:
         yield "# firewall rules"
         for op in rules:

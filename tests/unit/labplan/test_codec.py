@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from labplan.codec import plan_from_dict, plan_to_dict
+from labplan.codec import guard_errors, plan_from_dict, plan_to_dict
 from labplan.compiler import compile_plan
 from labplan.errors import LabfileError
 from labplan.model import (
@@ -185,6 +185,15 @@ def test_it_refuses_unknown_and_missing_keys() -> None:
         ("add_route", "dst", "10.10.0.1/24", "'10.10.0.1/24' is not an IPv4 network"),
         ("add_route", "via", "2001:db8::1", "is not an IPv4 address"),
         ("set_nat", "subnet", "010.10.0.0/24", "is not an IPv4 network"),
+        # What the host holds or routes for a lab never covers what is not the lab's.
+        ("add_address", "address", "127.0.0.2/8", "overlaps loopback 127.0.0.0/8"),
+        ("add_address", "address", "169.254.169.1/16", "overlaps link-local 169.254.0.0/16"),
+        ("set_nat", "subnet", "0.0.0.0/0", "0.0.0.0/0 is wider than a /8"),
+        ("set_nat", "subnet", "128.0.0.0/2", "128.0.0.0/2 is wider than a /8"),
+        ("set_nat", "subnet", "224.0.0.0/24", "overlaps multicast 224.0.0.0/4"),
+        ("isolate_bridge", "subnet", "0.0.0.0/8", "overlaps 'this network' 0.0.0.0/8"),
+        ("guard_bridge", "gateway", "10.10.0.1/24", "'10.10.0.1/24' is not an IP address"),
+        ("guard_bridge", "gateway", "2001:db8::1", "is not an IPv4 address"),
         ("set_shaping", "rate", 0, "0 is not a whole number in 1..1000000000000"),
         ("set_shaping", "loss", 101.0, "101.0 is not a percentage in 0..100"),
         ("set_shaping", "delay", "20ms", "'20ms' is not a whole number in 0..60000000"),
@@ -245,6 +254,34 @@ def test_it_refuses_a_host_link_op_on_a_link_it_does_not_own() -> None:
 
     [error] = refusal(change)
     assert error.endswith(".ifname: 'eth0' is not a host link of deployment lm25")
+
+
+def test_a_bridge_without_its_guard_is_not_applied() -> None:
+    data = plan_to_dict(every_kind_plan())
+    ops = data["hosts"][1]["ops"]
+    guard = op_index(data, "guard_bridge")
+    bridge = ops[guard]["bridge"]
+    up = next(
+        i
+        for i, op in enumerate(ops)
+        if op == {"op": "set_link_up", "netns": None, "ifname": bridge}
+    )
+    del ops[guard]
+
+    assert [str(e) for e in guard_errors(plan_from_dict(data))] == [
+        f"hosts.local.ops.{up - 1}: bridge {bridge} has no guard_bridge op before it comes up:"
+        " the host would be open to its nodes"
+    ]
+
+
+def test_a_guard_after_its_bridge_came_up_is_too_late() -> None:
+    data = plan_to_dict(every_kind_plan())
+    ops = data["hosts"][1]["ops"]
+    ops.append(ops.pop(op_index(data, "guard_bridge")))
+
+    [error] = guard_errors(plan_from_dict(data))
+    assert "has no guard_bridge op before it comes up" in error.message
+    assert guard_errors(every_kind_plan()) == []
 
 
 def test_it_refuses_an_unprivileged_node_without_every_namespace() -> None:

@@ -29,6 +29,7 @@ from labplan.ops import (
     CreateNetns,
     CreateVethPair,
     CreateVxlan,
+    GuardBridge,
     IsolateBridge,
     Op,
     SetCgroupLimit,
@@ -82,12 +83,13 @@ def test_two_nodes_on_a_bridge_compile_in_dependency_order() -> None:
         SetCgroupLimit("lm1/n1", "memory.max", "268435456"),
         CreateBridge("lm1-b0", 1500, 65537, "labmgr:lm1"),
     )
-    assert ops[7:10] == (
+    assert ops[7:11] == (
+        GuardBridge("lm1-b0", "10.10.0.1"),  # before the bridge comes up
         SetLinkUp(None, "lm1-b0"),
         AddAddress(None, "lm1-b0", "10.10.0.1/24"),
         SetNat("lm1-b0", "10.10.0.0/24"),
     )
-    assert ops[10:14] == (
+    assert ops[11:15] == (
         CreateVethPair(
             "lm1-v0x0", "lm1-n0", "eth0", "02:42:0a:0a:00:02", 1500, 65537, "labmgr:lm1"
         ),
@@ -95,7 +97,7 @@ def test_two_nodes_on_a_bridge_compile_in_dependency_order() -> None:
         SetLinkUp(None, "lm1-v0x0"),
         SetLinkUp("lm1-n0", "eth0"),
     )
-    assert ops[18:21] == (
+    assert ops[19:22] == (
         SetLinkUp("lm1-n0", "lo"),
         AddAddress("lm1-n0", "eth0", "10.10.0.2/24"),
         AddRoute("lm1-n0", "0.0.0.0/0", "10.10.0.1"),
@@ -187,6 +189,34 @@ def test_an_internal_bridge_is_isolated_instead_of_nated() -> None:
     assert IsolateBridge("lm1-b0", "10.10.0.0/24") in ops
     assert not [op for op in ops if isinstance(op, SetNat)]
     assert AddAddress(None, "lm1-b0", "10.10.0.1/24") not in ops
+
+
+def test_a_bridge_without_a_gateway_is_guarded_and_routes_nothing() -> None:
+    lab = Labfile(
+        "g",
+        networks=(Network("lan", "bridge", subnet="10.10.0.0/24", gateway=None),),
+        nodes=(node("a", on_lan("10.10.0.2")),),
+    )
+    ops = compile_plan(lab, deployment=1).hosts[0].ops
+    assert GuardBridge("lm1-b0", None) in ops
+    assert not [op for op in ops if isinstance(op, SetNat | AddAddress) and op.netns is None]
+
+
+def test_an_overlays_bridge_holds_its_gateway_on_one_host_and_is_guarded_on_each() -> None:
+    lab = Labfile(
+        "ov",
+        networks=(Network("ov", "overlay", subnet="10.40.0.0/24", gateway="10.40.0.1"),),
+        nodes=(
+            node("a", Attachment("ov", "10.40.0.10", "eth0"), host="ha"),
+            node("b", Attachment("ov", "10.40.0.11", "eth0"), host="hb"),
+        ),
+    )
+    plan = compile_plan(lab, deployment=1, underlay={"ha": "192.0.2.10", "hb": "192.0.2.11"})
+    guards = {h.host: [op for op in h.ops if isinstance(op, GuardBridge)] for h in plan.hosts}
+    assert guards == {
+        "ha": [GuardBridge("lm1-b0", "10.40.0.1")],
+        "hb": [GuardBridge("lm1-b0", None)],
+    }
 
 
 def test_macvlan_and_ipvlan_links_hang_off_the_parent_bridge_in_the_node_netns() -> None:
@@ -360,7 +390,13 @@ def test_it_refuses_a_placement_of_an_unknown_node() -> None:
 def test_an_unused_bridge_is_built_on_the_default_host() -> None:
     plan = compile_plan(Labfile("u", networks=(LAN,)), deployment=1, default_host="h")
     assert [h.host for h in plan.hosts] == ["h"]
-    assert kinds(plan.hosts[0].ops) == ["create_bridge", "set_link_up", "add_address", "set_nat"]
+    assert kinds(plan.hosts[0].ops) == [
+        "create_bridge",
+        "guard_bridge",
+        "set_link_up",
+        "add_address",
+        "set_nat",
+    ]
 
 
 def test_the_same_lab_and_arguments_compile_to_equal_plans() -> None:

@@ -13,6 +13,7 @@ from labplan.ops import (
     CreateNetns,
     CreateVethPair,
     CreateVxlan,
+    GuardBridge,
     HostPlan,
     IsolateBridge,
     Op,
@@ -98,9 +99,25 @@ def test_nat_renders_as_masquerade_and_a_bridge_never_forwards_into_another_lab_
         "sysctl -qw net.ipv4.ip_forward=1",
         "iptables -t nat -A POSTROUTING -s 10.10.0.0/24 ! -o lm1-b0 -j MASQUERADE",
         "iptables -I FORWARD -i lm1-b0 -o lm+ -j DROP",
+        "iptables -I FORWARD -i lm1-b0 ! -o lm1-b0 -d 169.254.0.0/16 -j DROP",
+        "iptables -I FORWARD -o lm1-b0 ! -i lm1-b0 -m conntrack ! --ctstate ESTABLISHED,RELATED"
+        " -j DROP",
         "iptables -I FORWARD -i lm1-b0 -o lm1-b0 -j ACCEPT",
+        "# and: iptables -I FORWARD -i lm1-b0 -d NETWORK -j DROP, for each network the host is on",
     ]
     assert render_op(IsolateBridge("lm1-b0", "10.10.0.0/24")) == [
+        "iptables -I FORWARD -i lm1-b0 ! -o lm1-b0 -j DROP",
+        "iptables -I FORWARD -o lm1-b0 ! -i lm1-b0 -j DROP",
+    ]
+
+
+def test_a_guarded_bridge_lets_the_host_answer_only_pings_to_its_gateway() -> None:
+    assert render_op(GuardBridge("lm1-b0", "10.10.0.1")) == [
+        "iptables -I INPUT -i lm1-b0 -j DROP",
+        "iptables -I INPUT -i lm1-b0 -d 10.10.0.1 -p icmp --icmp-type echo-request -j ACCEPT",
+        "iptables -I INPUT -i lm1-b0 -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT",
+    ]
+    assert render_op(GuardBridge("lm1-b0", None))[-2:] == [
         "iptables -I FORWARD -i lm1-b0 ! -o lm1-b0 -j DROP",
         "iptables -I FORWARD -o lm1-b0 ! -i lm1-b0 -j DROP",
     ]
@@ -197,6 +214,9 @@ def test_teardown_kills_the_nodes_deletes_the_link_group_then_namespaces_and_cgr
         "# firewall rules",
         "iptables -t nat -D POSTROUTING -s 10.10.0.0/24 ! -o lm1-b0 -j MASQUERADE",
         "iptables -D FORWARD -i lm1-b0 -o lm+ -j DROP",
+        "iptables -D FORWARD -i lm1-b0 ! -o lm1-b0 -d 169.254.0.0/16 -j DROP",
+        "iptables -D FORWARD -o lm1-b0 ! -i lm1-b0 -m conntrack ! --ctstate ESTABLISHED,RELATED"
+        " -j DROP",
         "iptables -D FORWARD -i lm1-b0 -o lm1-b0 -j ACCEPT",
         "# cgroups, children first, and the nodes' files",
         "rmdir /sys/fs/cgroup/labmgr/lm1/n0",
