@@ -20,6 +20,7 @@ bound, pushes them in chunks on `labmgr:capture:<id>:pcap` and sends
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import logging
 import os
 import re
@@ -289,6 +290,9 @@ class Capture(threading.Thread):
                 "bytes": len(data) if chunks else 0,
                 "reason": reason,
                 "chunks": len(chunks),
+                # The chunks travel on Redis beside the signed report: the digest ties
+                # them to it, so a file changed on the way is refused.
+                "sha256": hashlib.sha256(data).hexdigest() if chunks else "",
             },
         )
         log.info("capture %s %s: %s", self.request.capture, state, reason)

@@ -9,6 +9,7 @@ the same again, since it trusts nothing it is sent.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import secrets
 from datetime import timedelta
@@ -138,10 +139,19 @@ def capture_progress_record(*, key: str, packets: int, bytes: int) -> None:
 
 
 def capture_finished_record(
-    *, key: str, state: str, packets: int, bytes: int, reason: str, chunks: int
+    *,
+    key: str,
+    state: str,
+    packets: int,
+    bytes: int,
+    reason: str,
+    chunks: int,
+    sha256: str | None = None,
 ) -> None:
     """Store the file the agent pushed on Redis and the capture's end. Idempotent: a
-    repeated report, or one for a deleted capture, only removes what is left in Redis."""
+    repeated report, or one for a deleted capture, only removes what is left in Redis.
+    `sha256` (the agent's digest of the file, in its signed report) must match what
+    arrived on Redis, else the capture fails and keeps nothing."""
     client = redis_client()
     redis_key = f"labmgr:capture:{key}:pcap"
     try:
@@ -152,6 +162,9 @@ def capture_finished_record(
         ended = CaptureState.FAILED if state == CaptureState.FAILED else CaptureState.STOPPED
         if len(parts) != chunks:
             ended, reason = CaptureState.FAILED, "the capture's file was lost on its way"
+            parts, packets, bytes = [], 0, 0
+        elif sha256 and hashlib.sha256(b"".join(parts)).hexdigest() != sha256:
+            ended, reason = CaptureState.FAILED, "the capture's file was changed on its way"
             parts, packets, bytes = [], 0, 0
         Capture.objects.filter(pk=capture.pk, state__in=ACTIVE_STATES).update(
             state=ended,

@@ -31,11 +31,18 @@ def capture_finished(
     reason: str,
     chunks: int,
     host: str = "",
+    sha256: str | None = None,
 ) -> None:
     if not services.capture_is_on(key=capture, host=host):
         return
     services.capture_finished_record(
-        key=capture, state=state, packets=packets, bytes=bytes, reason=reason, chunks=chunks
+        sha256=sha256,
+        key=capture,
+        state=state,
+        packets=packets,
+        bytes=bytes,
+        reason=reason,
+        chunks=chunks,
     )
 
 

@@ -3,6 +3,7 @@ agent hears of a capture, what the agent's reports do, the download, and who may
 
 from __future__ import annotations
 
+import hashlib
 import struct
 from collections.abc import Callable
 from datetime import timedelta
@@ -100,8 +101,17 @@ def start(api: Api, user: User, deployment: Deployment, **body: Any) -> Any:
     return api(user).post(url(deployment), {"node": "web", "interface": "eth0", **body}, "json")
 
 
-def finish(capture: Capture, fake_redis: FakeRedis, data: bytes = PCAP, packets: int = 1) -> None:
-    fake_redis.lists[f"labmgr:capture:{capture.key}:pcap"] = [data[:30], data[30:]]
+def finish(
+    capture: Capture,
+    fake_redis: FakeRedis,
+    data: bytes = PCAP,
+    packets: int = 1,
+    arrived: bytes | None = None,
+) -> None:
+    """The agent's end of a capture: its file on Redis (as it `arrived` there, by default
+    as sent) and its report with the file's digest."""
+    on_redis = data if arrived is None else arrived
+    fake_redis.lists[f"labmgr:capture:{capture.key}:pcap"] = [on_redis[:30], on_redis[30:]]
     services.capture_finished_record(
         key=capture.key,
         state="stopped",
@@ -109,6 +119,7 @@ def finish(capture: Capture, fake_redis: FakeRedis, data: bytes = PCAP, packets:
         bytes=len(data),
         reason="stopped on request",
         chunks=2,
+        sha256=hashlib.sha256(data).hexdigest(),
     )
 
 
@@ -255,6 +266,24 @@ def test_a_file_lost_in_redis_fails_the_capture_in_plain_words(
     assert (row["state"], row["reason"], row["pcap_url"]) == (
         "failed",
         "the capture's file was lost on its way",
+        None,
+    )
+    assert api(alice).get(url(deployment, f"/{capture.pk}/pcap")).status_code == 404
+
+
+def test_a_file_changed_on_redis_fails_the_capture_and_nothing_of_it_is_kept(
+    api: Api, alice: User, deployment: Deployment, agent: FakeAgent, fake_redis: FakeRedis
+) -> None:
+    start(api, alice, deployment)
+    capture = Capture.objects.get()
+    forged = PCAP[:40] + b"\xff" * 8 + PCAP[48:]
+
+    finish(capture, fake_redis, arrived=forged)
+
+    (row,) = api(alice).get(url(deployment)).json()
+    assert (row["state"], row["reason"], row["pcap_url"]) == (
+        "failed",
+        "the capture's file was changed on its way",
         None,
     )
     assert api(alice).get(url(deployment, f"/{capture.pk}/pcap")).status_code == 404
