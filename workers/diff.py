@@ -91,7 +91,7 @@ def _split(plan: ops.HostPlan) -> _Parts:
             if parent is not None:
                 parts.joins[node].add(parent)
             continue
-        if isinstance(op, ops.SetNat | ops.IsolateBridge):
+        if isinstance(op, ops.SetNat | ops.IsolateBridge | ops.GuardBridge):
             parts.firewall.add(op)
         bridge = _network_of(op, vxlan_bridge)
         if bridge is not None:
@@ -145,6 +145,8 @@ def _network_of(op: ops.Op, vxlan_bridge: dict[str, str]) -> str | None:
         case ops.AddFdbEntry(vxlan=vxlan):
             return vxlan_bridge.get(vxlan, vxlan)
         case ops.SetNat(bridge=bridge) | ops.IsolateBridge(bridge=bridge):
+            return bridge
+        case ops.GuardBridge(bridge=bridge):
             return bridge
         case ops.SetLinkUp() | ops.AddAddress() | ops.SetShaping():
             return vxlan_bridge.get(op.ifname, op.ifname) if op.netns is None else None

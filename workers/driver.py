@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from labplan import ops
+from labplan.subnets import HostAddress, HostRoute
 from workers.kernel.processes import NodeProcess
 
 
@@ -17,6 +18,21 @@ class Interface:
     name: str
     addresses: tuple[str, ...]
     mac: str = ""
+
+
+@dataclass(frozen=True)
+class HostRules:
+    """What the agent's own host-wide table holds (`workers.hostguard` decides it): VXLAN
+    from the peers' underlay addresses only, while there is a VXLAN device, and, while
+    labmgr is the one who turned IPv4 forwarding on, nothing forwarded but the labs'."""
+
+    vxlan_ports: tuple[int, ...] = ()  # empty: no VXLAN device, no VXLAN rules
+    vxlan_peers: tuple[str, ...] = ()  # sorted underlay addresses
+    forward_guard: bool = False
+
+    @property
+    def empty(self) -> bool:
+        return not self.vxlan_ports and not self.forward_guard
 
 
 class Driver(Protocol):
@@ -61,10 +77,26 @@ class Driver(Protocol):
     def host_links(self) -> list[tuple[str, str | None]]: ...
 
     # firewall
-    def set_nat(self, token: str, bridge: str, subnet: str) -> None: ...
+    def set_nat(self, token: str, bridge: str, subnet: str) -> None:
+        """Masquerade `subnet` out of the host, never into another lab, the networks the
+        host is on or link-local addresses."""
+        ...
+
     def isolate(self, token: str, bridge: str, subnet: str) -> None: ...
+    def guard_bridge(self, token: str, bridge: str, gateway: str | None) -> None: ...
     def remove_firewall(self, token: str) -> bool: ...
     def firewall_tables(self) -> list[str]: ...
+
+    # the host itself (its root namespace)
+    def host_network(self) -> tuple[list[HostRoute], list[HostAddress]]:
+        """The host's routes and addresses, without labmgr's own links (lm*)."""
+        ...
+
+    def ip_forward(self) -> bool: ...
+    def set_ip_forward(self, on: bool) -> None: ...
+    def set_host_rules(self, rules: HostRules) -> None:
+        """Make the host-wide table say `rules` (none at all when they are empty)."""
+        ...
 
     # node processes
     def spawn_all(

@@ -20,9 +20,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import cast
 
-from labplan import codec, naming, ops
+from labplan import codec, naming, ops, subnets
 from labplan.errors import LabfileError
 from workers import facts as host_facts
+from workers import hostguard
 from workers.driver import Driver, Interface
 from workers.journal import Journal, Record
 from workers.kernel.cgroups import Budget, is_reservation_cgroup
@@ -79,6 +80,16 @@ class RefusedError(ApplyError):
         super().__init__("this host lacks: " + ", ".join(missing))
 
 
+class ConflictRefusedError(RefusedError):
+    """The subnets the plan routes on this host clash with the host's own routes or
+    addresses, or with another deployment's; nothing was created."""
+
+    def __init__(self, conflicts: list[str]) -> None:
+        self.missing: list[str] = []
+        self.conflicts = conflicts
+        ApplyError.__init__(self, "this host cannot route " + "; ".join(conflicts))
+
+
 class MoveRefusedError(ApplyError):
     """A running deployment was asked to go into another reservation's cgroup (or out of
     its own); nothing was changed."""
@@ -90,9 +101,12 @@ Progress = Callable[[Step], None]
 def decode(plan_data: object) -> ops.Plan:
     """The plan a codec dict stands for, checked at the privilege boundary."""
     try:
-        return codec.plan_from_dict(plan_data)
+        plan = codec.plan_from_dict(plan_data)
+        if unguarded := codec.guard_errors(plan):
+            raise LabfileError(unguarded)
     except LabfileError as exc:
         raise ApplyError(f"the plan is invalid:\n{exc}") from exc
+    return plan
 
 
 def decode_budget(data: object) -> Budget | None:
@@ -172,6 +186,8 @@ def target_of(op: ops.Op) -> str:
             return f"{op.netns} {op.dst} via {op.via}"
         case ops.SetNat() | ops.IsolateBridge():
             return f"{op.bridge} {op.subnet}"
+        case ops.GuardBridge():
+            return f"{op.bridge} {op.gateway or '(no gateway)'}"
         case ops.SpawnNode():
             return op.node
         case _:
@@ -191,6 +207,7 @@ class Executor:
         self._driver_factory = driver_factory
         self._facts = facts
         self.progress = progress or (lambda step: None)
+        self.host = hostguard.HostGuard(data_dir)
 
     @property
     def facts(self) -> host_facts.Facts:
@@ -219,8 +236,23 @@ class Executor:
         missing = host_facts.check_plan(self.facts, host_plan)
         if missing:
             raise RefusedError(missing)
+        self.check_subnets(host_plan)
         self.check_move(host_plan.deployment, budget)
         return self._apply(plan.lab, host_plan, plan_data, budget)
+
+    def check_subnets(self, plan: ops.HostPlan) -> None:
+        """Refuse a plan routing a subnet this host cannot route: one shadowing a route or
+        an address of the host, or another deployment's (the control plane checked too;
+        the broker is not trusted to have asked it)."""
+        if not subnets.routed_subnets(plan):
+            return
+        driver = self._driver_factory()
+        try:
+            problems = hostguard.conflicts(driver, plan, self.journal)
+        finally:
+            driver.close()
+        if problems:
+            raise ConflictRefusedError(problems)
 
     def check_move(self, token: str, budget: Budget | None) -> None:
         """Refuse to apply a deployment inside another cgroup than the one it runs in: a
@@ -249,6 +281,8 @@ class Executor:
         driver = self._driver_factory()
         result = ApplyResult(token, lab, plan.host, 0.0)
         try:
+            # The host-wide rules the journal now says (this plan's included) come first.
+            self.host.sync(driver, self.journal)
             if budget is not None:
                 self._place(driver, token, budget)
             self._run_all(driver, plan, previous, slots, result)
@@ -258,6 +292,7 @@ class Executor:
             cgroup = deployment_cgroup(token, budget)
             self._teardown(driver, token, plan.group, self._rolled_back, cgroup)
             self.journal.remove(token)
+            self.host.sync(driver, self.journal)
             raise ApplyError(
                 f"{type(exc).__name__}: {exc}; the deployment was rolled back"
             ) from exc
@@ -348,6 +383,8 @@ class Executor:
                 driver.set_nat(plan.deployment, op.bridge, op.subnet)
             case ops.IsolateBridge():
                 driver.isolate(plan.deployment, op.bridge, op.subnet)
+            case ops.GuardBridge():
+                driver.guard_bridge(plan.deployment, op.bridge, op.gateway)
             case ops.SetShaping():
                 driver.set_shaping(op)
             case _:
@@ -447,10 +484,11 @@ class Executor:
         try:
             cgroup = record.cgroup if record else self._found_cgroup(driver, token)
             self._teardown(driver, token, int(group), removed.append, cgroup)
+            if self.journal.remove(token):
+                removed.append(f"journal {token}")
+            self.host.sync(driver, self.journal)
         finally:
             driver.close()
-        if self.journal.remove(token):
-            removed.append(f"journal {token}")
         return removed
 
     @staticmethod
@@ -516,6 +554,11 @@ class Executor:
         for token in sorted(self.found_tokens() - keep):
             removed.extend(self.destroy(token))
         removed.extend(self._sweep_reservations())
+        driver = self._driver_factory()
+        try:
+            self.host.sync(driver, self.journal)  # forwarding back as it was with no lab
+        finally:
+            driver.close()
         return removed
 
     def _sweep_reservations(self) -> list[str]:

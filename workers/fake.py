@@ -16,7 +16,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from labplan import ops
-from workers.driver import Interface
+from labplan.subnets import HostAddress, HostRoute
+from workers.driver import HostRules, Interface
 from workers.kernel.cgroups import is_reservation_cgroup
 from workers.kernel.processes import NodeProcess, SpawnError
 
@@ -55,6 +56,11 @@ class FakeKernel:
     next_pid: int = 1000
     # What a node's start says its user should know, by node name (lminit's notes).
     spawn_notes: dict[str, str] = field(default_factory=dict)
+    # The host's own network, its forwarding switch and labmgr's host-wide table.
+    host_routes: list[HostRoute] = field(default_factory=list)
+    host_addresses: list[HostAddress] = field(default_factory=list)
+    ip_forward: bool = False
+    host_rules: HostRules = field(default_factory=HostRules)
 
     def driver(self) -> FakeDriver:
         return FakeDriver(self)
@@ -68,6 +74,7 @@ class FakeKernel:
             + [f"table {t}" for t in self.tables]
             + [f"process {p}" for p in self.processes]
             + [f"files {f}" for f in self.files]
+            + ([] if self.host_rules.empty else ["table labmgr"])
         )
 
 
@@ -272,8 +279,24 @@ class FakeDriver:
     def remove_firewall(self, token: str) -> bool:
         return self.k.tables.pop(token, None) is not None
 
+    def guard_bridge(self, token: str, bridge: str, gateway: str | None) -> None:
+        self._call()
+        self.k.tables.setdefault(token, []).append(f"guard {bridge} {gateway}")
+
     def firewall_tables(self) -> list[str]:
         return sorted(self.k.tables)
+
+    def host_network(self) -> tuple[list[HostRoute], list[HostAddress]]:
+        return list(self.k.host_routes), list(self.k.host_addresses)
+
+    def ip_forward(self) -> bool:
+        return self.k.ip_forward
+
+    def set_ip_forward(self, on: bool) -> None:
+        self.k.ip_forward = on
+
+    def set_host_rules(self, rules: HostRules) -> None:
+        self.k.host_rules = rules
 
     def spawn_all(
         self, starts: Sequence[tuple[ops.SpawnNode, int | None]], token: str

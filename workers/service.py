@@ -24,6 +24,7 @@ from workers import config
 from workers.agent import kernel_executor
 from workers.celery_app import host_queue, host_slug, make_app, redis_url
 from workers.executor import Executor
+from workers.hostguard import network_facts
 from workers.kernel import syscalls
 from workers.keys import NoKey, Signer, key_path
 from workers.metrics import MetricsLoop, Sampler
@@ -65,8 +66,14 @@ class Heartbeat(threading.Thread):
         self.stopping = threading.Event()
 
     def beat(self) -> None:
+        driver = self.executor.driver()  # on this thread, in the host's root namespace
+        try:
+            network = network_facts(driver)
+        finally:
+            driver.close()
         facts = {
             **self.executor.facts.to_dict(),
+            **network,
             "capacity": capacity(),
             "hostname": socket.gethostname(),
         }

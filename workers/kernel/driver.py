@@ -6,17 +6,23 @@ from __future__ import annotations
 import shutil
 import threading
 from collections.abc import Callable, Sequence
+from ipaddress import IPv4Interface, IPv4Network
 from pathlib import Path
 
-from labplan import ops
-from workers.driver import Interface
-from workers.kernel import firewall, processes
+from labplan import naming, ops
+from labplan.subnets import HostAddress, HostRoute
+from workers.driver import HostRules, Interface
+from workers.kernel import firewall, processes, rtnl
 from workers.kernel.cgroups import Cgroups
 from workers.kernel.firewall import Firewall
 from workers.kernel.links import Links
 from workers.kernel.netns import Namespaces
 from workers.kernel.processes import NodeProcess, NodeStart, Processes
 from workers.kernel.qdiscs import Qdiscs
+
+
+def _lab_link(name: str | None) -> bool:
+    return name is not None and name.startswith(naming.PREFIX)
 
 
 class _Background(threading.Thread):
@@ -50,6 +56,7 @@ class KernelDriver:
         self.cgroups = Cgroups()
         self.processes = Processes(lminit, data_dir)
         self._removals: dict[str, _Background] = {}
+        self._host_network: tuple[list[HostRoute], list[HostAddress]] | None = None
 
     def close(self) -> None:
         self.ns.close()
@@ -151,7 +158,20 @@ class KernelDriver:
         return [(link.name, link.alias) for link in self.links.host_links()]
 
     def set_nat(self, token: str, bridge: str, subnet: str) -> None:
-        Firewall(token).set_nat(bridge, subnet)
+        Firewall(token).set_nat(bridge, subnet, self._local_networks())
+
+    def _local_networks(self) -> set[IPv4Network]:
+        """The networks the host is on: its routes without a gateway (but the default
+        route) and its addresses' prefixes, labmgr's own links left out."""
+        if self._host_network is None:  # once per job: the host's routes are not the lab's
+            self._host_network = self.host_network()
+        routes, addresses = self._host_network
+        local = {IPv4Network(r.dst, strict=False) for r in routes if not r.via}
+        local.discard(IPv4Network("0.0.0.0/0"))
+        return local | {IPv4Interface(a.address).network for a in addresses}
+
+    def guard_bridge(self, token: str, bridge: str, gateway: str | None) -> None:
+        Firewall(token).guard(bridge, gateway)
 
     def isolate(self, token: str, bridge: str, subnet: str) -> None:
         Firewall(token).isolate(bridge, subnet)
@@ -161,6 +181,30 @@ class KernelDriver:
 
     def firewall_tables(self) -> list[str]:
         return firewall.tables("lm")
+
+    def host_network(self) -> tuple[list[HostRoute], list[HostAddress]]:
+        sock = self.ns.rtnl(None)
+        names = {link.index: link.name for link in sock.links()}
+        routes = [
+            HostRoute(route.dst, names.get(route.oif, ""), route.gateway or "")
+            for route in sock.routes()
+            if route.kind not in rtnl.RTN_NOT_NETWORKS and not _lab_link(names.get(route.oif))
+        ]
+        addresses = [
+            HostAddress(f"{addr.address}/{addr.prefixlen}", names.get(addr.index, ""))
+            for addr in sock.addresses()
+            if not _lab_link(names.get(addr.index))
+        ]
+        return routes, addresses
+
+    def ip_forward(self) -> bool:
+        return firewall.ip_forward()
+
+    def set_ip_forward(self, on: bool) -> None:
+        firewall.set_ip_forward(on)
+
+    def set_host_rules(self, rules: HostRules) -> None:
+        firewall.set_host_rules(rules)
 
     def spawn_all(
         self, starts: Sequence[tuple[ops.SpawnNode, int | None]], token: str

@@ -36,7 +36,7 @@ NLMSGERR_ATTR_MSG = 1
 
 RTM_NEWLINK, RTM_DELLINK, RTM_GETLINK, RTM_SETLINK = 16, 17, 18, 19
 RTM_NEWADDR, RTM_GETADDR = 20, 22
-RTM_NEWROUTE = 24
+RTM_NEWROUTE, RTM_GETROUTE = 24, 26
 
 IFLA_ADDRESS = 1
 IFLA_IFNAME = 3
@@ -62,10 +62,13 @@ IPVLAN_MODES = {"l2": 0, "l3": 1, "l3s": 2}
 IFA_ADDRESS = 1
 IFA_LOCAL = 2
 RTA_DST = 1
+RTA_OIF = 4
 RTA_GATEWAY = 5
 RT_TABLE_MAIN = 254
 RTPROT_BOOT = 3
 RTN_UNICAST = 1
+# Routes to the host itself or to groups, not to networks (`ip route show table all`).
+RTN_NOT_NETWORKS = frozenset({2, 3, 4, 5})  # local, broadcast, anycast, multicast
 IFF_UP = 0x1
 
 _HDR = struct.Struct("=IHHII")  # nlmsghdr
@@ -130,6 +133,14 @@ class Address:
     prefixlen: int
 
 
+@dataclass(frozen=True)
+class Route:
+    dst: str  # "192.0.2.0/24", "0.0.0.0/0"
+    oif: int  # 0 when the route names no single link (multipath, blackhole)
+    gateway: str | None
+    kind: int  # RTN_*
+
+
 def parse_attrs(data: bytes, offset: int = 0) -> dict[int, bytes]:
     """Top-level attributes of a message body from `offset` (the last of a kind wins)."""
     found: dict[int, bytes] = {}
@@ -166,6 +177,20 @@ def parse_address(body: bytes) -> Address:
     attrs = parse_attrs(body, _IFADDR.size)
     raw = attrs.get(IFA_ADDRESS) or attrs.get(IFA_LOCAL) or b"\0\0\0\0"
     return Address(index, socket.inet_ntoa(raw), prefixlen)
+
+
+def parse_route(body: bytes) -> Route:
+    _, prefixlen, _, _, _, _, _, kind, _ = _RTMSG.unpack_from(body)
+    attrs = parse_attrs(body, _RTMSG.size)
+    dst = socket.inet_ntoa(attrs.get(RTA_DST, b"\0\0\0\0"))
+    oif = attrs.get(RTA_OIF)
+    gateway = attrs.get(RTA_GATEWAY)
+    return Route(
+        dst=f"{dst}/{prefixlen}",
+        oif=struct.unpack("=I", oif)[0] if oif else 0,
+        gateway=socket.inet_ntoa(gateway) if gateway else None,
+        kind=kind,
+    )
 
 
 def messages(data: bytes) -> Iterator[tuple[int, int, int, bytes]]:
@@ -273,6 +298,11 @@ class Rtnl:
     def addresses(self) -> list[Address]:
         body = _IFADDR.pack(socket.AF_INET, 0, 0, 0, 0)
         return [parse_address(reply) for reply in self.dump(RTM_GETADDR, body, "list addresses")]
+
+    def routes(self) -> list[Route]:
+        """Every IPv4 route of every table."""
+        body = _RTMSG.pack(socket.AF_INET, 0, 0, 0, 0, 0, 0, 0, 0)
+        return [parse_route(reply) for reply in self.dump(RTM_GETROUTE, body, "list routes")]
 
     def add_address(self, index: int, address: str, prefixlen: int) -> bool:
         """Add an IPv4 address; False when the link already has it."""

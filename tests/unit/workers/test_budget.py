@@ -49,7 +49,9 @@ SHARE = {"reservation": 5, "cpus": 1.5, "memory": 256 << 20, "pids": 100}
 
 
 def plan_dict(deployment: int, name: str = "pair") -> dict[str, Any]:
-    lab = labfile.validate({**PAIR, "name": name})
+    # Labs running side by side on one host route subnets of their own.
+    lan = {"driver": "bridge", "subnet": f"10.{deployment % 250}.0.0/24"}
+    lab = labfile.validate({**PAIR, "name": name, "networks": {"lan": lan}})
     return codec.plan_to_dict(compile_plan(lab, deployment=deployment))
 
 

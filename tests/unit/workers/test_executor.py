@@ -45,6 +45,15 @@ def plan_dict(data: dict[str, Any] = CAMPUS, deployment: int = 7) -> dict[str, A
     return codec.plan_to_dict(compile_plan(labfile.validate(data), deployment=deployment))
 
 
+def campus_on(second_octet: int) -> dict[str, Any]:
+    """CAMPUS with subnets of its own, to run beside another campus on one host."""
+    networks = {
+        name: {**net, "subnet": net["subnet"].replace("10.", f"10.{second_octet}", 1)}
+        for name, net in CAMPUS["networks"].items()
+    }
+    return {**CAMPUS, "networks": networks}
+
+
 class Crash(BaseException):
     """Stands for the agent being killed: not an Exception, so nothing rolls back."""
 
@@ -80,7 +89,9 @@ def test_it_builds_every_object_of_the_plan(kernel: FakeKernel, tmp_path: Path) 
     assert kernel.links[("lm7-n2", "eth1")].kind == "macvlan bridge"
     assert kernel.cgroups["lm7/n2"] == {"memory.max": str(64 << 20), "pids.max": "50"}
     assert kernel.tables["lm7"] == [
+        "guard lm7-b0 10.20.0.1",
         "isolate lm7-b0 10.20.0.0/24",
+        "guard lm7-b1 10.10.0.1",
         "nat lm7-b1 10.10.0.0/24",
     ]
     web = next(n for n in result.nodes if n.name == "web")
@@ -201,7 +212,7 @@ def test_destroy_succeeds_on_a_lab_that_is_already_gone(kernel: FakeKernel, tmp_
 def test_destroying_one_lab_leaves_the_other_running(kernel: FakeKernel, tmp_path: Path) -> None:
     executor = executor_for(kernel, tmp_path)
     executor.apply(plan_dict(deployment=7), "local")
-    executor.apply(plan_dict(deployment=8), "local")
+    executor.apply(plan_dict(campus_on(1), deployment=8), "local")
 
     executor.destroy("lm7")
 
@@ -214,7 +225,7 @@ def test_sweep_removes_only_what_no_live_deployment_owns(
 ) -> None:
     executor = executor_for(kernel, tmp_path)
     executor.apply(plan_dict(deployment=7), "local")
-    executor.apply(plan_dict(deployment=8), "local")
+    executor.apply(plan_dict(campus_on(1), deployment=8), "local")
 
     removed = executor.sweep(live=["lm8"])
 
@@ -225,7 +236,7 @@ def test_sweep_removes_only_what_no_live_deployment_owns(
 def test_each_node_gets_its_own_uid_range(kernel: FakeKernel, tmp_path: Path) -> None:
     executor = executor_for(kernel, tmp_path)
     executor.apply(plan_dict(deployment=7), "local")
-    executor.apply(plan_dict(deployment=8), "local")
+    executor.apply(plan_dict(campus_on(1), deployment=8), "local")
 
     bases = [base for _, base in kernel.processes.values()]
     assert len(set(bases)) == 6
