@@ -144,8 +144,10 @@ def test_sweep_removes_a_deployment_nobody_owns(tmp_path: Path) -> None:
 def test_destroy_works_while_another_lab_runs(tmp_path: Path) -> None:
     executor = kernel_executor(tmp_path)
     first, second = new_deployment(), new_deployment()
+    beside = crash_lab(2)  # a lab of its own subnet: two labs never route one subnet
+    beside["networks"]["lan"]["subnet"] = "10.251.0.0/24"
     executor.apply(compile_dict(crash_lab(2), first), "local")
-    result = executor.apply(compile_dict(crash_lab(2), second), "local")
+    result = executor.apply(compile_dict(beside, second), "local")
     second_token = naming.deployment_token(second)
     try:
         started = time.monotonic()
@@ -153,7 +155,7 @@ def test_destroy_works_while_another_lab_runs(tmp_path: Path) -> None:
         assert time.monotonic() - started < 5
         assert leftovers(naming.deployment_token(first)) == []
         lab = Lab(executor, second_token, result)
-        assert lab.ping("n0", "10.238.0.3")
+        assert lab.ping("n0", "10.251.0.3")
     finally:
         executor.destroy(second_token)
     assert leftovers(second_token) == []
