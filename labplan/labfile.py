@@ -70,7 +70,8 @@ def admin_requirements(lab: Labfile) -> list[FieldError]:
                 )
             )
         for kind in NAMESPACE_KINDS:
-            if not getattr(node.namespaces, kind):
+            # A privileged node has no user namespace unless it asks: said once, below.
+            if not getattr(node.namespaces, kind) and not (kind == "user" and node.privileged):
                 needs.append(
                     FieldError(
                         f"{path}.namespaces.{kind}",

@@ -190,8 +190,9 @@ def template_copy(*, template: LabTemplate, member: Any, actor: Any) -> Template
         )
     tree = labfile_module.dump(spec.lab_to_labfile(template.lab))
     with transaction.atomic():
-        # The template's author decides which admin-only fields it may hold.
-        lab = lab_services.lab_create(owner=member, labfile_tree=tree, actor=template.published_by)
+        # Who asks decides which admin-only fields the copy may hold, never the template's
+        # author: a member copying an admin's template is refused its host powers.
+        lab = lab_services.lab_create(owner=member, labfile_tree=tree, actor=actor)
         return TemplateCopy.objects.create(template=template, user=member, lab=lab)
 
 

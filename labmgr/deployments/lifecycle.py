@@ -31,6 +31,7 @@ from labmgr.deployments.services import (
     deployment_job_sent,
     deployment_transition,
 )
+from labmgr.deployments.subnets import deployment_check_subnets
 from labmgr.errors import ApplicationError, Conflict, NotAllowed
 from labmgr.hosts.choices import HostStatus
 from labmgr.hosts.models import Host
@@ -39,8 +40,9 @@ from labmgr.labs import spec
 from labmgr.labs.models import Lab
 from labmgr.reservations import clock as reservation_clock
 from labmgr.reservations.selectors import reservation_active_for
-from labmgr.reservations.services import Budget, reservation_budget, reservation_check_deploy
+from labmgr.reservations.services import Budget, deployment_budget, reservation_check_deploy
 from labplan import codec, features
+from labplan import labfile as labfile_module
 from labplan.model import Labfile
 
 log = logging.getLogger(__name__)
@@ -54,6 +56,7 @@ def deployment_deploy(*, lab: Lab, actor: Any) -> Deployment:
     host or past their quota."""
     _require_change(actor, lab)
     labfile = spec.lab_to_labfile(lab)
+    _require_admin_powers(actor, labfile)
     hosts = _choose_hosts(labfile, actor=actor)
     _require_underlay(labfile, hosts)
     budgets = _require_budgets(actor, hosts, lab, labfile)
@@ -66,6 +69,9 @@ def deployment_deploy(*, lab: Lab, actor: Any) -> Deployment:
                 lab=lab, owner=actor, host=hosts[0], labfile=labfile, hosts=hosts
             )
             _check_features(hosts, deployment)
+            deployment_check_subnets(
+                deployment=deployment, labfile=labfile, hosts=hosts, actor=actor
+            )
             _send_apply(deployment, hosts, previous=None, budgets=budgets)
     except IntegrityError as exc:
         # Another request deployed the lab between the check and the insert.
@@ -97,6 +103,7 @@ def deployment_redeploy(*, deployment: Deployment, actor: Any) -> Deployment:
     the new plan with the previous one and changes only the difference."""
     _require_change(actor, deployment.lab)
     labfile = spec.lab_to_labfile(deployment.lab)
+    _require_admin_powers(actor, labfile)
     with transaction.atomic():
         locked = (
             Deployment.objects.select_for_update(of=("self",))
@@ -120,6 +127,7 @@ def deployment_redeploy(*, deployment: Deployment, actor: Any) -> Deployment:
         previous = locked.plan
         deployment_compile(deployment=locked, labfile=labfile, hosts=hosts)
         _check_features(hosts, locked)
+        deployment_check_subnets(deployment=locked, labfile=labfile, hosts=hosts, actor=actor)
         locked.save(update_fields=["labfile", "plan", "indexes", "updated"])
         deployment_transition(deployment=locked, to=S.DEPLOYING, reason=f"redeploy by {actor}")
         _send_apply(locked, hosts, previous=previous, budgets=budgets)
@@ -213,6 +221,19 @@ def _already_active(lab: Lab, active: Deployment) -> Conflict:
     )
 
 
+def _require_admin_powers(actor: Any, labfile: Labfile) -> None:
+    """Refuse a lab using a power that reaches the host unless the one deploying it is an
+    admin: who saved or copied the lab (an admin may make one for a student) lends none."""
+    if accounts.user_is_admin(user=actor):
+        return
+    if needs := labfile_module.admin_requirements(labfile):
+        fields = ", ".join(need.path for need in needs)
+        errors: dict[str, list[str]] = {}
+        for need in needs:
+            errors.setdefault(need.path, []).append(need.message)
+        raise ApplicationError(f"Only an admin may deploy this lab: it uses {fields}.", errors)
+
+
 def _require_change(actor: Any, lab: Lab) -> None:
     if not lab_selectors.lab_can_change(user=actor, lab=lab):
         raise NotAllowed("This lab is shared with you to read; only its owner may run it.")
@@ -223,10 +244,9 @@ def _require_budgets(
 ) -> dict[str, Budget | None]:
     """Inside an active reservation of each host whose share the lab's nodes there fit,
     and within the actor's quotas (admins are exempt from both). Returns, per host slug,
-    the budget its agent puts the deployment's cgroups in: the share of the reservation
-    it was accepted under; None outside reservations, for a whole-host booking, and for
-    admins, whom no booking binds (the kernel would hold them to a share they were
-    allowed to exceed)."""
+    the budget its agent holds the deployment to: the share of the reservation it was
+    accepted under; for a whole-host booking, outside reservations and for admins (whom
+    no share binds), what labs may use of the host, its capacity less its reserve."""
     if len(hosts) == 1:
         reservations = {hosts[0].slug: reservation_check_deploy(user=actor, host=hosts[0], lab=lab)}
     else:
@@ -237,9 +257,13 @@ def _require_budgets(
             for host in hosts
         }
     quota_check_deploy(user=actor, lab=labfile)
-    if accounts.user_is_admin(user=actor):
-        return dict.fromkeys(reservations)
-    return {slug: reservation_budget(r) for slug, r in reservations.items()}
+    admin = accounts.user_is_admin(user=actor)
+    return {
+        host.slug: deployment_budget(
+            host=host, reservation=None if admin else reservations[host.slug]
+        )
+        for host in hosts
+    }
 
 
 def _part_on(labfile: Labfile, host: Host, first: Host) -> Labfile:

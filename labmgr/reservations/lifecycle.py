@@ -22,6 +22,7 @@ from labmgr.errors import ApplicationError
 from labmgr.reservations import clock, notify, selectors
 from labmgr.reservations.choices import HOLDING_STATES, ReservationStatus
 from labmgr.reservations.models import Reservation
+from labplan.errors import LabfileError
 
 log = logging.getLogger(__name__)
 R = ReservationStatus
@@ -70,9 +71,12 @@ def _auto_deploy(reservation: Reservation) -> None:
     assert lab is not None
     try:
         deployments.deployment_deploy(lab=lab, actor=reservation.owner)
-    except ApplicationError as exc:
+    except (ApplicationError, LabfileError) as exc:
+        # A lab whose rows no longer validate (e.g. past a bound added since) is refused
+        # like any other, not a crash of the tick.
+        reason = exc.message if isinstance(exc, ApplicationError) else str(exc)
         log.info("auto-deploy of %s for reservation %s refused: %s", lab, reservation.pk, exc)
-        _note_error(reservation, f"Auto-deploy of {lab.name!r} refused: {exc.message}")
+        _note_error(reservation, f"Auto-deploy of {lab.name!r} refused: {reason}")
 
 
 # --- warnings ---------------------------------------------------------------------------

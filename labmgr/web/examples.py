@@ -21,6 +21,8 @@ class Example:
     drivers: tuple[str, ...]
     nodes: int
     networks: int
+    # The fields that make it an admin's alone to copy and deploy.
+    admin_only: tuple[str, ...] = ()
 
 
 def examples_dir() -> Path:
@@ -59,6 +61,7 @@ def _read(path: Path) -> Example | None:
         drivers=tuple(sorted({n.driver for n in lab.networks})),
         nodes=len(lab.nodes),
         networks=len(lab.networks),
+        admin_only=tuple(need.path for need in labfile_module.admin_requirements(lab)),
     )
 
 

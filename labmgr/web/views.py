@@ -25,6 +25,7 @@ from labmgr.web import calendar, selectors, services
 from labmgr.web import examples as example_store
 from labmgr.web.forms import EditorForm, ImportForm
 from labmgr.web.models import LabDraft
+from labplan.errors import LabfileError
 
 # The labfile a new lab starts from in the editor.
 STARTER = """labfile: 1
@@ -102,6 +103,12 @@ def example_copy(request: HttpRequest, name: str) -> HttpResponse:
         lab = services.example_copy(user=request.user, example=example)
     except ApplicationError as exc:
         messages.error(request, exc.message)
+        return redirect("web-examples")
+    except LabfileError as exc:
+        problems = "; ".join(str(error) for error in exc.errors)
+        messages.error(
+            request, f"The example {name!r} cannot be copied into your labs: {problems}."
+        )
         return redirect("web-examples")
     messages.success(request, f"The example is now your lab {lab.name!r}.")
     return redirect("web-lab", pk=lab.pk)

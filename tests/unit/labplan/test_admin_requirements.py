@@ -3,6 +3,7 @@ field, all of them at once."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +11,7 @@ import pytest
 
 from labplan.errors import FieldError
 from labplan.labfile import admin_requirements, load, validate
+from labplan.model import Namespaces
 
 EXAMPLES = Path(__file__).parents[3] / "examples"
 
@@ -39,20 +41,30 @@ def test_every_power_that_reaches_the_host_is_named_in_document_order(
             'filesystem; use rootfs: "host"',
         ),
         FieldError("nodes.db.namespaces.pid", "only an admin may turn the pid namespace off"),
-        FieldError("nodes.db.namespaces.user", "only an admin may turn the user namespace off"),
         FieldError("nodes.db.privileged", "only an admin may run a privileged node"),
     ]
 
 
-@pytest.mark.parametrize("kind", ["mnt", "uts", "ipc", "pid", "cgroup", "user"])
+@pytest.mark.parametrize("kind", ["mnt", "uts", "ipc", "pid", "cgroup"])
 def test_turning_any_namespace_off_is_an_admins_power(tree: dict[str, Any], kind: str) -> None:
-    tree["nodes"]["web"].update(privileged=True, namespaces={kind: False, "user": kind != "user"})
+    tree["nodes"]["web"].update(privileged=True, namespaces={kind: False, "user": True})
     assert paths(tree) == [f"nodes.web.namespaces.{kind}", "nodes.web.privileged"]
 
 
-def test_a_privileged_node_has_no_user_namespace_unless_it_asks(tree: dict[str, Any]) -> None:
+def test_a_privileged_nodes_missing_user_namespace_is_named_once(tree: dict[str, Any]) -> None:
     tree["nodes"]["web"]["privileged"] = True
-    assert paths(tree) == ["nodes.web.namespaces.user", "nodes.web.privileged"]
+    assert paths(tree) == ["nodes.web.privileged"]
+    tree["nodes"]["web"]["namespaces"] = {"user": False}
+    assert paths(tree) == ["nodes.web.privileged"]
+
+
+def test_a_user_namespace_off_is_named_even_without_privileged() -> None:
+    # The validator refuses it; a lab built another way is still checked.
+    lab = validate({"labfile": 1, "name": "x", "nodes": {"web": {}}})
+    web = replace(lab.nodes[0], namespaces=Namespaces(user=False))
+    assert [e.path for e in admin_requirements(replace(lab, nodes=(web,)))] == [
+        "nodes.web.namespaces.user"
+    ]
 
 
 def test_a_lab_bridge_as_parent_and_the_host_tree_as_rootfs_are_anyones(

@@ -234,9 +234,9 @@ def test_a_body_over_one_mebibyte_is_a_413(api: Api, alice: User) -> None:
     )
 
 
-def test_import_takes_yaml(api: Api, alice: User, campus_tree: dict) -> None:
-    text = yaml.safe_dump(campus_tree)
-    response = api(alice).post("/api/labs/import", text, content_type="application/yaml")
+def test_import_takes_yaml(api: Api, root: User, campus_tree: dict) -> None:
+    text = yaml.safe_dump(campus_tree)  # with a host network: an admin's lab
+    response = api(root).post("/api/labs/import", text, content_type="application/yaml")
     assert response.status_code == 201, response.json()
     assert response.json()["name"] == "campus"
     assert response.json()["labfile"]["networks"]["backbone"]["vni"] == 4242
