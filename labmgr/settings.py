@@ -7,6 +7,7 @@ directory (`LABMGR_DATA_DIR`, default `<repo>/var`). `DATABASE_URL` switches to 
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import dj_database_url
@@ -260,3 +261,38 @@ LABMGR_REQUIRE_RESERVATION = os.environ.get("LABMGR_REQUIRE_RESERVATION", "1") =
 # The owner is warned this long before a reservation ends, and again at one minute.
 LABMGR_RESERVATION_WARN_BEFORE = _env_seconds("LABMGR_RESERVATION_WARN_BEFORE", 600)
 LABMGR_RESERVATION_TICK_EVERY = _env_seconds("LABMGR_RESERVATION_TICK_EVERY", 15)
+
+
+# --- fair shares (docs/reservations.md) ----------------------------------------------------
+
+
+def _env_bound(name: str, default: int) -> int | None:
+    """A policy bound: a whole number, 0 for none."""
+    text = os.environ.get(name, str(default)).strip()
+    if not text.isdigit():
+        raise ValueError(f"{name}={text!r}: a whole number (0 for no limit)")
+    return int(text) or None
+
+
+# What a user who is not an admin may book, until an admin saves the reservation policy in
+# the admin panel: the longest booking, how far ahead it may start, hours a week and
+# bookings not over yet (all hosts together).
+LABMGR_RESERVATION_MAX_HOURS = _env_bound("LABMGR_RESERVATION_MAX_HOURS", 8)
+LABMGR_RESERVATION_MAX_DAYS_AHEAD = _env_bound("LABMGR_RESERVATION_MAX_DAYS_AHEAD", 14)
+LABMGR_RESERVATION_WEEKLY_HOURS = _env_bound("LABMGR_RESERVATION_WEEKLY_HOURS", 20)
+LABMGR_RESERVATION_MAX_BOOKINGS = _env_bound("LABMGR_RESERVATION_MAX_BOOKINGS", 3)
+
+
+def _env_reserve(name: str, default: str) -> str:
+    """A reserve: a number (a size like 512M for memory) or a percentage of the machine."""
+    text = os.environ.get(name, default).strip()
+    if not re.fullmatch(r"[0-9]+(\.[0-9]+)?(%|[KMGkmg])?", text):
+        raise ValueError(f"{name}={text!r}: a number, a size like 512M, or a percentage like 10%")
+    return text
+
+
+# What labs never get of a host's machine, kept for labmgr and the host's own processes
+# (a host's reserve in the admin panel overrides it).
+LABMGR_HOST_RESERVE_CPUS = _env_reserve("LABMGR_HOST_RESERVE_CPUS", "10%")
+LABMGR_HOST_RESERVE_MEMORY = _env_reserve("LABMGR_HOST_RESERVE_MEMORY", "512M")
+LABMGR_HOST_RESERVE_PIDS = _env_reserve("LABMGR_HOST_RESERVE_PIDS", "1024")

@@ -1,6 +1,9 @@
 """Admin of reservations: the list, and actions that go through the services (extend,
 cancel, destroy the labs). Bookings are made from the API or the calendar, where the
-capacity check names what is in the way; here only the note is edited by hand."""
+capacity check names what is in the way; here only the note is edited by hand.
+
+Also the fair-share settings: the one reservation policy (what a user who is not an
+admin may book) and each host's reserve (what labs never get of its machine)."""
 
 from __future__ import annotations
 
@@ -8,12 +11,16 @@ from datetime import timedelta
 from typing import Any
 
 from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.urls import reverse
 
 from labmgr.errors import ApplicationError
 from labmgr.reservations import clock, lifecycle, services
-from labmgr.reservations.models import Reservation
+from labmgr.reservations.models import HostReserve, Reservation, ReservationPolicy
+from labmgr.reservations.policy import policy_defaults
+from labmgr.reservations.reserve import host_limits
 
 EXTENSION = timedelta(hours=1)
 
@@ -113,3 +120,53 @@ class ReservationAdmin(admin.ModelAdmin):
             self.message_user(request, f"{reservation}: {exc.message}", messages.ERROR)
         else:
             self.message_user(request, f"{reservation}: done.")
+
+
+@admin.register(ReservationPolicy)
+class ReservationPolicyAdmin(admin.ModelAdmin):
+    """The one policy. Its list opens it, or, before an admin saved one, the form to save
+    it filled in with the settings' defaults (which hold until then). Deleting it goes
+    back to the settings."""
+
+    fields = ["max_hours", "max_days_ahead", "weekly_hours", "max_bookings", "updated"]
+    readonly_fields = ["updated"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return super().has_add_permission(request) and not ReservationPolicy.objects.exists()
+
+    def changelist_view(self, request: HttpRequest, extra_context: Any = None) -> HttpResponse:
+        if not self.has_view_or_change_permission(request):
+            raise PermissionDenied
+        if ReservationPolicy.objects.filter(pk=1).exists():
+            return HttpResponseRedirect(
+                reverse("admin:reservations_reservationpolicy_change", args=[1])
+            )
+        return HttpResponseRedirect(reverse("admin:reservations_reservationpolicy_add"))
+
+    def get_changeform_initial_data(self, request: HttpRequest) -> dict[str, Any]:
+        return dict(policy_defaults().as_dict())
+
+
+@admin.register(HostReserve)
+class HostReserveAdmin(admin.ModelAdmin):
+    list_display = ["host", "cpus", "memory", "pids", "labs_get"]
+    list_select_related = ["host"]
+    fields = ["host", "cpus", "memory", "pids", "labs_get", "updated"]
+    readonly_fields = ["labs_get", "updated"]
+
+    @admin.display(description="labs get")
+    def labs_get(self, reserve: HostReserve) -> str:
+        """What is left for labs of the host: its capacity, less the reserve of its machine."""
+        if reserve.pk is None:
+            return "-"
+        limits = host_limits(reserve.host)
+        parts = [
+            "? CPUs"
+            if limits.cpus is None
+            else f"{services.format_amount('cpus', limits.cpus)} CPUs",
+            "? memory"
+            if limits.memory is None
+            else services.format_amount("memory", limits.memory),
+            "? pids" if limits.pids is None else f"{limits.pids} pids",
+        ]
+        return ", ".join(parts)

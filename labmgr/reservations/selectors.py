@@ -14,6 +14,7 @@ from labmgr.accounts import selectors as accounts
 from labmgr.hosts.models import Host
 from labmgr.reservations.choices import HOLDING_STATES
 from labmgr.reservations.models import Reservation
+from labmgr.reservations.reserve import host_limits
 
 
 def reservation_list_visible(*, user: Any) -> QuerySet[Reservation]:
@@ -81,7 +82,15 @@ class Amount:
 
 
 def host_capacity(host: Host) -> Amount:
-    return Amount(Decimal(host.cpus), host.memory, host.pids)
+    """What the host lends to shares: its capacity, never past its machine less its
+    reserve (`reserve.host_limits`). A kind whose capacity is not set lends nothing: the
+    host is then booked whole."""
+    limits = host_limits(host)
+    return Amount(
+        limits.cpus if host.cpus and limits.cpus is not None else Decimal(0),
+        limits.memory if host.memory and limits.memory is not None else 0,
+        limits.pids if host.pids and limits.pids is not None else 0,
+    )
 
 
 def reservation_amount(reservation: Reservation) -> Amount:

@@ -15,6 +15,7 @@ from decimal import Decimal
 from typing import Any, TypedDict
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.db.models import Q
 
@@ -25,9 +26,10 @@ from labmgr.deployments.models import Deployment
 from labmgr.errors import ApplicationError, Conflict, NotAllowed
 from labmgr.hosts.models import Host
 from labmgr.labs.models import Lab
-from labmgr.reservations import clock, selectors
+from labmgr.reservations import clock, policy, selectors
 from labmgr.reservations.choices import HOLDING_STATES, ReservationStatus
 from labmgr.reservations.models import Reservation
+from labmgr.reservations.reserve import host_limits
 from labmgr.reservations.selectors import Amount, Segment, host_capacity, reservation_amount
 from labplan import naming
 from labplan.model import Labfile
@@ -64,20 +66,25 @@ def reservation_book(
     override: bool = False,
 ) -> Reservation:
     """Book `host` for `owner` (default: the actor). Refused when the host would be
-    overbooked at any moment of the window, naming the bookings in the way. Only admins
-    book for someone else or `override` the capacity."""
+    overbooked at any moment of the window, naming the bookings in the way, and past the
+    reservation policy (a user who is not an admin). Only admins book for someone else,
+    past the policy, or `override` the capacity."""
     owner = owner or actor
     admin = accounts.user_is_admin(user=actor)
     if owner.pk != actor.pk and not admin:
         raise NotAllowed("Only an admin may book for someone else.")
     if override and not admin:
         raise NotAllowed("Only an admin may book past a host's capacity.")
-    _check_window(start, end, now=clock.now())
+    now = clock.now()
+    _check_window(start, end, now=now)
     _check_share(host, share)
     if auto_deploy is not None and auto_deploy.owner_id != owner.pk and not admin:
         raise ApplicationError.for_field("auto_deploy", "Only your own labs can be auto-deployed.")
     with transaction.atomic():
         _lock(host)
+        if not admin:
+            _lock_user(owner)  # a user's bookings of several hosts take turns too
+            policy.policy_check(owner=owner, start=start, end=end, now=now)
         _check_own_overlap(owner, host, start, end, exclude=None)
         if not override:
             _check_capacity(host, start, end, share, exclude=None, actor=actor)
@@ -110,7 +117,8 @@ def reservation_change(
     override: bool = False,
 ) -> Reservation:
     """Move the start (before it has come), extend or shorten the end. An extension is
-    refused past the next booking in the way; the message says how far it can go."""
+    refused past the next booking in the way (the message says how far it can go) and,
+    unless an admin asks, past the reservation policy."""
     _require_change(actor, reservation)
     admin = accounts.user_is_admin(user=actor)
     if override and not admin:
@@ -131,6 +139,11 @@ def reservation_change(
                 "end", "The end must come after the start and after now; cancel it instead."
             )
         grows = new_start < locked.start or new_end > locked.end
+        if (grows or new_start != locked.start) and not admin:
+            _lock_user(locked.owner)
+            policy.policy_check(
+                owner=locked.owner, start=new_start, end=new_end, now=now, changing=locked
+            )
         if grows:
             _check_own_overlap(locked.owner, locked.host, new_start, new_end, exclude=locked.pk)
             if not override:
@@ -190,7 +203,8 @@ def reservation_cancel(*, reservation: Reservation, actor: Any) -> Reservation:
         locked = _lock_reservation(reservation)
         if locked.status not in HOLDING_STATES:
             raise Conflict.for_field("status", f"This reservation is already {locked.status}.")
-        fields = ["status", "released", "updated"]
+        fields = ["status", "released", "cancelled_at", "updated"]
+        locked.cancelled_at = now
         if locked.start <= now < locked.end:
             # Keep the record of when it really ended (the end must stay after the start);
             # the beat takes its labs down as at any end.
@@ -204,30 +218,63 @@ def reservation_cancel(*, reservation: Reservation, actor: Any) -> Reservation:
 
 
 class Budget(TypedDict):
-    """The reservation's share as the agent would enforce it: a parent cgroup named
-    `cgroup` under the host's `labmgr` parent, holding every node cgroup of the owner's
-    labs deployed in it. None in a kind means no bound of that kind."""
+    """What the agent holds a deployment to: a reservation's share or a host-wide amount,
+    as CPUs, bytes of memory and processes (None in a kind: no bound of that kind from
+    the control plane; the agent's own ceiling on its `labmgr` parent still holds).
+    `cgroup` is the reservation's parent cgroup under `labmgr`, holding every node
+    cgroup of the owner's labs in it; a host-wide budget outside reservations has none
+    and is written on the deployment's own cgroup."""
 
-    reservation: int
-    cgroup: str
+    reservation: int | None
+    cgroup: str | None
     cpus: float | None
     memory: int | None
     pids: int | None
 
 
-def reservation_budget(reservation: Reservation | None) -> Budget | None:
-    """What dispatch would send with an apply for a deployment inside `reservation`;
-    None for no reservation or a whole-host booking (the host's own limits hold)."""
-    if reservation is None or reservation.whole_host:
-        return None
+# The least the agent accepts of each kind (workers.executor.decode_budget).
+BUDGET_FLOOR = {"cpus": Decimal("0.01"), "memory": 1 << 20, "pids": 1}
+
+
+def deployment_budget(*, host: Host, reservation: Reservation | None) -> Budget:
+    """What dispatch sends with an apply for a deployment on `host` accepted under
+    `reservation`: a share's own amounts; for a whole-host booking, and outside
+    reservations (admins, LABMGR_REQUIRE_RESERVATION=0), what labs may use of the host,
+    its capacity less its reserve (`reserve.host_limits`). Refused, naming the host, when
+    the reserve leaves labs nothing of a kind."""
+    if reservation is not None and not reservation.whole_host:
+        return {
+            "reservation": reservation.pk,
+            # "r": no deployment token ("lm...") can take this name under the labmgr parent.
+            "cgroup": "r" + naming.base36(reservation.pk),
+            "cpus": float(reservation.cpus),
+            "memory": reservation.memory,
+            "pids": reservation.pids,
+        }
+    limits = host_limits(host)
+    for kind in ("cpus", "memory", "pids"):
+        value = getattr(limits, kind)
+        if value is not None and value < BUDGET_FLOOR[kind]:
+            raise ApplicationError.for_field(
+                "host",
+                f"Host {host} keeps all of its {kind} in reserve: labs get none. An admin "
+                "lowers its reserve (Host reserves, in the admin panel).",
+            )
     return {
-        "reservation": reservation.pk,
-        # "r": no deployment token ("lm...") can take this name under the labmgr parent.
-        "cgroup": "r" + naming.base36(reservation.pk),
-        "cpus": float(reservation.cpus),
-        "memory": reservation.memory,
-        "pids": reservation.pids,
+        "reservation": reservation.pk if reservation is not None else None,
+        "cgroup": "r" + naming.base36(reservation.pk) if reservation is not None else None,
+        "cpus": float(limits.cpus) if limits.cpus is not None else None,
+        "memory": limits.memory,
+        "pids": limits.pids,
     }
+
+
+def reservation_budget(reservation: Reservation | None) -> Budget | None:
+    """The budget of a deployment inside `reservation` (`deployment_budget`); None for
+    no reservation."""
+    if reservation is None:
+        return None
+    return deployment_budget(host=reservation.host, reservation=reservation)
 
 
 def reservation_check_deploy(
@@ -275,6 +322,10 @@ def _require_change(actor: Any, reservation: Reservation) -> None:
 
 def _lock(host: Host) -> None:
     Host.objects.select_for_update().only("pk").get(pk=host.pk)
+
+
+def _lock_user(user: Any) -> None:
+    get_user_model().objects.select_for_update().only("pk").get(pk=user.pk)
 
 
 def _lock_reservation(reservation: Reservation) -> Reservation:

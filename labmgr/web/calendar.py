@@ -35,12 +35,15 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
 from labmgr.accounts.permissions import Action, Resource, require
+from labmgr.accounts.selectors import user_is_admin as is_admin
 from labmgr.errors import ApplicationError
 from labmgr.hosts.models import Host
 from labmgr.reservations import clock
 from labmgr.reservations import selectors as reservation_selectors
 from labmgr.reservations.choices import HOLDING_STATES
 from labmgr.reservations.models import Reservation
+from labmgr.reservations.policy import policy_current, policy_hours_left
+from labmgr.reservations.selectors import host_capacity
 from labmgr.reservations.services import (
     Share,
     format_amount,
@@ -341,6 +344,7 @@ def _host_calendar(request: HttpRequest, host: Host, zone_name: str, zone: tzinf
             "days": week_days(availability["blocks"], monday, now, zone),
             "hours": range(24),
             "capacity": _capacity_text(host),
+            "rules": rules_text(user=request.user),
             "previous_url": _week_url(host, monday - WEEK),
             "next_url": _week_url(host, monday + WEEK),
             "this_week_url": _week_url(host, week_start(now, zone)),
@@ -505,6 +509,31 @@ def _week_url(host: Host, monday: datetime) -> str:
 def _capacity_text(host: Host) -> str:
     if not (host.cpus or host.memory or host.pids):
         return "no share capacity set: book it whole"
+    # What shares may take: the capacity, less what the host keeps in reserve.
+    lent = host_capacity(host)
     return (
-        f"{host.cpus} CPU · {format_amount('memory', host.memory)} · {host.pids} processes to share"
+        f"{format_amount('cpus', lent.cpus)} CPU · {format_amount('memory', lent.memory)} · "
+        f"{lent.pids} processes to share"
     )
+
+
+def rules_text(*, user: Any) -> str:
+    """The reservation policy in a sentence, with the user's hours left this week."""
+    rules = policy_current()
+    parts = []
+    if rules.max_hours is not None:
+        parts.append(f"a booking lasts at most {rules.max_hours} h")
+    if rules.max_days_ahead is not None:
+        parts.append(f"starts at most {rules.max_days_ahead} days ahead")
+    if rules.weekly_hours is not None:
+        left = policy_hours_left(owner=user, now=clock.now())
+        hours = f"{left.total_seconds() / 3600:g}" if left is not None else "?"
+        parts.append(f"{rules.weekly_hours} h a week each (you have {hours} h left this week)")
+    if rules.max_bookings is not None:
+        parts.append(f"{rules.max_bookings} bookings at once")
+    if not parts:
+        return ""
+    text = "; ".join(parts)
+    if is_admin(user=user):
+        return f"The policy: {text}. As an admin you may book past it."
+    return text[0].upper() + text[1:] + "."

@@ -135,3 +135,12 @@ class AvailabilitySerializer(serializers.Serializer):  # type: ignore[type-arg]
         fields["from"] = serializers.DateTimeField()
         fields["to"] = serializers.DateTimeField()
         return fields
+
+
+class PolicySerializer(serializers.Serializer):  # type: ignore[type-arg]
+    max_hours = serializers.IntegerField(allow_null=True, help_text="the longest booking")
+    max_days_ahead = serializers.IntegerField(allow_null=True, help_text="how far ahead")
+    weekly_hours = serializers.IntegerField(allow_null=True, help_text="hours per user a week")
+    max_bookings = serializers.IntegerField(allow_null=True, help_text="bookings not ended yet")
+    week = serializers.DateTimeField(help_text="this week's Monday, 00:00 UTC")
+    hours_left_this_week = serializers.FloatField(allow_null=True)

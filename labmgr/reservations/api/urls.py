@@ -3,7 +3,11 @@
 from django.urls import re_path
 from rest_framework.routers import SimpleRouter
 
-from labmgr.reservations.api.views import HostAvailabilityView, ReservationViewSet
+from labmgr.reservations.api.views import (
+    HostAvailabilityView,
+    ReservationPolicyView,
+    ReservationViewSet,
+)
 
 router = SimpleRouter()
 router.register("reservations", ReservationViewSet, basename="reservation")
@@ -17,4 +21,5 @@ urlpatterns = [
         name="host-availability",
     ),
     re_path(r"^hosts/(?P<pk>[0-9]{1,18})/availability$", HostAvailabilityView.as_view()),
+    re_path(r"^reservations/policy/?$", ReservationPolicyView.as_view(), name="reservation-policy"),
 ]

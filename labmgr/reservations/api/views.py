@@ -18,9 +18,10 @@ from labmgr.accounts import permissions
 from labmgr.accounts.permissions import Action, Resource
 from labmgr.errors import ApplicationError
 from labmgr.hosts.models import Host
-from labmgr.reservations import clock, selectors, services
+from labmgr.reservations import clock, policy, selectors, services
 from labmgr.reservations.api.serializers import (
     AvailabilitySerializer,
+    PolicySerializer,
     ReservationCreateSerializer,
     ReservationPatchSerializer,
     ReservationSerializer,
@@ -139,6 +140,23 @@ class HostAvailabilityView(APIView):
             raise ApplicationError.for_field("to", "Ask for at most 62 days at a time.")
         return Response(
             selectors.host_availability(user=request.user, host=host, start=start, end=end)
+        )
+
+
+class ReservationPolicyView(APIView):
+    """What a user who is not an admin may book (admins may book past it), and how much
+    of this week's hours the asking user has left."""
+
+    @extend_schema(operation_id="reservations_policy", responses={200: PolicySerializer})
+    def get(self, request: Request) -> Response:
+        now = clock.now()
+        left = policy.policy_hours_left(owner=request.user, now=now)
+        return Response(
+            {
+                **policy.policy_current().as_dict(),
+                "week": policy.week_of(now),
+                "hours_left_this_week": None if left is None else left.total_seconds() / 3600,
+            }
         )
 
 

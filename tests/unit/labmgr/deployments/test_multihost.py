@@ -712,15 +712,22 @@ def test_a_hosts_share_is_checked_against_the_nodes_placed_there_only(
     assert dispatched.sent == []
 
 
-def test_an_admin_deploys_across_hosts_without_reservations(
+def test_an_admin_deploys_across_hosts_without_reservations_inside_each_hosts_budget(
     api: Api, root: User, two_hosts: Any, dispatched: Dispatched, run: Any, settings: Any
 ) -> None:
     settings.LABMGR_REQUIRE_RESERVATION = True
     lab = lab_create(owner=root, labfile_tree=SPREAD_LABFILE)
     _deploy(api, root, lab, run)
+    host_wide = {
+        "reservation": None,
+        "cgroup": None,
+        "cpus": 4.0,
+        "memory": 8 * 2**30,
+        "pids": 10_000,
+    }
     assert [(host, kwargs.get("budget")) for _, host, kwargs in dispatched.sent] == [
-        ("node-a", None),
-        ("node-b", None),
+        ("node-a", host_wide),
+        ("node-b", host_wide),
     ]
 
 
