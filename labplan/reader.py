@@ -1,6 +1,7 @@
 """Labfile text to a plain tree (dicts, lists, scalars), refusing what YAML or JSON would
 otherwise accept silently: duplicate keys, anchors and aliases (billion-laughs), tags,
-non-string keys, files over 1 MiB, and base-60 numbers (`02:42:00:00:00:10` stays text).
+non-string keys, files over 1 MiB, documents nested deeper than `MAX_DEPTH`, and base-60
+numbers (`02:42:00:00:00:10` stays text).
 """
 
 from __future__ import annotations
@@ -22,6 +23,11 @@ from labplan.errors import FieldError, LabfileError
 from labplan.units import show_value
 
 MAX_BYTES = 1024 * 1024
+# A labfile's deepest field is five levels down (nodes.web.networks.lan.ipv4); past this
+# bound a document is refused before anything walks it, so `[[[[...]]]]` in 1 MiB is a
+# clear error and not a RecursionError in a parser or in the walks below.
+MAX_DEPTH = 32
+TOO_DEEP = f"the document is nested deeper than {MAX_DEPTH} levels"
 FORMATS = ("yaml", "json")
 
 _PLAIN_TAGS = {
@@ -38,6 +44,8 @@ _MAP_TAG = "tag:yaml.org,2002:map"
 class _Loader(yaml.SafeLoader):
     """SafeLoader without sexagesimal numbers and timestamps, and without aliases."""
 
+    _depth = 0
+
     def compose_node(self, parent: yaml.Node | None, index: int) -> yaml.Node | None:
         # Refusing at compose time stops a billion-laughs document before it expands.
         event: yaml.Event = self.peek_event()  # type: ignore[no-untyped-call]
@@ -45,7 +53,13 @@ class _Loader(yaml.SafeLoader):
             raise _Refused(event.start_mark, "YAML aliases (*name) are not supported")
         if getattr(event, "anchor", None) is not None:
             raise _Refused(event.start_mark, "YAML anchors (&name) are not supported")
-        return super().compose_node(parent, index)
+        if self._depth >= MAX_DEPTH and isinstance(event, _COLLECTION_STARTS):
+            raise _Refused(event.start_mark, TOO_DEEP)
+        self._depth += 1
+        try:
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
 
 
 # YAML 1.1's plain scalars minus base-60 numbers, timestamps, merge keys and "=" values,
@@ -83,6 +97,9 @@ _Loader.add_implicit_resolver(
 )
 
 
+_COLLECTION_STARTS = (yaml.MappingStartEvent, yaml.SequenceStartEvent)
+
+
 class _Refused(Exception):
     def __init__(self, mark: Any, message: str) -> None:
         super().__init__(f"{message} (line {mark.line + 1}, column {mark.column + 1})")
@@ -103,8 +120,10 @@ if CParser is not None:
 
 def _refuse_aliases(text: str) -> None:
     """libyaml composes in C, where `_Loader.compose_node` cannot look: scan the events
-    first, which is cheap because nothing is built from them."""
+    first, which is cheap because nothing is built from them. The same scan bounds the
+    nesting depth."""
     parser = CParser(text)
+    depth = 0
     try:
         while parser.check_event():
             event = parser.get_event()
@@ -112,6 +131,12 @@ def _refuse_aliases(text: str) -> None:
                 raise _Refused(event.start_mark, "YAML aliases (*name) are not supported")
             if event is not None and getattr(event, "anchor", None) is not None:
                 raise _Refused(event.start_mark, "YAML anchors (&name) are not supported")
+            if isinstance(event, _COLLECTION_STARTS):
+                depth += 1
+                if depth > MAX_DEPTH:
+                    raise _Refused(event.start_mark, TOO_DEEP)
+            elif isinstance(event, yaml.MappingEndEvent | yaml.SequenceEndEvent):
+                depth -= 1
     finally:
         parser.dispose()
 
@@ -189,6 +214,10 @@ def _yaml_message(error: yaml.MarkedYAMLError) -> str:
     mark = error.problem_mark or error.context_mark
     where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
     problem = error.problem or error.context or "unreadable YAML"
+    if problem == "exceeded maximum nesting depth":
+        # libyaml's own bound (1,000 flow levels), met while it looks ahead of the events
+        # the depth scan counts.
+        return f"{TOO_DEEP} (line {mark.line + 1}, column {mark.column + 1})" if mark else TOO_DEEP
     if problem.startswith("but ") and error.context:
         problem = f"{error.context}, {problem}"
     return f"YAML syntax error{where}: {problem}"
@@ -276,25 +305,34 @@ def _read_json(text: str, errors: list[FieldError]) -> object:
             )
         )
         return None
-    except (ValueError, RecursionError) as error:
+    except RecursionError:
+        # json's C scanner gives up somewhere under the interpreter's recursion limit,
+        # which is past MAX_DEPTH: the same sentence as a shallower deep document.
+        errors.append(FieldError("", TOO_DEEP))
+        return None
+    except ValueError as error:
         errors.append(FieldError("", f"JSON error: {error}"))
         return None
-    return _plain_json(tree, "", errors)
+    return _plain_json(tree, "", errors, 0)
 
 
-def _plain_json(value: object, path: str, errors: list[FieldError]) -> object:
+def _plain_json(value: object, path: str, errors: list[FieldError], depth: int) -> object:
+    if isinstance(value, dict | list) and depth >= MAX_DEPTH:
+        errors.append(FieldError("", TOO_DEEP))
+        return None
+    depth += 1
     if isinstance(value, _JsonObject):
         for key in value.duplicates:
             errors.append(
                 FieldError(f"{path}.{key}" if path else key, f"the key {key} appears twice")
             )
         return {
-            key: _plain_json(item, f"{path}.{key}" if path else key, errors)
+            key: _plain_json(item, f"{path}.{key}" if path else key, errors, depth)
             for key, item in value.items()
         }
     if isinstance(value, list):
         return [
-            _plain_json(item, f"{path}.{i}" if path else str(i), errors)
+            _plain_json(item, f"{path}.{i}" if path else str(i), errors, depth)
             for i, item in enumerate(value)
         ]
     return value
