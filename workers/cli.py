@@ -133,7 +133,8 @@ def cmd_exec(args: argparse.Namespace) -> int:
         return 1
     init, spawn = found
     if not alive(init):  # lminit checks again as it enters, by pidfd
-        print(f"node {args.node!r} of {args.name!r} is not running: its init is gone", file=sys.stderr)
+        gone = f"node {args.node!r} of {args.name!r} is not running: its init is gone"
+        print(gone, file=sys.stderr)
         return 1
     env = {"HOSTNAME": spawn.hostname, **dict(spawn.environment)}
     processes = Processes(executor.data_dir / "bin" / "lminit", executor.data_dir)

@@ -27,9 +27,10 @@ from workers import hostguard
 from workers.driver import Driver, Interface
 from workers.journal import Journal, Record
 from workers.kernel.cgroups import Budget, is_reservation_cgroup
-from workers.kernel.processes import NodeProcess, SpawnError, uid_base
+from workers.kernel.processes import UID_LAST, UID_RANGE, NodeProcess, SpawnError, uid_base
 
-MAX_UID_SLOTS = 65_000  # 100000 + 65536 * slot stays below 2**32
+# The last slot whose whole range stays inside the nodes' uids (processes.UID_LAST).
+MAX_UID_SLOTS = (UID_LAST + 1 - uid_base(0)) // UID_RANGE - 1
 # Bounds a budget must lie within: a CPU quota of at least the kernel's 1 ms per 100 ms
 # period; memory of at least 1 MiB, below what cgroups can count; pids within pid_max.
 BUDGET_CPUS = (0.01, 65_536.0)

@@ -1,7 +1,6 @@
 """Host facts: what this kernel can do (link kinds, qdiscs, cgroup mode and controllers,
-user namespaces, idmapped root layers, nftables), probed by trying, the configured VXLAN
-underlay address, and the check that refuses a plan needing something missing before
-anything is created."""
+user namespaces, nftables), probed by trying, the configured VXLAN underlay address, and
+the check that refuses a plan needing something missing before anything is created."""
 
 from __future__ import annotations
 
@@ -10,7 +9,6 @@ import os
 import platform
 import shutil
 import subprocess
-import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -20,8 +18,7 @@ from pyroute2.netlink.exceptions import NetlinkError  # type: ignore[import-unty
 
 from labplan import features, ops
 from workers import config
-from workers.init.build import BuildError, lminit_path
-from workers.kernel import cgroups, processes, syscalls
+from workers.kernel import cgroups, syscalls
 
 LINK_KINDS = ("veth", "bridge", "macvlan", "ipvlan", "vxlan")
 QDISCS = ("tbf", "htb", "netem")
@@ -38,10 +35,6 @@ class Facts:
     user_namespaces: bool
     nftables: bool
     iptables: bool
-    # Whether a user-namespaced node's root can write its private copy of the host's
-    # tree (an idmapped lower layer under its overlay); without it the tree is read-only
-    # to such nodes, which still start.
-    idmapped_rootfs: bool = False
     # The address the other hosts reach this one at for VXLAN (LABMGR_AGENT_UNDERLAY);
     # from configuration only, never guessed from an interface.
     underlay: str | None = None
@@ -60,28 +53,24 @@ class Facts:
             user_namespaces=bool(data["user_namespaces"]),
             nftables=bool(data["nftables"]),
             iptables=bool(data["iptables"]),
-            idmapped_rootfs=bool(data.get("idmapped_rootfs", False)),
             underlay=str(data["underlay"]) if data.get("underlay") else None,
         )
 
 
-def probe(lminit: Path | None = None) -> Facts:
+def probe() -> Facts:
     """Probe this host. Link kinds and qdiscs are tried for real inside a throwaway
-    network namespace of this thread, which disappears with the probe; idmapped layers by
-    the node init `lminit` (built in the agent's data directory when not given)."""
+    network namespace of this thread, which disappears with the probe."""
     layout = cgroups.detect_layout()
     kinds, qdiscs = _probe_links()
-    user_namespaces = _probe_user_namespaces()
     return Facts(
         kernel=platform.release(),
         cgroup_mode=layout.mode,
         cgroup_controllers=layout.controllers,
         link_kinds=kinds,
         qdiscs=qdiscs,
-        user_namespaces=user_namespaces,
+        user_namespaces=_probe_user_namespaces(),
         nftables=_command_works(["nft", "list", "tables"]),
         iptables=shutil.which("iptables") is not None,
-        idmapped_rootfs=user_namespaces and _probe_idmapped_rootfs(lminit),
         underlay=config.underlay(),
     )
 
@@ -141,20 +130,6 @@ def _probe_user_namespaces() -> bool:
         if int(limit.read_text()) == 0:
             return False
     return _command_works(["unshare", "--user", "true"])
-
-
-def _probe_idmapped_rootfs(lminit: Path | None) -> bool:
-    """Build the layered root a user-namespaced node gets, in a throwaway mount namespace
-    of `lminit probe`, and check that the host's files read as the node root's."""
-    if os.geteuid() != 0:
-        return False  # mounting needs root; the agent runs as root
-    try:
-        binary = lminit or lminit_path(config.data_dir())
-    except (BuildError, OSError):
-        return False
-    with tempfile.TemporaryDirectory(prefix=PROBE) as scratch:
-        argv = [str(binary), "probe", "--scratch", scratch]
-        return _command_works([*argv, "--uid-base", str(processes.uid_base(0))])
 
 
 def _command_works(argv: list[str]) -> bool:

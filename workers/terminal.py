@@ -31,7 +31,7 @@ import redis
 from labplan import ops
 from workers.celery_app import redis_client_url
 from workers.kernel.cgroups import Cgroups
-from workers.kernel.processes import Processes
+from workers.kernel.processes import NodeProcess, Processes
 
 log = logging.getLogger("labmgr.agent")
 
@@ -177,7 +177,11 @@ class Terminals:
         self.sessions: dict[str, Session] = {}
         self._lock = threading.Lock()
 
-    def open(self, session: str, pid: int, spawn: ops.SpawnNode, cols: int, rows: int) -> None:
+    def open(
+        self, session: str, init: NodeProcess, spawn: ops.SpawnNode, cols: int, rows: int
+    ) -> None:
+        """Start a shell in the node whose init is `init` (lminit refuses, and the session
+        ends at once, if that init is gone, whoever has its pid now)."""
         with self._lock:
             self._forget_closed()
             if session in self.sessions:
@@ -185,7 +189,7 @@ class Terminals:
             processes = Processes(self.data_dir / "bin" / "lminit", self.data_dir)
             env = {"HOSTNAME": spawn.hostname, **dict(spawn.environment)}
             master, proc = processes.shell(
-                pid, Cgroups().procs_files(spawn.cgroup), env, controlling_tty=True
+                init, Cgroups().procs_files(spawn.cgroup), env, controlling_tty=True
             )
             set_size(master, cols, rows)
             token = spawn.cgroup.split("/", 1)[0]

@@ -23,7 +23,7 @@ from workers.executor import ApplyResult, Executor
 from workers.facts import Facts, probe
 from workers.kernel import firewall
 from workers.kernel.cgroups import Cgroups
-from workers.kernel.processes import Processes
+from workers.kernel.processes import NodeProcess, Processes
 
 PYTHON = "/usr/bin/python3"
 _ids = itertools.count()
@@ -66,6 +66,12 @@ class Lab:
     def pid(self, node: str) -> int:
         return next(n.pid for n in self.result.nodes if n.name == node)
 
+    def init(self, node: str) -> NodeProcess:
+        """The node's init as the journal holds it: its pid and start time."""
+        record = self.executor.journal.read(self.token)
+        assert record is not None
+        return record.nodes[node]
+
     def cgroup(self, node: str) -> str:
         record = self.executor.journal.read(self.token)
         assert record is not None
@@ -79,7 +85,7 @@ class Lab:
         """Run a command inside the node, the way `python -m workers exec` does."""
         processes = Processes(self.executor.data_dir / "bin" / "lminit", self.executor.data_dir)
         procs = Cgroups().procs_files(self.cgroup(node))
-        done = processes.run(self.pid(node), procs, command, {}, timeout=timeout)
+        done = processes.run(self.init(node), procs, command, {}, timeout=timeout)
         return subprocess.CompletedProcess(
             done.args, done.returncode, done.stdout.decode(), done.stderr.decode()
         )

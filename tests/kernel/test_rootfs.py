@@ -1,20 +1,18 @@
-"""A node's root filesystem: the host's tree under a private writable layer, which a
-user-namespaced node's root can write (an idmapped lower layer) without ever writing the
-host's files, and a given directory pivoted into. Each lab is destroyed by the `build`
-fixture, which proves by listing the kernel that nothing of it is left."""
+"""A node's root filesystem: the host's tree under a private writable layer, and a given
+directory pivoted into. A user-namespaced node is an unprivileged user of the host's tree
+(host files read as the overflow uid and keep their modes) whose root owns only what its
+layer gives it: its "/", its /etc and /var directories (not the host files in them), an
+empty /root. Each lab is destroyed by the `build` fixture, which proves by listing the
+kernel that nothing of it is left."""
 
 from __future__ import annotations
 
 import os
-import shutil
-import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from workers.facts import Facts
-from workers.init.build import lminit_path
 from workers.kernel import processes
 from workers.kernel.processes import Processes
 
@@ -23,6 +21,7 @@ from .test_node_options import one_node, tiny_root, uids
 
 MOTD = Path("/etc/motd")
 TOOLS = Path("/usr/local/bin")
+OVERFLOW = "65534:65534"  # how a user namespace shows ids it does not map
 
 
 def layer(lab: Lab, node: str) -> Path:
@@ -31,19 +30,8 @@ def layer(lab: Lab, node: str) -> Path:
     return files.layer_dir(lab.token, lab.cgroup(node)) / "upper"
 
 
-def node_log(lab: Lab, node: str) -> str:
-    files = Processes(lab.executor.data_dir / "bin" / "lminit", lab.executor.data_dir)
-    return files.log_path(lab.cgroup(node)).read_text()
-
-
 def host_mounts_of(token: str) -> list[str]:
     return [line for line in Path("/proc/self/mountinfo").read_text().splitlines() if token in line]
-
-
-@pytest.fixture
-def idmapped(facts: Facts) -> None:
-    if not facts.idmapped_rootfs:
-        pytest.skip("this host cannot idmap its root filesystem under an overlay (facts)")
 
 
 @pytest.fixture
@@ -52,54 +40,72 @@ def motd() -> bytes | None:
     return MOTD.read_bytes() if MOTD.exists() else None
 
 
-def test_root_in_a_user_namespaced_node_writes_its_own_copy_of_the_host_tree(
-    build: Any, idmapped: None, motd: bytes | None
-) -> None:
-    lab: Lab = build(one_node({}, "writable"))
-    tool = TOOLS / f"lmtool-{lab.token}"
-
-    done = lab.run("box", "sh", "-c", f"echo x > {MOTD} && touch {tool} && cat {MOTD} && id -u")
-
-    assert (done.returncode, done.stderr) == (0, "")
-    assert done.stdout.splitlines() == ["x", "0"]
-    assert lab.run("box", "cat", str(MOTD)).stdout == "x\n"  # kept for later commands
-    # The host's tree is untouched: only the node's layer holds the changes.
-    assert (MOTD.read_bytes() if MOTD.exists() else None) == motd
-    assert not tool.exists()
-
-
-def test_the_host_tree_reads_as_owned_by_the_nodes_root_and_its_root_is_not_the_hosts(
-    build: Any, idmapped: None
+def test_the_host_tree_reads_as_owned_by_the_overflow_uid_and_the_nodes_root_is_not_the_hosts(
+    build: Any,
 ) -> None:
     lab: Lab = build(one_node({}, "owners"))
 
-    owners = lab.run("box", "stat", "-c", "%u:%g %n", "/", "/etc/passwd", "/usr/bin", "/run")
+    owners = lab.run("box", "stat", "-c", "%u:%g %n", "/etc/passwd", "/usr/bin", "/etc/shadow")
+    own = lab.run("box", "stat", "-c", "%u:%g %a %n", "/", "/etc", "/root", "/run", "/etc/hosts")
 
-    assert owners.stdout.splitlines() == ["0:0 /", "0:0 /etc/passwd", "0:0 /usr/bin", "0:0 /run"]
-    assert lab.run("box", "touch", "/run/service.pid").returncode == 0
+    assert owners.stdout.splitlines() == [
+        f"{OVERFLOW} /etc/passwd",
+        f"{OVERFLOW} /usr/bin",
+        f"{OVERFLOW} /etc/shadow",
+    ]
+    assert own.stdout.splitlines() == [
+        f"0:0 {os.stat('/').st_mode & 0o7777:o} /",
+        f"0:0 {os.stat('/etc').st_mode & 0o7777:o} /etc",
+        "0:0 700 /root",
+        "0:0 755 /run",
+        "0:0 644 /etc/hosts",
+    ]
     base = uids(lab.pid("box"))[0]
     assert base >= processes.UID_FIRST
     assert uids(lab.pid("box")) == [base] * 4
 
 
-def test_files_a_node_writes_are_owned_on_disk_by_its_mapped_uid(
-    build: Any, idmapped: None
+def test_root_in_a_user_namespaced_node_writes_its_own_layer_but_no_host_file(
+    build: Any, motd: bytes | None
 ) -> None:
+    lab: Lab = build(one_node({}, "writable"))
+    top, tool = Path(f"/lmtop-{lab.token}"), TOOLS / f"lmtool-{lab.token}"
+
+    refused = lab.run("box", "sh", "-c", f"echo x >> {MOTD}; touch {tool}")
+    own = lab.run(
+        "box",
+        "sh",
+        "-c",
+        f"mkdir {top} && echo mine > {top}/f && cat {top}/f"
+        f" && rm {MOTD} && echo x > {MOTD} && cat {MOTD}"
+        " && echo hi > /root/.profile && cat /root/.profile && touch /run/service.pid"
+        " && echo '10.9.9.9 extra' >> /etc/hosts && tail -n1 /etc/hosts",
+    )
+
+    assert refused.stderr.count("Permission denied") == 2
+    assert (own.returncode, own.stderr) == (0, "")
+    assert own.stdout.splitlines() == ["mine", "x", "hi", "10.9.9.9 extra"]
+    assert lab.run("box", "cat", str(MOTD)).stdout == "x\n"  # kept for later commands
+    # The host's tree is untouched: only the node's layer holds the changes.
+    assert (MOTD.read_bytes() if MOTD.exists() else None) == motd
+    assert not top.exists() and not tool.exists()
+
+
+def test_files_a_node_writes_are_owned_on_disk_by_its_mapped_uid(build: Any) -> None:
     lab: Lab = build(one_node({}, "ondisk"))
     base = uids(lab.pid("box"))[0]
-    tool = TOOLS / f"lmtool-{lab.token}"
 
-    done = lab.run("box", "sh", "-c", f"touch {tool} && echo changed >> {MOTD}")
+    done = lab.run("box", "sh", "-c", f"mkdir /lmdir && rm {MOTD} && echo changed > {MOTD}")
 
     assert done.returncode == 0, done.stderr
     upper = layer(lab, "box")
-    created, copied = upper / tool.relative_to("/"), upper / MOTD.relative_to("/")
+    created, replaced = upper / "lmdir", upper / MOTD.relative_to("/")
     assert (created.stat().st_uid, created.stat().st_gid) == (base, base)
-    assert (copied.stat().st_uid, copied.stat().st_gid) == (base, base)
-    assert copied.read_text().endswith("changed\n")
+    assert (replaced.stat().st_uid, replaced.stat().st_gid) == (base, base)
+    assert replaced.read_text() == "changed\n"
 
 
-def test_a_nodes_layer_and_mounts_are_gone_after_destroy(build: Any, idmapped: None) -> None:
+def test_a_nodes_layer_and_mounts_are_gone_after_destroy(build: Any) -> None:
     lab: Lab = build(one_node({}, "gone"))
     assert lab.run("box", "touch", "/etc/lm-written").returncode == 0
     upper = layer(lab, "box")
@@ -113,7 +119,7 @@ def test_a_nodes_layer_and_mounts_are_gone_after_destroy(build: Any, idmapped: N
     assert not Path("/etc/lm-written").exists()
 
 
-def test_two_nodes_have_separate_layers(build: Any, idmapped: None) -> None:
+def test_two_nodes_have_separate_layers(build: Any) -> None:
     lab: Lab = build(
         {
             "labfile": 1,
@@ -140,23 +146,6 @@ def test_a_privileged_node_without_a_user_namespace_writes_its_own_layer_too(
     assert (MOTD.read_bytes() if MOTD.exists() else None) == motd
 
 
-def test_without_idmapped_layers_the_tree_stays_read_only_and_the_node_says_why(
-    build: Any, monkeypatch: pytest.MonkeyPatch, motd: bytes | None
-) -> None:
-    monkeypatch.setattr(processes, "IDMAPPED_ROOTFS", False)
-    lab: Lab = build(one_node({}, "readonly"))
-
-    done = lab.run("box", "sh", "-c", f"echo x > {MOTD}")
-
-    assert done.returncode != 0
-    assert "Permission denied" in done.stderr
-    assert lab.run("box", "sh", "-c", "echo x > /tmp/scratch && cat /tmp/scratch").stdout == "x\n"
-    why = "the host's tree is read-only to this node: idmapped layers are turned off"
-    assert why in node_log(lab, "box")
-    assert [(n.name, n.note) for n in lab.result.nodes] == [("box", why)]  # in the result
-    assert (MOTD.read_bytes() if MOTD.exists() else None) == motd
-
-
 def test_a_user_namespaced_node_pivots_into_a_given_directory(build: Any, tmp_path: Path) -> None:
     tree = tiny_root(tmp_path / "tree")
     lab: Lab = build(one_node({"rootfs": str(tree)}, "pivot"))
@@ -169,33 +158,3 @@ def test_a_user_namespaced_node_pivots_into_a_given_directory(build: Any, tmp_pa
     assert uids(lab.pid("box"))[0] >= processes.UID_FIRST
     assert os.readlink(f"/proc/{lab.pid('box')}/ns/user") != os.readlink("/proc/self/ns/user")
     assert os.stat(f"/proc/{lab.pid('box')}/root/marker").st_ino == (tree / "marker").stat().st_ino
-
-
-def test_the_probe_says_why_a_root_filesystem_that_cannot_be_idmapped_stays_read_only(
-    data_dir: Path,
-) -> None:
-    """lminit's probe pivoted onto a ramfs root, which has no idmapped mounts."""
-    if shutil.which("unshare") is None or shutil.which("pivot_root") is None:
-        pytest.skip("needs unshare(1) and pivot_root(8) from util-linux")
-    lminit = lminit_path(data_dir)
-    script = (
-        'set -e; root="$1"; mount -t ramfs lmprobe "$root"; mkdir "$root/proc" "$root/scratch"'
-        ' "$root/old"; cp "$2" "$root/lminit"; mount --bind "$root" "$root";'
-        ' mount -t proc proc "$root/proc"; cd "$root"; pivot_root . old;'
-        " exec /lminit probe --scratch /scratch --uid-base 100000"
-    )
-    root = data_dir / "ramfs-root"
-    root.mkdir()
-
-    done = subprocess.run(
-        ["unshare", "--mount", "--propagation", "private", "sh", "-c", script, "sh", root, lminit],
-        capture_output=True,
-        text=True,
-        timeout=20,
-    )
-
-    assert (done.returncode, done.stderr) == (1, "")
-    assert done.stdout == (
-        "idmapped mount of the host's root filesystem (mount_setattr): Invalid argument\n"
-    )
-    assert str(root) not in Path("/proc/self/mounts").read_text()

@@ -2,10 +2,9 @@
  * lminit: a labmgr node's init, and the helper that enters a running node.
  *
  *   lminit spawn [options] [-- CMD...]   start a node; prints the init's pid (host view)
- *   lminit exec --pid PID [options] -- CMD...   run CMD inside a running node
+ *   lminit exec --pid PID --start TICKS [options] -- CMD...   run CMD inside a running
+ *                  node, whose init is PID started at TICKS (clock ticks after boot)
  *   lminit mntns   hold a small mount namespace for spawns until stdin closes
- *   lminit probe --scratch DIR --uid-base N   whether a user-namespaced node can get a
- *                  writable host tree (exit 0), or why not (exit 1, reason on stdout)
  *
  * spawn runs in two stages. Stage 1 (the process the agent starts, root on the host)
  * joins the node's cgroups and network namespace, makes a private mount namespace in
@@ -22,18 +21,17 @@
  * holds, the host's without /run/netns) stage 1 starts from a small copy, so starting a
  * node does not grow with the number of nodes already running.
  *
- * The init (PID 1 of its namespace) mounts /proc, sets the hostname, starts the node's
- * command in the work directory with its environment, then reaps every zombie and
+ * The init (PID 1 of its namespace) mounts its /proc, sets the hostname, starts the
+ * node's command in the work directory with its environment, then reaps every zombie and
  * forwards signals to the command. The node outlives its command: it stops when it is
  * killed, or when it is asked to stop (SIGTERM/SIGINT/SIGHUP) and its command is gone.
  *
- * In a user-namespaced node the host's files belong to uids the node does not map, so
- * its root could write nothing of the host tree, not even its own copy. The overlay's
- * lower layer is therefore an idmapped clone of the host's root mount (open_tree +
- * mount_setattr(MOUNT_ATTR_IDMAP), read-only), translated through the node's uid range:
- * host uid 0 reads as the node's root, copy-up gives the node's copy to the node's
- * uid, and the host's tree is never written. Where the kernel or the root filesystem
- * cannot do that, the tree stays read-only to the node and spawn says why ("note").
+ * A user-namespaced node is an unprivileged user of the host's tree: the host's uids are
+ * not mapped in its namespace, so their files read as the overflow uid (nobody) and keep
+ * their modes; the node's root may read what any host user may, and write only what its
+ * layer owns (its top directory, a few world-readable ones such as /etc and /var, an
+ * empty /root). The overlay is nosuid and nodev: no setuid program or device node of the
+ * host's tree works inside. Its /proc is its own PID namespace's (see mount_own_proc).
  *
  * Written in C because an init must cost little per node (hundreds per host) and must
  * not run an interpreter as PID 1 of every node.
@@ -45,7 +43,6 @@
 #include <sched.h>
 #include <signal.h>
 #include <stdarg.h>
-#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -55,10 +52,10 @@
 #include <sys/syscall.h>
 #include <sys/types.h>
 #include <sys/wait.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 #define MAX_LIST 64
-#define NOTE_SIZE 512
 #define DEFAULT_PATH "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 /* The new mount API, spelled out for C libraries older than its wrappers; these syscall
@@ -69,8 +66,20 @@
 #ifndef SYS_move_mount
 #define SYS_move_mount 429
 #endif
-#ifndef SYS_mount_setattr
-#define SYS_mount_setattr 442
+#ifndef SYS_fsopen
+#define SYS_fsopen 430
+#endif
+#ifndef SYS_fsconfig
+#define SYS_fsconfig 431
+#endif
+#ifndef SYS_fsmount
+#define SYS_fsmount 432
+#endif
+#ifndef SYS_pidfd_open
+#define SYS_pidfd_open 434
+#endif
+#ifndef SYS_pidfd_send_signal
+#define SYS_pidfd_send_signal 424
 #endif
 #ifndef OPEN_TREE_CLONE
 #define OPEN_TREE_CLONE 1
@@ -81,16 +90,27 @@
 #ifndef MOVE_MOUNT_F_EMPTY_PATH
 #define MOVE_MOUNT_F_EMPTY_PATH 0x00000004
 #endif
-#ifndef MOUNT_ATTR_RDONLY
-#define MOUNT_ATTR_RDONLY 0x00000001
+#ifndef FSOPEN_CLOEXEC
+#define FSOPEN_CLOEXEC 0x00000001
 #endif
-#ifndef MOUNT_ATTR_IDMAP
-#define MOUNT_ATTR_IDMAP 0x00100000
+#ifndef FSCONFIG_SET_STRING
+#define FSCONFIG_SET_STRING 1
 #endif
-
-struct idmap_attr { /* the kernel's struct mount_attr */
-    uint64_t attr_set, attr_clr, propagation, userns_fd;
-};
+#ifndef FSCONFIG_CMD_CREATE
+#define FSCONFIG_CMD_CREATE 6
+#endif
+#ifndef FSMOUNT_CLOEXEC
+#define FSMOUNT_CLOEXEC 0x00000001
+#endif
+#ifndef MOUNT_ATTR_NOSUID
+#define MOUNT_ATTR_NOSUID 0x00000002
+#endif
+#ifndef MOUNT_ATTR_NODEV
+#define MOUNT_ATTR_NODEV 0x00000004
+#endif
+#ifndef MOUNT_ATTR_NOEXEC
+#define MOUNT_ATTR_NOEXEC 0x00000008
+#endif
 
 struct options {
     const char *netns, *mntns, *hostname, *rootfs, *hosts, *hostname_file, *scratch, *log, *workdir;
@@ -98,14 +118,15 @@ struct options {
     int ncgroups;
     char *env[MAX_LIST * 4];
     int nenv;
-    long uid_base;
-    int clone_flags, no_idmap;
+    long uid_base, start;
+    int clone_flags;
     pid_t pid;
     char **command;
 };
 
 static int status_fd = -1; /* where the init reports "ready" or an error to stage 1 */
 static int log_fd = -1;    /* the node's log: the init's and the command's output */
+static int host_proc = -1; /* a detached clone of the host's /proc, for mount_own_proc */
 
 static void die(const char *fmt, ...) {
     char msg[512];
@@ -124,8 +145,8 @@ static void die(const char *fmt, ...) {
     _exit(125);
 }
 
-static int try_write_file(const char *path, const char *text) {
-    int fd = open(path, O_WRONLY | O_CLOEXEC);
+static int try_write_file_at(int dir, const char *path, const char *text) {
+    int fd = openat(dir, path, O_WRONLY | O_CLOEXEC);
     if (fd < 0) return -1;
     int ok = write(fd, text, strlen(text)) == (ssize_t)strlen(text);
     int saved = errno;
@@ -135,7 +156,7 @@ static int try_write_file(const char *path, const char *text) {
 }
 
 static void write_file(const char *path, const char *text) {
-    if (try_write_file(path, text) < 0) die("write %s", path);
+    if (try_write_file_at(AT_FDCWD, path, text) < 0) die("write %s", path);
 }
 
 static int ns_flag(const char *name) {
@@ -155,7 +176,6 @@ static void parse(int argc, char **argv, struct options *o) {
     for (int i = 2; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "--")) { o->command = &argv[i + 1]; return; }
-        if (!strcmp(a, "--no-idmap")) { o->no_idmap = 1; continue; }
         if (i + 1 >= argc) { errno = 0; die("%s needs a value", a); }
         char *v = argv[++i];
         if (!strcmp(a, "--netns")) o->netns = v;
@@ -169,6 +189,7 @@ static void parse(int argc, char **argv, struct options *o) {
         else if (!strcmp(a, "--workdir")) o->workdir = v;
         else if (!strcmp(a, "--uid-base")) o->uid_base = atol(v);
         else if (!strcmp(a, "--pid")) o->pid = (pid_t)atol(v);
+        else if (!strcmp(a, "--start")) o->start = atol(v);
         else if (!strcmp(a, "--cgroup") && o->ncgroups < MAX_LIST) o->cgroups[o->ncgroups++] = v;
         else if (!strcmp(a, "--env") && o->nenv < MAX_LIST * 4 - 8) o->env[o->nenv++] = v;
         else if (!strcmp(a, "--ns")) {
@@ -214,9 +235,13 @@ static void bind_device(const char *root, const char *name) {
     mnt(src, dst, NULL, MS_BIND, NULL);
 }
 
-static void bind_file(const char *src, const char *root, const char *rel) {
+/* A file of the node's (its /etc/hosts, /etc/hostname) bound over the tree's: the node's
+ * root owns it, so it can edit it. */
+static void bind_file(const char *src, const char *root, const char *rel, struct options *o) {
     char dst[4096];
     struct stat st;
+    if ((o->clone_flags & CLONE_NEWUSER) && chown(src, (uid_t)o->uid_base, (gid_t)o->uid_base) < 0)
+        die("own %s", src);
     path_join(dst, sizeof dst, root, rel);
     if (stat(dst, &st) < 0) {
         int fd = open(dst, O_CREAT | O_WRONLY | O_CLOEXEC, 0644);
@@ -226,76 +251,6 @@ static void bind_file(const char *src, const char *root, const char *rel) {
     mnt(src, dst, NULL, MS_BIND, NULL);
 }
 
-static int try_write_id_maps(pid_t pid, long base) {
-    char path[64], map[64];
-    snprintf(map, sizeof map, "0 %ld 65536\n", base);
-    snprintf(path, sizeof path, "/proc/%d/uid_map", pid);
-    if (try_write_file(path, map) < 0) return -1;
-    snprintf(path, sizeof path, "/proc/%d/gid_map", pid);
-    return try_write_file(path, map);
-}
-
-/* An fd of a user namespace mapping 0..65535 onto base..base+65535, the node's own
- * mapping: what an idmapped mount translates through. A throwaway child makes it and is
- * gone when this returns; the fd (then the mount) keeps the namespace alive. */
-static int mapped_userns(long base) {
-    int ready[2], fd = -1;
-    if (pipe2(ready, O_CLOEXEC) < 0) return -1;
-    pid_t child = fork();
-    if (child < 0) {
-        close(ready[0]);
-        close(ready[1]);
-        return -1;
-    }
-    if (child == 0) {
-        char made = unshare(CLONE_NEWUSER) == 0;
-        if (write(ready[1], &made, 1) != 1) _exit(1);
-        for (;;) pause(); /* until killed: the namespace lives as long as a member */
-    }
-    close(ready[1]);
-    char made = 0;
-    if (read(ready[0], &made, 1) == 1 && made && try_write_id_maps(child, base) == 0) {
-        char path[64];
-        snprintf(path, sizeof path, "/proc/%d/ns/user", child);
-        fd = open(path, O_RDONLY | O_CLOEXEC);
-    } else if (!made) {
-        errno = EPERM;
-    }
-    int saved = errno;
-    kill(child, SIGKILL);
-    waitpid(child, NULL, 0);
-    close(ready[0]);
-    errno = saved;
-    return fd;
-}
-
-/* Attach at `target` a read-only clone of the host's root mount whose owners read through
- * the node's uid range (host uid 0 as `base`). 0, or -1 with `note` saying what failed. */
-static int idmapped_host_root(long base, const char *target, char *note) {
-    int userns = mapped_userns(base);
-    if (userns < 0) {
-        snprintf(note, NOTE_SIZE, "no user namespace for the id mapping: %s", strerror(errno));
-        return -1;
-    }
-    int tree = (int)syscall(SYS_open_tree, AT_FDCWD, "/", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC);
-    const char *step = "open_tree";
-    if (tree >= 0) {
-        struct idmap_attr attr = {MOUNT_ATTR_IDMAP | MOUNT_ATTR_RDONLY, 0, 0, (uint64_t)userns};
-        step = "idmapped mount of the host's root filesystem (mount_setattr)";
-        if (syscall(SYS_mount_setattr, tree, "", AT_EMPTY_PATH, &attr, sizeof attr) == 0) {
-            step = "move_mount";
-            if (syscall(SYS_move_mount, tree, "", AT_FDCWD, target, MOVE_MOUNT_F_EMPTY_PATH) == 0)
-                step = NULL;
-        }
-    }
-    int saved = errno;
-    if (tree >= 0) close(tree);
-    close(userns);
-    if (step == NULL) return 0;
-    snprintf(note, NOTE_SIZE, "%s: %s", step, strerror(saved));
-    return -1;
-}
-
 static void layer_dir(char *out, const char *scratch, const char *name) {
     char rel[32];
     snprintf(rel, sizeof rel, "/%s", name);
@@ -303,65 +258,98 @@ static void layer_dir(char *out, const char *scratch, const char *name) {
     if (mkdir(out, 0755) < 0 && errno != EEXIST) die("mkdir %s", out);
 }
 
-static int mount_overlay(const char *lower, const char *upper, const char *work, const char *root) {
-    char data[3 * 4096 + 64];
-    snprintf(data, sizeof data, "lowerdir=%s,upperdir=%s,workdir=%s", lower, upper, work);
-    return mount("overlay", root, "overlay", 0, data);
+/* Host directories a user-namespaced node may add entries of its own to, parents first.
+ * Each is merged with the host's, whose entries keep their owners and modes, so the node
+ * can list it and read in it only what any host user can: hence only where the host's
+ * directory and every directory above it are world-readable and world-searchable. */
+static const char *const node_dirs[] = {
+    "/etc", "/home", "/mnt", "/opt", "/srv",
+    "/var", "/var/cache", "/var/lib", "/var/log", "/var/spool",
+};
+
+/* Whether the host's "/" and every directory of the absolute `path` down to itself is a
+ * real directory (no symlink) anyone may list and enter, mode o+rx; `leaf` gets the
+ * last one's stat. */
+static int world_listable(const char *path, struct stat *leaf) {
+    char prefix[4096];
+    size_t n = strlen(path);
+    if (n == 0 || n >= sizeof prefix || path[0] != '/') return 0;
+    for (size_t i = 1; i <= n; i++) {
+        if (i < n && path[i] != '/') continue;
+        memcpy(prefix, path, i);
+        prefix[i] = 0;
+        if (lstat(i == 1 ? "/" : prefix, leaf) < 0 || !S_ISDIR(leaf->st_mode) ||
+            (leaf->st_mode & (S_IROTH | S_IXOTH)) != (S_IROTH | S_IXOTH))
+            return 0;
+    }
+    return 1;
+}
+
+/* A directory of the node's layer owned by the node's root (`base` outside). */
+static void own_dir(const char *upper, const char *rel, mode_t mode, long base, int opaque) {
+    char p[4096];
+    struct stat st;
+    path_join(p, sizeof p, upper, rel);
+    if (mkdir(p, mode) < 0 && errno != EEXIST) die("mkdir %s", p);
+    if (lstat(p, &st) < 0) die("stat %s", p);
+    if (!S_ISDIR(st.st_mode)) return; /* the node removed it from its tree: keep that */
+    if (chown(p, (uid_t)base, (gid_t)base) < 0 || chmod(p, mode) < 0) die("own %s", p);
+    /* Opaque: the merged directory shows only the layer's entries, none of the host's. */
+    if (opaque && setxattr(p, "trusted.overlay.opaque", "y", 1, 0) < 0) die("make %s opaque", p);
+}
+
+/* What a user-namespaced node's root owns of its tree, set in the layer before the
+ * overlay is mounted: its "/" (so it can make top-level entries), the world-readable
+ * node_dirs, and an empty /root of its own (HOME), opaque so that the host's /root is
+ * never listed. Everything else of the host's tree is read-only to it. */
+static void own_layer(const char *upper, long base) {
+    struct stat st;
+    if (!world_listable("/", &st)) return;
+    own_dir(upper, "", st.st_mode & 07777, base, 0);
+    for (size_t i = 0; i < sizeof node_dirs / sizeof *node_dirs; i++)
+        if (world_listable(node_dirs[i], &st)) own_dir(upper, node_dirs[i], st.st_mode & 07777, base, 0);
+    own_dir(upper, "/root", 0700, base, 1);
 }
 
 /* The host's tree under a writable layer kept in `scratch` (upper, work), mounted at
- * <scratch>/root. With `base` >= 0 (a user-namespaced node) the lower layer is idmapped
- * so the node's root owns its copy of the tree; when that cannot be done the tree is
- * mounted as without a user namespace, read-only to the node, and `note` says why. */
-static void layered_host_root(const char *scratch, long base, char *root, char *note) {
-    char upper[4096], work[4096], lower[4096];
+ * <scratch>/root: the host's root filesystem as it is (its owners, read-only to whom it
+ * is read-only on the host), without setuid programs or device nodes. With `base` >= 0
+ * (a user-namespaced node) the layer gives the node's root the directories own_layer
+ * says. */
+static void layered_host_root(const char *scratch, long base, char *root) {
+    char upper[4096], work[4096], data[3 * 4096 + 64];
     layer_dir(upper, scratch, "upper");
     layer_dir(work, scratch, "work");
-    layer_dir(lower, scratch, "lower");
     layer_dir(root, scratch, "root");
-    if (base >= 0) {
-        struct stat host_root;
-        if (stat("/", &host_root) < 0) die("stat /");
-        if (idmapped_host_root(base, lower, note) == 0) {
-            /* The layer's top directory is the merged "/": the node's root owns it, as
-             * host root owns the host's "/" (chown before mounting: overlay copies it). */
-            if (chown(upper, (uid_t)(base + host_root.st_uid), (gid_t)(base + host_root.st_gid)) < 0 ||
-                chmod(upper, host_root.st_mode & 07777) < 0)
-                die("own %s", upper);
-            if (mount_overlay(lower, upper, work, root) == 0) return;
-            snprintf(note, NOTE_SIZE, "overlay over an idmapped layer: %s", strerror(errno));
-            if (umount2(lower, MNT_DETACH) < 0) die("detach %s", lower);
-            if (chown(upper, 0, 0) < 0) die("own %s", upper);
-        }
-    }
-    if (mount_overlay("/", upper, work, root) < 0) die("mount overlay on %s", root);
+    if (base >= 0) own_layer(upper, base);
+    snprintf(data, sizeof data, "lowerdir=/,upperdir=%s,workdir=%s", upper, work);
+    mnt("overlay", root, "overlay", MS_NOSUID | MS_NODEV, data);
 }
 
-/* Stage 1: the node's root, built in a mount namespace that only the node will use.
- * Fills `note` when the node gets the host's tree without a writable copy of its own. */
-static void build_root(struct options *o, char *note) {
+/* Stage 1: the node's root, built in a mount namespace that only the node will use. */
+static void build_root(struct options *o) {
     char root[4096], p[4096];
-    note[0] = 0;
     if (unshare(CLONE_NEWNS) < 0) die("unshare mount namespace");
     mnt(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL);
     if (!strcmp(o->rootfs, "host")) {
         /* The writable layer lives on the deployment's layers tmpfs: on another
          * filesystem than the lower "/" (so the layers do not overlap), owned on disk by
          * the node's uids, and gone with the deployment. */
-        long base = o->clone_flags & CLONE_NEWUSER ? o->uid_base : -1;
-        if (base >= 0 && o->no_idmap) {
-            snprintf(note, NOTE_SIZE, "idmapped layers are turned off");
-            base = -1;
-        }
-        layered_host_root(o->scratch, base, root, note);
+        layered_host_root(o->scratch, o->clone_flags & CLONE_NEWUSER ? o->uid_base : -1, root);
     } else {
         snprintf(root, sizeof root, "%s", o->rootfs);
         mnt(root, root, NULL, MS_BIND | MS_REC, NULL);
     }
-    /* The host's /proc stays under the node's own: the kernel lets a user namespace
-     * mount a proc only where a full one is already visible. */
     path_join(p, sizeof p, root, "/proc");
-    mnt("proc", p, "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL);
+    if (!(o->clone_flags & CLONE_NEWPID)) {
+        /* The node shares the host's processes: it sees the host's /proc. */
+        mnt("proc", p, "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL);
+    } else if (o->clone_flags & CLONE_NEWUSER) {
+        /* Not mounted in the tree, where the node could uncover it: mount_own_proc
+         * needs it for a moment only. */
+        host_proc = (int)syscall(SYS_open_tree, AT_FDCWD, "/proc", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC);
+        if (host_proc < 0) die("clone the host's /proc (open_tree)");
+    }
     path_join(p, sizeof p, root, "/sys"); /* a fresh sysfs shows the node's netns */
     mnt("sysfs", p, "sysfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL);
     path_join(p, sizeof p, root, "/dev");
@@ -387,8 +375,8 @@ static void build_root(struct options *o, char *note) {
     if (o->clone_flags & CLONE_NEWUSER)
         snprintf(run_data, sizeof run_data, "mode=0755,uid=%ld,gid=%ld", o->uid_base, o->uid_base);
     mnt("lmrun", p, "tmpfs", MS_NOSUID | MS_NODEV, run_data);
-    if (o->hosts) bind_file(o->hosts, root, "/etc/hosts");
-    if (o->hostname_file) bind_file(o->hostname_file, root, "/etc/hostname");
+    if (o->hosts) bind_file(o->hosts, root, "/etc/hosts", o);
+    if (o->hostname_file) bind_file(o->hostname_file, root, "/etc/hostname", o);
     /* pivot_root(".", ".") then detaching "." drops the old root and all it carried. */
     if (chdir(root) < 0) die("chdir %s", root);
     if (syscall(SYS_pivot_root, ".", ".") < 0) die("pivot_root %s", root);
@@ -396,8 +384,17 @@ static void build_root(struct options *o, char *note) {
     if (chdir("/") < 0) die("chdir /");
 }
 
+/* Written through the clone of the host's /proc that mount_own_proc gets, when there is
+ * one: stage 1's tree has no /proc of its own then. */
 static void write_id_maps(pid_t pid, long base) {
-    if (try_write_id_maps(pid, base) < 0) die("write the id maps of %d", pid);
+    char map[64], path[64];
+    int proc = host_proc >= 0 ? host_proc : AT_FDCWD;
+    const char *files[] = {"uid_map", "gid_map"};
+    snprintf(map, sizeof map, "0 %ld 65536\n", base);
+    for (int i = 0; i < 2; i++) {
+        snprintf(path, sizeof path, "%s%d/%s", proc == AT_FDCWD ? "/proc/" : "", pid, files[i]);
+        if (try_write_file_at(proc, path, map) < 0) die("write the id maps of %d", pid);
+    }
 }
 
 static void become_root_inside(void) {
@@ -481,6 +478,38 @@ static void init_loop(pid_t command) {
     }
 }
 
+static void attach(int mount_fd, const char *target) {
+    if (syscall(SYS_move_mount, mount_fd, "", AT_FDCWD, target, MOVE_MOUNT_F_EMPTY_PATH) < 0)
+        die("attach a mount on %s (move_mount)", target);
+    close(mount_fd);
+}
+
+/* The init's /proc: its own PID namespace's, twice, one on the other, so that a node
+ * which unmounts its /proc finds its own again below and never the host's.
+ *
+ * The kernel lets a user namespace mount a proc only while a full one is visible in its
+ * mount namespace. The host's stays out of the tree (a mount copied into the node's
+ * namespace would be locked there, for the node to uncover by unmounting what covers
+ * it): stage 1 hands over a detached clone, attached here only until the node's own proc
+ * exists, then detached again, all before the node's command starts. */
+static void mount_own_proc(void) {
+    int host = host_proc;
+    host_proc = -1;
+    if (host >= 0) attach(host, "/proc");
+    int fs = (int)syscall(SYS_fsopen, "proc", FSOPEN_CLOEXEC);
+    if (fs < 0) die("fsopen proc");
+    if (syscall(SYS_fsconfig, fs, FSCONFIG_SET_STRING, "source", "proc", 0) < 0 ||
+        syscall(SYS_fsconfig, fs, FSCONFIG_CMD_CREATE, NULL, NULL, 0) < 0)
+        die("create a proc");
+    int own = (int)syscall(SYS_fsmount, fs, FSMOUNT_CLOEXEC,
+                           MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC);
+    if (own < 0) die("mount the node's proc (fsmount)");
+    close(fs);
+    if (host >= 0 && umount2("/proc", MNT_DETACH) < 0) die("detach the host's /proc");
+    attach(own, "/proc");
+    mnt("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL);
+}
+
 static int init_main(struct options *o, int sync_fd) {
     char byte;
     if (read(sync_fd, &byte, 1) != 1) die("stage 1 went away");
@@ -488,7 +517,7 @@ static int init_main(struct options *o, int sync_fd) {
     if (o->clone_flags & CLONE_NEWUSER) become_root_inside();
     if (o->clone_flags & CLONE_NEWNS) {
         mnt(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL);
-        if (o->clone_flags & CLONE_NEWPID) mnt("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL);
+        if (o->clone_flags & CLONE_NEWPID) mount_own_proc();
     }
     if ((o->clone_flags & CLONE_NEWUTS) && o->hostname &&
         sethostname(o->hostname, strlen(o->hostname)) < 0)
@@ -535,9 +564,7 @@ static int spawn(struct options *o) {
     int netns = open_ns(o->netns);
     if (o->mntns) join_ns(open_ns(o->mntns), CLONE_NEWNS, o->mntns);
     join_ns(netns, CLONE_NEWNET, o->netns);
-    char note[NOTE_SIZE] = "";
-    if (o->clone_flags & CLONE_NEWNS) build_root(o, note);
-    if (note[0] && log_fd >= 0) dprintf(log_fd, "lminit: the host's tree is read-only to this node: %s\n", note);
+    if (o->clone_flags & CLONE_NEWNS) build_root(o);
     int sync[2], status[2];
     if (pipe2(sync, O_CLOEXEC) < 0 || pipe2(status, O_CLOEXEC) < 0) die("pipe");
     fflush(NULL);
@@ -557,6 +584,7 @@ static int spawn(struct options *o) {
     close(sync[0]);
     close(status[1]);
     if (o->clone_flags & CLONE_NEWUSER) write_id_maps(pid, o->uid_base);
+    if (host_proc >= 0) close(host_proc); /* the init holds its own copy */
     if (write(sync[1], "", 1) != 1) die("start the init");
     char msg[512];
     ssize_t n = read(status[0], msg, sizeof msg - 1);
@@ -568,12 +596,48 @@ static int spawn(struct options *o) {
         return 1;
     }
     printf("%d\n", pid);
-    if (note[0]) printf("note the host's tree is read-only to this node: %s\n", note);
     return 0;
 }
 
+/* The start time of a live process, in clock ticks after boot (field 22 of
+ * /proc/PID/stat), or -1 when there is none or only its zombie. */
+static long start_ticks(pid_t pid) {
+    char path[64], stat[1024];
+    snprintf(path, sizeof path, "/proc/%d/stat", pid);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return -1;
+    ssize_t n = read(fd, stat, sizeof stat - 1);
+    close(fd);
+    if (n <= 0) return -1;
+    stat[n] = 0;
+    /* Fields count from after the command name, which may hold spaces and parentheses:
+     * the state (field 3), then 19 more to the start time. */
+    char *field = strrchr(stat, ')');
+    if (field == NULL || field[1] != ' ') return -1;
+    field += 2;
+    if (*field == 'Z' || *field == 'X') return -1;
+    for (int i = 0; i < 19; i++) {
+        field = strchr(field, ' ');
+        if (field == NULL) return -1;
+        field++;
+    }
+    return strtol(field, NULL, 10);
+}
+
+static void gone(struct options *o) {
+    fprintf(stderr, "lminit: the node is not running: its init (pid %d, started at %ld) is gone\n",
+            o->pid, o->start);
+    _exit(127);
+}
+
 /* Join every namespace of a running node's init that differs from ours, then its
- * cgroups, and run the command there as a child (a PID namespace applies to children). */
+ * cgroups, and run the command there as a child (a PID namespace applies to children).
+ *
+ * The init is named by its pid and its start time, which a later process reusing the pid
+ * cannot have: a pidfd pins the process the pid names now, its start time must be the
+ * init's, and only once the namespaces are open is the pidfd's process checked to be
+ * still alive, so the pid named that same process all along. Anything else: the node is
+ * gone, and nothing of it (or of whoever has its pid now) is entered. */
 static int enter(struct options *o) {
     static const struct { const char *name; int flag; } kinds[] = {
         /* The user namespace last: the netns belongs to the host's user namespace, so it
@@ -582,19 +646,26 @@ static int enter(struct options *o) {
         {"cgroup", CLONE_NEWCGROUP}, {"mnt", CLONE_NEWNS}, {"user", CLONE_NEWUSER},
     };
     int fds[7], joined_user = 0;
-    if (o->pid <= 0 || !o->command || !o->command[0]) { errno = 0; die("exec needs --pid and a command"); }
-    join_cgroups(o);
+    if (o->pid <= 0 || o->start <= 0 || !o->command || !o->command[0]) {
+        errno = 0;
+        die("exec needs --pid, --start and a command");
+    }
+    int pidfd = (int)syscall(SYS_pidfd_open, o->pid, 0);
+    if (pidfd < 0 || start_ticks(o->pid) != o->start) gone(o);
     for (int i = 0; i < 7; i++) {
         char theirs[64], ours[64];
         struct stat a, b;
         snprintf(theirs, sizeof theirs, "/proc/%d/ns/%s", o->pid, kinds[i].name);
         snprintf(ours, sizeof ours, "/proc/self/ns/%s", kinds[i].name);
         fds[i] = -1;
-        if (stat(theirs, &a) < 0) die("node process %d", o->pid);
+        if (stat(theirs, &a) < 0) gone(o);
         if (stat(ours, &b) == 0 && a.st_ino == b.st_ino) continue;
         fds[i] = open(theirs, O_RDONLY | O_CLOEXEC);
-        if (fds[i] < 0) die("open %s", theirs);
+        if (fds[i] < 0) gone(o);
     }
+    if (syscall(SYS_pidfd_send_signal, pidfd, 0, NULL, 0) < 0) gone(o);
+    close(pidfd);
+    join_cgroups(o);
     for (int i = 0; i < 7; i++) {
         if (fds[i] < 0) continue;
         if (setns(fds[i], kinds[i].flag) < 0) die("enter the %s namespace", kinds[i].name);
@@ -615,30 +686,6 @@ static int enter(struct options *o) {
     return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }
 
-/* Whether a user-namespaced node would get a writable host tree: the same layered root
- * a spawn builds, in a throwaway mount namespace over a tmpfs on `--scratch`, then the
- * host's /etc must read as owned by the node's root. Nothing outlives the process. */
-static int probe(struct options *o) {
-    char root[4096], note[NOTE_SIZE] = "", etc[4096];
-    struct stat st;
-    if (!o->scratch || o->uid_base <= 0) { errno = 0; die("probe needs --scratch and --uid-base"); }
-    if (unshare(CLONE_NEWNS) < 0) die("unshare mount namespace");
-    mnt(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL);
-    mnt("lmprobe", o->scratch, "tmpfs", 0, "mode=0700");
-    layered_host_root(o->scratch, o->uid_base, root, note);
-    if (note[0]) { printf("%s\n", note); return 1; }
-    path_join(etc, sizeof etc, root, "/etc");
-    if (stat("/etc", &st) < 0) die("stat /etc");
-    uid_t expected = (uid_t)(o->uid_base + st.st_uid);
-    if (stat(etc, &st) < 0) die("stat %s", etc);
-    if (st.st_uid != expected) {
-        printf("the overlay shows /etc owned by %u, not the node's %u\n", st.st_uid, expected);
-        return 1;
-    }
-    printf("ok\n");
-    return 0;
-}
-
 /* A private copy of the host's mount namespace without /run/netns and what is under it,
  * held until stdin closes: the agent's spawns join it (see --mntns). */
 static int hold_mntns(void) {
@@ -657,12 +704,11 @@ static int hold_mntns(void) {
 
 int main(int argc, char **argv) {
     struct options o;
-    if (argc < 2) { fprintf(stderr, "usage: lminit spawn|exec|mntns|probe [options] -- CMD...\n"); return 2; }
+    if (argc < 2) { fprintf(stderr, "usage: lminit spawn|exec|mntns [options] -- CMD...\n"); return 2; }
     if (!strcmp(argv[1], "mntns")) return hold_mntns();
     parse(argc, argv, &o);
     if (!strcmp(argv[1], "spawn")) return spawn(&o);
     if (!strcmp(argv[1], "exec")) return enter(&o);
-    if (!strcmp(argv[1], "probe")) return probe(&o);
     fprintf(stderr, "lminit: unknown mode %s\n", argv[1]);
     return 2;
 }

@@ -1,5 +1,6 @@
 """Node processes: starting nodes' inits through `lminit spawn`, checking each is the same
-process later, and running commands (or a shell on a pty) inside a running node.
+process later, and running commands (or a shell on a pty) inside a running node, named by
+its init's pid and start time so that a process reusing the pid is never entered.
 
 Nodes start in parallel, a window of `lminit spawn` at a time, all from the small mount
 namespace `lminit mntns` holds (so a start costs the same with 10 or 1,000 nodes up).
@@ -25,16 +26,17 @@ from labplan import ops
 from workers.kernel import syscalls
 
 UID_RANGE = 65536  # uids (and gids) mapped into each node's user namespace
-UID_FIRST = 100_000  # first outside uid a node may get; below are the host's own users
+# Nodes' outside uids come from systemd's range for containers (0x80000-0x6FFFFFFF), above
+# what useradd gives host users' rootless containers in /etc/subuid (100000 upward), so a
+# node's root never owns a host user's files.
+UID_FIRST = 0x80000
+UID_LAST = 0x6FFFFFFF
 # Spawns in flight at once: enough to keep every CPU busy while others wait on the kernel.
 WINDOW = 4 * (os.cpu_count() or 1)
 RUN_TMPFS = "size=256m,mode=0755"  # hosts files and node logs of one deployment
 # Nodes' writable layers: bounded by each node's memory limit (tmpfs pages are charged to
 # the writer's cgroup) and by half the host's memory for the whole deployment.
 LAYERS_TMPFS = "size=50%,mode=0700"
-# Whether user-namespaced nodes get an idmapped (writable) host tree; lminit falls back to
-# a read-only tree by itself, with a note, where the host cannot idmap.
-IDMAPPED_ROOTFS = True
 NOTE = "note "  # how lminit spawn prefixes what a user should know about a started node
 # A fixed script (no user text): the shell leads a session of its own in the node and
 # takes the pty as its terminal; `lminit exec` runs it as a child, never a group leader,
@@ -62,7 +64,7 @@ class NodeStart:
 class NodeProcess:
     """A node's init as the host sees it; `start` (clock ticks since boot) tells a live
     init from a later process that reused its pid. `note`: what its user should know
-    about how it started (e.g. its host tree left read-only, and why), "" for nothing."""
+    about how it started, as lminit said it ("note ..." lines), "" for nothing."""
 
     pid: int
     start: int
@@ -222,7 +224,6 @@ class Processes:
         argv += ["--ns", ",".join(namespaces)] if namespaces else []
         if start.uid_base is not None:
             argv += ["--uid-base", str(start.uid_base)]
-            argv += [] if IDMAPPED_ROOTFS else ["--no-idmap"]
         argv += ["--hostname", op.hostname, "--rootfs", op.rootfs, "--scratch", str(scratch)]
         argv += ["--hosts", str(hosts), "--hostname-file", str(hostname)]
         argv += ["--log", str(self.log_path(op.cgroup)), "--workdir", op.workdir]
@@ -238,14 +239,16 @@ class Processes:
 
     def exec_argv(
         self,
-        pid: int,
+        init: NodeProcess,
         cgroup_procs: Sequence[Path],
         command: Sequence[str],
         environment: Mapping[str, str],
         workdir: str = "/",
     ) -> list[str]:
-        """The argument vector running `command` inside the node whose init is `pid`."""
-        argv = [str(self.lminit), "exec", "--pid", str(pid), "--workdir", workdir]
+        """The argument vector running `command` inside the node whose init is `init`;
+        lminit refuses (exit 127) if that init is gone, whoever has its pid now."""
+        argv = [str(self.lminit), "exec", "--pid", str(init.pid), "--start", str(init.start)]
+        argv += ["--workdir", workdir]
         for procs in cgroup_procs:
             argv += ["--cgroup", str(procs)]
         for key, value in sorted(environment.items()):
@@ -254,7 +257,7 @@ class Processes:
 
     def run(
         self,
-        pid: int,
+        init: NodeProcess,
         cgroup_procs: Sequence[Path],
         command: Sequence[str],
         environment: Mapping[str, str],
@@ -262,14 +265,14 @@ class Processes:
         timeout: float | None = None,
     ) -> subprocess.CompletedProcess[bytes]:
         """Run a command in the node and collect its output."""
-        argv = self.exec_argv(pid, cgroup_procs, command, environment)
+        argv = self.exec_argv(init, cgroup_procs, command, environment)
         return subprocess.run(
             argv, capture_output=True, check=False, timeout=timeout, stdin=subprocess.DEVNULL
         )
 
     def shell(
         self,
-        pid: int,
+        init: NodeProcess,
         cgroup_procs: Sequence[Path],
         environment: Mapping[str, str],
         *,
@@ -284,7 +287,7 @@ class Processes:
         master, slave = os.openpty()
         env = {"TERM": "xterm-256color", **environment}
         command = ["/bin/sh", "-c", SHELL_WITH_TTY] if controlling_tty else ["/bin/sh", "-i"]
-        argv = self.exec_argv(pid, cgroup_procs, command, env)
+        argv = self.exec_argv(init, cgroup_procs, command, env)
         proc = subprocess.Popen(
             argv, stdin=slave, stdout=slave, stderr=slave, start_new_session=True, close_fds=True
         )
