@@ -1,9 +1,11 @@
-"""ASGI entry point of the labmgr control plane (served by uvicorn): HTTP through Django,
-websockets through Channels with the session's user and an origin check."""
+"""ASGI entry point of the labmgr control plane (served by uvicorn): HTTP through Django
+behind the body size limit, websockets through Channels with the session's user and an
+origin check."""
 
 import gc
 import os
 
+from django.conf import settings
 from django.core.asgi import get_asgi_application
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "labmgr.settings")
@@ -15,11 +17,12 @@ from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
+from labmgr.middleware import BodyLimitASGI  # noqa: E402
 from labmgr.routing import websocket_urlpatterns  # noqa: E402
 
 application = ProtocolTypeRouter(
     {
-        "http": django_application,
+        "http": BodyLimitASGI(django_application, settings.DATA_UPLOAD_MAX_MEMORY_SIZE),
         "websocket": AllowedHostsOriginValidator(
             AuthMiddlewareStack(URLRouter(websocket_urlpatterns))
         ),
