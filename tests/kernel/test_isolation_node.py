@@ -14,6 +14,7 @@ import itertools
 import os
 import shutil
 import signal
+import socket
 import stat
 import subprocess
 import sys
@@ -28,7 +29,7 @@ from workers.capture import Captures, Target, capture_start, enter_node, node_ta
 from workers.kernel.processes import NodeProcess, Processes, alive, start_time
 from workers.tasks import Agent
 
-from .conftest import Lab
+from .conftest import PYTHON, Lab
 from .test_node_options import one_node
 
 SHADOW = Path("/etc/shadow")
@@ -406,3 +407,20 @@ def test_a_pid_reused_by_another_process_is_never_entered(lab: Lab, on_host: Pat
     assert b"the node is not running" in done.stderr
     assert not marker.exists()
     assert [line.split()[1] for line in links.stdout.splitlines()] == ["lo:"]  # the node's
+
+
+def test_a_host_service_socket_in_the_host_tree_does_not_connect_from_a_node(
+    lab: Lab, on_host: Path
+) -> None:
+    path = on_host / "service.sock"
+    with socket.socket(socket.AF_UNIX) as service:
+        service.bind(str(path))
+        path.chmod(0o777)  # anyone on the host may connect
+        service.listen(1)
+        with socket.socket(socket.AF_UNIX) as host_client:
+            host_client.connect(str(path))  # it does serve the host
+
+        connect = f"import socket; socket.socket(socket.AF_UNIX).connect({str(path)!r})"
+        done = lab.run("box", PYTHON, "-c", connect)
+
+    assert done.returncode == 1 and "ConnectionRefusedError" in done.stderr
