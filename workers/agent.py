@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from workers import config
 from workers.executor import Executor, Progress
 from workers.init.build import lminit_path
 from workers.kernel import syscalls
+from workers.kernel.cgroups import Cgroups
 from workers.kernel.driver import KernelDriver
 
 
@@ -16,9 +18,12 @@ def kernel_executor(
     *,
     root_netns: str | None = None,
     progress: Progress | None = None,
+    cgroups: Callable[[], Cgroups] = Cgroups,
 ) -> Executor:
     """An executor on this machine's kernel. `root_netns` names the namespace standing
-    for the host (a simulated host); by default it is the agent's own."""
+    for the host (a simulated host); by default it is the agent's own. `cgroups` makes
+    each job's view of the labs' cgroups (by default under the configured parent, held
+    to this machine less the agent's reserve)."""
     directory = data_dir or config.data_dir()
     directory.mkdir(parents=True, exist_ok=True)
     # Journals, jobs, the host key and the nodes' files: root's alone (a node's root is
@@ -29,6 +34,6 @@ def kernel_executor(
     syscalls.set_child_subreaper()
     return Executor(
         directory,
-        lambda: KernelDriver(directory, lminit, root_netns),
+        lambda: KernelDriver(directory, lminit, root_netns, cgroups()),
         progress=progress,
     )

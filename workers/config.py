@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import ipaddress
+import math
 import os
 import re
+from dataclasses import dataclass
 from pathlib import Path
+
+from labplan.units import parse_size
 
 DEFAULT_DATA_DIR = "/var/lib/labmgr-agent"
 DEFAULT_CGROUP_PARENT = "labmgr"
@@ -56,3 +60,56 @@ def cgroup_parent() -> str:
             "(letters, digits, '-', '_')"
         )
     return value
+
+
+RESERVE_DEFAULTS = {"cpus": "10%", "memory": "512M", "pids": "1024"}
+
+
+@dataclass(frozen=True)
+class Part:
+    """An amount kept back of one kind: `value` of its unit (CPUs, bytes, processes), or
+    `value` percent of the machine's when `percent`."""
+
+    value: float
+    percent: bool = False
+
+    def of(self, total: float) -> float:
+        return total * self.value / 100 if self.percent else self.value
+
+
+@dataclass(frozen=True)
+class Reserve:
+    """What the agent keeps of the machine for the host itself (the agent, the control
+    plane if it runs here, sshd, ...): labs together never get it."""
+
+    cpus: Part
+    memory: Part
+    pids: Part
+
+
+def reserve() -> Reserve:
+    """LABMGR_AGENT_RESERVE_CPUS (default 10%), _MEMORY (512M) and _PIDS (1024): a number
+    (a size like 512M for memory) or a percentage of the machine's. Configured on the
+    agent, never taken from a message: the control plane may ask for less, not for the
+    reserve itself."""
+    parts: dict[str, Part] = {}
+    for kind, default in RESERVE_DEFAULTS.items():
+        name = f"LABMGR_AGENT_RESERVE_{kind.upper()}"
+        text = (os.environ.get(name) or default).strip()
+        try:
+            if text.endswith("%"):
+                part = Part(float(text[:-1]), percent=True)
+                valid = 0 <= part.value < 100
+            else:
+                part = Part(float(parse_size(text)) if kind == "memory" else float(text))
+                valid = part.value >= 0
+        except ValueError:
+            valid = False
+        if not valid or not math.isfinite(part.value):
+            raise ValueError(
+                f"{name}={text!r}: a number"
+                + (", a size like 512M" if kind == "memory" else "")
+                + " or a percentage below 100% of the machine's"
+            )
+        parts[kind] = part
+    return Reserve(**parts)

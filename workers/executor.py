@@ -6,9 +6,11 @@ anything is created. Every op is idempotent, so re-applying after a crash conver
 failed apply is rolled back, and `destroy` works on half-built or already-gone labs
 because it finds objects by their names, not only through the journal.
 
-An apply may come with a reservation's budget (docs/messages.md): the deployment's cgroup
-is then put in the reservation's (`labmgr/r<id>/<token>`), which holds the share, and the
-journal says so. The reservation's cgroup goes with its last lab.
+An apply may come with a budget (docs/messages.md): a reservation's puts the deployment's
+cgroup in the reservation's (`labmgr/r<id>/<token>`), which holds the share, and the
+journal says so (the reservation's cgroup goes with its last lab); a host-wide one, with
+no reservation, bounds the deployment's own cgroup. Either way the `labmgr` parent holds
+the host's ceiling (workers.kernel.ceiling), which no message changes.
 """
 
 from __future__ import annotations
@@ -111,9 +113,11 @@ def decode(plan_data: object) -> ops.Plan:
 
 
 def decode_budget(data: object) -> Budget | None:
-    """The reservation's share an apply carries, checked at the privilege boundary: an
-    integer id, each bound null or a number in range, nothing else. `cgroup`, when sent,
-    must be the name the agent derives from the id (a path is never taken from a message)."""
+    """The budget an apply carries, checked at the privilege boundary: a reservation's
+    integer id (or null: a host-wide budget outside reservations), each bound null or a
+    number in range, nothing else. `cgroup`, when sent, must be the name the agent derives
+    from the id, null without one (a path is never taken from a message). Whatever it
+    says, the `labmgr` parent's own ceiling holds."""
     if data is None:
         return None
     if not isinstance(data, dict):
@@ -122,9 +126,10 @@ def decode_budget(data: object) -> Budget | None:
     unknown = sorted(set(data) - {"reservation", "cgroup", "cpus", "memory", "pids"})
     if unknown:
         errors.append(f"unknown fields {', '.join(map(str, unknown))}")
-    given = data.get("reservation")
+    given = data.get("reservation", "absent")
+    host_wide = given is None
     reservation = given if isinstance(given, int) and not isinstance(given, bool) else None
-    if reservation is None or not 1 <= reservation <= MAX_RESERVATION:
+    if not host_wide and (reservation is None or not 1 <= reservation <= MAX_RESERVATION):
         errors.append(f"reservation: an integer id is needed, not {given!r}")
         reservation = None
     cpus = data.get("cpus")
@@ -139,11 +144,11 @@ def decode_budget(data: object) -> Budget | None:
         value = data.get(kind)
         if value is not None and not (_is_int(value) and low <= value <= high):
             errors.append(f"{kind}: null or an integer from {low} to {high}")
-    if reservation is not None and "cgroup" in data:
+    if (reservation is not None or host_wide) and "cgroup" in data:
         expected = Budget(reservation).cgroup
         if data["cgroup"] != expected:
             errors.append(f"cgroup: {data['cgroup']!r} is not {expected!r}")
-    if errors or reservation is None:
+    if errors or (reservation is None and not host_wide):
         raise ApplyError("the budget is invalid: " + "; ".join(errors))
     return Budget(
         reservation,
@@ -158,8 +163,10 @@ def _is_int(value: object) -> bool:
 
 
 def deployment_cgroup(token: str, budget: Budget | None) -> str:
-    """Where a deployment's cgroup goes below the `labmgr` parent."""
-    return f"{budget.cgroup}/{token}" if budget is not None else token
+    """Where a deployment's cgroup goes below the `labmgr` parent: in its reservation's,
+    or, outside reservations, right below the parent."""
+    holder = budget.cgroup if budget is not None else None
+    return f"{holder}/{token}" if holder is not None else token
 
 
 def target_of(op: ops.Op) -> str:
@@ -263,7 +270,8 @@ class Executor:
         if record is not None and "plan" in record.header and record.cgroup != wanted:
             where = record.reservation_cgroup
             now = f"reservation cgroup {where}" if where else "no reservation"
-            then = f"reservation cgroup {budget.cgroup}" if budget else "no reservation"
+            asked = budget.cgroup if budget is not None else None
+            then = f"reservation cgroup {asked}" if asked else "no reservation"
             raise MoveRefusedError(
                 f"{token} runs in {now}, not {then}; destroy and deploy it again to move it"
             )
@@ -307,10 +315,12 @@ class Executor:
     def _place(driver: Driver, token: str, budget: Budget) -> None:
         """The reservation's cgroup with its share written (again: a share may have
         changed), then the deployment's inside it, before any node cgroup: those are
-        found below wherever the deployment's is."""
-        driver.ensure_cgroup(budget.cgroup)
+        found below wherever the deployment's is. A host-wide budget is written on the
+        deployment's own cgroup."""
+        holder = budget.cgroup or token
+        driver.ensure_cgroup(holder)
         for key, value in budget.limits():
-            driver.set_cgroup_limit(budget.cgroup, key, value)
+            driver.set_cgroup_limit(holder, key, value)
         driver.ensure_cgroup(deployment_cgroup(token, budget))
 
     def _run_all(

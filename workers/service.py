@@ -26,6 +26,8 @@ from workers.celery_app import host_queue, host_slug, make_app, redis_url
 from workers.executor import Executor
 from workers.hostguard import network_facts
 from workers.kernel import syscalls
+from workers.kernel.ceiling import host_ceiling
+from workers.kernel.cgroups import Cgroups
 from workers.keys import NoKey, Signer, key_path
 from workers.metrics import MetricsLoop, Sampler
 from workers.reconcile import reconcile_on_start
@@ -111,6 +113,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     url, host = redis_url(), config.host_name()
     slug, queue = host_slug(host), host_queue(host)
     underlay = config.underlay()  # a bad value stops the agent here, with the reason
+    # Before anything else, all labs together are held below the host's reserve (labs
+    # still running from before a restart too); a bad LABMGR_AGENT_RESERVE_* stops here.
+    Cgroups().ensure_parent()
+    ceiling = host_ceiling()
     app = make_app(url, host)
     executor = kernel_executor(root_netns=config.root_netns())
     try:
@@ -135,6 +141,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         queue,
         underlay or "none",
         executor.data_dir,
+    )
+    log.info(
+        "labs together get at most %g CPUs, %d bytes of memory and %d processes",
+        ceiling.cpus,
+        ceiling.memory,
+        ceiling.pids,
     )
     for line in reconcile_on_start(agent):
         log.info("reconcile: %s", line)

@@ -8,12 +8,16 @@ A deployment's cgroup is `labmgr/<token>`, or `labmgr/r<id>/<token>` when it run
 a reservation: `r<id>` holds the reservation's share (a `Budget`), so the kernel bounds
 all its labs together. Plans name node cgroups without that level ("lm1/n0"); `Cgroups`
 finds where the token lives, so every caller keeps using the plan's names.
+
+The `labmgr` parent itself carries the host's ceiling (workers.kernel.ceiling), written by
+the agent whenever it makes cgroups: all labs together leave the host its reserve.
 """
 
 from __future__ import annotations
 
 import contextlib
 import errno
+import logging
 import os
 import signal
 import time
@@ -23,6 +27,9 @@ from pathlib import Path
 
 from labplan import naming
 from workers import config
+from workers.kernel.ceiling import Ceiling, host_ceiling
+
+log = logging.getLogger("labmgr.agent")
 
 # `labmgr` unless the agent is one of several sharing this kernel (workers.config).
 PARENT = config.cgroup_parent()
@@ -53,17 +60,20 @@ def is_reservation_cgroup(name: str) -> bool:
 
 @dataclass(frozen=True)
 class Budget:
-    """A reservation's share as the kernel enforces it on `r<id>`: CPUs (a quota per
-    period), bytes of memory, processes; None in a kind means no bound of that kind."""
+    """What the control plane holds a deployment to: a reservation's share (or a whole
+    host's) enforced on `r<id>`, or, with no reservation, a host-wide amount enforced on
+    the deployment's own cgroup. CPUs (a quota per period), bytes of memory, processes;
+    None in a kind means no bound of that kind (the parent's ceiling still holds)."""
 
-    reservation: int
+    reservation: int | None
     cpus: float | None = None
     memory: int | None = None
     pids: int | None = None
 
     @property
-    def cgroup(self) -> str:
-        return reservation_cgroup(self.reservation)
+    def cgroup(self) -> str | None:
+        """The reservation's cgroup below `labmgr` ("r5"); None outside reservations."""
+        return reservation_cgroup(self.reservation) if self.reservation is not None else None
 
     def limits(self) -> list[tuple[str, str]]:
         """The v2 keys and values written on the reservation's cgroup, "max" for no bound
@@ -195,17 +205,26 @@ def _reads_back(written: str, read: str) -> bool:
 
 
 class Cgroups:
-    """The labmgr cgroups of this host. `rel` paths ("lm1/n0") are below the parent."""
+    """The labmgr cgroups of this host. `rel` paths ("lm1/n0") are below the parent
+    (`parent`, default `labmgr` or LABMGR_AGENT_CGROUP_PARENT), which is held to
+    `ceiling` (default: this machine less the agent's reserve)."""
 
-    def __init__(self, layout: CgroupLayout | None = None) -> None:
+    def __init__(
+        self,
+        layout: CgroupLayout | None = None,
+        parent: str | None = None,
+        ceiling: Ceiling | None = None,
+    ) -> None:
         self.layout = layout or detect_layout()
+        self.parent = parent or PARENT
+        self._ceiling = ceiling
         self._memory_max: dict[str, str] = {}
         self._parent_ready = False
         self._places: dict[str, str] = {}
 
     def dirs(self, rel: str) -> list[Path]:
         rel = self.resolve(rel)
-        return [h / PARENT / rel for h in self.layout.hierarchies()]
+        return [h / self.parent / rel for h in self.layout.hierarchies()]
 
     def resolve(self, rel: str) -> str:
         """`rel` below the `labmgr` parent as it is on this host: a plan's "lm1/n0" becomes
@@ -229,7 +248,7 @@ class Cgroups:
         hierarchies = self.layout.hierarchies()
         if not hierarchies:
             return None
-        parent = hierarchies[0] / PARENT
+        parent = hierarchies[0] / self.parent
         if (parent / token).is_dir():
             return ""
         try:
@@ -243,10 +262,12 @@ class Cgroups:
         return [d / "cgroup.procs" for d in self.dirs(rel)]
 
     def ensure_parent(self) -> None:
+        """The `labmgr` parent in every hierarchy, held to the host's ceiling (written
+        again each time: once per job, so a ceiling changed by hand is put back)."""
         if self._parent_ready:
             return  # once per job: it is asked before every node cgroup
         for hierarchy in self.layout.hierarchies():
-            parent = hierarchy / PARENT
+            parent = hierarchy / self.parent
             parent.mkdir(exist_ok=True)
             if self.layout.mode == "v2":
                 self._enable_controllers(hierarchy)
@@ -254,7 +275,21 @@ class Cgroups:
             elif (hierarchy / "memory.use_hierarchy").exists():
                 with contextlib.suppress(OSError):
                     (parent / "memory.use_hierarchy").write_text("1")
+        self.limit_parent()
         self._parent_ready = True
+
+    def limit_parent(self) -> Ceiling:
+        """Write the ceiling on the `labmgr` parent and return it. A kind the kernel
+        refuses now (a running lab holds more memory than it, or, on v1, a CPU quota
+        above it) is logged and left as it was: the labs keep running, and the next job
+        tries again."""
+        ceiling = self._ceiling or host_ceiling()
+        for key, value in ceiling.limits():
+            try:
+                self._set("", key, value)
+            except CgroupError as exc:
+                log.warning("the labmgr parent's ceiling: %s", exc)
+        return ceiling
 
     def _enable_controllers(self, directory: Path) -> None:
         available = set((directory / "cgroup.controllers").read_text().split())
@@ -270,7 +305,7 @@ class Cgroups:
             # Levels above a node ("r5", "lm1") also need v2 controllers delegated
             # downwards; a node's own cgroup must not (its processes live in it).
             for level in reversed([directory, *directory.parents]):
-                if PARENT not in level.parts or level.exists():
+                if self.parent not in level.parts or level.exists():
                     continue
                 level.mkdir()
                 created = True
@@ -280,16 +315,46 @@ class Cgroups:
 
     def set_limit(self, rel: str, key: str, value: str) -> None:
         """Write one v2-style limit, translated for v1, and check that it reads back."""
-        if self.layout.mode == "v2":
-            self._write_checked(self.dirs(rel)[0] / key, value)
+        self._set(self.resolve(rel), key, value)
+
+    def _set(self, rel: str, key: str, value: str) -> None:
+        """`set_limit` on a path below the parent as it is on this host ("" for the
+        parent itself)."""
+        if self.layout.mode == "v2" and self.layout.unified is not None:
+            self._write_checked(self.layout.unified / self.parent / rel / key, value)
             return
         if key == "memory.max":
             self._memory_max[rel] = value
+        if key == "cpu.max":
+            value = self._v1_cpu_within(rel, value)
         for controller, name, content in v1_files(key, value, self._memory_max.get(rel)):
             hierarchy = self.layout.v1.get(controller)
             if hierarchy is None:
                 raise CgroupError(f"the host has no {controller} cgroup controller for {key}")
-            self._write_checked(hierarchy / PARENT / self.resolve(rel) / name, content)
+            self._write_checked(hierarchy / self.parent / rel / name, content)
+
+    def _v1_cpu_within(self, rel: str, value: str) -> str:
+        """A CPU limit no larger than those of the cgroups above it (the parent's ceiling,
+        a reservation's share). v1 refuses a larger quota than one above with EINVAL;
+        v2 takes it and holds the cgroup to the smallest above, which is what is written
+        here, so a node's `cpus: 2` runs on a host whose labs get 1.8 as on v2."""
+        quota, _, period_text = value.partition(" ")
+        cpu = self.layout.v1.get("cpu")
+        if quota == "max" or cpu is None or not rel:
+            return value
+        period = int(period_text or CPU_PERIOD)
+        allowed = int(quota)
+        level = cpu / self.parent / rel
+        while level != cpu:
+            level = level.parent
+            try:
+                above = int((level / "cpu.cfs_quota_us").read_text())
+                above_period = int((level / "cpu.cfs_period_us").read_text())
+            except (FileNotFoundError, ValueError):
+                continue
+            if above > 0:
+                allowed = min(allowed, above * period // above_period)
+        return f"{allowed} {period}" if allowed < int(quota) else value
 
     def _write_checked(self, path: Path, value: str) -> None:
         try:
@@ -314,7 +379,7 @@ class Cgroups:
         within that subtree, so one hierarchy lists them all; on v1 the freezer's, which
         teardown freezes anyway."""
         if self.layout.mode != "v2" and "freezer" in self.layout.v1:
-            return self.layout.v1["freezer"] / PARENT / self.resolve(rel)
+            return self.layout.v1["freezer"] / self.parent / self.resolve(rel)
         dirs = self.dirs(rel)
         return dirs[0] if dirs else None
 
@@ -356,7 +421,7 @@ class Cgroups:
 
     def _freeze_kill_thaw(self, rel: str, seen: set[int]) -> None:
         freezer = self.layout.v1.get("freezer")
-        state = freezer / PARENT / self.resolve(rel) / "freezer.state" if freezer else None
+        state = freezer / self.parent / self.resolve(rel) / "freezer.state" if freezer else None
         if state is not None and state.exists():
             state.write_text("FROZEN")
         _kill_all(seen | self.pids(rel))
@@ -415,7 +480,7 @@ class Cgroups:
         cgroups ("r5") and the tokens inside those ("r5/lm1")."""
         names: set[str] = set()
         for hierarchy in self.layout.hierarchies():
-            parent = hierarchy / PARENT
+            parent = hierarchy / self.parent
             if not parent.is_dir():
                 continue
             for entry in parent.iterdir():

@@ -48,12 +48,18 @@ class _Background(threading.Thread):
 
 
 class KernelDriver:
-    def __init__(self, data_dir: Path, lminit: Path, root_netns: str | None = None) -> None:
+    def __init__(
+        self,
+        data_dir: Path,
+        lminit: Path,
+        root_netns: str | None = None,
+        cgroups: Cgroups | None = None,
+    ) -> None:
         self.data_dir = data_dir
         self.ns = Namespaces(root_netns)
         self.links = Links(self.ns)
         self.qdiscs = Qdiscs(self.links)
-        self.cgroups = Cgroups()
+        self.cgroups = cgroups or Cgroups()
         self.processes = Processes(lminit, data_dir)
         self._removals: dict[str, _Background] = {}
         self._host_network: tuple[list[HostRoute], list[HostAddress]] | None = None

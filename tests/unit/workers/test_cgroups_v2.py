@@ -323,6 +323,10 @@ def test_it_enables_controllers_from_the_root_down_before_making_a_nodes_cgroup(
         ("mkdir", "labmgr"),
         (enabled, "/"),
         (enabled, "labmgr"),
+        # The host's ceiling, before any lab's cgroup (test_ceiling.py).
+        ("cpu.max", "labmgr"),
+        ("memory.max", "labmgr"),
+        ("pids.max", "labmgr"),
         ("mkdir", "labmgr/lm1"),
         (enabled, "labmgr/lm1"),
         ("mkdir", "labmgr/lm1/n0"),
