@@ -296,3 +296,80 @@ def _env_reserve(name: str, default: str) -> str:
 LABMGR_HOST_RESERVE_CPUS = _env_reserve("LABMGR_HOST_RESERVE_CPUS", "10%")
 LABMGR_HOST_RESERVE_MEMORY = _env_reserve("LABMGR_HOST_RESERVE_MEMORY", "512M")
 LABMGR_HOST_RESERVE_PIDS = _env_reserve("LABMGR_HOST_RESERVE_PIDS", "1024")
+
+
+# --- web hardening (README, security) --------------------------------------------------
+
+# JSON bodies past a nesting bound are a 400 (labmgr.jsondepth), not a RecursionError.
+REST_FRAMEWORK["DEFAULT_PARSER_CLASSES"] = [
+    "labmgr.api.parsers.BoundedJSONParser",
+    "rest_framework.parsers.FormParser",
+    "rest_framework.parsers.MultiPartParser",
+]
+# Token first: an API client without credentials gets 401 and a WWW-Authenticate header.
+REST_FRAMEWORK["DEFAULT_AUTHENTICATION_CLASSES"] = [
+    "labmgr.accounts.authentication.ExpiringTokenAuthentication",
+    "rest_framework.authentication.SessionAuthentication",
+]
+# An API token is refused this long after it was issued (POST /api/token gives a fresh
+# one); 0: tokens never expire.
+LABMGR_API_TOKEN_TTL = _env_seconds("LABMGR_API_TOKEN_TTL", 30 * 86400)
+
+# Failed logins (the login page, the admin's, POST /api/token) are counted per user name
+# and client address by django-axes; past the limit that pair is refused (429, the site's
+# page or the API's error) for the cool-off, counted from the last failure. A success
+# before then starts the count again.
+INSTALLED_APPS.append("axes")
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+# Above the body size check, so synchronous too (see its note in MIDDLEWARE).
+MIDDLEWARE.insert(
+    MIDDLEWARE.index("labmgr.middleware.BodySizeLimitMiddleware"), "axes.middleware.AxesMiddleware"
+)
+LABMGR_LOGIN_MAX_FAILURES = int(os.environ.get("LABMGR_LOGIN_MAX_FAILURES", "5"))
+LABMGR_LOGIN_COOLOFF = _env_seconds("LABMGR_LOGIN_COOLOFF", 900)
+if LABMGR_LOGIN_MAX_FAILURES < 1 or LABMGR_LOGIN_COOLOFF <= 0:
+    raise ValueError("LABMGR_LOGIN_MAX_FAILURES and LABMGR_LOGIN_COOLOFF must be above 0")
+AXES_FAILURE_LIMIT = LABMGR_LOGIN_MAX_FAILURES
+AXES_COOLOFF_TIME = LABMGR_LOGIN_COOLOFF / 3600  # hours, as django-axes counts them
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+# Attempts during a lockout do not make it longer: the page can say when it ends.
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
+AXES_LOCKOUT_CALLABLE = "labmgr.accounts.lockout.lockout_response"
+AXES_VERBOSE = False
+
+# Cookies: never readable by scripts except the CSRF token (static/web/js/api.js sends
+# it back), never sent on cross-site requests other than top-level navigation.
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"
+CSRF_COOKIE_SAMESITE = "Lax"
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
+
+# LABMGR_TLS=1: labmgr is reached over HTTPS only (uvicorn with a certificate, or a proxy
+# in front). Cookies are sent over HTTPS only, plain http is redirected, and browsers are
+# told to use HTTPS for a year (HSTS, subdomains too). Without it the embedded default
+# serves plain http on 127.0.0.1.
+LABMGR_TLS = os.environ.get("LABMGR_TLS") == "1"
+if LABMGR_TLS:
+    SESSION_COOKIE_SECURE = True
+    CSRF_COOKIE_SECURE = True
+    SECURE_SSL_REDIRECT = True
+    SECURE_HSTS_SECONDS = 365 * 86400
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = True
+    # Asking to be on the browsers' built-in HTTPS list is the domain owner's decision.
+    SECURE_HSTS_PRELOAD = os.environ.get("LABMGR_HSTS_PRELOAD") == "1"
+    if not SECURE_HSTS_PRELOAD:
+        SILENCED_SYSTEM_CHECKS = ["security.W021"]
+    # Behind a proxy that terminates TLS: the header it sets on HTTPS requests, as
+    # "X-Forwarded-Proto: https". Set it only when the proxy always sets or strips it.
+    if _proxy_header := os.environ.get("LABMGR_PROXY_SSL_HEADER", "").strip():
+        _name, _, _value = _proxy_header.partition(":")
+        SECURE_PROXY_SSL_HEADER = (
+            "HTTP_" + _name.strip().upper().replace("-", "_"),
+            _value.strip(),
+        )

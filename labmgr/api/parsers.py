@@ -1,4 +1,5 @@
-"""Request parsers shared by API views: a labfile sent as raw text."""
+"""Request parsers shared by API views: JSON with a bound on its nesting, and a labfile
+sent as raw text."""
 
 from __future__ import annotations
 
@@ -6,7 +7,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import IO, Any
 
-from rest_framework.parsers import BaseParser
+from rest_framework.exceptions import ParseError
+from rest_framework.parsers import BaseParser, JSONParser
+
+from labmgr import jsondepth
 
 YAML_MEDIA_TYPES = frozenset({"application/yaml", "application/x-yaml", "text/yaml", "text/x-yaml"})
 
@@ -17,6 +21,24 @@ class LabfileText:
 
     content: bytes
     fmt: str | None
+
+
+class BoundedJSONParser(JSONParser):
+    """DRF's JSON parser, refusing a body nested past `jsondepth.MAX_DEPTH` levels with a
+    400 where json's recursion would otherwise end in a 500."""
+
+    def parse(
+        self,
+        stream: IO[Any],
+        media_type: str | None = None,
+        parser_context: Mapping[str, Any] | None = None,
+    ) -> Any:
+        try:
+            data = super().parse(stream, media_type, parser_context)
+            jsondepth.check(data)
+        except (RecursionError, jsondepth.TooDeep):
+            raise ParseError(jsondepth.TOO_DEEP) from None
+        return data
 
 
 class LabfileTextParser(BaseParser):

@@ -3,6 +3,7 @@
 from django.urls import path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from labmgr.accounts.api.urls import urlpatterns as accounts_urls
 from labmgr.api.routers import OptionalSlashRouter
 from labmgr.api.views import LabfileSchemaView
 from labmgr.captures.api.urls import urlpatterns as captures_urls
@@ -20,6 +21,7 @@ urlpatterns = [
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("labfile.schema.json", LabfileSchemaView.as_view(), name="labfile-schema"),
+    *accounts_urls,
     *reservations_urls,
     *captures_urls,
     *router.urls,

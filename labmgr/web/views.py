@@ -6,7 +6,6 @@ the user may not see is a plain 404, and a lab they may only read says so.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from django.contrib import messages
@@ -16,6 +15,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
+from labmgr import jsondepth
 from labmgr.errors import ApplicationError
 from labmgr.labs import selectors as lab_selectors
 from labmgr.labs import services as lab_services
@@ -215,7 +215,9 @@ def labfile_check(request: HttpRequest) -> JsonResponse:
     if len(request.body) > CHECK_MAX_BYTES:
         return JsonResponse({"detail": "The labfile is larger than 1 MiB."}, status=413)
     try:
-        body = json.loads(request.body or b"{}")
+        body = jsondepth.loads(request.body or b"{}")
+    except jsondepth.TooDeep as exc:
+        return JsonResponse({"detail": str(exc)}, status=400)
     except ValueError:
         body = None
     if not isinstance(body, dict) or not isinstance(body.get("text"), str):
