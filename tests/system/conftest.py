@@ -21,6 +21,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -258,7 +259,9 @@ def register_host(env: dict[str, str], slug: str, agent_data_dir: Path) -> None:
 
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    work = tmp_path_factory.mktemp("system")
+    # Under /var/tmp, not /tmp: a node has a /tmp of its own, but sees the host's /var/tmp,
+    # so the tenant tests prove that the modes of these directories are what protect them.
+    work = Path(tempfile.mkdtemp(prefix="labmgr-systest-", dir="/var/tmp"))
     os.chmod(work, 0o755)
     redis_port, web_port = free_port(), free_port()
     redis_password = secrets.token_urlsafe(24)
@@ -376,6 +379,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
                 capture_output=True,
                 check=False,
             )
+        shutil.rmtree(work, ignore_errors=True)
 
 
 def password_of(username: str) -> str:
