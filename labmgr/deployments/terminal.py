@@ -27,7 +27,7 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 from redis.exceptions import RedisError
 
-from labmgr import events
+from labmgr import events, jsondepth
 from labmgr.deployments import dispatch, lifecycle
 from labmgr.deployments.models import Deployment
 from labmgr.deployments.selectors import deployment_node_host
@@ -197,8 +197,8 @@ class TerminalConsumer(AsyncWebsocketConsumer):
 def _control(text: str) -> bytes:
     """A browser's text frame as what the agent reads from the input list."""
     try:
-        message = json.loads(text)
-    except ValueError:
+        message = jsondepth.loads(text)
+    except ValueError:  # not JSON, or nested too deep to be a control message: keystrokes
         return text.encode()
     if isinstance(message, dict) and "resize" in message:
         cols, rows = _checked_size(message["resize"])

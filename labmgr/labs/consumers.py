@@ -52,8 +52,11 @@ class LabConsumer(AsyncJsonWebsocketConsumer):
             if group is not None:
                 await self.channel_layer.group_discard(group, self.channel_name)
 
-    async def receive_json(self, content: Any, **kwargs: Any) -> None:
-        """The stream is one way; what a browser sends is ignored."""
+    async def receive(
+        self, text_data: str | None = None, bytes_data: bytes | None = None, **kwargs: Any
+    ) -> None:
+        """The stream is one way: what a browser sends is ignored unread (parsing it
+        would let a 100,000-level JSON frame end the consumer in a RecursionError)."""
 
     async def deployment_status(self, event: events.DeploymentStatusEvent) -> None:
         await self.send_json(event)

@@ -77,8 +77,11 @@ class DashboardConsumer(AsyncJsonWebsocketConsumer):
         for group in self.groups_joined:
             await self.channel_layer.group_discard(group, self.channel_name)
 
-    async def receive_json(self, content: Any, **kwargs: Any) -> None:
-        """The stream is one way; what a browser sends is ignored."""
+    async def receive(
+        self, text_data: str | None = None, bytes_data: bytes | None = None, **kwargs: Any
+    ) -> None:
+        """The stream is one way: what a browser sends is ignored unread (parsing it
+        would let a 100,000-level JSON frame end the consumer in a RecursionError)."""
 
     async def deployment_status(self, event: events.DeploymentStatusEvent) -> None:
         if await database_sync_to_async(may_see_status)(self.user, event["lab"]):
