@@ -13,6 +13,8 @@ from pathlib import Path
 import dj_database_url
 from django.core.management.utils import get_random_secret_key
 
+from labplan import subnets
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 
@@ -252,6 +254,13 @@ LABMGR_METRICS_DOWNSAMPLE_EVERY = _env_seconds("LABMGR_METRICS_DOWNSAMPLE_EVERY"
 # A terminal with no keystroke and no output this long is closed.
 LABMGR_TERMINAL_IDLE = _env_seconds("LABMGR_TERMINAL_IDLE", 900)
 LABMGR_EXEC_TIMEOUT = _env_seconds("LABMGR_EXEC_TIMEOUT", 30)
+
+# --- lab networks --------------------------------------------------------------------------
+
+# Where lab subnets may lie, comma-separated IPv4 CIDRs (default: the RFC 1918 ranges);
+# a lab with a subnet outside is refused at save and at deploy (docs/labfile.md).
+LABMGR_LAB_SUBNET_POOL = os.environ.get("LABMGR_LAB_SUBNET_POOL") or subnets.DEFAULT_POOL
+subnets.parse_pool(LABMGR_LAB_SUBNET_POOL)  # a bad pool stops the start, saying why
 
 # --- reservations ------------------------------------------------------------------------
 

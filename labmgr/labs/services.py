@@ -17,6 +17,7 @@ from labmgr.accounts.selectors import user_is_admin
 from labmgr.errors import ApplicationError, Conflict
 from labmgr.labs import selectors, spec
 from labmgr.labs.models import Lab
+from labmgr.labs.subnets import lab_subnet_errors
 from labplan import labfile as labfile_module
 from labplan.errors import FieldError, LabfileError
 from labplan.model import Labfile
@@ -46,6 +47,7 @@ def lab_import(
     """A new lab from labfile text (YAML or JSON; detected when `fmt` is None)."""
     labfile = _load(text, fmt=fmt)
     _check_admin_fields(labfile, actor=actor or owner)
+    _check_subnets(labfile)
     return _create(owner=owner, labfile=labfile, shared_with=shared_with)
 
 
@@ -107,6 +109,7 @@ def _load(text: str | bytes, *, fmt: str | None) -> Labfile:
 def _validated(labfile_tree: object, *, actor: Any) -> Labfile:
     labfile = labfile_module.validate(labfile_tree)
     _check_admin_fields(labfile, actor=actor)
+    _check_subnets(labfile)
     return labfile
 
 
@@ -114,6 +117,11 @@ def _check_admin_fields(labfile: Labfile, *, actor: Any) -> None:
     if user_is_admin(user=actor):
         return
     if errors := labfile_module.admin_requirements(labfile):
+        raise LabfileError(errors)
+
+
+def _check_subnets(labfile: Labfile) -> None:
+    if errors := lab_subnet_errors(labfile):
         raise LabfileError(errors)
 
 

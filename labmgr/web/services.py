@@ -18,6 +18,7 @@ from labmgr.accounts.selectors import user_is_admin
 from labmgr.errors import ApplicationError
 from labmgr.labs import services as lab_services
 from labmgr.labs.models import Lab
+from labmgr.labs.subnets import lab_subnet_errors
 from labmgr.web.examples import Example
 from labmgr.web.models import LabDraft
 from labplan import labfile as labfile_module
@@ -47,6 +48,7 @@ def labfile_check(*, text: str, user: Any) -> dict[str, list[str]]:
     try:
         lab = _load(text)
         problems = [] if user_is_admin(user=user) else labfile_module.admin_requirements(lab)
+        problems += lab_subnet_errors(lab)
         if problems:
             raise LabfileError(problems)
     except LabfileError as exc:

@@ -140,9 +140,9 @@ def test_overlay_networks_get_distinct_vnis_across_deployments(
     from labmgr.labs.services import lab_create
 
     vnis = []
-    for name in ("one", "two"):
+    for index, name in enumerate(("one", "two")):
         tree = labfile_tree(name)
-        tree["networks"] = {"ov": {"driver": "overlay", "subnet": "10.20.0.0/24"}}
+        tree["networks"] = {"ov": {"driver": "overlay", "subnet": f"10.2{index}.0.0/24"}}
         tree["nodes"] = {"a": {"networks": {"ov": {}}}}
         deployment = deployment_deploy(lab=lab_create(owner=alice, labfile_tree=tree), actor=alice)
         [vxlan] = [op for op in deployment.plan["hosts"][0]["ops"] if op["op"] == "create_vxlan"]

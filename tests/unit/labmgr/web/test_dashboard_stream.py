@@ -24,7 +24,7 @@ from labmgr.labs.models import Lab
 from labmgr.labs.services import lab_update
 from labmgr.reservations.notify import reservation_group
 from labmgr.routing import websocket_urlpatterns
-from tests.unit.labmgr.conftest import Dispatched
+from tests.unit.labmgr.conftest import Dispatched, small_labfile
 
 pytestmark = [pytest.mark.anyio, pytest.mark.django_db(transaction=True)]
 QUIET = 0.3  # seconds to wait for an event that must not come
@@ -49,6 +49,14 @@ def _deploy(lab: Lab, user: User) -> Deployment:
         deployment=deployment.pk, action="apply", ok=True, error="", nodes=[]
     )
     return deployment
+
+
+def _on_a_subnet_of_its_own(lab: Lab) -> None:
+    """Two labs running on one host never route one subnet."""
+    tree = small_labfile(lab.name)
+    tree["networks"]["lan"]["subnet"] = "10.11.0.0/24"
+    tree["nodes"]["web"]["networks"]["lan"]["ipv4"] = "10.11.0.10"
+    lab_update(lab=lab, labfile_tree=tree)
 
 
 async def statuses(client: WebsocketCommunicator, count: int) -> list[tuple[str, int, str]]:
@@ -88,6 +96,7 @@ async def test_a_group_member_hears_the_shared_lab_but_not_the_unshared_one(
     dispatched: Dispatched,
 ) -> None:
     member = await connected(bob)
+    await database_sync_to_async(_on_a_subnet_of_its_own)(shared_lab)
     await database_sync_to_async(_deploy)(alice_lab, alice)
     await database_sync_to_async(_deploy)(shared_lab, alice)
     assert await statuses(member, 2) == [
