@@ -156,11 +156,14 @@ async def test_logging_out_closes_the_users_terminals(
     alice: User, alice_lab: Lab, online_host: Host, dispatched: Dispatched, pipe: FakePipe
 ) -> None:
     from django.contrib.auth.signals import user_logged_out
+    from django.test import RequestFactory
 
     await database_sync_to_async(_running)(alice_lab, alice)
     client = communicator(f"/ws/labs/{alice_lab.pk}/nodes/web/terminal", alice)
     assert (await client.connect())[0]
-    await database_sync_to_async(user_logged_out.send)(sender=User, request=None, user=alice)
+    # As django.contrib.auth.logout sends it: with the request (django-axes reads it).
+    request = RequestFactory().post("/logout/")
+    await database_sync_to_async(user_logged_out.send)(sender=User, request=request, user=alice)
     assert (await client.receive_output(timeout=2))["type"] == "websocket.close"
 
 
