@@ -130,7 +130,7 @@ def test_deploying_without_a_host_says_why_in_a_sentence(login: Login, shot: Sho
 
 def test_another_user_cannot_open_my_lab(login: Login, page: Page, shot: Shot) -> None:
     login("alice")
-    lab_url = copy_example(page, "host-network")
+    lab_url = copy_example(page, "none-network")
     page.get_by_role("button", name="Log out").click()
     login("dave")
     response = page.goto(lab_url)
