@@ -23,9 +23,27 @@ def _env_list(name: str, default: str) -> list[str]:
 
 
 def _data_dir() -> Path:
+    """The data directory, private to the control plane's user (0700): it holds the
+    database, the secret key, the admin's and Redis' passwords."""
     path = Path(os.environ.get("LABMGR_DATA_DIR") or BASE_DIR / "var").resolve()
-    path.mkdir(parents=True, exist_ok=True)
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    if path.stat().st_uid == os.geteuid():
+        path.chmod(0o700)
     return path
+
+
+def _private_file(path: Path) -> None:
+    """Make `path` 0600, creating it empty if missing (SQLite makes its journal files
+    with the database's mode)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CREAT, 0o600)
+    except OSError:
+        return  # not ours to make (a read-only tree): the database says so when opened
+    try:
+        if os.fstat(fd).st_uid == os.geteuid():
+            os.fchmod(fd, 0o600)
+    finally:
+        os.close(fd)
 
 
 def _secret_key(data_dir: Path) -> str:
@@ -116,6 +134,8 @@ DATABASES = {
     )
 }
 if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
+    if (name := str(DATABASES["default"].get("NAME") or "")) and name != ":memory:":
+        _private_file(Path(name))
     # The web server, the control worker and beat write at once: take the write lock when
     # a transaction starts (no "database is locked" on upgrade) and wait for it a while.
     DATABASES["default"].setdefault("OPTIONS", {}).update(
