@@ -13,6 +13,7 @@ which is the job's root namespace.
 from __future__ import annotations
 
 import errno
+import os
 import socket
 import struct
 import subprocess
@@ -26,7 +27,10 @@ from workers.kernel.names import check_kernel_name
 
 NFT = "nft"
 NETLINK_NETFILTER = 12
-NFT_MSG_GETTABLE = (10 << 8) | 1  # NFNL_SUBSYS_NFTABLES << 8 | NFT_MSG_GETTABLE
+NFNL_SUBSYS_NFTABLES = 10
+NFT_MSG_GETTABLE = (NFNL_SUBSYS_NFTABLES << 8) | 1
+NFT_MSG_DELTABLE = (NFNL_SUBSYS_NFTABLES << 8) | 2
+NFNL_MSG_BATCH_BEGIN, NFNL_MSG_BATCH_END = 0x10, 0x11
 NFTA_TABLE_NAME = 1
 NFPROTO_INET = 1
 HOST_TABLE = "labmgr"  # not "lm...": never taken for a deployment's table by the sweep
@@ -129,15 +133,7 @@ class Firewall:
 
     def remove(self) -> bool:
         """Delete the deployment's table; False when there was none."""
-        if not table_exists(self.table):
-            return False  # most labs have no table: no `nft` process to learn that
-        try:
-            _nft("", "delete", "table", "ip", self.table)
-        except FirewallError as exc:
-            if "No such file" in str(exc):
-                return False
-            raise
-        return True
+        return delete_table(self.table)
 
 
 def _isolation(bridge: str) -> tuple[str, str, list[str]]:
@@ -157,8 +153,7 @@ def set_host_rules(rules: HostRules) -> None:
     """Rewrite the agent's host-wide table to say `rules`, in one transaction; remove it
     when they are empty."""
     if rules.empty:
-        if table_exists(HOST_TABLE, NFPROTO_INET):
-            _nft("", "delete", "table", "inet", HOST_TABLE)
+        delete_table(HOST_TABLE, NFPROTO_INET)
         return
     _nft(host_ruleset(rules))
 
@@ -232,6 +227,47 @@ def tables(prefix: str) -> list[str]:
         return []
     names = [line.split()[-1] for line in out.splitlines() if line.startswith("table ip ")]
     return sorted(n for n in names if n.startswith(prefix))
+
+
+def delete_table(name: str, family: int = socket.AF_INET) -> bool:
+    """Delete an nftables table over netlink, in a batch of its own (a teardown costs no
+    `nft` process); False when there was none."""
+    batch = struct.pack("=BBH", socket.AF_UNSPEC, 0, socket.htons(NFNL_SUBSYS_NFTABLES))
+    body = struct.pack("=BBH", family, 0, 0) + rtnl.string(NFTA_TABLE_NAME, name)
+    request = rtnl.NLM_F_REQUEST
+    messages = [
+        _message(NFNL_MSG_BATCH_BEGIN, request, 1, batch),
+        _message(NFT_MSG_DELTABLE, request | rtnl.NLM_F_ACK, 2, body),
+        _message(NFNL_MSG_BATCH_END, request, 3, batch),
+    ]
+    try:
+        with socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, NETLINK_NETFILTER) as sock:
+            sock.send(b"".join(messages))
+            data = sock.recv(rtnl.RECV_SIZE)
+    except OSError:
+        return _delete_with_nft(name, family)
+    for kind, flags, seq, reply in rtnl.messages(data):
+        if kind == rtnl.NLMSG_ERROR and seq == 2:
+            code, text = rtnl.error_of(flags, reply)
+            if code in (0, errno.ENOENT):
+                return code == 0
+            raise FirewallError(f"delete table {name}: {os.strerror(code)} {text}".strip())
+    return _delete_with_nft(name, family)
+
+
+def _message(kind: int, flags: int, seq: int, body: bytes) -> bytes:
+    return struct.pack("=IHHII", 16 + len(body), kind, flags, seq, 0) + body
+
+
+def _delete_with_nft(name: str, family: int) -> bool:
+    words = {socket.AF_INET: "ip", NFPROTO_INET: "inet"}
+    try:
+        _nft("", "delete", "table", words[family], name)
+    except FirewallError as exc:
+        if "No such file" in str(exc):
+            return False
+        raise
+    return True
 
 
 def table_exists(name: str, family: int = socket.AF_INET) -> bool:
