@@ -27,6 +27,7 @@ import pytest
 from labplan import naming
 from workers.agent import kernel_executor
 from workers.executor import ConflictRefusedError, Executor
+from workers.hostguard import network_facts
 from workers.kernel.netns import Namespaces
 
 from .conftest import PYTHON, Lab, compile_dict, leftovers, new_deployment
@@ -238,6 +239,26 @@ def test_a_lab_routing_another_labs_subnet_is_refused_and_the_other_keeps_workin
 
         assert world.leftovers(token) == []
         assert first.ping("n0", "10.252.0.1")
+
+
+def test_the_agent_reports_the_hosts_routes_and_addresses_but_not_its_labs(world: World) -> None:
+    with deployed(world, bridge_lab("10.252.0.0/24")) as [lab]:
+        driver = lab.executor.driver()
+        try:
+            reported = network_facts(driver)
+        finally:
+            driver.close()
+
+    routes = {(r["dst"], r["dev"], r["via"]) for r in reported["routes"]}
+    assert {
+        ("0.0.0.0/0", "uplink", UPLINK_ROUTER),
+        ("203.0.113.0/24", "uplink", ""),
+        ("198.51.100.0/24", "lan0", ""),
+    } <= routes
+    addresses = {(a["address"], a["dev"]) for a in reported["addresses"]}
+    assert {(f"{UPLINK_HOST}/24", "uplink"), (f"{LAN_HOST}/24", "lan0")} <= addresses
+    assert not [r for r in reported["routes"] if r["dev"].startswith("lm")]
+    assert "10.252.0.1/24" not in str(reported)
 
 
 def test_labs_whose_host_routes_nothing_may_share_a_subnet(world: World) -> None:

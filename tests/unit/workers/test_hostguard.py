@@ -18,7 +18,7 @@ from tests.unit.workers.test_executor import ALL_FACTS
 from workers.driver import HostRules
 from workers.executor import ApplyError, ConflictRefusedError, Executor
 from workers.fake import FakeKernel
-from workers.hostguard import STATE_FILE
+from workers.hostguard import STATE_FILE, network_facts
 
 
 def lab(subnet: str, **network: Any) -> dict[str, Any]:
@@ -191,3 +191,17 @@ def test_a_plan_whose_bridge_comes_up_unguarded_is_refused(
     with pytest.raises(ApplyError, match="bridge lm7-b0 has no guard_bridge op"):
         executor.apply(data, "local")
     assert kernel.objects() == []
+
+
+def test_the_heartbeat_reports_the_hosts_routes_and_addresses(kernel: FakeKernel) -> None:
+    assert network_facts(kernel.driver()) == {
+        "routes": [
+            {"dst": "0.0.0.0/0", "dev": "eth0", "via": "192.0.2.1"},
+            {"dst": "192.0.2.0/24", "dev": "eth0", "via": ""},
+            {"dst": "10.50.0.0/16", "dev": "eth1", "via": ""},
+        ],
+        "addresses": [
+            {"address": "192.0.2.2/24", "dev": "eth0"},
+            {"address": "10.50.0.1/16", "dev": "eth1"},
+        ],
+    }
