@@ -6,11 +6,13 @@ sees and that nothing changed on the host."""
 from __future__ import annotations
 
 import copy
+import json
 import time
 import uuid
 from pathlib import Path
 from typing import Any
 
+import pytest
 from celery import Celery
 
 from labplan import envelope, naming
@@ -56,10 +58,13 @@ def test_from_a_plain_users_node_the_hosts_secrets_and_services_are_out_of_reach
 ) -> None:
     tree = copy.deepcopy(TWO_NODES)
     tree["networks"]["lan"]["subnet"] = SUBNET
+    for node in tree["nodes"].values():  # the stack's host, not one another test left behind
+        node["host"] = stack.host
     lab = lab_from(stack, tree, "sys-tenant")
     body = deploy(stack, lab)
     deployment, token = body["id"], body["token"]
-    assert wait_status(stack, deployment, FINAL) == "running"
+    if wait_status(stack, deployment, FINAL) != "running":
+        pytest.fail(json.dumps(stack.get("alice", f"/api/deployments/{deployment}/").json()))
     data = stack.env["LABMGR_DATA_DIR"]
     agent_data = stack.env["LABMGR_AGENT_DATA_DIR"]
     try:
