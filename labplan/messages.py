@@ -1,0 +1,286 @@
+"""The contract between the control plane and the host agents: every name and shape that
+crosses the broker (docs/messages.md is checked against this module).
+
+Task names, queue names and Redis keys are defined here and nowhere else; both sides
+import them (a test fails on a task or queue name spelled out anywhere else). The
+payloads are `TypedDict`s, one per message, naming the keyword arguments that travel in
+the body of a signed envelope (labplan.envelope). Pure: no I/O.
+"""
+
+from __future__ import annotations
+
+import enum
+from typing import Literal, TypedDict
+
+from labplan import naming
+
+# --- queues -----------------------------------------------------------------------------
+
+CONTROL_QUEUE = "control"  # the control worker (Django, database access): unprivileged
+HOST_QUEUE_PREFIX = "host."  # one per host agent (root): `host.<slug>`
+
+
+def host_queue(slug: str) -> str:
+    return HOST_QUEUE_PREFIX + slug
+
+
+# --- task names -------------------------------------------------------------------------
+
+
+class AgentTask(enum.StrEnum):
+    """What the control plane asks of a host's agent (queue `host.<slug>`)."""
+
+    APPLY = "labmgr.agent.apply"
+    DESTROY = "labmgr.agent.destroy"
+    CHECK = "labmgr.agent.check"
+    EXEC = "labmgr.agent.exec"
+    SWEEP = "labmgr.agent.sweep"
+    TERMINAL_OPEN = "labmgr.agent.terminal_open"
+    CAPTURE_START = "labmgr.agent.capture_start"
+    CAPTURE_STOP = "labmgr.agent.capture_stop"
+    REKEY = "labmgr.agent.rekey"
+
+
+class ControlTask(enum.StrEnum):
+    """What an agent tells the control plane (queue `control`)."""
+
+    HEARTBEAT = "labmgr.control.heartbeat"
+    DEPLOYMENT_STEP = "labmgr.control.deployment_step"
+    DEPLOYMENT_RESULT = "labmgr.control.deployment_result"
+    DRIFT = "labmgr.control.drift"
+    METRICS = "labmgr.control.metrics"
+    CAPTURE_PROGRESS = "labmgr.control.capture_progress"
+    CAPTURE_FINISHED = "labmgr.control.capture_finished"
+    REKEYED = "labmgr.control.rekeyed"
+
+
+class BeatTask(enum.StrEnum):
+    """The control plane's own housekeeping, sent by its beat to `control`: no arguments,
+    nothing an agent sends, doing only what the clock says is due."""
+
+    HOSTS_CHECK = "labmgr.control.hosts_check"
+    DRIFT_CHECK = "labmgr.control.drift_check"
+    METRICS_RETENTION = "labmgr.control.metrics_retention"
+    RESERVATIONS_TICK = "labmgr.control.reservations_tick"
+    CAPTURES_EXPIRE = "labmgr.control.captures_expire"
+
+
+# The kernel jobs an agent records by task id and runs again after a restart (while its
+# signature still holds), and the one whose caller waits for its answer.
+KERNEL_JOBS = (AgentTask.APPLY, AgentTask.DESTROY, AgentTask.CHECK, AgentTask.SWEEP)
+ANSWERED = (AgentTask.EXEC, AgentTask.CAPTURE_START)
+
+
+def job_name(task: AgentTask) -> str:
+    """The short name of an agent task ("apply" for labmgr.agent.apply)."""
+    return task.value.rsplit(".", 1)[1]
+
+
+# --- Redis keys of streams --------------------------------------------------------------
+
+
+def terminal_keys(session: str) -> tuple[str, str]:
+    """A terminal session's lists: keystrokes in (web -> agent), output out."""
+    return f"labmgr:term:{session}:in", f"labmgr:term:{session}:out"
+
+
+def pcap_key(capture: str) -> str:
+    """The list the agent pushes a capture's file on, in chunks."""
+    return f"labmgr:capture:{capture}:pcap"
+
+
+# --- step states ------------------------------------------------------------------------
+
+StepState = Literal["done", "failed", "rolled back"]
+STEP_STATES: tuple[StepState, ...] = ("done", "failed", "rolled back")
+
+
+# --- budgets and the cgroups they hold --------------------------------------------------
+
+CPU_PERIOD = 100_000  # microseconds: the kernel's default cpu.max (cfs) period
+RESERVATION_CGROUP_PREFIX = "r"
+
+
+class Budget(TypedDict):
+    """What the agent holds a deployment to (the apply's `budget`): a reservation's share
+    on `labmgr/r<id>`, or with `reservation` None a host-wide amount on the deployment's
+    own cgroup. None in a kind: no bound of that kind from the control plane (the agent's
+    own ceiling on its `labmgr` parent still holds)."""
+
+    reservation: int | None
+    cgroup: str | None
+    cpus: float | None
+    memory: int | None
+    pids: int | None
+
+
+def reservation_cgroup(reservation: int) -> str:
+    """The reservation's parent cgroup below `labmgr`: "r" and its id in base 36."""
+    return RESERVATION_CGROUP_PREFIX + naming.base36(reservation)
+
+
+# --- payloads: control plane -> agent ---------------------------------------------------
+
+
+class ApplyArgs(TypedDict, total=False):
+    deployment: int
+    plan: dict[str, object]
+    previous: dict[str, object] | None
+    budget: Budget
+
+
+class DestroyArgs(TypedDict):
+    deployment: int
+    token: str
+
+
+class CheckArgs(TypedDict):
+    deployment: int
+    plan: dict[str, object]
+
+
+class ExecArgs(TypedDict):
+    deployment: int
+    token: str
+    node: str
+    argv: list[str]
+    timeout: float
+
+
+class SweepArgs(TypedDict):
+    live: list[str]
+
+
+class TerminalOpenArgs(TypedDict):
+    session: str
+    token: str
+    node: str
+    cols: int
+    rows: int
+
+
+class CaptureStartArgs(TypedDict):
+    capture: str
+    deployment: int
+    token: str
+    node: str
+    interface: str
+    filter: str
+    max_bytes: int
+    max_seconds: float
+
+
+class CaptureStopArgs(TypedDict):
+    capture: str
+
+
+class RekeyArgs(TypedDict):
+    key: str  # the new key, wrapped under the current one (labplan.envelope.wrap_key)
+
+
+# --- payloads: agent -> control plane ---------------------------------------------------
+
+
+class HeartbeatArgs(TypedDict):
+    host: str
+    facts: dict[str, object]
+    tokens: list[str]
+    sent: float
+
+
+class StepArgs(TypedDict):
+    deployment: int
+    seq: int
+    total: int
+    name: str
+    target: str
+    status: StepState
+    message: str
+    seconds: float
+
+
+class ResultInterface(TypedDict):
+    ifname: str
+    mac: str
+    addresses: list[str]
+
+
+class ResultNode(TypedDict):
+    name: str
+    pid: int
+    netns: str | None
+    interfaces: list[ResultInterface]
+    note: str
+
+
+class ResultArgs(TypedDict):
+    deployment: int
+    action: Literal["apply", "destroy"]
+    ok: bool
+    error: str
+    nodes: list[ResultNode]
+
+
+class DriftArgs(TypedDict):
+    deployment: int
+    missing: list[str]
+    extra: list[str]
+
+
+class MetricsArgs(TypedDict):
+    host: str
+    sent: float
+    samples: list[dict[str, object]]
+
+
+class CaptureProgressArgs(TypedDict):
+    capture: str
+    state: Literal["running"]
+    packets: int
+    bytes: int
+
+
+class CaptureFinishedArgs(TypedDict):
+    capture: str
+    state: Literal["stopped", "failed"]
+    packets: int
+    bytes: int
+    reason: str
+    chunks: int
+    sha256: str
+
+
+# --- answers (Celery results, signed as `<task>.result`) --------------------------------
+
+
+class ExecAnswer(TypedDict):
+    exit: int
+    stdout: str
+    stderr: str
+
+
+class CaptureStartAnswer(TypedDict):
+    ok: bool
+    field: str
+    error: str
+
+
+ARGS: dict[str, type] = {
+    AgentTask.APPLY: ApplyArgs,
+    AgentTask.DESTROY: DestroyArgs,
+    AgentTask.CHECK: CheckArgs,
+    AgentTask.EXEC: ExecArgs,
+    AgentTask.SWEEP: SweepArgs,
+    AgentTask.TERMINAL_OPEN: TerminalOpenArgs,
+    AgentTask.CAPTURE_START: CaptureStartArgs,
+    AgentTask.CAPTURE_STOP: CaptureStopArgs,
+    AgentTask.REKEY: RekeyArgs,
+    ControlTask.HEARTBEAT: HeartbeatArgs,
+    ControlTask.DEPLOYMENT_STEP: StepArgs,
+    ControlTask.DEPLOYMENT_RESULT: ResultArgs,
+    ControlTask.DRIFT: DriftArgs,
+    ControlTask.METRICS: MetricsArgs,
+    ControlTask.CAPTURE_PROGRESS: CaptureProgressArgs,
+    ControlTask.CAPTURE_FINISHED: CaptureFinishedArgs,
+}
+"""Each signed message's arguments (`labmgr.control.rekeyed` has none)."""
