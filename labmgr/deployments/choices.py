@@ -1,4 +1,5 @@
-"""Deployment states and the only transitions allowed between them."""
+"""Deployment states and the only transitions allowed between them; step states, and the
+words agents report them with."""
 
 from __future__ import annotations
 
@@ -51,3 +52,25 @@ class StepStatus(models.TextChoices):
     # ... apart from one that is a bug in labmgr.
     ERRORED = "errored", "Errored"
     ROLLED_BACK = "rolled_back", "Rolled back"
+
+
+# Every word an agent's step report is accepted with, in any case: the one place the
+# control plane reads them. The agent sends "done", "failed" and "rolled back"
+# (workers/reports.py); the other spellings are accepted as before, until the message
+# contract names one word for each state.
+AGENT_STEP_STATUS: dict[str, StepStatus] = {
+    "started": StepStatus.STARTED,
+    "running": StepStatus.STARTED,
+    "done": StepStatus.SUCCEEDED,
+    "succeeded": StepStatus.SUCCEEDED,
+    "ok": StepStatus.SUCCEEDED,
+    "failed": StepStatus.FAILED,
+    "errored": StepStatus.ERRORED,
+    "rolled back": StepStatus.ROLLED_BACK,
+    "rolled_back": StepStatus.ROLLED_BACK,
+}
+
+
+def step_status_from_agent(word: str) -> StepStatus | None:
+    """The step state an agent's word stands for; None for a word no agent uses."""
+    return AGENT_STEP_STATUS.get(word.lower())

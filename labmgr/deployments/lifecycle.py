@@ -1,25 +1,23 @@
 """What users do to deployments: deploy, destroy, redeploy, cancel, check, exec.
 
-Each action checks who asks, moves the status machine through `deployment_transition`,
-and sends the agent its job after the transaction commits (through `dispatch`, the one
-seam to hosts). A job that cannot be sent fails the deployment with the reason.
+Each action checks who asks and where the lab goes (`placement`), moves the status
+machine through `deployment_transition`, and sends the agent its job after the
+transaction commits (through `dispatch`, the one seam to hosts). A job that cannot be
+sent fails the deployment with the reason.
 """
 
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import logging
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import Count
 
 from labmgr.accounts import selectors as accounts
-from labmgr.accounts.services import quota_check_deploy
-from labmgr.deployments import dispatch
+from labmgr.deployments import dispatch, placement
 from labmgr.deployments.choices import KEPT_STATES, DeploymentStatus
 from labmgr.deployments.models import Deployment
 from labmgr.deployments.selectors import deployment_hosts, deployment_node_host
@@ -33,15 +31,11 @@ from labmgr.deployments.services import (
 )
 from labmgr.deployments.subnets import deployment_check_subnets
 from labmgr.errors import ApplicationError, Conflict, NotAllowed
-from labmgr.hosts.choices import HostStatus
 from labmgr.hosts.models import Host
 from labmgr.labs import selectors as lab_selectors
 from labmgr.labs import spec
 from labmgr.labs.models import Lab
-from labmgr.reservations import clock as reservation_clock
-from labmgr.reservations.selectors import reservation_active_for
-from labmgr.reservations.services import Budget, deployment_budget, reservation_check_deploy
-from labplan import codec, features
+from labmgr.reservations.services import Budget
 from labplan import labfile as labfile_module
 from labplan.model import Labfile
 
@@ -57,9 +51,9 @@ def deployment_deploy(*, lab: Lab, actor: Any) -> Deployment:
     _require_change(actor, lab)
     labfile = spec.lab_to_labfile(lab)
     _require_admin_powers(actor, labfile)
-    hosts = _choose_hosts(labfile, actor=actor)
-    _require_underlay(labfile, hosts)
-    budgets = _require_budgets(actor, hosts, lab, labfile)
+    hosts = placement.hosts_choose(labfile, actor=actor)
+    placement.hosts_require_underlay(labfile, hosts)
+    budgets = placement.hosts_require_budgets(actor, hosts, lab, labfile)
     try:
         with transaction.atomic():
             Lab.objects.select_for_update().get(pk=lab.pk)  # two clicks queue up here
@@ -68,7 +62,7 @@ def deployment_deploy(*, lab: Lab, actor: Any) -> Deployment:
             deployment = deployment_create(
                 lab=lab, owner=actor, host=hosts[0], labfile=labfile, hosts=hosts
             )
-            _check_features(hosts, deployment)
+            placement.hosts_require_features(hosts, deployment)
             deployment_check_subnets(
                 deployment=deployment, labfile=labfile, hosts=hosts, actor=actor
             )
@@ -116,17 +110,17 @@ def deployment_redeploy(*, deployment: Deployment, actor: Any) -> Deployment:
                 f"Only a running deployment can be redeployed; this one is {locked.status}.",
             )
         placed = deployment_hosts(locked)
-        hosts = _choose_hosts(labfile, actor=actor, running_on=placed[0])
+        hosts = placement.hosts_choose(labfile, actor=actor, running_on=placed[0])
         if hosts[0] != placed[0] or {h.pk for h in hosts} != {h.pk for h in placed}:
             now, was = _names(hosts), _names(placed)
             raise Conflict.for_field(
                 "host", f"The lab now runs on {now}, not {was}: destroy and deploy it."
             )
-        _require_underlay(labfile, hosts)
-        budgets = _require_budgets(actor, hosts, locked.lab, labfile)
+        placement.hosts_require_underlay(labfile, hosts)
+        budgets = placement.hosts_require_budgets(actor, hosts, locked.lab, labfile)
         previous = locked.plan
         deployment_compile(deployment=locked, labfile=labfile, hosts=hosts)
-        _check_features(hosts, locked)
+        placement.hosts_require_features(hosts, locked)
         deployment_check_subnets(deployment=locked, labfile=labfile, hosts=hosts, actor=actor)
         locked.save(update_fields=["labfile", "plan", "indexes", "updated"])
         deployment_transition(deployment=locked, to=S.DEPLOYING, reason=f"redeploy by {actor}")
@@ -161,7 +155,7 @@ def deployment_check(*, deployment: Deployment, actor: Any) -> Deployment:
             "status",
             f"Only a running or failed deployment can be checked; this one is {deployment.status}.",
         )
-    slugs = [_require_online(host).slug for host in deployment_hosts(deployment)]
+    slugs = [placement.host_require_online(host).slug for host in deployment_hosts(deployment)]
     plan, pk = deployment.plan, deployment.pk
 
     def send() -> None:
@@ -183,7 +177,7 @@ def deployment_exec(
         )
     if node not in (deployment.labfile.get("nodes") or {}):
         raise ApplicationError.for_field("node", f"The deployment has no node {node!r}.")
-    host = _require_online(deployment_node_host(deployment, node))
+    host = placement.host_require_online(deployment_node_host(deployment, node))
     return dispatch.exec_(
         host=host.slug,
         deployment=deployment.pk,
@@ -203,7 +197,7 @@ def deployment_for_terminal(*, lab: Lab, actor: Any, node: str) -> Deployment:
         raise Conflict(f"Lab {lab.name!r} is not running.")
     if node not in (deployment.labfile.get("nodes") or {}):
         raise ApplicationError.for_field("node", f"The lab has no node {node!r}.")
-    _require_online(deployment_node_host(deployment, node))
+    placement.host_require_online(deployment_node_host(deployment, node))
     return deployment
 
 
@@ -239,123 +233,8 @@ def _require_change(actor: Any, lab: Lab) -> None:
         raise NotAllowed("This lab is shared with you to read; only its owner may run it.")
 
 
-def _require_budgets(
-    actor: Any, hosts: Sequence[Host], lab: Lab, labfile: Labfile
-) -> dict[str, Budget | None]:
-    """Inside an active reservation of each host whose share the lab's nodes there fit,
-    and within the actor's quotas (admins are exempt from both). Returns, per host slug,
-    the budget its agent holds the deployment to: the share of the reservation it was
-    accepted under; for a whole-host booking, outside reservations and for admins (whom
-    no share binds), what labs may use of the host, its capacity less its reserve."""
-    if len(hosts) == 1:
-        reservations = {hosts[0].slug: reservation_check_deploy(user=actor, host=hosts[0], lab=lab)}
-    else:
-        reservations = {
-            host.slug: reservation_check_deploy(
-                user=actor, host=host, lab=_part_on(labfile, host, hosts[0]), replacing=lab
-            )
-            for host in hosts
-        }
-    quota_check_deploy(user=actor, lab=labfile)
-    admin = accounts.user_is_admin(user=actor)
-    return {
-        host.slug: deployment_budget(
-            host=host, reservation=None if admin else reservations[host.slug]
-        )
-        for host in hosts
-    }
-
-
-def _part_on(labfile: Labfile, host: Host, first: Host) -> Labfile:
-    """The lab's nodes placed on `host` (nodes that name no host are on `first`)."""
-    nodes = tuple(n for n in labfile.nodes if (n.host or first.slug) == host.slug)
-    return dataclasses.replace(labfile, nodes=nodes)
-
-
-def _require_online(host: Host | None) -> Host:
-    if host is None or host.status != HostStatus.ONLINE:
-        raise Conflict.for_field("host", f"Host {host or '(none)'} is offline.")
-    return host
-
-
-def _choose_hosts(labfile: Labfile, *, actor: Any, running_on: Host | None = None) -> list[Host]:
-    """The hosts the lab's nodes are placed on: first the host named by the first node (by
-    name) that names one, where nodes naming none run, then the others by slug. When no
-    node names a host: the host it runs on (a redeploy), else `_default_host`."""
-    named: dict[str, str] = {}  # slug -> the first node naming it
-    for node in labfile.nodes:  # sorted by name
-        if node.host:
-            named.setdefault(node.host, node.name)
-    if not named:
-        return [running_on or _default_host(actor)]
-    found = {h.slug: h for h in Host.objects.filter(slug__in=list(named))}
-    errors = {
-        f"nodes.{node}.host": [f"There is no host {slug!r}."]
-        for slug, node in named.items()
-        if slug not in found
-    }
-    if errors:
-        raise ApplicationError("The lab places nodes on hosts that do not exist.", errors)
-    first, *others = (_require_online(found[slug]) for slug in named)
-    return [first, *sorted(others, key=lambda h: h.slug)]
-
-
-def _default_host(actor: Any) -> Host:
-    """Where a lab naming no host goes: an online host the actor holds a reservation of
-    now (a booking is where they mean to work), else the online host running the fewest
-    labs; ties by name."""
-    online = list(Host.objects.filter(status=HostStatus.ONLINE).order_by("name", "id"))
-    if not online:
-        raise Conflict.for_field("host", "No host is online to deploy on.")
-    now = reservation_clock.now()
-    for host in online:
-        if reservation_active_for(user=actor, host=host, at=now) is not None:
-            return host
-    running = dict(
-        Deployment.objects.filter(host__in=online, status__in=sorted(KEPT_STATES))
-        .values_list("host")
-        .annotate(n=Count("id"))
-    )
-    return min(online, key=lambda host: running.get(host.pk, 0))
-
-
-def _require_underlay(labfile: Labfile, hosts: Sequence[Host]) -> None:
-    """Refuse an overlay network spanning hosts one of which has no underlay address:
-    the others could not reach its VXLAN."""
-    if len(hosts) < 2:
-        return
-    by_slug = {h.slug: h for h in hosts}
-    node_host = {n.name: n.host or hosts[0].slug for n in labfile.nodes}
-    errors: dict[str, list[str]] = {}
-    for net in labfile.networks:
-        if net.driver != "overlay":
-            continue
-        spans = sorted(
-            {node_host[n.name] for n in labfile.nodes for a in n.networks if a.network == net.name}
-        )
-        lacking = [slug for slug in spans if by_slug[slug].underlay_address is None]
-        if len(spans) > 1 and lacking:
-            errors[f"networks.{net.name}"] = [
-                f"Overlay network {net.name} spans hosts {', '.join(spans)}, but host "
-                f"{', '.join(lacking)} has no underlay address: an admin sets it on the host, "
-                "or its agent reports it (LABMGR_AGENT_UNDERLAY)."
-            ]
-    if errors:
-        raise ApplicationError("A host of the lab has no underlay address.", errors)
-
-
 def _names(hosts: Sequence[Host]) -> str:
     return ", ".join(str(h) for h in hosts)
-
-
-def _check_features(hosts: Sequence[Host], deployment: Deployment) -> None:
-    plan = deployment.compiled or codec.plan_from_dict(deployment.plan)
-    by_slug = {h.slug: h for h in hosts}
-    for host_plan in plan.hosts:
-        host = by_slug.get(host_plan.host, hosts[0])
-        if missing := features.missing(host.facts or {}, host_plan):
-            message = f"Host {host} lacks {', '.join(missing)}, which this lab needs."
-            raise ApplicationError.for_field("host", message)
 
 
 def _send_apply(

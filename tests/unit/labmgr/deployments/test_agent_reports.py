@@ -58,6 +58,27 @@ def test_a_step_delivered_twice_is_stored_once(deployment: Deployment) -> None:
     assert deployment.steps.filter(agent_seq=1001).count() == 1
 
 
+@pytest.mark.parametrize(
+    ("word", "stored"),
+    [("done", "succeeded"), ("failed", "failed"), ("rolled back", "rolled_back")],
+)
+def test_each_step_state_the_agent_sends_is_stored_as_its_state(
+    deployment: Deployment, word: str, stored: str
+) -> None:
+    tasks.deployment_step(deployment=deployment.pk, **{**STEP, "status": word})
+    assert deployment.steps.get(agent_seq=1001).status == stored
+
+
+def test_a_step_state_no_agent_sends_is_an_errored_step_that_shows_the_word(
+    deployment: Deployment,
+) -> None:
+    tasks.deployment_step(
+        deployment=deployment.pk, **{**STEP, "status": "exploded", "message": "x"}
+    )
+    step = deployment.steps.get(agent_seq=1001)
+    assert (step.status, step.message) == ("errored", "[exploded] x")
+
+
 def test_steps_publish_an_event_to_the_labs_group(
     deployment: Deployment, django_capture_on_commit_callbacks: Any, monkeypatch: Any
 ) -> None:

@@ -1,3 +1,6 @@
+"""Creating a deployment: a pending record with a snapshot of its lab and the plan
+compiled for its host."""
+
 from __future__ import annotations
 
 from django.contrib.auth.models import User
