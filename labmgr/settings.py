@@ -101,6 +101,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "labmgr.web.timezones.TimeZoneMiddleware",  # pages in the browser's zone; the API in UTC
     # Last, and synchronous only: under ASGI, Django then runs every middleware above it
     # in the request's thread, instead of hopping between the event loop and a thread for
     # each hook of each (a lab list page: 22 -> 17 ms with one client). Nothing above

@@ -3,7 +3,8 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from labmgr.web import calendar, views
+from labmgr.web import views
+from labmgr.web.calendar import views as calendar
 
 urlpatterns = [
     path("", views.dashboard, name="home"),

@@ -21,10 +21,12 @@ from labmgr.labs import selectors as lab_selectors
 from labmgr.labs import services as lab_services
 from labmgr.labs.models import Lab
 from labmgr.reservations import clock
-from labmgr.web import calendar, selectors, services
 from labmgr.web import examples as example_store
+from labmgr.web import selectors, services
+from labmgr.web.calendar.selectors import my_reservations
 from labmgr.web.forms import EditorForm, ImportForm
 from labmgr.web.models import LabDraft
+from labmgr.web.timezones import zone_name
 from labplan.errors import LabfileError
 
 # The labfile a new lab starts from in the editor.
@@ -62,22 +64,21 @@ def _refused(request: HttpRequest, sentence: str) -> HttpResponse:
 
 @login_required
 def dashboard(request: HttpRequest) -> HttpResponse:
-    # Times are shown in the browser's zone (UTC until its script has told it).
-    with calendar.in_zone(request) as zone:
-        return render(
-            request,
-            "web/dashboard.html",
-            {
-                "labs": selectors.dashboard_labs(user=request.user),
-                "new_drafts": selectors.dashboard_new_drafts(user=request.user),
-                "hosts": selectors.dashboard_hosts(),
-                "deployments": selectors.recent_deployments(user=request.user),
-                "reservations": calendar.my_reservations(user=request.user),
-                "now": clock.now(),
-                "nav": "dashboard",
-                "zone": zone,
-            },
-        )
+    return render(
+        request,
+        "web/dashboard.html",
+        {
+            "labs": selectors.dashboard_labs(user=request.user),
+            "new_drafts": selectors.dashboard_new_drafts(user=request.user),
+            "hosts": selectors.dashboard_hosts(),
+            "deployments": selectors.recent_deployments(user=request.user),
+            "reservations": my_reservations(user=request.user),
+            "now": clock.now(),
+            "nav": "dashboard",
+            # The zone its times are drawn in (UTC until the browser's script has told it).
+            "zone": zone_name(),
+        },
+    )
 
 
 def dashboard_status(request: HttpRequest) -> JsonResponse:

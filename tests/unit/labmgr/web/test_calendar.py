@@ -12,7 +12,6 @@ from labmgr.hosts.models import Host
 from labmgr.reservations import clock
 from labmgr.reservations.models import Reservation
 from labmgr.reservations.services import Share, reservation_book
-from labmgr.web.calendar import week_days
 from tests.unit.labmgr.reservations.helpers import GIB, T0, Clock, at, share
 
 # T0 is Monday 2030-01-07 09:00 UTC.
@@ -153,39 +152,6 @@ def test_a_share_larger_than_the_host_is_told_next_to_its_field(
     page = text(client.post(WEEK.format(pk=server.pk), slot(1, 2, cpus="9")))
     assert "Host server has 4 of cpus; you asked for 9." in page
     assert 'id="cpus-error"' in page
-
-
-def test_a_booking_over_midnight_shows_on_both_days() -> None:
-    monday = T0.replace(hour=0)
-    blocks = [
-        {
-            "start": at(13),  # Monday 22:00
-            "end": at(17),  # Tuesday 02:00
-            "mine": True,
-            "owner": "alice",
-            "whole_host": True,
-            "cpus": 4.0,
-            "memory": 0,
-            "pids": 0,
-        }
-    ]
-    days = week_days(blocks, monday, T0)
-    assert [(p.when, p.top) for p in days[0].pieces] == [("22:00\u201324:00", 91.667)]
-    assert [(p.when, p.top) for p in days[1].pieces] == [("00:00\u201302:00", 0.0)]
-    assert days[0].today and not days[1].today
-
-
-def test_overlapping_shares_stand_side_by_side() -> None:
-    monday = T0.replace(hour=0)
-    common = {"mine": False, "owner": None, "whole_host": False, "cpus": 1.0, "memory": GIB}
-    blocks = [
-        {**common, "start": at(1), "end": at(3), "pids": 100},
-        {**common, "start": at(2), "end": at(4), "pids": 100},
-        {**common, "start": at(3), "end": at(5), "pids": 100},
-    ]
-    pieces = week_days(blocks, monday, T0)[0].pieces
-    assert [(p.lane, p.lanes) for p in pieces] == [(0, 2), (1, 2), (0, 2)]
-    assert pieces[0].what == "1 CPU · 1G · 100 processes"
 
 
 def test_the_week_links_to_its_neighbours(client: Client, alice: User, server: Host) -> None:

@@ -4,7 +4,7 @@ with a confirmation), and pages drawn in the browser's time zone."""
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime
+from datetime import datetime
 
 import pytest
 from django.contrib.auth.models import User
@@ -15,7 +15,6 @@ from labmgr.hosts.models import Host
 from labmgr.reservations import clock
 from labmgr.reservations.models import Reservation
 from labmgr.reservations.services import reservation_book
-from labmgr.web.calendar import week_days, week_start, zone_named
 from tests.unit.labmgr.reservations.helpers import GIB, T0, WHOLE, Clock, at, share
 
 WEEK = "/calendar/{pk}/?week=2030-01-07"
@@ -200,26 +199,3 @@ def test_the_dashboard_shows_local_times_with_utc_in_the_title(
     page = client.get("/").content.decode()
     assert 'title="Mon 7 Jan 10:00 UTC">Mon 7 Jan 05:00</time>' in page
     assert "From (America/New_York)" in page
-
-
-@pytest.mark.parametrize("name", ["", "Etc/UTC", "Nowhere/Atlantis", "../../etc/passwd"])
-def test_unknown_or_utc_zone_names_are_shown_as_utc(name: str) -> None:
-    assert zone_named(name) == ("UTC", UTC)
-
-
-def test_a_day_when_the_clocks_change_is_23_hours_long() -> None:
-    _, paris = zone_named("Europe/Paris")
-    monday = week_start(datetime(2030, 3, 31, 12, tzinfo=UTC), paris)  # Sunday: summer time
-    # 02:00-04:00 UTC that Sunday is 03:00-06:00 local: after the lost hour.
-    block = {
-        "start": datetime(2030, 3, 31, 2, tzinfo=UTC),
-        "end": datetime(2030, 3, 31, 4, tzinfo=UTC),
-        "mine": True,
-        "owner": "alice",
-        "whole_host": True,
-        "id": 1,
-    }
-    sunday = week_days([block], monday, T0, paris)[6]
-    (piece,) = sunday.pieces
-    assert piece.when == "04:00\u201306:00"
-    assert (piece.top, piece.height) == (round(3 / 23 * 100, 3), round(2 / 23 * 100, 3))
