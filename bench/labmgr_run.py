@@ -10,7 +10,7 @@ from labplan.codec import plan_to_dict
 from labplan.compiler import compile_plan
 from labplan.labfile import validate
 from labplan.naming import deployment_token
-from workers.agent import kernel_executor
+from workers.wiring import kernel_executor
 
 DEPLOYMENT = 990_001  # far from the ids tests and real deployments use
 

@@ -22,15 +22,18 @@ import tty
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-from labplan import codec, envelope, labfile, naming, ops
+from labplan import codec, envelope, labfile, naming
 from labplan.compiler import compile_plan
 from labplan.errors import LabfileError
 from workers import config
 from workers import facts as host_facts
-from workers.agent import kernel_executor
-from workers.executor import ApplyError, ApplyResult, Executor, Step
+from workers.errors import ApplyError
+from workers.executor import ApplyResult, Executor, Step
+from workers.init.build import NotBuilt, lminit_path
 from workers.kernel.cgroups import Cgroups
-from workers.kernel.processes import NodeProcess, Processes, alive
+from workers.kernel.processes import Processes, alive
+from workers.status import status
+from workers.wiring import kernel_executor
 
 
 def _print_step(step: Step) -> None:
@@ -95,7 +98,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     token = _token(executor, args.name)
     if token is None:
         return 1
-    record, nodes, alive = executor.status(token)
+    record, nodes, alive = status(executor, token)
     assert record is not None
     print(f"deployment {token} of lab {record.lab}: {record.state}")
     if record.error:
@@ -108,36 +111,20 @@ def cmd_status(args: argparse.Namespace) -> int:
     return 0
 
 
-def node_spawn(
-    executor: Executor, token: str, node: str
-) -> tuple[NodeProcess, ops.SpawnNode] | None:
-    """A node's init as the journal knows it (pid and start time) and its spawn op."""
-    record = executor.journal.read(token)
-    if record is None or node not in record.nodes:
-        return None
-    host_plan = codec.plan_from_dict(record.header["plan"]).for_host(record.header["host"])
-    spawn = (
-        next((o for o in host_plan.ops if isinstance(o, ops.SpawnNode) and o.node == node), None)
-        if host_plan
-        else None
-    )
-    return (record.nodes[node], spawn) if spawn else None
-
-
 def cmd_exec(args: argparse.Namespace) -> int:
     executor = kernel_executor()
     token = _token(executor, args.name)
-    found = node_spawn(executor, token, args.node) if token else None
+    found = executor.journal.node(token, args.node) if token else None
     if found is None:
         print(f"no running node {args.node!r} in {args.name!r}", file=sys.stderr)
         return 1
-    init, spawn = found
+    init, spawn = found.init, found.spawn
     if not alive(init):  # lminit checks again as it enters, by pidfd
         gone = f"node {args.node!r} of {args.name!r} is not running: its init is gone"
         print(gone, file=sys.stderr)
         return 1
     env = {"HOSTNAME": spawn.hostname, **dict(spawn.environment)}
-    processes = Processes(executor.data_dir / "bin" / "lminit", executor.data_dir)
+    processes = Processes(lminit_path(executor.data_dir), executor.data_dir)
     procs = Cgroups().procs_files(spawn.cgroup)
     if not args.command:
         master, shell = processes.shell(init, procs, env, controlling_tty=True)
@@ -244,7 +231,7 @@ def cmd_key_set(args: argparse.Namespace) -> int:
 
 
 def cmd_agent(args: argparse.Namespace) -> int:
-    from workers.service import main as serve  # Celery is needed only here
+    from workers.daemon import main as serve  # Celery is needed only here
 
     return serve()
 
@@ -285,4 +272,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     if getattr(args, "command", None) and args.command[:1] == ["--"]:
         args.command = args.command[1:]
-    return int(args.run(args))
+    try:
+        return int(args.run(args))
+    except NotBuilt as exc:
+        print(exc, file=sys.stderr)
+        return 2

@@ -5,12 +5,22 @@ and `remove_*` that accept "already gone". Implemented by the real kernel driver
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from labplan import ops
 from labplan.subnets import HostAddress, HostRoute
-from workers.kernel.processes import NodeProcess
+
+
+@dataclass(frozen=True)
+class NodeProcess:
+    """A node's init as the host sees it; `start` (clock ticks since boot) tells a live
+    init from a later process that reused its pid. `note`: what its user should know
+    about how it started, as lminit said it ("note ..." lines), "" for nothing."""
+
+    pid: int
+    start: int
+    note: str = field(default="", compare=False)
 
 
 @dataclass(frozen=True)

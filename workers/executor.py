@@ -1,10 +1,9 @@
-"""Applying a host's plan, destroying a deployment, sweeping what nobody owns.
+"""Applying a host's plan: op by op, reported as it goes, rolled back when it fails.
 
-The plan is decoded and validated by `labplan.codec` before anything runs as root, and
+The plan is decoded and validated (workers.decoding) before anything runs as root, and
 checked against the host's facts so a plan needing a missing feature is refused before
 anything is created. Every op is idempotent, so re-applying after a crash converges; a
-failed apply is rolled back, and `destroy` works on half-built or already-gone labs
-because it finds objects by their names, not only through the journal.
+failed apply is rolled back (workers.teardown, which also destroys and sweeps).
 
 An apply may come with a budget (docs/messages.md): a reservation's puts the deployment's
 cgroup in the reservation's (`labmgr/r<id>/<token>`), which holds the share, and the
@@ -15,30 +14,23 @@ the host's ceiling (workers.kernel.ceiling), which no message changes.
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import cast
 
-from labplan import codec, naming, ops, subnets
-from labplan.errors import LabfileError
+from labplan import ops, subnets
 from workers import facts as host_facts
 from workers import hostguard
-from workers.driver import Driver, Interface
+from workers.decoding import decode, decode_budget
+from workers.driver import Driver, Interface, NodeProcess
+from workers.errors import ApplyError, ConflictRefusedError, MoveRefusedError, RefusedError
 from workers.journal import Journal, Record
-from workers.kernel.cgroups import Budget, is_reservation_cgroup
-from workers.kernel.processes import UID_LAST, UID_RANGE, NodeProcess, SpawnError, uid_base
-
-# The last slot whose whole range stays inside the nodes' uids (processes.UID_LAST).
-MAX_UID_SLOTS = (UID_LAST + 1 - uid_base(0)) // UID_RANGE - 1
-# Bounds a budget must lie within: a CPU quota of at least the kernel's 1 ms per 100 ms
-# period; memory of at least 1 MiB, below what cgroups can count; pids within pid_max.
-BUDGET_CPUS = (0.01, 65_536.0)
-BUDGET_MEMORY = (1 << 20, 1 << 62)
-BUDGET_PIDS = (1, 1 << 22)
-MAX_RESERVATION = (1 << 53) - 1
+from workers.kernel.cgroups import Budget
+from workers.kernel.processes import SpawnError
+from workers.teardown import Teardown, teardown
+from workers.uids import uid_slots
 
 
 @dataclass(frozen=True)
@@ -71,95 +63,7 @@ class ApplyResult:
     nodes: list[NodeReport] = field(default_factory=list)
 
 
-class ApplyError(Exception):
-    """The apply failed (and was rolled back); the message says why."""
-
-
-class RefusedError(ApplyError):
-    """The plan needs features this host lacks; nothing was created."""
-
-    def __init__(self, missing: list[str]) -> None:
-        self.missing = missing
-        super().__init__("this host lacks: " + ", ".join(missing))
-
-
-class ConflictRefusedError(RefusedError):
-    """The subnets the plan routes on this host clash with the host's own routes or
-    addresses, or with another deployment's; nothing was created."""
-
-    def __init__(self, conflicts: list[str]) -> None:
-        self.missing: list[str] = []
-        self.conflicts = conflicts
-        ApplyError.__init__(self, "this host cannot route " + "; ".join(conflicts))
-
-
-class MoveRefusedError(ApplyError):
-    """A running deployment was asked to go into another reservation's cgroup (or out of
-    its own); nothing was changed."""
-
-
 Progress = Callable[[Step], None]
-
-
-def decode(plan_data: object) -> ops.Plan:
-    """The plan a codec dict stands for, checked at the privilege boundary."""
-    try:
-        plan = codec.plan_from_dict(plan_data)
-        if unguarded := codec.guard_errors(plan):
-            raise LabfileError(unguarded)
-    except LabfileError as exc:
-        raise ApplyError(f"the plan is invalid:\n{exc}") from exc
-    return plan
-
-
-def decode_budget(data: object) -> Budget | None:
-    """The budget an apply carries, checked at the privilege boundary: a reservation's
-    integer id (or null: a host-wide budget outside reservations), each bound null or a
-    number in range, nothing else. `cgroup`, when sent, must be the name the agent derives
-    from the id, null without one (a path is never taken from a message). Whatever it
-    says, the `labmgr` parent's own ceiling holds."""
-    if data is None:
-        return None
-    if not isinstance(data, dict):
-        raise ApplyError("the budget is invalid: not an object")
-    errors: list[str] = []
-    unknown = sorted(set(data) - {"reservation", "cgroup", "cpus", "memory", "pids"})
-    if unknown:
-        errors.append(f"unknown fields {', '.join(map(str, unknown))}")
-    given = data.get("reservation", "absent")
-    host_wide = given is None
-    reservation = given if isinstance(given, int) and not isinstance(given, bool) else None
-    if not host_wide and (reservation is None or not 1 <= reservation <= MAX_RESERVATION):
-        errors.append(f"reservation: an integer id is needed, not {given!r}")
-        reservation = None
-    cpus = data.get("cpus")
-    if cpus is not None and not (
-        isinstance(cpus, int | float)
-        and not isinstance(cpus, bool)
-        and math.isfinite(cpus)
-        and BUDGET_CPUS[0] <= cpus <= BUDGET_CPUS[1]
-    ):
-        errors.append(f"cpus: null or a number from {BUDGET_CPUS[0]} to {BUDGET_CPUS[1]:g}")
-    for kind, (low, high) in (("memory", BUDGET_MEMORY), ("pids", BUDGET_PIDS)):
-        value = data.get(kind)
-        if value is not None and not (_is_int(value) and low <= value <= high):
-            errors.append(f"{kind}: null or an integer from {low} to {high}")
-    if (reservation is not None or host_wide) and "cgroup" in data:
-        expected = Budget(reservation).cgroup
-        if data["cgroup"] != expected:
-            errors.append(f"cgroup: {data['cgroup']!r} is not {expected!r}")
-    if errors or (reservation is None and not host_wide):
-        raise ApplyError("the budget is invalid: " + "; ".join(errors))
-    return Budget(
-        reservation,
-        float(cpus) if cpus is not None else None,
-        data.get("memory"),
-        data.get("pids"),
-    )
-
-
-def _is_int(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def deployment_cgroup(token: str, budget: Budget | None) -> str:
@@ -216,6 +120,7 @@ class Executor:
         self._facts = facts
         self.progress = progress or (lambda step: None)
         self.host = hostguard.HostGuard(data_dir)
+        self.teardown = Teardown(self.journal, driver_factory, self.host)
 
     @property
     def facts(self) -> host_facts.Facts:
@@ -282,7 +187,7 @@ class Executor:
         started = time.monotonic()
         token = plan.deployment
         previous = self.journal.read(token)
-        slots = self._uid_slots(token, plan, previous)
+        slots = uid_slots(self.journal, plan, previous)
         header = {"token": token, "lab": lab, "host": plan.host, "group": plan.group}
         if budget is not None:
             header |= {"budget": budget.to_dict(), "cgroup": deployment_cgroup(token, budget)}
@@ -299,7 +204,7 @@ class Executor:
         except Exception as exc:
             self.journal.append(token, {"state": "failed", "error": str(exc)})
             cgroup = deployment_cgroup(token, budget)
-            self._teardown(driver, token, plan.group, self._rolled_back, cgroup)
+            teardown(driver, token, plan.group, self._rolled_back, cgroup)
             self.journal.remove(token)
             self.host.sync(driver, self.journal)
             raise ApplyError(
@@ -451,31 +356,6 @@ class Executor:
             # The nodes started together: the run's time is counted once, not per node.
             self._report(plan, first + offset, "done", elapsed if offset == 0 else 0.0)
 
-    def _uid_slots(self, token: str, plan: ops.HostPlan, previous: Record | None) -> dict[str, int]:
-        """Each user-namespaced node's outside uid base: kept across re-applies, else the
-        lowest range no other deployment of this host uses."""
-        kept = dict(previous.uid_bases) if previous else {}
-        used = set(kept.values())
-        for other in self.journal.tokens():
-            record = self.journal.read(other) if other != token else None
-            if record is not None:
-                used.update(record.uid_bases.values())
-        slot = 1
-        bases: dict[str, int] = {}
-        for op in plan.ops:
-            if not isinstance(op, ops.SpawnNode) or "user" not in op.namespaces:
-                continue
-            if op.node in kept:
-                bases[op.node] = kept[op.node]
-                continue
-            while uid_base(slot) in used:
-                slot += 1
-            if slot > MAX_UID_SLOTS:
-                raise ApplyError("no free uid range left for another user namespace")
-            bases[op.node] = uid_base(slot)
-            used.add(bases[op.node])
-        return bases
-
     def _rolled_back(self, what: str) -> None:
         self.progress(Step(0, 0, "rollback", what, "rolled back", 0.0))
 
@@ -483,152 +363,12 @@ class Executor:
 
     def destroy(self, token: str) -> list[str]:
         """Remove everything of the deployment on this host; what was removed, by name."""
-        record = self.journal.read(token)
-        group = record.header.get("group") if record else None
-        if group is None:
-            deployment = naming.deployment_from_token(token)
-            if deployment is None:
-                raise ApplyError(f"{token!r} is not a deployment token")
-            group = naming.link_group(deployment)
-        removed: list[str] = []
-        driver = self._driver_factory()
-        try:
-            cgroup = record.cgroup if record else self._found_cgroup(driver, token)
-            self._teardown(driver, token, int(group), removed.append, cgroup)
-            if self.journal.remove(token):
-                removed.append(f"journal {token}")
-            self.host.sync(driver, self.journal)
-        finally:
-            driver.close()
-        return removed
-
-    @staticmethod
-    def _found_cgroup(driver: Driver, token: str) -> str:
-        """Where a deployment without a journal has its cgroup: inside a reservation's
-        if one holds it, else under the parent."""
-        inside = [c for c in driver.cgroup_children() if c.rpartition("/")[2] == token]
-        return next((c for c in inside if "/" in c), token)
-
-    def _teardown(
-        self,
-        driver: Driver,
-        token: str,
-        group: int,
-        report: Callable[[str], None],
-        cgroup: str | None = None,
-    ) -> None:
-        """Reverse of the build: processes, firewall, host links, namespaces, cgroups
-        (the reservation's too when this was its last lab), files. Each step accepts
-        "already gone"."""
-        cgroup = cgroup or token
-        # Processes die and cgroups go while links and namespaces go.
-        driver.start_removing_cgroup(cgroup)
-        try:
-            self._remove_network(driver, token, group, report)
-        finally:
-            killed, removed = driver.finish_removing_cgroup(cgroup)
-        if killed:
-            report(f"{killed} processes in cgroup {cgroup}")
-        if removed:
-            report(f"cgroup {cgroup}")
-        holder = cgroup.rpartition("/")[0]
-        if holder and driver.remove_cgroup(holder):  # only when no lab is left in it
-            report(f"cgroup {holder}")
-        if driver.remove_files(token):
-            report(f"files of {token}")
-
-    @staticmethod
-    def _remove_network(
-        driver: Driver, token: str, group: int, report: Callable[[str], None]
-    ) -> None:
-        """Firewall table, host-side links, network namespaces of the deployment."""
-        if driver.remove_firewall(token):
-            report(f"nftables table {token}")
-        prefix = token + "-"
-        owned = [
-            name
-            for name, alias in driver.host_links()
-            if name.startswith(prefix) or alias == naming.ALIAS_PREFIX + token
-        ]
-        driver.remove_link_group(group)
-        for name in owned:
-            driver.remove_link(name)  # those outside the group, if any
-            report(f"link {name}")
-        for name in driver.netns_names(prefix):
-            if driver.remove_netns(name):
-                report(f"netns {name}")
+        return self.teardown.destroy(token)
 
     def sweep(self, live: Iterable[str]) -> list[str]:
         """Destroy every deployment found on this host that is not in `live`."""
-        keep = set(live)
-        removed: list[str] = []
-        for token in sorted(self.found_tokens() - keep):
-            removed.extend(self.destroy(token))
-        removed.extend(self._sweep_reservations())
-        driver = self._driver_factory()
-        try:
-            self.host.sync(driver, self.journal)  # forwarding back as it was with no lab
-        finally:
-            driver.close()
-        return removed
-
-    def _sweep_reservations(self) -> list[str]:
-        """Remove the reservations' cgroups no lab is left in (a crash between a lab's
-        cgroup and its reservation's); one still holding a lab is kept."""
-        removed: list[str] = []
-        driver = self._driver_factory()
-        try:
-            for name in driver.cgroup_children():
-                if is_reservation_cgroup(name) and driver.remove_cgroup(name):
-                    removed.append(f"cgroup {name}")
-        finally:
-            driver.close()
-        return removed
+        return self.teardown.sweep(live)
 
     def found_tokens(self) -> set[str]:
         """Tokens of every deployment with anything left on this host."""
-        names: list[str] = list(self.journal.tokens())
-        driver = self._driver_factory()
-        try:
-            # Flat names carry "-" after the token; others starting with "lm" are not ours.
-            names += [n for n in driver.netns_names(naming.PREFIX) if "-" in n]
-            for name, alias in driver.host_links():
-                if name.startswith(naming.PREFIX) and "-" in name:
-                    names.append(name)
-                if alias and alias.startswith(naming.ALIAS_PREFIX):
-                    names.append(alias.removeprefix(naming.ALIAS_PREFIX))
-            # Deployments inside a reservation's cgroup are listed as "r5/lm1".
-            names += [c.rpartition("/")[2] for c in driver.cgroup_children()]
-            names += driver.firewall_tables()
-        finally:
-            driver.close()
-        tokens = {name.split("-", 1)[0] for name in names}
-        return {t for t in tokens if naming.deployment_from_token(t) is not None}
-
-    # --- status ---------------------------------------------------------------------------
-
-    def status(self, token: str) -> tuple[Record | None, list[NodeReport], dict[str, bool]]:
-        """The journal, the nodes with their interfaces now, and whether each init lives."""
-        record = self.journal.read(token)
-        if record is None:
-            return None, [], {}
-        plan = codec.plan_from_dict(record.header["plan"]).for_host(record.header["host"])
-        spawns = [op for op in plan.ops if isinstance(op, ops.SpawnNode)] if plan else []
-        driver = self._driver_factory()
-        reports: list[NodeReport] = []
-        alive: dict[str, bool] = {}
-        try:
-            for op in spawns:
-                process = record.nodes.get(op.node)
-                alive[op.node] = process is not None and driver.alive(process)
-                interfaces = (
-                    tuple(driver.interfaces(op.netns))
-                    if op.netns is None or op.netns in driver.netns_names(op.netns)
-                    else ()
-                )
-                reports.append(
-                    NodeReport(op.node, process.pid if process else 0, op.netns, interfaces)
-                )
-        finally:
-            driver.close()
-        return record, reports, alive
+        return self.teardown.found_tokens()

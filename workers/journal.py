@@ -7,18 +7,37 @@ re-apply; with `"budget"` and `"cgroup"`, where the deployment's cgroup was put 
 `labmgr` parent, "r5/lm1", when it runs inside a reservation), `{"op": i, "kind": k}`
 before op i runs, `{"node": name, "pid", "start", "uid_base"}` once a node runs, and
 `{"state": "applied" | "failed", ...}` at the end.
+
+`Journal.node` is how the agent finds a node it started (exec, terminals, captures, the
+command line): its init and its spawn op, read back from the plan the journal holds.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from workers.kernel.processes import NodeProcess
+from labplan import codec, ops
+from labplan.errors import LabfileError
+from workers.driver import NodeProcess
+
+log = logging.getLogger("labmgr.agent")
+
+
+@dataclass(frozen=True)
+class RunningNode:
+    """A node the journal says was started on this host: its init as started (pid and
+    start time: whether it still runs is `alive`'s to say), its spawn op, and the host's
+    part of the plan it belongs to."""
+
+    init: NodeProcess
+    spawn: ops.SpawnNode
+    plan: ops.HostPlan
 
 
 @dataclass
@@ -59,6 +78,31 @@ class Record:
         """A plan's node cgroup ("lm1/n0") where it is on the host ("r5/lm1/n0")."""
         holder = self.reservation_cgroup
         return f"{holder}/{rel}" if holder and rel.startswith(self.token + "/") else rel
+
+    def host_plan(self) -> ops.HostPlan | None:
+        """This host's part of the plan the deployment was applied with; None without one
+        (a journal cut before its header) or when it no longer decodes. Not held to the
+        guards an apply checks (`codec.guard_errors`): a lab an earlier version started
+        is still entered, shown and sampled."""
+        data = self.header.get("plan")
+        if data is None:
+            return None
+        try:
+            return codec.plan_from_dict(data).for_host(str(self.header.get("host")))
+        except LabfileError as exc:
+            log.warning("the journal of %s holds a plan that does not decode: %s", self.token, exc)
+            return None
+
+    def started(self) -> list[RunningNode]:
+        """Every node of the host's plan that the journal says was started, in plan order."""
+        plan = self.host_plan()
+        if plan is None:
+            return []
+        return [
+            RunningNode(self.nodes[op.node], op, plan)
+            for op in plan.ops
+            if isinstance(op, ops.SpawnNode) and op.node in self.nodes
+        ]
 
 
 class Journal:
@@ -112,6 +156,14 @@ class Journal:
         elif "state" in entry:
             record.state = str(entry["state"])
             record.error = entry.get("error")
+
+    def node(self, token: str, name: str) -> RunningNode | None:
+        """The node `name` of deployment `token` as started here; None if this host has
+        no such deployment or never started such a node."""
+        record = self.read(token)
+        if record is None or name not in record.nodes:
+            return None
+        return next((n for n in record.started() if n.spawn.node == name), None)
 
     def remove(self, token: str) -> bool:
         self.close(token)

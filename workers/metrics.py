@@ -7,17 +7,13 @@ interface the counters of `/proc/<init pid>/net/dev`, which shows the init's net
 namespace without entering it. Rates are deltas between two samples. The nodes come from
 the journal, re-read only when a journal file changes, so a restarted agent resumes
 sampling the labs that kept running. Paths are resolved once per node: a sample is a few
-`read`s per node and nothing else.
-
-`python -m workers.metrics --measure N` builds N nodes, samples them and prints what
-sampling costs (as root).
+`read`s per node and nothing else. What sampling costs: `python -m bench.metrics`.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
-import os
 import threading
 import time
 from collections.abc import Callable
@@ -25,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from labplan import codec, ops
+from labplan import ops
 from workers.journal import Journal
 from workers.kernel import processes
 from workers.kernel.cgroups import PARENT, CgroupLayout, detect_layout
@@ -208,18 +204,10 @@ class Sampler:
             # plan each second would take the apply's time. Its nodes count once applied.
             if record is None or "plan" not in record.header or record.state != "applied":
                 continue
-            try:
-                plan = codec.plan_from_dict(record.header["plan"]).for_host(record.header["host"])
-            except Exception:  # a journal we cannot read is the executor's to report
-                log.exception("metrics: cannot read the journal of %s", token)
-                continue
-            for op in plan.ops if plan else ():
-                process = record.nodes.get(op.node) if isinstance(op, ops.SpawnNode) else None
-                if isinstance(op, ops.SpawnNode) and process is not None:
-                    rel = record.node_cgroup(op.cgroup)
-                    found.append(
-                        node_files(self.layout, token, op, process.pid, process.start, rel)
-                    )
+            for node in record.started():
+                rel = record.node_cgroup(node.spawn.cgroup)
+                init = node.init
+                found.append(node_files(self.layout, token, node.spawn, init.pid, init.start, rel))
         return found
 
     def sample(self) -> list[dict[str, Any]]:
@@ -319,65 +307,3 @@ class MetricsLoop(threading.Thread):
 
     def stop(self) -> None:
         self.stopping.set()
-
-
-# --- measuring the cost ---------------------------------------------------------------------
-
-
-def measure(nodes: int, seconds: float = 10.0) -> dict[str, float]:
-    """Build `nodes` nodes on one bridge, sample them at 1 Hz for `seconds`, destroy
-    them: CPU seconds spent sampling per second, as a percentage of one core."""
-    import tempfile
-
-    from labplan import labfile, naming
-    from labplan.compiler import compile_plan
-    from workers.agent import kernel_executor
-
-    deployment = 2_100_000_000 + os.getpid() % 100_000
-    lab = {
-        "labfile": 1,
-        "name": "metrics",
-        "networks": {"lan": {"driver": "bridge", "subnet": "10.239.0.0/20"}},
-        "nodes": {f"n{i}": {"networks": {"lan": {}}} for i in range(nodes)},
-    }
-    with tempfile.TemporaryDirectory() as directory:
-        executor = kernel_executor(Path(directory))
-        plan = codec.plan_to_dict(compile_plan(labfile.validate(lab), deployment=deployment))
-        token = naming.deployment_token(deployment)
-        try:
-            executor.apply(plan, "local")
-            sampler = Sampler(Path(directory) / "journal")
-            sampler.sample()  # the first pass reads the journal and resolves paths
-            rounds = max(int(seconds), 1)
-            cpu = 0.0
-            for _ in range(rounds):
-                began = time.thread_time()
-                batch = sampler.sample()
-                cpu += time.thread_time() - began
-                time.sleep(1.0)
-            assert len(batch) == nodes, f"sampled {len(batch)} of {nodes} nodes"
-        finally:
-            executor.destroy(token)
-    return {
-        "nodes": nodes,
-        "cpu_seconds_per_second": cpu / rounds,
-        "percent_of_one_core": cpu / rounds * 100,
-    }
-
-
-def main(argv: list[str] | None = None) -> int:
-    import argparse
-    import json
-
-    parser = argparse.ArgumentParser(prog="python -m workers.metrics", description=__doc__)
-    parser.add_argument(
-        "--measure", type=int, metavar="N", required=True, help="nodes to build and sample"
-    )
-    parser.add_argument("--seconds", type=float, default=10.0)
-    args = parser.parse_args(argv)
-    print(json.dumps(measure(args.measure, args.seconds)))
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -30,8 +30,10 @@ import redis
 
 from labplan import ops
 from workers.celery_app import redis_client_url
+from workers.driver import NodeProcess
+from workers.init.build import lminit_path
 from workers.kernel.cgroups import Cgroups
-from workers.kernel.processes import NodeProcess, Processes
+from workers.kernel.processes import Processes
 
 log = logging.getLogger("labmgr.agent")
 
@@ -186,7 +188,7 @@ class Terminals:
             self._forget_closed()
             if session in self.sessions:
                 return  # a duplicate delivery: the session already runs
-            processes = Processes(self.data_dir / "bin" / "lminit", self.data_dir)
+            processes = Processes(lminit_path(self.data_dir), self.data_dir)
             env = {"HOSTNAME": spawn.hostname, **dict(spawn.environment)}
             master, proc = processes.shell(
                 init, Cgroups().procs_files(spawn.cgroup), env, controlling_tty=True

@@ -18,12 +18,15 @@ import pytest
 
 from labplan import codec, labfile, naming
 from labplan.compiler import compile_plan
-from workers.agent import kernel_executor
+from workers.driver import NodeProcess
 from workers.executor import ApplyResult, Executor
 from workers.facts import Facts, probe
+from workers.init.build import build as build_init
+from workers.init.build import lminit_path, up_to_date
 from workers.kernel import firewall
 from workers.kernel.cgroups import Cgroups
-from workers.kernel.processes import NodeProcess, Processes
+from workers.kernel.processes import Processes
+from workers.wiring import kernel_executor
 
 PYTHON = "/usr/bin/python3"
 _ids = itertools.count()
@@ -40,6 +43,14 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 def new_deployment() -> int:
     """A deployment id no other test (or test run) of this machine uses now."""
     return 2_000_000_000 + (os.getpid() % 100_000) * 100 + next(_ids)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def node_init() -> None:
+    """The node init as set-up builds it (workers.init.build), built again here if its
+    source changed since, so an edited lminit.c is what these tests run."""
+    if not up_to_date():
+        build_init()
 
 
 @pytest.fixture(scope="session")
@@ -83,7 +94,7 @@ class Lab:
         self, node: str, *command: str, timeout: float = 20
     ) -> subprocess.CompletedProcess[str]:
         """Run a command inside the node, the way `python -m workers exec` does."""
-        processes = Processes(self.executor.data_dir / "bin" / "lminit", self.executor.data_dir)
+        processes = Processes(lminit_path(self.executor.data_dir), self.executor.data_dir)
         procs = Cgroups().procs_files(self.cgroup(node))
         done = processes.run(self.init(node), procs, command, {}, timeout=timeout)
         return subprocess.CompletedProcess(

@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 
 from labplan import naming
-from workers.agent import kernel_executor
 from workers.kernel.cgroups import PARENT, Budget, Cgroups
+from workers.wiring import kernel_executor
 
 from .conftest import PYTHON, Lab, compile_dict, leftovers, new_deployment
 

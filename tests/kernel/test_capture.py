@@ -13,14 +13,9 @@ from typing import Any
 import pytest
 
 from tests.unit.workers.test_capture import Sent
-from workers.capture import (
-    CaptureRefused,
-    Captures,
-    Request,
-    Target,
-    capture_stop,
-    node_target,
-)
+from workers.capture.registry import CaptureRefused, Captures, Target
+from workers.capture.tasks import capture_stop, node_target
+from workers.capture.watcher import Request
 from workers.kernel.cgroups import Cgroups
 
 from .conftest import Lab

@@ -25,10 +25,11 @@ from typing import Any
 import pytest
 
 from labplan import naming
-from workers.agent import kernel_executor
-from workers.executor import ConflictRefusedError, Executor
+from workers.errors import ConflictRefusedError
+from workers.executor import Executor
 from workers.hostguard import network_facts
 from workers.kernel.netns import Namespaces
+from workers.wiring import kernel_executor
 
 from .conftest import PYTHON, Lab, compile_dict, leftovers, new_deployment
 

@@ -24,10 +24,10 @@ import pytest
 
 from labplan import naming
 from workers import config
-from workers.agent import kernel_executor
 from workers.executor import ApplyResult, Executor
 from workers.kernel.ceiling import Machine, ceiling_of
 from workers.kernel.cgroups import Budget, Cgroups
+from workers.wiring import kernel_executor
 
 from .conftest import PYTHON, compile_dict, new_deployment
 

@@ -25,9 +25,12 @@ from typing import Any
 import pytest
 
 from tests.unit.workers.test_capture import Sent
-from workers.capture import Captures, Target, capture_start, enter_node, node_target
-from workers.kernel.processes import NodeProcess, Processes, alive, start_time
-from workers.tasks import Agent
+from workers.agent import Agent
+from workers.capture.registry import Captures, Target, enter_node
+from workers.capture.tasks import capture_start, node_target
+from workers.driver import NodeProcess
+from workers.init.build import lminit_path
+from workers.kernel.processes import Processes, alive, start_time
 
 from .conftest import PYTHON, Lab
 from .test_node_options import one_node
@@ -388,7 +391,7 @@ def test_a_pid_reused_by_another_process_is_never_entered(lab: Lab, on_host: Pat
         started = start_time(stranger.pid)
         assert started is not None
         recycled = NodeProcess(stranger.pid, started - 1)
-        files = Processes(lab.executor.data_dir / "bin" / "lminit", lab.executor.data_dir)
+        files = Processes(lminit_path(lab.executor.data_dir), lab.executor.data_dir)
 
         done = files.run(recycled, [], ["touch", str(marker)], {}, timeout=10)
         target = Target(pid=stranger.pid, start=started - 1, cgroup_procs=(), interfaces=())

@@ -16,8 +16,8 @@ import pytest
 import yaml
 
 from labplan import naming
-from workers.agent import kernel_executor
 from workers.kernel.netns import Namespaces
+from workers.wiring import kernel_executor
 
 from .conftest import Lab, compile_dict, leftovers, new_deployment
 

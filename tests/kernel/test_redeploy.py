@@ -9,8 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from labplan import naming
-from workers.agent import kernel_executor
-from workers.tasks import Agent
+from workers.agent import Agent
+from workers.wiring import kernel_executor
 
 from .conftest import Lab, compile_dict, leftovers, new_deployment
 
@@ -79,6 +79,7 @@ def test_a_redeploy_changes_only_the_difference(data_dir: Path) -> None:
 def _result(executor: Any, token: str) -> Any:
     """The deployment's nodes as `Lab` wants them, from the executor's status."""
     from workers.executor import ApplyResult
+    from workers.status import status
 
-    record, nodes, _ = executor.status(token)
+    record, nodes, _ = status(executor, token)
     return ApplyResult(token, record.lab, "local", 0.0, nodes)

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from workers.init.build import lminit_path
 from workers.kernel import processes
 from workers.kernel.processes import Processes
 
@@ -26,7 +27,7 @@ OVERFLOW = "65534:65534"  # how a user namespace shows ids it does not map
 
 def layer(lab: Lab, node: str) -> Path:
     """The node's writable layer as the host sees it."""
-    files = Processes(lab.executor.data_dir / "bin" / "lminit", lab.executor.data_dir)
+    files = Processes(lminit_path(lab.executor.data_dir), lab.executor.data_dir)
     return files.layer_dir(lab.token, lab.cgroup(node)) / "upper"
 
 

@@ -50,7 +50,7 @@ def read_until(server: RedisServer, session: str, wanted: bytes, timeout: float 
 def open_shell(lab: Lab, terminals: Terminals, session: str) -> None:
     record = lab.executor.journal.read(lab.token)
     assert record is not None
-    from workers.tasks import Agent
+    from workers.agent import Agent
 
     agent = Agent(lab.executor, lambda task, kwargs: None, "local", terminals=terminals)
     assert agent.terminal_open(session, lab.token, "box", 80, 24)

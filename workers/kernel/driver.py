@@ -11,13 +11,13 @@ from pathlib import Path
 
 from labplan import naming, ops
 from labplan.subnets import HostAddress, HostRoute
-from workers.driver import HostRules, Interface
+from workers.driver import HostRules, Interface, NodeProcess
 from workers.kernel import firewall, processes, rtnl
 from workers.kernel.cgroups import Cgroups
 from workers.kernel.firewall import Firewall
 from workers.kernel.links import Links
 from workers.kernel.netns import Namespaces
-from workers.kernel.processes import NodeProcess, NodeStart, Processes
+from workers.kernel.processes import NodeStart, Processes
 from workers.kernel.qdiscs import Qdiscs
 
 

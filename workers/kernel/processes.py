@@ -19,10 +19,11 @@ import os
 import subprocess
 from collections import deque
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from labplan import ops
+from workers.driver import NodeProcess
 from workers.kernel import syscalls
 
 UID_RANGE = 65536  # uids (and gids) mapped into each node's user namespace
@@ -58,17 +59,6 @@ class NodeStart:
     netns_path: str
     cgroup_procs: Sequence[Path]
     uid_base: int | None
-
-
-@dataclass(frozen=True)
-class NodeProcess:
-    """A node's init as the host sees it; `start` (clock ticks since boot) tells a live
-    init from a later process that reused its pid. `note`: what its user should know
-    about how it started, as lminit said it ("note ..." lines), "" for nothing."""
-
-    pid: int
-    start: int
-    note: str = field(default="", compare=False)
 
 
 def uid_base(slot: int) -> int:

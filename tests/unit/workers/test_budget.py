@@ -14,24 +14,13 @@ import pytest
 from labplan import codec, labfile
 from labplan.compiler import compile_plan
 from tests.unit.workers import test_cgroups_v2 as v2
-from workers.executor import ApplyError, Executor, MoveRefusedError, decode_budget
-from workers.facts import Facts
-from workers.fake import FakeKernel
+from tests.unit.workers.fake_kernel import ALL_FACTS, FakeKernel
+from workers.agent import Agent
+from workers.decoding import decode_budget
+from workers.errors import ApplyError, MoveRefusedError
+from workers.executor import Executor
 from workers.kernel.cgroups import Budget, CgroupLayout, Cgroups, is_reservation_cgroup
 from workers.metrics import Sampler
-from workers.reconcile import reconcile_on_start
-from workers.tasks import Agent
-
-FACTS = Facts(
-    kernel="6.18",
-    cgroup_mode="v2",
-    cgroup_controllers=("cpu", "io", "memory", "pids"),
-    link_kinds=("veth", "bridge", "macvlan", "ipvlan", "vxlan"),
-    qdiscs=("tbf", "htb", "netem"),
-    user_namespaces=True,
-    nftables=True,
-    iptables=True,
-)
 
 PAIR = {
     "labfile": 1,
@@ -56,13 +45,8 @@ def plan_dict(deployment: int, name: str = "pair") -> dict[str, Any]:
 
 
 @pytest.fixture
-def kernel() -> FakeKernel:
-    return FakeKernel()
-
-
-@pytest.fixture
 def executor(kernel: FakeKernel, tmp_path: Path) -> Executor:
-    return Executor(tmp_path, kernel.driver, facts=FACTS)
+    return Executor(tmp_path, kernel.driver, facts=ALL_FACTS)
 
 
 # --- the message -------------------------------------------------------------------------
@@ -317,8 +301,8 @@ def test_the_apply_job_puts_the_lab_in_the_budget_it_is_sent(
 
     assert result_of(sent)["ok"] is True
     assert "r5/lm7/n0" in kernel.cgroups
-    found = agent.node("lm7", "alpha")
-    assert found is not None and found[1].cgroup == "lm7/n0"  # resolved by Cgroups
+    found = executor.journal.node("lm7", "alpha")
+    assert found is not None and found.spawn.cgroup == "lm7/n0"  # resolved by Cgroups
 
 
 def test_the_apply_job_refuses_a_bad_budget_before_touching_anything(
@@ -381,7 +365,7 @@ def test_on_start_a_lab_left_mid_apply_goes_back_into_its_reservation(
     executor.journal.close("lm7")
     sent: list[tuple[str, dict[str, Any]]] = []
 
-    reconcile_on_start(agent_for(executor, sent))
+    agent_for(executor, sent).recover()
 
     assert result_of(sent)["ok"] is True
     assert sorted(kernel.cgroups) == ["r5", "r5/lm7", "r5/lm7/n0", "r5/lm7/n1"]

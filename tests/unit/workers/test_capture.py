@@ -18,18 +18,11 @@ from labplan import labfile, naming
 from labplan.compiler import compile_plan
 from labplan.ops import SpawnNode
 from tests.unit.workers.signing import FakeApp, host_signer, opened, signed
-from workers import capture
-from workers.capture import (
-    CaptureRefused,
-    Captures,
-    PcapCounter,
-    Request,
-    Target,
-    capture_stop,
-    check,
-    count_packets,
-    interfaces_in,
-)
+from workers.capture import tasks as capture_tasks
+from workers.capture.pcap import PcapCounter, count_packets
+from workers.capture.registry import CaptureRefused, Captures, Target, check
+from workers.capture.tasks import capture_stop, interfaces_in
+from workers.capture.watcher import Request
 from workers.reports import JobLog
 from workers.tasks import Inbox
 
@@ -305,7 +298,7 @@ def test_tcpdumps_a_previous_agent_left_are_reaped_with_their_files(
 
 
 class NoJournal:
-    def read(self, token: str) -> None:
+    def node(self, token: str, name: str) -> None:
         return None
 
 
@@ -319,7 +312,9 @@ def test_the_agent_answers_a_start_for_a_node_it_does_not_run_on_the_node_field(
 
     app, agent = FakeApp(), AgentStub()
     signer = host_signer(tmp_path)
-    capture.register(app, agent, inbox=Inbox(agent, signer), progress=sent.send, captures=captures)
+    capture_tasks.register(
+        app, agent, inbox=Inbox(agent, signer), progress=sent.send, captures=captures
+    )
     assert sorted(app.tasks) == ["labmgr.agent.capture_start", "labmgr.agent.capture_stop"]
     start = app.tasks["labmgr.agent.capture_start"]
     fields = {"capture": "c0ffee00c0ffee00c0ffee00c0ffee00", "token": "lm1", "node": "a"}

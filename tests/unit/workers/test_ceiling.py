@@ -13,10 +13,12 @@ from typing import Any
 import pytest
 
 from tests.unit.workers import test_cgroups_v2 as v2
-from tests.unit.workers.test_budget import FACTS, SHARE, plan_dict
+from tests.unit.workers.fake_kernel import ALL_FACTS, FakeKernel
+from tests.unit.workers.test_budget import SHARE, plan_dict
 from workers import config
-from workers.executor import ApplyError, Executor, decode_budget
-from workers.fake import FakeKernel
+from workers.decoding import decode_budget
+from workers.errors import ApplyError
+from workers.executor import Executor
 from workers.kernel.ceiling import Ceiling, Machine, ceiling_of, machine
 from workers.kernel.cgroups import Budget, CgroupLayout, Cgroups
 
@@ -204,13 +206,8 @@ def test_a_host_wide_budget_names_no_cgroup(budget: dict[str, Any], message: str
 
 
 @pytest.fixture
-def kernel() -> FakeKernel:
-    return FakeKernel()
-
-
-@pytest.fixture
 def executor(kernel: FakeKernel, tmp_path: Path) -> Executor:
-    return Executor(tmp_path, kernel.driver, facts=FACTS)
+    return Executor(tmp_path, kernel.driver, facts=ALL_FACTS)
 
 
 def test_a_host_wide_budget_bounds_the_deployments_own_cgroup(

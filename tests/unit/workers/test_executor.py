@@ -8,71 +8,18 @@ from typing import Any
 
 import pytest
 
-from labplan import codec, labfile
-from labplan.compiler import compile_plan
-from workers.executor import ApplyError, Executor, RefusedError, Step
-from workers.facts import Facts
-from workers.fake import FakeDriver, FakeKernel, FakeKernelError
-
-ALL_FACTS = Facts(
-    kernel="6.18",
-    cgroup_mode="v2",
-    cgroup_controllers=("cpu", "io", "memory", "pids"),
-    link_kinds=("veth", "bridge", "macvlan", "ipvlan", "vxlan"),
-    qdiscs=("tbf", "htb", "netem"),
-    user_namespaces=True,
-    nftables=True,
-    iptables=True,
+from tests.unit.workers.fake_kernel import (
+    ALL_FACTS,
+    Crash,
+    CrashingDriver,
+    FakeDriver,
+    FakeKernel,
+    FakeKernelError,
 )
-
-CAMPUS = {
-    "labfile": 1,
-    "name": "campus",
-    "networks": {
-        "lan": {"driver": "bridge", "subnet": "10.10.0.0/24"},
-        "lab": {"driver": "bridge", "subnet": "10.20.0.0/24", "internal": True},
-        "wan": {"driver": "macvlan", "parent": "lan", "subnet": "10.30.0.0/24"},
-    },
-    "nodes": {
-        "web": {"networks": {"lan": {}, "wan": {}}, "limits": {"memory": "64M", "pids": 50}},
-        "db": {"networks": {"lab": {}}},
-        "probe": {"networks": {"lan": {}}, "command": ["sleep", "100"]},
-    },
-}
-
-
-def plan_dict(data: dict[str, Any] = CAMPUS, deployment: int = 7) -> dict[str, Any]:
-    return codec.plan_to_dict(compile_plan(labfile.validate(data), deployment=deployment))
-
-
-def campus_on(second_octet: int) -> dict[str, Any]:
-    """CAMPUS with subnets of its own, to run beside another campus on one host."""
-    networks = {
-        name: {**net, "subnet": net["subnet"].replace("10.", f"10.{second_octet}", 1)}
-        for name, net in CAMPUS["networks"].items()
-    }
-    return {**CAMPUS, "networks": networks}
-
-
-class Crash(BaseException):
-    """Stands for the agent being killed: not an Exception, so nothing rolls back."""
-
-
-class CrashingDriver(FakeDriver):
-    def __init__(self, kernel: FakeKernel, crash_at: int) -> None:
-        super().__init__(kernel)
-        self.crash_at = crash_at
-
-    def _call(self) -> None:
-        if self.k.calls + 1 == self.crash_at:
-            self.k.calls += 1
-            raise Crash()
-        super()._call()
-
-
-@pytest.fixture
-def kernel() -> FakeKernel:
-    return FakeKernel()
+from tests.unit.workers.labs import campus_on, plan_dict
+from workers.errors import ApplyError, RefusedError
+from workers.executor import Executor, Step
+from workers.facts import Facts
 
 
 def executor_for(kernel: FakeKernel, tmp_path: Path, **kwargs: Any) -> Executor:

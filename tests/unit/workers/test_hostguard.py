@@ -14,10 +14,10 @@ import pytest
 from labplan import codec, labfile
 from labplan.compiler import compile_plan
 from labplan.subnets import HostAddress, HostRoute
-from tests.unit.workers.test_executor import ALL_FACTS
+from tests.unit.workers.fake_kernel import ALL_FACTS, FakeKernel
 from workers.driver import HostRules
-from workers.executor import ApplyError, ConflictRefusedError, Executor
-from workers.fake import FakeKernel
+from workers.errors import ApplyError, ConflictRefusedError
+from workers.executor import Executor
 from workers.hostguard import STATE_FILE, network_facts
 
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from test_executor import ALL_FACTS
 
-from workers.executor import ApplyError, Executor
-from workers.fake import FakeKernel
+from tests.unit.workers.fake_kernel import ALL_FACTS, FakeKernel
+from workers.errors import ApplyError
+from workers.executor import Executor
 
 
 def test_a_forged_plan_of_100000_ops_is_refused_with_nothing_made(tmp_path: Path) -> None:

@@ -15,6 +15,8 @@ import pytest
 
 from labplan import envelope
 from labplan.envelope import Refused
+from tests.unit.workers.fake_kernel import ALL_FACTS, Crash, CrashingDriver, FakeKernel
+from tests.unit.workers.labs import plan_dict
 from tests.unit.workers.signing import (
     KEY,
     OTHER_KEY,
@@ -23,12 +25,10 @@ from tests.unit.workers.signing import (
     opened,
     signed,
 )
-from tests.unit.workers.test_tasks import ALL_FACTS, Crash, CrashingDriver, plan_dict
-from workers import tasks
+from workers import agent as agent_module
+from workers.agent import Agent
 from workers.executor import Executor
-from workers.fake import FakeKernel
-from workers.reconcile import reconcile_on_start
-from workers.tasks import Agent, celery_send, register
+from workers.tasks import celery_send, register
 
 APPLY = "labmgr.agent.apply"
 
@@ -63,11 +63,6 @@ class Stack:
 
     def close_token(self, token: str) -> None:
         pass
-
-
-@pytest.fixture
-def kernel() -> FakeKernel:
-    return FakeKernel()
 
 
 @pytest.fixture
@@ -156,7 +151,7 @@ def test_an_exec_answer_is_signed_and_a_forged_exec_runs_nothing(stack: Stack) -
 def test_a_terminal_opens_once_and_only_for_an_unguessable_session(
     stack: Stack, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(tasks, "alive", lambda process: True)  # the fake kernel's inits
+    monkeypatch.setattr(agent_module, "alive", lambda process: True)  # the fake kernel's inits
     stack.deliver(APPLY, apply_kwargs())
     session = {"token": "lm7", "node": "web", "cols": 80, "rows": 24}
     good = "k3Jq9dXw2LmPz8RtYv4BnA"
@@ -238,7 +233,7 @@ def test_after_a_restart_under_another_install_a_kept_apply_is_not_run_again(
     restarted = Stack(kernel, tmp_path)
     restarted.signer = host_signer(tmp_path, key=OTHER_KEY)
     restarted.agent.signer = restarted.signer
-    done = reconcile_on_start(restarted.agent)
+    done = restarted.agent.recover()
 
     assert done[0].endswith("not run again: the signature does not match the host's key")
     assert done[1] == "lm7 removed: its apply is not run again"
@@ -254,7 +249,7 @@ def test_after_a_restart_a_kept_apply_still_signed_by_the_control_plane_is_finis
     kernel.calls = 0
 
     restarted = Stack(kernel, tmp_path)
-    done = reconcile_on_start(restarted.agent)
+    done = restarted.agent.recover()
 
     assert len(done) == 1 and done[0].endswith("run again")
     assert len(kernel.processes) == 3

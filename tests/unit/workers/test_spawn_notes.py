@@ -9,7 +9,8 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
-from workers.kernel.processes import NodeProcess, Processes, SpawnError, start_time
+from workers.driver import NodeProcess
+from workers.kernel.processes import Processes, SpawnError, start_time
 
 
 def finished(out: str = "", err: str = "", returncode: int = 0) -> subprocess.Popen[bytes]:

@@ -1,8 +1,8 @@
-"""The long-running host agent, `python -m workers agent`: a Celery worker for this
-host's queue plus a heartbeat, the metrics sampler and the terminal sessions.
+"""The host agent's daemon, `python -m workers agent`: a Celery worker for this host's
+queue plus a heartbeat, the metrics sampler and the terminal sessions.
 
 On start it becomes a child subreaper (node inits stay its descendants and are reaped at
-once), finishes what a crash cut short (`reconcile_on_start`), then serves. Jobs run one
+once), finishes what a crash cut short (`Agent.recover`), then serves. Jobs run one
 at a time on the main thread (solo pool: kernel changes are serial, and `setns` moves
 only the thread that calls it). Labs keep running across a restart: their processes do
 not depend on the agent, and sampling resumes from the journal. If Redis goes away the
@@ -21,18 +21,19 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from workers import config
-from workers.agent import kernel_executor
+from workers.agent import Agent
 from workers.celery_app import host_queue, host_slug, make_app, redis_url
 from workers.executor import Executor
 from workers.hostguard import network_facts
+from workers.init.build import NotBuilt
 from workers.kernel import syscalls
 from workers.kernel.ceiling import host_ceiling
 from workers.kernel.cgroups import Cgroups
 from workers.keys import NoKey, Signer, key_path
 from workers.metrics import MetricsLoop, Sampler
-from workers.reconcile import reconcile_on_start
-from workers.tasks import Agent, celery_send, register
+from workers.tasks import celery_send, register
 from workers.terminal import Terminals
+from workers.wiring import kernel_executor
 
 log = logging.getLogger("labmgr.agent")
 
@@ -118,7 +119,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     Cgroups().ensure_parent()
     ceiling = host_ceiling()
     app = make_app(url, host)
-    executor = kernel_executor(root_netns=config.root_netns())
+    try:
+        executor = kernel_executor(root_netns=config.root_netns())
+    except NotBuilt as exc:
+        log.error("%s. The agent runs every node under the node init that set-up builds.", exc)
+        return 2
     try:
         signer = Signer(key_path(executor.data_dir), slug)
     except NoKey as exc:
@@ -148,7 +153,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         ceiling.memory,
         ceiling.pids,
     )
-    for line in reconcile_on_start(agent):
+    for line in agent.recover():
         log.info("reconcile: %s", line)
     quick = celery_send(app, signer, retry=False)  # a lost heartbeat or batch is replaced soon
     threads: list[Heartbeat | MetricsLoop] = [

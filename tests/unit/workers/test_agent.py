@@ -9,61 +9,12 @@ from typing import Any
 
 import pytest
 
-from labplan import codec, labfile
-from labplan.compiler import compile_plan
+from tests.unit.workers.fake_kernel import ALL_FACTS, Crash, CrashingDriver, FakeDriver, FakeKernel
+from tests.unit.workers.labs import CAMPUS, plan_dict
+from workers.agent import Agent
 from workers.executor import Executor, NodeReport
-from workers.facts import Facts
-from workers.fake import FakeDriver, FakeKernel
-from workers.reconcile import reconcile_on_start
-from workers.tasks import Agent
 
 Sent = list[tuple[str, dict[str, Any]]]
-
-ALL_FACTS = Facts(
-    kernel="6.18",
-    cgroup_mode="v2",
-    cgroup_controllers=("cpu", "io", "memory", "pids"),
-    link_kinds=("veth", "bridge", "macvlan", "ipvlan", "vxlan"),
-    qdiscs=("tbf", "htb", "netem"),
-    user_namespaces=True,
-    nftables=True,
-    iptables=True,
-)
-
-CAMPUS = {
-    "labfile": 1,
-    "name": "campus",
-    "networks": {
-        "lan": {"driver": "bridge", "subnet": "10.10.0.0/24"},
-        "lab": {"driver": "bridge", "subnet": "10.20.0.0/24", "internal": True},
-        "wan": {"driver": "macvlan", "parent": "lan", "subnet": "10.30.0.0/24"},
-    },
-    "nodes": {
-        "web": {"networks": {"lan": {}, "wan": {}}, "limits": {"memory": "64M", "pids": 50}},
-        "db": {"networks": {"lab": {}}},
-        "probe": {"networks": {"lan": {}}, "command": ["sleep", "100"]},
-    },
-}
-
-
-class Crash(BaseException):
-    """Stands for the agent being killed: not an Exception, so nothing rolls back."""
-
-
-class CrashingDriver(FakeDriver):
-    def __init__(self, kernel: FakeKernel, crash_at: int) -> None:
-        super().__init__(kernel)
-        self.crash_at = crash_at
-
-    def _call(self) -> None:
-        if self.k.calls + 1 == self.crash_at:
-            self.k.calls += 1
-            raise Crash()
-        super()._call()
-
-
-def plan_dict(data: dict[str, Any] = CAMPUS, deployment: int = 7) -> dict[str, Any]:
-    return codec.plan_to_dict(compile_plan(labfile.validate(data), deployment=deployment))
 
 
 def fake_observe(node: NodeReport) -> list[dict[str, Any]]:
@@ -72,11 +23,6 @@ def fake_observe(node: NodeReport) -> list[dict[str, Any]]:
         for i in node.interfaces
         if i.name != "lo"
     ]
-
-
-@pytest.fixture
-def kernel() -> FakeKernel:
-    return FakeKernel()
 
 
 @pytest.fixture
@@ -272,7 +218,7 @@ def test_on_start_an_apply_cut_by_a_crash_is_finished_and_reported_once(
     sent.clear()
 
     agent = make_agent(kernel, tmp_path, sent)
-    done = reconcile_on_start(agent)
+    done = agent.recover()
     agent.run("t1", "apply", kwargs)  # the message, delivered again later
 
     assert done == ["apply t1 run again"]
@@ -289,7 +235,7 @@ def test_on_start_a_journal_left_mid_apply_by_hand_is_converged(
         crashing.apply(plan_dict(), "local")
     kernel.calls = 0
 
-    done = reconcile_on_start(make_agent(kernel, tmp_path, sent))
+    done = make_agent(kernel, tmp_path, sent).recover()
 
     assert done == ["apply lm7 converged"]
     assert results(sent)[0]["ok"] is True and len(results(sent)[0]["nodes"]) == 3

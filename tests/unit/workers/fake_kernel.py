@@ -1,4 +1,5 @@
-"""An in-memory kernel behind the Driver surface, for the executor's tests without root.
+"""An in-memory kernel behind the Driver surface (workers.driver), for the unit tests of
+the executor and the agent, without root. mypy checks it against the `Driver` protocol.
 
 It keeps the objects a real kernel would (namespaces, links with group and alias,
 cgroups with limits, firewall tables, node processes) and enforces the same rules the
@@ -7,19 +8,33 @@ deleting a namespace deletes the links in it, deleting a veth end deletes its pe
 the real `Cgroups`, a plan's node cgroup ("lm1/n0") is found inside the reservation's
 cgroup that holds its deployment ("r5/lm1/n0"), and a reservation's cgroup is removed
 only when no lab is left in it.
-`fail_at` makes the n-th driver call raise, to test rollback.
+`fail_at` makes the n-th driver call raise, to test rollback; `CrashingDriver` stands for
+the agent being killed at the n-th call, to test recovery.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from labplan import ops
 from labplan.subnets import HostAddress, HostRoute
-from workers.driver import HostRules, Interface
+from workers.driver import Driver, HostRules, Interface, NodeProcess
+from workers.facts import Facts
 from workers.kernel.cgroups import is_reservation_cgroup
-from workers.kernel.processes import NodeProcess, SpawnError
+from workers.kernel.processes import SpawnError
+
+# A host with every feature a plan may need: nothing is refused for want of one.
+ALL_FACTS = Facts(
+    kernel="6.18",
+    cgroup_mode="v2",
+    cgroup_controllers=("cpu", "io", "memory", "pids"),
+    link_kinds=("veth", "bridge", "macvlan", "ipvlan", "vxlan"),
+    qdiscs=("tbf", "htb", "netem"),
+    user_namespaces=True,
+    nftables=True,
+    iptables=True,
+)
 
 
 class FakeKernelError(Exception):
@@ -324,3 +339,23 @@ class FakeDriver:
             self.k.files.discard(token)
             return True
         return False
+
+
+class Crash(BaseException):
+    """Stands for the agent being killed: not an Exception, so nothing rolls back."""
+
+
+class CrashingDriver(FakeDriver):
+    def __init__(self, kernel: FakeKernel, crash_at: int) -> None:
+        super().__init__(kernel)
+        self.crash_at = crash_at
+
+    def _call(self) -> None:
+        if self.k.calls + 1 == self.crash_at:
+            self.k.calls += 1
+            raise Crash()
+        super()._call()
+
+
+# Where mypy holds the fake to the protocol: every method the executor may call, typed alike.
+_AS_DRIVER: Callable[[FakeKernel], Driver] = FakeDriver

@@ -1,0 +1,1 @@
+"""The node init: its C source and how set-up builds it (`build`)."""

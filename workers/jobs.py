@@ -1,0 +1,38 @@
+"""The agent's kernel jobs by their short names, as its job log records them and its
+reports name them; each is delivered as its task of the contract (labplan.messages)."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from labplan.messages import ANSWERED, KERNEL_JOBS, AgentTask, job_name
+
+
+class Job(StrEnum):
+    APPLY = job_name(AgentTask.APPLY)  # and redeploy
+    DESTROY = job_name(AgentTask.DESTROY)
+    CHECK = job_name(AgentTask.CHECK)
+    SWEEP = job_name(AgentTask.SWEEP)
+    EXEC = job_name(AgentTask.EXEC)
+
+    @classmethod
+    def named(cls, name: object) -> Job | None:
+        """The job called `name` (as a job log records it), None for no job of the agent."""
+        return next((job for job in cls if job.value == name), None)
+
+    @property
+    def task(self) -> AgentTask:
+        """The Celery task the control plane sends the job as."""
+        return AgentTask[self.name]
+
+    @property
+    def answered(self) -> bool:
+        """Whether the caller waits for the job's value (its Celery result), rather than
+        hearing of it through `labmgr.control.*` reports."""
+        return self.task in ANSWERED
+
+    @property
+    def rerun(self) -> bool:
+        """Whether a job a restart cut short runs again (an exec's caller gave up long
+        ago)."""
+        return self.task in KERNEL_JOBS
