@@ -232,7 +232,7 @@ class Budget(TypedDict):
     pids: int | None
 
 
-# The least the agent accepts of each kind (workers.executor.decode_budget).
+# The least the agent accepts of each kind (workers.decoding.decode_budget).
 BUDGET_FLOOR = {"cpus": Decimal("0.01"), "memory": 1 << 20, "pids": 1}
 
 
