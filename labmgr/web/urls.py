@@ -1,7 +1,9 @@
 """Pages of the browser GUI; the site root is the dashboard."""
 
 from django.contrib.auth import views as auth_views
+from django.templatetags.static import static
 from django.urls import path
+from django.views.generic import RedirectView
 
 from labmgr.web import views
 from labmgr.web.calendar import views as calendar
@@ -9,6 +11,8 @@ from labmgr.web.calendar import views as calendar
 urlpatterns = [
     path("", views.dashboard, name="home"),
     path("status.json", views.dashboard_status, name="web-status"),
+    # For what links no icon of its own (the browsable API, a JSON answer): browsers ask here.
+    path("favicon.ico", RedirectView.as_view(url=static("web/favicon.svg"), permanent=True)),
     path(
         "login/",
         auth_views.LoginView.as_view(redirect_authenticated_user=True),

@@ -2,7 +2,8 @@
 no sideways scrolling and no control cut off or covered; Tab reaching every control a
 mouse can click, with a visible focus; text and form-control borders at WCAG AA
 contrast; one h1, a title, landmarks, `lang` and a name on every control. The checks are
-computed in the page itself (no axe-core). A screenshot per page and size is saved
+computed in the page itself (no axe-core); no file a page asks for, its icon included, is
+missing (the admin's and the API's pages too). A screenshot per page and size is saved
 under test-artifacts/.
 
 The data (two users, labs, a failed deployment with steps, a host, a read-only share)
@@ -17,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Page, expect
+from playwright.sync_api import Browser, BrowserContext, Page, Response, expect
 
 from tests.browser.conftest import ARTIFACTS, PASSWORD
 
@@ -26,6 +27,7 @@ Shell = Callable[[str], None]
 EMPTY_USER = "a11y-newcomer"
 USER = "a11y-student"
 READER = "a11y-reader"
+ADMIN = "a11y-admin"
 HOST = "a11y-host"
 LAPTOP = {"width": 1366, "height": 768}
 TABLET = {"width": 768, "height": 1024}
@@ -50,6 +52,7 @@ def site(live_server_url: str, manage_shell: Shell, server_data: Path) -> Iterat
         "from labmgr.web import examples, services; "
         f"[User.objects.create_user(n, password={PASSWORD!r}) "
         f"for n in ({EMPTY_USER!r}, {USER!r}, {READER!r})]; "
+        f"User.objects.create_superuser({ADMIN!r}, password={PASSWORD!r}); "
         f"me = User.objects.get(username={USER!r}); "
         f"host = Host.objects.create(name={HOST!r}, slug={HOST!r}, status='online', "
         "cpus=4, memory=8 * 2**30, pids=1000); "
@@ -83,7 +86,8 @@ def site(live_server_url: str, manage_shell: Shell, server_data: Path) -> Iterat
         f"Reservation.objects.filter(host__name={HOST!r}).delete(); "
         f"Deployment.objects.filter(host__name={HOST!r}).delete(); "
         f"Host.objects.filter(name={HOST!r}).delete(); "
-        f"User.objects.filter(username__in=({EMPTY_USER!r}, {USER!r}, {READER!r})).delete(); "
+        f"User.objects.filter(username__in=({EMPTY_USER!r}, {USER!r}, {READER!r}, {ADMIN!r}))"
+        ".delete(); "
         "Group.objects.filter(name='a11y-readers').delete()"
     )
 
@@ -132,13 +136,20 @@ PAGES: dict[str, Visit] = {
     "refused": Visit(READER, lambda s: f"/labs/{s.shared}/terminals/", status=403),
     "not-found": Visit(USER, lambda s: "/labs/999999/", status=404),
 }
+# Pages not drawn from labmgr's templates, checked only for the files they ask for.
+OTHER_PAGES: dict[str, Visit] = {
+    "admin": Visit(ADMIN, lambda s: "/admin/"),
+    "admin-reservations": Visit(ADMIN, lambda s: "/admin/reservations/reservation/"),
+    "api-docs": Visit(USER, lambda s: "/api/docs/"),
+    "api-root": Visit(USER, lambda s: "/api/"),
+}
 
 
 @pytest.fixture(scope="module")
 def sessions(browser: Browser, live_server_url: str, site: Site) -> dict[str, Any]:
     """Each user's logged-in browser state, made once by the login form."""
     states: dict[str, Any] = {}
-    for user in (EMPTY_USER, USER, READER):
+    for user in (EMPTY_USER, USER, READER, ADMIN):
         context = browser.new_context(base_url=live_server_url)
         page = context.new_page()
         page.goto("/login/")
@@ -155,12 +166,13 @@ def sessions(browser: Browser, live_server_url: str, site: Site) -> dict[str, An
 def visit(
     browser: Browser, live_server_url: str, site: Site, sessions: dict[str, Any]
 ) -> Iterator[Callable[[str, dict[str, int]], Page]]:
-    """`visit(page_name, viewport)` opens that page as its user; fails on script errors."""
+    """`visit(page_name, viewport)` opens that page as its user; fails on script errors
+    and on any file the page asks for that is not found."""
     contexts: list[BrowserContext] = []
     problems: list[str] = []
 
     def open_page(name: str, viewport: dict[str, int]) -> Page:
-        spec = PAGES[name]
+        spec = PAGES.get(name) or OTHER_PAGES[name]
         context = browser.new_context(
             base_url=live_server_url,
             viewport=viewport,
@@ -171,6 +183,14 @@ def visit(
         contexts.append(context)
         page = context.new_page()
         page.on("pageerror", lambda error: problems.append(str(error)))
+
+        def note_missing(response: Response) -> None:
+            # The not-found page itself answers 404 on purpose; what it loads must not.
+            expected = spec.status == 404 and response.request.is_navigation_request()
+            if response.status == 404 and not expected:
+                problems.append(f"{name}: 404 for {response.url}")
+
+        page.on("response", note_missing)
         response = page.goto(spec.path(site))
         assert response is not None and response.status == spec.status, name
         page.wait_for_load_state("networkidle")
@@ -181,7 +201,7 @@ def visit(
     yield open_page
     for context in contexts:
         context.close()
-    assert not problems, f"JavaScript errors: {problems}"
+    assert not problems, f"JavaScript errors or missing files: {problems}"
 
 
 # --- what the page is made of, computed in the page ------------------------------------
@@ -282,6 +302,22 @@ def test_tab_reaches_every_control_a_mouse_can_click_with_visible_focus(
     ]
     assert not missed, "Tab never reaches:\n" + "\n".join(missed)
     assert not unseen, "focus does not show on:\n" + "\n".join(unseen)
+
+
+@pytest.mark.parametrize("name", [*PAGES, *OTHER_PAGES])
+def test_each_page_finds_its_icon_and_every_file_it_asks_for(
+    visit: Callable[[str, dict[str, int]], Page], name: str
+) -> None:
+    page = visit(name, LAPTOP)  # the fixture fails on any file not found
+    # The icon is fetched by the browser itself, out of the page's sight: ask as it does,
+    # for the page's link or else /favicon.ico.
+    icon = page.evaluate(
+        "document.querySelector('link[rel~=icon]')?.href"
+        " ?? new URL('/favicon.ico', location.href).href"
+    )
+    answer = page.request.get(icon)
+    assert answer.status == 200, f"{name}: its icon {icon} answers {answer.status}"
+    assert answer.headers["content-type"].startswith("image/"), icon
 
 
 @pytest.mark.parametrize(
