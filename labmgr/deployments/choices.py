@@ -55,9 +55,9 @@ class StepStatus(models.TextChoices):
 
 
 # Every word an agent's step report is accepted with, in any case: the one place the
-# control plane reads them. The agent sends "done", "failed" and "rolled back"
-# (workers/reports.py); the other spellings are accepted as before, until the message
-# contract names one word for each state.
+# control plane reads them. The agent sends only "done", "failed" and "rolled back"
+# (`labplan.messages.STEP_STATES`, sent by workers/reports.py); the other six spellings
+# are still accepted, until the control plane reads the contract's words alone.
 AGENT_STEP_STATUS: dict[str, StepStatus] = {
     "started": StepStatus.STARTED,
     "running": StepStatus.STARTED,

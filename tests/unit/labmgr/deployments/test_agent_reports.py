@@ -9,11 +9,12 @@ import pytest
 from django.contrib.auth.models import User
 
 from labmgr.deployments import tasks
-from labmgr.deployments.choices import DeploymentStatus
+from labmgr.deployments.choices import DeploymentStatus, step_status_from_agent
 from labmgr.deployments.lifecycle import deployment_deploy, deployment_destroy_lab
 from labmgr.deployments.models import Deployment
 from labmgr.hosts.models import Host
 from labmgr.labs.models import Lab
+from labplan.messages import STEP_STATES
 from tests.unit.labmgr.conftest import Dispatched
 
 S = DeploymentStatus
@@ -67,6 +68,10 @@ def test_each_step_state_the_agent_sends_is_stored_as_its_state(
 ) -> None:
     tasks.deployment_step(deployment=deployment.pk, **{**STEP, "status": word})
     assert deployment.steps.get(agent_seq=1001).status == stored
+
+
+def test_every_step_state_of_the_message_contract_is_understood() -> None:
+    assert all(step_status_from_agent(word) is not None for word in STEP_STATES)
 
 
 def test_a_step_state_no_agent_sends_is_an_errored_step_that_shows_the_word(
