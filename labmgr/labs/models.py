@@ -24,8 +24,9 @@ class Lab(models.Model):
     description = models.TextField(blank=True, default="")
     shared_with = models.ManyToManyField(Group, blank=True, related_name="shared_labs")
     # The normalised labfile of the rows below as JSON text, rewritten by the services on
-    # every change, so that listing labs needs no validation (PERF.md: 1,000 labs under
-    # 200 ms). Text, not JSONField: PostgreSQL's jsonb would lose LABFILE.md's key order.
+    # every change, so that listing labs needs no validation (the target: 1,000 labs
+    # listed under 200 ms). Text, not JSONField: PostgreSQL's jsonb would lose the key
+    # order of docs/labfile.md.
     document = models.TextField(blank=True, default="", editable=False)
     created = models.DateTimeField(auto_now_add=True)
     updated = models.DateTimeField(auto_now=True)

@@ -19,7 +19,7 @@ from rest_framework.test import APIClient
 from labmgr.labs.models import Lab
 from labmgr.labs.services import lab_create
 
-# The example of LABFILE.md: every driver and every option.
+# The example of docs/labfile.md: every driver and every option.
 CAMPUS_YAML = Path(__file__).parent / "campus.yaml"
 
 SMALL_LABFILE: dict[str, Any] = {

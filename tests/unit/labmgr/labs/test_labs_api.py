@@ -51,7 +51,7 @@ def test_the_representation_holds_the_normalised_labfile(
     assert body["url"] == f"http://testserver/api/labs/{alice_lab.pk}/"
     assert (body["name"], body["owner"], body["shared_with"]) == ("demo", "alice", [])
     assert body["labfile"]["networks"]["lan"]["gateway"] == "10.10.0.1"
-    # In LABFILE.md's order, on every database (PostgreSQL's jsonb would sort the keys).
+    # In docs/labfile.md's order, on every database (PostgreSQL's jsonb would sort the keys).
     assert list(body["labfile"]) == ["labfile", "name", "description", "networks", "nodes"]
     assert list(body["labfile"]["networks"]["lan"]) == [
         "driver",
