@@ -10,27 +10,21 @@ all refuse what the others would.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import astuple, dataclass, fields
 
+from labplan.drivers import DRIVERS, OP_TRAITS, listed
 from labplan.errors import FieldError
-from labplan.model import ADDRESSED_DRIVERS, Labfile
+from labplan.model import Labfile
 from labplan.ops import (
     AddAddress,
-    AddFdbEntry,
     AddRoute,
-    CreateBridge,
     CreateCgroup,
-    CreateIpvlan,
-    CreateMacvlan,
     CreateNetns,
-    CreateVethPair,
-    CreateVxlan,
-    IsolateBridge,
     Op,
     Plan,
     SetCgroupLimit,
-    SetNat,
     SetShaping,
     SpawnNode,
 )
@@ -41,7 +35,7 @@ MAX_NODE_NETWORKS = 64  # networks one node attaches to: eth0 .. eth63
 MAX_NODE_ROUTES = 256
 MAX_NODE_ENVIRONMENT = 256  # variables
 MAX_NODE_IO = 16  # io throttles, one per block device
-MAX_ATTACHMENTS = 4000  # node-network pairs of a lab: each a veth, macvlan or ipvlan link
+MAX_ATTACHMENTS = 4000  # node-network pairs of a lab: each a link its driver makes
 MAX_KERNEL_OBJECTS = 20_000
 # A node's /etc/hosts: every addressed node of the lab, localhost and its own hostname.
 MAX_HOSTS_LINES = MAX_NODES + 2
@@ -56,7 +50,7 @@ class KernelObjects:
     """What a lab or a plan makes in the kernel, by kind. Cgroup limits are files
     written, not objects, but each is one more write the agent does as root."""
 
-    links: int = 0  # bridges, vxlans, both ends of each veth, macvlan and ipvlan links
+    links: int = 0  # bridges, vxlans, both ends of each veth, child links
     netns: int = 0
     cgroups: int = 0
     cgroup_limits: int = 0
@@ -83,48 +77,48 @@ class KernelObjects:
 
 def lab_objects(lab: Labfile) -> KernelObjects:
     """The kernel objects `lab` makes deployed on one host: what `compile_plan` returns
-    for it, counted without compiling (a test keeps the two equal)."""
-    drivers = {n.name: n.driver for n in lab.networks}
+    for it, counted without compiling (a test keeps the two equal). Each network's own
+    objects, and the links of its attachments, are counted as its driver makes them."""
+    drivers = {n.name: DRIVERS[n.driver] for n in lab.networks}
     shaped = {n.name for n in lab.networks if n.shaping is not None}
     members: set[str] = set()
-    links = netns = limits = addresses = routes = qdiscs = 0
+    made: Counter[str] = Counter()
     for node in lab.nodes:
         given = node.limits
         settings = (given.cpus, given.cpu_weight, given.memory, given.memory_swap)
-        limits += sum(v is not None for v in (*settings, given.pids, given.io_weight))
-        limits += len(given.io)
+        made["cgroup_limits"] += sum(
+            v is not None for v in (*settings, given.pids, given.io_weight)
+        )
+        made["cgroup_limits"] += len(given.io)
         members.update(a.network for a in node.networks)
-        if any(drivers[a.network] == "host" for a in node.networks):
+        if any(drivers[a.network].shares_host_netns for a in node.networks):
             continue  # in the host's netns: nothing of the network is the lab's
-        netns += 1
-        routes += len(node.routes)
+        made["netns"] += 1
+        made["routes"] += len(node.routes)
         for attachment in node.networks:
-            driver = drivers[attachment.network]
-            if driver in ADDRESSED_DRIVERS:
-                links += 2 if driver in ("bridge", "overlay") else 1
-                if attachment.ipv4 is not None:
-                    addresses += 1
-                    qdiscs += attachment.network in shaped
-    firewall = 0
+            link = drivers[attachment.network].attachment_op
+            if link is None:
+                continue
+            made["links"] += OP_TRAITS[link].count
+            if attachment.ipv4 is not None:
+                made["addresses"] += 1
+                made["qdiscs"] += attachment.network in shaped
     for network in lab.networks:
-        if network.driver == "bridge" or (network.driver == "overlay" and network.name in members):
-            links += 1 if network.driver == "bridge" else 2  # an overlay's bridge and vxlan
-            gateway = network.gateway is not None and network.subnet is not None
-            addresses += gateway
-            firewall += network.subnet is not None and (network.internal or gateway)
+        made.update(drivers[network.name].objects(network, network.name in members))
     nodes = len(lab.nodes)
-    return KernelObjects(
-        links=links,
-        netns=netns,
-        # The deployment's own cgroup, parent of its nodes'.
-        cgroups=nodes + 1 if nodes else 0,
-        cgroup_limits=limits,
-        addresses=addresses,
-        routes=routes,
-        qdiscs=qdiscs,
-        firewall_rules=firewall,
-        processes=nodes,
-    )
+    # The deployment's own cgroup, parent of its nodes'.
+    made["cgroups"] = nodes + 1 if nodes else 0
+    made["processes"] = nodes
+    return KernelObjects(**made)
+
+
+# What an attachment's link may be, for messages: "veth, ... or ...".
+_ATTACHMENT_LINKS = listed(
+    dict.fromkeys(
+        OP_TRAITS[d.attachment_op].link_kind for d in DRIVERS.values() if d.attachment_op
+    ),
+    "or",
+)
 
 
 def lab_errors(lab: Labfile) -> list[FieldError]:
@@ -135,8 +129,8 @@ def lab_errors(lab: Labfile) -> list[FieldError]:
         errors.append(
             FieldError(
                 "nodes",
-                f"the lab attaches nodes to networks {attachments:,} times (each is a veth, "
-                f"macvlan or ipvlan link); at most {MAX_ATTACHMENTS:,}",
+                f"the lab attaches nodes to networks {attachments:,} times (each is a "
+                f"{_ATTACHMENT_LINKS} link); at most {MAX_ATTACHMENTS:,}",
             )
         )
     made = lab_objects(lab)
@@ -153,24 +147,17 @@ def lab_errors(lab: Labfile) -> list[FieldError]:
 
 # --- a plan ------------------------------------------------------------------------------
 
-# The kind of kernel object each op makes, and how many.
+# The kind of kernel object each op makes, and how many: the generic ops', then those
+# of the drivers.
 _OP_OBJECTS: dict[type[Op], tuple[str, int]] = {
     CreateNetns: ("netns", 1),
     CreateCgroup: ("cgroups", 1),
     SetCgroupLimit: ("cgroup_limits", 1),
-    CreateBridge: ("links", 1),
-    CreateVethPair: ("links", 2),
-    CreateMacvlan: ("links", 1),
-    CreateIpvlan: ("links", 1),
-    CreateVxlan: ("links", 1),
     AddAddress: ("addresses", 1),
     AddRoute: ("routes", 1),
     SetShaping: ("qdiscs", 1),
-    AddFdbEntry: ("fdb_entries", 1),
-    SetNat: ("firewall_rules", 1),
-    IsolateBridge: ("firewall_rules", 1),
     SpawnNode: ("processes", 1),
-}
+} | {op: (made.objects, made.count) for op, made in OP_TRAITS.items() if made.objects}
 
 
 def ops_objects(ops: Iterable[Op]) -> KernelObjects:

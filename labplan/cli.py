@@ -21,9 +21,10 @@ from typing import TextIO
 from labplan import naming
 from labplan.codec import plan_to_dict
 from labplan.compiler import compile_plan
+from labplan.drivers import DRIVERS
 from labplan.errors import LabfileError
 from labplan.labfile import load
-from labplan.model import DRIVERS, Labfile
+from labplan.model import Labfile
 from labplan.render import render_plan, render_teardown_plan
 from labplan.schema import json_schema
 

@@ -3,10 +3,12 @@ kernel operations that build the lab.
 
 Pure and deterministic: the same lab and the same arguments give an equal Plan, within
 the bounds of `labplan.bounds`. Per host
-the order is the dependency order: namespaces, cgroups, bridges, overlay tunnels, links,
-addresses/shaping/routes, processes. Checks that need the placement (which host each node
-is on) live here and raise LabfileError with field paths; everything else is the
-validator's job.
+the order is the dependency order: namespaces, cgroups, bridges, tunnels, links,
+addresses/shaping/routes, processes. What each network and attachment compiles to, and
+where a network's own objects are placed, is its driver's (`labplan.drivers`); the order,
+the names and the addresses are this module's. Checks that need the placement (which
+host each node is on) live here and raise LabfileError with field paths; everything else
+is the validator's job.
 """
 
 from __future__ import annotations
@@ -17,42 +19,32 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 
 from labplan import bounds, naming
+from labplan.drivers import DRIVERS, Link, Placement, Placing, article, listed, taking
 from labplan.errors import FieldError, LabfileError
-from labplan.model import HOST_PARENT_PREFIX, NAMESPACE_KINDS, Labfile, Limits, Network, Node
+from labplan.model import NAMESPACE_KINDS, Labfile, Limits, Network, Node
 from labplan.ops import (
     AddAddress,
-    AddFdbEntry,
     AddRoute,
-    AttachToBridge,
-    CreateBridge,
     CreateCgroup,
-    CreateIpvlan,
-    CreateMacvlan,
     CreateNetns,
-    CreateVethPair,
-    CreateVxlan,
-    GuardBridge,
     HostPlan,
-    IsolateBridge,
     Op,
     Plan,
     SetCgroupLimit,
     SetLinkUp,
-    SetNat,
     SetShaping,
     SpawnNode,
 )
 
-VXLAN_PORT = 4789
 CPU_PERIOD = 100_000  # microseconds, the kernel's default cpu.max period
 CPU_MIN_QUOTA = 1_000  # the kernel refuses a smaller cpu.max quota
-MAX_VNI = 2**24 - 1
 HOSTNAME_FALLBACK_ADDRESS = "127.0.1.1"  # Debian's convention for a host without an address
 
 
 @dataclass(frozen=True)
 class _Lab:
-    """The lab with everything the phases look up: indexes, hosts, bridges, overlays."""
+    """The lab with everything the phases look up: indexes, hosts, placements. Drivers
+    read it as a `labplan.drivers.Build`."""
 
     lab: Labfile
     deployment: int
@@ -60,12 +52,11 @@ class _Lab:
     networks: tuple[Network, ...]  # sorted by name
     node_index: Mapping[str, int]
     network_index: Mapping[str, int]
+    network_position: Mapping[str, int]  # in name order
     node_host: Mapping[str, str]
-    bridge_host: Mapping[str, str]  # bridge network -> the one host holding it
-    overlay_hosts: Mapping[str, tuple[str, ...]]  # overlay network -> hosts with a node on it
-    overlay_gateway_host: Mapping[str, str]
+    placements: Mapping[str, Placement]  # network -> the hosts holding its own objects
     underlay: Mapping[str, str]
-    vnis: Mapping[str, int]
+    vnis: Mapping[str, int]  # allocated at deploy time
     lab_hosts: tuple[tuple[str, str], ...]  # every addressed node's /etc/hosts line, sorted
     lab_hosts_keys: tuple[tuple[int, str], ...]  # their sort keys, for bisect
 
@@ -80,12 +71,21 @@ class _Lab:
 
     def netns(self, node: Node) -> str | None:
         """The node's own netns, or None for a node sharing the host's."""
-        if any(self.network(a.network).driver == "host" for a in node.networks):
+        if any(DRIVERS[self.network(a.network).driver].shares_host_netns for a in node.networks):
             return None
         return naming.netns_name(self.deployment, self.node_index[node.name])
 
     def bridge(self, network: str) -> str:
         return naming.bridge_name(self.deployment, self.network_index[network])
+
+    def index(self, network: str) -> int:
+        return self.network_index[network]
+
+    def position(self, network: str) -> int:
+        return self.network_position[network]
+
+    def placement(self, network: str) -> Placement:
+        return self.placements[network]
 
     def nodes_on(self, host: str) -> Iterator[Node]:
         return (n for n in self.nodes if self.node_host[n.name] == host)
@@ -119,9 +119,7 @@ def compile_plan(
         indexes or assign_indexes(lab),
     )
     hosts = sorted(
-        set(ctx.node_host.values())
-        | set(ctx.bridge_host.values())
-        | {h for hs in ctx.overlay_hosts.values() for h in hs}
+        set(ctx.node_host.values()) | {h for p in ctx.placements.values() for h in p.hosts}
     )
     token = naming.deployment_token(deployment)
     group = naming.link_group(deployment)
@@ -208,13 +206,14 @@ def _resolve(
     for node in nodes:
         for att in node.networks:
             members.setdefault(att.network, []).append(node)
-    bridge_host = _bridge_hosts(members, networks, node_host, default_host, errors)
-    overlay_hosts = {
-        net.name: tuple(sorted({node_host[n.name] for n in members[net.name]}))
-        for net in networks
-        if net.driver == "overlay"
-    }
-    errors += _underlay_errors(overlay_hosts, underlay)
+    placing = Placing(
+        members=members,
+        via_children=_via_children(members, networks),
+        node_host=node_host,
+        default_host=default_host,
+        underlay=underlay,
+    )
+    placements = _place(networks, placing, errors)
     if errors:
         raise LabfileError(errors)
     lab_hosts = sorted((_hosts_order(line), line) for line in _lab_hosts(nodes))
@@ -225,92 +224,64 @@ def _resolve(
         networks=networks,
         node_index=indexes.nodes,
         network_index=indexes.networks,
+        network_position={net.name: i for i, net in enumerate(networks)},
         node_host=node_host,
-        bridge_host=bridge_host,
-        overlay_hosts=overlay_hosts,
-        overlay_gateway_host={
-            net: node_host[members[net][0].name] for net, hosts in overlay_hosts.items() if hosts
-        },
+        placements=placements,
         underlay=underlay,
-        vnis={net.name: _vni(net, i, deployment, vnis) for i, net in enumerate(networks)},
+        vnis=vnis,
         lab_hosts=tuple(line for _, line in lab_hosts),
         lab_hosts_keys=tuple(key for key, _ in lab_hosts),
         network_by_name={net.name: net for net in networks},
     )
 
 
-def _bridge_hosts(
-    members: Mapping[str, list[Node]],
-    networks: tuple[Network, ...],
-    node_host: Mapping[str, str],
-    default_host: str,
-    errors: list[FieldError],
-) -> dict[str, str]:
-    """Each bridge network's host: that of its first node, else of the first node of a
-    macvlan/ipvlan network it is the parent of, else the default host. A bridge cannot
-    span hosts, and a macvlan/ipvlan link must be on its parent bridge's host."""
+def _via_children(
+    members: Mapping[str, list[Node]], networks: tuple[Network, ...]
+) -> dict[str, list[tuple[Node, str]]]:
+    """Each network that is a parent -> (node, child network) for every node of its
+    children, by node name."""
     children: dict[str, list[str]] = {}
     for net in networks:
-        if net.driver in ("macvlan", "ipvlan") and net.parent:
+        if net.parent:
             children.setdefault(net.parent, []).append(net.name)
-    hosts: dict[str, str] = {}
-    for bridge in (net.name for net in networks if net.driver == "bridge"):
-        direct = members[bridge]
-        via_child = sorted(
-            ((n, child) for child in children.get(bridge, ()) for n in members[child]),
+    return {
+        parent: sorted(
+            ((n, child) for child in names for n in members[child]),
             key=lambda pair: (pair[0].name, pair[1]),
         )
-        first = direct[0] if direct else via_child[0][0] if via_child else None
-        host = node_host[first.name] if first else default_host
-        hosts[bridge] = host
-        for node in direct:
-            if node_host[node.name] != host:
-                errors.append(
-                    FieldError(
-                        f"nodes.{node.name}.networks.{bridge}",
-                        f"bridge network {bridge} is on host {host} (with node {direct[0].name}"
-                        f" placed there) but this node is placed on {node_host[node.name]};"
-                        " a bridge cannot span hosts, use an overlay network",
-                    )
-                )
-        for node, child in via_child:
-            if node_host[node.name] != host:
-                errors.append(
-                    FieldError(
-                        f"nodes.{node.name}.networks.{child}",
-                        f"the parent of network {child} is bridge {bridge}, which is on host"
-                        f" {host}, but this node is placed on {node_host[node.name]};"
-                        " a macvlan or ipvlan link must be on its parent's host",
-                    )
-                )
-    return hosts
+        for parent, names in children.items()
+    }
 
 
-def _underlay_errors(
-    overlay_hosts: Mapping[str, tuple[str, ...]], underlay: Mapping[str, str]
-) -> list[FieldError]:
-    errors = []
-    for network, hosts in sorted(overlay_hosts.items()):
-        missing = [h for h in hosts if h not in underlay]
-        if len(hosts) > 1 and missing:
-            errors.append(
-                FieldError(
-                    f"networks.{network}",
-                    f"overlay network {network} spans hosts {', '.join(hosts)}, but no underlay"
-                    f" address is known for {', '.join(missing)}",
-                )
-            )
-    return errors
+def _place(
+    networks: tuple[Network, ...], placing: Placing, errors: list[FieldError]
+) -> dict[str, Placement]:
+    """Each network's placement by its driver. Driver by driver, in the registry's order,
+    so that the errors come in a stable order; a child link goes on its parent's host."""
+    placements: dict[str, Placement] = {}
+    for driver in DRIVERS.values():
+        for net in networks:
+            if net.driver != driver.name:
+                continue
+            placement = placements[net.name] = driver.place(net, placing)
+            errors += placement.errors
+            if driver.carries_children and placement.hosts:
+                errors += _children_off_host(net, placement.hosts[0], placing)
+    return placements
 
 
-def _vni(network: Network, index: int, deployment: int, vnis: Mapping[str, int]) -> int:
-    """The deploy-time allocation wins, then the labfile's vni, then a fallback that is
-    stable for a deployment and distinct between its networks."""
-    if network.name in vnis:
-        return vnis[network.name]
-    if network.vni is not None:
-        return network.vni
-    return (deployment * (naming.MAX_INDEX + 1) + index) % MAX_VNI + 1
+def _children_off_host(parent: Network, host: str, placing: Placing) -> list[FieldError]:
+    children = f"{article(listed(taking('parent'), 'or'))} link"
+    return [
+        FieldError(
+            f"nodes.{node.name}.networks.{child}",
+            f"the parent of network {child} is {parent.driver} {parent.name}, which is on"
+            f" host {host}, but this node is placed on {placing.node_host[node.name]};"
+            f" {children} must be on its parent's host",
+        )
+        for node, child in placing.via_children.get(parent.name, ())
+        if placing.node_host[node.name] != host
+    ]
 
 
 # --- per host phases -----------------------------------------------------------------------
@@ -319,14 +290,21 @@ def _vni(network: Network, index: int, deployment: int, vnis: Mapping[str, int])
 def _host_ops(ctx: _Lab, host: str) -> Iterator[Op]:
     yield from _netns_ops(ctx, host)
     yield from _cgroup_ops(ctx, host)
-    yield from _bridge_ops(ctx, host)
-    yield from _vxlan_ops(ctx, host)
+    for net in _held_on(ctx, host):
+        yield from DRIVERS[net.driver].network_ops(ctx, net, host)
+    for net in _held_on(ctx, host):
+        yield from DRIVERS[net.driver].tunnel_ops(ctx, net, host)
     for node in ctx.nodes_on(host):
         yield from _link_ops(ctx, node)
     for node in ctx.nodes_on(host):
         yield from _address_ops(ctx, node)
     for node in ctx.nodes_on(host):
         yield _spawn_op(ctx, node)
+
+
+def _held_on(ctx: _Lab, host: str) -> Iterator[Network]:
+    """The networks whose own kernel objects (a bridge, a tunnel) are on `host`."""
+    return (net for net in ctx.networks if host in ctx.placements[net.name].hosts)
 
 
 def _netns_ops(ctx: _Lab, host: str) -> Iterator[Op]:
@@ -380,94 +358,22 @@ def cgroup_limits(limits: Limits) -> list[tuple[str, str]]:
     return values
 
 
-def _bridge_ops(ctx: _Lab, host: str) -> Iterator[Op]:
-    """Lab bridges held by this host, then the local bridge of each overlay on it."""
-    for net in ctx.networks:
-        if net.driver == "bridge" and ctx.bridge_host[net.name] == host:
-            yield from _one_bridge(ctx, net, with_gateway=True)
-        elif net.driver == "overlay" and host in ctx.overlay_hosts[net.name]:
-            yield from _one_bridge(ctx, net, ctx.overlay_gateway_host[net.name] == host)
-
-
-def _one_bridge(ctx: _Lab, net: Network, with_gateway: bool) -> Iterator[Op]:
-    bridge = ctx.bridge(net.name)
-    yield CreateBridge(
-        bridge, net.mtu, naming.link_group(ctx.deployment), naming.link_alias(ctx.deployment)
-    )
-    routed = with_gateway and net.gateway is not None and net.subnet is not None
-    # Guarded before it comes up: no node ever reaches the host through it unfiltered.
-    yield GuardBridge(bridge, net.gateway if routed else None)
-    yield SetLinkUp(None, bridge)
-    if routed and net.subnet:
-        prefix = ipaddress.ip_network(net.subnet).prefixlen
-        yield AddAddress(None, bridge, f"{net.gateway}/{prefix}")
-    if net.subnet and net.internal:
-        yield IsolateBridge(bridge, net.subnet)
-    elif routed and net.subnet:
-        yield SetNat(bridge, net.subnet)
-
-
-def _vxlan_ops(ctx: _Lab, host: str) -> Iterator[Op]:
-    for net in ctx.networks:
-        if net.driver != "overlay" or host not in ctx.overlay_hosts[net.name]:
-            continue
-        vxlan = naming.vxlan_name(ctx.deployment, ctx.network_index[net.name])
-        yield CreateVxlan(
-            name=vxlan,
-            vni=ctx.vnis[net.name],
-            port=VXLAN_PORT,
-            local=ctx.underlay.get(host),
-            bridge=ctx.bridge(net.name),
-            mtu=net.mtu,
-            group=naming.link_group(ctx.deployment),
-            alias=naming.link_alias(ctx.deployment),
-        )
-        yield SetLinkUp(None, vxlan)
-        for peer in ctx.overlay_hosts[net.name]:
-            if peer != host:
-                yield AddFdbEntry(vxlan, ctx.underlay[peer])
-
-
 def _link_ops(ctx: _Lab, node: Node) -> Iterator[Op]:
     netns = ctx.netns(node)
     if netns is None:
         return
     for index, att in enumerate(node.networks):
         net = ctx.network(att.network)
-        if net.driver not in ("bridge", "overlay", "macvlan", "ipvlan"):
+        driver = DRIVERS[net.driver]
+        if driver.attachment_op is None:
             continue
         if att.ifname is None:
             raise LabfileError(
                 [FieldError(f"nodes.{node.name}.networks.{net.name}", "has no interface name")]
             )
-        if net.driver in ("bridge", "overlay"):
-            veth = naming.veth_name(ctx.deployment, ctx.node_index[node.name], index)
-            yield CreateVethPair(
-                name=veth,
-                peer_netns=netns,
-                peer_ifname=att.ifname,
-                peer_mac=att.mac,
-                mtu=net.mtu,
-                group=naming.link_group(ctx.deployment),
-                alias=naming.link_alias(ctx.deployment),
-            )
-            yield AttachToBridge(veth, ctx.bridge(net.name))
-            yield SetLinkUp(None, veth)
-        elif net.driver == "macvlan":
-            parent, mode = _parent(ctx, net), net.mode or "bridge"
-            yield CreateMacvlan(parent, netns, att.ifname, mode, att.mac, net.mtu)
-        else:
-            parent, mode = _parent(ctx, net), net.mode or "l2"
-            yield CreateIpvlan(parent, netns, att.ifname, mode, net.mtu)
+        link = Link(netns, att.ifname, att.mac, ctx.node_index[node.name], index)
+        yield from driver.link_ops(ctx, net, link)
         yield SetLinkUp(netns, att.ifname)
-
-
-def _parent(ctx: _Lab, net: Network) -> str:
-    """The root-namespace link a macvlan/ipvlan network hangs off."""
-    parent = net.parent or ""
-    if parent.startswith(HOST_PARENT_PREFIX):
-        return parent[len(HOST_PARENT_PREFIX) :]
-    return ctx.bridge(parent)
 
 
 def _address_ops(ctx: _Lab, node: Node) -> Iterator[Op]:

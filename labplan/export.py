@@ -16,9 +16,8 @@ try:
 except ImportError:  # pragma: no cover - PyYAML built without libyaml
     from yaml import SafeDumper as _BaseDumper  # type: ignore[assignment]
 
-from labplan.fields import ATTACHMENT, MAC_DRIVERS, NETWORK, Field
+from labplan.fields import ATTACHMENT, NETWORK, Field
 from labplan.model import (
-    ADDRESSED_DRIVERS,
     LABFILE_VERSION,
     Attachment,
     Labfile,
@@ -162,13 +161,9 @@ def _io(
 
 
 def _attachment(attachment: Attachment, driver: str) -> dict[str, Any]:
-    if driver not in ADDRESSED_DRIVERS:
-        return {}
     values = {"ipv4": attachment.ipv4, "ifname": attachment.ifname, "mac": attachment.mac}
     return {
         option.name: values[option.name]
         for option in ATTACHMENT.fields
-        if _applies(option, driver)
-        and values[option.name] is not None
-        and (option.name != "mac" or driver in MAC_DRIVERS)
+        if _applies(option, driver) and values[option.name] is not None
     }

@@ -12,14 +12,10 @@ from collections.abc import Mapping
 from typing import Any
 
 from labplan import ops
+from labplan.drivers import OP_TRAITS
 
-LINK_KINDS: dict[type[ops.Op], str] = {
-    ops.CreateBridge: "bridge",
-    ops.CreateVethPair: "veth",
-    ops.CreateMacvlan: "macvlan",
-    ops.CreateIpvlan: "ipvlan",
-    ops.CreateVxlan: "vxlan",
-}
+# The link kinds the drivers' ops make ("bridge", "veth", "vxlan", ...).
+LINK_KINDS = frozenset(t.link_kind for t in OP_TRAITS.values() if t.link_kind)
 QDISCS = ("tbf", "htb", "netem")
 # The controller each cgroup v2 key belongs to, and the v1 names that differ.
 KEY_CONTROLLER = {
@@ -44,8 +40,10 @@ def requirements(plan: ops.HostPlan) -> list[str]:
 
 
 def _needs(op: ops.Op) -> list[str]:
-    if type(op) in LINK_KINDS:
-        return [LINK_KINDS[type(op)]]
+    if (owned := OP_TRAITS.get(type(op))) is not None:
+        if owned.link_kind:
+            return [owned.link_kind]
+        return ["nftables"] if owned.firewall else []
     match op:
         case ops.SetShaping():
             wanted = ["tbf"] if op.rate is not None else []
@@ -54,8 +52,6 @@ def _needs(op: ops.Op) -> list[str]:
             return wanted
         case ops.SetCgroupLimit():
             return [f"cgroup controller {KEY_CONTROLLER.get(op.key, op.key)}"]
-        case ops.SetNat() | ops.IsolateBridge() | ops.GuardBridge():
-            return ["nftables"]
         case ops.SpawnNode() if "user" in op.namespaces:
             return ["user namespaces"]
     return []
@@ -63,7 +59,7 @@ def _needs(op: ops.Op) -> list[str]:
 
 def has(facts: Mapping[str, Any], feature: str) -> bool:
     """Whether a host with these facts has the feature."""
-    if feature in LINK_KINDS.values():
+    if feature in LINK_KINDS:
         return feature in (facts.get("link_kinds") or ())
     if feature in QDISCS:
         return feature in (facts.get("qdiscs") or ())

@@ -1,4 +1,6 @@
 """The labfile's fields, declared once: type, default, drivers, range, description.
+Which drivers take an option, and their own defaults of it, are the drivers' (in
+`labplan.drivers`); these tables read them.
 
 The validator (`labplan.structure`, `labplan.labfile`), the exporter and the JSON Schema
 (`labplan.schema`) all read these tables, so the three cannot disagree on what a key is.
@@ -19,7 +21,8 @@ from labplan.bounds import (
     MAX_NODE_ROUTES,
     MAX_NODES,
 )
-from labplan.model import ADDRESSED_DRIVERS, DRIVERS, IPVLAN_MODES, MACVLAN_MODES, NAMESPACE_KINDS
+from labplan.drivers import DRIVERS, listed, taking
+from labplan.model import NAMESPACE_KINDS
 
 Kind = Literal[
     "version",  # the labfile format version
@@ -129,12 +132,35 @@ DEVICE_PATTERN = r"^[0-9]{1,10}:[0-9]{1,10}$"
 IFNAME_PATTERN = r"^[A-Za-z0-9_.-]{1,15}$"
 MAC_PATTERN = r"^[0-9A-Fa-f]{2}(:[0-9A-Fa-f]{2}){5}$"
 MIN_MEMORY = 4 * 1024**2
-ADDRESSED = frozenset(ADDRESSED_DRIVERS)
-SHAPED = ADDRESSED
-GATEWAYED = frozenset({"bridge", "overlay"})
-# An ipvlan child shares its parent's MAC, so only the others take one.
-MAC_DRIVERS = frozenset({"bridge", "macvlan", "overlay"})
-VLAN_DRIVERS = frozenset({"macvlan", "ipvlan"})
+
+
+def _drivers(option: str) -> frozenset[str]:
+    """The drivers taking a network option."""
+    return frozenset(taking(option))
+
+
+def _attached_by(option: str) -> frozenset[str]:
+    """The drivers taking an attachment option."""
+    return frozenset(n for n, d in DRIVERS.items() if option in d.attachment_options)
+
+
+def _defaults(option: str) -> dict[str, object]:
+    """The drivers' own defaults of a network option."""
+    return {n: d.defaults[option] for n, d in DRIVERS.items() if option in d.defaults}
+
+
+def _default_notes(option: str) -> str:
+    """`overlay default 1450, room for the VXLAN header`: the drivers' own defaults."""
+    return "; ".join(
+        f"{name} default {d.defaults[option]}, {d.default_reasons[option]}"
+        for name, d in DRIVERS.items()
+        if option in d.defaults
+    )
+
+
+_MODAL = [d for d in DRIVERS.values() if d.modes]
+_NEED_SUBNET = [n for n, d in DRIVERS.items() if "subnet" in d.required]
+_NO_MAC = [n for n, d in DRIVERS.items() if d.addressed and "mac" not in d.attachment_options]
 
 SHAPING = ObjectSpec(
     "shaping",
@@ -154,37 +180,37 @@ NETWORK = ObjectSpec(
         Field(
             "driver",
             "choice",
-            "bridge | host | none | macvlan | ipvlan | overlay.",
+            f"{' | '.join(DRIVERS)}.",
             default="bridge",
-            choices=DRIVERS,
+            choices=tuple(DRIVERS),
         ),
         Field(
             "subnet",
             "subnet",
-            "IPv4 CIDR; required for bridge, macvlan, ipvlan and overlay.",
-            drivers=ADDRESSED,
+            f"IPv4 CIDR; required for {listed(_NEED_SUBNET)}.",
+            drivers=_drivers("subnet"),
         ),
         Field(
             "gateway",
             "gateway",
             'Address the lab\'s bridge holds; default the first host address; "none" for no '
             "gateway address.",
-            drivers=GATEWAYED,
+            drivers=_drivers("gateway"),
         ),
         Field(
             "internal",
             "boolean",
             "true: no route or NAT out of the lab.",
             default=False,
-            drivers=frozenset({"bridge"}),
+            drivers=_drivers("internal"),
         ),
         Field(
             "mtu",
             "integer",
-            "Link MTU, 68..65535 (overlay default 1450, room for the VXLAN header).",
+            f"Link MTU, 68..65535 ({_default_notes('mtu')}).",
             default=1500,
-            driver_defaults={"overlay": 1450},
-            drivers=SHAPED,
+            driver_defaults=_defaults("mtu"),
+            drivers=_drivers("mtu"),
             minimum=68,
             maximum=65535,
         ),
@@ -192,28 +218,28 @@ NETWORK = ObjectSpec(
             "shaping",
             "object",
             "Optional egress shaping applied to every attachment.",
-            drivers=SHAPED,
+            drivers=_drivers("shaping"),
             spec=SHAPING,
         ),
         Field(
             "parent",
             "parent",
             'A bridge network of this lab, or "host:IFNAME" (admins only).',
-            drivers=VLAN_DRIVERS,
+            drivers=_drivers("parent"),
         ),
         Field(
             "mode",
             "choice",
-            "macvlan: bridge | private | vepa | passthru; ipvlan: l2 | l3 | l3s.",
-            driver_defaults={"macvlan": "bridge", "ipvlan": "l2"},
-            drivers=VLAN_DRIVERS,
-            choices=tuple(dict.fromkeys(MACVLAN_MODES + IPVLAN_MODES)),
+            "; ".join(f"{d.name}: {' | '.join(d.modes)}" for d in _MODAL) + ".",
+            driver_defaults=_defaults("mode"),
+            drivers=_drivers("mode"),
+            choices=tuple(dict.fromkeys(mode for d in _MODAL for mode in d.modes)),
         ),
         Field(
             "vni",
             "integer",
             "VXLAN network identifier, 1..16777215; allocated at deploy time when absent.",
-            drivers=frozenset({"overlay"}),
+            drivers=_drivers("vni"),
             minimum=1,
             maximum=16777215,
         ),
@@ -291,19 +317,19 @@ ATTACHMENT = ObjectSpec(
             "ipv4",
             "ipv4",
             "Static address in the network's subnet; default the lowest free address.",
-            drivers=ADDRESSED,
+            drivers=_attached_by("ipv4"),
         ),
         Field(
             "ifname",
             "ifname",
             "Interface name inside the node; default eth0, eth1, ... in the node's order.",
-            drivers=ADDRESSED,
+            drivers=_attached_by("ifname"),
         ),
         Field(
             "mac",
             "mac",
-            "Unicast MAC; default 02:42 followed by the address (not on ipvlan).",
-            drivers=MAC_DRIVERS,
+            f"Unicast MAC; default 02:42 followed by the address (not on {listed(_NO_MAC)}).",
+            drivers=_attached_by("mac"),
         ),
     ),
 )

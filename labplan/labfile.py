@@ -9,6 +9,7 @@ bounds of `labplan.bounds`, `dump`/`dumps` export the normalised document and
 from __future__ import annotations
 
 from labplan import bounds
+from labplan.drivers import DRIVERS
 from labplan.errors import FieldError, LabfileError
 from labplan.export import dump, dumps
 from labplan.fields import LABFILE
@@ -40,18 +41,13 @@ def validate(data: object) -> Labfile:
 
 def admin_requirements(lab: Labfile) -> list[FieldError]:
     """The fields of `lab` that reach the host, which only an admin may deploy, in
-    document order: a host network, a host interface as parent, a directory as root
-    filesystem, a namespace turned off, a privileged node."""
+    document order: a network of a driver only admins may use (host), a host interface
+    as parent, a directory as root filesystem, a namespace turned off, a privileged
+    node."""
     needs: list[FieldError] = []
     for network in lab.networks:
-        if network.driver == "host":
-            needs.append(
-                FieldError(
-                    f"networks.{network.name}.driver",
-                    "only an admin may use the host network: its nodes share the host's "
-                    "network namespace, its interfaces and its local services",
-                )
-            )
+        if reason := DRIVERS[network.driver].admin_only:
+            needs.append(FieldError(f"networks.{network.name}.driver", reason))
         if network.parent is not None and network.parent.startswith(HOST_PARENT_PREFIX):
             needs.append(
                 FieldError(

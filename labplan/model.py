@@ -13,12 +13,10 @@ from typing import Literal
 
 LABFILE_VERSION = 1
 
-Driver = Literal["bridge", "host", "none", "macvlan", "ipvlan", "overlay"]
-DRIVERS: tuple[Driver, ...] = ("bridge", "host", "none", "macvlan", "ipvlan", "overlay")
-# Drivers whose nodes get a link and an address on the network.
-ADDRESSED_DRIVERS: frozenset[str] = frozenset({"bridge", "macvlan", "ipvlan", "overlay"})
-MACVLAN_MODES = ("bridge", "private", "vepa", "passthru")
-IPVLAN_MODES = ("l2", "l3", "l3s")
+# The labfile's `driver` enum, in the order the docs and the schema list it. Each name
+# has its module in `labplan.drivers`, which says what the driver means (checked there).
+DriverName = Literal["bridge", "host", "none", "macvlan", "ipvlan", "overlay"]
+
 NAMESPACE_KINDS = ("mnt", "uts", "ipc", "pid", "cgroup", "user")
 HOST_PARENT_PREFIX = "host:"
 
@@ -40,15 +38,15 @@ class Shaping:
 @dataclass(frozen=True)
 class Network:
     name: str
-    driver: Driver
+    driver: DriverName
     subnet: str | None = None  # canonical IPv4 CIDR, e.g. "10.10.0.0/24"
     gateway: str | None = None  # None: no gateway address
     internal: bool = False
     mtu: int = 1500
     shaping: Shaping | None = None
     parent: str | None = None  # a bridge network of this lab, or "host:IFNAME"
-    mode: str | None = None  # macvlan / ipvlan mode
-    vni: int | None = None  # overlay; None: allocated at deploy time
+    mode: str | None = None  # for drivers with modes
+    vni: int | None = None  # VXLAN id; None: allocated at deploy time
 
 
 @dataclass(frozen=True)

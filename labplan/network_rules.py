@@ -1,5 +1,7 @@
 """Validation rules about networks: driver options, subnets and their overlaps, gateways,
-parents, modes, VNIs and how many nodes a network takes. Used by `labplan.rules`.
+parents, modes, VNIs and how many nodes a network takes. Used by `labplan.rules`. Which
+driver takes, needs and defaults what is the driver's (`labplan.drivers`); the rules
+only a driver has are its own `member_errors`.
 """
 
 from __future__ import annotations
@@ -9,19 +11,17 @@ from collections.abc import Mapping
 from typing import Any, cast
 
 from labplan import addressing
-from labplan.fields import GATEWAYED, NETWORK, VLAN_DRIVERS, ObjectSpec
-from labplan.model import (
-    ADDRESSED_DRIVERS,
-    HOST_PARENT_PREFIX,
-    IPVLAN_MODES,
-    MACVLAN_MODES,
-    Driver,
-    Network,
-    Shaping,
-)
+from labplan.drivers import DRIVERS, article, listed, taking
+from labplan.fields import NETWORK, ObjectSpec
+from labplan.model import HOST_PARENT_PREFIX, DriverName, Network, Shaping
 from labplan.structure import INVALID, Checker
 
 Tree = Mapping[str, Any]
+# What a network of a driver that needs the option lacks, for the message.
+_NEEDS = {
+    "subnet": "a subnet (an IPv4 CIDR like 10.10.0.0/24)",
+    "parent": "a parent: a bridge network of this lab or host:IFNAME",
+}
 
 
 def check_driver_options(
@@ -55,45 +55,42 @@ class Networks:
         if driver is INVALID:
             return None
         check_driver_options(self.checker, NETWORK, raw, driver, path)
+        rules = DRIVERS[driver]
+        for option in rules.required:
+            if option not in raw:
+                self.checker.error(
+                    f"{path}.{option}", f"{article(driver)} network needs {_NEEDS[option]}"
+                )
         subnet = raw.get("subnet")
-        if driver in ADDRESSED_DRIVERS and subnet is None:
-            self.checker.error(
-                f"{path}.subnet",
-                f"{article(driver)} network needs a subnet (an IPv4 CIDR like 10.10.0.0/24)",
-            )
-        if driver in VLAN_DRIVERS and "parent" not in raw:
-            self.checker.error(
-                f"{path}.parent",
-                f"{article(driver)} network needs a parent: a bridge network of this lab or "
-                "host:IFNAME",
-            )
         mode = raw.get("mode", NETWORK.get("mode").default_for(driver))  # type: ignore[union-attr]
-        if driver in VLAN_DRIVERS and mode is not INVALID and mode not in _modes(driver):
+        if rules.modes and mode is not INVALID and mode not in rules.modes:
             self.checker.error(
                 f"{path}.mode",
-                f"{mode} is not {article(driver)} mode (choose {', '.join(_modes(driver))})",
+                f"{mode} is not {article(driver)} mode (choose {', '.join(rules.modes)})",
             )
             return None
-        gateway = self._gateway(path, driver, subnet, raw.get("gateway"))
+        gateway = (
+            self._gateway(path, subnet, raw.get("gateway")) if "gateway" in rules.options else None
+        )
         shaping = _shaping(self.checker, f"{path}.shaping", raw.get("shaping"))
         values = [subnet, gateway, shaping, *raw.values()]
         if INVALID in values:
             return None
         return Network(
             name=name,
-            driver=cast(Driver, driver),
+            driver=cast(DriverName, driver),
             subnet=subnet,
-            gateway=gateway if driver in GATEWAYED else None,
+            gateway=gateway,
             internal=raw.get("internal", False),
             mtu=raw.get("mtu", NETWORK.get("mtu").default_for(driver)),  # type: ignore[union-attr]
-            shaping=shaping if driver in ADDRESSED_DRIVERS else None,
+            shaping=shaping if "shaping" in rules.options else None,
             parent=raw.get("parent"),
-            mode=mode if driver in VLAN_DRIVERS else None,
+            mode=mode if rules.modes else None,
             vni=raw.get("vni"),
         )
 
-    def _gateway(self, path: str, driver: str, subnet: Any, given: Any) -> Any:
-        if driver not in GATEWAYED or subnet in (None, INVALID) or given is INVALID:
+    def _gateway(self, path: str, subnet: Any, given: Any) -> Any:
+        if subnet in (None, INVALID) or given is INVALID:
             return None
         if given is None:
             return addressing.default_gateway(subnet)
@@ -106,8 +103,8 @@ class Networks:
         return given
 
     def _check_parents(self, raw: dict[str, Any]) -> None:
-        # A link carries macvlan or ipvlan children, never both: the kernel gives a link
-        # one receive handler, and each driver needs its own.
+        # A link carries the children of one driver only: the kernel gives a link one
+        # receive handler, and each driver needs its own.
         first_child: dict[str, tuple[str, str]] = {}  # parent -> (driver, network)
         for name in sorted(self.valid):
             network = self.valid[name]
@@ -118,14 +115,14 @@ class Networks:
                 self.checker.error(
                     f"networks.{name}.parent",
                     f"{network.parent} is already the parent of {driver} network {other}; "
-                    "one link can carry macvlan or ipvlan children, not both",
+                    f"one link can carry {listed(taking('parent'), 'or')} children, not both",
                 )
-            elif driver == "ipvlan" and self.valid[other].mode != network.mode:
-                # ipvlan's mode belongs to the parent link: the last child would set it for all.
+            elif DRIVERS[driver].children_share_mode and self.valid[other].mode != network.mode:
+                # The mode belongs to the parent link: the last child would set it for all.
                 self.checker.error(
                     f"networks.{name}.mode",
-                    f"ipvlan network {other} on the same parent {network.parent} is in "
-                    f"{self.valid[other].mode} mode; ipvlan networks sharing a parent share "
+                    f"{driver} network {other} on the same parent {network.parent} is in "
+                    f"{self.valid[other].mode} mode; {driver} networks sharing a parent share "
                     "one mode (give this one a parent of its own)",
                 )
         for name, network in self.valid.items():
@@ -139,7 +136,7 @@ class Networks:
                     f"{parent} is not a network of this lab (a parent is "
                     "a bridge network of this lab or host:IFNAME)",
                 )
-            elif parent in self.valid and self.valid[parent].driver != "bridge":
+            elif parent in self.valid and not DRIVERS[self.valid[parent].driver].carries_children:
                 driver = self.valid[parent].driver
                 self.checker.error(
                     path,
@@ -190,21 +187,8 @@ class Networks:
                         f"{network.subnet} has room for {room} node {addresses} but "
                         f"{len(nodes)} nodes attach to {name}",
                     )
-            if network.mode == "passthru" and len(nodes) > 1:
-                self.checker.error(
-                    f"networks.{name}.mode",
-                    "a passthru macvlan network takes "
-                    f"at most one node; {len(nodes)} attach to it "
-                    f"({', '.join(sorted(nodes))})",
-                )
-
-
-def article(word: str) -> str:
-    return f"an {word}" if word[0] in "aeiou" else f"a {word}"
-
-
-def _modes(driver: str) -> tuple[str, ...]:
-    return MACVLAN_MODES if driver == "macvlan" else IPVLAN_MODES
+            for error in DRIVERS[network.driver].member_errors(network, nodes):
+                self.checker.error(error.path, error.message)
 
 
 def _shaping(checker: Checker, path: str, raw: Any) -> Any:

@@ -16,7 +16,8 @@ from dataclasses import dataclass, fields
 
 from labplan import naming, subnets
 from labplan.bounds import MAX_HOSTS_LINES, MAX_NODE_ENVIRONMENT
-from labplan.model import IPVLAN_MODES, MACVLAN_MODES, NAMESPACE_KINDS
+from labplan.drivers import OP_TRAITS
+from labplan.model import NAMESPACE_KINDS
 from labplan.ops import (
     CGROUP_KEYS,
     OP_TYPES,
@@ -77,18 +78,21 @@ def _name_pattern(prefix: str, kind: str) -> re.Pattern[str]:
 
 
 def field_checkers(ctx: Deployment) -> dict[tuple[str, str], Check]:
-    """The check of every (op kind, field): the per-kind meaning first, then by name.
-    Built once per plan, so a check may remember what it already accepted."""
+    """The check of every (op kind, field): the per-kind meaning first (with the values
+    a driver's op takes, like its modes), then by name. Built once per plan, so a check
+    may remember what it already accepted."""
     owned = {k: _owned(ctx, k) for k in "nbvx"}
     by_kind: dict[tuple[str, str], Check] = {
         ("create_bridge", "name"): owned["b"],
         ("create_veth_pair", "name"): owned["v"],
         ("create_vxlan", "name"): owned["x"],
-        ("create_macvlan", "mode"): _choice(MACVLAN_MODES),
-        ("create_ipvlan", "mode"): _choice(IPVLAN_MODES),
         ("add_fdb_entry", "dst"): _ip_address(any_version=True),
         ("add_route", "dst"): _ipv4_network,
         ("set_link_up", "ifname"): _ifname,  # owned-ness checked with netns in check_op
+    } | {
+        (op.kind, name): _choice(values)
+        for op, made in OP_TRAITS.items()
+        for name, values in made.choices.items()
     }
     by_name: dict[str, Check] = {
         "netns": _optional(owned["n"]),

@@ -2,9 +2,11 @@
 `unshare`, cgroup file writes), for students to read and, as root, to run.
 
 The agent applies plans through netlink, not through these commands; this is the readable
-equivalent. Names in a plan come from `labplan.naming`; every other value that came from
-a labfile (commands, environment, hostnames) is passed through `shlex.quote`, so it is
-only ever data to the shell.
+equivalent. The ops only a driver makes (bridges, veths, tunnels, child links, firewall
+rules) render as that driver says (`labplan.drivers`); the generic ones here. Names in a
+plan come from `labplan.naming`; every other value that came from a labfile (commands,
+environment, hostnames) is passed through `shlex.quote`, so it is only ever data to the
+shell.
 """
 
 from __future__ import annotations
@@ -15,26 +17,17 @@ from dataclasses import dataclass
 
 from labplan import naming
 from labplan.codec import shared_hosts_lines
+from labplan.drivers import OP_DRIVERS, OP_TRAITS, Phase
 from labplan.ops import (
     AddAddress,
-    AddFdbEntry,
     AddRoute,
-    AttachToBridge,
-    CreateBridge,
     CreateCgroup,
-    CreateIpvlan,
-    CreateMacvlan,
     CreateNetns,
-    CreateVethPair,
-    CreateVxlan,
-    GuardBridge,
     HostPlan,
-    IsolateBridge,
     Op,
     Plan,
     SetCgroupLimit,
     SetLinkUp,
-    SetNat,
     SetShaping,
     SpawnNode,
 )
@@ -47,26 +40,16 @@ TBF_LATENCY = "50ms"
 TBF_MIN_BURST = 1600  # bytes: at least one full frame per token bucket refill
 IDLE_COMMAND = ("sleep", "infinity")
 
-# The phase an op opens; ops of kinds absent here belong to the phase already open.
-_PHASES = {
-    "create_netns": "network namespaces, one per node",
-    "create_cgroup": "cgroups and their limits",
-    "set_cgroup_limit": "cgroups and their limits",
-    "create_bridge": "bridges, their gateway addresses, NAT and isolation",
-    "set_nat": "bridges, their gateway addresses, NAT and isolation",
-    "isolate_bridge": "bridges, their gateway addresses, NAT and isolation",
-    "guard_bridge": "bridges, their gateway addresses, NAT and isolation",
-    "create_vxlan": "overlay tunnels: VXLAN devices and flood entries to the peer hosts",
-    "add_fdb_entry": "overlay tunnels: VXLAN devices and flood entries to the peer hosts",
-    "create_veth_pair": "links into the nodes",
-    "attach_to_bridge": "links into the nodes",
-    "create_macvlan": "links into the nodes",
-    "create_ipvlan": "links into the nodes",
-    "add_route": "addresses, shaping and routes inside the nodes",
-    "set_shaping": "addresses, shaping and routes inside the nodes",
-    "spawn_node": "processes: each node's init in its own namespaces",
+# The phase a generic op opens (a driver's ops say theirs); ops of kinds absent here
+# belong to the phase already open.
+_PHASES: dict[type[Op], Phase] = {
+    CreateNetns: Phase.NETNS,
+    CreateCgroup: Phase.CGROUPS,
+    SetCgroupLimit: Phase.CGROUPS,
+    AddRoute: Phase.ADDRESSES,
+    SetShaping: Phase.ADDRESSES,
+    SpawnNode: Phase.PROCESSES,
 }
-_ADDRESS_PHASE = _PHASES["add_route"]
 
 
 def tbf_burst(rate: int) -> int:
@@ -120,8 +103,10 @@ class _SharedHosts:
 
 def _phase_of(op: Op) -> str | None:
     if isinstance(op, SetLinkUp) and op.ifname == "lo":
-        return _ADDRESS_PHASE
-    return _PHASES.get(op.kind)
+        return Phase.ADDRESSES.value
+    owned = OP_TRAITS.get(type(op))
+    phase = owned.phase if owned is not None else _PHASES.get(type(op))
+    return phase.value if phase is not None else None
 
 
 def _ip(netns: str | None) -> str:
@@ -146,41 +131,6 @@ def render_op(op: Op, shared: _SharedHosts | None = None) -> list[str]:
             return lines
         case SetCgroupLimit(cgroup=cgroup, key=key, value=value):
             return [f"echo {shlex.quote(value)} > {_cgroup_dir(cgroup)}/{key}"]
-        case CreateBridge(name=name, mtu=mtu, group=group, alias=alias):
-            return [
-                f"ip link add {name} type bridge",
-                f"ip link set {name} group {group} alias {alias} mtu {mtu}",
-            ]
-        case CreateVethPair():
-            peer = f"peer name {shlex.quote(op.peer_ifname)} netns {op.peer_netns} mtu {op.mtu}"
-            if op.peer_mac:
-                peer += f" address {op.peer_mac}"
-            return [
-                f"ip link add {op.name} mtu {op.mtu} type veth {peer}",
-                f"ip link set {op.name} group {op.group} alias {op.alias}",
-            ]
-        case AttachToBridge(link=link, bridge=bridge):
-            return [f"ip link set {link} master {bridge}"]
-        case CreateMacvlan():
-            address = f" address {op.mac}" if op.mac else ""
-            return [
-                f"ip link add link {shlex.quote(op.parent)} name {shlex.quote(op.ifname)}"
-                f" netns {op.netns}{address} mtu {op.mtu} type macvlan mode {op.mode}"
-            ]
-        case CreateIpvlan():
-            return [
-                f"ip link add link {shlex.quote(op.parent)} name {shlex.quote(op.ifname)}"
-                f" netns {op.netns} mtu {op.mtu} type ipvlan mode {op.mode}"
-            ]
-        case CreateVxlan():
-            local = f" local {op.local}" if op.local else ""
-            return [
-                f"ip link add {op.name} mtu {op.mtu} type vxlan"
-                f" id {op.vni} dstport {op.port}{local}",
-                f"ip link set {op.name} group {op.group} alias {op.alias} master {op.bridge}",
-            ]
-        case AddFdbEntry(vxlan=vxlan, dst=dst):
-            return [f"bridge fdb append 00:00:00:00:00:00 dev {vxlan} dst {dst}"]
         case SetLinkUp(netns=netns, ifname=ifname):
             return [f"{_ip(netns)} link set {shlex.quote(ifname)} up"]
         case AddAddress(netns=netns, ifname=ifname, address=address):
@@ -188,69 +138,13 @@ def render_op(op: Op, shared: _SharedHosts | None = None) -> list[str]:
         case AddRoute(netns=netns, dst=dst, via=via):
             target = "default" if dst == "0.0.0.0/0" else dst
             return [f"{_ip(netns)} route add {target} via {via}"]
-        case SetNat():
-            # The agent turns forwarding on only where it is off, and then forwards
-            # nothing but the labs' traffic (docs/labfile.md).
-            return [
-                "sysctl -qw net.ipv4.ip_forward=1",
-                *_firewall(op, add=True),
-                f"# and: iptables -I FORWARD -i {op.bridge} -d NETWORK -j DROP, for each network"
-                " the host is on",
-            ]
-        case IsolateBridge() | GuardBridge():
-            return _firewall(op, add=True)
         case SetShaping():
             return _shaping_lines(op)
         case SpawnNode():
             return _spawn_lines(op, shared or _SharedHosts(""))
+    if type(op) in OP_DRIVERS:
+        return OP_DRIVERS[type(op)].render(op)
     raise ValueError(f"no rendering for operation {op.kind!r}")  # pragma: no cover
-
-
-def _firewall(op: SetNat | IsolateBridge | GuardBridge, add: bool) -> list[str]:
-    """The iptables rules of a NAT, isolation or guard op, to add or to delete.
-
-    A NATed bridge may send out of the host but not into another labmgr link ("lm+"), nor
-    to link-local addresses or the networks the host is on (the agent adds one rule per
-    network it finds), and nothing new comes in: two labs, or two bridges of one lab,
-    never reach each other through the host. Its own ports stay reachable (br_netfilter
-    may show bridged frames to FORWARD). A guarded bridge delivers nothing to the host but
-    echo requests to its gateway and replies to the host.
-    """
-    append, insert = ("-A", "-I") if add else ("-D", "-D")
-    b = op.bridge
-    if isinstance(op, SetNat):
-        return [
-            f"iptables -t nat {append} POSTROUTING -s {op.subnet} ! -o {b} -j MASQUERADE",
-            f"iptables {insert} FORWARD -i {b} -o lm+ -j DROP",
-            f"iptables {insert} FORWARD -i {b} ! -o {b} -d 169.254.0.0/16 -j DROP",
-            f"iptables {insert} FORWARD -o {b} ! -i {b} -m conntrack"
-            " ! --ctstate ESTABLISHED,RELATED -j DROP",
-            f"iptables {insert} FORWARD -i {b} -o {b} -j ACCEPT",
-        ]
-    if isinstance(op, GuardBridge):
-        echo = (
-            [
-                f"iptables {insert} INPUT -i {b} -d {op.gateway} -p icmp --icmp-type echo-request"
-                " -j ACCEPT"
-            ]
-            if op.gateway
-            else []
-        )
-        lines = [
-            f"iptables {insert} INPUT -i {b} -j DROP",
-            *echo,
-            f"iptables {insert} INPUT -i {b} -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT",
-        ]
-        if op.gateway is None:
-            lines += [
-                f"iptables {insert} FORWARD -i {b} ! -o {b} -j DROP",
-                f"iptables {insert} FORWARD -o {b} ! -i {b} -j DROP",
-            ]
-        return lines
-    return [
-        f"iptables {insert} FORWARD -i {b} ! -o {b} -j DROP",
-        f"iptables {insert} FORWARD -o {b} ! -i {b} -j DROP",
-    ]
 
 
 def _shaping_lines(op: SetShaping) -> list[str]:
@@ -357,11 +251,16 @@ def _teardown_lines(host: HostPlan) -> Iterator[str]:
     if namespaces:
         yield "# network namespaces (their links go with them)"
         yield from (f"ip netns delete {netns}" for netns in namespaces)
-    rules = [op for op in host.ops if isinstance(op, SetNat | IsolateBridge | GuardBridge)]
+    # What the group delete leaves: the firewall rules of the drivers' ops.
+    rules = [
+        line
+        for op in host.ops
+        if (owner := OP_DRIVERS.get(type(op))) is not None
+        for line in owner.teardown(op)
+    ]
     if rules:
         yield "# firewall rules"
-        for op in rules:
-            yield from _firewall(op, add=False)
+        yield from rules
     if cgroups:
         yield "# cgroups, children first, and the nodes' files"
         yield from (f"rmdir {_cgroup_dir(c)}" for c in reversed(cgroups))

@@ -16,9 +16,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from labplan import addressing
+from labplan.drivers import DRIVERS
 from labplan.fields import ATTACHMENT, IO_THROTTLE_KEYS, RFC1123_LABEL
 from labplan.model import (
-    ADDRESSED_DRIVERS,
     NAMESPACE_KINDS,
     Attachment,
     IoThrottle,
@@ -193,9 +193,9 @@ def _attachments(
 
 
 def _check_exclusive(checker: Checker, path: str, drafts: list[_AttachmentDraft]) -> None:
-    """A node on a host or none network has that one network only."""
+    """A node on a network of an exclusive driver (host, none) has that one network only."""
     for draft in drafts:
-        if draft.driver in ("host", "none") and len(drafts) > 1:
+        if DRIVERS[draft.driver].exclusive and len(drafts) > 1:
             others = ", ".join(d.network for d in drafts if d is not draft)
             checker.error(
                 f"{path}.networks",
@@ -215,11 +215,12 @@ def _routes(
 ) -> tuple[Route, ...] | None:
     if raw is None or raw is INVALID:
         return None
-    host = next((a.network for a in attachments if a.driver == "host"), None)
+    host = next((a for a in attachments if DRIVERS[a.driver].shares_host_netns), None)
     if host is not None and raw:
         checker.error(
             f"{path}.routes",
-            f"a node on the host network {host} uses the host's routes; it cannot have its own",
+            f"a node on the {host.driver} network {host.network} uses the host's routes; it "
+            "cannot have its own",
         )
         return None
     subnets = [
@@ -267,16 +268,16 @@ def _resolve(
         return []
     nodes: list[Node] = []
     for draft in drafts:
-        addressed = [a for a in draft.attachments if a.driver in ADDRESSED_DRIVERS]
+        addressed = [a for a in draft.attachments if DRIVERS[a.driver].addressed]
         ifnames = iter(addressing.assign_ifnames([a.ifname for a in addressed]))
         attachments: list[Attachment] = []
         for att in draft.attachments:
-            if att.driver not in ADDRESSED_DRIVERS:
+            if not DRIVERS[att.driver].addressed:
                 attachments.append(Attachment(att.network))
                 continue
             ipv4 = addresses[att.network][draft.name]
             mac = att.mac
-            if mac is None and att.driver != "ipvlan":
+            if mac is None and "mac" in DRIVERS[att.driver].attachment_options:
                 mac = addressing.docker_mac(ipv4)
                 if mac in static_macs:
                     checker.error(
@@ -299,7 +300,7 @@ def _addresses(
     owners: dict[tuple[str, str], str] = {}
     for draft in drafts:
         for att in draft.attachments:
-            if att.driver not in ADDRESSED_DRIVERS:
+            if not DRIVERS[att.driver].addressed:
                 continue
             if att.ipv4 is not None:
                 owner = owners.setdefault((att.network, att.ipv4), draft.name)

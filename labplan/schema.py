@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from labplan.drivers import DRIVERS
 from labplan.fields import (
     IFNAME_PATTERN,
     LABFILE,
@@ -18,11 +19,9 @@ from labplan.fields import (
     NETWORK,
     NO_DEFAULT,
     REQUIRED,
-    VLAN_DRIVERS,
     Field,
     ObjectSpec,
 )
-from labplan.model import ADDRESSED_DRIVERS, DRIVERS, IPVLAN_MODES, MACVLAN_MODES
 from labplan.units import PERCENT_PATTERN, RATE_PATTERN, SIZE_PATTERN, TIME_PATTERN
 
 DIALECT = "https://json-schema.org/draft/2020-12/schema"
@@ -76,13 +75,10 @@ def _driver_rules(driver: str) -> Schema:
             if f.drivers is not None and driver not in f.drivers
         }
     }
-    required = ["subnet"] if driver in ADDRESSED_DRIVERS else []
-    if driver in VLAN_DRIVERS:
-        required.append("parent")
-        modes = MACVLAN_MODES if driver == "macvlan" else IPVLAN_MODES
+    if modes := DRIVERS[driver].modes:
         then["properties"]["mode"] = {"enum": list(modes)}
-    if required:
-        then["required"] = required
+    if required := DRIVERS[driver].required:
+        then["required"] = list(required)
     return {"if": when, "then": then}
 
 

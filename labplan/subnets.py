@@ -5,9 +5,10 @@ are arguments; the control plane checks at save and deploy, the agent again befo
 builds anything.
 
 A network is *routed* on a host when the host holds an address on one of the lab's links
-(a bridge, or an overlay's bridge on its gateway host): the host then has a route into
-the lab, which must not shadow one of its own. Networks without one (`gateway: none`,
-macvlan and ipvlan children, `none`) may reuse any subnet of the pool.
+(the gateway its driver puts on a bridge of the lab): the host then has a route into the
+lab, which must not shadow one of its own. It is read from the compiled plan, so it is
+true of every driver. Networks without one (`gateway: none`, children of a parent link,
+`none`) may reuse any subnet of the pool.
 """
 
 from __future__ import annotations
@@ -84,8 +85,8 @@ def routed_problem(subnet: IPv4Network) -> str:
 def pool_errors(lab: Labfile, pool: Sequence[IPv4Network]) -> list[FieldError]:
     """Each subnet of `lab` that lies outside the pool or overlaps a reserved range.
 
-    A macvlan or ipvlan network on a host interface (an admin's) takes the subnet of the
-    LAN that interface is on, which is not labmgr's to allocate: only reserved ranges apply.
+    A network whose parent is a host interface (an admin's) takes the subnet of the LAN
+    that interface is on, which is not labmgr's to allocate: only reserved ranges apply.
     """
     errors = []
     for network in lab.networks:

@@ -1,0 +1,210 @@
+"""The bridge driver: one Linux bridge per network on one host, a veth per attached node,
+the gateway address on the bridge, NAT out of the lab unless `internal`, and the guard
+that keeps the host out of its nodes' reach. The overlay driver builds its local half
+with the same bridge and veths.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import shlex
+from collections.abc import Iterator, Mapping
+from typing import TYPE_CHECKING, ClassVar
+
+from labplan import naming
+from labplan.drivers.base import Build, Driver, Link, OpTraits, Phase, Placement, Placing
+from labplan.errors import FieldError
+from labplan.ops import (
+    AddAddress,
+    AttachToBridge,
+    CreateBridge,
+    CreateVethPair,
+    GuardBridge,
+    IsolateBridge,
+    Op,
+    SetLinkUp,
+    SetNat,
+)
+
+if TYPE_CHECKING:
+    from labplan.model import Network
+
+# What a node sets of its end of a veth: its address, interface name and MAC.
+VETH_OPTIONS = frozenset({"ipv4", "ifname", "mac"})
+
+
+class Bridge(Driver):
+    name = "bridge"
+    options = frozenset({"subnet", "gateway", "internal", "mtu", "shaping"})
+    required = ("subnet",)
+    attachment_options = VETH_OPTIONS
+    carries_children = True
+    attachment_op = CreateVethPair
+    ops: ClassVar[Mapping[type[Op], OpTraits]] = {
+        CreateBridge: OpTraits(Phase.BRIDGES, link_kind="bridge", objects="links"),
+        GuardBridge: OpTraits(Phase.BRIDGES, firewall=True),
+        SetNat: OpTraits(Phase.BRIDGES, firewall=True, objects="firewall_rules"),
+        IsolateBridge: OpTraits(Phase.BRIDGES, firewall=True, objects="firewall_rules"),
+        CreateVethPair: OpTraits(Phase.LINKS, link_kind="veth", objects="links", count=2),
+        AttachToBridge: OpTraits(Phase.LINKS),
+    }
+
+    def members_reach_each_other(self, network: Network) -> bool:
+        return True
+
+    def place(self, network: Network, placing: Placing) -> Placement:
+        """The host of its first node, else of the first node of a network it is the
+        parent of, else the default host: a bridge cannot span hosts."""
+        bridge = network.name
+        direct = placing.members[bridge]
+        via_child = placing.via_children.get(bridge, [])
+        first = direct[0] if direct else via_child[0][0] if via_child else None
+        host = placing.node_host[first.name] if first else placing.default_host
+        errors = tuple(
+            FieldError(
+                f"nodes.{node.name}.networks.{bridge}",
+                f"bridge network {bridge} is on host {host} (with node {direct[0].name}"
+                f" placed there) but this node is placed on {placing.node_host[node.name]};"
+                " a bridge cannot span hosts, use an overlay network",
+            )
+            for node in direct
+            if placing.node_host[node.name] != host
+        )
+        return Placement((host,), host, errors)
+
+    def objects(self, network: Network, attached: bool) -> Mapping[str, int]:
+        return {"links": 1, **bridge_objects(network)}
+
+    def network_ops(self, lab: Build, network: Network, host: str) -> Iterator[Op]:
+        return bridge_ops(lab, network, host)
+
+    def link_ops(self, lab: Build, network: Network, link: Link) -> Iterator[Op]:
+        return veth_ops(lab, network, link)
+
+    def render(self, op: Op) -> list[str]:
+        match op:
+            case CreateBridge(name=name, mtu=mtu, group=group, alias=alias):
+                return [
+                    f"ip link add {name} type bridge",
+                    f"ip link set {name} group {group} alias {alias} mtu {mtu}",
+                ]
+            case CreateVethPair():
+                peer = f"peer name {shlex.quote(op.peer_ifname)} netns {op.peer_netns} mtu {op.mtu}"
+                if op.peer_mac:
+                    peer += f" address {op.peer_mac}"
+                return [
+                    f"ip link add {op.name} mtu {op.mtu} type veth {peer}",
+                    f"ip link set {op.name} group {op.group} alias {op.alias}",
+                ]
+            case AttachToBridge(link=link, bridge=bridge):
+                return [f"ip link set {link} master {bridge}"]
+            case SetNat():
+                # The agent turns forwarding on only where it is off, and then forwards
+                # nothing but the labs' traffic (docs/labfile.md).
+                return [
+                    "sysctl -qw net.ipv4.ip_forward=1",
+                    *_firewall(op, add=True),
+                    f"# and: iptables -I FORWARD -i {op.bridge} -d NETWORK -j DROP, for each"
+                    " network the host is on",
+                ]
+            case IsolateBridge() | GuardBridge():
+                return _firewall(op, add=True)
+        return super().render(op)
+
+    def teardown(self, op: Op) -> list[str]:
+        if isinstance(op, SetNat | IsolateBridge | GuardBridge):
+            return _firewall(op, add=False)
+        return []
+
+
+def bridge_objects(network: Network) -> dict[str, int]:
+    """A bridge's gateway address and firewall rule, besides the bridge link itself."""
+    gateway = network.gateway is not None and network.subnet is not None
+    firewall = network.subnet is not None and (network.internal or gateway)
+    return {"addresses": int(gateway), "firewall_rules": int(firewall)}
+
+
+def bridge_ops(lab: Build, network: Network, host: str) -> Iterator[Op]:
+    """The network's bridge on `host`, with the gateway address where it belongs."""
+    bridge = lab.bridge(network.name)
+    yield CreateBridge(
+        bridge, network.mtu, naming.link_group(lab.deployment), naming.link_alias(lab.deployment)
+    )
+    with_gateway = lab.placement(network.name).gateway == host
+    routed = with_gateway and network.gateway is not None and network.subnet is not None
+    # Guarded before it comes up: no node ever reaches the host through it unfiltered.
+    yield GuardBridge(bridge, network.gateway if routed else None)
+    yield SetLinkUp(None, bridge)
+    if routed and network.subnet:
+        prefix = ipaddress.ip_network(network.subnet).prefixlen
+        yield AddAddress(None, bridge, f"{network.gateway}/{prefix}")
+    if network.subnet and network.internal:
+        yield IsolateBridge(bridge, network.subnet)
+    elif routed and network.subnet:
+        yield SetNat(bridge, network.subnet)
+
+
+def veth_ops(lab: Build, network: Network, link: Link) -> Iterator[Op]:
+    """A veth pair from the host into the node, its host end on the network's bridge."""
+    veth = naming.veth_name(lab.deployment, link.node_index, link.position)
+    yield CreateVethPair(
+        name=veth,
+        peer_netns=link.netns,
+        peer_ifname=link.ifname,
+        peer_mac=link.mac,
+        mtu=network.mtu,
+        group=naming.link_group(lab.deployment),
+        alias=naming.link_alias(lab.deployment),
+    )
+    yield AttachToBridge(veth, lab.bridge(network.name))
+    yield SetLinkUp(None, veth)
+
+
+def _firewall(op: SetNat | IsolateBridge | GuardBridge, add: bool) -> list[str]:
+    """The iptables rules of a NAT, isolation or guard op, to add or to delete.
+
+    A NATed bridge may send out of the host but not into another labmgr link ("lm+"), nor
+    to link-local addresses or the networks the host is on (the agent adds one rule per
+    network it finds), and nothing new comes in: two labs, or two bridges of one lab,
+    never reach each other through the host. Its own ports stay reachable (br_netfilter
+    may show bridged frames to FORWARD). A guarded bridge delivers nothing to the host but
+    echo requests to its gateway and replies to the host.
+    """
+    append, insert = ("-A", "-I") if add else ("-D", "-D")
+    b = op.bridge
+    if isinstance(op, SetNat):
+        return [
+            f"iptables -t nat {append} POSTROUTING -s {op.subnet} ! -o {b} -j MASQUERADE",
+            f"iptables {insert} FORWARD -i {b} -o lm+ -j DROP",
+            f"iptables {insert} FORWARD -i {b} ! -o {b} -d 169.254.0.0/16 -j DROP",
+            f"iptables {insert} FORWARD -o {b} ! -i {b} -m conntrack"
+            " ! --ctstate ESTABLISHED,RELATED -j DROP",
+            f"iptables {insert} FORWARD -i {b} -o {b} -j ACCEPT",
+        ]
+    if isinstance(op, GuardBridge):
+        echo = (
+            [
+                f"iptables {insert} INPUT -i {b} -d {op.gateway} -p icmp --icmp-type echo-request"
+                " -j ACCEPT"
+            ]
+            if op.gateway
+            else []
+        )
+        lines = [
+            f"iptables {insert} INPUT -i {b} -j DROP",
+            *echo,
+            f"iptables {insert} INPUT -i {b} -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT",
+        ]
+        if op.gateway is None:
+            lines += [
+                f"iptables {insert} FORWARD -i {b} ! -o {b} -j DROP",
+                f"iptables {insert} FORWARD -o {b} ! -i {b} -j DROP",
+            ]
+        return lines
+    return [
+        f"iptables {insert} FORWARD -i {b} ! -o {b} -j DROP",
+        f"iptables {insert} FORWARD -o {b} ! -i {b} -j DROP",
+    ]
+
+
+DRIVER = Bridge()
