@@ -2,14 +2,12 @@
 
 from django.db import models
 
+from labplan.drivers import DRIVERS
 
-class NetworkDriver(models.TextChoices):
-    BRIDGE = "bridge", "bridge"
-    HOST = "host", "host"
-    NONE = "none", "none"
-    MACVLAN = "macvlan", "macvlan"
-    IPVLAN = "ipvlan", "ipvlan"
-    OVERLAY = "overlay", "overlay"
+# The labfile's drivers, read from labplan in its order; each is its own label.
+NetworkDriver = models.TextChoices(
+    "NetworkDriver", [(name.upper(), (name, name)) for name in DRIVERS]
+)
 
 
 class LabfileFormat(models.TextChoices):

@@ -3,22 +3,13 @@
 // The YAML text is what is saved; the forms edit the parsed tree and write the YAML back.
 // While the user types, the server validates the text (the same labplan validation the
 // save runs) and each error is shown next to the field its path names, or under the YAML
-// when no field shows that path.
+// when no field shows that path. The drivers, the options each takes and their modes come
+// from the labfile's JSON Schema, which labplan generates from the drivers themselves.
 
 import yaml from "js-yaml";
-import { post } from "labmgr/api.js";
+import { get, post } from "labmgr/api.js";
 
-const DRIVERS = ["bridge", "overlay", "macvlan", "ipvlan", "host", "none"];
-// The options each driver takes; anything else is dropped when the driver changes.
-const DRIVER_OPTIONS = {
-  bridge: ["subnet", "gateway", "internal", "mtu", "shaping"],
-  overlay: ["subnet", "gateway", "vni", "mtu", "shaping"],
-  macvlan: ["subnet", "parent", "mode", "mtu", "shaping"],
-  ipvlan: ["subnet", "parent", "mode", "mtu", "shaping"],
-  host: [],
-  none: [],
-};
-const MODES = { macvlan: ["bridge", "private", "vepa", "passthru"], ipvlan: ["l2", "l3", "l3s"] };
+const SCHEMA_URL = "/api/labfile.schema.json";
 const NAMESPACES = ["mnt", "uts", "ipc", "pid", "cgroup", "user"];
 const LIMITS = [
   ["cpus", "CPUs", "e.g. 0.5"],
@@ -43,15 +34,23 @@ export function startEditor(opts) {
 }
 
 class Editor {
-  constructor({ form, textarea, formView, validity, errorList, checkUrl, initialErrors }) {
+  constructor({ form, textarea, formView, validity, errorList, checkUrl, schemaUrl, initialErrors }) {
     Object.assign(this, { form, textarea, formView, validity, errorList, checkUrl });
+    this.schemaUrl = schemaUrl || SCHEMA_URL;
+    this.drivers = null;
     this.tree = null;
     this.errors = initialErrors || {};
     this.timer = null;
     this.checking = 0;
   }
 
-  start() {
+  async start() {
+    try {
+      this.drivers = driverForms(await get(this.schemaUrl));
+    } catch (error) {
+      // The forms need the drivers; the YAML stays editable and is still checked.
+      this.formView.replaceChildren(el("p", { class: "muted" }, `The forms cannot be shown: ${error.message} The YAML on the right holds the whole labfile and can be edited directly.`));
+    }
     this.parseText();
     this.renderForm();
     this.showErrors();
@@ -191,7 +190,7 @@ class Editor {
 
   keepDriverOptions(name) {
     const network = this.tree.networks[name];
-    const allowed = DRIVER_OPTIONS[network.driver] || [];
+    const allowed = this.driverOptions(network.driver);
     for (const key of Object.keys(network)) {
       if (key !== "driver" && !allowed.includes(key)) delete network[key];
     }
@@ -254,7 +253,7 @@ class Editor {
   // --- tree -> form -------------------------------------------------------------------
 
   renderForm() {
-    if (!this.tree) return;
+    if (!this.tree || !this.drivers) return;
     // Re-rendering under the user's cursor would lose their place: only when they are
     // not typing in the form.
     if (this.formView.contains(document.activeElement) && document.activeElement.tagName !== "BUTTON") {
@@ -279,14 +278,18 @@ class Editor {
     this.formView.replaceChildren(...view);
   }
 
+  driverOptions(driver) {
+    return this.drivers[driver || "bridge"]?.options || [];
+  }
+
   networkFields(name, net) {
     const base = `networks.${name}`;
     const driver = net.driver || "bridge";
-    const options = DRIVER_OPTIONS[driver] || [];
+    const options = this.driverOptions(driver);
     const fields = [
       row([
         input("Name", base, name, { rename: base, id: `${base}.name` }),
-        select("Driver", `${base}.driver`, driver, DRIVERS, "driver"),
+        select("Driver", `${base}.driver`, driver, Object.keys(this.drivers), "driver"),
       ]),
     ];
     const opts = [];
@@ -296,7 +299,7 @@ class Editor {
       const parents = Object.entries(this.tree.networks || {}).filter(([n, v]) => n !== name && v?.driver === "bridge").map(([n]) => n);
       opts.push(select("Parent", `${base}.parent`, net.parent || "", ["", ...parents, ...(net.parent && !parents.includes(net.parent) ? [net.parent] : [])]));
     }
-    if (options.includes("mode")) opts.push(select("Mode", `${base}.mode`, net.mode || "", ["", ...MODES[driver]]));
+    if (options.includes("mode")) opts.push(select("Mode", `${base}.mode`, net.mode || "", ["", ...this.drivers[driver].modes]));
     if (options.includes("vni")) opts.push(input("VNI", `${base}.vni`, net.vni, { kind: "number", placeholder: "allocated" }));
     if (options.includes("mtu")) opts.push(input("MTU", `${base}.mtu`, net.mtu, { kind: "number", placeholder: "1500" }));
     if (opts.length) fields.push(row(opts));
@@ -334,7 +337,7 @@ class Editor {
     for (const network of Object.keys(this.tree.networks || {})) {
       const on = network in attached;
       const parts = [checkbox(network, `${base}.networks.${network}`, on, "attach", { network })];
-      if (on && addressed(this.tree.networks[network])) {
+      if (on && this.addressed(this.tree.networks[network])) {
         parts.push(input(`Address on ${network}`, `${base}.networks.${network}.ipv4`, attached[network]?.ipv4, { placeholder: "automatic", small: true }));
       }
       attachments.push(el("div", { class: "attachment" }, ...parts));
@@ -342,12 +345,33 @@ class Editor {
     fields.push(el("div", { class: "attachments", "data-path": `${base}.networks` }, ...attachments));
     return fieldset(`Node ${name}`, base, fields, { action: "remove-node", name });
   }
+
+  // A node on it gets an address: its driver takes a subnet (a driver the form does not
+  // know is left to the validator).
+  addressed(network) {
+    if (!network) return false;
+    const driver = network.driver || "bridge";
+    return !(driver in this.drivers) || this.driverOptions(driver).includes("subnet");
+  }
 }
 
 // --- helpers ------------------------------------------------------------------------
 
-function addressed(network) {
-  return network && !["host", "none"].includes(network.driver);
+// Each driver of the schema's enum, in its order, with the network options it takes (its
+// rule refuses the others with `false`) and its modes (its rule's enum of `mode`).
+function driverForms(schema) {
+  const network = schema.properties.networks.additionalProperties;
+  const options = Object.keys(network.properties).filter((key) => key !== "driver");
+  const rules = new Map((network.allOf || []).map((rule) => [rule.if.properties.driver.const, rule.then]));
+  const forms = {};
+  for (const driver of network.properties.driver.enum) {
+    const refused = rules.get(driver)?.properties || {};
+    forms[driver] = {
+      options: options.filter((key) => refused[key] !== false),
+      modes: refused.mode?.enum || [],
+    };
+  }
+  return forms;
 }
 
 function fieldValue(text, kind) {
