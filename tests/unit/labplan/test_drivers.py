@@ -5,6 +5,7 @@ naming a driver."""
 from __future__ import annotations
 
 import importlib
+import re
 from pathlib import Path
 from typing import Any, ClassVar, get_args
 
@@ -20,6 +21,7 @@ from labplan.ops import OP_TYPES, CreateBridge, Op
 from labplan.schema import json_schema
 
 DRIVERS_DIR = Path(drivers.__file__).parent
+NOT_TAKEN = "\N{EN DASH}"  # a cell of docs/labfile.md's table of options
 
 
 def test_every_driver_of_the_labfile_enum_has_its_own_module() -> None:
@@ -115,3 +117,19 @@ def test_two_drivers_making_one_op_stop_the_import() -> None:
 
     with pytest.raises(ImportError, match="create_bridge is an op of both the bridge and copycat"):
         drivers._op_drivers([BRIDGE, Copycat()])
+
+
+def test_the_labfile_docs_table_says_what_each_driver_takes() -> None:
+    text = (Path(__file__).parents[3] / "docs" / "labfile.md").read_text()
+    table = text.split("## Which option goes with which driver", 1)[1].split("\n\n")[1]
+    header, _, *rows = [
+        [cell.strip() for cell in line.strip("|").split("|")] for line in table.splitlines()
+    ]
+    assert sorted(header[1:]) == sorted(DRIVERS)
+    for row in rows:
+        options = re.findall(r"`([a-z_]+)`", row[0].split("(")[0])
+        for name, cell in zip(header[1:], row[1:], strict=True):
+            driver = DRIVERS[name]
+            for option in options:
+                assert (cell != NOT_TAKEN) == (option in driver.options), (option, name)
+                assert (cell == "required") == (option in driver.required), (option, name)
