@@ -1,6 +1,8 @@
 """The surface the executor drives: every kernel action of a job, idempotent `ensure_*`
-and `remove_*` that accept "already gone". Implemented by the real kernel driver
-(`workers.kernel.driver`) and by the in-memory fake the executor's unit tests use."""
+and `remove_*` that accept "already gone", and the values that cross it (a node's init,
+an interface, the host-wide rules). Implemented by the real kernel driver
+(`workers.kernel.driver`) and by the in-memory fake of the unit tests
+(tests/unit/workers/fake_kernel.py)."""
 
 from __future__ import annotations
 
