@@ -29,17 +29,29 @@ from labplan.ops import (
 if TYPE_CHECKING:
     from labplan.model import Network
 
-# What a node sets of its end of a veth: its address, interface name and MAC.
-VETH_OPTIONS = frozenset({"ipv4", "ifname", "mac"})
+
+class Bridged(Driver):
+    """A driver whose nodes are on a bridge of the lab, each by a veth: the bridge's and
+    the overlay's."""
+
+    required = ("subnet",)
+    attachment_options = frozenset({"ipv4", "ifname", "mac"})
+    attachment_op = CreateVethPair
+
+    def members_reach_each_other(self, network: Network) -> bool:
+        return True
+
+    def network_ops(self, lab: Build, network: Network, host: str) -> Iterator[Op]:
+        return bridge_ops(lab, network, host)
+
+    def link_ops(self, lab: Build, network: Network, link: Link) -> Iterator[Op]:
+        return veth_ops(lab, network, link)
 
 
-class Bridge(Driver):
+class Bridge(Bridged):
     name = "bridge"
     options = frozenset({"subnet", "gateway", "internal", "mtu", "shaping"})
-    required = ("subnet",)
-    attachment_options = VETH_OPTIONS
     carries_children = True
-    attachment_op = CreateVethPair
     ops: ClassVar[Mapping[type[Op], OpTraits]] = {
         CreateBridge: OpTraits(Phase.BRIDGES, link_kind="bridge", objects="links"),
         GuardBridge: OpTraits(Phase.BRIDGES, firewall=True),
@@ -48,9 +60,6 @@ class Bridge(Driver):
         CreateVethPair: OpTraits(Phase.LINKS, link_kind="veth", objects="links", count=2),
         AttachToBridge: OpTraits(Phase.LINKS),
     }
-
-    def members_reach_each_other(self, network: Network) -> bool:
-        return True
 
     def place(self, network: Network, placing: Placing) -> Placement:
         """The host of its first node, else of the first node of a network it is the
@@ -74,12 +83,6 @@ class Bridge(Driver):
 
     def objects(self, network: Network, attached: bool) -> Mapping[str, int]:
         return {"links": 1, **bridge_objects(network)}
-
-    def network_ops(self, lab: Build, network: Network, host: str) -> Iterator[Op]:
-        return bridge_ops(lab, network, host)
-
-    def link_ops(self, lab: Build, network: Network, link: Link) -> Iterator[Op]:
-        return veth_ops(lab, network, link)
 
     def render(self, op: Op) -> list[str]:
         match op:

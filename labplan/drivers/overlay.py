@@ -9,10 +9,10 @@ from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, ClassVar
 
 from labplan import naming
-from labplan.drivers.base import Build, Driver, Link, OpTraits, Phase, Placement, Placing
-from labplan.drivers.bridge import VETH_OPTIONS, bridge_objects, bridge_ops, veth_ops
+from labplan.drivers.base import Build, OpTraits, Phase, Placement, Placing
+from labplan.drivers.bridge import Bridged, bridge_objects
 from labplan.errors import FieldError
-from labplan.ops import AddFdbEntry, CreateVethPair, CreateVxlan, Op, SetLinkUp
+from labplan.ops import AddFdbEntry, CreateVxlan, Op, SetLinkUp
 
 if TYPE_CHECKING:
     from labplan.model import Network
@@ -21,21 +21,15 @@ VXLAN_PORT = 4789
 MAX_VNI = 2**24 - 1
 
 
-class Overlay(Driver):
+class Overlay(Bridged):
     name = "overlay"
     options = frozenset({"subnet", "gateway", "mtu", "shaping", "vni"})
-    required = ("subnet",)
     defaults: ClassVar[Mapping[str, object]] = {"mtu": 1450}
     default_reasons: ClassVar[Mapping[str, str]] = {"mtu": "room for the VXLAN header"}
-    attachment_options = VETH_OPTIONS
-    attachment_op = CreateVethPair  # into its local bridge, as on a bridge network
     ops: ClassVar[Mapping[type[Op], OpTraits]] = {
         CreateVxlan: OpTraits(Phase.TUNNELS, link_kind="vxlan", objects="links"),
         AddFdbEntry: OpTraits(Phase.TUNNELS, objects="fdb_entries"),
     }
-
-    def members_reach_each_other(self, network: Network) -> bool:
-        return True
 
     def place(self, network: Network, placing: Placing) -> Placement:
         """Every host with a node on it; the gateway on the first node's. Past one host,
@@ -59,9 +53,6 @@ class Overlay(Driver):
         # Made only on hosts with a node on it: a bridge and a VXLAN device.
         return {"links": 2, **bridge_objects(network)} if attached else {}
 
-    def network_ops(self, lab: Build, network: Network, host: str) -> Iterator[Op]:
-        return bridge_ops(lab, network, host)
-
     def tunnel_ops(self, lab: Build, network: Network, host: str) -> Iterator[Op]:
         vxlan = naming.vxlan_name(lab.deployment, lab.index(network.name))
         yield CreateVxlan(
@@ -78,9 +69,6 @@ class Overlay(Driver):
         for peer in lab.placement(network.name).hosts:
             if peer != host:
                 yield AddFdbEntry(vxlan, lab.underlay[peer])
-
-    def link_ops(self, lab: Build, network: Network, link: Link) -> Iterator[Op]:
-        return veth_ops(lab, network, link)
 
     def render(self, op: Op) -> list[str]:
         match op:
