@@ -18,6 +18,8 @@ from rest_framework.test import APIClient
 
 from labmgr.labs.models import Lab
 from labmgr.labs.services import lab_create
+from labmgr.reservations import clock
+from tests.unit.labmgr.reservations.helpers import T0, Clock
 
 # The example of docs/labfile.md: every driver and every option.
 CAMPUS_YAML = Path(__file__).parent / "campus.yaml"
@@ -64,6 +66,14 @@ def single_user_install(settings: Any) -> None:
 def memory_channel_layer(settings: Any) -> None:
     # Events go to an in-memory layer; consumer tests read them from there.
     settings.CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+
+
+@pytest.fixture
+def now(monkeypatch: pytest.MonkeyPatch) -> Clock:
+    """The reservations' clock, stopped at T0 (a Monday, 09:00 UTC) until the test moves it."""
+    fake = Clock(T0)
+    monkeypatch.setattr(clock, "now", fake)
+    return fake
 
 
 @pytest.fixture

@@ -1,4 +1,5 @@
-"""Reservation fixtures: a host with capacity, a clock the test sets, a booking helper."""
+"""Reservation fixtures: a host with capacity and a booking helper (the clock the test sets,
+`now`, is tests/unit/labmgr/conftest.py's)."""
 
 from __future__ import annotations
 
@@ -9,17 +10,9 @@ from django.contrib.auth.models import User
 from django.utils import timezone
 
 from labmgr.hosts.models import Host
-from labmgr.reservations import clock
 from labmgr.reservations.models import Reservation
 from labmgr.reservations.services import Share, reservation_book
-from tests.unit.labmgr.reservations.helpers import GIB, T0, Book, Clock, at, share
-
-
-@pytest.fixture
-def now(monkeypatch: pytest.MonkeyPatch) -> Clock:
-    fake = Clock(T0)
-    monkeypatch.setattr(clock, "now", fake)
-    return fake
+from tests.unit.labmgr.reservations.helpers import GIB, Book, Clock, at, share
 
 
 @pytest.fixture

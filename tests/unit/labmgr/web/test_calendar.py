@@ -4,32 +4,16 @@ from __future__ import annotations
 
 import re
 
-import pytest
 from django.contrib.auth.models import User
 from django.test import Client
 
 from labmgr.hosts.models import Host
-from labmgr.reservations import clock
 from labmgr.reservations.models import Reservation
 from labmgr.reservations.services import Share, reservation_book
-from tests.unit.labmgr.reservations.helpers import GIB, T0, Clock, at, share
+from tests.unit.labmgr.reservations.helpers import Clock, at, share
 
 # T0 is Monday 2030-01-07 09:00 UTC.
 WEEK = "/calendar/{pk}/?week=2030-01-07"
-
-
-@pytest.fixture
-def now(monkeypatch: pytest.MonkeyPatch) -> Clock:
-    fake = Clock(T0)
-    monkeypatch.setattr(clock, "now", fake)
-    return fake
-
-
-@pytest.fixture
-def server(db: None) -> Host:
-    return Host.objects.create(
-        name="server", slug="server", status="online", cpus=4, memory=8 * GIB, pids=1000
-    )
 
 
 def slot(start: float, end: float, **fields: str) -> dict[str, str]:

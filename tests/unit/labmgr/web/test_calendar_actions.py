@@ -6,33 +6,17 @@ from __future__ import annotations
 import re
 from datetime import datetime
 
-import pytest
 from django.contrib.auth.models import User
 from django.test import Client
 
 from labmgr.accounts.services import classroom_create
 from labmgr.hosts.models import Host
-from labmgr.reservations import clock
 from labmgr.reservations.models import Reservation
 from labmgr.reservations.services import reservation_book
-from tests.unit.labmgr.reservations.helpers import GIB, T0, WHOLE, Clock, at, share
+from tests.unit.labmgr.reservations.helpers import WHOLE, Clock, at, share
 
 WEEK = "/calendar/{pk}/?week=2030-01-07"
 ACTION = "/calendar/reservations/{pk}/"
-
-
-@pytest.fixture
-def now(monkeypatch: pytest.MonkeyPatch) -> Clock:
-    fake = Clock(T0)
-    monkeypatch.setattr(clock, "now", fake)
-    return fake
-
-
-@pytest.fixture
-def server(db: None) -> Host:
-    return Host.objects.create(
-        name="server", slug="server", status="online", cpus=4, memory=8 * GIB, pids=1000
-    )
 
 
 def form_time(moment: datetime) -> str:

@@ -12,25 +12,14 @@ from django.test import Client
 from django.utils import timezone
 
 from labmgr.hosts.models import Host
-from labmgr.reservations import clock
 from labmgr.reservations.models import Reservation
 from labmgr.reservations.services import reservation_book
 from labmgr.web.timezones import zone_named
-from tests.unit.labmgr.reservations.helpers import GIB, T0, Clock, at, share
+from tests.unit.labmgr.reservations.helpers import Clock, at, share
 
 
 @pytest.fixture
-def now(monkeypatch: pytest.MonkeyPatch) -> Clock:
-    fake = Clock(T0)
-    monkeypatch.setattr(clock, "now", fake)
-    return fake
-
-
-@pytest.fixture
-def booking(alice: User, now: Clock) -> Reservation:
-    server = Host.objects.create(
-        name="server", slug="server", status="online", cpus=4, memory=8 * GIB, pids=1000
-    )
+def booking(alice: User, server: Host, now: Clock) -> Reservation:
     # 10:00-11:00 UTC on Monday 7 January 2030: 11:00-12:00 in Paris.
     return reservation_book(actor=alice, host=server, start=at(1), end=at(2), share=share())
 
