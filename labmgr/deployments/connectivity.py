@@ -22,6 +22,7 @@ from labmgr.deployments.models import Deployment
 from labmgr.errors import ApplicationError, Conflict, NotAllowed
 from labmgr.labs import selectors as lab_selectors
 from labplan import labfile as labfile_module
+from labplan.drivers import DRIVERS
 from labplan.model import Labfile, Network, Node
 
 # Pairs grow with the square of the nodes: 20 nodes are 380 pairs, about as many as a
@@ -87,15 +88,7 @@ def deployment_connectivity(*, deployment: Deployment, actor: Any) -> Report:
 def expected_reachable(source: Node, network: Network) -> bool:
     """Whether `source` should reach a member's address on `network`."""
     attached = any(a.network == network.name for a in source.networks)
-    return attached and drivers_let_members_talk(network)
-
-
-def drivers_let_members_talk(network: Network) -> bool:
-    if network.driver == "macvlan":
-        # private isolates the children, vepa hairpins through an outside switch that
-        # may refuse, passthru takes one node: only bridge mode talks by itself.
-        return network.mode == "bridge"
-    return network.driver in ("bridge", "overlay", "ipvlan")
+    return attached and DRIVERS[network.driver].members_reach_each_other(network)
 
 
 # --- helpers ---------------------------------------------------------------------------
