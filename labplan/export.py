@@ -1,5 +1,5 @@
 """A normalised `Labfile` back to a labfile document, every default shown, keys in the
-order of LABFILE.md (the order of the `labplan.fields` tables).
+order of docs/labfile.md (the order of the `labplan.fields` tables).
 
 Re-validating an export gives the same lab: `dump(validate(dump(lab))) == dump(lab)`.
 """

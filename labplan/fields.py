@@ -4,7 +4,7 @@ Which drivers take an option, and their own defaults of it, are the drivers' (in
 
 The validator (`labplan.structure`, `labplan.labfile`), the exporter and the JSON Schema
 (`labplan.schema`) all read these tables, so the three cannot disagree on what a key is.
-Table order is the key order of LABFILE.md and of every export.
+Table order is the key order of docs/labfile.md and of every export.
 """
 
 from __future__ import annotations

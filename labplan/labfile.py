@@ -1,6 +1,6 @@
 """The labfile API: text or a parsed tree in, a normalised `Labfile` out, and back.
 
-`load` reads YAML or JSON, `validate` checks every rule of LABFILE.md and applies every
+`load` reads YAML or JSON, `validate` checks every rule of docs/labfile.md and applies every
 default (reporting all problems at once, in document order) and refuses a lab past the
 bounds of `labplan.bounds`, `dump`/`dumps` export the normalised document and
 `admin_requirements` lists what only an admin may deploy.

@@ -32,7 +32,8 @@ def kernel_executor(
     # an unprivileged uid on the host, and must not even look inside).
     directory.chmod(0o700)
     lminit = install(directory)
-    # Node inits are re-parented to the agent, which reaps them at once (PERF.md).
+    # Node inits are re-parented to the agent, which reaps them at once: a node's init
+    # never lingers as a zombie between its exit and the lab's destroy.
     syscalls.set_child_subreaper()
     return Executor(
         directory,

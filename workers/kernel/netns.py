@@ -1,6 +1,7 @@
 """Network namespaces and the job's netlink sockets: one socket per namespace, opened
-in-process after `setns` (no helper process per namespace, see PERF.md): a lean `Rtnl`
-for the hot path, a pyroute2 `IPRoute` opened only when a rare request needs one.
+in-process after `setns` (no helper process per namespace; see the README's Speed
+section): a lean `Rtnl` for the hot path, a pyroute2 `IPRoute` opened only when a rare
+request needs one.
 
 Everything here runs on the calling thread: `setns(CLONE_NEWNET)` moves one thread
 only, so an agent runs a job on one thread from start to end. The job's "root"

@@ -30,7 +30,7 @@ BASE: dict[str, Any] = {
 
 @pytest.fixture
 def campus_yaml() -> str:
-    """The complete example of LABFILE.md."""
+    """The complete example of docs/labfile.md, without its comments."""
     return (HERE / "campus.yaml").read_text()
 
 

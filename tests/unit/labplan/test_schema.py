@@ -33,7 +33,7 @@ VALIDATOR = jsonschema.Draft202012Validator(
     SCHEMA, format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER
 )
 
-# The keys LABFILE.md documents, object by object: the contract both must follow.
+# The keys docs/labfile.md documents, object by object: the contract both must follow.
 DOCUMENTED = {
     "labfile": ["labfile", "name", "description", "networks", "nodes"],
     "network": [
