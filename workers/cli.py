@@ -4,6 +4,10 @@ destroy NAME | sweep`: the agent driven by hand, through the same code the tasks
 
 `exec` without a command opens an interactive shell on a pty inside the node and relays
 the caller's terminal to it (raw, with its window size), like the web terminals do.
+
+Each subcommand imports what it needs when it runs: a command answers as fast as its own
+work allows, without loading the labfile reader, pyroute2 or Celery it does not use
+(tests/unit/workers/test_cli_imports.py holds this).
 """
 
 from __future__ import annotations
@@ -21,19 +25,13 @@ import termios
 import tty
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from labplan import codec, envelope, labfile, naming
-from labplan.compiler import compile_plan
-from labplan.errors import LabfileError
+from labplan import naming
 from workers import config
-from workers import facts as host_facts
-from workers.errors import ApplyError
-from workers.executor import ApplyResult, Executor, Step
-from workers.init.build import NotBuilt, lminit_path
-from workers.kernel.cgroups import Cgroups
-from workers.kernel.processes import Processes, alive
-from workers.status import status
-from workers.wiring import kernel_executor
+
+if TYPE_CHECKING:
+    from workers.executor import ApplyResult, Executor, Step
 
 
 def _print_step(step: Step) -> None:
@@ -59,11 +57,19 @@ def _next_deployment(executor: Executor) -> int:
 
 
 def cmd_facts(args: argparse.Namespace) -> int:
+    from workers import facts as host_facts
+
     print(json.dumps(host_facts.probe().to_dict(), indent=2))
     return 0
 
 
 def cmd_apply(args: argparse.Namespace) -> int:
+    from labplan import codec, labfile
+    from labplan.compiler import compile_plan
+    from labplan.errors import LabfileError
+    from workers.errors import ApplyError
+    from workers.wiring import kernel_executor
+
     try:
         lab = labfile.load(Path(args.labfile).read_bytes())
     except LabfileError as exc:
@@ -94,6 +100,9 @@ def _token(executor: Executor, name: str) -> str | None:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
+    from workers.status import status
+    from workers.wiring import kernel_executor
+
     executor = kernel_executor()
     token = _token(executor, args.name)
     if token is None:
@@ -112,6 +121,11 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_exec(args: argparse.Namespace) -> int:
+    from workers.init.build import lminit_path
+    from workers.kernel.cgroups import Cgroups
+    from workers.kernel.processes import Processes, alive
+    from workers.wiring import kernel_executor
+
     executor = kernel_executor()
     token = _token(executor, args.name)
     found = executor.journal.node(token, args.node) if token else None
@@ -195,6 +209,8 @@ def relay_terminal(master: int, shell: subprocess.Popen[bytes]) -> int:
 
 
 def cmd_destroy(args: argparse.Namespace) -> int:
+    from workers.wiring import kernel_executor
+
     executor = kernel_executor()
     token = executor.journal.find(args.name) or args.name
     if naming.deployment_from_token(token) is None:
@@ -206,6 +222,8 @@ def cmd_destroy(args: argparse.Namespace) -> int:
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
+    from workers.wiring import kernel_executor
+
     executor = kernel_executor()
     removed = executor.sweep(args.keep)
     for line in removed:
@@ -216,6 +234,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
 def cmd_key_set(args: argparse.Namespace) -> int:
     """Install the host key an admin got from labmgr when registering this host."""
+    from labplan import envelope
     from workers import keys
 
     text = sys.stdin.readline()
@@ -272,6 +291,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     if getattr(args, "command", None) and args.command[:1] == ["--"]:
         args.command = args.command[1:]
+    from workers.init.build import NotBuilt  # what every kernel command may raise
+
     try:
         return int(args.run(args))
     except NotBuilt as exc:

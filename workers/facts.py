@@ -11,14 +11,14 @@ import shutil
 import subprocess
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
-
-from pyroute2 import IPRoute  # type: ignore[import-untyped]
-from pyroute2.netlink.exceptions import NetlinkError  # type: ignore[import-untyped]
+from typing import TYPE_CHECKING, Any
 
 from labplan import features, ops
 from workers import config
 from workers.kernel import cgroups, syscalls
+
+if TYPE_CHECKING:
+    from pyroute2 import IPRoute  # type: ignore[import-untyped]
 
 LINK_KINDS = ("veth", "bridge", "macvlan", "ipvlan", "vxlan")
 QDISCS = ("tbf", "htb", "netem")
@@ -76,6 +76,9 @@ def probe() -> Facts:
 
 
 def _probe_links() -> tuple[tuple[str, ...], tuple[str, ...]]:
+    # pyroute2's package imports all of its ~100 modules (~0.1 s): only a probe pays that.
+    from pyroute2 import IPRoute
+
     origin = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
     try:
         syscalls.unshare(syscalls.CLONE_NEWNET)
@@ -87,6 +90,8 @@ def _probe_links() -> tuple[tuple[str, ...], tuple[str, ...]]:
 
 
 def _try_kinds(ipr: IPRoute) -> tuple[str, ...]:
+    from pyroute2.netlink.exceptions import NetlinkError  # type: ignore[import-untyped]
+
     ipr.link("add", ifname=f"{PROBE}p", kind="veth", peer=f"{PROBE}q")
     parent = ipr.link_lookup(ifname=f"{PROBE}p")[0]
     works = ["veth"]
@@ -107,6 +112,8 @@ def _try_kinds(ipr: IPRoute) -> tuple[str, ...]:
 
 
 def _try_qdiscs(ipr: IPRoute) -> tuple[str, ...]:
+    from pyroute2.netlink.exceptions import NetlinkError
+
     index = ipr.link_lookup(ifname=f"{PROBE}p")[0]
     attempts: dict[str, dict[str, Any]] = {
         "tbf": {"rate": 125000, "burst": 16384, "latency": 50000},

@@ -17,8 +17,6 @@ from dataclasses import dataclass
 from ipaddress import IPv4Interface, IPv4Network
 from typing import Any
 
-from pyroute2.netlink.exceptions import NetlinkError  # type: ignore[import-untyped]
-
 from workers.kernel import rtnl
 from workers.kernel.netns import Namespaces
 
@@ -163,6 +161,8 @@ class Links:
         group: int,
         alias: str,
     ) -> bool:
+        from pyroute2.netlink.exceptions import NetlinkError  # type: ignore[import-untyped]
+
         # Learning off: peers are the static flood entries, so every host's FDB is known.
         spec: dict[str, Any] = {
             "kind": "vxlan",

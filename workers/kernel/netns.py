@@ -16,11 +16,13 @@ import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
-
-from pyroute2 import IPRoute  # type: ignore[import-untyped]
+from typing import TYPE_CHECKING
 
 from workers.kernel import syscalls
 from workers.kernel.rtnl import Rtnl
+
+if TYPE_CHECKING:
+    from pyroute2 import IPRoute  # type: ignore[import-untyped]
 
 RUN_DIR = Path("/run/netns")
 THREAD_NETNS = "/proc/thread-self/ns/net"
@@ -105,6 +107,10 @@ class Namespaces:
         """The job's socket in `netns` (None: the root namespace), opened on first use."""
         sock = self._sockets.get(netns)
         if sock is None:
+            # Imported here: pyroute2's package loads ~100 modules (~0.1 s), which only
+            # the rare requests that need it should pay, not every command.
+            from pyroute2 import IPRoute
+
             with self.entered(netns):
                 sock = self._sockets[netns] = IPRoute()
         return sock

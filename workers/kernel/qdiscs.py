@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import errno
 
-from pyroute2.netlink.exceptions import NetlinkError  # type: ignore[import-untyped]
-
 from workers.kernel.links import Links
 
 MIN_BURST = 16 * 1024  # bytes; at least a few full frames, like tc's advice for tbf
@@ -42,6 +40,8 @@ class Qdiscs:
             ipr.tc("replace", "tbf", index=index, handle="2:", parent="1:", **tbf)
 
     def clear(self, netns: str | None, ifname: str) -> None:
+        from pyroute2.netlink.exceptions import NetlinkError  # type: ignore[import-untyped]
+
         index = self.links.index(netns, ifname)
         if index is None:
             return

@@ -5,7 +5,6 @@ functions do."""
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import os
 
 CLONE_NEWNS = 0x00020000
@@ -33,7 +32,9 @@ FSOPEN_CLOEXEC = 1
 FSCONFIG_CMD_CREATE = 6
 FSMOUNT_CLOEXEC = 1
 
-_libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+# The process's own symbols, libc's among them: ctypes.util.find_library would run
+# `ldconfig -p` in a child process on every start of every command.
+_libc = ctypes.CDLL(None, use_errno=True)
 
 
 def _check(result: int, what: str, target: str = "") -> None:
