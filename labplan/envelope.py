@@ -27,6 +27,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from labplan.messages import AGENT_TASK_PREFIX, AgentTask, ControlTask
+
 VERSION = 1
 FIELD = "signed"  # the one keyword argument of every signed task
 KEY_BYTES = 32
@@ -173,12 +175,12 @@ MINUTE, HOUR, DAY = 60.0, 3600.0, 86400.0
 # A job for an agent that waited longer than a deployment may (LABMGR_DEPLOY_TIMEOUT's
 # default) is refused: the control plane has given up on it. Removals stay good for a
 # day: running one late only removes what was meant to go.
-_FRESH_FOR = {
-    "labmgr.agent.destroy": DAY,
-    "labmgr.agent.sweep": DAY,
-    "labmgr.control.heartbeat": 30.0,
-    "labmgr.control.metrics": 2 * MINUTE,
-    "labmgr.control.capture_progress": 2 * MINUTE,
+_FRESH_FOR: dict[str, float] = {
+    AgentTask.DESTROY: DAY,
+    AgentTask.SWEEP: DAY,
+    ControlTask.HEARTBEAT: 30.0,
+    ControlTask.METRICS: 2 * MINUTE,
+    ControlTask.CAPTURE_PROGRESS: 2 * MINUTE,
 }
 AGENT_JOB_FRESH_FOR = 15 * MINUTE
 REPORT_FRESH_FOR = 6 * HOUR  # a report waits for a control worker that was down
@@ -188,7 +190,7 @@ def fresh_for(task: str) -> float:
     """Seconds a message of `task` may wait between signing and acting."""
     if task in _FRESH_FOR:
         return _FRESH_FOR[task]
-    return AGENT_JOB_FRESH_FOR if task.startswith("labmgr.agent.") else REPORT_FRESH_FOR
+    return AGENT_JOB_FRESH_FOR if task.startswith(AGENT_TASK_PREFIX) else REPORT_FRESH_FOR
 
 
 def result_task(task: str) -> str:

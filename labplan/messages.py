@@ -10,7 +10,7 @@ the body of a signed envelope (labplan.envelope). Pure: no I/O.
 from __future__ import annotations
 
 import enum
-from typing import Literal, TypedDict
+from typing import Final, Literal, TypedDict
 
 from labplan import naming
 
@@ -25,6 +25,9 @@ def host_queue(slug: str) -> str:
 
 
 # --- task names -------------------------------------------------------------------------
+
+AGENT_TASK_PREFIX = "labmgr.agent."  # every AgentTask's name starts so
+CONTROL_TASK_PREFIX = "labmgr.control."  # every ControlTask's and BeatTask's
 
 
 class AgentTask(enum.StrEnum):
@@ -78,21 +81,43 @@ def job_name(task: AgentTask) -> str:
 
 # --- Redis keys of streams --------------------------------------------------------------
 
+TERMINAL_KEY_PREFIX = "labmgr:term:"
+CAPTURE_KEY_PREFIX = "labmgr:capture:"
+
 
 def terminal_keys(session: str) -> tuple[str, str]:
     """A terminal session's lists: keystrokes in (web -> agent), output out."""
-    return f"labmgr:term:{session}:in", f"labmgr:term:{session}:out"
+    return f"{TERMINAL_KEY_PREFIX}{session}:in", f"{TERMINAL_KEY_PREFIX}{session}:out"
 
 
 def pcap_key(capture: str) -> str:
     """The list the agent pushes a capture's file on, in chunks."""
-    return f"labmgr:capture:{capture}:pcap"
+    return f"{CAPTURE_KEY_PREFIX}{capture}:pcap"
+
+
+# --- Channels groups of browser events (published by the control plane only) -----------
+
+LAB_GROUP_PREFIX = "lab."
+HOST_GROUP_PREFIX = "host."  # the same spelling as the host's queue, another namespace
+
+
+def lab_group(lab: int) -> str:
+    """The group a lab's viewers subscribe to: its deployments' status, steps, metrics."""
+    return f"{LAB_GROUP_PREFIX}{lab}"
+
+
+def host_group(slug: str) -> str:
+    """The group a host's status goes to (admins' dashboards)."""
+    return HOST_GROUP_PREFIX + slug
 
 
 # --- step states ------------------------------------------------------------------------
 
 StepState = Literal["done", "failed", "rolled back"]
-STEP_STATES: tuple[StepState, ...] = ("done", "failed", "rolled back")
+STEP_DONE: Final = "done"
+STEP_FAILED: Final = "failed"
+STEP_ROLLED_BACK: Final = "rolled back"  # what a failed apply undid
+STEP_STATES: tuple[StepState, ...] = (STEP_DONE, STEP_FAILED, STEP_ROLLED_BACK)
 
 
 # --- budgets and the cgroups they hold --------------------------------------------------
