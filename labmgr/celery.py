@@ -2,7 +2,7 @@
 
 `labmgr.control.*` tasks run on the control worker (queue `control`, database access);
 `labmgr.agent.*` tasks go to one host's queue (`host.<slug>`), chosen per call by
-`labmgr.deployments.dispatch`. docs/messages.md is the contract.
+`labmgr.deployments.dispatch`. Every name is labplan.messages' (docs/messages.md).
 """
 
 from __future__ import annotations
@@ -15,9 +15,9 @@ from celery import Celery
 from celery.signals import worker_process_init
 from django.conf import settings
 
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "labmgr.settings")
+from labplan.messages import CONTROL_QUEUE, CONTROL_TASK_PREFIX, BeatTask
 
-CONTROL_QUEUE = "control"
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "labmgr.settings")
 
 app = Celery("labmgr")
 app.config_from_object("django.conf:settings", namespace="CELERY")
@@ -32,22 +32,22 @@ app.conf.update(
     task_reject_on_worker_lost=True,
     worker_prefetch_multiplier=1,
     task_default_queue=CONTROL_QUEUE,
-    task_routes={"labmgr.control.*": {"queue": CONTROL_QUEUE}},
+    task_routes={f"{CONTROL_TASK_PREFIX}*": {"queue": CONTROL_QUEUE}},
     task_create_missing_queues=True,
     broker_connection_retry_on_startup=True,
     worker_hijack_root_logger=False,
     beat_schedule_filename=str(settings.LABMGR_DATA_DIR / "celerybeat-schedule"),
     beat_schedule={
         "hosts-check": {
-            "task": "labmgr.control.hosts_check",
+            "task": str(BeatTask.HOSTS_CHECK),
             "schedule": settings.LABMGR_HOST_CHECK_EVERY,
         },
         "drift-check": {
-            "task": "labmgr.control.drift_check",
+            "task": str(BeatTask.DRIFT_CHECK),
             "schedule": settings.LABMGR_DRIFT_CHECK_EVERY,
         },
         "metrics-retention": {
-            "task": "labmgr.control.metrics_retention",
+            "task": str(BeatTask.METRICS_RETENTION),
             "schedule": settings.LABMGR_METRICS_DOWNSAMPLE_EVERY,
         },
     },

@@ -17,6 +17,10 @@ from typing import Any, Literal, TypedDict
 from channels.layers import get_channel_layer
 from django.db import transaction
 
+# The groups of labs and hosts are named by the contract (docs/messages.md).
+from labplan.messages import host_group as host_group
+from labplan.messages import lab_group as lab_group
+
 log = logging.getLogger(__name__)
 
 
@@ -70,14 +74,6 @@ Event = (
     | HostStatusEvent
     | SessionEndedEvent
 )
-
-
-def lab_group(lab_id: int) -> str:
-    return f"lab.{lab_id}"
-
-
-def host_group(slug: str) -> str:
-    return f"host.{slug}"
 
 
 def user_group(user_id: int) -> str:

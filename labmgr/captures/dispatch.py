@@ -3,26 +3,21 @@ seam. The queues and errors are those of `labmgr.deployments.dispatch`."""
 
 from __future__ import annotations
 
-from typing import Any, TypedDict
+from typing import Unpack
 
 from labmgr.deployments.dispatch import ask
 from labmgr.hosts import trust
+from labplan.messages import AgentTask, CaptureStartAnswer, CaptureStartArgs, CaptureStopArgs
 
 # The agent compiles the filter and waits for tcpdump to open the interface; it may also
 # be busy with another job of its queue.
 START_TIMEOUT = 40.0
 
 
-class StartResult(TypedDict):
-    ok: bool
-    field: str
-    error: str
-
-
-def start(*, host: str, **kwargs: Any) -> StartResult:
+def start(*, host: str, **kwargs: Unpack[CaptureStartArgs]) -> CaptureStartAnswer:
     """Start a capture and wait for the agent's answer: started, or refused on a field."""
     outcome = ask(
-        "labmgr.agent.capture_start", host, wait=START_TIMEOUT, doing="start the capture", **kwargs
+        AgentTask.CAPTURE_START, host, kwargs, wait=START_TIMEOUT, doing="start the capture"
     )
     return {
         "ok": bool(outcome["ok"]),
@@ -32,4 +27,5 @@ def start(*, host: str, **kwargs: Any) -> StartResult:
 
 
 def stop(*, host: str, capture: str) -> None:
-    trust.send("labmgr.agent.capture_stop", host, {"capture": capture})
+    args: CaptureStopArgs = {"capture": capture}
+    trust.send(AgentTask.CAPTURE_STOP, host, args)

@@ -29,6 +29,7 @@ from labmgr.deployments.selectors import deployment_node_host
 from labmgr.errors import ApplicationError, Conflict, NotAllowed
 from labmgr.labs import selectors as lab_selectors
 from labplan import labfile as labfile_module
+from labplan import messages
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +40,7 @@ REPORT_GRACE = timedelta(seconds=120)
 
 
 def pcap_key(capture: Capture) -> str:
-    return f"labmgr:capture:{capture.key}:pcap"
+    return messages.pcap_key(capture.key)
 
 
 def redis_client() -> redis.Redis:
@@ -153,7 +154,7 @@ def capture_finished_record(
     `sha256` (the agent's digest of the file, in its signed report) must match what
     arrived on Redis, else the capture fails and keeps nothing."""
     client = redis_client()
-    redis_key = f"labmgr:capture:{key}:pcap"
+    redis_key = messages.pcap_key(key)
     try:
         capture = Capture.objects.filter(key=key, state__in=ACTIVE_STATES).first()
         if capture is None:

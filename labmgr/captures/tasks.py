@@ -5,23 +5,24 @@ from __future__ import annotations
 from labmgr.captures import services
 from labmgr.celery import app
 from labmgr.hosts.trust import agent_report
+from labplan.messages import BeatTask, ControlTask
 
 # The app owns its beat entry (as reservations do): expired pcaps and captures whose
 # agent went silent are dropped even when nobody lists captures.
 app.conf.beat_schedule.setdefault(
     "captures-expire",
-    {"task": "labmgr.control.captures_expire", "schedule": 300.0},
+    {"task": str(BeatTask.CAPTURES_EXPIRE), "schedule": 300.0},
 )
 
 
-@agent_report("labmgr.control.capture_progress")
+@agent_report(ControlTask.CAPTURE_PROGRESS)
 def capture_progress(*, capture: str, state: str, packets: int, bytes: int, host: str = "") -> None:
     if not services.capture_is_on(key=capture, host=host):
         return
     services.capture_progress_record(key=capture, packets=packets, bytes=bytes)
 
 
-@agent_report("labmgr.control.capture_finished")
+@agent_report(ControlTask.CAPTURE_FINISHED)
 def capture_finished(
     *,
     capture: str,
@@ -46,6 +47,6 @@ def capture_finished(
     )
 
 
-@app.task(name="labmgr.control.captures_expire")
+@app.task(name=str(BeatTask.CAPTURES_EXPIRE))
 def captures_expire() -> None:
     services.captures_expire()

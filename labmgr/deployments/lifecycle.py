@@ -37,6 +37,7 @@ from labmgr.labs import spec
 from labmgr.labs.models import Lab
 from labmgr.reservations.services import Budget
 from labplan import labfile as labfile_module
+from labplan.messages import ExecAnswer
 from labplan.model import Labfile
 
 log = logging.getLogger(__name__)
@@ -168,7 +169,7 @@ def deployment_check(*, deployment: Deployment, actor: Any) -> Deployment:
 
 def deployment_exec(
     *, deployment: Deployment, actor: Any, node: str, argv: list[str], timeout: float
-) -> dispatch.ExecResult:
+) -> ExecAnswer:
     """Run a command in a node of the running deployment and return its outcome."""
     _require_change(actor, deployment.lab)
     if deployment.status != S.RUNNING:

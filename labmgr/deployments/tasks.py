@@ -14,6 +14,7 @@ from labmgr.celery import app
 from labmgr.deployments import reconcile, services
 from labmgr.deployments.selectors import deployment_placed_on
 from labmgr.hosts.trust import agent_report
+from labplan.messages import BeatTask, ControlTask
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +31,7 @@ def _from_its_host(deployment: int, host: str, what: str) -> bool:
     return False
 
 
-@agent_report("labmgr.control.deployment_step")
+@agent_report(ControlTask.DEPLOYMENT_STEP)
 def deployment_step(
     *,
     deployment: int,
@@ -58,7 +59,7 @@ def deployment_step(
     )
 
 
-@agent_report("labmgr.control.deployment_result")
+@agent_report(ControlTask.DEPLOYMENT_RESULT)
 def deployment_result(
     *,
     deployment: int,
@@ -75,7 +76,7 @@ def deployment_result(
     )
 
 
-@agent_report("labmgr.control.drift")
+@agent_report(ControlTask.DRIFT)
 def drift(*, deployment: int, missing: list[str], extra: list[str], host: str = "") -> None:
     if not _from_its_host(deployment, host, "drift report"):
         return
@@ -84,6 +85,6 @@ def drift(*, deployment: int, missing: list[str], extra: list[str], host: str = 
     )
 
 
-@app.task(name="labmgr.control.drift_check")
+@app.task(name=str(BeatTask.DRIFT_CHECK))
 def drift_check() -> None:
     reconcile.deployments_check_drift()

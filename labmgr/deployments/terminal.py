@@ -35,6 +35,7 @@ from labmgr.errors import ApplicationError
 from labmgr.labs.consumers import REFUSED
 from labmgr.labs.models import Lab
 from labmgr.labs.selectors import lab_get_visible
+from labplan.messages import terminal_keys
 
 log = logging.getLogger(__name__)
 
@@ -56,8 +57,7 @@ class RedisPipe:
 
     def __init__(self, session: str) -> None:
         self.idle = int(settings.LABMGR_TERMINAL_IDLE)
-        self.in_key = f"labmgr:term:{session}:in"
-        self.out_key = f"labmgr:term:{session}:out"
+        self.in_key, self.out_key = terminal_keys(session)
         self.redis = aioredis.from_url(settings.REDIS_URL)
 
     async def send(self, frame: bytes) -> None:

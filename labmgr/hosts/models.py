@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.db import models
 
 from labmgr.hosts.choices import HostStatus
+from labplan.messages import host_queue
 
 
 class Host(models.Model):
@@ -51,7 +52,7 @@ class Host(models.Model):
     @property
     def queue(self) -> str:
         """The Celery queue this host's agent consumes."""
-        return f"host.{self.slug}"
+        return host_queue(self.slug)
 
 
 class SeenMessage(models.Model):

@@ -15,11 +15,12 @@ from labmgr.deployments.reconcile import (
 from labmgr.errors import ApplicationError
 from labmgr.hosts.services import host_heartbeat, hosts_mark_silent_offline
 from labmgr.hosts.trust import agent_report, seen_messages_prune
+from labplan.messages import BeatTask, ControlTask
 
 log = logging.getLogger(__name__)
 
 
-@agent_report("labmgr.control.heartbeat")
+@agent_report(ControlTask.HEARTBEAT)
 def heartbeat(*, host: str, facts: dict[str, Any], tokens: list[str], sent: float) -> None:
     try:
         record = host_heartbeat(slug=host, facts=facts, sent=sent)
@@ -30,7 +31,7 @@ def heartbeat(*, host: str, facts: dict[str, Any], tokens: list[str], sent: floa
         deployments_reconcile_host(host=record, tokens=tokens, sent=sent)
 
 
-@app.task(name="labmgr.control.hosts_check")
+@app.task(name=str(BeatTask.HOSTS_CHECK))
 def hosts_check() -> None:
     for host in hosts_mark_silent_offline():
         deployments_mark_unknown(host=host)

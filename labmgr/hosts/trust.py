@@ -27,8 +27,9 @@ from django.utils import timezone
 from labmgr.celery import app
 from labmgr.errors import ApplicationError
 from labmgr.hosts.models import Host, SeenMessage
-from labplan import envelope
+from labplan import envelope, messages
 from labplan.envelope import Opened, Refused
+from labplan.messages import AgentTask, ControlTask, RekeyArgs
 
 log = logging.getLogger(__name__)
 
@@ -76,8 +77,8 @@ def host_key_rotate(*, host: Host) -> None:
 
         def send() -> None:
             task_id = new_id()
-            wrapped = envelope.wrap_key(current, new, task_id)
-            _send_sealed("labmgr.agent.rekey", slug, current, task_id, {"key": wrapped})
+            args: RekeyArgs = {"key": envelope.wrap_key(current, new, task_id)}
+            _send_sealed(AgentTask.REKEY, slug, current, task_id, args)
 
         transaction.on_commit(send)
     host.refresh_from_db()
@@ -106,7 +107,7 @@ def install_command(host: Host) -> str:
 # --- to agents --------------------------------------------------------------------------
 
 
-def send(task: str, slug: str, kwargs: Mapping[str, Any]) -> Any:
+def send(task: AgentTask, slug: str, kwargs: Mapping[str, Any]) -> Any:
     """Send `task` to the agent of host `slug`, signed with its key: Celery's result."""
     key = Host.objects.filter(slug=slug).values_list("key", flat=True).first()
     if not key:
@@ -114,14 +115,19 @@ def send(task: str, slug: str, kwargs: Mapping[str, Any]) -> Any:
     return _send_sealed(task, slug, bytes.fromhex(key), new_id(), kwargs)
 
 
-def _send_sealed(task: str, slug: str, key: bytes, task_id: str, kwargs: Mapping[str, Any]) -> Any:
+def _send_sealed(
+    task: AgentTask, slug: str, key: bytes, task_id: str, kwargs: Mapping[str, Any]
+) -> Any:
     signed = envelope.seal(key, task=task, host=slug, id=task_id, issued=time.time(), kwargs=kwargs)
     return app.send_task(
-        task, kwargs={envelope.FIELD: signed}, task_id=task_id, queue=f"host.{slug}"
+        str(task),
+        kwargs={envelope.FIELD: signed},
+        task_id=task_id,
+        queue=messages.host_queue(slug),
     )
 
 
-def open_answer(task: str, slug: str, value: object, task_id: str) -> Any:
+def open_answer(task: AgentTask, slug: str, value: object, task_id: str) -> Any:
     """What the agent of `slug` answered to `task` (its signed Celery result), or
     Refused: an answer it did not sign is as good as none."""
     if isinstance(value, dict) and set(value) == {"refused"}:
@@ -149,7 +155,7 @@ def _keys(host: Host | None) -> list[bytes]:
 
 
 def open_report(
-    task: str, kwargs: Mapping[str, Any], request_id: str | None
+    task: ControlTask, kwargs: Mapping[str, Any], request_id: str | None
 ) -> tuple[Host, Opened]:
     """The registered host a report comes from and what it says, or Refused. The report's
     id is remembered while the report stays fresh: the same report again is refused."""
@@ -186,7 +192,7 @@ def seen_messages_prune() -> int:
 Report = Callable[..., None]
 
 
-def agent_report(name: str) -> Callable[[Report], Report]:
+def agent_report(name: ControlTask) -> Callable[[Report], Report]:
     """Register `function(host=<slug>, **kwargs)` as the control task `name`, run only for
     a report a registered host signed; `function` itself stays callable as it is."""
 
@@ -199,17 +205,17 @@ def agent_report(name: str) -> Callable[[Report], Report]:
                 log.warning("refused %s %s: %s", name, self.request.id, exc)
                 return
             arguments = {**opened.kwargs, "host": host.slug}
-            if name == "labmgr.control.rekeyed":
+            if name == ControlTask.REKEYED:
                 host_key_confirmed(host=host, key=opened.key)
                 return
             function(**arguments)
 
-        app.task(name=name, bind=True)(task)
+        app.task(name=str(name), bind=True)(task)
         return function
 
     return register
 
 
-@agent_report("labmgr.control.rekeyed")
+@agent_report(ControlTask.REKEYED)
 def rekeyed(*, host: str) -> None:
     """An agent took its new key (handled in `agent_report`, which knows which key signed)."""

@@ -19,6 +19,7 @@ from labmgr.hosts.models import Host
 from labmgr.labs.models import Lab
 from labmgr.labs.services import lab_create
 from labplan import labfile
+from labplan.messages import ExecAnswer
 from tests.unit.labmgr.conftest import Dispatched
 
 Api = Callable[[User | None], APIClient]
@@ -55,7 +56,7 @@ class FakeNetwork:
         self.reachable = reachable
         self.jobs: list[tuple[str, list[str]]] = []
 
-    def exec_(self, *, host: str, node: str, argv: list[str], **_: Any) -> dispatch.ExecResult:
+    def exec_(self, *, host: str, node: str, argv: list[str], **_: Any) -> ExecAnswer:
         self.jobs.append((node, argv))
         addresses = argv[4:]
         lines = [f"{a} {0 if self.reachable(node, a) else 1}" for a in addresses]
@@ -163,7 +164,7 @@ def test_a_node_without_ping_makes_the_check_fail_with_its_name(
 ) -> None:
     deployment = running(lab_create(owner=alice, labfile_tree=TWO_BRIDGES), alice, run, api)
 
-    def no_ping(**kwargs: Any) -> dispatch.ExecResult:
+    def no_ping(**kwargs: Any) -> ExecAnswer:
         lines = [f"{a} 127" for a in kwargs["argv"][4:]]
         return {"exit": 0, "stdout": "\n".join(lines), "stderr": "sh: ping: not found"}
 
