@@ -23,6 +23,7 @@ from typing import Any, Protocol
 
 from labplan import naming, ops
 from labplan.envelope import Refused
+from labplan.messages import STEP_DONE, ControlTask, DriftArgs
 from workers import config
 from workers.decoding import decode, decode_budget
 from workers.diff import HostDiff, diff, prune
@@ -257,7 +258,7 @@ class Agent:
             f"kept {len(change.kept)}, replaced {len(change.replaced)}, "
             f"added {len(change.added)}, removed {len(change.removed)} nodes"
         )
-        steps.extra_step("redeploy", summary, "done", "; ".join(removed))
+        steps.extra_step("redeploy", summary, STEP_DONE, "; ".join(removed))
 
     def _node(self, node: NodeReport) -> dict[str, Any]:
         return {
@@ -290,12 +291,12 @@ class Agent:
         try:
             host_plan = self._host_plan(decode(plan), deployment)
         except ApplyError as exc:
-            reporter.report(
-                "labmgr.control.drift", deployment=deployment, missing=[str(exc)], extra=[]
-            )
+            refused: DriftArgs = {"deployment": deployment, "missing": [str(exc)], "extra": []}
+            reporter.report(ControlTask.DRIFT, **refused)
             return
         missing, extra = drift(self.executor, host_plan)
-        reporter.report("labmgr.control.drift", deployment=deployment, missing=missing, extra=extra)
+        found: DriftArgs = {"deployment": deployment, "missing": missing, "extra": extra}
+        reporter.report(ControlTask.DRIFT, **found)
 
     def _sweep(self, reporter: Reporter, live: list[str]) -> dict[str, Any]:
         removed = self.executor.sweep(live)

@@ -16,10 +16,11 @@ from urllib.parse import urlsplit
 from celery import Celery  # type: ignore[import-untyped]
 from kombu.entity import Queue
 
+from labplan import messages
+from labplan.messages import CONTROL_QUEUE, CONTROL_TASK_PREFIX
 from workers import config
 
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
-CONTROL_QUEUE = "control"
 LONGEST_JOB = 3600  # seconds: an apply of a 1,000-node lab takes well under a minute
 VISIBILITY_TIMEOUT = 2 * LONGEST_JOB
 RESULT_EXPIRES = 3600  # exec results: the caller waits for them right away
@@ -55,7 +56,7 @@ def host_slug(host: str | None = None) -> str:
 
 
 def host_queue(host: str | None = None) -> str:
-    return f"host.{host_slug(host)}"
+    return messages.host_queue(host_slug(host))
 
 
 def make_app(url: str | None = None, host: str | None = None) -> Celery:
@@ -77,7 +78,7 @@ def _settings(queue: str) -> dict[str, Any]:
         "worker_prefetch_multiplier": 1,
         "task_default_queue": queue,
         "task_queues": [Queue(queue), Queue(CONTROL_QUEUE)],  # type: ignore[no-untyped-call]
-        "task_routes": {"labmgr.control.*": {"queue": CONTROL_QUEUE}},
+        "task_routes": {f"{CONTROL_TASK_PREFIX}*": {"queue": CONTROL_QUEUE}},
         "broker_transport_options": {"visibility_timeout": VISIBILITY_TIMEOUT},
         "result_backend_transport_options": {"visibility_timeout": VISIBILITY_TIMEOUT},
         "result_expires": RESULT_EXPIRES,

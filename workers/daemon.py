@@ -17,9 +17,10 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from labplan.messages import ControlTask, HeartbeatArgs
 from workers import config
 from workers.agent import Agent
 from workers.celery_app import host_queue, host_slug, make_app, redis_url
@@ -60,7 +61,7 @@ class Heartbeat(threading.Thread):
     def __init__(
         self,
         executor: Executor,
-        send: Callable[[str, dict[str, Any]], None],
+        send: Callable[[str, Mapping[str, Any]], None],
         host: str,
         interval: float = HEARTBEAT_SECONDS,
     ) -> None:
@@ -80,15 +81,13 @@ class Heartbeat(threading.Thread):
             "capacity": capacity(),
             "hostname": socket.gethostname(),
         }
-        self.send(
-            "labmgr.control.heartbeat",
-            {
-                "host": self.host,
-                "facts": facts,
-                "tokens": self.executor.journal.tokens(),
-                "sent": time.time(),
-            },
-        )
+        beat: HeartbeatArgs = {
+            "host": self.host,
+            "facts": facts,
+            "tokens": self.executor.journal.tokens(),
+            "sent": time.time(),
+        }
+        self.send(ControlTask.HEARTBEAT, beat)
 
     def run(self) -> None:
         while not self.stopping.is_set():

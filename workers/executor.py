@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import cast
 
 from labplan import ops, subnets
+from labplan.messages import STEP_DONE, STEP_FAILED, STEP_ROLLED_BACK, StepState
 from workers import facts as host_facts
 from workers import hostguard
 from workers.decoding import decode, decode_budget
@@ -41,7 +42,7 @@ class Step:
     total: int
     kind: str
     target: str
-    state: str  # "done" | "failed" | "rolled back"
+    state: StepState
     seconds: float
 
 
@@ -253,16 +254,16 @@ class Executor:
             try:
                 self._run(driver, plan, op)
             except Exception:
-                self._report(plan, index, "failed", 0.0)
+                self._report(plan, index, STEP_FAILED, 0.0)
                 raise
-            self._report(plan, index, "done", time.monotonic() - began)
+            self._report(plan, index, STEP_DONE, time.monotonic() - began)
             index += 1
         result.nodes = [
             NodeReport(n.name, n.pid, n.netns, tuple(driver.interfaces(n.netns)), n.note)
             for n in result.nodes
         ]
 
-    def _report(self, plan: ops.HostPlan, index: int, state: str, seconds: float) -> None:
+    def _report(self, plan: ops.HostPlan, index: int, state: StepState, seconds: float) -> None:
         op = plan.ops[index]
         self.progress(Step(index, len(plan.ops), op.kind, target_of(op), state, seconds))
 
@@ -335,7 +336,7 @@ class Executor:
             started = driver.spawn_all(starts, plan.deployment)
         except Exception as exc:
             failed = exc.node if isinstance(exc, SpawnError) else starts[0][0].node
-            self._report(plan, first + [o.node for o in spawns].index(failed), "failed", 0.0)
+            self._report(plan, first + [o.node for o in spawns].index(failed), STEP_FAILED, 0.0)
             raise
         for (op, _), process in zip(starts, started, strict=True):
             nodes[op.node] = process
@@ -354,10 +355,10 @@ class Executor:
             process = nodes[op.node]
             result.nodes.append(NodeReport(op.node, process.pid, op.netns, (), process.note))
             # The nodes started together: the run's time is counted once, not per node.
-            self._report(plan, first + offset, "done", elapsed if offset == 0 else 0.0)
+            self._report(plan, first + offset, STEP_DONE, elapsed if offset == 0 else 0.0)
 
     def _rolled_back(self, what: str) -> None:
-        self.progress(Step(0, 0, "rollback", what, "rolled back", 0.0))
+        self.progress(Step(0, 0, "rollback", what, STEP_ROLLED_BACK, 0.0))
 
     # --- destroy and sweep ----------------------------------------------------------------
 

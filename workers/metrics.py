@@ -16,12 +16,13 @@ import contextlib
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from labplan import ops
+from labplan.messages import ControlTask, MetricsArgs
 from workers.journal import Journal
 from workers.kernel import processes
 from workers.kernel.cgroups import PARENT, CgroupLayout, detect_layout
@@ -282,7 +283,7 @@ class MetricsLoop(threading.Thread):
     def __init__(
         self,
         sampler: Sampler,
-        send: Callable[[str, dict[str, Any]], None],
+        send: Callable[[str, Mapping[str, Any]], None],
         host: str,
         interval: float = 1.0,
     ) -> None:
@@ -296,10 +297,12 @@ class MetricsLoop(threading.Thread):
             try:
                 samples = self.sampler.sample()
                 if samples:
-                    self.send(
-                        "labmgr.control.metrics",
-                        {"host": self.host, "sent": time.time(), "samples": samples},
-                    )
+                    batch: MetricsArgs = {
+                        "host": self.host,
+                        "sent": time.time(),
+                        "samples": samples,
+                    }
+                    self.send(ControlTask.METRICS, batch)
             except Exception:
                 log.warning("metrics batch not sent", exc_info=True)
             next_at = max(next_at + self.interval, time.monotonic())

@@ -12,17 +12,25 @@ import json
 import logging
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from labplan import ops
+from labplan.messages import (
+    STEP_DONE,
+    STEP_FAILED,
+    STEP_ROLLED_BACK,
+    ControlTask,
+    StepArgs,
+    StepState,
+)
 from workers.executor import Step
 
 log = logging.getLogger("labmgr.agent")
 
-Send = Callable[[str, dict[str, Any]], None]
+Send = Callable[[str, Mapping[str, Any]], None]
 STEPS_PER_JOB = 1000  # a job's steps are numbered job * 1000 + i (docs/messages.md)
 JOB_LOG_DAYS = 2.0
 
@@ -55,21 +63,21 @@ class Reporter:
         total: int,
         name: str,
         target: str,
-        status: str,
+        status: StepState,
         message: str = "",
         seconds: float = 0.0,
     ) -> None:
-        self.report(
-            "labmgr.control.deployment_step",
-            deployment=deployment,
-            seq=seq,
-            total=total,
-            name=name,
-            target=target,
-            status=status,
-            message=message,
-            seconds=round(seconds, 6),
-        )
+        args: StepArgs = {
+            "deployment": deployment,
+            "seq": seq,
+            "total": total,
+            "name": name,
+            "target": target,
+            "status": status,
+            "message": message,
+            "seconds": round(seconds, 6),
+        }
+        self.report(ControlTask.DEPLOYMENT_STEP, **args)
 
     def result(
         self,
@@ -80,7 +88,7 @@ class Reporter:
         nodes: list[dict[str, Any]] | None = None,
     ) -> None:
         self.report(
-            "labmgr.control.deployment_result",
+            ControlTask.DEPLOYMENT_RESULT,
             deployment=deployment,
             action=action,
             ok=ok,
@@ -146,31 +154,33 @@ class StepGroups:
         self._seconds = 0.0
         self._rolled_back: list[str] = []
 
-    def extra_step(self, name: str, target: str, status: str, message: str = "") -> None:
+    def extra_step(self, name: str, target: str, status: StepState, message: str = "") -> None:
         """A step outside the plan's ops (removing what a redeploy drops)."""
         self._send(name, target, status, message, 0.0)
 
     def __call__(self, step: Step) -> None:
-        if step.state == "rolled back":
+        if step.state == STEP_ROLLED_BACK:
             self._rolled_back.append(step.target)
             return
         self._seconds += step.seconds
-        if step.state == "failed":
-            self._send(self.phases[step.index], f"{step.kind} {step.target}", "failed", "", 0)
+        if step.state == STEP_FAILED:
+            self._send(self.phases[step.index], f"{step.kind} {step.target}", STEP_FAILED, "", 0)
             return
         self._kinds.append(step.kind)
         if step.index in self.last_of_run:
             phase = self.phases[step.index]
-            self._send(phase, _summary(self._kinds), "done", "", self._seconds)
+            self._send(phase, _summary(self._kinds), STEP_DONE, "", self._seconds)
             self._kinds, self._seconds = [], 0.0
 
     def rolled_back(self, error: str) -> None:
         """The job failed: one last step saying what was undone, and why."""
         self.total = self.sent + 1
         undone = f"{len(self._rolled_back)} objects removed"
-        self._send("rollback", undone, "rolled back", error, 0)
+        self._send("rollback", undone, STEP_ROLLED_BACK, error, 0)
 
-    def _send(self, name: str, target: str, status: str, message: str, seconds: float) -> None:
+    def _send(
+        self, name: str, target: str, status: StepState, message: str, seconds: float
+    ) -> None:
         seq = self.first_seq + self.sent
         self.sent += 1
         total = max(self.total, self.sent)

@@ -10,11 +10,12 @@ refused before it reaches a job.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from labplan import envelope
 from labplan.envelope import Refused
+from labplan.messages import CONTROL_QUEUE, AgentTask, ControlTask
 from workers.agent import Agent
 from workers.capture import tasks as capture_tasks
 from workers.jobs import Job
@@ -81,7 +82,7 @@ def register(app: Any, agent: Agent, signer: Signer) -> None:
         app.task(name=job.task, bind=True, ignore_result=not job.answered)(bound(job))
 
     def terminal_open(self: Any, **kwargs: Any) -> bool:
-        opened = inbox.once("labmgr.agent.terminal_open", self.request.id, kwargs)
+        opened = inbox.once(AgentTask.TERMINAL_OPEN, self.request.id, kwargs)
         if opened is None:
             return False
         arguments = opened[0]
@@ -90,21 +91,21 @@ def register(app: Any, agent: Agent, signer: Signer) -> None:
             return False
         return agent.terminal_open(**arguments)
 
-    app.task(name="labmgr.agent.terminal_open", bind=True, ignore_result=True)(terminal_open)
+    app.task(name=str(AgentTask.TERMINAL_OPEN), bind=True, ignore_result=True)(terminal_open)
 
     def rekey(self: Any, **kwargs: Any) -> None:
-        opened = inbox.once("labmgr.agent.rekey", self.request.id, kwargs)
+        opened = inbox.once(AgentTask.REKEY, self.request.id, kwargs)
         if opened is None:
             return
         try:
-            signer.rekey(signer.open("labmgr.agent.rekey", opened[1], self.request.id))
+            signer.rekey(signer.open(AgentTask.REKEY, opened[1], self.request.id))
         except Refused as exc:
             log.warning("refused a key rotation: %s", exc)
             return
         log.info("host key rotated")
-        agent.send("labmgr.control.rekeyed", {})
+        agent.send(ControlTask.REKEYED, {})
 
-    app.task(name="labmgr.agent.rekey", bind=True, ignore_result=True)(rekey)
+    app.task(name=str(AgentTask.REKEY), bind=True, ignore_result=True)(rekey)
     capture_tasks.register(app, agent, inbox=inbox, progress=celery_send(app, signer, retry=False))
 
 
@@ -114,14 +115,14 @@ def celery_send(app: Any, signer: Signer, *, retry: bool = True) -> Send:
     back rather than being lost."""
     policy = {"max_retries": None, "interval_start": 0.2, "interval_step": 0.5, "interval_max": 3}
 
-    def send(task: str, kwargs: dict[str, Any]) -> None:
+    def send(task: str, kwargs: Mapping[str, Any]) -> None:
         task_id = new_id()
         signed = {envelope.FIELD: signer.seal(task, kwargs, id=task_id)}
         app.send_task(
             task,
             kwargs=signed,
             task_id=task_id,
-            queue="control",
+            queue=CONTROL_QUEUE,
             retry=retry,
             retry_policy=policy,
         )

@@ -29,6 +29,7 @@ from typing import Any
 import redis
 
 from labplan import ops
+from labplan.messages import terminal_keys
 from workers.celery_app import redis_client_url
 from workers.driver import NodeProcess
 from workers.init.build import lminit_path
@@ -40,10 +41,6 @@ log = logging.getLogger("labmgr.agent")
 IDLE_TIMEOUT = 900.0  # seconds without a keystroke or output
 POLL = 0.5  # how often the input loop looks at the clock and the shell
 MAX_FRAME = 1 << 16
-
-
-def keys(session: str) -> tuple[str, str]:
-    return f"labmgr:term:{session}:in", f"labmgr:term:{session}:out"
 
 
 def resize_of(frame: bytes) -> tuple[int, int] | None:
@@ -76,7 +73,7 @@ class Session:
         self.client = client
         self.session = session
         self.token = token
-        self.in_key, self.out_key = keys(session)
+        self.in_key, self.out_key = terminal_keys(session)
         self.master, self.proc = shell
         self.idle = idle
         self.last = time.monotonic()

@@ -9,7 +9,8 @@ from typing import Any
 
 import pytest
 
-from workers.terminal import Terminals, keys
+from labplan.messages import terminal_keys
+from workers.terminal import Terminals
 
 from .conftest import Lab
 from .test_agent_service import RedisServer, redis_server  # noqa: F401  (fixture)
@@ -31,7 +32,7 @@ def terminals(redis_server: RedisServer, data_dir: Path) -> Iterator[Terminals]:
 
 def read_until(server: RedisServer, session: str, wanted: bytes, timeout: float = 10) -> bytes:
     """Output frames of the session until `wanted` shows up (or the end frame)."""
-    _, out_key = keys(session)
+    _, out_key = terminal_keys(session)
     client = server.client()
     seen = b""
     deadline = time.monotonic() + timeout
@@ -62,7 +63,7 @@ def test_a_terminal_runs_commands_in_the_node_resizes_and_ends_on_an_empty_frame
     redis_server: RedisServer,  # noqa: F811
 ) -> None:
     lab: Lab = build(NODE)
-    in_key, out_key = keys("s1")
+    in_key, out_key = terminal_keys("s1")
     open_shell(lab, terminals, "s1")
     client = redis_server.client()
 
@@ -87,7 +88,7 @@ def test_ctrl_c_in_a_terminal_stops_the_command_and_keeps_the_shell(
     redis_server: RedisServer,  # noqa: F811
 ) -> None:
     lab: Lab = build(NODE | {"networks": {"lan": {"driver": "bridge", "subnet": "10.246.0.0/24"}}})
-    in_key, _ = keys("s4")
+    in_key, _ = terminal_keys("s4")
     open_shell(lab, terminals, "s4")
     client = redis_server.client()
 

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from typing import Any, Protocol
 
 from labplan import envelope, naming, ops
+from labplan.messages import AgentTask, CaptureStartAnswer, ControlTask
 from workers.capture.registry import CaptureRefused, Captures, Target
 from workers.capture.watcher import RedisUpload, Request
 from workers.celery_app import redis_url
@@ -70,7 +71,7 @@ def capture_start(
     filter: str,
     max_bytes: int,
     max_seconds: float,
-) -> dict[str, Any]:
+) -> CaptureStartAnswer:
     """The `labmgr.agent.capture_start` job: `{ok, field, error}`."""
     target = (
         node_target(journal, token, node) if token == naming.deployment_token(deployment) else None
@@ -93,7 +94,7 @@ def capture_stop(captures: Captures, *, capture: str) -> None:
     restarted, or the capture ended already) is reported ended, so nothing waits."""
     if not captures.stop(capture) and not captures.knows(capture):
         captures.send(
-            "labmgr.control.capture_finished",
+            ControlTask.CAPTURE_FINISHED,
             {
                 "capture": capture,
                 "state": "failed",
@@ -134,11 +135,12 @@ def register(
     journal = agent.executor.journal
 
     def start(self: Any, **kwargs: Any) -> dict[str, Any]:
-        name = "labmgr.agent.capture_start"
+        name = AgentTask.CAPTURE_START
         opened = inbox.once(name, self.request.id, kwargs)
         if opened is None:
             return {"refused": "the agent refused the message (see its log)"}
         arguments = opened[0]
+        value: CaptureStartAnswer
         if not envelope.STREAM_ID_RE.fullmatch(str(arguments.get("capture", ""))):
             value = {"ok": False, "field": "capture", "error": "not an unguessable capture id"}
         else:
@@ -146,10 +148,10 @@ def register(
         return inbox.answer(name, self.request.id, value)
 
     def stop(self: Any, **kwargs: Any) -> None:
-        opened = inbox.once("labmgr.agent.capture_stop", self.request.id, kwargs)
+        opened = inbox.once(AgentTask.CAPTURE_STOP, self.request.id, kwargs)
         if opened is not None:
             capture_stop(running, **opened[0])
 
-    app.task(name="labmgr.agent.capture_start", bind=True)(start)
-    app.task(name="labmgr.agent.capture_stop", bind=True, ignore_result=True)(stop)
+    app.task(name=str(AgentTask.CAPTURE_START), bind=True)(start)
+    app.task(name=str(AgentTask.CAPTURE_STOP), bind=True, ignore_result=True)(stop)
     return running

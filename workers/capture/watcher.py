@@ -16,10 +16,11 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Literal, Protocol
 
 import redis
 
+from labplan.messages import CaptureFinishedArgs, CaptureProgressArgs, ControlTask, pcap_key
 from workers.capture.pcap import PcapCounter
 from workers.celery_app import redis_client_url
 from workers.reports import Send
@@ -31,9 +32,7 @@ KEY_TTL = 3600  # seconds the chunks wait for the control plane
 POLL = 0.2  # how often the watcher reads the file and the clock
 REPORT_EVERY = 1.0
 
-
-def pcap_key(capture: str) -> str:
-    return f"labmgr:capture:{capture}:pcap"
+Ended = Literal["stopped", "failed"]  # how a capture ended (its `capture_finished`)
 
 
 @dataclass(frozen=True)
@@ -107,7 +106,7 @@ class Capture(threading.Thread):
             state, reason = "failed", f"the capture failed: {type(exc).__name__}: {exc}"
         self._finish(state, reason)
 
-    def _watch(self) -> tuple[str, str]:
+    def _watch(self) -> tuple[Ended, str]:
         self.fd = os.open(self.path, os.O_RDONLY)
         started = time.monotonic()
         reported = 0.0
@@ -136,7 +135,7 @@ class Capture(threading.Thread):
         size = os.fstat(self.fd).st_size
         self.counter.feed(lambda length, offset: os.pread(self.fd, length, offset), size)
 
-    def _ended_by_itself(self) -> tuple[str, str]:
+    def _ended_by_itself(self) -> tuple[Ended, str]:
         code = self.proc.returncode
         if code is not None and code <= 0:
             # Nobody asked it to stop: the node's cgroup was killed (or tcpdump was sent
@@ -160,17 +159,15 @@ class Capture(threading.Thread):
 
     def _progress(self) -> None:
         with contextlib.suppress(Exception):  # a lost progress report is replaced soon
-            self.progress_send(
-                "labmgr.control.capture_progress",
-                {
-                    "capture": self.request.capture,
-                    "state": "running",
-                    "packets": self.counter.kept_packets,
-                    "bytes": self.counter.kept_end,
-                },
-            )
+            progress: CaptureProgressArgs = {
+                "capture": self.request.capture,
+                "state": "running",
+                "packets": self.counter.kept_packets,
+                "bytes": self.counter.kept_end,
+            }
+            self.progress_send(ControlTask.CAPTURE_PROGRESS, progress)
 
-    def _finish(self, state: str, reason: str) -> None:
+    def _finish(self, state: Ended, reason: str) -> None:
         data = b""
         if self.fd >= 0:
             data = os.pread(self.fd, self.counter.kept_end, 0) if self.counter.kept_end else b""
@@ -184,20 +181,18 @@ class Capture(threading.Thread):
         except Exception as exc:
             log.warning("capture %s: file not sent", self.request.capture, exc_info=True)
             state, reason, chunks = "failed", f"the file could not be sent: {exc}", []
-        self.send(
-            "labmgr.control.capture_finished",
-            {
-                "capture": self.request.capture,
-                "state": state,
-                "packets": self.counter.kept_packets if chunks else 0,
-                "bytes": len(data) if chunks else 0,
-                "reason": reason,
-                "chunks": len(chunks),
-                # The chunks travel on Redis beside the signed report: the digest ties
-                # them to it, so a file changed on the way is refused.
-                "sha256": hashlib.sha256(data).hexdigest() if chunks else "",
-            },
-        )
+        finished: CaptureFinishedArgs = {
+            "capture": self.request.capture,
+            "state": state,
+            "packets": self.counter.kept_packets if chunks else 0,
+            "bytes": len(data) if chunks else 0,
+            "reason": reason,
+            "chunks": len(chunks),
+            # The chunks travel on Redis beside the signed report: the digest ties
+            # them to it, so a file changed on the way is refused.
+            "sha256": hashlib.sha256(data).hexdigest() if chunks else "",
+        }
+        self.send(ControlTask.CAPTURE_FINISHED, finished)
         log.info("capture %s %s: %s", self.request.capture, state, reason)
 
 
