@@ -4,11 +4,11 @@ destroy NAME | sweep`: the agent driven by hand, through the same code the tasks
 
 `exec` without a command opens an interactive shell on a pty inside the node and relays
 the caller's terminal to it (raw, with its window size), like the web terminals do.
-
-Each subcommand imports what it needs when it runs: a command answers as fast as its own
-work allows, without loading the labfile reader, pyroute2 or Celery it does not use
-(tests/unit/workers/test_cli_imports.py holds this).
 """
+
+# The docstring above is the --help text. Each subcommand imports what it needs when it
+# runs: a command answers as fast as its own work allows, without loading the labfile
+# reader, pyroute2 or Celery it does not use (tests/unit/workers/test_cli_imports.py).
 
 from __future__ import annotations
 
