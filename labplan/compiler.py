@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from labplan import bounds, naming
 from labplan.drivers import DRIVERS, Link, Placement, Placing, article, listed, taking
 from labplan.errors import FieldError, LabfileError
+from labplan.messages import CPU_PERIOD
 from labplan.model import NAMESPACE_KINDS, Labfile, Limits, Network, Node
 from labplan.ops import (
     AddAddress,
@@ -36,7 +37,6 @@ from labplan.ops import (
     SpawnNode,
 )
 
-CPU_PERIOD = 100_000  # microseconds, the kernel's default cpu.max period
 CPU_MIN_QUOTA = 1_000  # the kernel refuses a smaller cpu.max quota
 HOSTNAME_FALLBACK_ADDRESS = "127.0.1.1"  # Debian's convention for a host without an address
 

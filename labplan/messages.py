@@ -140,8 +140,25 @@ class Budget(TypedDict):
 
 
 def reservation_cgroup(reservation: int) -> str:
-    """The reservation's parent cgroup below `labmgr`: "r" and its id in base 36."""
+    """The reservation's parent cgroup below `labmgr`: "r" and its id in base 36 (no
+    deployment token, "lm...", can take such a name)."""
     return RESERVATION_CGROUP_PREFIX + naming.base36(reservation)
+
+
+def budget_for(
+    reservation: int | None,
+    cpus: float | None = None,
+    memory: int | None = None,
+    pids: int | None = None,
+) -> Budget:
+    """A budget with its cgroup named after its reservation (None: a host-wide one)."""
+    return {
+        "reservation": reservation,
+        "cgroup": reservation_cgroup(reservation) if reservation is not None else None,
+        "cpus": cpus,
+        "memory": memory,
+        "pids": pids,
+    }
 
 
 # --- payloads: control plane -> agent ---------------------------------------------------

@@ -8,8 +8,8 @@ import math
 
 from labplan import codec, ops
 from labplan.errors import LabfileError
+from labplan.messages import Budget, budget_for, reservation_cgroup
 from workers.errors import ApplyError
-from workers.kernel.cgroups import Budget
 
 # Bounds a budget must lie within: a CPU quota of at least the kernel's 1 ms per 100 ms
 # period; memory of at least 1 MiB, below what cgroups can count; pids within pid_max.
@@ -63,12 +63,12 @@ def decode_budget(data: object) -> Budget | None:
         if value is not None and not (_is_int(value) and low <= value <= high):
             errors.append(f"{kind}: null or an integer from {low} to {high}")
     if (reservation is not None or host_wide) and "cgroup" in data:
-        expected = Budget(reservation).cgroup
+        expected = reservation_cgroup(reservation) if reservation is not None else None
         if data["cgroup"] != expected:
             errors.append(f"cgroup: {data['cgroup']!r} is not {expected!r}")
     if errors or (reservation is None and not host_wide):
         raise ApplyError("the budget is invalid: " + "; ".join(errors))
-    return Budget(
+    return budget_for(
         reservation,
         float(cpus) if cpus is not None else None,
         data.get("memory"),

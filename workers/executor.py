@@ -21,14 +21,14 @@ from pathlib import Path
 from typing import cast
 
 from labplan import ops, subnets
-from labplan.messages import STEP_DONE, STEP_FAILED, STEP_ROLLED_BACK, StepState
+from labplan.messages import STEP_DONE, STEP_FAILED, STEP_ROLLED_BACK, Budget, StepState
 from workers import facts as host_facts
 from workers import hostguard
 from workers.decoding import decode, decode_budget
 from workers.driver import Driver, Interface, NodeProcess
 from workers.errors import ApplyError, ConflictRefusedError, MoveRefusedError, RefusedError
 from workers.journal import Journal, Record
-from workers.kernel.cgroups import Budget
+from workers.kernel.cgroups import budget_limits
 from workers.kernel.processes import SpawnError
 from workers.teardown import Teardown, teardown
 from workers.uids import uid_slots
@@ -70,7 +70,7 @@ Progress = Callable[[Step], None]
 def deployment_cgroup(token: str, budget: Budget | None) -> str:
     """Where a deployment's cgroup goes below the `labmgr` parent: in its reservation's,
     or, outside reservations, right below the parent."""
-    holder = budget.cgroup if budget is not None else None
+    holder = budget["cgroup"] if budget is not None else None
     return f"{holder}/{token}" if holder is not None else token
 
 
@@ -176,7 +176,7 @@ class Executor:
         if record is not None and "plan" in record.header and record.cgroup != wanted:
             where = record.reservation_cgroup
             now = f"reservation cgroup {where}" if where else "no reservation"
-            asked = budget.cgroup if budget is not None else None
+            asked = budget["cgroup"] if budget is not None else None
             then = f"reservation cgroup {asked}" if asked else "no reservation"
             raise MoveRefusedError(
                 f"{token} runs in {now}, not {then}; destroy and deploy it again to move it"
@@ -191,7 +191,9 @@ class Executor:
         slots = uid_slots(self.journal, plan, previous)
         header = {"token": token, "lab": lab, "host": plan.host, "group": plan.group}
         if budget is not None:
-            header |= {"budget": budget.to_dict(), "cgroup": deployment_cgroup(token, budget)}
+            # The share as the journal has always kept it: its cgroup is the header's.
+            share = {kind: value for kind, value in budget.items() if kind != "cgroup"}
+            header |= {"budget": share, "cgroup": deployment_cgroup(token, budget)}
         self.journal.append(token, {**header, "plan": plan_data})
         driver = self._driver_factory()
         result = ApplyResult(token, lab, plan.host, 0.0)
@@ -223,9 +225,9 @@ class Executor:
         changed), then the deployment's inside it, before any node cgroup: those are
         found below wherever the deployment's is. A host-wide budget is written on the
         deployment's own cgroup."""
-        holder = budget.cgroup or token
+        holder = budget["cgroup"] or token
         driver.ensure_cgroup(holder)
-        for key, value in budget.limits():
+        for key, value in budget_limits(budget):
             driver.set_cgroup_limit(holder, key, value)
         driver.ensure_cgroup(deployment_cgroup(token, budget))
 

@@ -35,9 +35,8 @@ from labmgr.hosts.models import Host
 from labmgr.labs import selectors as lab_selectors
 from labmgr.labs import spec
 from labmgr.labs.models import Lab
-from labmgr.reservations.services import Budget
 from labplan import labfile as labfile_module
-from labplan.messages import ExecAnswer
+from labplan.messages import Budget, ExecAnswer
 from labplan.model import Labfile
 
 log = logging.getLogger(__name__)

@@ -24,8 +24,9 @@ from labmgr.hosts.models import Host
 from labmgr.labs.models import Lab
 from labmgr.reservations import clock as reservation_clock
 from labmgr.reservations.selectors import reservation_active_for
-from labmgr.reservations.services import Budget, deployment_budget, reservation_check_deploy
+from labmgr.reservations.services import deployment_budget, reservation_check_deploy
 from labplan import codec, features
+from labplan.messages import Budget
 from labplan.model import Labfile
 
 

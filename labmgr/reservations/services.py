@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import Any, TypedDict
+from typing import Any
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
@@ -31,7 +31,7 @@ from labmgr.reservations.choices import HOLDING_STATES, ReservationStatus
 from labmgr.reservations.models import Reservation
 from labmgr.reservations.reserve import host_limits
 from labmgr.reservations.selectors import Amount, Segment, host_capacity, reservation_amount
-from labplan import naming
+from labplan.messages import Budget, budget_for
 from labplan.model import Labfile
 from labplan.units import format_size
 
@@ -217,21 +217,6 @@ def reservation_cancel(*, reservation: Reservation, actor: Any) -> Reservation:
     return locked
 
 
-class Budget(TypedDict):
-    """What the agent holds a deployment to: a reservation's share or a host-wide amount,
-    as CPUs, bytes of memory and processes (None in a kind: no bound of that kind from
-    the control plane; the agent's own ceiling on its `labmgr` parent still holds).
-    `cgroup` is the reservation's parent cgroup under `labmgr`, holding every node
-    cgroup of the owner's labs in it; a host-wide budget outside reservations has none
-    and is written on the deployment's own cgroup."""
-
-    reservation: int | None
-    cgroup: str | None
-    cpus: float | None
-    memory: int | None
-    pids: int | None
-
-
 # The least the agent accepts of each kind (workers.decoding.decode_budget).
 BUDGET_FLOOR = {"cpus": Decimal("0.01"), "memory": 1 << 20, "pids": 1}
 
@@ -243,14 +228,9 @@ def deployment_budget(*, host: Host, reservation: Reservation | None) -> Budget:
     its capacity less its reserve (`reserve.host_limits`). Refused, naming the host, when
     the reserve leaves labs nothing of a kind."""
     if reservation is not None and not reservation.whole_host:
-        return {
-            "reservation": reservation.pk,
-            # "r": no deployment token ("lm...") can take this name under the labmgr parent.
-            "cgroup": "r" + naming.base36(reservation.pk),
-            "cpus": float(reservation.cpus),
-            "memory": reservation.memory,
-            "pids": reservation.pids,
-        }
+        return budget_for(
+            reservation.pk, float(reservation.cpus), reservation.memory, reservation.pids
+        )
     limits = host_limits(host)
     for kind in ("cpus", "memory", "pids"):
         value = getattr(limits, kind)
@@ -260,13 +240,12 @@ def deployment_budget(*, host: Host, reservation: Reservation | None) -> Budget:
                 f"Host {host} keeps all of its {kind} in reserve: labs get none. An admin "
                 "lowers its reserve (Host reserves, in the admin panel).",
             )
-    return {
-        "reservation": reservation.pk if reservation is not None else None,
-        "cgroup": "r" + naming.base36(reservation.pk) if reservation is not None else None,
-        "cpus": float(limits.cpus) if limits.cpus is not None else None,
-        "memory": limits.memory,
-        "pids": limits.pids,
-    }
+    return budget_for(
+        reservation.pk if reservation is not None else None,
+        float(limits.cpus) if limits.cpus is not None else None,
+        limits.memory,
+        limits.pids,
+    )
 
 
 def reservation_budget(reservation: Reservation | None) -> Budget | None:

@@ -13,7 +13,8 @@ from typing import Any
 import pytest
 
 from labplan import naming
-from workers.kernel.cgroups import PARENT, Budget, Cgroups
+from labplan.messages import Budget, budget_for
+from workers.kernel.cgroups import PARENT, Cgroups
 from workers.wiring import kernel_executor
 
 from .conftest import PYTHON, Lab, compile_dict, leftovers, new_deployment
@@ -62,7 +63,7 @@ for pid in children:
 
 def reservation_dirs(budget: Budget) -> list[Path]:
     """The reservation's cgroup in every hierarchy, whether it exists or not."""
-    return [h / PARENT / budget.cgroup for h in Cgroups().layout.hierarchies()]
+    return [h / PARENT / budget["cgroup"] for h in Cgroups().layout.hierarchies()]
 
 
 def counter(budget: Budget, v2: str, v1: str) -> str:
@@ -71,22 +72,22 @@ def counter(budget: Budget, v2: str, v1: str) -> str:
         for name in (v2, v1):
             if (directory / name).exists():
                 return (directory / name).read_text()
-    raise AssertionError(f"no {v2} nor {v1} in {budget.cgroup}")
+    raise AssertionError(f"no {v2} nor {v1} in {budget['cgroup']}")
 
 
 @pytest.fixture
 def booked(data_dir: Path) -> Iterator[tuple[Lab, Budget]]:
     deployment = new_deployment()
     # A reservation id of this run alone, like the deployment's.
-    budget = Budget(deployment, cpus=1.0, memory=MEMORY, pids=PIDS)
+    budget = budget_for(deployment, cpus=1.0, memory=MEMORY, pids=PIDS)
     executor = kernel_executor(data_dir)
     token = naming.deployment_token(deployment)
     try:
-        result = executor.apply(compile_dict(PAIR, deployment), "local", budget.to_dict())
+        result = executor.apply(compile_dict(PAIR, deployment), "local", budget)
         yield Lab(executor, token, result), budget
     finally:
         removed = executor.destroy(token)
-        assert f"cgroup {budget.cgroup}" in removed
+        assert f"cgroup {budget['cgroup']}" in removed
         assert leftovers(token) == []
         assert [d for d in reservation_dirs(budget) if d.exists()] == []
 
@@ -96,7 +97,7 @@ def test_the_nodes_cgroups_sit_in_the_reservations_which_holds_the_share(
 ) -> None:
     lab, budget = booked
     record = lab.executor.journal.read(lab.token)
-    assert record is not None and record.cgroup == f"{budget.cgroup}/{lab.token}"
+    assert record is not None and record.cgroup == f"{budget['cgroup']}/{lab.token}"
 
     for directory in reservation_dirs(budget):
         assert (directory / lab.token / "n0").is_dir() and (directory / lab.token / "n1").is_dir()
@@ -105,9 +106,9 @@ def test_the_nodes_cgroups_sit_in_the_reservations_which_holds_the_share(
     assert counter(budget, "cpu.max", "cpu.cfs_quota_us").split()[0] == "100000"
     # The nodes have no limits of their own.
     node = Cgroups().dirs(f"{lab.token}/n0")
-    assert any(d.parent.parent.name == budget.cgroup for d in node)
+    assert any(d.parent.parent.name == budget["cgroup"] for d in node)
     proc_cgroup = Path(f"/proc/{lab.pid('alpha')}/cgroup").read_text()
-    assert f"/{PARENT}/{budget.cgroup}/{lab.token}/n0" in proc_cgroup
+    assert f"/{PARENT}/{budget['cgroup']}/{lab.token}/n0" in proc_cgroup
 
 
 def test_two_nodes_without_limits_cannot_use_more_than_the_reservations_memory(

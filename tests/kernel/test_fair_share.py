@@ -23,10 +23,11 @@ from typing import Any
 import pytest
 
 from labplan import naming
+from labplan.messages import Budget, budget_for
 from workers import config
 from workers.executor import ApplyResult, Executor
 from workers.kernel.ceiling import Machine, ceiling_of
-from workers.kernel.cgroups import Budget, Cgroups
+from workers.kernel.cgroups import Cgroups
 from workers.wiring import kernel_executor
 
 from .conftest import PYTHON, compile_dict, new_deployment
@@ -101,7 +102,7 @@ class Host:
     def apply(self, data: dict[str, Any], budget: Budget | None = None) -> tuple[str, ApplyResult]:
         deployment = new_deployment()
         plan = compile_dict(data, deployment)
-        result = self.executor.apply(plan, "local", budget.to_dict() if budget else None)
+        result = self.executor.apply(plan, "local", budget)
         return naming.deployment_token(deployment), result
 
     def leftovers(self, token: str) -> list[str]:
@@ -219,7 +220,7 @@ def test_a_bomb_in_a_reservations_share_leaves_the_rest_of_the_ceiling_to_other_
     make_host: Callable[[str], Host],
 ) -> None:
     host = make_host("s")
-    share = Budget(new_deployment(), cpus=0.25, memory=128 * MIB, pids=100)
+    share = budget_for(new_deployment(), cpus=0.25, memory=128 * MIB, pids=100)
     bomb, _ = host.apply(lab("bomb", ["sh", "-c", BOMB]), share)
     assert wait_for(lambda: host.events("pids.events", "pids.events", "max") > 0, 20)
     assert host.pids() <= 100
@@ -232,6 +233,6 @@ def test_a_bomb_in_a_reservations_share_leaves_the_rest_of_the_ceiling_to_other_
     assert time.monotonic() - started < 30
 
     removed = host.executor.destroy(bomb)
-    assert f"cgroup {share.cgroup}" in removed
+    assert f"cgroup {share['cgroup']}" in removed
     assert host.leftovers(bomb) == [] and host.leftovers(quiet) == []
     assert host.pids() == 0

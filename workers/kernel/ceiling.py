@@ -13,10 +13,10 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from labplan.messages import CPU_PERIOD
 from labplan.units import format_size
 from workers import config
 
-CPU_PERIOD = 100_000  # microseconds, the kernel's default period
 # The least a ceiling may leave labs: the kernel's smallest quota (1 ms per period),
 # 1 MiB, one process.
 FLOOR = {"cpus": 0.01, "memory": 1 << 20, "pids": 1}

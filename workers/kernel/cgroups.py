@@ -5,7 +5,8 @@ Plans speak cgroup v2 (`memory.max`, `cpu.max`, ...). On a v1/hybrid host a node
 is one directory per managed v1 hierarchy, and each v2 key maps to its v1 file(s).
 
 A deployment's cgroup is `labmgr/<token>`, or `labmgr/r<id>/<token>` when it runs inside
-a reservation: `r<id>` holds the reservation's share (a `Budget`), so the kernel bounds
+a reservation: `r<id>` holds the reservation's share (a `labplan.messages.Budget`, its
+name `labplan.messages.reservation_cgroup`'s), so the kernel bounds
 all its labs together. Plans name node cgroups without that level ("lm1/n0"); `Cgroups`
 finds where the token lives, so every caller keeps using the plan's names.
 
@@ -26,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from labplan import naming
+from labplan.messages import CPU_PERIOD, RESERVATION_CGROUP_PREFIX, Budget
 from workers import config
 from workers.kernel.ceiling import Ceiling, host_ceiling
 
@@ -33,8 +35,6 @@ log = logging.getLogger("labmgr.agent")
 
 # `labmgr` unless the agent is one of several sharing this kernel (workers.config).
 PARENT = config.cgroup_parent()
-RESERVATION_PREFIX = "r"  # no deployment token ("lm...") can take such a name
-CPU_PERIOD = 100_000  # microseconds, the kernel's default period
 MOUNTINFO = Path("/proc/self/mountinfo")
 # v1 controllers a node cgroup lives in: the limits' controllers plus accounting and the
 # freezer, which teardown uses to stop every process before killing it.
@@ -47,51 +47,24 @@ class CgroupError(Exception):
     """A limit could not be written or did not read back as written."""
 
 
-def reservation_cgroup(reservation: int) -> str:
-    """The parent cgroup (below `labmgr`) of the labs deployed in a reservation."""
-    return RESERVATION_PREFIX + naming.base36(reservation)
-
-
 def is_reservation_cgroup(name: str) -> bool:
     """Whether a name below `labmgr` is a reservation's parent cgroup."""
-    rest = name.removeprefix(RESERVATION_PREFIX)
+    rest = name.removeprefix(RESERVATION_CGROUP_PREFIX)
     return name != rest and rest.isalnum() and rest.isascii() and rest == rest.lower()
 
 
-@dataclass(frozen=True)
-class Budget:
-    """What the control plane holds a deployment to: a reservation's share (or a whole
-    host's) enforced on `r<id>`, or, with no reservation, a host-wide amount enforced on
-    the deployment's own cgroup. CPUs (a quota per period), bytes of memory, processes;
-    None in a kind means no bound of that kind (the parent's ceiling still holds)."""
-
-    reservation: int | None
-    cpus: float | None = None
-    memory: int | None = None
-    pids: int | None = None
-
-    @property
-    def cgroup(self) -> str | None:
-        """The reservation's cgroup below `labmgr` ("r5"); None outside reservations."""
-        return reservation_cgroup(self.reservation) if self.reservation is not None else None
-
-    def limits(self) -> list[tuple[str, str]]:
-        """The v2 keys and values written on the reservation's cgroup, "max" for no bound
-        (so a share that drops a bound on a re-apply loses it in the kernel too)."""
-        cpu = "max" if self.cpus is None else str(round(self.cpus * CPU_PERIOD))
-        return [
-            ("cpu.max", f"{cpu} {CPU_PERIOD}"),
-            ("memory.max", "max" if self.memory is None else str(self.memory)),
-            ("pids.max", "max" if self.pids is None else str(self.pids)),
-        ]
-
-    def to_dict(self) -> dict[str, object]:
-        return {
-            "reservation": self.reservation,
-            "cpus": self.cpus,
-            "memory": self.memory,
-            "pids": self.pids,
-        }
+def budget_limits(budget: Budget) -> list[tuple[str, str]]:
+    """The v2 keys and values a budget writes on its cgroup (the reservation's, or the
+    deployment's own for a host-wide one): CPUs as a quota per period, bytes of memory,
+    processes, "max" for no bound (so a share that drops a bound on a re-apply loses it
+    in the kernel too)."""
+    cpus, memory, pids = budget["cpus"], budget["memory"], budget["pids"]
+    cpu = "max" if cpus is None else str(round(cpus * CPU_PERIOD))
+    return [
+        ("cpu.max", f"{cpu} {CPU_PERIOD}"),
+        ("memory.max", "max" if memory is None else str(memory)),
+        ("pids.max", "max" if pids is None else str(pids)),
+    ]
 
 
 @dataclass(frozen=True)
@@ -158,7 +131,7 @@ def v1_files(key: str, value: str, memory_max: str | None = None) -> list[tuple[
     """(controller, file, value) writes standing for one v2 key on a v1 hierarchy."""
     if key == "cpu.max":
         quota, _, period = value.partition(" ")
-        period = period or "100000"
+        period = period or str(CPU_PERIOD)
         quota = V1_UNLIMITED if quota == "max" else quota
         return [("cpu", "cpu.cfs_period_us", period), ("cpu", "cpu.cfs_quota_us", quota)]
     if key == "cpu.weight":

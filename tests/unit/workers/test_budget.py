@@ -13,13 +13,14 @@ import pytest
 
 from labplan import codec, labfile
 from labplan.compiler import compile_plan
+from labplan.messages import budget_for
 from tests.unit.workers import test_cgroups_v2 as v2
 from tests.unit.workers.fake_kernel import ALL_FACTS, FakeKernel
 from workers.agent import Agent
 from workers.decoding import decode_budget
 from workers.errors import ApplyError, MoveRefusedError
 from workers.executor import Executor
-from workers.kernel.cgroups import Budget, CgroupLayout, Cgroups, is_reservation_cgroup
+from workers.kernel.cgroups import CgroupLayout, Cgroups, budget_limits, is_reservation_cgroup
 from workers.metrics import Sampler
 
 PAIR = {
@@ -55,15 +56,15 @@ def executor(kernel: FakeKernel, tmp_path: Path) -> Executor:
 def test_a_budget_is_read_into_the_share_the_kernel_gets() -> None:
     budget = decode_budget({**SHARE, "cgroup": "r5"})
 
-    assert budget == Budget(5, 1.5, 256 << 20, 100)
-    assert budget is not None and budget.cgroup == "r5"
-    assert budget.limits() == [
+    assert budget == budget_for(5, 1.5, 256 << 20, 100)
+    assert budget is not None and budget["cgroup"] == "r5"
+    assert budget_limits(budget) == [
         ("cpu.max", "150000 100000"),
         ("memory.max", "268435456"),
         ("pids.max", "100"),
     ]
-    assert Budget(36).cgroup == "r10"
-    assert Budget(36).limits() == [
+    assert budget_for(36)["cgroup"] == "r10"
+    assert budget_limits(budget_for(36)) == [
         ("cpu.max", "max 100000"),
         ("memory.max", "max"),
         ("pids.max", "max"),
@@ -450,11 +451,11 @@ def test_on_v2_the_reservation_and_the_deployment_delegate_controllers_to_the_no
 ) -> None:
     fake = make_fake()
     cgroups = v2.v2_cgroups(fake)
-    budget = Budget(5, 0.5, 256 << 20, 100)
+    budget = budget_for(5, 0.5, 256 << 20, 100)
 
-    cgroups.ensure(budget.cgroup)
-    for key, value in budget.limits():
-        cgroups.set_limit(budget.cgroup, key, value)
+    cgroups.ensure(budget["cgroup"])
+    for key, value in budget_limits(budget):
+        cgroups.set_limit(budget["cgroup"], key, value)
     cgroups.ensure("r5/lm7")
     cgroups.ensure("lm7/n0")
 

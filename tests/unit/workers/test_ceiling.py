@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from labplan.messages import budget_for
 from tests.unit.workers import test_cgroups_v2 as v2
 from tests.unit.workers.fake_kernel import ALL_FACTS, FakeKernel
 from tests.unit.workers.test_budget import SHARE, plan_dict
@@ -20,7 +21,7 @@ from workers.decoding import decode_budget
 from workers.errors import ApplyError
 from workers.executor import Executor
 from workers.kernel.ceiling import Ceiling, Machine, ceiling_of, machine
-from workers.kernel.cgroups import Budget, CgroupLayout, Cgroups
+from workers.kernel.cgroups import CgroupLayout, Cgroups
 
 make_fake = v2.make_fake
 MIB = 1 << 20
@@ -186,8 +187,8 @@ def test_a_ceiling_put_back_by_hand_is_restored_by_the_next_job(tmp_path: Path) 
 def test_a_host_wide_budget_has_no_reservation_and_no_cgroup_of_its_own() -> None:
     budget = decode_budget(HOST_WIDE)
 
-    assert budget == Budget(None, 1.8, GIB, 3000)
-    assert budget is not None and budget.cgroup is None
+    assert budget == budget_for(None, 1.8, GIB, 3000)
+    assert budget is not None and budget["cgroup"] is None
 
 
 @pytest.mark.parametrize(
