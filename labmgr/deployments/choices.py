@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from django.db import models
 
+from labplan.messages import STEP_DONE, STEP_FAILED, STEP_ROLLED_BACK
+
 
 class DeploymentStatus(models.TextChoices):
     PENDING = "pending", "Pending"
@@ -61,12 +63,12 @@ class StepStatus(models.TextChoices):
 AGENT_STEP_STATUS: dict[str, StepStatus] = {
     "started": StepStatus.STARTED,
     "running": StepStatus.STARTED,
-    "done": StepStatus.SUCCEEDED,
+    STEP_DONE: StepStatus.SUCCEEDED,
     "succeeded": StepStatus.SUCCEEDED,
     "ok": StepStatus.SUCCEEDED,
-    "failed": StepStatus.FAILED,
+    STEP_FAILED: StepStatus.FAILED,
     "errored": StepStatus.ERRORED,
-    "rolled back": StepStatus.ROLLED_BACK,
+    STEP_ROLLED_BACK: StepStatus.ROLLED_BACK,
     "rolled_back": StepStatus.ROLLED_BACK,
 }
 
