@@ -23,6 +23,8 @@ from typing import Any
 import requests
 from websockets.sync.client import ClientConnection, connect
 
+from labplan.messages import CONTROL_QUEUE
+
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 POLL = 0.01  # seconds between two looks while the stack starts
@@ -98,7 +100,7 @@ class ApiStack:
         self.session = requests.Session()
         self.session.headers["Authorization"] = f"Token {token}"
         celery = [str(BIN / "celery"), "-A", "labmgr.celery"]
-        self._start([*celery, "worker", "-Q", "control", "-n", f"bench-{os.getpid()}@%h",
+        self._start([*celery, "worker", "-Q", CONTROL_QUEUE, "-n", f"bench-{os.getpid()}@%h",
                      "--concurrency", "1", "--loglevel", "WARNING"])  # fmt: skip
         self._start([sys.executable, "-m", "workers", "agent"])
         # As `make run` starts it: one web process per core, at most 4.

@@ -24,6 +24,7 @@ import redis
 from celery import Celery
 
 from labplan import envelope, naming
+from labplan.messages import AGENT_TASK_PREFIX, CONTROL_QUEUE, HOST_QUEUE_PREFIX, host_queue
 from workers.keys import write_key
 
 from .conftest import compile_dict, leftovers, new_deployment
@@ -99,10 +100,10 @@ class Control:
 
     @property
     def host(self) -> str:
-        return self.queue.removeprefix("host.")
+        return self.queue.removeprefix(HOST_QUEUE_PREFIX)
 
     def send(self, name: str, *, key: bytes | None = None, **kwargs: Any) -> Answer:
-        task, task_id = f"labmgr.agent.{name}", uuid.uuid4().hex
+        task, task_id = AGENT_TASK_PREFIX + name, uuid.uuid4().hex
         signed = envelope.seal(
             key or self.key,
             task=task,
@@ -127,7 +128,7 @@ class Control:
         client = self.server.client()
         while time.monotonic() < deadline:
             try:
-                item = client.blpop(["control"], timeout=1)
+                item = client.blpop([CONTROL_QUEUE], timeout=1)
             except redis.RedisError:
                 time.sleep(0.2)
                 continue
@@ -199,7 +200,7 @@ def agent(redis_server: RedisServer, tmp_path: Path) -> Iterator[tuple[AgentProc
     write_key(tmp_path / "agent" / "host.key", KEY)
     process = AgentProcess(env, tmp_path / "agent.log")
     process.start()
-    yield process, Control(redis_server, f"host.{host}")
+    yield process, Control(redis_server, host_queue(host))
     process.stop()
 
 
@@ -213,7 +214,7 @@ def lab(nodes: int, subnet: str = "10.242.0.0/24") -> dict[str, Any]:
 
 
 def host_of(control: Control) -> str:
-    return control.queue.removeprefix("host.")
+    return control.queue.removeprefix(HOST_QUEUE_PREFIX)
 
 
 def test_an_agent_applies_runs_commands_samples_and_destroys(
@@ -381,4 +382,4 @@ def test_an_agent_without_its_hosts_key_does_not_serve(
     assert done.returncode == 2
     assert f"no host key at {tmp_path / 'agent' / 'host.key'}" in done.stderr
     assert "python manage.py host_register nokey" in done.stderr
-    assert redis_server.client().llen("control") == 0  # not even a heartbeat
+    assert redis_server.client().llen(CONTROL_QUEUE) == 0  # not even a heartbeat

@@ -32,6 +32,8 @@ from typing import Any
 import pytest
 import requests
 
+from labplan.messages import CONTROL_QUEUE
+
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts"
 CHROMIUM = os.environ.get("LABMGR_CHROMIUM", "/usr/bin/chromium")
@@ -311,7 +313,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
                 *celery,
                 "worker",
                 "-Q",
-                "control",
+                CONTROL_QUEUE,
                 "-n",
                 f"control-{os.getpid()}@%h",
                 "--concurrency",

@@ -210,8 +210,9 @@ class Broker:
 
         from labmgr.hosts.models import Host
         from labplan import envelope
+        from labplan.messages import HOST_QUEUE_PREFIX
 
-        slug = queue.removeprefix("host.")
+        slug = queue.removeprefix(HOST_QUEUE_PREFIX)
         key = bytes.fromhex(Host.objects.get(slug=slug).key)
         opened = envelope.open_(
             kwargs[envelope.FIELD],

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from labplan.messages import ControlTask
 from tests.unit.workers.fake_kernel import ALL_FACTS, Crash, CrashingDriver, FakeDriver, FakeKernel
 from tests.unit.workers.labs import CAMPUS, plan_dict
 from workers.agent import Agent
@@ -36,11 +37,11 @@ def make_agent(kernel: FakeKernel, tmp_path: Path, sent: Sent, driver: Any = Non
 
 
 def results(sent: Sent) -> list[dict[str, Any]]:
-    return [kw for task, kw in sent if task == "labmgr.control.deployment_result"]
+    return [kw for task, kw in sent if task == ControlTask.DEPLOYMENT_RESULT]
 
 
 def steps(sent: Sent) -> list[dict[str, Any]]:
-    return [kw for task, kw in sent if task == "labmgr.control.deployment_step"]
+    return [kw for task, kw in sent if task == ControlTask.DEPLOYMENT_STEP]
 
 
 def pids(result: dict[str, Any]) -> dict[str, int]:

@@ -13,7 +13,7 @@ import pytest
 
 from labplan import codec, labfile
 from labplan.compiler import compile_plan
-from labplan.messages import budget_for
+from labplan.messages import ControlTask, budget_for
 from tests.unit.workers import test_cgroups_v2 as v2
 from tests.unit.workers.fake_kernel import ALL_FACTS, FakeKernel
 from workers.agent import Agent
@@ -289,7 +289,7 @@ def agent_for(executor: Executor, sent: list[tuple[str, dict[str, Any]]]) -> Age
 
 
 def result_of(sent: list[tuple[str, dict[str, Any]]]) -> dict[str, Any]:
-    return [kw for task, kw in sent if task == "labmgr.control.deployment_result"][-1]
+    return [kw for task, kw in sent if task == ControlTask.DEPLOYMENT_RESULT][-1]
 
 
 def test_the_apply_job_puts_the_lab_in_the_budget_it_is_sent(

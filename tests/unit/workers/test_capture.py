@@ -16,6 +16,7 @@ import pytest
 
 from labplan import labfile, naming
 from labplan.compiler import compile_plan
+from labplan.messages import ControlTask
 from labplan.ops import SpawnNode
 from tests.unit.workers.signing import FakeApp, host_signer, opened, signed
 from workers.capture import tasks as capture_tasks
@@ -80,7 +81,7 @@ class Sent:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             for task, kwargs in self.messages:
-                if task == "labmgr.control.capture_finished" and kwargs["capture"] == capture:
+                if task == ControlTask.CAPTURE_FINISHED and kwargs["capture"] == capture:
                     return kwargs
             time.sleep(0.05)
         raise AssertionError(f"capture {capture} never finished: {self.messages}")
