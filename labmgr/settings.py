@@ -11,9 +11,14 @@ import re
 from pathlib import Path
 
 import dj_database_url
+import django_stubs_ext
 from django.core.management.utils import get_random_secret_key
 
 from labplan import subnets
+
+# Lets the classes that django-stubs types as generic (ModelAdmin[Lab], ...) be subscripted
+# at run time too.
+django_stubs_ext.monkeypatch()
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 

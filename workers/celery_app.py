@@ -13,7 +13,7 @@ import re
 from typing import Any
 from urllib.parse import urlsplit
 
-from celery import Celery  # type: ignore[import-untyped]
+from celery import Celery
 from kombu.entity import Queue
 
 from labplan import messages
@@ -77,7 +77,7 @@ def _settings(queue: str) -> dict[str, Any]:
         "task_acks_late": True,
         "worker_prefetch_multiplier": 1,
         "task_default_queue": queue,
-        "task_queues": [Queue(queue), Queue(CONTROL_QUEUE)],  # type: ignore[no-untyped-call]
+        "task_queues": [Queue(queue), Queue(CONTROL_QUEUE)],
         "task_routes": {f"{CONTROL_TASK_PREFIX}*": {"queue": CONTROL_QUEUE}},
         "broker_transport_options": {"visibility_timeout": VISIBILITY_TIMEOUT},
         "result_backend_transport_options": {"visibility_timeout": VISIBILITY_TIMEOUT},

@@ -13,14 +13,14 @@ from labmgr.accounts.models import Classroom, LabTemplate, Profile, TemplateCopy
 from labmgr.accounts.services import template_copy_for_class
 
 
-class ProfileInline(admin.StackedInline):
+class ProfileInline(admin.StackedInline[Profile, User]):
     model = Profile
     can_delete = False
     verbose_name = verbose_name_plural = "role and quotas"
     fields = ["role", "max_deployments", "max_cpus", "max_memory", "max_pids"]
 
 
-class ClassroomInline(admin.StackedInline):
+class ClassroomInline(admin.StackedInline[Classroom, Group]):
     model = Classroom
     can_delete = True
     verbose_name = "class"
@@ -34,9 +34,11 @@ admin.site.unregister(Group)
 
 
 @admin.register(User)
-class LabUserAdmin(UserAdmin):
+class LabUserAdmin(UserAdmin[User]):
     inlines = [ProfileInline]
-    list_display = [*UserAdmin.list_display, "role"]
+    # django-stubs types the admin options as instance attributes of a generic class; in
+    # Django they are plain class attributes, so reading UserAdmin's is exact.
+    list_display = (*UserAdmin.list_display, "role")  # type: ignore[misc]
     list_select_related = ["profile"]
 
     @admin.display(description="role")
@@ -58,10 +60,9 @@ class ClassGroupAdmin(GroupAdmin):
         return str(classroom.teacher) if classroom else ""
 
 
-class TemplateCopyInline(admin.TabularInline):
+class TemplateCopyInline(admin.TabularInline[TemplateCopy, LabTemplate]):
     model = TemplateCopy
-    fields = ["user", "lab", "created"]
-    readonly_fields = fields
+    fields = readonly_fields = ("user", "lab", "created")
     can_delete = False
     extra = 0
 
@@ -70,7 +71,7 @@ class TemplateCopyInline(admin.TabularInline):
 
 
 @admin.register(LabTemplate)
-class LabTemplateAdmin(admin.ModelAdmin):
+class LabTemplateAdmin(admin.ModelAdmin[LabTemplate]):
     list_display = ["lab", "classroom", "published_by", "created"]
     list_filter = ["classroom"]
     search_fields = ["lab__name", "classroom__group__name"]

@@ -18,21 +18,20 @@ class ReadOnlyMixin:
         return False
 
 
-class DeploymentStepInline(ReadOnlyMixin, admin.TabularInline):
+class DeploymentStepInline(ReadOnlyMixin, admin.TabularInline[DeploymentStep, Deployment]):
     model = DeploymentStep
-    fields = ["seq", "name", "status", "message", "created"]
-    readonly_fields = fields
+    fields = readonly_fields = ("seq", "name", "status", "message", "created")
     can_delete = False
     extra = 0
 
 
 @admin.register(Deployment)
-class DeploymentAdmin(ReadOnlyMixin, admin.ModelAdmin):
+class DeploymentAdmin(ReadOnlyMixin, admin.ModelAdmin[Deployment]):
     list_display = ["id", "lab", "owner", "host", "status", "token", "created", "finished"]
     list_filter = ["status", "host", "created"]
     search_fields = ["lab__name", "owner__username", "token"]
     list_select_related = ["lab__owner", "owner", "host"]
-    fields = [
+    fields = readonly_fields = (
         "lab",
         "owner",
         "host",
@@ -43,13 +42,12 @@ class DeploymentAdmin(ReadOnlyMixin, admin.ModelAdmin):
         "finished",
         "labfile",
         "plan",
-    ]
-    readonly_fields = fields
+    )
     inlines = [DeploymentStepInline]
 
 
 @admin.register(DeploymentStep)
-class DeploymentStepAdmin(ReadOnlyMixin, admin.ModelAdmin):
+class DeploymentStepAdmin(ReadOnlyMixin, admin.ModelAdmin[DeploymentStep]):
     list_display = ["deployment", "seq", "name", "status", "created"]
     list_filter = ["status"]
     search_fields = ["name", "message", "deployment__lab__name"]

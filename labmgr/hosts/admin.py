@@ -16,7 +16,7 @@ from labmgr.hosts.models import Host
 
 
 @admin.register(Host)
-class HostAdmin(admin.ModelAdmin):
+class HostAdmin(admin.ModelAdmin[Host]):
     list_display = ["name", "slug", "queue", "status", "cpus", "memory", "pids", "last_seen"]
     list_filter = ["status"]
     search_fields = ["name", "slug"]

@@ -35,31 +35,46 @@ class ViewOnlyMixin:
         return False
 
 
-class NetworkInline(ViewOnlyMixin, admin.TabularInline):
+class NetworkInline(ViewOnlyMixin, admin.TabularInline[Network, Lab]):
     model = Network
-    fields = ["name", "driver", "subnet", "gateway", "internal", "mtu", "parent", "mode", "vni"]
-    readonly_fields = fields
+    fields = readonly_fields = (
+        "name",
+        "driver",
+        "subnet",
+        "gateway",
+        "internal",
+        "mtu",
+        "parent",
+        "mode",
+        "vni",
+    )
     show_change_link = True
     extra = 0
 
 
-class NodeInline(ViewOnlyMixin, admin.TabularInline):
+class NodeInline(ViewOnlyMixin, admin.TabularInline[Node, Lab]):
     model = Node
-    fields = ["name", "hostname", "host", "rootfs", "command", "privileged", "limits"]
-    readonly_fields = fields
+    fields = readonly_fields = (
+        "name",
+        "hostname",
+        "host",
+        "rootfs",
+        "command",
+        "privileged",
+        "limits",
+    )
     show_change_link = True
     extra = 0
 
 
-class AttachmentInline(ViewOnlyMixin, admin.TabularInline):
+class AttachmentInline(ViewOnlyMixin, admin.TabularInline[Attachment, Network]):
     model = Attachment
-    fields = ["position", "node", "network", "ipv4", "ifname", "mac"]
-    readonly_fields = fields
+    fields = readonly_fields = ("position", "node", "network", "ipv4", "ifname", "mac")
     extra = 0
 
 
 @admin.register(Lab)
-class LabAdmin(admin.ModelAdmin):
+class LabAdmin(admin.ModelAdmin[Lab]):
     list_display = ["name", "owner", "network_count", "node_count", "updated"]
     list_filter = ["shared_with", "created", "updated"]
     search_fields = ["name", "description", "owner__username"]
@@ -215,7 +230,7 @@ def _error_lines(exc: LabfileError | ApplicationError) -> list[str]:
 
 
 @admin.register(Network)
-class NetworkAdmin(ViewOnlyMixin, admin.ModelAdmin):
+class NetworkAdmin(ViewOnlyMixin, admin.ModelAdmin[Network]):
     list_display = ["name", "lab", "driver", "subnet", "gateway", "mtu", "vni"]
     list_filter = ["driver"]
     search_fields = ["name", "lab__name", "subnet"]
@@ -224,7 +239,7 @@ class NetworkAdmin(ViewOnlyMixin, admin.ModelAdmin):
 
 
 @admin.register(Node)
-class NodeAdmin(ViewOnlyMixin, admin.ModelAdmin):
+class NodeAdmin(ViewOnlyMixin, admin.ModelAdmin[Node]):
     list_display = ["name", "lab", "hostname", "host", "rootfs", "privileged"]
     list_filter = ["privileged", "rootfs"]
     search_fields = ["name", "hostname", "lab__name"]
@@ -233,7 +248,7 @@ class NodeAdmin(ViewOnlyMixin, admin.ModelAdmin):
 
 
 @admin.register(Attachment)
-class AttachmentAdmin(ViewOnlyMixin, admin.ModelAdmin):
+class AttachmentAdmin(ViewOnlyMixin, admin.ModelAdmin[Attachment]):
     list_display = ["node", "network", "position", "ipv4", "ifname", "mac"]
     list_filter = ["network__driver"]
     search_fields = ["node__name", "network__name", "ipv4", "mac", "node__lab__name"]

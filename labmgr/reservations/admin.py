@@ -26,13 +26,13 @@ EXTENSION = timedelta(hours=1)
 
 
 @admin.register(Reservation)
-class ReservationAdmin(admin.ModelAdmin):
+class ReservationAdmin(admin.ModelAdmin[Reservation]):
     list_display = ["host", "owner", "start", "end", "share", "status", "overridden"]
     list_filter = ["status", "host", "whole_host"]
     search_fields = ["owner__username", "host__name", "host__slug", "note"]
     list_select_related = ["host", "owner"]
     date_hierarchy = "start"
-    fields = [
+    fields = (
         "owner",
         "host",
         "start",
@@ -50,8 +50,8 @@ class ReservationAdmin(admin.ModelAdmin):
         "last_error",
         "created",
         "updated",
-    ]
-    readonly_fields = [f for f in fields if f != "note"]
+    )
+    readonly_fields = tuple(f for f in fields if f != "note")
     actions = ["extend_one_hour", "cancel", "destroy_labs"]
 
     @admin.display(description="share")
@@ -123,7 +123,7 @@ class ReservationAdmin(admin.ModelAdmin):
 
 
 @admin.register(ReservationPolicy)
-class ReservationPolicyAdmin(admin.ModelAdmin):
+class ReservationPolicyAdmin(admin.ModelAdmin[ReservationPolicy]):
     """The one policy. Its list opens it, or, before an admin saved one, the form to save
     it filled in with the settings' defaults (which hold until then). Deleting it goes
     back to the settings."""
@@ -148,7 +148,7 @@ class ReservationPolicyAdmin(admin.ModelAdmin):
 
 
 @admin.register(HostReserve)
-class HostReserveAdmin(admin.ModelAdmin):
+class HostReserveAdmin(admin.ModelAdmin[HostReserve]):
     list_display = ["host", "cpus", "memory", "pids", "labs_get"]
     list_select_related = ["host"]
     fields = ["host", "cpus", "memory", "pids", "labs_get", "updated"]
