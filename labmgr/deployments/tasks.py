@@ -8,13 +8,13 @@ one host cannot speak for another's lab.
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, Unpack
 
 from labmgr.celery import app
 from labmgr.deployments import reconcile, services
 from labmgr.deployments.selectors import deployment_placed_on
 from labmgr.hosts.trust import agent_report
-from labplan.messages import BeatTask, ControlTask
+from labplan.messages import BeatTask, ControlTask, StepArgs
 
 log = logging.getLogger(__name__)
 
@@ -32,31 +32,10 @@ def _from_its_host(deployment: int, host: str, what: str) -> bool:
 
 
 @agent_report(ControlTask.DEPLOYMENT_STEP)
-def deployment_step(
-    *,
-    deployment: int,
-    seq: int,
-    total: int,
-    name: str,
-    target: str,
-    status: str,
-    message: str,
-    seconds: float,
-    host: str = "",
-) -> None:
-    if not _from_its_host(deployment, host, "step"):
+def deployment_step(*, host: str = "", **report: Unpack[StepArgs]) -> None:
+    if not _from_its_host(report["deployment"], host, "step"):
         return
-    services.deployment_step_record(
-        deployment_id=deployment,
-        seq=seq,
-        total=total,
-        name=name,
-        target=target,
-        status=status,
-        message=message,
-        seconds=seconds,
-        host=host,
-    )
+    services.deployment_step_record(report, host=host)
 
 
 @agent_report(ControlTask.DEPLOYMENT_RESULT)

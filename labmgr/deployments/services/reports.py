@@ -21,6 +21,7 @@ from labmgr.deployments.models import Deployment, DeploymentHost, DeploymentNode
 from labmgr.deployments.services.create import deployment_step_add
 from labmgr.deployments.services.jobs import deployment_hosts_destroy
 from labmgr.deployments.services.status import deployment_advance, deployment_status_publish
+from labplan.messages import StepArgs
 
 log = logging.getLogger(__name__)
 
@@ -28,21 +29,12 @@ S = DeploymentStatus
 NOTE_LENGTH = 1000  # characters of an agent's note about a node that are kept
 
 
-def deployment_step_record(
-    *,
-    deployment_id: int,
-    seq: int,
-    total: int,
-    name: str,
-    target: str,
-    status: str,
-    message: str,
-    seconds: float,
-    host: str = "",
-) -> DeploymentStep | None:
+def deployment_step_record(report: StepArgs, *, host: str = "") -> DeploymentStep | None:
     """Store a step the agent of `host` reported (once, however often it is delivered)
     and publish it. The first news of a pending deployment means its agent has started:
     DEPLOYING."""
+    deployment_id, seq, message = report["deployment"], report["seq"], report["message"]
+    status: str = report["status"]
     step_status = step_status_from_agent(status)
     if step_status is None:  # a word no agent uses: shown as it came, as a bug's step
         step_status, message = StepStatus.ERRORED, f"[{status}] {message}"
@@ -60,15 +52,15 @@ def deployment_step_record(
                 return None
             step = deployment_step_add(
                 deployment=locked,
-                name=name[:100],
+                name=report["name"][:100],
                 status=step_status,
                 message=message,
                 host=host[:50],
                 job=locked.job,
                 agent_seq=seq,
-                total=total,
-                target=target[:200],
-                seconds=seconds,
+                total=report["total"],
+                target=report["target"][:200],
+                seconds=report["seconds"],
             )
             locked.heard = timezone.now()
             locked.save(update_fields=["heard", "updated"])

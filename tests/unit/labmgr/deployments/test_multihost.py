@@ -492,14 +492,16 @@ def test_steps_of_two_hosts_with_the_same_number_are_both_kept(
     pk = int(_deploy(api, alice, spread_lab, run)["id"])
     for host in ("node-a", "node-b", "node-b"):  # the last one, delivered twice
         deployment_step_record(
-            deployment_id=pk,
-            seq=1001,
-            total=4,
-            name="namespaces",
-            target="2 ops",
-            status="done",
-            message="",
-            seconds=0.1,
+            {
+                "deployment": pk,
+                "seq": 1001,
+                "total": 4,
+                "name": "namespaces",
+                "target": "2 ops",
+                "status": "done",
+                "message": "",
+                "seconds": 0.1,
+            },
             host=host,
         )
     steps = Deployment.objects.get(pk=pk).steps.filter(name="namespaces")
