@@ -45,6 +45,7 @@ class DeploymentStepEvent(TypedDict):
     message: str
     total: int | None
     seconds: float | None
+    host: str | None  # the host that ran the step, None for the control plane's own
 
 
 class MetricsSampleEvent(TypedDict):
@@ -60,6 +61,23 @@ class HostStatusEvent(TypedDict):
     status: str
 
 
+class ReservationWarningEvent(TypedDict):
+    type: Literal["reservation.warning"]
+    reservation: int
+    host: str
+    end: str
+    seconds_left: int
+    final: bool
+
+
+class ReservationEndedEvent(TypedDict):
+    type: Literal["reservation.ended"]
+    reservation: int
+    host: str
+    status: str
+    destroyed: list[int]  # deployments taken down
+
+
 class SessionEndedEvent(TypedDict):
     """Not for browsers: tells a user's open terminals that the user logged out."""
 
@@ -72,6 +90,8 @@ Event = (
     | DeploymentStepEvent
     | MetricsSampleEvent
     | HostStatusEvent
+    | ReservationWarningEvent
+    | ReservationEndedEvent
     | SessionEndedEvent
 )
 

@@ -4,7 +4,7 @@ or the API's error shape, status 429, and when to try again."""
 from __future__ import annotations
 
 import math
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from axes.helpers import get_client_username, get_cool_off
@@ -40,7 +40,7 @@ def lockout_response(
 def _remaining(request: HttpRequest, username: str) -> timedelta:
     """The lockout lasts the cool-off from the last failure that counted."""
     cool_off = get_cool_off(request) or timedelta(0)
-    last = AccessAttempt.objects.filter(
+    last: datetime | None = AccessAttempt.objects.filter(
         username=username, ip_address=getattr(request, "axes_ip_address", None)
     ).aggregate(last=Max("attempt_time"))["last"]
     if last is None:

@@ -13,7 +13,7 @@ import hashlib
 import logging
 import secrets
 from datetime import timedelta
-from typing import Any
+from typing import Any, cast
 
 import redis
 from django.conf import settings
@@ -139,6 +139,12 @@ def capture_progress_record(*, key: str, packets: int, bytes: int) -> None:
     Capture.objects.filter(key=key, state__in=ACTIVE_STATES).update(packets=packets, bytes=bytes)
 
 
+def _chunks(client: redis.Redis, redis_key: str) -> list[bytes]:
+    """The pieces of a capture's file on Redis, in order (the client answers bytes: it
+    does not decode responses)."""
+    return cast(list[bytes], client.lrange(redis_key, 0, -1))
+
+
 def capture_finished_record(
     *,
     key: str,
@@ -159,7 +165,7 @@ def capture_finished_record(
         capture = Capture.objects.filter(key=key, state__in=ACTIVE_STATES).first()
         if capture is None:
             return
-        parts = client.lrange(redis_key, 0, -1) if chunks else []
+        parts = _chunks(client, redis_key) if chunks else []
         ended = CaptureState.FAILED if state == CaptureState.FAILED else CaptureState.STOPPED
         if len(parts) != chunks:
             ended, reason = CaptureState.FAILED, "the capture's file was lost on its way"

@@ -22,7 +22,7 @@ class Deployment(models.Model):
     )
     # Every host the lab's nodes are placed on, the first one included; each is sent the
     # same plan and applies its part (`DeploymentHost` keeps each one's result).
-    hosts = models.ManyToManyField(
+    hosts: models.ManyToManyField[Host, DeploymentHost] = models.ManyToManyField(
         Host, through="DeploymentHost", related_name="placed_deployments", blank=True
     )
     owner = models.ForeignKey(

@@ -17,7 +17,7 @@ import json
 import logging
 import secrets
 import time
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 from urllib.parse import parse_qs
 
 import redis.asyncio as aioredis
@@ -68,7 +68,8 @@ class RedisPipe:
 
     async def receive(self, timeout: float) -> bytes | None:
         item = await self.redis.blpop([self.out_key], timeout=timeout)
-        return None if item is None else bytes(item[1])
+        # The client does not decode responses: the frame is the bytes the agent pushed.
+        return None if item is None else cast(bytes, item[1])
 
     async def close(self) -> None:
         try:
@@ -103,10 +104,12 @@ class TerminalConsumer(AsyncWebsocketConsumer):
         deployment = await database_sync_to_async(authorize)(
             user, int(kwargs["lab"]), kwargs["node"]
         )
-        host = deployment and await database_sync_to_async(deployment_node_host)(
-            deployment, kwargs["node"]
+        host = (
+            None
+            if deployment is None
+            else await database_sync_to_async(deployment_node_host)(deployment, kwargs["node"])
         )
-        if deployment is None or host is None:
+        if user is None or deployment is None or host is None:
             await self.close(code=REFUSED)
             return
         self.deployment_id = deployment.pk

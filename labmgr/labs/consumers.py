@@ -38,12 +38,13 @@ class LabConsumer(AsyncJsonWebsocketConsumer):
 
     async def connect(self) -> None:
         lab_id = int(self.scope["url_route"]["kwargs"]["lab"])
-        if not await database_sync_to_async(may_watch)(self.scope.get("user"), lab_id):
+        user = self.scope.get("user")
+        if user is None or not await database_sync_to_async(may_watch)(user, lab_id):
             await self.close(code=REFUSED)
             return
         self.group = events.lab_group(lab_id)
         await self.channel_layer.group_add(self.group, self.channel_name)
-        self.reservations = notify.reservation_group(self.scope["user"].pk)
+        self.reservations = notify.reservation_group(user.pk)
         await self.channel_layer.group_add(self.reservations, self.channel_name)
         await self.accept()
 
@@ -70,8 +71,8 @@ class LabConsumer(AsyncJsonWebsocketConsumer):
     async def host_status(self, event: events.HostStatusEvent) -> None:
         await self.send_json(event)
 
-    async def reservation_warning(self, event: notify.ReservationWarningEvent) -> None:
+    async def reservation_warning(self, event: events.ReservationWarningEvent) -> None:
         await self.send_json(event)
 
-    async def reservation_ended(self, event: notify.ReservationEndedEvent) -> None:
+    async def reservation_ended(self, event: events.ReservationEndedEvent) -> None:
         await self.send_json(event)

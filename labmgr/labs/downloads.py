@@ -8,7 +8,7 @@ from labmgr.labs import selectors
 from labmgr.labs.choices import LabfileFormat
 from labmgr.labs.models import Lab
 
-CONTENT_TYPES = {
+CONTENT_TYPES: dict[str, str] = {
     LabfileFormat.YAML: "application/yaml; charset=utf-8",
     LabfileFormat.JSON: "application/json",
 }

@@ -108,9 +108,9 @@ def _clean(raw: Mapping[str, Any]) -> dict[str, Any] | None:
 
 
 def _number(value: Any) -> float | int:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise TypeError(f"not a number: {value!r}")
-    return value
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return value
+    raise TypeError(f"not a number: {value!r}")
 
 
 def _row(deployment: Deployment, s: dict[str, Any]) -> MetricSample:

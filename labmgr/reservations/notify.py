@@ -7,27 +7,9 @@ these events.
 
 from __future__ import annotations
 
-from typing import Literal, TypedDict
-
 from labmgr import events
+from labmgr.events import ReservationEndedEvent, ReservationWarningEvent
 from labmgr.reservations.models import Reservation
-
-
-class ReservationWarningEvent(TypedDict):
-    type: Literal["reservation.warning"]
-    reservation: int
-    host: str
-    end: str
-    seconds_left: int
-    final: bool
-
-
-class ReservationEndedEvent(TypedDict):
-    type: Literal["reservation.ended"]
-    reservation: int
-    host: str
-    status: str
-    destroyed: list[int]  # deployments taken down
 
 
 def reservation_group(user_id: int) -> str:
@@ -43,7 +25,7 @@ def publish_warning(reservation: Reservation, *, seconds_left: int, final: bool)
         "seconds_left": seconds_left,
         "final": final,
     }
-    events.publish([reservation_group(reservation.owner_id)], event)  # type: ignore[list-item]
+    events.publish([reservation_group(reservation.owner_id)], event)
 
 
 def publish_ended(reservation: Reservation, *, destroyed: list[int]) -> None:
@@ -54,4 +36,4 @@ def publish_ended(reservation: Reservation, *, destroyed: list[int]) -> None:
         "status": reservation.status,
         "destroyed": destroyed,
     }
-    events.publish([reservation_group(reservation.owner_id)], event)  # type: ignore[list-item]
+    events.publish([reservation_group(reservation.owner_id)], event)
