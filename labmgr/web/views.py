@@ -16,6 +16,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_POST
 
 from labmgr import jsondepth
+from labmgr.accounts.requests import AuthenticatedHttpRequest
 from labmgr.errors import ApplicationError
 from labmgr.labs import selectors as lab_selectors
 from labmgr.labs import services as lab_services
@@ -63,7 +64,7 @@ def _refused(request: HttpRequest, sentence: str) -> HttpResponse:
 
 
 @login_required
-def dashboard(request: HttpRequest) -> HttpResponse:
+def dashboard(request: AuthenticatedHttpRequest) -> HttpResponse:
     return render(
         request,
         "web/dashboard.html",
@@ -88,7 +89,7 @@ def dashboard_status(request: HttpRequest) -> JsonResponse:
 
 
 @login_required
-def examples(request: HttpRequest) -> HttpResponse:
+def examples(request: AuthenticatedHttpRequest) -> HttpResponse:
     return render(
         request, "web/examples.html", {"examples": example_store.example_list(), "nav": "examples"}
     )
@@ -96,7 +97,7 @@ def examples(request: HttpRequest) -> HttpResponse:
 
 @login_required
 @require_POST
-def example_copy(request: HttpRequest, name: str) -> HttpResponse:
+def example_copy(request: AuthenticatedHttpRequest, name: str) -> HttpResponse:
     example = example_store.example_get(name)
     if example is None:
         raise Http404("no such example")
@@ -116,7 +117,7 @@ def example_copy(request: HttpRequest, name: str) -> HttpResponse:
 
 
 @login_required
-def lab_new(request: HttpRequest) -> HttpResponse:
+def lab_new(request: AuthenticatedHttpRequest) -> HttpResponse:
     """The editor on a new lab, with a form to import a labfile instead."""
     if request.method == "POST" and "import" in request.POST:
         return _import(request)
@@ -126,8 +127,8 @@ def lab_new(request: HttpRequest) -> HttpResponse:
 def _import(request: HttpRequest) -> HttpResponse:
     form = ImportForm(request.POST, request.FILES)
     if not form.is_valid():
-        for error in form.non_field_errors():
-            messages.error(request, error)
+        for error in form.non_field_errors():  # each a message (django-stubs: or an error)
+            messages.error(request, str(error))
         return _editor(request, lab=None, draft=None, initial=STARTER, import_form=form)
     saved = services.lab_import_or_draft(user=request.user, text=form.labfile_text())
     if saved.ok and saved.lab is not None:
@@ -141,7 +142,7 @@ def _import(request: HttpRequest) -> HttpResponse:
 
 
 @login_required
-def lab_edit(request: HttpRequest, pk: int) -> HttpResponse:
+def lab_edit(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
     lab = _visible_lab(request, pk)
     if not lab_selectors.lab_can_change(user=request.user, lab=lab):
         return _refused(request, READ_ONLY + " edit it.")
@@ -151,7 +152,7 @@ def lab_edit(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 @login_required
-def draft_edit(request: HttpRequest, pk: int) -> HttpResponse:
+def draft_edit(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
     draft = get_object_or_404(LabDraft, pk=pk, owner=request.user)
     if draft.lab_id is not None:
         return redirect("web-lab-edit", pk=draft.lab_id)
@@ -160,7 +161,7 @@ def draft_edit(request: HttpRequest, pk: int) -> HttpResponse:
 
 @login_required
 @require_POST
-def draft_discard(request: HttpRequest, pk: int) -> HttpResponse:
+def draft_discard(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
     draft = get_object_or_404(LabDraft, pk=pk, owner=request.user)
     lab_id = draft.lab_id
     services.draft_discard(draft=draft)
@@ -211,7 +212,7 @@ def _editor(
 
 @login_required
 @require_POST
-def labfile_check(request: HttpRequest) -> JsonResponse:
+def labfile_check(request: AuthenticatedHttpRequest) -> JsonResponse:
     """Live validation for the editor: `{"text": "..."}` -> `{"valid", "errors"}`."""
     if len(request.body) > CHECK_MAX_BYTES:
         return JsonResponse({"detail": "The labfile is larger than 1 MiB."}, status=413)
@@ -228,7 +229,7 @@ def labfile_check(request: HttpRequest) -> JsonResponse:
 
 
 @login_required
-def lab_detail(request: HttpRequest, pk: int) -> HttpResponse:
+def lab_detail(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
     lab = _visible_lab(request, pk)
     deployment = selectors.latest_deployment(lab)
     commands, plan_problem = selectors.lab_plan_preview(lab=lab)
@@ -275,7 +276,7 @@ def _lab_page_data(request: HttpRequest, lab: Lab, deployment: Any) -> dict[str,
 
 
 @login_required
-def lab_topology(request: HttpRequest, pk: int) -> HttpResponse:
+def lab_topology(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
     lab = _visible_lab(request, pk)
     deployment = selectors.latest_deployment(lab)
     return render(
@@ -293,7 +294,7 @@ def lab_topology(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 @login_required
-def lab_terminals(request: HttpRequest, pk: int) -> HttpResponse:
+def lab_terminals(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
     lab = _visible_lab(request, pk)
     if not lab_selectors.lab_can_change(user=request.user, lab=lab):
         return _refused(request, "Only the lab's owner may open terminals in its nodes.")
@@ -315,7 +316,7 @@ def lab_terminals(request: HttpRequest, pk: int) -> HttpResponse:
 
 @login_required
 @require_POST
-def lab_delete(request: HttpRequest, pk: int) -> HttpResponse:
+def lab_delete(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
     lab = _visible_lab(request, pk)
     if not lab_selectors.lab_can_change(user=request.user, lab=lab):
         return _refused(request, READ_ONLY + " delete it.")

@@ -18,6 +18,7 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
 from labmgr.accounts.permissions import Action, Resource, require
+from labmgr.accounts.requests import AuthenticatedHttpRequest
 from labmgr.errors import ApplicationError
 from labmgr.hosts.models import Host
 from labmgr.reservations import clock
@@ -39,7 +40,7 @@ WEEK = timedelta(days=7)
 
 
 @login_required
-def calendar_home(request: HttpRequest) -> HttpResponse:
+def calendar_home(request: AuthenticatedHttpRequest) -> HttpResponse:
     """The first host's calendar; a page explaining the wait when there is no host."""
     host = Host.objects.order_by("name").first()
     if host is None:
@@ -48,7 +49,7 @@ def calendar_home(request: HttpRequest) -> HttpResponse:
 
 
 @login_required
-def host_calendar(request: HttpRequest, pk: int) -> HttpResponse:
+def host_calendar(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
     """A week of `host`'s bookings, the form to book a slot of it and the actions on the
     user's own bookings there."""
     host = get_object_or_404(Host, pk=pk)
@@ -108,7 +109,7 @@ def host_calendar(request: HttpRequest, pk: int) -> HttpResponse:
 
 @login_required
 @require_POST
-def reservation_action(request: HttpRequest, pk: int) -> HttpResponse:
+def reservation_action(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
     """Extend, shorten or cancel one booking, then back to the page it was asked from; a
     refusal is said there in the service's words (an extension names the booking in the
     way and how far it can go)."""
