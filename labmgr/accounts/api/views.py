@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 from django.contrib.auth import authenticate
 from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import serializers, status
+from rest_framework.authentication import BaseAuthentication
 from rest_framework.exceptions import AuthenticationFailed
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
@@ -15,10 +17,13 @@ from rest_framework.views import APIView
 
 from labmgr.accounts.tokens import token_expires, token_issue, token_revoke
 
+if TYPE_CHECKING:  # the protocol is the stubs' own, not DRF's
+    from rest_framework.permissions import _SupportsHasPermission
+
 ERROR = OpenApiResponse(description='`{"detail": "...", "errors": {"field.path": ["..."]}}`')
 
 
-class Credentials(serializers.Serializer):
+class Credentials(serializers.Serializer[Any]):
     username = serializers.CharField(max_length=150)
     password = serializers.CharField(max_length=4096, trim_whitespace=False)
 
@@ -37,12 +42,12 @@ class TokenView(APIView):
         # The schema generator asks without a request.
         return getattr(self.request, "method", None) == "POST"
 
-    def get_authenticators(self) -> list[Any]:
+    def get_authenticators(self) -> list[BaseAuthentication]:
         # Logging in takes no credentials but the body's: a stale token in the header
         # must not stand in the way of getting a fresh one.
         return [] if self._logging_in() else super().get_authenticators()
 
-    def get_permissions(self) -> list[Any]:
+    def get_permissions(self) -> Sequence[_SupportsHasPermission]:
         return [AllowAny()] if self._logging_in() else super().get_permissions()
 
     def get_authenticate_header(self, request: Request) -> str:

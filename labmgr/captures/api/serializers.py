@@ -10,7 +10,7 @@ from rest_framework.reverse import reverse
 from labmgr.captures.models import Capture
 
 
-class CaptureSerializer(serializers.ModelSerializer):
+class CaptureSerializer(serializers.ModelSerializer[Capture]):
     pcap_url = serializers.SerializerMethodField()
 
     class Meta:

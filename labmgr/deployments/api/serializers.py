@@ -11,16 +11,18 @@ from rest_framework import serializers
 
 from labmgr.api.fields import DetailUrl
 from labmgr.deployments.models import Deployment, DeploymentNode, DeploymentStep
+from labmgr.hosts.models import Host
+from labmgr.labs.models import Lab
 
 
-class DeploymentStepSerializer(serializers.ModelSerializer):
+class DeploymentStepSerializer(serializers.ModelSerializer[DeploymentStep]):
     class Meta:
         model = DeploymentStep
         fields = ["seq", "name", "status", "message", "target", "total", "seconds", "created"]
         read_only_fields = fields
 
 
-class DeploymentNodeSerializer(serializers.ModelSerializer):
+class DeploymentNodeSerializer(serializers.ModelSerializer[DeploymentNode]):
     interfaces = serializers.SerializerMethodField()
 
     class Meta:
@@ -33,15 +35,19 @@ class DeploymentNodeSerializer(serializers.ModelSerializer):
         return node.interfaces
 
 
-class DeploymentSerializer(serializers.ModelSerializer):
+class DeploymentSerializer(serializers.ModelSerializer[Deployment]):
     url = DetailUrl(view_name="deployment-detail")
-    lab_url = serializers.HyperlinkedRelatedField(
+    lab_url: serializers.HyperlinkedRelatedField[Lab] = serializers.HyperlinkedRelatedField(
         source="lab", view_name="lab-detail", read_only=True
     )
     lab_name = serializers.CharField(source="lab.name", read_only=True)
-    host = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+    host: serializers.SlugRelatedField[Host] = serializers.SlugRelatedField(
+        slug_field="slug", read_only=True
+    )
     # Every host the lab is placed on; `host` is the first, where unplaced nodes run.
-    hosts = serializers.SlugRelatedField(slug_field="slug", many=True, read_only=True)
+    hosts: serializers.SlugRelatedField[Host] = serializers.SlugRelatedField(
+        slug_field="slug", many=True, read_only=True
+    )
     owner = serializers.CharField(source="owner.username", read_only=True)
     steps = DeploymentStepSerializer(many=True, read_only=True)
     nodes = DeploymentNodeSerializer(many=True, read_only=True)
@@ -101,7 +107,7 @@ class DeploymentDetailSerializer(DeploymentSerializer):
         return deployment.drift
 
 
-class ExecSerializer(serializers.Serializer):
+class ExecSerializer(serializers.Serializer[Any]):
     node = serializers.CharField(max_length=31)
     argv = serializers.ListField(
         child=serializers.CharField(max_length=4096, trim_whitespace=False),
@@ -114,7 +120,7 @@ class ExecSerializer(serializers.Serializer):
         return min(value, float(settings.LABMGR_EXEC_TIMEOUT))
 
 
-class ExecResultSerializer(serializers.Serializer):
+class ExecResultSerializer(serializers.Serializer[Any]):
     exit = serializers.IntegerField()
     stdout = serializers.CharField()
     stderr = serializers.CharField()

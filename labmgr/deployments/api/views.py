@@ -46,7 +46,7 @@ CONNECTIVITY = inline_serializer(
 ACTION_RESPONSES = {202: DeploymentSerializer, 403: ERROR, 404: ERROR, 409: ERROR}
 
 
-class DeploymentViewSet(viewsets.ReadOnlyModelViewSet):
+class DeploymentViewSet(viewsets.ReadOnlyModelViewSet[Deployment]):
     lookup_value_regex = "[0-9]{1,18}"
 
     def get_queryset(self) -> QuerySet[Deployment]:

@@ -8,7 +8,7 @@ from labmgr.api.fields import DetailUrl
 from labmgr.hosts.models import Host
 
 
-class HostSerializer(serializers.ModelSerializer):
+class HostSerializer(serializers.ModelSerializer[Host]):
     url = DetailUrl(view_name="host-detail")
     queue = serializers.CharField(read_only=True)
     # What the agent reports unless an admin set `underlay`: the address in use.

@@ -15,7 +15,7 @@ from labmgr.hosts.models import Host
 from labmgr.hosts.selectors import host_list
 
 
-class HostViewSet(mixins.UpdateModelMixin, viewsets.ReadOnlyModelViewSet):
+class HostViewSet(mixins.UpdateModelMixin, viewsets.ReadOnlyModelViewSet[Host]):
     serializer_class = HostSerializer
     lookup_value_regex = "[0-9]{1,18}"
     http_method_names = ["get", "patch", "head", "options"]

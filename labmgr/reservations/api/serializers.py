@@ -18,7 +18,7 @@ from labplan.units import UnitError, parse_size
 
 
 @extend_schema_field(OpenApiTypes.STR)
-class SizeField(serializers.Field):  # type: ignore[type-arg]
+class SizeField(serializers.Field[int, Any, int, Any]):
     """Bytes, as a number or a labfile size ("256M", "2G")."""
 
     def to_internal_value(self, data: Any) -> int:
@@ -33,7 +33,7 @@ class SizeField(serializers.Field):  # type: ignore[type-arg]
         return value
 
 
-class ReservationSerializer(serializers.ModelSerializer):
+class ReservationSerializer(serializers.ModelSerializer[Reservation]):
     url = DetailUrl(view_name="reservation-detail")
     owner = serializers.CharField(source="owner.username", read_only=True)
     host_name = serializers.CharField(source="host.name", read_only=True)
@@ -66,7 +66,7 @@ class ReservationSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class ReservationCreateSerializer(serializers.Serializer):  # type: ignore[type-arg]
+class ReservationCreateSerializer(serializers.Serializer[Any]):
     host = serializers.PrimaryKeyRelatedField(queryset=Host.objects.all())
     start = serializers.DateTimeField()
     end = serializers.DateTimeField()
@@ -89,14 +89,14 @@ class ReservationCreateSerializer(serializers.Serializer):  # type: ignore[type-
     override = serializers.BooleanField(default=False, help_text="admins only")
 
 
-class ReservationPatchSerializer(serializers.Serializer):  # type: ignore[type-arg]
+class ReservationPatchSerializer(serializers.Serializer[Any]):
     start = serializers.DateTimeField(required=False)
     end = serializers.DateTimeField(required=False)
     note = serializers.CharField(max_length=200, allow_blank=True, required=False)
     override = serializers.BooleanField(default=False, help_text="admins only")
 
 
-class BlockSerializer(serializers.Serializer):  # type: ignore[type-arg]
+class BlockSerializer(serializers.Serializer[Any]):
     id = serializers.IntegerField(allow_null=True, help_text="yours (or all, for admins)")
     start = serializers.DateTimeField()
     end = serializers.DateTimeField()
@@ -108,7 +108,7 @@ class BlockSerializer(serializers.Serializer):  # type: ignore[type-arg]
     pids = serializers.IntegerField()
 
 
-class FreeSerializer(serializers.Serializer):  # type: ignore[type-arg]
+class FreeSerializer(serializers.Serializer[Any]):
     start = serializers.DateTimeField()
     end = serializers.DateTimeField()
     whole_host_free = serializers.BooleanField()
@@ -117,13 +117,13 @@ class FreeSerializer(serializers.Serializer):  # type: ignore[type-arg]
     pids = serializers.IntegerField()
 
 
-class AmountSerializer(serializers.Serializer):  # type: ignore[type-arg]
+class AmountSerializer(serializers.Serializer[Any]):
     cpus = serializers.FloatField()
     memory = serializers.IntegerField()
     pids = serializers.IntegerField()
 
 
-class AvailabilitySerializer(serializers.Serializer):  # type: ignore[type-arg]
+class AvailabilitySerializer(serializers.Serializer[Any]):
     host = serializers.IntegerField()
     capacity = AmountSerializer()
     blocks = BlockSerializer(many=True)
@@ -137,7 +137,7 @@ class AvailabilitySerializer(serializers.Serializer):  # type: ignore[type-arg]
         return fields
 
 
-class PolicySerializer(serializers.Serializer):  # type: ignore[type-arg]
+class PolicySerializer(serializers.Serializer[Any]):
     max_hours = serializers.IntegerField(allow_null=True, help_text="the longest booking")
     max_days_ahead = serializers.IntegerField(allow_null=True, help_text="how far ahead")
     weekly_hours = serializers.IntegerField(allow_null=True, help_text="hours per user a week")

@@ -33,7 +33,7 @@ AVAILABILITY_SPAN = timedelta(days=7)
 AVAILABILITY_MAX_SPAN = timedelta(days=62)
 
 
-class ReservationViewSet(viewsets.GenericViewSet):
+class ReservationViewSet(viewsets.GenericViewSet[Reservation]):
     """Reservations. Users see their own, teachers also their students', admins all;
     only the owner or an admin changes one (a teacher gets 403, anyone else 404).
     Cancelling (DELETE) keeps the row, with status `cancelled`."""
