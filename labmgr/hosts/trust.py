@@ -21,6 +21,7 @@ from collections.abc import Callable, Mapping
 from datetime import timedelta
 from typing import Any
 
+from celery import Task
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
@@ -198,7 +199,7 @@ def agent_report(name: ControlTask) -> Callable[[Report], Report]:
 
     def register(function: Report) -> Report:
         @functools.wraps(function)
-        def task(self: Any, **kwargs: Any) -> None:
+        def task(self: Task[Any, Any], /, **kwargs: Any) -> None:
             try:
                 host, opened = open_report(name, kwargs, self.request.id)
             except Refused as exc:

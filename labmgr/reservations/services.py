@@ -282,9 +282,10 @@ def reservation_check_deploy(
     running = Deployment.objects.filter(
         on_host, owner=user, status__in=sorted(ACTIVE_STATES)
     ).distinct()
-    if replacing is not None or isinstance(lab, Lab):
+    replaced = replacing if replacing is not None else lab if isinstance(lab, Lab) else None
+    if replaced is not None:
         # A redeploy replaces the lab's own deployment.
-        running = running.exclude(lab=replacing if replacing is not None else lab)
+        running = running.exclude(lab=replaced)
     total = deployments_usage(running) + labfile_usage(as_labfile(lab))
     if errors := _fit_errors(total, reservation):
         raise ApplicationError("The lab does not fit your reservation's share.", errors)
