@@ -115,11 +115,50 @@ def measure(
     return times
 
 
-def web_targets(stack: ApiStack) -> dict[str, Any]:
-    """PERF's web targets on the stack (bench.web_run)."""
+def measure_kernel(
+    sizes: list[int],
+    api_sizes: list[int],
+    stack: ApiStack | None,
+    tmp: Path,
+    repeat: int,
+    results: dict[str, dict[int, dict[str, list[float]]]],
+) -> None:
+    """labmgr's deploys (direct, and through the API on `stack`), then the baseline's,
+    into `results`."""
+    every = sorted(set(sizes) | set(api_sizes))
+    # Sizes take turns too: the machine's speed drifts over minutes, and a ratio of two
+    # sizes should not be a ratio of two moments. labmgr first: after the baseline's
+    # teardown hundreds of its memory cgroups stay dying for a minute or more
+    # (/proc/cgroups counts them; labmgr leaves none), and they slow whatever makes
+    # cgroups next.
+    labmgr_runs = {n: LabmgrRun(n, tmp) for n in every}
+    runs: dict[tuple[str, int], Run] = {}
+    for n, run in labmgr_runs.items():
+        runs["labmgr", n] = (run.deploy, run.destroy)
+        if stack is not None and n in api_sizes:
+            lab = stack.create_lab(labfile(n))
+            runs["api", n] = (partial(stack.deploy, lab), partial(stack.destroy, lab))
+    for (kind, n), times in measure(runs, repeat).items():
+        results[kind][n] = times
+    for run in labmgr_runs.values():
+        run.check_clean()
+    print("  measured labmgr", file=sys.stderr)
+    baselines = {("baseline", n): Baseline(n) for n in every}
+    measured = measure({k: (b.setup, b.teardown) for k, b in baselines.items()}, repeat)
+    for (kind, n), times in measured.items():
+        results[kind][n] = times
+    print("  measured the baseline", file=sys.stderr)
+
+
+def web_targets(stack: ApiStack, repeat: int) -> dict[str, Any]:
+    """PERF's web targets on the stack (bench.web_run); the lab list `repeat` times, each
+    on an idle machine."""
     web: dict[str, Any] = {"fanout": status_fanout(stack, WS_CLIENTS)}
     seed_labs(stack, LIST_LABS)
-    web["lab_list"] = lab_list_latencies(stack, LIST_CLIENTS, LIST_SECONDS)
+    web["lab_list"] = []
+    for _ in range(repeat):
+        settle()
+        web["lab_list"].append(lab_list_latencies(stack, LIST_CLIENTS, LIST_SECONDS))
     print("  measured the web targets", file=sys.stderr)
     return web
 
@@ -151,22 +190,34 @@ def main() -> int:
         help=f"skip the web targets (the list of {LIST_LABS} labs under {LIST_CLIENTS} "
         f"clients, {WS_CLIENTS} websocket clients on one deployment)",
     )
+    parser.add_argument(
+        "--only-web",
+        action="store_true",
+        help="measure the web targets alone, on the API run's stack (no kernel runs)",
+    )
+    parser.add_argument(
+        "--web-repeat",
+        type=int,
+        default=1,
+        help="lab list measurements, one after the other on one stack (default %(default)s)",
+    )
     args = parser.parse_args()
+    if args.only_web and args.no_web:
+        parser.error("--only-web and --no-web exclude each other")
     if os.geteuid() != 0:
         print(
             "python -m bench needs root: it builds real namespaces, links and cgroups",
             file=sys.stderr,
         )
         return 2
-    sizes = [int(s) for s in args.sizes.split(",")]
-
-    api_sizes = [int(s) for s in args.api_sizes.split(",") if s]
+    sizes = [] if args.only_web else [int(s) for s in args.sizes.split(",")]
+    api_sizes = [] if args.only_web else [int(s) for s in args.api_sizes.split(",") if s]
     results: dict[str, dict[int, dict[str, list[float]]]] = {
         "baseline": {},
         "labmgr": {},
         "api": {},
     }
-    note = run_netns_on_tmpfs()
+    note = None if args.only_web else run_netns_on_tmpfs()
     web: dict[str, Any] | None = None
     with tempfile.TemporaryDirectory(prefix="labmgr-bench-") as tmp:
         # The whole product (bench.api_run) runs beside the agent's direct apply, in
@@ -174,33 +225,10 @@ def main() -> int:
         # between runs on the same machine state.
         stack = ApiStack(Path(tmp) / "stack") if api_sizes or not args.no_web else None
         try:
-            every = sorted(set(sizes) | set(api_sizes))
-            # Sizes take turns too: the machine's speed drifts over minutes, and a ratio
-            # of two sizes should not be a ratio of two moments. labmgr first: after the
-            # baseline's teardown hundreds of its memory cgroups stay dying for a minute
-            # or more (/proc/cgroups counts them; labmgr leaves none), and they slow
-            # whatever makes cgroups next.
-            labmgr_runs = {n: LabmgrRun(n, Path(tmp)) for n in every}
-            runs: dict[tuple[str, int], Run] = {}
-            for n, run in labmgr_runs.items():
-                runs["labmgr", n] = (run.deploy, run.destroy)
-                if stack is not None and n in api_sizes:
-                    lab = stack.create_lab(labfile(n))
-                    runs["api", n] = (partial(stack.deploy, lab), partial(stack.destroy, lab))
-            for (kind, n), times in measure(runs, args.repeat).items():
-                results[kind][n] = times
-            for run in labmgr_runs.values():
-                run.check_clean()
-            print("  measured labmgr", file=sys.stderr)
-            baselines = {("baseline", n): Baseline(n) for n in every}
-            measured = measure(
-                {k: (b.setup, b.teardown) for k, b in baselines.items()}, args.repeat
-            )
-            for (kind, n), times in measured.items():
-                results[kind][n] = times
-            print("  measured the baseline", file=sys.stderr)
+            if sizes or api_sizes:
+                measure_kernel(sizes, api_sizes, stack, Path(tmp), args.repeat, results)
             if stack is not None and not args.no_web:
-                web = web_targets(stack)
+                web = web_targets(stack, args.web_repeat)
         finally:
             if stack is not None:
                 stack.stop()
@@ -209,10 +237,11 @@ def main() -> int:
         k: {n: {p: statistics.median(v) for p, v in r.items()} for n, r in d.items()}
         for k, d in results.items()
     }
-    print(
-        f"\n{'N':>5}  {'baseline setup':>22} {'labmgr deploy':>22} {'ratio':>6}   "
-        f"{'baseline teardown':>22} {'labmgr destroy':>22} {'ratio':>6}"
-    )
+    if sizes:
+        print(
+            f"\n{'N':>5}  {'baseline setup':>22} {'labmgr deploy':>22} {'ratio':>6}   "
+            f"{'baseline teardown':>22} {'labmgr destroy':>22} {'ratio':>6}"
+        )
     for n in sizes:
         b, lm = results["baseline"][n], results["labmgr"][n]
         print(
@@ -231,17 +260,18 @@ def main() -> int:
         )
     ratios: dict[str, float] = {}
     if web is not None:
-        latencies, fanout = web["lab_list"], web["fanout"]
-        print(
-            f"\nLab list of {LIST_LABS} labs, {LIST_CLIENTS} clients for {LIST_SECONDS:.0f} s: "
-            f"{len(latencies)} requests, median {statistics.median(latencies) * 1000:.0f} ms, "
-            f"p95 {p95(latencies) * 1000:.0f} ms"
-        )
+        fanout = web["fanout"]
+        print(f"\nLab list of {LIST_LABS} labs, {LIST_CLIENTS} clients for {LIST_SECONDS:.0f} s:")
+        for latencies in web["lab_list"]:
+            print(
+                f"  {len(latencies)} requests, median "
+                f"{statistics.median(latencies) * 1000:.0f} ms, p95 {p95(latencies) * 1000:.0f} ms"
+            )
         print(
             f"{fanout['clients']} websocket clients on one lab: {fanout['complete']} received "
             f"every status ({' -> '.join(fanout['statuses'])})"
         )
-        ratios["lab_list_p95_ms"] = p95(latencies) * 1000
+        ratios["lab_list_p95_ms"] = statistics.median(p95(run) * 1000 for run in web["lab_list"])
         ratios["ws_clients_missing"] = fanout["clients"] - fanout["complete"]
     if 200 in api_sizes:
         ratios["api_overhead_200"] = med["api"][200]["setup"] - med["labmgr"][200]["setup"]

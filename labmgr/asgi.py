@@ -1,17 +1,21 @@
 """ASGI entry point of the labmgr control plane (served by uvicorn): HTTP through Django
-behind the body size limit, websockets through Channels with the session's user and an
-origin check."""
+on long-lived threads (labmgr.http_handler) behind the body size limit, websockets
+through Channels with the session's user and an origin check."""
 
 import gc
 import os
 
+import django
 from django.conf import settings
-from django.core.asgi import get_asgi_application
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "labmgr.settings")
 
-# Django must be set up before the consumers (and their models) are imported.
-django_application = get_asgi_application()
+# Django must be set up before the handler, the consumers and their models are imported.
+django.setup(set_prefix=False)
+
+from labmgr.http_handler import ThreadedASGIHandler  # noqa: E402
+
+django_application = ThreadedASGIHandler(settings.LABMGR_WEB_THREADS)
 
 from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
+from django.utils import timezone
 from rest_framework import serializers
 
 _PLACEHOLDER = "918273645"  # a pk no URL conf or host name holds by chance
@@ -28,3 +30,14 @@ class DetailUrl(serializers.HyperlinkedIdentityField):
         if len(parts) != 2:  # the placeholder was not where the pk goes: no shortcut
             return str(super().get_url(obj, view_name, request, format))
         return f"{parts[0]}{getattr(obj, self.lookup_field)}{parts[1]}"
+
+
+class DateTimeField(serializers.DateTimeField):
+    """DRF's DateTimeField, asking for the request's time zone once per response instead
+    of once per value: when the field joins its serializer, which each response makes
+    anew."""
+
+    def bind(self, field_name: str, parent: Any) -> None:
+        super().bind(field_name, parent)
+        if settings.USE_TZ:  # else DRF's own: naive values
+            self.timezone = timezone.get_current_timezone()

@@ -50,7 +50,8 @@ class LabfileTextParser(BaseParser):
 
     media_type = "*/*"
 
-    def parse(
+    # request.data is this text, not the mapping other parsers give.
+    def parse(  # type: ignore[override]
         self,
         stream: IO[Any],
         media_type: str | None = None,

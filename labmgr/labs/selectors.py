@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections import defaultdict
+from collections.abc import Sequence
 from typing import Any, TypedDict
 
 from django.contrib.auth.models import Group
-from django.db.models import Prefetch, QuerySet
+from django.db.models import F, Prefetch, QuerySet
 
 from labmgr.accounts import permissions
 from labmgr.accounts.selectors import user_is_admin
@@ -32,6 +34,25 @@ def lab_list_visible(*, user: Any) -> QuerySet[Lab]:
         Prefetch("shared_with", queryset=Group.objects.only("name"), to_attr="shared_groups")
     )
     return permissions.labs_visible(user, labs).order_by("name", "id")
+
+
+def lab_page_visible(*, user: Any) -> QuerySet[Lab]:
+    """The visible labs, in the list's order, with no more than a page of the API's list
+    reads: the owner's name (`owner_name`), not a user object per lab. Pass the page to
+    `lab_attach_group_names`."""
+    labs = Lab.objects.annotate(owner_name=F("owner__username"))
+    return permissions.labs_visible(user, labs).order_by("name", "id")
+
+
+def lab_attach_group_names(labs: Sequence[Lab]) -> None:
+    """Set `shared_group_names` on each lab: the sorted names of the groups it is shared
+    with, read in one query of names (Django's prefetch makes a group object per row)."""
+    names: defaultdict[int, list[str]] = defaultdict(list)
+    through = Lab.shared_with.through.objects.filter(lab_id__in=[lab.pk for lab in labs])
+    for lab_id, name in through.values_list("lab_id", "group__name"):
+        names[lab_id].append(name)
+    for lab in labs:
+        lab.shared_group_names = sorted(names[lab.pk])  # type: ignore[attr-defined]
 
 
 def lab_get_visible(*, user: Any, pk: int) -> Lab:

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from labmgr.api.fields import DetailUrl
+from labmgr.api.fields import DateTimeField, DetailUrl
+from labmgr.api.renderers import RawJSON
 from labmgr.labs import spec
 from labmgr.labs.models import Lab
 
@@ -23,6 +25,8 @@ class LabSerializer(serializers.ModelSerializer):
     owner = serializers.CharField(source="owner.username", read_only=True)
     shared_with = serializers.SerializerMethodField()
     labfile = serializers.SerializerMethodField()
+    created = DateTimeField(read_only=True)
+    updated = DateTimeField(read_only=True)
 
     class Meta:
         model = Lab
@@ -48,19 +52,30 @@ class LabSerializer(serializers.ModelSerializer):
             "url": fields["url"].to_representation(lab),
             "name": lab.name,
             "description": lab.description,
-            "owner": lab.owner.username,
+            "owner": self.get_owner(lab),
             "shared_with": self.get_shared_with(lab),
             "created": fields["created"].to_representation(lab.created),
             "updated": fields["updated"].to_representation(lab.updated),
             "labfile": self.get_labfile(lab),
         }
 
+    def get_owner(self, lab: Lab) -> str:
+        # The list reads the name alone (selectors.lab_page_visible), one lab its owner.
+        name: str | None = getattr(lab, "owner_name", None)
+        return name if name is not None else lab.owner.username
+
     def get_shared_with(self, lab: Lab) -> list[str]:
+        names: list[str] | None = getattr(lab, "shared_group_names", None)
+        if names is not None:  # the list's (selectors.lab_attach_group_names)
+            return names
         return sorted(group.name for group in lab.groups())
 
     @extend_schema_field(OpenApiTypes.OBJECT)
-    def get_labfile(self, lab: Lab) -> dict[str, Any]:
-        """The normalised labfile, every default shown."""
+    def get_labfile(self, lab: Lab) -> Mapping[str, Any]:
+        """The normalised labfile, every default shown: the JSON text its services keep
+        (spec.lab_document), written into the response as it is stored."""
+        if lab.document:
+            return RawJSON(lab.document)
         return spec.lab_document(lab)
 
 

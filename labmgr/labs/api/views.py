@@ -10,12 +10,11 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import status, viewsets
 from rest_framework.decorators import action
-from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from labmgr.api.parsers import LabfileText, LabfileTextParser
-from labmgr.api.renderers import YAMLRenderer
+from labmgr.api.renderers import JSONRenderer, YAMLRenderer
 from labmgr.deployments import lifecycle
 from labmgr.deployments.api.serializers import DeploymentSerializer
 from labmgr.errors import ApplicationError, NotAllowed
@@ -57,7 +56,9 @@ class LabViewSet(viewsets.GenericViewSet):
         return Response(self.get_serializer(fresh).data, status=code)
 
     def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
-        page = self.paginate_queryset(self.get_queryset())
+        page = self.paginate_queryset(selectors.lab_page_visible(user=request.user))
+        assert page is not None  # the API always paginates (settings.REST_FRAMEWORK)
+        selectors.lab_attach_group_names(page)
         return self.get_paginated_response(self.get_serializer(page, many=True).data)
 
     def retrieve(self, request: Request, *args: Any, **kwargs: Any) -> Response:
