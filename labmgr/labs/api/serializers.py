@@ -20,7 +20,7 @@ class LabfileField(serializers.JSONField):
     """A labfile tree; see /api/labfile.schema.json for its shape."""
 
 
-class LabSerializer(serializers.ModelSerializer):
+class LabSerializer(serializers.ModelSerializer[Lab]):
     url = DetailUrl(view_name="lab-detail")
     owner = serializers.CharField(source="owner.username", read_only=True)
     shared_with = serializers.SerializerMethodField()
@@ -83,14 +83,14 @@ class GroupNamesField(serializers.ListField):
     child = serializers.CharField(max_length=150)
 
 
-class LabWriteSerializer(serializers.Serializer):
+class LabWriteSerializer(serializers.Serializer[Any]):
     """POST and PUT: the whole labfile, optionally the groups to share the lab with."""
 
     labfile = LabfileField()
     shared_with = GroupNamesField(required=False)
 
 
-class LabPatchSerializer(serializers.Serializer):
+class LabPatchSerializer(serializers.Serializer[Any]):
     """PATCH: any of the description, the groups, the whole labfile."""
 
     description = serializers.CharField(required=False, allow_blank=True, max_length=10_000)
@@ -98,7 +98,7 @@ class LabPatchSerializer(serializers.Serializer):
     labfile = LabfileField(required=False)
 
 
-class PlanSerializer(serializers.Serializer):
+class PlanSerializer(serializers.Serializer[Any]):
     plan = serializers.DictField(help_text="The plan as labplan.codec encodes it.")
     commands = serializers.ListField(
         child=serializers.CharField(), help_text="Equivalent shell commands, in order."

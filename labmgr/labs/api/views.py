@@ -34,7 +34,7 @@ from labmgr.monitoring.api.params import MetricsQuery
 ERROR = OpenApiResponse(description='`{"detail": "...", "errors": {"field.path": ["..."]}}`')
 
 
-class LabViewSet(viewsets.GenericViewSet):
+class LabViewSet(viewsets.GenericViewSet[Lab]):
     """Labs. Owners and staff may change a lab; members of a group it is shared with may
     read and export it but not change or delete it (403); anyone else gets 404."""
 
