@@ -10,6 +10,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from labmgr.accounts.models import Classroom, LabTemplate, Profile, TemplateCopy
+from labmgr.accounts.requests import acting_user
 from labmgr.accounts.services import template_copy_for_class
 
 
@@ -83,7 +84,7 @@ class LabTemplateAdmin(admin.ModelAdmin[LabTemplate]):
     @admin.action(description="Copy for every member of the class who has no copy")
     def copy_for_class(self, request: HttpRequest, queryset: QuerySet[LabTemplate]) -> None:
         for template in queryset:
-            copies = template_copy_for_class(template=template, actor=request.user)
+            copies = template_copy_for_class(template=template, actor=acting_user(request))
             self.message_user(
                 request, f"{template}: {len(copies)} copy(ies) made.", messages.SUCCESS
             )

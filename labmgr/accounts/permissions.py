@@ -13,6 +13,7 @@ from collections.abc import Iterable
 from enum import StrEnum
 from typing import Any
 
+from django.contrib.auth.models import AnonymousUser, User
 from django.db.models import Q, QuerySet
 from django.http import Http404
 
@@ -94,10 +95,12 @@ def decide(actor: Actor, resource: Resource, action: Action) -> Decision:
     return Decision.FORBIDDEN
 
 
-def actor_for(user: Any, *, owner_id: int | None, shared_group_ids: Iterable[int] = ()) -> Actor:
+def actor_for(
+    user: User | AnonymousUser | None, *, owner_id: int | None, shared_group_ids: Iterable[int] = ()
+) -> Actor:
     """The user's relation to an object owned by `owner_id` (None: owned by nobody, like
     a host) and shared with the groups `shared_group_ids`."""
-    if user is None or not getattr(user, "is_authenticated", False):
+    if user is None or not user.is_authenticated:
         return Actor.ANONYMOUS
     if selectors.user_is_admin(user=user):
         return Actor.ADMIN
@@ -113,12 +116,12 @@ def actor_for(user: Any, *, owner_id: int | None, shared_group_ids: Iterable[int
     return Actor.OTHER
 
 
-def actor_for_lab(user: Any, lab: Any) -> Actor:
+def actor_for_lab(user: User | AnonymousUser | None, lab: Any) -> Actor:
     groups = [g.pk for g in lab.groups()]
     return actor_for(user, owner_id=lab.owner_id, shared_group_ids=groups)
 
 
-def actor_for_object(user: Any, resource: Resource, obj: Any) -> Actor:
+def actor_for_object(user: User | AnonymousUser | None, resource: Resource, obj: Any) -> Actor:
     """The relation for any resource: lab-bound ones follow their lab."""
     if resource is Resource.HOST:
         return actor_for(user, owner_id=None)
@@ -130,7 +133,9 @@ def actor_for_object(user: Any, resource: Resource, obj: Any) -> Actor:
     return actor_for_lab(user, lab)
 
 
-def allowed(user: Any, resource: Resource, action: Action, obj: Any) -> bool:
+def allowed(
+    user: User | AnonymousUser | None, resource: Resource, action: Action, obj: Any
+) -> bool:
     actor = actor_for_object(user, resource, obj)
     return decide(actor, resource, action) is Decision.ALLOW
 
@@ -139,7 +144,13 @@ class Unauthenticated(ApplicationError):
     status = 401
 
 
-def require(user: Any, resource: Resource, action: Action, obj: Any, message: str = "") -> None:
+def require(
+    user: User | AnonymousUser | None,
+    resource: Resource,
+    action: Action,
+    obj: Any,
+    message: str = "",
+) -> None:
     """Raise the refusal the table gives: Http404, NotAllowed (403) or Unauthenticated."""
     decision = decide(actor_for_object(user, resource, obj), resource, action)
     if decision is Decision.ALLOW:
@@ -151,13 +162,13 @@ def require(user: Any, resource: Resource, action: Action, obj: Any, message: st
     raise NotAllowed(message or f"You may see this {resource} but not {action} it.")
 
 
-def owners_visible_q(user: Any, field: str = "owner") -> Q:
+def owners_visible_q(user: User, field: str = "owner") -> Q:
     """Rows owned by the user or by a student of theirs (`field` names the owner FK)."""
     students = selectors.students_of(teacher=user).values("pk")
     return Q(**{field: user}) | Q(**{f"{field}__in": students})
 
 
-def labs_visible(user: Any, labs: QuerySet[Any]) -> QuerySet[Any]:
+def labs_visible(user: User, labs: QuerySet[Any]) -> QuerySet[Any]:
     """The labs of `labs` the user may view: own, shared with a group of theirs, of a
     student of theirs; all for admins."""
     if selectors.user_is_admin(user=user):

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from django.contrib.auth.models import Group
+from django.contrib.auth.models import Group, User
 from django.db import transaction
 
 from labmgr.accounts import selectors
@@ -29,7 +29,7 @@ from labplan.units import format_size
 
 def profile_set(
     *,
-    user: Any,
+    user: User,
     role: str | None = None,
     max_deployments: int | None = None,
     max_cpus: Decimal | float | None = None,
@@ -103,7 +103,7 @@ def as_labfile(lab: Lab | Labfile) -> Labfile:
     return lab if isinstance(lab, Labfile) else spec.lab_to_labfile(lab)
 
 
-def quota_check_deploy(*, user: Any, lab: Lab | Labfile) -> None:
+def quota_check_deploy(*, user: User, lab: Lab | Labfile) -> None:
     """Refuse (403) a deployment that would take the user past a quota: deployments at
     once, or the CPUs, memory or processes of all their running labs together. A node
     without a limit of a kind the user has a quota for is refused too: it could take any
@@ -149,7 +149,7 @@ def _amount(kind: str, value: Any) -> str:
 # --- classes and templates --------------------------------------------------------------
 
 
-def classroom_create(*, name: str, teacher: Any, members: Iterable[Any] = ()) -> Classroom:
+def classroom_create(*, name: str, teacher: User, members: Iterable[User] = ()) -> Classroom:
     """A class: a new group `name` taught by `teacher` (who gets the teacher role)."""
     with transaction.atomic():
         if Group.objects.filter(name=name).exists():
@@ -162,7 +162,7 @@ def classroom_create(*, name: str, teacher: Any, members: Iterable[Any] = ()) ->
     return classroom
 
 
-def template_publish(*, actor: Any, classroom: Classroom, lab: Lab) -> LabTemplate:
+def template_publish(*, actor: User, classroom: Classroom, lab: Lab) -> LabTemplate:
     """Publish the actor's lab to a class they teach (admins: any lab, any class)."""
     admin = selectors.user_is_admin(user=actor)
     if not admin and classroom.teacher_id != actor.pk:
@@ -175,7 +175,7 @@ def template_publish(*, actor: Any, classroom: Classroom, lab: Lab) -> LabTempla
     return template
 
 
-def template_copy(*, template: LabTemplate, member: Any, actor: Any) -> TemplateCopy:
+def template_copy(*, template: LabTemplate, member: User, actor: User) -> TemplateCopy:
     """Give `member` their own copy of the template's lab, as it is now. The member asks
     for themself; the class's teacher or an admin may ask for any member."""
     classroom = template.classroom
@@ -196,7 +196,7 @@ def template_copy(*, template: LabTemplate, member: Any, actor: Any) -> Template
         return TemplateCopy.objects.create(template=template, user=member, lab=lab)
 
 
-def template_copy_for_class(*, template: LabTemplate, actor: Any) -> list[TemplateCopy]:
+def template_copy_for_class(*, template: LabTemplate, actor: User) -> list[TemplateCopy]:
     """A copy for every member of the class who has none yet (the teacher's one click).
     Members whose copy fails (e.g. a lab of that name already) are skipped; the copies
     made are returned."""

@@ -4,9 +4,9 @@ fresh one and revoking it. Admins revoke anyone's in the admin (Auth Token > Tok
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 from django.conf import settings
+from django.contrib.auth.models import User
 from django.db import transaction
 from django.utils import timezone
 from rest_framework.authtoken.models import Token
@@ -28,14 +28,14 @@ def token_expired(token: Token) -> bool:
     return expires is not None and expires <= timezone.now()
 
 
-def token_issue(*, user: Any) -> Token:
+def token_issue(*, user: User) -> Token:
     """A fresh token for `user`; the one they had stops working."""
     with transaction.atomic():
         Token.objects.filter(user=user).delete()
         return Token.objects.create(user=user)
 
 
-def token_revoke(*, user: Any) -> bool:
+def token_revoke(*, user: User) -> bool:
     """Delete the user's token; False when they had none."""
     deleted, _ = Token.objects.filter(user=user).delete()
     return deleted > 0

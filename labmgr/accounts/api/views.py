@@ -15,6 +15,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from labmgr.accounts.requests import acting_user
 from labmgr.accounts.tokens import token_expires, token_issue, token_revoke
 
 if TYPE_CHECKING:  # the protocol is the stubs' own, not DRF's
@@ -77,5 +78,5 @@ class TokenView(APIView):
 
     @extend_schema(request=None, responses={204: None, 401: ERROR})
     def delete(self, request: Request) -> Response:
-        token_revoke(user=request.user)
+        token_revoke(user=acting_user(request))
         return Response(status=status.HTTP_204_NO_CONTENT)
