@@ -16,6 +16,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import reverse
 
+from labmgr.accounts.requests import acting_user
 from labmgr.errors import ApplicationError
 from labmgr.reservations import clock, lifecycle, services
 from labmgr.reservations.models import HostReserve, Reservation, ReservationPolicy
@@ -70,7 +71,7 @@ class ReservationAdmin(admin.ModelAdmin[Reservation]):
         return False
 
     def save_model(self, request: HttpRequest, obj: Reservation, form: Any, change: bool) -> None:
-        services.reservation_change(reservation=obj, actor=request.user, note=obj.note)
+        services.reservation_change(reservation=obj, actor=acting_user(request), note=obj.note)
 
     @admin.action(description="Extend by one hour (or up to the next booking)")
     def extend_one_hour(self, request: HttpRequest, queryset: QuerySet[Reservation]) -> None:
@@ -90,7 +91,7 @@ class ReservationAdmin(admin.ModelAdmin[Reservation]):
                 request,
                 reservation,
                 lambda r, u=until: services.reservation_extend(
-                    reservation=r, actor=request.user, until=u
+                    reservation=r, actor=acting_user(request), until=u
                 ),
             )
 
@@ -100,7 +101,7 @@ class ReservationAdmin(admin.ModelAdmin[Reservation]):
             self._run(
                 request,
                 reservation,
-                lambda r: services.reservation_cancel(reservation=r, actor=request.user),
+                lambda r: services.reservation_cancel(reservation=r, actor=acting_user(request)),
             )
 
     @admin.action(description="Destroy the owner's labs on the host now")

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 from django.conf import settings
+from django.contrib.auth.models import User
 from django.db.models import F, Q
 
 from labmgr.errors import ApplicationError
@@ -63,7 +63,7 @@ def policy_current() -> Policy:
 
 def policy_check(
     *,
-    owner: Any,
+    owner: User,
     start: datetime,
     end: datetime,
     now: datetime,
@@ -105,7 +105,7 @@ def policy_check(
         raise ApplicationError("The booking goes past the reservation policy.", errors)
 
 
-def policy_hours_left(*, owner: Any, now: datetime) -> timedelta | None:
+def policy_hours_left(*, owner: User, now: datetime) -> timedelta | None:
     """How much `owner` may still book in the week holding `now`; None for no bound."""
     policy = policy_current()
     if policy.weekly_hours is None:
@@ -123,7 +123,7 @@ def week_of(moment: datetime) -> datetime:
 
 
 def _weekly_errors(
-    owner: Any,
+    owner: User,
     start: datetime,
     end: datetime,
     now: datetime,
@@ -156,7 +156,7 @@ def _weekly_errors(
     return sentences
 
 
-def _used(owner: Any, start: datetime, end: datetime, *, exclude: int | None) -> timedelta:
+def _used(owner: User, start: datetime, end: datetime, *, exclude: int | None) -> timedelta:
     """How much of [start, end) the owner's bookings hold: upcoming, running and past ones,
     and a cancelled one for the time it ran (cancelling a running booking moves its end
     to the moment it was cancelled; one cancelled before it began gives its hours back)."""

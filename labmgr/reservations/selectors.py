@@ -8,6 +8,7 @@ from decimal import Decimal
 from itertools import pairwise
 from typing import Any
 
+from django.contrib.auth.models import User
 from django.db.models import Q, QuerySet
 
 from labmgr.accounts import selectors as accounts
@@ -17,7 +18,7 @@ from labmgr.reservations.models import Reservation
 from labmgr.reservations.reserve import host_limits
 
 
-def reservation_list_visible(*, user: Any) -> QuerySet[Reservation]:
+def reservation_list_visible(*, user: User) -> QuerySet[Reservation]:
     """Own reservations; a teacher's also those of their students; all for admins."""
     reservations = Reservation.objects.select_related("owner", "host", "booked_by")
     if accounts.user_is_admin(user=user):
@@ -26,7 +27,7 @@ def reservation_list_visible(*, user: Any) -> QuerySet[Reservation]:
     return reservations.filter(Q(owner=user) | Q(owner__in=students))
 
 
-def reservation_get_visible(*, user: Any, pk: int) -> Reservation:
+def reservation_get_visible(*, user: User, pk: int) -> Reservation:
     """Raises Reservation.DoesNotExist when absent or not the user's to see."""
     return reservation_list_visible(user=user).get(pk=pk)
 
@@ -43,7 +44,7 @@ def reservations_holding(
     return holding.select_related("owner").order_by("start", "id")
 
 
-def reservation_active_for(*, user: Any, host: Host, at: datetime) -> Reservation | None:
+def reservation_active_for(*, user: User, host: Host, at: datetime) -> Reservation | None:
     """The user's reservation of `host` running at `at` (a user holds at most one at a
     time on a host), or None."""
     return (
@@ -133,7 +134,7 @@ def segments(reservations: list[Reservation], start: datetime, end: datetime) ->
     return pieces
 
 
-def host_availability(*, user: Any, host: Host, start: datetime, end: datetime) -> dict[str, Any]:
+def host_availability(*, user: User, host: Host, start: datetime, end: datetime) -> dict[str, Any]:
     """The host's bookings in [start, end) as busy blocks, and what is free between them.
     Others' names are shown to teachers and admins only."""
     names = accounts.user_is_teacher(user=user)

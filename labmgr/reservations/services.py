@@ -16,6 +16,7 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import User
 from django.db import transaction
 from django.db.models import Q
 
@@ -55,12 +56,12 @@ class Share:
 
 def reservation_book(
     *,
-    actor: Any,
+    actor: User,
     host: Host,
     start: datetime,
     end: datetime,
     share: Share,
-    owner: Any = None,
+    owner: User | None = None,
     note: str = "",
     auto_deploy: Lab | None = None,
     override: bool = False,
@@ -110,7 +111,7 @@ def reservation_book(
 def reservation_change(
     *,
     reservation: Reservation,
-    actor: Any,
+    actor: User,
     start: datetime | None = None,
     end: datetime | None = None,
     note: str | None = None,
@@ -165,14 +166,14 @@ def reservation_change(
 
 
 def reservation_extend(
-    *, reservation: Reservation, actor: Any, until: datetime, override: bool = False
+    *, reservation: Reservation, actor: User, until: datetime, override: bool = False
 ) -> Reservation:
     if until <= reservation.end:
         raise ApplicationError.for_field("end", "An extension ends later than the reservation.")
     return reservation_change(reservation=reservation, actor=actor, end=until, override=override)
 
 
-def reservation_shorten(*, reservation: Reservation, actor: Any, until: datetime) -> Reservation:
+def reservation_shorten(*, reservation: Reservation, actor: User, until: datetime) -> Reservation:
     if until >= reservation.end:
         raise ApplicationError.for_field("end", "A shortened reservation ends earlier.")
     return reservation_change(reservation=reservation, actor=actor, end=until)
@@ -194,7 +195,7 @@ def reservation_latest_end(*, reservation: Reservation) -> datetime:
     return horizon
 
 
-def reservation_cancel(*, reservation: Reservation, actor: Any) -> Reservation:
+def reservation_cancel(*, reservation: Reservation, actor: User) -> Reservation:
     """Cancel a reservation. One that has begun ends now: the beat then destroys its labs
     like at any end."""
     _require_change(actor, reservation)
@@ -257,7 +258,7 @@ def reservation_budget(reservation: Reservation | None) -> Budget | None:
 
 
 def reservation_check_deploy(
-    *, user: Any, host: Host, lab: Lab | Labfile, replacing: Lab | None = None
+    *, user: User, host: Host, lab: Lab | Labfile, replacing: Lab | None = None
 ) -> Reservation | None:
     """Refuse a deployment of `lab` on `host` by `user` outside an active reservation of
     theirs (403), or one whose node limits, with those of the user's other labs running
@@ -295,7 +296,7 @@ def reservation_check_deploy(
 # --- helpers ---------------------------------------------------------------------------
 
 
-def _require_change(actor: Any, reservation: Reservation) -> None:
+def _require_change(actor: User, reservation: Reservation) -> None:
     if reservation.owner_id != actor.pk and not accounts.user_is_admin(user=actor):
         raise NotAllowed("Only the reservation's owner or an admin may change it.")
 
@@ -304,7 +305,7 @@ def _lock(host: Host) -> None:
     Host.objects.select_for_update().only("pk").get(pk=host.pk)
 
 
-def _lock_user(user: Any) -> None:
+def _lock_user(user: User) -> None:
     get_user_model().objects.select_for_update().only("pk").get(pk=user.pk)
 
 
@@ -355,7 +356,7 @@ def _check_share(host: Host, share: Share) -> None:
 
 
 def _check_own_overlap(
-    owner: Any, host: Host, start: datetime, end: datetime, *, exclude: int | None
+    owner: User, host: Host, start: datetime, end: datetime, *, exclude: int | None
 ) -> None:
     # One reservation per user and host at a time: a deployment knows which share it is in.
     mine = selectors.reservations_holding(host=host, start=start, end=end, exclude=exclude)
@@ -368,7 +369,7 @@ def _check_own_overlap(
 
 
 def _check_capacity(
-    host: Host, start: datetime, end: datetime, share: Share, *, exclude: int | None, actor: Any
+    host: Host, start: datetime, end: datetime, share: Share, *, exclude: int | None, actor: User
 ) -> None:
     others = list(selectors.reservations_holding(host=host, start=start, end=end, exclude=exclude))
     capacity = host_capacity(host)

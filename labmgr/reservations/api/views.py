@@ -16,6 +16,7 @@ from rest_framework.views import APIView
 
 from labmgr.accounts import permissions
 from labmgr.accounts.permissions import Action, Resource
+from labmgr.accounts.requests import acting_user
 from labmgr.errors import ApplicationError
 from labmgr.hosts.models import Host
 from labmgr.reservations import clock, policy, selectors, services
@@ -42,7 +43,7 @@ class ReservationViewSet(viewsets.GenericViewSet[Reservation]):
     lookup_value_regex = "[0-9]{1,18}"
 
     def get_queryset(self) -> QuerySet[Reservation]:
-        reservations = selectors.reservation_list_visible(user=self.request.user)
+        reservations = selectors.reservation_list_visible(user=acting_user(self.request))
         params = self.request.query_params
         if host := params.get("host"):
             reservations = reservations.filter(host_id=host if host.isdigit() else -1)
@@ -56,7 +57,9 @@ class ReservationViewSet(viewsets.GenericViewSet[Reservation]):
         return reservation
 
     def _represent(self, reservation: Reservation, code: int = status.HTTP_200_OK) -> Response:
-        fresh = selectors.reservation_list_visible(user=self.request.user).get(pk=reservation.pk)
+        fresh = selectors.reservation_list_visible(user=acting_user(self.request)).get(
+            pk=reservation.pk
+        )
         return Response(self.get_serializer(fresh).data, status=code)
 
     @extend_schema(
@@ -79,7 +82,7 @@ class ReservationViewSet(viewsets.GenericViewSet[Reservation]):
     def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         body = _validated(ReservationCreateSerializer, request.data)
         reservation = services.reservation_book(
-            actor=request.user,
+            actor=acting_user(request),
             owner=body["owner"],
             host=body["host"],
             start=body["start"],
@@ -102,7 +105,7 @@ class ReservationViewSet(viewsets.GenericViewSet[Reservation]):
         body = _validated(ReservationPatchSerializer, request.data)
         services.reservation_change(
             reservation=reservation,
-            actor=request.user,
+            actor=acting_user(request),
             start=body.get("start"),
             end=body.get("end"),
             note=body.get("note"),
@@ -112,7 +115,7 @@ class ReservationViewSet(viewsets.GenericViewSet[Reservation]):
 
     @extend_schema(responses={204: None, 403: ERROR, 404: ERROR, 409: ERROR})
     def destroy(self, request: Request, *args: Any, **kwargs: Any) -> Response:
-        services.reservation_cancel(reservation=self._changeable(), actor=request.user)
+        services.reservation_cancel(reservation=self._changeable(), actor=acting_user(request))
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
@@ -139,7 +142,7 @@ class HostAvailabilityView(APIView):
         if end - start > AVAILABILITY_MAX_SPAN:
             raise ApplicationError.for_field("to", "Ask for at most 62 days at a time.")
         return Response(
-            selectors.host_availability(user=request.user, host=host, start=start, end=end)
+            selectors.host_availability(user=acting_user(request), host=host, start=start, end=end)
         )
 
 
@@ -150,7 +153,7 @@ class ReservationPolicyView(APIView):
     @extend_schema(operation_id="reservations_policy", responses={200: PolicySerializer})
     def get(self, request: Request) -> Response:
         now = clock.now()
-        left = policy.policy_hours_left(owner=request.user, now=now)
+        left = policy.policy_hours_left(owner=acting_user(request), now=now)
         return Response(
             {
                 **policy.policy_current().as_dict(),

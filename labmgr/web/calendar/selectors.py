@@ -3,7 +3,7 @@ in a sentence, and what a host lends to shares."""
 
 from __future__ import annotations
 
-from typing import Any
+from django.contrib.auth.models import User
 
 from labmgr.accounts.selectors import user_is_admin as is_admin
 from labmgr.hosts.models import Host
@@ -15,7 +15,7 @@ from labmgr.reservations.selectors import host_capacity
 from labmgr.reservations.services import format_amount
 
 
-def my_reservations(*, user: Any, host: Host | None = None) -> list[Reservation]:
+def my_reservations(*, user: User, host: Host | None = None) -> list[Reservation]:
     """The user's bookings not over yet (of `host`, if given), soonest first: the
     dashboard's panel and the calendar's "My bookings"."""
     mine = Reservation.objects.filter(
@@ -38,7 +38,7 @@ def capacity_text(host: Host) -> str:
     )
 
 
-def rules_text(*, user: Any) -> str:
+def rules_text(*, user: User) -> str:
     """The reservation policy in a sentence, with the user's hours left this week."""
     rules = policy_current()
     parts = []

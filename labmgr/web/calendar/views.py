@@ -143,7 +143,9 @@ def reservation_action(request: AuthenticatedHttpRequest, pk: int) -> HttpRespon
     return redirect(back)
 
 
-def _act(request: HttpRequest, reservation: Reservation, action: str, end: datetime | None) -> str:
+def _act(
+    request: AuthenticatedHttpRequest, reservation: Reservation, action: str, end: datetime | None
+) -> str:
     host = reservation.host
     if action == "cancel":
         reservation_cancel(reservation=reservation, actor=request.user)
@@ -177,7 +179,7 @@ def _safe_next(request: HttpRequest, reservation: Reservation) -> str:
 
 
 def _book(
-    request: HttpRequest, host: Host, form: BookingForm, window_errors: list[str]
+    request: AuthenticatedHttpRequest, host: Host, form: BookingForm, window_errors: list[str]
 ) -> Reservation | None:
     data = form.cleaned_data
     try:
