@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
-
+from django.contrib.auth.models import User
 from django.db.models import QuerySet
 
 from labmgr.captures.models import Capture
@@ -11,7 +10,7 @@ from labmgr.deployments.models import Deployment
 from labmgr.deployments.selectors import deployment_list_visible
 
 
-def deployment_for_captures(*, user: Any, pk: int) -> Deployment:
+def deployment_for_captures(*, user: User, pk: int) -> Deployment:
     """The deployment if the user may see it; raises Deployment.DoesNotExist otherwise."""
     return deployment_list_visible(user=user).get(pk=pk)
 

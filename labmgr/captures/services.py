@@ -13,10 +13,11 @@ import hashlib
 import logging
 import secrets
 from datetime import timedelta
-from typing import Any, cast
+from typing import cast
 
 import redis
 from django.conf import settings
+from django.contrib.auth.models import User
 from django.db import transaction
 from django.utils import timezone
 
@@ -53,7 +54,7 @@ def redis_client() -> redis.Redis:
 def capture_start(
     *,
     deployment: Deployment,
-    actor: Any,
+    actor: User,
     node: str,
     interface: str,
     filter: str = "",
@@ -96,7 +97,7 @@ def capture_start(
     return _send_start(capture, deployment)
 
 
-def capture_stop(*, capture: Capture, actor: Any) -> Capture:
+def capture_stop(*, capture: Capture, actor: User) -> Capture:
     """Ask the agent to stop the capture; it sends the file, and the capture becomes
     `stopped`. Stopping an ended capture changes nothing."""
     _require_change(actor, capture.deployment)
@@ -109,7 +110,7 @@ def capture_stop(*, capture: Capture, actor: Any) -> Capture:
     return capture
 
 
-def capture_delete(*, capture: Capture, actor: Any) -> None:
+def capture_delete(*, capture: Capture, actor: User) -> None:
     """Forget a capture and its file; a running one is stopped first."""
     _require_change(actor, capture.deployment)
     if capture.state in (CaptureState.STARTING, CaptureState.RUNNING):
@@ -212,7 +213,7 @@ def captures_expire() -> int:
 # --- helpers ---------------------------------------------------------------------------
 
 
-def _require_change(actor: Any, deployment: Deployment) -> None:
+def _require_change(actor: User, deployment: Deployment) -> None:
     if not lab_selectors.lab_can_change(user=actor, lab=deployment.lab):
         raise NotAllowed("This lab is shared with you to read; only its owner may capture.")
 

@@ -13,7 +13,9 @@ costs one agent job per node rather than one per probe.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any, TypedDict
+from typing import TypedDict
+
+from django.contrib.auth.models import User
 
 from labmgr.deployments import lifecycle
 from labmgr.deployments.choices import DeploymentStatus
@@ -52,7 +54,7 @@ class Report(TypedDict):
     probes: list[Probe]
 
 
-def deployment_connectivity(*, deployment: Deployment, actor: Any) -> Report:
+def deployment_connectivity(*, deployment: Deployment, actor: User) -> Report:
     """Ping every address of every other node from each node of the running deployment
     and return one probe per (source, destination, address), in sorted node order."""
     _require_checkable(deployment, actor)
@@ -94,7 +96,7 @@ def expected_reachable(source: Node, network: Network) -> bool:
 # --- helpers ---------------------------------------------------------------------------
 
 
-def _require_checkable(deployment: Deployment, actor: Any) -> None:
+def _require_checkable(deployment: Deployment, actor: User) -> None:
     # Checked before anything is pinged, so a refusal tells nothing about the lab.
     if not lab_selectors.lab_can_change(user=actor, lab=deployment.lab):
         raise NotAllowed("This lab is shared with you to read; only its owner may run it.")
@@ -118,7 +120,7 @@ def _targets(lab: Labfile, source: Node) -> Iterable[tuple[str, Network, str]]:
 
 
 def _ping_from(
-    deployment: Deployment, actor: Any, node: str, addresses: list[str]
+    deployment: Deployment, actor: User, node: str, addresses: list[str]
 ) -> dict[str, bool]:
     """Whether each address answered one ping from `node`."""
     if not addresses:

@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from django.conf import settings
+from django.contrib.auth.models import User
 from django.db import IntegrityError, transaction
 
 from labmgr.accounts import selectors as accounts
@@ -43,7 +44,7 @@ log = logging.getLogger(__name__)
 S = DeploymentStatus
 
 
-def deployment_deploy(*, lab: Lab, actor: Any) -> Deployment:
+def deployment_deploy(*, lab: Lab, actor: User) -> Deployment:
     """Deploy the lab's current definition on its hosts; refused while the lab has an
     active deployment, when a host is offline or lacks a feature the plan needs (or an
     underlay address its overlay networks need), outside the actor's reservation of each
@@ -76,7 +77,7 @@ def deployment_deploy(*, lab: Lab, actor: Any) -> Deployment:
     return deployment
 
 
-def deployment_destroy_lab(*, lab: Lab, actor: Any) -> Deployment:
+def deployment_destroy_lab(*, lab: Lab, actor: User) -> Deployment:
     """Destroy every deployment of the lab that may own kernel objects; the latest one is
     returned. Destroying what is already being destroyed changes nothing."""
     _require_change(actor, lab)
@@ -92,7 +93,7 @@ def deployment_destroy_lab(*, lab: Lab, actor: Any) -> Deployment:
     return kept[0]
 
 
-def deployment_redeploy(*, deployment: Deployment, actor: Any) -> Deployment:
+def deployment_redeploy(*, deployment: Deployment, actor: User) -> Deployment:
     """Apply the lab's current definition to the running deployment: the agent receives
     the new plan with the previous one and changes only the difference."""
     _require_change(actor, deployment.lab)
@@ -128,7 +129,7 @@ def deployment_redeploy(*, deployment: Deployment, actor: Any) -> Deployment:
     return locked
 
 
-def deployment_cancel(*, deployment: Deployment, actor: Any) -> Deployment:
+def deployment_cancel(*, deployment: Deployment, actor: User) -> Deployment:
     """Stop a deployment that is not running yet; whatever its agent built is destroyed."""
     _require_change(actor, deployment.lab)
     with transaction.atomic():
@@ -147,7 +148,7 @@ def deployment_cancel(*, deployment: Deployment, actor: Any) -> Deployment:
     return locked
 
 
-def deployment_check(*, deployment: Deployment, actor: Any) -> Deployment:
+def deployment_check(*, deployment: Deployment, actor: User) -> Deployment:
     """Ask the agent to compare the kernel with the plan; it reports drift later."""
     _require_change(actor, deployment.lab)
     if deployment.status not in (S.RUNNING, S.FAILED):
@@ -167,7 +168,7 @@ def deployment_check(*, deployment: Deployment, actor: Any) -> Deployment:
 
 
 def deployment_exec(
-    *, deployment: Deployment, actor: Any, node: str, argv: list[str], timeout: float
+    *, deployment: Deployment, actor: User, node: str, argv: list[str], timeout: float
 ) -> ExecAnswer:
     """Run a command in a node of the running deployment and return its outcome."""
     _require_change(actor, deployment.lab)
@@ -188,7 +189,7 @@ def deployment_exec(
     )
 
 
-def deployment_for_terminal(*, lab: Lab, actor: Any, node: str) -> Deployment:
+def deployment_for_terminal(*, lab: Lab, actor: User, node: str) -> Deployment:
     """The running deployment of the lab whose node `node` the actor may open a terminal
     in: only the lab's owner or an admin."""
     _require_change(actor, lab)
@@ -215,7 +216,7 @@ def _already_active(lab: Lab, active: Deployment) -> Conflict:
     )
 
 
-def _require_admin_powers(actor: Any, labfile: Labfile) -> None:
+def _require_admin_powers(actor: User, labfile: Labfile) -> None:
     """Refuse a lab using a power that reaches the host unless the one deploying it is an
     admin: who saved or copied the lab (an admin may make one for a student) lends none."""
     if accounts.user_is_admin(user=actor):
@@ -228,7 +229,7 @@ def _require_admin_powers(actor: Any, labfile: Labfile) -> None:
         raise ApplicationError(f"Only an admin may deploy this lab: it uses {fields}.", errors)
 
 
-def _require_change(actor: Any, lab: Lab) -> None:
+def _require_change(actor: User, lab: Lab) -> None:
     if not lab_selectors.lab_can_change(user=actor, lab=lab):
         raise NotAllowed("This lab is shared with you to read; only its owner may run it.")
 

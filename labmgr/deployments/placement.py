@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Sequence
-from typing import Any
 
+from django.contrib.auth.models import User
 from django.db.models import Count
 
 from labmgr.accounts import selectors as accounts
@@ -30,7 +30,7 @@ from labplan.messages import Budget
 from labplan.model import Labfile
 
 
-def hosts_choose(labfile: Labfile, *, actor: Any, running_on: Host | None = None) -> list[Host]:
+def hosts_choose(labfile: Labfile, *, actor: User, running_on: Host | None = None) -> list[Host]:
     """The hosts the lab's nodes are placed on: first the host named by the first node (by
     name) that names one, where nodes naming none run, then the others by slug. When no
     node names a host: the host it runs on (a redeploy), else `_default_host`."""
@@ -52,7 +52,7 @@ def hosts_choose(labfile: Labfile, *, actor: Any, running_on: Host | None = None
     return [first, *sorted(others, key=lambda h: h.slug)]
 
 
-def _default_host(actor: Any) -> Host:
+def _default_host(actor: User) -> Host:
     """Where a lab naming no host goes: an online host the actor holds a reservation of
     now (a booking is where they mean to work), else the online host running the fewest
     labs; ties by name."""
@@ -114,7 +114,7 @@ def hosts_require_features(hosts: Sequence[Host], deployment: Deployment) -> Non
 
 
 def hosts_require_budgets(
-    actor: Any, hosts: Sequence[Host], lab: Lab, labfile: Labfile
+    actor: User, hosts: Sequence[Host], lab: Lab, labfile: Labfile
 ) -> dict[str, Budget | None]:
     """Inside an active reservation of each host whose share the lab's nodes there fit,
     and within the actor's quotas (admins are exempt from both). Returns, per host slug,

@@ -3,8 +3,7 @@ deployment is placed on, and the host each of its nodes runs on."""
 
 from __future__ import annotations
 
-from typing import Any
-
+from django.contrib.auth.models import User
 from django.db.models import Q, QuerySet
 
 from labmgr.deployments.models import Deployment
@@ -12,7 +11,7 @@ from labmgr.hosts.models import Host
 from labmgr.labs.selectors import lab_list_visible
 
 
-def deployment_list_visible(*, user: Any) -> QuerySet[Deployment]:
+def deployment_list_visible(*, user: User) -> QuerySet[Deployment]:
     visible_labs = lab_list_visible(user=user).values("pk")
     return (
         Deployment.objects.filter(lab__in=visible_labs)
@@ -22,7 +21,7 @@ def deployment_list_visible(*, user: Any) -> QuerySet[Deployment]:
     )
 
 
-def deployment_get_visible(*, user: Any, pk: int) -> Deployment:
+def deployment_get_visible(*, user: User, pk: int) -> Deployment:
     """Raises Deployment.DoesNotExist when absent or not visible to the user."""
     return deployment_list_visible(user=user).get(pk=pk)
 

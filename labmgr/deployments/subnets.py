@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from ipaddress import IPv4Network
-from typing import Any
 
+from django.contrib.auth.models import User
 from django.db.models import Q
 
 from labmgr.accounts.selectors import user_is_admin
@@ -25,7 +25,7 @@ from labplan.model import Labfile
 
 
 def deployment_check_subnets(
-    *, deployment: Deployment, labfile: Labfile, hosts: Sequence[Host], actor: Any
+    *, deployment: Deployment, labfile: Labfile, hosts: Sequence[Host], actor: User
 ) -> None:
     """Raise a 400 naming `networks.<name>.subnet` for each subnet of the compiled
     deployment that is outside the pool or would shadow something on its host."""
@@ -78,7 +78,7 @@ def _routed_by_others(host: Host, deployment: Deployment) -> list[tuple[IPv4Netw
     ]
 
 
-def _lab_named(other: Deployment, actor: Any, host: Host) -> str:
+def _lab_named(other: Deployment, actor: User, host: Host) -> str:
     """The other lab as the actor may know it: by name to its owner and to admins."""
     if user_is_admin(user=actor) or other.owner_id == getattr(actor, "pk", None):
         return f"lab {other.lab.name!r} (deployment #{other.pk}) on host {host}"

@@ -25,6 +25,8 @@ from asgiref.sync import sync_to_async
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
+from django.contrib.auth.base_user import AbstractBaseUser
+from django.contrib.auth.models import AnonymousUser, User
 from redis.exceptions import RedisError
 
 from labmgr import events, jsondepth
@@ -82,9 +84,13 @@ def open_pipe(session: str) -> TerminalPipe:
     return RedisPipe(session)
 
 
-def authorize(user: Any, lab_id: int, node: str) -> Deployment | None:
+def authorize(
+    user: AbstractBaseUser | AnonymousUser | None, lab_id: int, node: str
+) -> Deployment | None:
     """The running deployment whose node the user may open a terminal in, else None."""
-    if not getattr(user, "is_authenticated", False):
+    # The scope's user is a lazy proxy whose class is the wrapped user's: only a
+    # signed-in user is a `User`.
+    if not isinstance(user, User):
         return None
     try:
         lab = lab_get_visible(user=user, pk=lab_id)

@@ -14,6 +14,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from labmgr.accounts.requests import acting_user
 from labmgr.captures import selectors, services
 from labmgr.captures.api.serializers import CaptureSerializer, CaptureStartSerializer
 from labmgr.captures.models import Capture
@@ -31,7 +32,7 @@ def _with_file_flag(captures: QuerySet[Capture]) -> QuerySet[Capture]:
 
 class _CaptureView(APIView):
     def deployment(self, pk: str) -> Deployment:
-        return selectors.deployment_for_captures(user=self.request.user, pk=int(pk))
+        return selectors.deployment_for_captures(user=acting_user(self.request), pk=int(pk))
 
     def capture(self, pk: str, cid: str) -> Capture:
         captures = _with_file_flag(selectors.capture_list(deployment=self.deployment(pk)))
@@ -70,7 +71,7 @@ class CaptureListView(_CaptureView):
         body = CaptureStartSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         data: dict[str, Any] = dict(body.validated_data)
-        capture = services.capture_start(deployment=deployment, actor=request.user, **data)
+        capture = services.capture_start(deployment=deployment, actor=acting_user(request), **data)
         return self.represent(capture, status.HTTP_201_CREATED)
 
 
@@ -84,7 +85,7 @@ class CaptureDetailView(_CaptureView):
         description="Delete the capture and its file; a running one is stopped first.",
     )
     def delete(self, request: Request, pk: str, cid: str) -> Response:
-        services.capture_delete(capture=self.capture(pk, cid), actor=request.user)
+        services.capture_delete(capture=self.capture(pk, cid), actor=acting_user(request))
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
@@ -96,7 +97,7 @@ class CaptureStopView(_CaptureView):
         "a moment later. Stopping an ended capture changes nothing.",
     )
     def post(self, request: Request, pk: str, cid: str) -> Response:
-        capture = services.capture_stop(capture=self.capture(pk, cid), actor=request.user)
+        capture = services.capture_stop(capture=self.capture(pk, cid), actor=acting_user(request))
         return self.represent(capture, status.HTTP_202_ACCEPTED)
 
 

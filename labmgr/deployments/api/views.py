@@ -12,6 +12,7 @@ from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from labmgr.accounts.requests import acting_user
 from labmgr.deployments import connectivity, lifecycle
 from labmgr.deployments.api.serializers import (
     DeploymentDetailSerializer,
@@ -50,7 +51,7 @@ class DeploymentViewSet(viewsets.ReadOnlyModelViewSet[Deployment]):
     lookup_value_regex = "[0-9]{1,18}"
 
     def get_queryset(self) -> QuerySet[Deployment]:
-        return deployment_list_visible(user=self.request.user)
+        return deployment_list_visible(user=acting_user(self.request))
 
     def get_serializer_class(self) -> type[serializers.BaseSerializer[Deployment]]:
         return DeploymentSerializer if self.action == "list" else DeploymentDetailSerializer
@@ -68,7 +69,9 @@ class DeploymentViewSet(viewsets.ReadOnlyModelViewSet[Deployment]):
     )
     @action(detail=True, methods=["post"])
     def redeploy(self, request: Request, pk: str | None = None) -> Response:
-        deployment = lifecycle.deployment_redeploy(deployment=self.get_object(), actor=request.user)
+        deployment = lifecycle.deployment_redeploy(
+            deployment=self.get_object(), actor=acting_user(request)
+        )
         return self._accepted(deployment)
 
     @extend_schema(
@@ -78,7 +81,9 @@ class DeploymentViewSet(viewsets.ReadOnlyModelViewSet[Deployment]):
     )
     @action(detail=True, methods=["post"])
     def cancel(self, request: Request, pk: str | None = None) -> Response:
-        deployment = lifecycle.deployment_cancel(deployment=self.get_object(), actor=request.user)
+        deployment = lifecycle.deployment_cancel(
+            deployment=self.get_object(), actor=acting_user(request)
+        )
         return self._accepted(deployment)
 
     @extend_schema(
@@ -89,7 +94,9 @@ class DeploymentViewSet(viewsets.ReadOnlyModelViewSet[Deployment]):
     )
     @action(detail=True, methods=["post"])
     def check(self, request: Request, pk: str | None = None) -> Response:
-        deployment = lifecycle.deployment_check(deployment=self.get_object(), actor=request.user)
+        deployment = lifecycle.deployment_check(
+            deployment=self.get_object(), actor=acting_user(request)
+        )
         return self._accepted(deployment)
 
     @extend_schema(
@@ -105,7 +112,7 @@ class DeploymentViewSet(viewsets.ReadOnlyModelViewSet[Deployment]):
         data: dict[str, Any] = dict(body.validated_data)
         outcome = lifecycle.deployment_exec(
             deployment=self.get_object(),
-            actor=request.user,
+            actor=acting_user(request),
             node=data["node"],
             argv=list(data["argv"]),
             timeout=data["timeout"],
@@ -130,6 +137,6 @@ class DeploymentViewSet(viewsets.ReadOnlyModelViewSet[Deployment]):
     @action(detail=True, methods=["post"])
     def connectivity(self, request: Request, pk: str | None = None) -> Response:
         report = connectivity.deployment_connectivity(
-            deployment=self.get_object(), actor=request.user
+            deployment=self.get_object(), actor=acting_user(request)
         )
         return Response(report)

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from django.contrib.auth.models import User
 from django.db import transaction
 from django.db.models import Max
 
@@ -28,7 +29,7 @@ VNI_LAST = 2**24 - 1
 def deployment_create(
     *,
     lab: Lab,
-    owner: Any,
+    owner: User,
     host: Host | None = None,
     labfile: Labfile | None = None,
     hosts: Sequence[Host] = (),
