@@ -13,6 +13,7 @@ from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 
+from labmgr.accounts.requests import acting_user
 from labmgr.errors import ApplicationError
 from labmgr.labs import selectors, services
 from labmgr.labs.choices import LabfileFormat
@@ -112,7 +113,7 @@ class LabAdmin(admin.ModelAdmin[Lab]):
             lab=obj,
             description=form.cleaned_data["description"],
             shared_with=[g.name for g in form.cleaned_data["shared_with"]],
-            actor=request.user,
+            actor=acting_user(request),
         )
 
     def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
@@ -170,7 +171,7 @@ class LabAdmin(admin.ModelAdmin[Lab]):
                     owner=form.cleaned_data["owner"],
                     text=form.labfile_bytes(),
                     fmt=form.cleaned_data["fmt"] or None,
-                    actor=request.user,
+                    actor=acting_user(request),
                 )
             except (LabfileError, ApplicationError) as exc:
                 errors = _error_lines(exc)
@@ -191,7 +192,7 @@ class LabAdmin(admin.ModelAdmin[Lab]):
                     lab=lab,
                     text=form.labfile_bytes(),
                     fmt=form.cleaned_data["fmt"] or None,
-                    actor=request.user,
+                    actor=acting_user(request),
                 )
             except (LabfileError, ApplicationError) as exc:
                 errors = _error_lines(exc)

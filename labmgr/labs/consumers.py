@@ -13,6 +13,8 @@ from typing import Any
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
+from django.contrib.auth.base_user import AbstractBaseUser
+from django.contrib.auth.models import AnonymousUser, User
 
 from labmgr import events
 from labmgr.labs.models import Lab
@@ -22,8 +24,10 @@ from labmgr.reservations import notify
 REFUSED = 4403  # the websocket close code of a refused subscription
 
 
-def may_watch(user: Any, lab_id: int) -> bool:
-    if not getattr(user, "is_authenticated", False):
+def may_watch(user: AbstractBaseUser | AnonymousUser, lab_id: int) -> bool:
+    # The scope's user is a lazy proxy whose class is the wrapped user's: only a
+    # signed-in user is a `User`.
+    if not isinstance(user, User):
         return False
     try:
         lab_get_visible(user=user, pk=lab_id)

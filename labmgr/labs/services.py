@@ -7,10 +7,9 @@ the rows never hold a lab labplan would refuse.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
 
 import yaml
-from django.contrib.auth.models import Group
+from django.contrib.auth.models import Group, User
 from django.db import IntegrityError, transaction
 
 from labmgr.accounts.selectors import user_is_admin
@@ -25,10 +24,10 @@ from labplan.model import Labfile
 
 def lab_create(
     *,
-    owner: Any,
+    owner: User,
     labfile_tree: object,
     shared_with: Iterable[str] = (),
-    actor: Any = None,
+    actor: User | None = None,
 ) -> Lab:
     """A new lab owned by `owner` from a labfile tree; `actor` (default: the owner) is who
     asks, and decides whether admin-only fields are allowed."""
@@ -38,11 +37,11 @@ def lab_create(
 
 def lab_import(
     *,
-    owner: Any,
+    owner: User,
     text: str | bytes,
     fmt: str | None = None,
     shared_with: Iterable[str] = (),
-    actor: Any = None,
+    actor: User | None = None,
 ) -> Lab:
     """A new lab from labfile text (YAML or JSON; detected when `fmt` is None)."""
     labfile = _load(text, fmt=fmt)
@@ -57,7 +56,7 @@ def lab_update(
     labfile_tree: object = None,
     description: str | None = None,
     shared_with: Iterable[str] | None = None,
-    actor: Any = None,
+    actor: User | None = None,
 ) -> Lab:
     """Change what is given: the whole labfile (networks and nodes replaced atomically),
     the description, the groups the lab is shared with."""
@@ -81,7 +80,7 @@ def lab_update(
 
 
 def lab_update_from_text(
-    *, lab: Lab, text: str | bytes, fmt: str | None = None, actor: Any = None
+    *, lab: Lab, text: str | bytes, fmt: str | None = None, actor: User | None = None
 ) -> Lab:
     """Replace the lab's labfile with labfile text (the admin's "edit labfile" form)."""
     labfile = _load(text, fmt=fmt)
@@ -106,14 +105,14 @@ def _load(text: str | bytes, *, fmt: str | None) -> Labfile:
         raise LabfileError([FieldError("", f"YAML error: {problem}")]) from exc
 
 
-def _validated(labfile_tree: object, *, actor: Any) -> Labfile:
+def _validated(labfile_tree: object, *, actor: User) -> Labfile:
     labfile = labfile_module.validate(labfile_tree)
     _check_admin_fields(labfile, actor=actor)
     _check_subnets(labfile)
     return labfile
 
 
-def _check_admin_fields(labfile: Labfile, *, actor: Any) -> None:
+def _check_admin_fields(labfile: Labfile, *, actor: User) -> None:
     if user_is_admin(user=actor):
         return
     if errors := labfile_module.admin_requirements(labfile):
@@ -125,7 +124,7 @@ def _check_subnets(labfile: Labfile) -> None:
         raise LabfileError(errors)
 
 
-def _create(*, owner: Any, labfile: Labfile, shared_with: Iterable[str]) -> Lab:
+def _create(*, owner: User, labfile: Labfile, shared_with: Iterable[str]) -> Lab:
     groups = _groups(shared_with)
     try:
         with transaction.atomic():
@@ -144,7 +143,7 @@ def _create(*, owner: Any, labfile: Labfile, shared_with: Iterable[str]) -> Lab:
     return lab
 
 
-def _check_name_free(*, owner: Any, name: str, exclude: int | None) -> None:
+def _check_name_free(*, owner: User, name: str, exclude: int | None) -> None:
     taken = Lab.objects.filter(owner=owner, name=name)
     if exclude is not None:
         taken = taken.exclude(pk=exclude)

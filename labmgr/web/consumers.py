@@ -17,6 +17,8 @@ from typing import Any
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
+from django.contrib.auth.base_user import AbstractBaseUser
+from django.contrib.auth.models import AnonymousUser, User
 
 from labmgr import events
 from labmgr.accounts.permissions import Action, Resource, allowed
@@ -28,9 +30,11 @@ from labmgr.reservations.notify import reservation_group
 from labmgr.web import selectors
 
 
-def stream_groups(user: Any) -> list[str]:
+def stream_groups(user: AbstractBaseUser | AnonymousUser | None) -> list[str]:
     """The groups a user's dashboard stream listens to; empty for the anonymous."""
-    if not getattr(user, "is_authenticated", False):
+    # The scope's user is a lazy proxy whose class is the wrapped user's: only a
+    # signed-in user is a `User`.
+    if not isinstance(user, User):
         return []
     labs = lab_list_visible(user=user).values_list("pk", flat=True)
     hosts = Host.objects.values_list("slug", flat=True)
@@ -42,8 +46,10 @@ def stream_groups(user: Any) -> list[str]:
     ]
 
 
-def may_see_status(user: Any, lab_id: int) -> bool:
+def may_see_status(user: AbstractBaseUser | AnonymousUser | None, lab_id: int) -> bool:
     """Whether the user may still follow the lab's stream (the lab may be gone)."""
+    if not isinstance(user, User):
+        return False
     lab = Lab.objects.prefetch_related("shared_with").filter(pk=lab_id).first()
     return lab is not None and allowed(user, Resource.STREAM, Action.VIEW, lab)
 

@@ -10,6 +10,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from django.contrib.auth.models import User
 from django.db.models import Count, Q
 
 from labmgr.deployments.choices import ACTIVE_STATES, DeploymentStatus
@@ -74,7 +75,7 @@ def latest_deployment(lab: Lab) -> Deployment | None:
     return lab.deployments.select_related("host").order_by("-created", "-id").first()
 
 
-def dashboard_labs(*, user: Any) -> list[LabRow]:
+def dashboard_labs(*, user: User) -> list[LabRow]:
     labs = list(lab_selectors.lab_list_visible(user=user))
     latest: dict[int, Deployment] = {}
     recent = Deployment.objects.filter(lab__in=[lab.pk for lab in labs]).order_by("-created", "-id")
@@ -86,7 +87,7 @@ def dashboard_labs(*, user: Any) -> list[LabRow]:
     return [LabRow(lab, lab_document(lab), latest.get(lab.pk), lab.pk in drafted) for lab in labs]
 
 
-def dashboard_new_drafts(*, user: Any) -> list[LabDraft]:
+def dashboard_new_drafts(*, user: User) -> list[LabDraft]:
     """Drafts of labs the user has not managed to create yet."""
     return list(LabDraft.objects.filter(owner=user, lab__isnull=True))
 
@@ -112,11 +113,11 @@ def host_capabilities(facts: dict[str, Any]) -> list[str]:
     return [str(item) for item in found]
 
 
-def recent_deployments(*, user: Any) -> list[Deployment]:
+def recent_deployments(*, user: User) -> list[Deployment]:
     return list(deployment_list_visible(user=user)[:RECENT_DEPLOYMENTS])
 
 
-def dashboard_status(*, user: Any) -> dict[str, Any]:
+def dashboard_status(*, user: User) -> dict[str, Any]:
     """What the dashboard refreshes while it is open: each lab's and each host's status."""
     return {
         "labs": {

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import yaml
+from django.contrib.auth.models import User
 from django.db import transaction
 
 from labmgr.accounts.selectors import user_is_admin
@@ -42,7 +43,7 @@ class Saved:
         return not self.errors
 
 
-def labfile_check(*, text: str, user: Any) -> dict[str, list[str]]:
+def labfile_check(*, text: str, user: User) -> dict[str, list[str]]:
     """The problems of labfile text, by field path ("labfile" for the whole document);
     empty when it is valid and the user may deploy what it asks for."""
     try:
@@ -56,7 +57,7 @@ def labfile_check(*, text: str, user: Any) -> dict[str, list[str]]:
     return {}
 
 
-def editor_save(*, user: Any, text: str, lab: Lab | None, draft: LabDraft | None) -> Saved:
+def editor_save(*, user: User, text: str, lab: Lab | None, draft: LabDraft | None) -> Saved:
     """Save the editor's text as the lab (a new lab when `lab` is None); when it is not
     valid, keep it as a draft instead and say why."""
     try:
@@ -80,7 +81,7 @@ def editor_save(*, user: Any, text: str, lab: Lab | None, draft: LabDraft | None
 
 def draft_keep(
     *,
-    user: Any,
+    user: User,
     text: str,
     lab: Lab | None,
     draft: LabDraft | None,
@@ -101,12 +102,12 @@ def draft_discard(*, draft: LabDraft) -> None:
     draft.delete()
 
 
-def lab_import_or_draft(*, user: Any, text: str) -> Saved:
+def lab_import_or_draft(*, user: User, text: str) -> Saved:
     """Import labfile text as a new lab; an invalid one is kept as a draft to fix."""
     return editor_save(user=user, text=text, lab=None, draft=None)
 
 
-def example_copy(*, user: Any, example: Example) -> Lab:
+def example_copy(*, user: User, example: Example) -> Lab:
     """A new lab of the user from an example, renamed `<name>-2`, ... when the name is
     already one of the user's labs."""
     tree = labfile_module.dump(labfile_module.load(example.text))

@@ -124,7 +124,7 @@ def lab_new(request: AuthenticatedHttpRequest) -> HttpResponse:
     return _editor(request, lab=None, draft=None, initial=STARTER)
 
 
-def _import(request: HttpRequest) -> HttpResponse:
+def _import(request: AuthenticatedHttpRequest) -> HttpResponse:
     form = ImportForm(request.POST, request.FILES)
     if not form.is_valid():
         for error in form.non_field_errors():  # each a message (django-stubs: or an error)
@@ -170,7 +170,7 @@ def draft_discard(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
 
 
 def _editor(
-    request: HttpRequest,
+    request: AuthenticatedHttpRequest,
     *,
     lab: Lab | None,
     draft: LabDraft | None,
