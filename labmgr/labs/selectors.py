@@ -6,7 +6,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any, TypedDict
 
-from django.contrib.auth.models import Group
+from django.contrib.auth.models import Group, User
 from django.db.models import F, Prefetch, QuerySet
 
 from labmgr.accounts import permissions
@@ -26,7 +26,7 @@ class PlanPreview(TypedDict):
     commands: list[str]
 
 
-def lab_list_visible(*, user: Any) -> QuerySet[Lab]:
+def lab_list_visible(*, user: User) -> QuerySet[Lab]:
     """Labs the user owns, that are shared with one of their groups or belong to a student
     of a class they teach; all for admins."""
     # Rows are not prefetched: the representation reads the cached document.
@@ -36,7 +36,7 @@ def lab_list_visible(*, user: Any) -> QuerySet[Lab]:
     return permissions.labs_visible(user, labs).order_by("name", "id")
 
 
-def lab_page_visible(*, user: Any) -> QuerySet[Lab]:
+def lab_page_visible(*, user: User) -> QuerySet[Lab]:
     """The visible labs, in the list's order, with no more than a page of the API's list
     reads: the owner's name (`owner_name`), not a user object per lab. Pass the page to
     `lab_attach_group_names`."""
@@ -55,13 +55,13 @@ def lab_attach_group_names(labs: Sequence[Lab]) -> None:
         lab.shared_group_names = sorted(names[lab.pk])  # type: ignore[attr-defined]
 
 
-def lab_get_visible(*, user: Any, pk: int) -> Lab:
+def lab_get_visible(*, user: User, pk: int) -> Lab:
     """The lab if the user may see it; raises Lab.DoesNotExist otherwise (never tells apart
     "absent" from "not yours")."""
     return lab_list_visible(user=user).get(pk=pk)
 
 
-def lab_can_change(*, user: Any, lab: Lab) -> bool:
+def lab_can_change(*, user: User, lab: Lab) -> bool:
     """Owners and admins change a lab; group members it is shared with only read it."""
     return bool(lab.owner_id == user.pk or user_is_admin(user=user))
 

@@ -52,7 +52,7 @@ CHECK_MAX_BYTES = 1024 * 1024
 READ_ONLY = "This lab is shared with you to read; only its owner may"
 
 
-def _visible_lab(request: HttpRequest, pk: int) -> Lab:
+def _visible_lab(request: AuthenticatedHttpRequest, pk: int) -> Lab:
     try:
         return lab_selectors.lab_get_visible(user=request.user, pk=pk)
     except Lab.DoesNotExist:

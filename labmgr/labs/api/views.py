@@ -13,6 +13,7 @@ from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from labmgr.accounts.requests import acting_user
 from labmgr.api.parsers import LabfileText, LabfileTextParser
 from labmgr.api.renderers import JSONRenderer, YAMLRenderer
 from labmgr.deployments import lifecycle
@@ -42,11 +43,11 @@ class LabViewSet(viewsets.GenericViewSet[Lab]):
     lookup_value_regex = "[0-9]{1,18}"
 
     def get_queryset(self) -> QuerySet[Lab]:
-        return selectors.lab_list_visible(user=self.request.user)
+        return selectors.lab_list_visible(user=acting_user(self.request))
 
     def _changeable(self) -> Lab:
         lab = self.get_object()
-        if not selectors.lab_can_change(user=self.request.user, lab=lab):
+        if not selectors.lab_can_change(user=acting_user(self.request), lab=lab):
             raise NotAllowed("This lab is shared with you to read; only its owner may change it.")
         return lab
 
@@ -56,7 +57,7 @@ class LabViewSet(viewsets.GenericViewSet[Lab]):
         return Response(self.get_serializer(fresh).data, status=code)
 
     def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
-        page = self.paginate_queryset(selectors.lab_page_visible(user=request.user))
+        page = self.paginate_queryset(selectors.lab_page_visible(user=acting_user(request)))
         assert page is not None  # the API always paginates (settings.REST_FRAMEWORK)
         selectors.lab_attach_group_names(page)
         return self.get_paginated_response(self.get_serializer(page, many=True).data)
@@ -68,7 +69,7 @@ class LabViewSet(viewsets.GenericViewSet[Lab]):
     def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         body = _validated(LabWriteSerializer, request.data)
         lab = services.lab_create(
-            owner=request.user,
+            owner=acting_user(request),
             labfile_tree=body["labfile"],
             shared_with=body.get("shared_with", ()),
         )
@@ -82,7 +83,7 @@ class LabViewSet(viewsets.GenericViewSet[Lab]):
             lab=lab,
             labfile_tree=body["labfile"],
             shared_with=body.get("shared_with"),
-            actor=request.user,
+            actor=acting_user(request),
         )
         return self._represent(lab)
 
@@ -95,7 +96,7 @@ class LabViewSet(viewsets.GenericViewSet[Lab]):
             labfile_tree=body.get("labfile"),
             description=body.get("description"),
             shared_with=body.get("shared_with"),
-            actor=request.user,
+            actor=acting_user(request),
         )
         return self._represent(lab)
 
@@ -124,7 +125,7 @@ class LabViewSet(viewsets.GenericViewSet[Lab]):
     def import_(self, request: Request) -> Response:
         body = request.data
         text = body if isinstance(body, LabfileText) else LabfileText(b"", None)
-        lab = services.lab_import(owner=request.user, text=text.content, fmt=text.fmt)
+        lab = services.lab_import(owner=acting_user(request), text=text.content, fmt=text.fmt)
         return self._represent(lab, status.HTTP_201_CREATED)
 
     @extend_schema(
@@ -165,7 +166,7 @@ class LabViewSet(viewsets.GenericViewSet[Lab]):
     )
     @action(detail=True, methods=["post"])
     def deploy(self, request: Request, pk: str | None = None) -> Response:
-        deployment = lifecycle.deployment_deploy(lab=self.get_object(), actor=request.user)
+        deployment = lifecycle.deployment_deploy(lab=self.get_object(), actor=acting_user(request))
         return _accepted(request, deployment)
 
     @extend_schema(
@@ -177,7 +178,9 @@ class LabViewSet(viewsets.GenericViewSet[Lab]):
     )
     @action(detail=True, methods=["post"], url_path="destroy", url_name="destroy-deployment")
     def destroy_deployment(self, request: Request, pk: str | None = None) -> Response:
-        deployment = lifecycle.deployment_destroy_lab(lab=self.get_object(), actor=request.user)
+        deployment = lifecycle.deployment_destroy_lab(
+            lab=self.get_object(), actor=acting_user(request)
+        )
         return _accepted(request, deployment)
 
     @extend_schema(
