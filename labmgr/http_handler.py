@@ -13,9 +13,9 @@ as `CONN_MAX_AGE` allows. Requests, responses, signals and errors are Django's o
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
-from typing import IO, Any
+from typing import IO
 
 from django.core import signals
 from django.core.exceptions import RequestAborted
@@ -24,10 +24,7 @@ from django.core.handlers.asgi import ASGIHandler, get_script_prefix
 from django.http import FileResponse, HttpResponseBase
 from django.urls import set_script_prefix
 
-# As Django's handler types them.
-Scope = dict[str, Any]
-Receive = Callable[[], Awaitable[Mapping[str, Any]]]
-Send = Callable[[Mapping[str, Any]], Awaitable[None]]
+from labmgr.middleware import Receive, Scope, Send
 
 
 async def _replay(parts: list[bytes]) -> AsyncIterator[bytes]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
+from typing import Any
 
 import dj_database_url
 import django_stubs_ext
@@ -273,7 +274,7 @@ CELERY_RESULT_BACKEND_TRANSPORT_OPTIONS = {"visibility_timeout": 6 * 3600}
 CELERY_RESULT_EXPIRES = 3600
 
 LABMGR_CHANNEL_LAYER = os.environ.get("LABMGR_CHANNEL_LAYER", "redis")
-CHANNEL_LAYERS = {
+CHANNEL_LAYERS: dict[str, dict[str, Any]] = {
     "default": (
         {"BACKEND": "channels.layers.InMemoryChannelLayer"}
         if LABMGR_CHANNEL_LAYER == "memory"
