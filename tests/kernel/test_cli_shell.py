@@ -71,6 +71,17 @@ class Terminal:
             os.close(self.master)
 
 
+def _in_the_foreground(lab: Lab, command: str) -> bool:
+    found = lab.run(
+        "box",
+        "/bin/sh",
+        "-c",
+        f'for p in $(pgrep -x {command}); do cut -d" " -f5,8 /proc/$p/stat; done',
+    )
+    groups = [line.split() for line in found.stdout.splitlines()]
+    return any(len(pair) == 2 and pair[0] == pair[1] for pair in groups)
+
+
 @pytest.fixture
 def box(build: Any) -> Lab:
     lab: Lab = build(LAB)
@@ -114,11 +125,12 @@ def test_ctrl_c_interrupts_the_command_in_the_node_not_the_shell(box: Lab, data_
     terminal.read_until(rb"# $")
     terminal.type("sleep 60\r")
     terminal.read_until(rb"sleep 60\r\n")
-    # ^C must find sleep in the foreground: the shell hands it the terminal before the
-    # exec, so once sleep runs in the node (a busy machine may take a while) it is there.
+    # ^C must find sleep in the foreground: wait (a busy machine may take a while) until
+    # sleep runs in the node and its process group is the one its terminal serves
+    # (/proc/PID/stat: field 5 the process group, field 8 the terminal's foreground one).
     deadline = time.monotonic() + 15
-    while box.run("box", "pgrep", "-x", "sleep").returncode != 0:
-        assert time.monotonic() < deadline, "sleep never started in the node"
+    while not _in_the_foreground(box, "sleep"):
+        assert time.monotonic() < deadline, "sleep never ran in the node's foreground"
         time.sleep(0.05)
 
     terminal.type("\x03")
