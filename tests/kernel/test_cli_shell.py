@@ -7,6 +7,7 @@ import fcntl
 import os
 import re
 import select
+import signal
 import struct
 import subprocess
 import sys
@@ -27,8 +28,16 @@ LAB = {
 }
 
 
+def _as_a_background_job() -> None:
+    """What `cmd &` in a script, or `nohup`, does to a program: these signals ignored,
+    which an exec keeps (labmgr's own tiers and agents are often started that way)."""
+    for number in (signal.SIGINT, signal.SIGQUIT, signal.SIGHUP):
+        signal.signal(number, signal.SIG_IGN)
+
+
 class Terminal:
-    """The CLI running with a pty of ours as its terminal."""
+    """The CLI running with a pty of ours as its terminal, started as a background job
+    would be."""
 
     def __init__(self, data_dir: Path, *args: str) -> None:
         self.master, slave = os.openpty()
@@ -40,6 +49,7 @@ class Terminal:
             stderr=slave,
             env=env,
             start_new_session=True,
+            preexec_fn=_as_a_background_job,
             cwd=Path(__file__).parents[2],
         )
         os.close(slave)
@@ -138,3 +148,22 @@ def test_ctrl_c_interrupts_the_command_in_the_node_not_the_shell(box: Lab, data_
 
     assert b"still here" in terminal.read_until(rb"still here\r\n")
     assert terminal.close() == 0
+
+
+NODE_SIGIGN = ("grep", "SigIgn", "/proc/self/status")
+
+
+def test_a_command_in_the_node_ignores_no_signal_its_caller_ignored(
+    box: Lab, data_dir: Path
+) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "workers", "exec", "shellcli", "box", "--", *NODE_SIGIGN],
+        env={**os.environ, "LABMGR_AGENT_DATA_DIR": str(data_dir)},
+        capture_output=True,
+        text=True,
+        preexec_fn=_as_a_background_job,
+        cwd=Path(__file__).parents[2],
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["SigIgn:", "0000000000000000"]

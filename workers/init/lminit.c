@@ -424,8 +424,17 @@ static char **environment(struct options *o) {
     return env;
 }
 
+/* Every signal as a new program expects it. Whoever started the agent or the command
+ * line may have ignored some (`nohup` ignores SIGHUP, `cmd &` SIGINT and SIGQUIT), and an
+ * ignored signal stays ignored across exec: a node's shell would then never see ^C. */
+static void default_signals(void) {
+    for (int s = 1; s < NSIG; s++)
+        if (s != SIGKILL && s != SIGSTOP) signal(s, SIG_DFL); /* glibc's own fail: fine */
+}
+
 static void exec_command(struct options *o, int report_fd, int own_group) {
     sigset_t none;
+    default_signals();
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, NULL);
     if (own_group) setpgid(0, 0); /* the init forwards signals to the whole group */
