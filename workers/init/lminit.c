@@ -428,8 +428,16 @@ static char **environment(struct options *o) {
  * line may have ignored some (`nohup` ignores SIGHUP, `cmd &` SIGINT and SIGQUIT), and an
  * ignored signal stays ignored across exec: a node's shell would then never see ^C. */
 static void default_signals(void) {
-    for (int s = 1; s < NSIG; s++)
-        if (s != SIGKILL && s != SIGSTOP) signal(s, SIG_DFL); /* glibc's own fail: fine */
+    /* The kernel's own call: the C library refuses the two real-time signals it keeps
+     * for itself (32 and 33), which a caller may still have ignored. */
+    struct {
+        void (*handler)(int);
+        unsigned long flags;
+        void (*restorer)(void);
+        unsigned long mask;
+    } dfl = {SIG_DFL, 0, NULL, 0};
+    for (int s = 1; s < _NSIG; s++)
+        if (s != SIGKILL && s != SIGSTOP) syscall(SYS_rt_sigaction, s, &dfl, NULL, sizeof dfl.mask);
 }
 
 static void exec_command(struct options *o, int report_fd, int own_group) {
