@@ -10,7 +10,7 @@ the body of a signed envelope (labplan.envelope). Pure: no I/O.
 from __future__ import annotations
 
 import enum
-from typing import Final, Literal, TypedDict
+from typing import Final, Literal, NotRequired, TypedDict
 
 from labplan import naming
 
@@ -42,6 +42,10 @@ class AgentTask(enum.StrEnum):
     CAPTURE_START = "labmgr.agent.capture_start"
     CAPTURE_STOP = "labmgr.agent.capture_stop"
     REKEY = "labmgr.agent.rekey"
+    IMAGE_PULL = "labmgr.agent.image_pull"
+    IMAGE_REMOVE = "labmgr.agent.image_remove"
+    IMAGE_PRUNE = "labmgr.agent.image_prune"
+    IMAGE_LOAD = "labmgr.agent.image_load"
 
 
 class ControlTask(enum.StrEnum):
@@ -55,6 +59,7 @@ class ControlTask(enum.StrEnum):
     CAPTURE_PROGRESS = "labmgr.control.capture_progress"
     CAPTURE_FINISHED = "labmgr.control.capture_finished"
     REKEYED = "labmgr.control.rekeyed"
+    IMAGES = "labmgr.control.images"
 
 
 class BeatTask(enum.StrEnum):
@@ -83,6 +88,7 @@ def job_name(task: AgentTask) -> str:
 
 TERMINAL_KEY_PREFIX = "labmgr:term:"
 CAPTURE_KEY_PREFIX = "labmgr:capture:"
+IMAGE_KEY_PREFIX = "labmgr:image:"
 
 
 def terminal_keys(session: str) -> tuple[str, str]:
@@ -93,6 +99,12 @@ def terminal_keys(session: str) -> tuple[str, str]:
 def pcap_key(capture: str) -> str:
     """The list the agent pushes a capture's file on, in chunks."""
     return f"{CAPTURE_KEY_PREFIX}{capture}:pcap"
+
+
+def image_upload_key(upload: str) -> str:
+    """The list the control plane pushes an uploaded image archive on, in chunks, for
+    one host's agent to load."""
+    return f"{IMAGE_KEY_PREFIX}{upload}:archive"
 
 
 # --- Channels groups of browser events (published by the control plane only) -----------
@@ -113,11 +125,12 @@ def host_group(slug: str) -> str:
 
 # --- step states ------------------------------------------------------------------------
 
-StepState = Literal["done", "failed", "rolled back"]
+StepState = Literal["running", "done", "failed", "rolled back"]
+STEP_RUNNING: Final = "running"  # a long step's progress so far (an image pull's layers)
 STEP_DONE: Final = "done"
 STEP_FAILED: Final = "failed"
 STEP_ROLLED_BACK: Final = "rolled back"  # what a failed apply undid
-STEP_STATES: tuple[StepState, ...] = (STEP_DONE, STEP_FAILED, STEP_ROLLED_BACK)
+STEP_STATES: tuple[StepState, ...] = (STEP_RUNNING, STEP_DONE, STEP_FAILED, STEP_ROLLED_BACK)
 
 
 # --- budgets and the cgroups they hold --------------------------------------------------
@@ -164,11 +177,23 @@ def budget_for(
 # --- payloads: control plane -> agent ---------------------------------------------------
 
 
+class RegistryLogin(TypedDict):
+    """An admin's credentials for one registry (`registry` as a reference names it:
+    "docker.io", "registry.example:5000"); they travel sealed (`registries` below)."""
+
+    registry: str
+    username: str
+    password: str
+
+
 class ApplyArgs(TypedDict, total=False):
     deployment: int
     plan: dict[str, object]
     previous: dict[str, object] | None
     budget: Budget
+    # The registry logins the plan's pulls may need, a JSON list of RegistryLogin sealed
+    # under the host's key (labplan.envelope.seal_secret); absent: none.
+    registries: str
 
 
 class DestroyArgs(TypedDict):
@@ -220,6 +245,26 @@ class RekeyArgs(TypedDict):
     key: str  # the new key, wrapped under the current one (labplan.envelope.wrap_key)
 
 
+class ImagePullArgs(TypedDict):
+    ref: str  # a reference as a labfile's `image:` takes it
+    registries: str  # sealed, as ApplyArgs' (may be "")
+
+
+class ImageRemoveArgs(TypedDict):
+    refs: list[str]  # references or manifest digests ("sha256:<hex>")
+
+
+class ImagePruneArgs(TypedDict):
+    all: bool  # True: every image no deployment uses; False: down to the cache's bound
+
+
+class ImageLoadArgs(TypedDict):
+    upload: str  # names the Redis list (image_upload_key) holding the archive's chunks
+    chunks: int
+    sha256: str  # of the whole archive, as uploaded
+    name: str | None  # a reference to tag the archive's single image with; None: its own
+
+
 # --- payloads: agent -> control plane ---------------------------------------------------
 
 
@@ -261,6 +306,26 @@ class ResultArgs(TypedDict):
     ok: bool
     error: str
     nodes: list[ResultNode]
+    images: NotRequired[dict[str, str]]  # an apply's: reference -> manifest digest it ran
+
+
+class ImageFact(TypedDict):
+    """One image in a host's store (heartbeat `facts.images`, `images` reports)."""
+
+    digest: str  # "sha256:<hex>" of the image's manifest
+    refs: list[str]  # the canonical references naming it on this host
+    size: int  # bytes it holds on disk (its blobs and its unpacked tree)
+    last_used: float  # epoch seconds it was last pulled, loaded or deployed
+    tokens: list[str]  # deployments on this host whose nodes run it
+
+
+class ImagesArgs(TypedDict):
+    host: str
+    action: Literal["pull", "remove", "prune", "load"]
+    ok: bool
+    error: str  # what went wrong, for the admin who asked; "" when ok
+    message: str  # what was done ("pulled docker.io/library/alpine:3.20 (sha256:...)")
+    images: list[ImageFact]  # the whole store after the action
 
 
 class DriftArgs(TypedDict):
@@ -317,6 +382,10 @@ ARGS: dict[str, type] = {
     AgentTask.CAPTURE_START: CaptureStartArgs,
     AgentTask.CAPTURE_STOP: CaptureStopArgs,
     AgentTask.REKEY: RekeyArgs,
+    AgentTask.IMAGE_PULL: ImagePullArgs,
+    AgentTask.IMAGE_REMOVE: ImageRemoveArgs,
+    AgentTask.IMAGE_PRUNE: ImagePruneArgs,
+    AgentTask.IMAGE_LOAD: ImageLoadArgs,
     ControlTask.HEARTBEAT: HeartbeatArgs,
     ControlTask.DEPLOYMENT_STEP: StepArgs,
     ControlTask.DEPLOYMENT_RESULT: ResultArgs,
@@ -324,5 +393,6 @@ ARGS: dict[str, type] = {
     ControlTask.METRICS: MetricsArgs,
     ControlTask.CAPTURE_PROGRESS: CaptureProgressArgs,
     ControlTask.CAPTURE_FINISHED: CaptureFinishedArgs,
+    ControlTask.IMAGES: ImagesArgs,
 }
 """Each signed message's arguments (`labmgr.control.rekeyed` has none)."""

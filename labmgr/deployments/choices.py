@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from django.db import models
 
-from labplan.messages import STEP_DONE, STEP_FAILED, STEP_ROLLED_BACK
+from labplan.messages import STEP_DONE, STEP_FAILED, STEP_ROLLED_BACK, STEP_RUNNING
 
 
 class DeploymentStatus(models.TextChoices):
@@ -57,12 +57,12 @@ class StepStatus(models.TextChoices):
 
 
 # Every word an agent's step report is accepted with, in any case: the one place the
-# control plane reads them. The agent sends only "done", "failed" and "rolled back"
-# (`labplan.messages.STEP_STATES`, sent by workers/reports.py); the other six spellings
+# control plane reads them. The agent sends only "running", "done", "failed" and "rolled
+# back" (`labplan.messages.STEP_STATES`, sent by workers/reports.py); the other five spellings
 # are still accepted, until the control plane reads the contract's words alone.
 AGENT_STEP_STATUS: dict[str, StepStatus] = {
     "started": StepStatus.STARTED,
-    "running": StepStatus.STARTED,
+    STEP_RUNNING: StepStatus.STARTED,
     STEP_DONE: StepStatus.SUCCEEDED,
     "succeeded": StepStatus.SUCCEEDED,
     "ok": StepStatus.SUCCEEDED,
