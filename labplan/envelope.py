@@ -22,10 +22,14 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import os
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from labplan.messages import AGENT_TASK_PREFIX, AgentTask, ControlTask
 
@@ -167,6 +171,31 @@ def wrap_key(old: bytes, new: bytes, nonce: str) -> str:
 
 def unwrap_key(old: bytes, wrapped: str, nonce: str) -> bytes:
     return bytes(a ^ b for a, b in zip(parse_key(wrapped), _pad(old, nonce), strict=True))
+
+
+_SECRET = b"labmgr secret "
+
+
+def _secret_key(key: bytes) -> bytes:
+    """The AES key secrets travel under: derived from the host key, never the key itself."""
+    return hmac.new(key, _SECRET + b"aes-256-gcm", hashlib.sha256).digest()
+
+
+def seal_secret(key: bytes, plaintext: bytes) -> str:
+    """`plaintext` (registry logins) readable only by a holder of the host `key`: AES-GCM
+    under a key derived from it, a random nonce first, hex."""
+    nonce = os.urandom(12)
+    return (nonce + AESGCM(_secret_key(key)).encrypt(nonce, plaintext, _SECRET)).hex()
+
+
+def open_secret(key: bytes, sealed: str) -> bytes:
+    """What `seal_secret` sealed under `key`; Refused if another key sealed it or it was
+    changed on the way."""
+    try:
+        raw = bytes.fromhex(sealed)
+        return AESGCM(_secret_key(key)).decrypt(raw[:12], raw[12:], _SECRET)
+    except (ValueError, InvalidTag):
+        raise Refused("the sealed secret does not open with this host's key") from None
 
 
 # --- how long a message stays fresh ---------------------------------------------------------

@@ -91,3 +91,20 @@ def test_removals_stay_fresh_longer_than_jobs_and_heartbeats_shortest() -> None:
     assert envelope.fresh_for("labmgr.agent.destroy") > envelope.fresh_for("labmgr.agent.apply")
     assert envelope.fresh_for("labmgr.control.heartbeat") == 30.0
     assert envelope.fresh_for("labmgr.agent.exec") == envelope.AGENT_JOB_FRESH_FOR
+
+
+def test_a_sealed_secret_opens_only_with_its_host_key_and_unchanged() -> None:
+    key, other = bytes(range(32)), bytes(32)
+    sealed = envelope.seal_secret(key, b'[{"registry": "docker.io", "password": "hunter2"}]')
+    assert "hunter2" not in sealed and b"hunter2".hex() not in sealed
+    assert (
+        envelope.open_secret(key, sealed) == b'[{"registry": "docker.io", "password": "hunter2"}]'
+    )
+    assert envelope.seal_secret(key, b"x") != envelope.seal_secret(key, b"x")  # fresh nonce
+    with pytest.raises(envelope.Refused, match="does not open"):
+        envelope.open_secret(other, sealed)
+    flipped = sealed[:-1] + ("0" if sealed[-1] != "0" else "1")
+    with pytest.raises(envelope.Refused, match="does not open"):
+        envelope.open_secret(key, flipped)
+    with pytest.raises(envelope.Refused):
+        envelope.open_secret(key, "not hex")
