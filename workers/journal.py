@@ -6,7 +6,8 @@ Lines: a header `{"token", "lab", "host", "group", "root_netns", "plan"}` (again
 re-apply; with `"budget"` and `"cgroup"`, where the deployment's cgroup was put below the
 `labmgr` parent, "r5/lm1", when it runs inside a reservation), `{"op": i, "kind": k}`
 before op i runs, `{"node": name, "pid", "start", "uid_base"}` once a node runs, and
-`{"state": "applied" | "failed", ...}` at the end.
+`{"image": ref, "digest": "sha256:..."}` once the image a node runs is in the host's store
+(its pull step), and `{"state": "applied" | "failed", ...}` at the end.
 
 `Journal.node` is how the agent finds a node it started (exec, terminals, captures, the
 command line): its init and its spawn op, read back from the plan the journal holds.
@@ -49,6 +50,7 @@ class Record:
     started_ops: int = 0
     nodes: dict[str, NodeProcess] = field(default_factory=dict)
     uid_bases: dict[str, int] = field(default_factory=dict)
+    images: dict[str, str] = field(default_factory=dict)  # reference -> manifest digest
     state: str = "applying"
     error: str | None = None
 
@@ -145,6 +147,7 @@ class Journal:
         if "plan" in entry:
             record.header = entry
             record.state, record.error = "applying", None
+            record.images = {}  # the re-apply's pulls say them again
         elif "op" in entry:
             record.started_ops = int(entry["op"]) + 1
         elif "node" in entry:
@@ -153,6 +156,8 @@ class Journal:
             record.nodes[name] = NodeProcess(int(entry["pid"]), int(entry["start"]), note)
             if entry.get("uid_base") is not None:
                 record.uid_bases[name] = int(entry["uid_base"])
+        elif "image" in entry:
+            record.images[str(entry["image"])] = str(entry["digest"])
         elif "state" in entry:
             record.state = str(entry["state"])
             record.error = entry.get("error")
@@ -187,3 +192,16 @@ class Journal:
             if record is not None and record.lab == name:
                 return token
         return None
+
+
+def images_in_use(journal: Journal) -> dict[str, list[str]]:
+    """Each image digest the deployments on this host run, with their tokens: what the
+    image store must keep."""
+    used: dict[str, list[str]] = {}
+    for token in journal.tokens():
+        record = journal.read(token)
+        if record is None:
+            continue
+        for digest in sorted(set(record.images.values())):
+            used.setdefault(digest, []).append(token)
+    return used
