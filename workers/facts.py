@@ -38,6 +38,8 @@ class Facts:
     # The address the other hosts reach this one at for VXLAN (LABMGR_AGENT_UNDERLAY);
     # from configuration only, never guessed from an interface.
     underlay: str | None = None
+    # skopeo and umoci are installed: the host can pull and unpack images.
+    image_tools: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -54,6 +56,7 @@ class Facts:
             nftables=bool(data["nftables"]),
             iptables=bool(data["iptables"]),
             underlay=str(data["underlay"]) if data.get("underlay") else None,
+            image_tools=bool(data.get("image_tools")),
         )
 
 
@@ -72,6 +75,7 @@ def probe() -> Facts:
         nftables=_command_works(["nft", "list", "tables"]),
         iptables=shutil.which("iptables") is not None,
         underlay=config.underlay(),
+        image_tools=all(shutil.which(tool) for tool in ("skopeo", "umoci")),
     )
 
 
