@@ -99,7 +99,6 @@ class Agent:
         self.lock = threading.Lock()
         self._image_facts: list[ImageFact] = []
         self._image_facts_read = float("-inf")  # monotonic; -inf: to be read again
-        self._image_store_error = ""  # why the store could not be read last, once logged
         self._jobs: dict[Job, Callable[..., Any]] = {
             Job.APPLY: self._apply,
             Job.DESTROY: self._destroy,
@@ -417,11 +416,10 @@ class Agent:
         self._image_facts_read = time.monotonic()
         try:
             self._image_facts = self.executor.images.images(images_in_use(self.executor.journal))
-            self._image_store_error = ""
         except Exception as exc:  # a store that cannot be read lists nothing; said once
-            if str(exc) != self._image_store_error:
+            if self._image_facts:
                 log.warning("the image store cannot be read: %s", exc)
-            self._image_facts, self._image_store_error = [], str(exc)
+            self._image_facts = []
         return self._image_facts
 
     def _images_report(
