@@ -99,7 +99,7 @@ def test_a_chunk_changed_on_the_broker_is_refused_by_its_hash(
     pushed: tuple[redis.Redis, bytes, int], tmp_path: Path
 ) -> None:
     client, data, chunks = pushed
-    client.lset(image_upload_key(UPLOAD), 3, "x" * (64 << 10))
+    client.lset(image_upload_key(UPLOAD), 3, b"x" * (64 << 10))
 
     with pytest.raises(UploadError, match=r"^sha256: the archive's is"):
         Uploads(client).fetch(UPLOAD, chunks, hashlib.sha256(data).hexdigest(), tmp_path)
