@@ -61,6 +61,17 @@ class HostStatusEvent(TypedDict):
     status: str
 
 
+class HostImagesEvent(TypedDict):
+    """A host's image list or the outcome of its last image action changed; the Images
+    page reads the list again (`GET /api/hosts/{id}/images`, as the user may see it)."""
+
+    type: Literal["host.images"]
+    host: str
+    ok: bool | None  # the last action's outcome, None while one is under way (or none yet)
+    status: str
+    count: int
+
+
 class ReservationWarningEvent(TypedDict):
     type: Literal["reservation.warning"]
     reservation: int
@@ -90,6 +101,7 @@ Event = (
     | DeploymentStepEvent
     | MetricsSampleEvent
     | HostStatusEvent
+    | HostImagesEvent
     | ReservationWarningEvent
     | ReservationEndedEvent
     | SessionEndedEvent

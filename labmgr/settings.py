@@ -15,7 +15,7 @@ import dj_database_url
 import django_stubs_ext
 from django.core.management.utils import get_random_secret_key
 
-from labplan import subnets
+from labplan import subnets, units
 
 # Lets the classes that django-stubs types as generic (ModelAdmin[Lab], ...) be subscripted
 # at run time too.
@@ -95,6 +95,7 @@ INSTALLED_APPS = [
     "labmgr.captures",
     "labmgr.monitoring",
     "labmgr.reservations",
+    "labmgr.images",
     "labmgr.web",
 ]
 
@@ -351,6 +352,10 @@ def _env_reserve(name: str, default: str) -> str:
 LABMGR_HOST_RESERVE_CPUS = _env_reserve("LABMGR_HOST_RESERVE_CPUS", "10%")
 LABMGR_HOST_RESERVE_MEMORY = _env_reserve("LABMGR_HOST_RESERVE_MEMORY", "512M")
 LABMGR_HOST_RESERVE_PIDS = _env_reserve("LABMGR_HOST_RESERVE_PIDS", "1024")
+
+# The largest image archive (`docker save`, OCI) an admin may upload for a host to load:
+# bytes or a size like 2G. It arrives in chunks of at most the body limit (1 MiB).
+LABMGR_IMAGE_UPLOAD_MAX = units.parse_size(os.environ.get("LABMGR_IMAGE_UPLOAD_MAX", "2G"))
 
 
 # --- web hardening (README, security) --------------------------------------------------

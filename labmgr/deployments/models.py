@@ -50,6 +50,9 @@ class Deployment(models.Model):
     heard = models.DateTimeField(null=True, blank=True)
     # The status it had when its host went silent; where it returns when the host is back.
     unknown_from = models.CharField(max_length=16, blank=True, default="")
+    # The manifest digest each image reference of its nodes ran ({ref: "sha256:..."}),
+    # merged over its hosts' apply results: a redeploy pins the same digests.
+    images = models.JSONField(default=dict, blank=True)
     # The agent's last comparison of the kernel with the plan.
     drift = models.JSONField(null=True, blank=True)
     drift_checked = models.DateTimeField(null=True, blank=True)

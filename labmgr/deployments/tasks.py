@@ -47,11 +47,18 @@ def deployment_result(
     error: str,
     nodes: list[dict[str, Any]],
     host: str = "",
+    images: object = None,
 ) -> None:
     if not _from_its_host(deployment, host, "result"):
         return
     services.deployment_result_record(
-        deployment_id=deployment, action=action, ok=ok, error=error, nodes=nodes, host=host
+        deployment_id=deployment,
+        action=action,
+        ok=ok,
+        error=error,
+        nodes=nodes,
+        host=host,
+        images=images,
     )
 
 

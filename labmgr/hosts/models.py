@@ -19,6 +19,13 @@ class Host(models.Model):
     memory = models.PositiveBigIntegerField(default=0, help_text="bytes the host offers to labs")
     pids = models.PositiveIntegerField(default=0, help_text="processes the host offers to labs")
     last_seen = models.DateTimeField(null=True, blank=True)
+    # The images its store holds (labplan.messages.ImageFact each), as its agent last
+    # said (heartbeat or images report), and the outcome of the last image action an
+    # admin asked for ("" before any).
+    images = models.JSONField(default=list, blank=True)
+    images_status = models.TextField(blank=True, default="")
+    images_ok = models.BooleanField(null=True, blank=True)
+    images_changed = models.DateTimeField(null=True, blank=True)
     # The address other hosts reach this one at for VXLAN; set by an admin, it overrides
     # the one the agent reports (`facts["underlay"]`, from LABMGR_AGENT_UNDERLAY).
     underlay = models.GenericIPAddressField(

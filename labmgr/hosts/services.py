@@ -23,17 +23,20 @@ from labmgr.deployments.models import Deployment
 from labmgr.errors import ApplicationError
 from labmgr.hosts.choices import HostStatus
 from labmgr.hosts.models import Host
+from labmgr.images.services import host_images_store
 
 log = logging.getLogger(__name__)
 
 # Capacity the agent reports in its facts (`facts["capacity"]`), used while the admin has
 # not set the host's own.
 CAPACITY_FACTS = ("cpus", "memory", "pids")
+IMAGES_FACT = "images"  # labplan.messages.ImageFact each
 
 
 def host_heartbeat(*, slug: str, facts: dict[str, Any], sent: float) -> Host | None:
-    """Mark the host online with the facts it sent; None when the heartbeat is too old to
-    say anything about now (it waited in the queue longer than a host may stay silent)."""
+    """Mark the host online with the facts it sent (its image store's list, `images`, goes
+    to `Host.images`); None when the heartbeat is too old to say anything about now (it
+    waited in the queue longer than a host may stay silent)."""
     if time.time() - sent > settings.LABMGR_HOST_OFFLINE_AFTER:
         log.info("ignoring a heartbeat of %s sent %.0f s ago", slug, time.time() - sent)
         return None
@@ -47,9 +50,13 @@ def host_heartbeat(*, slug: str, facts: dict[str, Any], sent: float) -> Host | N
             raise ApplicationError.for_field("host", f"Host {slug!r} is not registered.")
         was = host.status
         host.status = HostStatus.ONLINE
-        host.facts = facts
+        # The store's images are kept apart from the kernel's facts (the Images page's
+        # list); an agent that sends none (one without a store) leaves the list as it was.
+        host.facts = {key: value for key, value in facts.items() if key != IMAGES_FACT}
         host.last_seen = timezone.now()
         fields = ["status", "facts", "last_seen", "updated"]
+        if IMAGES_FACT in facts and host_images_store(host=host, images=facts[IMAGES_FACT]):
+            fields.append("images")
         capacity = facts.get("capacity")
         capacity = capacity if isinstance(capacity, dict) else facts
         for key in CAPACITY_FACTS:

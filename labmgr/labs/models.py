@@ -85,9 +85,15 @@ class Node(models.Model):
     name = models.CharField(max_length=31)
     hostname = models.CharField(max_length=64)
     host = models.CharField(max_length=64, blank=True, default="")
-    rootfs = models.CharField(max_length=4096, default="host")
-    command = models.JSONField(default=list, blank=True)
-    workdir = models.CharField(max_length=4096, default="/")
+    # A node runs the host's tree (or a directory: `rootfs`) or an OCI image (`image`, a
+    # canonical reference; `rootfs` then ""). On an image node NULL `command` and
+    # `entrypoint` and "" `workdir` and `user` mean the image's own.
+    rootfs = models.CharField(max_length=4096, default="host", blank=True)
+    image = models.CharField(max_length=512, blank=True, default="")
+    entrypoint = models.JSONField(null=True, blank=True)
+    command = models.JSONField(default=list, null=True, blank=True)
+    workdir = models.CharField(max_length=4096, default="/", blank=True)
+    user = models.CharField(max_length=64, blank=True, default="")
     environment = models.JSONField(default=dict, blank=True)
     # The labfile's `limits` mapping as exported ({"memory": "256M", "pids": 128, ...}).
     limits = models.JSONField(default=dict, blank=True)

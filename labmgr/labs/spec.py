@@ -111,11 +111,16 @@ def _network_tree(network: Network) -> dict[str, Any]:
 
 
 def _node_tree(node: Node) -> dict[str, Any]:
-    tree: dict[str, Any] = {
-        "hostname": node.hostname,
-        "rootfs": node.rootfs,
-        "command": list(node.command),
-        "workdir": node.workdir,
+    # An image node has no rootfs and may leave its command, entrypoint, workdir and user
+    # to the image ("" or NULL in the row: absent from the tree).
+    tree: dict[str, Any] = {"hostname": node.hostname}
+    for key in ("rootfs", "image", "workdir", "user"):
+        if value := getattr(node, key):
+            tree[key] = value
+    for key in ("entrypoint", "command"):
+        if (value := getattr(node, key)) is not None:
+            tree[key] = list(value)
+    tree |= {
         "environment": dict(node.environment),
         "limits": dict(node.limits),
         "namespaces": dict(node.namespaces),
@@ -156,15 +161,22 @@ def _node_row(lab: Lab, name: str, tree: dict[str, Any]) -> Node:
         name=name,
         hostname=tree["hostname"],
         host=tree.get("host") or "",
-        rootfs=tree["rootfs"],
-        command=list(tree.get("command") or []),
-        workdir=tree["workdir"],
+        rootfs=tree.get("rootfs") or "",
+        image=tree.get("image") or "",
+        entrypoint=_list_or_none(tree.get("entrypoint")),
+        command=_list_or_none(tree.get("command")),
+        workdir=tree.get("workdir") or "",
+        user=tree.get("user") or "",
         environment=dict(tree.get("environment") or {}),
         limits=dict(tree.get("limits") or {}),
         namespaces=dict(tree.get("namespaces") or {}),
         privileged=bool(tree.get("privileged")),
         routes=list(tree.get("routes") or []),
     )
+
+
+def _list_or_none(value: Any) -> list[Any] | None:
+    return None if value is None else list(value)
 
 
 def _attachment_row(

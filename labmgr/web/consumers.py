@@ -101,6 +101,9 @@ class DashboardConsumer(AsyncJsonWebsocketConsumer):
         row = await database_sync_to_async(host_row)(event["host"])
         await self.send_json({**event, **(row or {})})
 
+    async def host_images(self, event: events.HostImagesEvent) -> None:
+        """Images belong to the Images page, not the dashboard."""
+
     async def reservation_warning(self, event: dict[str, Any]) -> None:
         await self.send_json(event)
 

@@ -21,7 +21,8 @@ from labmgr.deployments.models import Deployment, DeploymentHost, DeploymentNode
 from labmgr.deployments.services.create import deployment_step_add
 from labmgr.deployments.services.jobs import deployment_hosts_destroy
 from labmgr.deployments.services.status import deployment_advance, deployment_status_publish
-from labplan.messages import StepArgs
+from labmgr.images.facts import run_digests
+from labplan.messages import STEP_RUNNING, StepArgs
 
 log = logging.getLogger(__name__)
 
@@ -32,12 +33,18 @@ NOTE_LENGTH = 1000  # characters of an agent's note about a node that are kept
 def deployment_step_record(report: StepArgs, *, host: str = "") -> DeploymentStep | None:
     """Store a step the agent of `host` reported (once, however often it is delivered)
     and publish it. The first news of a pending deployment means its agent has started:
-    DEPLOYING."""
+    DEPLOYING.
+
+    A `running` report (an image pull's progress: "3/5 layers, 12.3 MB") is one row under
+    its number, updated in place by its later reports and then by its end (done, failed);
+    a report older than what the row already says (fewer seconds, or after its end)
+    changes nothing."""
     deployment_id, seq, message = report["deployment"], report["seq"], report["message"]
     status: str = report["status"]
     step_status = step_status_from_agent(status)
     if step_status is None:  # a word no agent uses: shown as it came, as a bug's step
         step_status, message = StepStatus.ERRORED, f"[{status}] {message}"
+    running = status.lower() == STEP_RUNNING
     _agent_started(deployment_id)
     try:
         with transaction.atomic():
@@ -45,23 +52,32 @@ def deployment_step_record(report: StepArgs, *, host: str = "") -> DeploymentSte
             if locked is None:
                 log.warning("step %s for unknown deployment %s ignored", seq, deployment_id)
                 return None
-            reported = locked.steps.filter(
-                host=host[:50], job=locked.job, agent_seq=seq, status=step_status
-            )
-            if reported.exists():
+            reported = locked.steps.filter(host=host[:50], job=locked.job, agent_seq=seq)
+            if reported.filter(status=step_status).exclude(status=StepStatus.STARTED).exists():
                 return None
-            step = deployment_step_add(
-                deployment=locked,
-                name=report["name"][:100],
-                status=step_status,
-                message=message,
-                host=host[:50],
-                job=locked.job,
-                agent_seq=seq,
-                total=report["total"],
-                target=report["target"][:200],
-                seconds=report["seconds"],
-            )
+            progress = reported.filter(status=StepStatus.STARTED).first()
+            if progress is not None and (running or step_status == StepStatus.STARTED):
+                if (report["seconds"] or 0) < (progress.seconds or 0):
+                    return None  # an older progress report, delivered late
+                if progress.message == message and progress.seconds == report["seconds"]:
+                    return None  # the same report again
+            elif running and reported.exists():
+                return None  # progress of a step that has ended
+            if progress is not None:
+                step = _step_update(progress, report, step_status, message)
+            else:
+                step = deployment_step_add(
+                    deployment=locked,
+                    name=report["name"][:100],
+                    status=step_status,
+                    message=message,
+                    host=host[:50],
+                    job=locked.job,
+                    agent_seq=seq,
+                    total=report["total"],
+                    target=report["target"][:200],
+                    seconds=report["seconds"],
+                )
             locked.heard = timezone.now()
             locked.save(update_fields=["heard", "updated"])
     except IntegrityError:
@@ -85,6 +101,21 @@ def deployment_step_record(report: StepArgs, *, host: str = "") -> DeploymentSte
     return step
 
 
+def _step_update(
+    step: DeploymentStep, report: StepArgs, status: StepStatus, message: str
+) -> DeploymentStep:
+    """A step under way, told how far it got (or that it ended): the same row, which the
+    lab page updates in place (it keeps its `seq`)."""
+    step.status = status
+    step.message = message
+    step.name = report["name"][:100]
+    step.target = report["target"][:200]
+    step.total = report["total"]
+    step.seconds = report["seconds"]
+    step.save(update_fields=["status", "message", "name", "target", "total", "seconds"])
+    return step
+
+
 def deployment_result_record(
     *,
     deployment_id: int,
@@ -93,9 +124,11 @@ def deployment_result_record(
     error: str,
     nodes: list[dict[str, Any]],
     host: str = "",
+    images: object = None,
 ) -> bool:
     """Move the status machine on the result of the agent of `host`; True when it
-    changed something.
+    changed something. An apply's `images` (reference -> the manifest digest its nodes
+    ran) are merged into `Deployment.images`, the pins of the next redeploy.
 
     An apply result counts while the deployment is being deployed, a destroy result while
     it is being destroyed; anything else is a duplicate or overtaken (e.g. a cancel), and
@@ -104,7 +137,13 @@ def deployment_result_record(
     """
     if host and action in ("apply", "destroy") and _spread(deployment_id):
         return _spread_result_record(
-            deployment_id=deployment_id, host=host, action=action, ok=ok, error=error, nodes=nodes
+            deployment_id=deployment_id,
+            host=host,
+            action=action,
+            ok=ok,
+            error=error,
+            nodes=nodes,
+            images=images,
         )
     reason = error or ""
     if action == "apply":
@@ -123,6 +162,7 @@ def deployment_result_record(
         )
         if changed and action == "apply" and ok:
             deployment_nodes_store(deployment_id=deployment_id, nodes=nodes, host=host)
+            deployment_images_store(deployment_id=deployment_id, images=images)
     return changed
 
 
@@ -149,6 +189,7 @@ def _spread_result_record(
     ok: bool,
     error: str,
     nodes: list[dict[str, Any]],
+    images: object = None,
 ) -> bool:
     """One host's result for a deployment placed on several: stored once, for the job it
     was sent last. RUNNING once every host applied its part, DESTROYED once every host
@@ -170,6 +211,7 @@ def _spread_result_record(
         locked.save(update_fields=["heard", "updated"])
         if action == "apply" and ok:
             deployment_nodes_store(deployment_id=deployment_id, nodes=nodes, host=host, spread=True)
+            deployment_images_store(deployment_id=deployment_id, images=images)
         if not ok:
             return _spread_failed(locked, placements, host=host, action=action, error=error)
         if any(p.ok is not True for p in placements):
@@ -231,6 +273,21 @@ def deployment_nodes_store(
         for node in nodes
         if isinstance(node, Mapping)
     )
+
+
+def deployment_images_store(*, deployment_id: int, images: object) -> None:
+    """Merge the digests an apply ran (`images`, reference -> digest) into the deployment's
+    record: each host's part adds its own; a reference run again takes its new digest."""
+    digests = run_digests(images)
+    if not digests:
+        return
+    locked = Deployment.objects.select_for_update().filter(pk=deployment_id).first()
+    if locked is None:
+        return
+    merged = {**(locked.images if isinstance(locked.images, dict) else {}), **digests}
+    if merged != locked.images:
+        locked.images = dict(sorted(merged.items()))
+        locked.save(update_fields=["images", "updated"])
 
 
 def _interface(data: Mapping[str, Any]) -> dict[str, Any]:
