@@ -48,13 +48,18 @@ def apply(
     plan: dict[str, Any],
     previous: dict[str, Any] | None,
     budget: Budget | None = None,
+    registries: str = "",
 ) -> None:
     """Apply (or, with `previous`, redeploy) the plan; `budget` is the reservation's
     share the agent puts the deployment's cgroups in (docs/messages.md). Without one the
-    message has no `budget` at all, as before reservations had a kernel side."""
+    message has no `budget` at all, as before reservations had a kernel side.
+    `registries`: the logins the plan's pulls need, sealed under the host's key
+    (labmgr.images.logins); without any the message has no `registries`."""
     args: ApplyArgs = {"deployment": deployment, "plan": plan, "previous": previous}
     if budget is not None:
         args["budget"] = budget.copy()
+    if registries:
+        args["registries"] = registries
     trust.send(AgentTask.APPLY, host, args)
 
 

@@ -33,6 +33,7 @@ from labmgr.deployments.services import (
 from labmgr.deployments.subnets import deployment_check_subnets
 from labmgr.errors import ApplicationError, Conflict, NotAllowed
 from labmgr.hosts.models import Host
+from labmgr.images.logins import apply_logins
 from labmgr.labs import selectors as lab_selectors
 from labmgr.labs import spec
 from labmgr.labs.models import Lab
@@ -245,15 +246,22 @@ def _send_apply(
     previous: dict[str, Any] | None,
     budgets: dict[str, Budget | None],
 ) -> None:
-    """Send each host the plan (each applies its part) with its own budget."""
+    """Send each host the plan (each applies its part) with its own budget and the
+    registry logins its pulls need, sealed under its key."""
     deployment_job_sent(deployment=deployment)
     pk, plan, token = deployment.pk, deployment.plan, deployment.token
+    logins = apply_logins(plan=plan, hosts=hosts)
     if len(hosts) == 1:
         slug, budget = hosts[0].slug, budgets[hosts[0].slug]
         _on_commit(
             pk,
             lambda: dispatch.apply(
-                host=slug, deployment=pk, plan=plan, previous=previous, budget=budget
+                host=slug,
+                deployment=pk,
+                plan=plan,
+                previous=previous,
+                budget=budget,
+                registries=logins[slug],
             ),
         )
         return
@@ -265,7 +273,12 @@ def _send_apply(
         try:
             for slug in slugs:
                 dispatch.apply(
-                    host=slug, deployment=pk, plan=plan, previous=previous, budget=budgets[slug]
+                    host=slug,
+                    deployment=pk,
+                    plan=plan,
+                    previous=previous,
+                    budget=budgets[slug],
+                    registries=logins[slug],
                 )
                 sent.append(slug)
         except Exception:
