@@ -1,5 +1,6 @@
-"""The host agent's jobs (`Job`: apply and redeploy, destroy, check, exec, sweep), terminals,
-and its recovery after a restart; Celery delivers them (workers.tasks).
+"""The host agent's jobs (`Job`: apply and redeploy, destroy, check, exec, sweep, and the
+image store's pull, remove, prune and load), terminals, and its recovery after a restart;
+Celery delivers them (workers.tasks).
 
 `Agent` holds the executor and the `send` seam; each job runs under one lock (kernel
 changes on a host are strictly serial) and is recorded in the `JobLog` by task id, so a
@@ -11,27 +12,35 @@ arguments (the executor is idempotent, so an apply converges, or fails and rolls
 and a destroy completes), its result recorded under the job's task id, which then
 answers the message's redelivery. A journal still "applying" with no such job (an apply
 by hand) is converged the same way from the plan it holds.
+
+Registry logins come sealed under the host's key (workers.images.transfer.open_logins)
+and are opened only where a pull needs them: never written to a job's record in clear.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import subprocess
 import threading
+import time
 from collections.abc import Callable
 from typing import Any, Protocol
 
 from labplan import naming, ops
 from labplan.envelope import Refused
-from labplan.messages import STEP_DONE, ControlTask, DriftArgs
+from labplan.messages import STEP_DONE, ControlTask, DriftArgs, ImageFact, RegistryLogin
 from workers import config
+from workers.celery_app import host_slug
 from workers.decoding import decode, decode_budget
 from workers.diff import HostDiff, diff, prune
 from workers.driver import NodeProcess
 from workers.errors import ApplyError, MoveRefusedError, RefusedError
 from workers.executor import Executor, NodeReport
+from workers.images.transfer import LoginsError, UploadError, Uploads, leftovers, open_logins
 from workers.init.build import lminit_path
-from workers.jobs import Job
+from workers.jobs import ImageAction, Job
+from workers.journal import images_in_use
 from workers.kernel.cgroups import Cgroups
 from workers.kernel.processes import Processes, alive
 from workers.keys import Signer
@@ -41,6 +50,8 @@ from workers.status import drift
 log = logging.getLogger("labmgr.agent")
 
 MAX_OUTPUT = 1 << 20  # bytes of a command's stdout (and of its stderr) sent back
+IMAGE_FACTS_SECONDS = 30.0  # the heartbeat's image list is read again at most so often
+CACHE_MAX_VARIABLE = "LABMGR_IMAGE_CACHE_MAX"
 Observe = Callable[[NodeReport], list[dict[str, Any]]]
 
 
@@ -73,6 +84,7 @@ class Agent:
         observe: Observe = observe_node,
         terminals: Terminals | None = None,
         signer: Signer | None = None,
+        uploads: Uploads | None = None,
     ) -> None:
         self.executor = executor
         self.send = send
@@ -82,14 +94,22 @@ class Agent:
         # None only where no broker is involved (jobs driven in-process); then a job cut
         # by a crash is run again as recorded.
         self.signer = signer
+        self.uploads = uploads  # None: no broker to read uploaded archives from
         self.jobs = JobLog(executor.data_dir / "jobs")
         self.lock = threading.Lock()
+        self._image_facts: list[ImageFact] = []
+        self._image_facts_read = float("-inf")  # monotonic; -inf: to be read again
+        self._image_store_error = ""  # why the store could not be read last, once logged
         self._jobs: dict[Job, Callable[..., Any]] = {
             Job.APPLY: self._apply,
             Job.DESTROY: self._destroy,
             Job.CHECK: self._check,
             Job.EXEC: self._exec,
             Job.SWEEP: self._sweep,
+            Job.IMAGE_PULL: self._image_pull,
+            Job.IMAGE_REMOVE: self._image_remove,
+            Job.IMAGE_PRUNE: self._image_prune,
+            Job.IMAGE_LOAD: self._image_load,
         }
 
     # --- running a job once ---------------------------------------------------------------
@@ -119,9 +139,13 @@ class Agent:
             except Exception as exc:  # a bug: still answer, so nothing waits forever
                 log.exception("%s %s failed", job, task_id)
                 value = None
+                error = one_line(f"the agent failed: {type(exc).__name__}: {exc}")
                 if job in (Job.APPLY, Job.DESTROY) and "deployment" in kwargs:
-                    error = f"the agent failed: {type(exc).__name__}: {exc}"
                     reporter.result(kwargs["deployment"], job, False, error)
+                elif (action := job.image_action) is not None:
+                    self._images_report(reporter, action, False, error)
+            if job in (Job.APPLY, Job.DESTROY):
+                self._image_facts_read = float("-inf")  # which images are in use changed
             if task_id:
                 self.jobs.finish(task_id, reporter.sent, value)
         return value
@@ -136,9 +160,19 @@ class Agent:
         done: list[str] = []
         dropped: set[str] = set()
         self.jobs.prune()
+        for path in leftovers(self.executor.data_dir / "uploads"):
+            done.append(f"removed {path.name}, an upload a restart cut short")
         for task_id, entry in self.jobs.started():
             kwargs = dict(entry.get("kwargs") or {})
             job = Job.named(entry.get("job"))
+            if job is not None and (action := job.image_action) is not None:
+                # Not run again (an admin asks again): the Images page hears it ended.
+                reporter = Reporter(self.send)
+                with self.lock:
+                    self._images_report(reporter, action, False, "the agent restarted first")
+                self.jobs.finish(task_id, reporter.sent, None)
+                done.append(f"{job} {task_id} not run again: the agent restarted")
+                continue
             if job is None or not job.rerun:
                 gone = {"exit": -1, "stdout": "", "stderr": "agent restarted"}
                 self.jobs.finish(task_id, [], gone)
@@ -188,11 +222,13 @@ class Agent:
         plan: dict[str, Any],
         previous: dict[str, Any] | None = None,
         budget: dict[str, Any] | None = None,
+        registries: str | None = None,
     ) -> None:
         try:
             decoded = decode(plan)
             host_plan = self._host_plan(decoded, deployment)
             share = decode_budget(budget)
+            logins = self._logins(registries)
             # Before a redeploy prunes anything: a deployment cannot change cgroup.
             self.executor.check_move(host_plan.deployment, share)
         except ApplyError as exc:
@@ -209,7 +245,7 @@ class Agent:
             if change is not None:
                 self._prune(steps, token, change)
             self.executor.progress = steps
-            result = self.executor.apply_decoded(decoded, plan, self.host, share)
+            result = self.executor.apply_decoded(decoded, plan, self.host, share, logins)
         except ApplyError as exc:
             if not isinstance(exc, RefusedError | MoveRefusedError):
                 steps.rolled_back(str(exc))
@@ -218,7 +254,15 @@ class Agent:
         finally:
             self.executor.progress = lambda step: None
         nodes = [self._node(n) for n in result.nodes]
-        reporter.result(deployment, Job.APPLY, True, "", nodes)
+        reporter.result(deployment, Job.APPLY, True, "", nodes, images=dict(result.images))
+
+    def _logins(self, registries: object) -> list[RegistryLogin]:
+        """The sealed logins of a message already checked (workers.tasks): one a restart
+        runs again may no longer open (a rotated key), which fails the job."""
+        try:
+            return open_logins(self.signer.key if self.signer else None, registries)
+        except (Refused, LoginsError) as exc:
+            raise ApplyError(str(exc)) from None
 
     def _host_plan(self, plan: ops.Plan, deployment: int) -> ops.HostPlan:
         expected = naming.deployment_token(deployment)
@@ -286,6 +330,22 @@ class Agent:
         self.jobs.forget(token)
         log.info("destroyed %s: %d objects", token, len(removed))
         reporter.result(deployment, Job.DESTROY, True, "")
+        self._collect_images(reporter)
+
+    def _collect_images(self, reporter: Reporter) -> None:
+        """With LABMGR_IMAGE_CACHE_MAX set, the least recently used images no deployment
+        runs go until the store is within it (a destroy may have freed some)."""
+        if not os.environ.get(CACHE_MAX_VARIABLE, "").strip():
+            return
+        try:
+            removed = self.executor.images.prune(images_in_use(self.executor.journal), all=False)
+        except Exception as exc:  # the destroy is done and reported: log why nothing went
+            log.warning("images past %s not collected: %s", CACHE_MAX_VARIABLE, exc)
+            return
+        if removed:
+            log.info("collected images past %s: %s", CACHE_MAX_VARIABLE, ", ".join(removed))
+            done = f"removed {', '.join(removed)}: the store was past {CACHE_MAX_VARIABLE}"
+            self._images_report(reporter, "prune", True, "", done)
 
     def _check(self, reporter: Reporter, deployment: int, plan: dict[str, Any]) -> None:
         try:
@@ -338,6 +398,118 @@ class Agent:
             }
         return {"exit": done.returncode, "stdout": _text(done.stdout), "stderr": _text(done.stderr)}
 
+    # --- the image store ------------------------------------------------------------------
+
+    def image_facts(self) -> list[ImageFact]:
+        """The store's images for the heartbeat: as the last image job left them, read
+        again after an apply or destroy and every 30 s, but only between jobs (the
+        heartbeat never waits for a pull)."""
+        stale = time.monotonic() - self._image_facts_read >= IMAGE_FACTS_SECONDS
+        if stale and self.lock.acquire(blocking=False):
+            try:
+                self._read_images()
+            finally:
+                self.lock.release()
+        return self._image_facts
+
+    def _read_images(self) -> list[ImageFact]:
+        """The store's listing now (under the job lock), kept for the heartbeat."""
+        self._image_facts_read = time.monotonic()
+        try:
+            self._image_facts = self.executor.images.images(images_in_use(self.executor.journal))
+            self._image_store_error = ""
+        except Exception as exc:  # a store that cannot be read lists nothing; said once
+            if str(exc) != self._image_store_error:
+                log.warning("the image store cannot be read: %s", exc)
+            self._image_facts, self._image_store_error = [], str(exc)
+        return self._image_facts
+
+    def _images_report(
+        self, reporter: Reporter, action: ImageAction, ok: bool, error: str, message: str = ""
+    ) -> None:
+        reporter.images(
+            {
+                "host": host_slug(self.host),
+                "action": action,
+                "ok": ok,
+                "error": error,
+                "message": message,
+                "images": self._read_images(),
+            }
+        )
+
+    def _image_job(
+        self, reporter: Reporter, action: ImageAction, work: Callable[[], tuple[str, str]]
+    ) -> None:
+        """Run `work` (what it did, what it refused), then report it with the whole store;
+        what the store or the message makes fail is said in one line, not raised."""
+        from workers.images.store import ImageError  # the store is loaded on first use
+
+        try:
+            message, refused = work()
+        except (ImageError, UploadError, ApplyError) as exc:
+            self._images_report(reporter, action, False, one_line(str(exc)))
+            return
+        self._images_report(reporter, action, not refused, refused, message)
+
+    def _image_pull(self, reporter: Reporter, ref: object, registries: object = "") -> None:
+        def pull() -> tuple[str, str]:
+            if not isinstance(ref, str) or not ref.strip():
+                raise ApplyError("ref: an image reference is needed, like alpine:3.20")
+            logins = self._logins(registries)
+            image = self.executor.images.ensure(ref, logins=logins)
+            return f"pulled {image.ref} ({image.digest})", ""
+
+        self._image_job(reporter, "pull", pull)
+
+    def _image_remove(self, reporter: Reporter, refs: object) -> None:
+        def remove() -> tuple[str, str]:
+            if (
+                not isinstance(refs, list)
+                or not refs
+                or not all(isinstance(r, str) and r.strip() for r in refs)
+            ):
+                raise ApplyError("refs: a list of image references or digests is needed")
+            used = images_in_use(self.executor.journal)
+            removed, kept = self.executor.images.remove(refs, used)
+            return ("removed " + ", ".join(removed) if removed else "nothing removed"), "; ".join(
+                kept
+            )
+
+        self._image_job(reporter, "remove", remove)
+
+    def _image_prune(self, reporter: Reporter, all: object) -> None:
+        def prune() -> tuple[str, str]:
+            if not isinstance(all, bool):
+                raise ApplyError("all: true (every unused image) or false (down to the bound)")
+            used = images_in_use(self.executor.journal)
+            removed = self.executor.images.prune(used, all=all)
+            return ("removed " + ", ".join(removed) if removed else "nothing to remove"), ""
+
+        self._image_job(reporter, "prune", prune)
+
+    def _image_load(
+        self, reporter: Reporter, upload: object, chunks: object, sha256: object, name: object
+    ) -> None:
+        def load() -> tuple[str, str]:
+            if name is not None and (not isinstance(name, str) or not name.strip()):
+                raise ApplyError("name: a reference to tag the image with, or null")
+            if self.uploads is None:
+                raise UploadError("upload: this agent has no broker to read uploads from")
+            path = self.uploads.fetch(upload, chunks, sha256, self.executor.data_dir / "uploads")
+            try:
+                images = self.executor.images.load(path, name)
+            finally:
+                path.unlink(missing_ok=True)
+            loaded = ", ".join(f"{image.ref} ({image.digest})" for image in images)
+            return f"loaded {loaded}", ""
+
+        try:
+            self._image_job(reporter, "load", load)
+        finally:
+            if self.uploads is not None and isinstance(upload, str):
+                self.uploads.discard(upload)
+
     def terminal_open(self, session: str, token: str, node: str, cols: int, rows: int) -> bool:
         found = self.executor.journal.node(token, node)
         if found is None or self.terminals is None or not alive(found.init):
@@ -345,6 +517,12 @@ class Agent:
             return False
         self.terminals.open(session, found.init, found.spawn, cols, rows)
         return True
+
+
+def one_line(text: str, limit: int = 500) -> str:
+    """An error as a report carries it: its first line, bounded."""
+    first = text.strip().splitlines()[0] if text.strip() else ""
+    return first if len(first) <= limit else first[: limit - 3] + "..."
 
 
 def _text(data: bytes | str | None) -> str:

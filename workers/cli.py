@@ -1,5 +1,6 @@
 """`python -m workers facts | apply LABFILE | status NAME | exec NAME NODE [-- CMD...] |
-destroy NAME | sweep`: the agent driven by hand, through the same code the tasks use;
+destroy NAME | sweep | image ls|pull|rm|prune|load|build`: the agent driven by hand,
+through the same code the tasks use;
 `python -m workers agent`: the long-running agent serving this host's queue.
 
 `exec` without a command opens an interactive shell on a pty inside the node and relays
@@ -32,6 +33,7 @@ from workers import config
 
 if TYPE_CHECKING:
     from workers.executor import ApplyResult, Executor, Step
+    from workers.images.store import Image, ImageStore
 
 
 def _print_step(step: Step) -> None:
@@ -249,6 +251,107 @@ def cmd_key_set(args: argparse.Namespace) -> int:
     return 0
 
 
+def _store_and_use() -> tuple[ImageStore, dict[str, list[str]]]:
+    """The agent's image store, and the images its deployments run (digest -> tokens)."""
+    from workers.images.store import ImageStore
+    from workers.journal import Journal, images_in_use
+
+    data = config.data_dir()
+    return ImageStore.from_env(data), images_in_use(Journal(data / "journal"))
+
+
+def _print_image(image: Image) -> None:
+    print(f"{image.ref}  {image.digest}  {image.size} bytes")
+
+
+def cmd_image_ls(args: argparse.Namespace) -> int:
+    import time
+
+    store, in_use = _store_and_use()
+    facts = store.images(in_use)
+    if args.json:
+        print(json.dumps(facts, indent=2))
+        return 0
+    print(f"{'REFERENCE':<48} {'DIGEST':<19} {'SIZE':>10}  {'LAST USED':<16} USED BY")
+    for fact in facts:
+        used = time.strftime("%Y-%m-%d %H:%M", time.localtime(fact["last_used"]))
+        for ref in fact["refs"] or ["<none>"]:
+            print(
+                f"{ref:<48} {fact['digest'][:19]:<19} {fact['size']:>10}  "
+                f"{used if fact['last_used'] else '-':<16} {', '.join(fact['tokens']) or '-'}"
+            )
+    return 0
+
+
+def _image_error(exc: Exception) -> int:
+    print(exc, file=sys.stderr)
+    return 1
+
+
+def cmd_image_pull(args: argparse.Namespace) -> int:
+    from workers.images.store import ImageError
+
+    store, _ = _store_and_use()
+    try:
+        image = store.ensure(args.ref, progress=lambda p: print(f"  {p.text}", flush=True))
+    except ImageError as exc:
+        return _image_error(exc)
+    _print_image(image)
+    return 0
+
+
+def cmd_image_rm(args: argparse.Namespace) -> int:
+    store, in_use = _store_and_use()
+    removed, kept = store.remove(args.refs, in_use)
+    for ref in removed:
+        print(f"removed {ref}")
+    for why in kept:
+        print(f"kept {why}", file=sys.stderr)
+    return 1 if kept else 0
+
+
+def cmd_image_prune(args: argparse.Namespace) -> int:
+    store, in_use = _store_and_use()
+    removed = store.prune(in_use, all=not args.cache)
+    for name in removed:
+        print(f"removed {name}")
+    print(f"prune removed {len(removed)} images")
+    return 0
+
+
+def cmd_image_load(args: argparse.Namespace) -> int:
+    from workers.images.store import ImageError
+
+    store, _ = _store_and_use()
+    try:
+        images = store.load(Path(args.file), args.name)
+    except ImageError as exc:
+        return _image_error(exc)
+    for image in images:
+        _print_image(image)
+    return 0
+
+
+def cmd_image_build(args: argparse.Namespace) -> int:
+    from workers.images.store import ImageError
+
+    store, _ = _store_and_use()
+    packages = [p.strip() for p in args.packages.split(",") if p.strip()]
+    try:
+        image = store.build_debian(
+            args.name,
+            args.debian,
+            packages,
+            mirror=args.mirror,
+            cmd=args.cmd or ("/bin/bash",),
+            variant=args.variant,
+        )
+    except ImageError as exc:
+        return _image_error(exc)
+    _print_image(image)
+    return 0
+
+
 def cmd_agent(args: argparse.Namespace) -> int:
     from workers.daemon import main as serve  # Celery is needed only here
 
@@ -282,6 +385,39 @@ def parser() -> argparse.ArgumentParser:
     k.add_subparsers(dest="key_command", required=True).add_parser(
         "set", help="install the key labmgr gave when this host was registered (stdin)"
     ).set_defaults(run=cmd_key_set)
+    i = sub.add_parser("image", help="this host's image store").add_subparsers(
+        dest="image_command", required=True
+    )
+    ls = i.add_parser("ls", help="the images present, their size, last use and users")
+    ls.add_argument("--json", action="store_true")
+    ls.set_defaults(run=cmd_image_ls)
+    pull = i.add_parser(
+        "pull", help="pull an image into the store (through LABMGR_REGISTRY_MIRRORS)"
+    )
+    pull.add_argument("ref")
+    pull.set_defaults(run=cmd_image_pull)
+    rm = i.add_parser("rm", help="remove images (references or digests) no deployment runs")
+    rm.add_argument("refs", nargs="+")
+    rm.set_defaults(run=cmd_image_rm)
+    prune = i.add_parser("prune", help="remove every image no deployment runs")
+    prune.add_argument(
+        "--cache", action="store_true", help="only down to LABMGR_IMAGE_CACHE_MAX, oldest first"
+    )
+    prune.set_defaults(run=cmd_image_prune)
+    load = i.add_parser("load", help="load a docker save or OCI archive (or OCI layout)")
+    load.add_argument("file")
+    load.add_argument("--name", help="the reference to tag its single image with")
+    load.set_defaults(run=cmd_image_load)
+    build = i.add_parser("build", help="build an image from Debian's packages (mmdebstrap)")
+    build.add_argument("name", help="its reference, e.g. labs/frr:1")
+    build.add_argument("--debian", default="bookworm", help="the suite (default %(default)s)")
+    build.add_argument("--packages", default="", help="comma-separated, e.g. frr,iperf3")
+    build.add_argument("--mirror", help="a Debian mirror URL (default: mmdebstrap's)")
+    build.add_argument("--cmd", nargs="+", help="its Cmd (default /bin/bash)")
+    build.add_argument(
+        "--variant", default="apt", help="mmdebstrap's variant (default %(default)s)"
+    )
+    build.set_defaults(run=cmd_image_build)
     g = sub.add_parser("agent", help="serve this host's queue (REDIS_URL, LABMGR_AGENT_HOST)")
     g.set_defaults(run=cmd_agent)
     return p

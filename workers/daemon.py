@@ -20,12 +20,15 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from labplan.messages import ControlTask, HeartbeatArgs
+import redis
+
+from labplan.messages import ControlTask, HeartbeatArgs, ImageFact
 from workers import config
 from workers.agent import Agent
-from workers.celery_app import host_queue, host_slug, make_app, redis_url
+from workers.celery_app import host_queue, host_slug, make_app, redis_client_url, redis_url
 from workers.executor import Executor
 from workers.hostguard import network_facts
+from workers.images.transfer import Uploads
 from workers.init.build import NotBuilt
 from workers.kernel import syscalls
 from workers.kernel.ceiling import host_ceiling
@@ -55,8 +58,8 @@ def capacity() -> dict[str, int]:
 
 
 class Heartbeat(threading.Thread):
-    """Tells the control plane every few seconds that this host lives, what it can do,
-    and which deployments it holds (the tokens of its journal)."""
+    """Tells the control plane every few seconds that this host lives, what it can do
+    (its images too), and which deployments it holds (the tokens of its journal)."""
 
     def __init__(
         self,
@@ -64,9 +67,11 @@ class Heartbeat(threading.Thread):
         send: Callable[[str, Mapping[str, Any]], None],
         host: str,
         interval: float = HEARTBEAT_SECONDS,
+        images: Callable[[], list[ImageFact]] | None = None,
     ) -> None:
         super().__init__(name="heartbeat", daemon=True)
         self.executor, self.send, self.host, self.interval = executor, send, host, interval
+        self.images = images  # the store's listing, cached by the agent (Agent.image_facts)
         self.stopping = threading.Event()
 
     def beat(self) -> None:
@@ -80,6 +85,7 @@ class Heartbeat(threading.Thread):
             **network,
             "capacity": capacity(),
             "hostname": socket.gethostname(),
+            "images": self.images() if self.images is not None else [],
         }
         beat: HeartbeatArgs = {
             "host": self.host,
@@ -137,7 +143,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         return 2
     terminals = Terminals(url, executor.data_dir)
-    agent = Agent(executor, celery_send(app, signer), host, terminals=terminals, signer=signer)
+    uploads = Uploads(redis.Redis.from_url(redis_client_url(url)))
+    agent = Agent(
+        executor,
+        celery_send(app, signer),
+        host,
+        terminals=terminals,
+        signer=signer,
+        uploads=uploads,
+    )
     register(app, agent, signer)
     log.info(
         "agent of host %r (queue %s, underlay %s), data in %s",
@@ -156,7 +170,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         log.info("reconcile: %s", line)
     quick = celery_send(app, signer, retry=False)  # a lost heartbeat or batch is replaced soon
     threads: list[Heartbeat | MetricsLoop] = [
-        Heartbeat(executor, quick, slug),
+        Heartbeat(executor, quick, slug, images=agent.image_facts),
         MetricsLoop(Sampler(executor.data_dir / "journal"), quick, slug),
     ]
     for thread in threads:

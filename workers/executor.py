@@ -15,13 +15,20 @@ the host's ceiling (workers.kernel.ceiling), which no message changes.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import cast
+from typing import TYPE_CHECKING, cast
 
 from labplan import ops, subnets
-from labplan.messages import STEP_DONE, STEP_FAILED, STEP_ROLLED_BACK, Budget, StepState
+from labplan.messages import (
+    STEP_DONE,
+    STEP_FAILED,
+    STEP_ROLLED_BACK,
+    Budget,
+    RegistryLogin,
+    StepState,
+)
 from workers import facts as host_facts
 from workers import hostguard
 from workers.decoding import decode, decode_budget
@@ -32,6 +39,9 @@ from workers.kernel.cgroups import budget_limits
 from workers.kernel.processes import SpawnError
 from workers.teardown import Teardown, teardown
 from workers.uids import uid_slots
+
+if TYPE_CHECKING:
+    from workers.images.store import ImageStore
 
 
 @dataclass(frozen=True)
@@ -44,6 +54,7 @@ class Step:
     target: str
     state: StepState
     seconds: float
+    detail: str = ""  # what a running step has done so far, or why a step failed
 
 
 @dataclass(frozen=True)
@@ -62,6 +73,7 @@ class ApplyResult:
     host: str
     seconds: float
     nodes: list[NodeReport] = field(default_factory=list)
+    images: dict[str, str] = field(default_factory=dict)  # reference -> digest it ran
 
 
 Progress = Callable[[Step], None]
@@ -114,8 +126,11 @@ class Executor:
         driver_factory: Callable[[], Driver],
         facts: host_facts.Facts | Callable[[], host_facts.Facts] = host_facts.probe,
         progress: Progress | None = None,
+        images: Callable[[], ImageStore] | None = None,
     ) -> None:
         self.data_dir = data_dir
+        self._images = images
+        self._store: ImageStore | None = None
         self.journal = Journal(data_dir / "journal")
         self._driver_factory = driver_factory
         self._facts = facts
@@ -129,19 +144,43 @@ class Executor:
             self._facts = self._facts()
         return self._facts
 
+    @property
+    def images(self) -> ImageStore:
+        """The host's image store (made on first use: a lab without images needs none)."""
+        if self._store is None:
+            if self._images is not None:
+                self._store = self._images()
+            else:
+                from workers.images.store import ImageStore
+
+                self._store = ImageStore.from_env(self.data_dir)
+        return self._store
+
     # --- apply ----------------------------------------------------------------------------
 
     def driver(self) -> Driver:
         """A driver session for work beside the executor's own jobs; the caller closes it."""
         return self._driver_factory()
 
-    def apply(self, plan_data: object, host: str, budget: object = None) -> ApplyResult:
+    def apply(
+        self,
+        plan_data: object,
+        host: str,
+        budget: object = None,
+        logins: Sequence[RegistryLogin] = (),
+    ) -> ApplyResult:
         """Decode, check and apply this host's part of a plan (a codec dict), inside the
-        reservation's budget if one is given (its message form)."""
-        return self.apply_decoded(decode(plan_data), plan_data, host, decode_budget(budget))
+        reservation's budget if one is given (its message form), pulling its images with
+        the registry `logins` an admin set."""
+        return self.apply_decoded(decode(plan_data), plan_data, host, decode_budget(budget), logins)
 
     def apply_decoded(
-        self, plan: ops.Plan, plan_data: object, host: str, budget: Budget | None = None
+        self,
+        plan: ops.Plan,
+        plan_data: object,
+        host: str,
+        budget: Budget | None = None,
+        logins: Sequence[RegistryLogin] = (),
     ) -> ApplyResult:
         """`apply` for a caller that has already decoded `plan_data` and the budget."""
         host_plan = plan.for_host(host)
@@ -152,7 +191,7 @@ class Executor:
             raise RefusedError(missing)
         self.check_subnets(host_plan)
         self.check_move(host_plan.deployment, budget)
-        return self._apply(plan.lab, host_plan, plan_data, budget)
+        return self._apply(plan.lab, host_plan, plan_data, budget, logins)
 
     def check_subnets(self, plan: ops.HostPlan) -> None:
         """Refuse a plan routing a subnet this host cannot route: one shadowing a route or
@@ -183,7 +222,12 @@ class Executor:
             )
 
     def _apply(
-        self, lab: str, plan: ops.HostPlan, plan_data: object, budget: Budget | None
+        self,
+        lab: str,
+        plan: ops.HostPlan,
+        plan_data: object,
+        budget: Budget | None,
+        logins: Sequence[RegistryLogin] = (),
     ) -> ApplyResult:
         started = time.monotonic()
         token = plan.deployment
@@ -265,9 +309,11 @@ class Executor:
             for n in result.nodes
         ]
 
-    def _report(self, plan: ops.HostPlan, index: int, state: StepState, seconds: float) -> None:
+    def _report(
+        self, plan: ops.HostPlan, index: int, state: StepState, seconds: float, detail: str = ""
+    ) -> None:
         op = plan.ops[index]
-        self.progress(Step(index, len(plan.ops), op.kind, target_of(op), state, seconds))
+        self.progress(Step(index, len(plan.ops), op.kind, target_of(op), state, seconds, detail))
 
     def _run(self, driver: Driver, plan: ops.HostPlan, op: ops.Op) -> None:
         """One op other than a spawn; every branch is idempotent."""

@@ -22,7 +22,9 @@ from labplan.messages import (
     STEP_DONE,
     STEP_FAILED,
     STEP_ROLLED_BACK,
+    STEP_RUNNING,
     ControlTask,
+    ImagesArgs,
     StepArgs,
     StepState,
 )
@@ -86,7 +88,11 @@ class Reporter:
         ok: bool,
         error: str = "",
         nodes: list[dict[str, Any]] | None = None,
+        images: dict[str, str] | None = None,
     ) -> None:
+        """A job's outcome; an apply's gives `images`, each reference and the digest its
+        nodes ran."""
+        extra = {"images": images} if images is not None else {}
         self.report(
             ControlTask.DEPLOYMENT_RESULT,
             deployment=deployment,
@@ -94,7 +100,12 @@ class Reporter:
             ok=ok,
             error=error,
             nodes=nodes or [],
+            **extra,
         )
+
+    def images(self, args: ImagesArgs) -> None:
+        """An image job's outcome and the host's whole store after it."""
+        self.report(ControlTask.IMAGES, **args)
 
 
 PHASES: dict[type[ops.Op], str] = {
@@ -114,11 +125,20 @@ PHASES: dict[type[ops.Op], str] = {
 }  # link settings (up, addresses, routes, shaping) belong to the phase they follow
 
 
+# A pull (op `pull_image`, first in a plan) is a step of its own, one per image, which
+# reports `running` with the layers and bytes so far until it is done.
+PULL_KIND = "pull_image"
+PULL_PHASE = "pull"
+
+
 def phases(plan: ops.HostPlan) -> list[str]:
     """The phase of each op of the plan."""
     current = "namespaces"
     found = []
     for op in plan.ops:
+        if op.kind == PULL_KIND:
+            found.append(PULL_PHASE)
+            continue
         current = PHASES.get(type(op), current)
         found.append(current)
     return found
@@ -133,8 +153,10 @@ def _summary(kinds: list[str]) -> str:
 
 class StepGroups:
     """The executor reports each op; the control plane gets one step per phase of the
-    plan (namespaces and cgroups, networks, links and addresses, node processes): a
-    handful of messages per job whatever the lab's size, each saying what it did."""
+    plan (namespaces and cgroups, networks, links and addresses, node processes), and
+    one per image pulled: a handful of messages per job whatever the lab's size, each
+    saying what it did. A pull's progress is sent as `running` under its step's number,
+    which its end then takes."""
 
     def __init__(
         self, reporter: Reporter, deployment: int, job: int, plan: ops.HostPlan, extra: int = 0
@@ -146,11 +168,12 @@ class StepGroups:
         self.last_of_run = {
             i
             for i, phase in enumerate(self.phases)
-            if i + 1 == len(self.phases) or self.phases[i + 1] != phase
+            if i + 1 == len(self.phases) or self.phases[i + 1] != phase or phase == PULL_PHASE
         }
         self.total = len(self.last_of_run) + extra
         self.sent = 0
         self._kinds: list[str] = []
+        self._details: list[str] = []
         self._seconds = 0.0
         self._rolled_back: list[str] = []
 
@@ -159,18 +182,25 @@ class StepGroups:
         self._send(name, target, status, message, 0.0)
 
     def __call__(self, step: Step) -> None:
+        phase = self.phases[step.index]
         if step.state == STEP_ROLLED_BACK:
             self._rolled_back.append(step.target)
             return
+        if step.state == STEP_RUNNING:  # its seconds are so far: its end counts them
+            self._send(phase, step.target, STEP_RUNNING, step.detail, step.seconds, ends=False)
+            return
         self._seconds += step.seconds
         if step.state == STEP_FAILED:
-            self._send(self.phases[step.index], f"{step.kind} {step.target}", STEP_FAILED, "", 0)
+            target = step.target if phase == PULL_PHASE else f"{step.kind} {step.target}"
+            self._send(phase, target, STEP_FAILED, step.detail, 0)
             return
         self._kinds.append(step.kind)
+        if step.detail:
+            self._details.append(step.detail)
         if step.index in self.last_of_run:
-            phase = self.phases[step.index]
-            self._send(phase, _summary(self._kinds), STEP_DONE, "", self._seconds)
-            self._kinds, self._seconds = [], 0.0
+            target = step.target if phase == PULL_PHASE else _summary(self._kinds)
+            self._send(phase, target, STEP_DONE, "; ".join(self._details), self._seconds)
+            self._kinds, self._details, self._seconds = [], [], 0.0
 
     def rolled_back(self, error: str) -> None:
         """The job failed: one last step saying what was undone, and why."""
@@ -179,11 +209,20 @@ class StepGroups:
         self._send("rollback", undone, STEP_ROLLED_BACK, error, 0)
 
     def _send(
-        self, name: str, target: str, status: StepState, message: str, seconds: float
+        self,
+        name: str,
+        target: str,
+        status: StepState,
+        message: str,
+        seconds: float,
+        *,
+        ends: bool = True,
     ) -> None:
+        """Send the current step; `ends`: it is over, the next send is the next step."""
         seq = self.first_seq + self.sent
-        self.sent += 1
-        total = max(self.total, self.sent)
+        total = max(self.total, self.sent + 1)
+        if ends:
+            self.sent += 1
         self.reporter.step(self.deployment, seq, total, name, target, status, message, seconds)
 
 

@@ -3,8 +3,8 @@
 (`celery_send`) that signs every report with the host's key.
 
 Every message is opened with the host's key first (`Inbox`, over workers.keys): one that
-is not signed for this host and task, is stale, or came again after it was done, is
-refused before it reaches a job.
+is not signed for this host and task, is stale, came again after it was done, or carries
+registry logins sealed under another key, is refused before it reaches a job.
 """
 
 from __future__ import annotations
@@ -18,11 +18,14 @@ from labplan.envelope import Refused
 from labplan.messages import CONTROL_QUEUE, AgentTask, ControlTask
 from workers.agent import Agent
 from workers.capture import tasks as capture_tasks
+from workers.images.transfer import LoginsError, open_logins
 from workers.jobs import Job
 from workers.keys import Signer, new_id
 from workers.reports import Send
 
 log = logging.getLogger("labmgr.agent")
+
+SEALED = (Job.APPLY, Job.IMAGE_PULL)  # the jobs whose message may carry registry logins
 
 
 class Inbox:
@@ -71,12 +74,27 @@ def register(app: Any, agent: Agent, signer: Signer) -> None:
     def bound(job: Job) -> Callable[..., Any]:
         def task(self: Any, **kwargs: Any) -> Any:
             opened = inbox.open(job.task, self.request.id, kwargs)
-            if opened is None:
+            if opened is None or not sealed_opens(job, self.request.id, opened[0]):
                 return {"refused": "the agent refused the message (see its log)"}
             value = agent.run(self.request.id, job, opened[0], opened[1])
             return inbox.answer(job.task, self.request.id, value)
 
         return task
+
+    def sealed_opens(job: Job, request_id: str, arguments: dict[str, Any]) -> bool:
+        """Whether the registry logins the message carries open with the host's key: a
+        message whose seal is another key's is refused as a forged one is (the job tells
+        of logins that open but make no sense)."""
+        if job not in SEALED:
+            return True
+        try:
+            open_logins(signer.key, arguments.get("registries"))
+        except Refused as exc:
+            log.warning("refused %s %s: %s", job.task, request_id, exc)
+            return False
+        except LoginsError:
+            pass
+        return True
 
     for job in Job:
         app.task(name=job.task, bind=True, ignore_result=not job.answered)(bound(job))

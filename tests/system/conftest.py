@@ -33,6 +33,7 @@ import pytest
 import requests
 
 from labplan.messages import CONTROL_QUEUE
+from tests.imagekit import Registry
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts"
@@ -154,6 +155,8 @@ class Stack:
     others: list[Process]
     personas: dict[str, Persona] = field(default_factory=dict)
     tokens: list[str] = field(default_factory=list)  # every deployment the tests made
+    registry_port: int = 0  # where the `registry` fixture serves (the agent trusts it)
+    work: Path = Path("/nonexistent")
 
     def processes(self) -> list[Process]:
         return [self.redis, self.agent, *self.others]
@@ -265,7 +268,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     # so the tenant tests prove that the modes of these directories are what protect them.
     work = Path(tempfile.mkdtemp(prefix="labmgr-systest-", dir="/var/tmp"))
     os.chmod(work, 0o755)
-    redis_port, web_port = free_port(), free_port()
+    redis_port, web_port, registry_port = free_port(), free_port(), free_port()
     redis_password = secrets.token_urlsafe(24)
     host = f"systest-{os.getpid()}"
     env = {
@@ -285,6 +288,10 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         "LABMGR_RESERVATION_TICK_EVERY": "2",
         "LABMGR_RESERVATION_WARN_BEFORE": "45",
         "PYTHONDONTWRITEBYTECODE": "1",
+        # The tests' registry (the `registry` fixture) serves plain HTTP on loopback, and
+        # stands in for `registry.systest` as its mirror.
+        "LABMGR_INSECURE_REGISTRIES": f"127.0.0.1:{registry_port}",
+        "LABMGR_REGISTRY_MIRRORS": f"registry.systest=127.0.0.1:{registry_port}",
     }
     env.pop("DATABASE_URL", None)
     redis = _redis(redis_port, work / "redis", redis_password)
@@ -351,6 +358,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         agent=agent,
         others=others,
         personas={k: Persona(k, v["token"], v["session"]) for k, v in personas.items()},
+        registry_port=registry_port,
+        work=work,
     )
     for process in [*others, agent]:
         process.start()
@@ -382,6 +391,14 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
                 check=False,
             )
         shutil.rmtree(work, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def registry(stack: Stack) -> Iterator[Registry]:
+    """A real registry (Debian's docker-registry) where the stack's agent expects it,
+    for the session."""
+    with Registry(stack.work / "registry", port=stack.registry_port) as served:
+        yield served
 
 
 def password_of(username: str) -> str:
