@@ -9,6 +9,7 @@ from labmgr.api.views import LabfileSchemaView
 from labmgr.captures.api.urls import urlpatterns as captures_urls
 from labmgr.deployments.api.urls import router as deployments_router
 from labmgr.hosts.api.urls import router as hosts_router
+from labmgr.images.api.urls import urlpatterns as images_urls
 from labmgr.labs.api.urls import router as labs_router
 from labmgr.reservations.api.urls import router as reservations_router
 from labmgr.reservations.api.urls import urlpatterns as reservations_urls
@@ -24,5 +25,6 @@ urlpatterns = [
     *accounts_urls,
     *reservations_urls,
     *captures_urls,
+    *images_urls,
     *router.urls,
 ]
