@@ -1,5 +1,6 @@
 """The dashboard's live stream: `ws/me/` relays to a signed-in user the status of every
-lab they may see, the state of the hosts and their own reservation warnings.
+lab they may see, the state of the hosts (and, for the Images page, that a host's images
+changed) and their own reservation warnings.
 
 A connection joins the groups `labmgr.events` already publishes to: `lab.<id>` of each lab
 the user may see when it connects, `host.<slug>` of every host, `reservations.<user id>`
@@ -102,7 +103,9 @@ class DashboardConsumer(AsyncJsonWebsocketConsumer):
         await self.send_json({**event, **(row or {})})
 
     async def host_images(self, event: events.HostImagesEvent) -> None:
-        """Images belong to the Images page, not the dashboard."""
+        """For the Images page, which follows this stream too; it reads the list again
+        through the API, where each user sees only the deployments theirs to see."""
+        await self.send_json(event)
 
     async def reservation_warning(self, event: dict[str, Any]) -> None:
         await self.send_json(event)

@@ -166,14 +166,31 @@ def node_states(*, lab: Lab, deployment: Deployment | None) -> dict[str, str]:
     return states
 
 
-def node_rows(*, lab: Lab, deployment: Deployment | None) -> list[tuple[str, str, str]]:
-    """Each node of the lab: name, state (as `node_states`) and what its agent said its
-    user should know about how it started ("" for nothing, or when it is not running)."""
+def node_rows(*, lab: Lab, deployment: Deployment | None) -> list[tuple[str, str, str, str]]:
+    """Each node of the lab: name, state (as `node_states`), what its agent said its user
+    should know about how it started ("" for nothing, or when it is not running), and the
+    image it runs ("" for a node of the host's tree or a directory), with the digest the
+    deployment ran when it recorded one."""
     states = node_states(lab=lab, deployment=deployment)
     notes: dict[str, str] = {}
     if deployment is not None and deployment.status in ACTIVE_STATES:
         notes = dict(deployment.nodes.exclude(note="").values_list("name", "note"))
-    return [(name, state, notes.get(name, "")) for name, state in states.items()]
+    nodes = lab_document(lab).get("nodes") or {}
+    ran = (
+        deployment.images if deployment is not None and isinstance(deployment.images, dict) else {}
+    )
+    return [
+        (name, state, notes.get(name, ""), _image_label(nodes.get(name) or {}, ran))
+        for name, state in states.items()
+    ]
+
+
+def _image_label(node: dict[str, Any], ran: dict[str, str]) -> str:
+    image = node.get("image")
+    if not isinstance(image, str) or not image:
+        return ""
+    digest = ran.get(image)
+    return f"{image} ({digest[:19]}…)" if isinstance(digest, str) and digest else image
 
 
 def topology(*, lab: Lab, deployment: Deployment | None) -> dict[str, Any]:

@@ -20,6 +20,7 @@ urlpatterns = [
     ),
     path("logout/", auth_views.LogoutView.as_view(next_page="login"), name="logout"),
     path("examples/", views.examples, name="web-examples"),
+    path("images/", views.images, name="web-images"),
     path("examples/<slug:name>/copy", views.example_copy, name="web-example-copy"),
     path("labs/new/", views.lab_new, name="web-lab-new"),
     path("labs/validate", views.labfile_check, name="web-validate"),

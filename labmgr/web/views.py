@@ -17,7 +17,10 @@ from django.views.decorators.http import require_POST
 
 from labmgr import jsondepth
 from labmgr.accounts.requests import AuthenticatedHttpRequest
+from labmgr.accounts.selectors import user_is_admin
 from labmgr.errors import ApplicationError
+from labmgr.hosts.selectors import host_list
+from labmgr.images import selectors as image_selectors
 from labmgr.labs import selectors as lab_selectors
 from labmgr.labs import services as lab_services
 from labmgr.labs.models import Lab
@@ -114,6 +117,23 @@ def example_copy(request: AuthenticatedHttpRequest, name: str) -> HttpResponse:
         return redirect("web-examples")
     messages.success(request, f"The example is now your lab {lab.name!r}.")
     return redirect("web-lab", pk=lab.pk)
+
+
+@login_required
+def images(request: AuthenticatedHttpRequest) -> HttpResponse:
+    """Each host's image store as its agent last listed it; admins act on it from here
+    (through the API), and the page follows the hosts' reports as they come."""
+    return render(
+        request,
+        "web/images.html",
+        {
+            "hosts": [
+                image_selectors.host_images(host=host, user=request.user) for host in host_list()
+            ],
+            "is_admin": user_is_admin(user=request.user),
+            "nav": "images",
+        },
+    )
 
 
 @login_required

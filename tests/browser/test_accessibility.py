@@ -132,6 +132,8 @@ PAGES: dict[str, Visit] = {
     "terminals": Visit(USER, lambda s: f"/labs/{s.lab}/terminals/"),
     "terminals-open": Visit(USER, lambda s: f"/labs/{s.running}/terminals/?node=inside"),
     "calendar": Visit(USER, lambda s: "/calendar/"),
+    "images": Visit(USER, lambda s: "/images/"),
+    "images-admin": Visit(ADMIN, lambda s: "/images/"),
     "calendar-of-others": Visit(READER, lambda s: "/calendar/"),  # USER's booking is busy
     "refused": Visit(READER, lambda s: f"/labs/{s.shared}/terminals/", status=403),
     "not-found": Visit(USER, lambda s: "/labs/999999/", status=404),
