@@ -12,7 +12,7 @@ paths like `hosts.local.ops.12.name`.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Set
-from dataclasses import fields
+from dataclasses import MISSING, fields
 from typing import Any, cast
 
 from labplan import bounds, naming
@@ -41,6 +41,12 @@ PLAN_VERSION = 1
 HostsLines = tuple[tuple[str, str], ...]
 _FIELD_NAMES = {kind: tuple(sorted(f.name for f in fields(t))) for kind, t in OPS_BY_KIND.items()}
 _OP_KEYS = {kind: frozenset({*names, "op"}) for kind, names in _FIELD_NAMES.items()}
+# Fields an op gained later, with a default: absent from the plans of older versions (in
+# the journal) and left out when they hold the default, so older plans read the same.
+_DEFAULTS = {
+    kind: {f.name: f.default for f in fields(t) if f.default is not MISSING}
+    for kind, t in OPS_BY_KIND.items()
+}
 
 
 # --- encoding ------------------------------------------------------------------------------
@@ -121,11 +127,15 @@ class _SharedLines:
 
 def op_to_dict(op: Op, shared: _SharedLines | None = None) -> dict[str, Any]:
     data: dict[str, Any] = {"op": op.kind}
+    defaults = _DEFAULTS[op.kind]
     for field in fields(op):
+        value = getattr(op, field.name)
+        if field.name in defaults and value == defaults[field.name]:
+            continue
         if isinstance(op, SpawnNode) and field.name == "hosts" and shared and shared.lines:
             data["hosts"] = shared.own(op.hosts)
         else:
-            data[field.name] = _plain(getattr(op, field.name))
+            data[field.name] = _plain(value)
     return data
 
 
@@ -355,8 +365,13 @@ def _op(
         errors.append(FieldError(f"{path}.op", f"{kind!r} is not a known operation"))
         return None
     names = _FIELD_NAMES[op_type.kind]
+    defaults = _DEFAULTS[op_type.kind]
     before = len(errors)
-    data = _mapping(item, path, _OP_KEYS[op_type.kind], errors)
+    keys = _OP_KEYS[op_type.kind]
+    if defaults and isinstance(item, Mapping) and item.keys() != keys:
+        keys = frozenset({*item.keys() & defaults.keys(), *(keys - defaults.keys())})
+        names = tuple(n for n in names if n in keys)
+    data = _mapping(item, path, keys, errors)
     if data is None or len(errors) > before:
         return None
     checks = ctx.checks

@@ -31,6 +31,7 @@ from labplan.ops import (
     HostPlan,
     Op,
     Plan,
+    PullImage,
     SetCgroupLimit,
     SetLinkUp,
     SetShaping,
@@ -100,6 +101,7 @@ def compile_plan(
     underlay: Mapping[str, str] | None = None,
     vnis: Mapping[str, int] | None = None,
     indexes: Indexes | None = None,
+    images: Mapping[str, str] | None = None,
 ) -> Plan:
     """The plan building `lab` as deployment `deployment`.
 
@@ -108,6 +110,8 @@ def compile_plan(
     overlay network (else its labfile `vni`, else one derived from the deployment id).
     `indexes` fixes the index (and so the kernel names) of each node and network; a
     redeploy passes `assign_indexes(lab, previous)` so that what stays keeps its names.
+    `images` pins image references to the digests a deployment ran before, so that a
+    redeploy runs them again whatever their tags name now.
     """
     ctx = _resolve(
         lab,
@@ -126,7 +130,10 @@ def compile_plan(
     plan = Plan(
         lab=lab.name,
         deployment=token,
-        hosts=tuple(HostPlan(h, token, group, tuple(_host_ops(ctx, h))) for h in hosts),
+        hosts=tuple(
+            HostPlan(h, token, group, (*_image_ops(ctx, h, images or {}), *_host_ops(ctx, h)))
+            for h in hosts
+        ),
     )
     # The validator bounded the lab on one host; spread over hosts, an overlay makes its
     # bridge and tunnel on each. Refused here, the agents never see a plan they refuse.
@@ -302,6 +309,19 @@ def _host_ops(ctx: _Lab, host: str) -> Iterator[Op]:
         yield _spawn_op(ctx, node)
 
 
+def _image_ops(ctx: _Lab, host: str, pins: Mapping[str, str]) -> Iterator[Op]:
+    """Each image the host's nodes run, once, first of all: a pull that fails leaves
+    nothing to undo. Pinned to the digest the reference names, else the one `pins`
+    gives (what the deployment ran before)."""
+    seen: set[str] = set()
+    for node in ctx.nodes_on(host):
+        if node.image is None or node.image in seen:
+            continue
+        seen.add(node.image)
+        _, at, digest = node.image.partition("@")
+        yield PullImage(node.image, digest if at else pins.get(node.image))
+
+
 def _held_on(ctx: _Lab, host: str) -> Iterator[Network]:
     """The networks whose own kernel objects (a bridge, a tunnel) are on `host`."""
     return (net for net in ctx.networks if host in ctx.placements[net.name].hosts)
@@ -407,6 +427,9 @@ def _spawn_op(ctx: _Lab, node: Node) -> SpawnNode:
         environment=tuple(sorted(node.environment.items())),
         workdir=node.workdir,
         hosts=_hosts_file(ctx, node),
+        image=node.image,
+        entrypoint=node.entrypoint,
+        user=node.user,
     )
 
 

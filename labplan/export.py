@@ -109,11 +109,22 @@ def _shaping(shaping: Shaping) -> dict[str, Any]:
 
 def _node(node: Node, lab: Labfile) -> dict[str, Any]:
     document: dict[str, Any] = {} if node.host is None else {"host": node.host}
+    document["hostname"] = node.hostname
+    if node.image is None:
+        document.update(rootfs=node.rootfs, command=list(node.command or ()))
+        document["workdir"] = node.workdir
+    else:
+        # What the labfile left to the image stays unsaid.
+        document["image"] = node.image
+        if node.entrypoint is not None:
+            document["entrypoint"] = list(node.entrypoint)
+        if node.command is not None:
+            document["command"] = list(node.command)
+        if node.workdir is not None:
+            document["workdir"] = node.workdir
+    if node.user is not None:
+        document["user"] = node.user
     document.update(
-        hostname=node.hostname,
-        rootfs=node.rootfs,
-        command=list(node.command),
-        workdir=node.workdir,
         environment=dict(sorted(node.environment.items())),
         limits=_limits(node.limits),
         namespaces={

@@ -3,7 +3,8 @@
 Both sides ask the same question: the control plane to refuse a deployment at once, the
 agent again before it touches anything. Facts are the dict an agent reports in its
 heartbeat (`workers.facts.Facts.to_dict()`); feature names are those users read in the
-refusal: "bridge", "ipvlan", "netem", "cgroup controller io", "user namespaces", ...
+refusal: "bridge", "ipvlan", "netem", "cgroup controller io", "user namespaces",
+"images (skopeo and umoci)", ...
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ KEY_CONTROLLER = {
     "io.max": "io",
 }
 V1_CONTROLLER_NAME = {"io": "blkio"}
+IMAGE_TOOLS = "images (skopeo and umoci)"
 
 
 def requirements(plan: ops.HostPlan) -> list[str]:
@@ -54,6 +56,8 @@ def _needs(op: ops.Op) -> list[str]:
             return [f"cgroup controller {KEY_CONTROLLER.get(op.key, op.key)}"]
         case ops.SpawnNode() if "user" in op.namespaces:
             return ["user namespaces"]
+        case ops.PullImage():
+            return [IMAGE_TOOLS]
     return []
 
 
@@ -72,6 +76,8 @@ def has(facts: Mapping[str, Any], feature: str) -> bool:
         return bool(facts.get("user_namespaces"))
     if feature == "nftables":
         return bool(facts.get("nftables"))
+    if feature == IMAGE_TOOLS:
+        return bool(facts.get("image_tools"))
     return False
 
 

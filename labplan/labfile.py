@@ -57,7 +57,7 @@ def admin_requirements(lab: Labfile) -> list[FieldError]:
             )
     for node in lab.nodes:
         path = f"nodes.{node.name}"
-        if node.rootfs != "host":
+        if node.rootfs is not None and node.rootfs != "host":
             needs.append(
                 FieldError(
                     f"{path}.rootfs",

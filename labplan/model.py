@@ -100,15 +100,20 @@ class Node:
     name: str
     hostname: str
     host: str | None = None
-    rootfs: str = "host"
-    command: tuple[str, ...] = ()
-    workdir: str = "/"
+    # "host" or a directory; None for a node of an image (`image`, a canonical reference),
+    # whose command and workdir None leave to the image's Cmd and WorkingDir.
+    rootfs: str | None = "host"
+    command: tuple[str, ...] | None = ()
+    workdir: str | None = "/"
     environment: Mapping[str, str] = field(default_factory=dict)
     limits: Limits = field(default_factory=Limits)
     namespaces: Namespaces = field(default_factory=Namespaces)
     privileged: bool = False
     networks: tuple[Attachment, ...] = ()  # in the order the labfile lists them
     routes: tuple[Route, ...] = ()
+    image: str | None = None
+    entrypoint: tuple[str, ...] | None = None  # image nodes only: replaces its Entrypoint
+    user: str | None = None  # name, uid, uid:gid or name:group; None: the image's or root
 
     def attachment(self, network: str) -> Attachment | None:
         return next((a for a in self.networks if a.network == network), None)

@@ -14,9 +14,10 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, fields
 
-from labplan import naming, subnets
+from labplan import imageref, naming, subnets
 from labplan.bounds import MAX_HOSTS_LINES, MAX_NODE_ENVIRONMENT
 from labplan.drivers import OP_TRAITS
+from labplan.imageref import DIGEST_RE
 from labplan.model import NAMESPACE_KINDS
 from labplan.ops import (
     CGROUP_KEYS,
@@ -37,6 +38,8 @@ NODE_NAME_RE = re.compile(r"[a-z][a-z0-9-]{0,30}")
 HOST_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}")
 HOSTNAME_RE = re.compile(r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?|[a-z][a-z0-9-]{0,30}")
 ENV_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_ID = r"(?:[0-9]{1,10}|[A-Za-z_][A-Za-z0-9_.-]{0,31})"
+USER_RE = re.compile(rf"{_ID}(?::{_ID})?")  # name, uid, uid:gid, name:group
 MAC_RE = re.compile(r"[0-9a-f]{2}(:[0-9a-f]{2}){5}")
 # What the kernel's dev_valid_name lets through, minus characters a shell would mangle.
 IFNAME_RE = re.compile(r"[A-Za-z0-9_.@+=-]{1,15}")
@@ -126,11 +129,16 @@ def field_checkers(ctx: Deployment) -> dict[tuple[str, str], Check]:
         "hostname": pattern(HOSTNAME_RE, "a hostname"),
         "namespaces": _namespaces,
         "privileged": _boolean,
-        "rootfs": lambda v: v if v == "host" else _absolute_path(v),
-        "command": _command,
+        "rootfs": _optional(lambda v: v if v == "host" else _absolute_path(v)),
+        "command": _optional(_command),
         "environment": _environment,
-        "workdir": _absolute_path,
+        "workdir": _optional(_absolute_path),
         "hosts": _hosts_lines(),
+        "image": _optional(_image_ref),
+        "entrypoint": _optional(_command),
+        "user": _optional(_user),
+        "ref": _image_ref,
+        "digest": _optional(pattern(DIGEST_RE, "a sha256: digest")),
     }
     return {
         (op.kind, f.name): by_kind.get((op.kind, f.name)) or by_name[f.name]
@@ -336,6 +344,25 @@ def _environment(value: object) -> tuple[tuple[str, str], ...]:
     return tuple(pairs)
 
 
+def _image_ref(value: object) -> str:
+    """A canonical image reference (as the compiler writes them), nothing else."""
+    if not isinstance(value, str):
+        raise Invalid(f"{value!r} is not an image reference")
+    try:
+        parsed = imageref.parse(value)
+    except ValueError as exc:
+        raise Invalid(str(exc)) from None
+    if parsed.canonical != value:
+        raise Invalid(f"{value!r} is not written canonically ({parsed.canonical})")
+    return value
+
+
+def _user(value: object) -> str:
+    if not isinstance(value, str) or not USER_RE.fullmatch(value):
+        raise Invalid(f"{value!r} is not a user: name, uid, uid:gid or name:group")
+    return value
+
+
 def _hosts_lines() -> Callable[[object], tuple[tuple[str, str], ...]]:
     """/etc/hosts lines. Every node of a lab lists every other node, so the same line
     comes once per node: each distinct line is checked once."""
@@ -400,6 +427,14 @@ def check_op(op: Op, ctx: Deployment) -> None:
             raise Invalid(f"cgroup: a node runs in a node cgroup like {ctx.token}/n0")
         if not op.privileged and op.namespaces != NAMESPACE_KINDS:
             raise Invalid("namespaces: only a privileged node may turn a namespace off")
+        if (op.image is None) != (op.rootfs is not None):
+            raise Invalid("rootfs: a node has a rootfs or an image, one of them")
+        if op.image is None and (op.command is None or op.workdir is None):
+            raise Invalid("command: only a node of an image leaves its command to it")
+        if op.image is None and op.entrypoint is not None:
+            raise Invalid("entrypoint: only a node of an image has an entrypoint")
+        if op.image is not None and "mnt" not in op.namespaces:
+            raise Invalid("namespaces: a node of an image needs its mount namespace")
 
 
 def _check_routed(field: str, subnet: ipaddress.IPv4Network) -> None:

@@ -15,7 +15,7 @@ import shlex
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
-from labplan import naming
+from labplan import imageref, naming
 from labplan.codec import shared_hosts_lines
 from labplan.drivers import OP_DRIVERS, OP_TRAITS, Phase
 from labplan.ops import (
@@ -26,6 +26,7 @@ from labplan.ops import (
     HostPlan,
     Op,
     Plan,
+    PullImage,
     SetCgroupLimit,
     SetLinkUp,
     SetShaping,
@@ -39,10 +40,12 @@ CONTROLLERS = "+cpu +memory +pids +io"
 TBF_LATENCY = "50ms"
 TBF_MIN_BURST = 1600  # bytes: at least one full frame per token bucket refill
 IDLE_COMMAND = ("sleep", "infinity")
+IMAGE_STORE = "/var/lib/labmgr-agent/images"  # the agent's store (docs/images.md)
 
 # The phase a generic op opens (a driver's ops say theirs); ops of kinds absent here
 # belong to the phase already open.
 _PHASES: dict[type[Op], Phase] = {
+    PullImage: Phase.IMAGES,
     CreateNetns: Phase.NETNS,
     CreateCgroup: Phase.CGROUPS,
     SetCgroupLimit: Phase.CGROUPS,
@@ -142,6 +145,8 @@ def render_op(op: Op, shared: _SharedHosts | None = None) -> list[str]:
             return _shaping_lines(op)
         case SpawnNode():
             return _spawn_lines(op, shared or _SharedHosts(""))
+        case PullImage(ref=ref, digest=digest):
+            return _pull_lines(ref, digest)
     if type(op) in OP_DRIVERS:
         return OP_DRIVERS[type(op)].render(op)
     raise ValueError(f"no rendering for operation {op.kind!r}")  # pragma: no cover
@@ -176,6 +181,53 @@ def _hosts_words(lines: Iterable[tuple[str, str]]) -> str:
     return " ".join(shlex.quote(f"{address} {name}") for address, name in lines)
 
 
+def _image_tree(ref: str) -> str:
+    """Where the store unpacks the image: by digest, which the pull's variable holds."""
+    return f"{IMAGE_STORE}/trees/${{{_image_var(ref)}}}/rootfs"
+
+
+def _image_var(ref: str) -> str:
+    """The shell variable holding the image's digest, named after the reference (Docker
+    Hub's prefix left out): IMAGE_FRROUTING_FRR_V8_4_1."""
+    name = ref.split("@")[0].removeprefix("docker.io/").removeprefix("library/")
+    return "IMAGE_" + "".join(c if c.isalnum() else "_" for c in name).upper()
+
+
+def _pull_lines(ref: str, digest: str | None) -> list[str]:
+    """The store's pull, which the agent skips when the host has the image: the digest
+    (pinned, else what the tag names now), the copy of that digest, its unpacking."""
+    parsed = imageref.parse(ref)
+    var = _image_var(ref)
+    layout = f"{IMAGE_STORE}/layout"
+    if digest is None:
+        source = shlex.quote(f"docker://{parsed.canonical}")
+        resolve = f"{var}=$(skopeo inspect --format '{{{{.Digest}}}}' {source} | cut -c8-)"
+    else:
+        resolve = f"{var}={digest.removeprefix('sha256:')}"
+    return [
+        resolve,
+        f"skopeo copy docker://{parsed.name}@sha256:${var} oci:{layout}:${var}",
+        f"umoci raw unpack --image {layout}:${var} {IMAGE_STORE}/trees/${var}/rootfs",
+    ]
+
+
+def _user_switch(user: str) -> str:
+    """The switch to the node's user, its ids looked up in the node's own tree."""
+    name, _, group = user.partition(":")
+    regid = shlex.quote(group) if group else f'"$(id -g {shlex.quote(name)} || echo 0)"'
+    return f"setpriv --reuid={shlex.quote(name)} --regid={regid} --clear-groups "
+
+
+def _argv(op: SpawnNode) -> tuple[str, ...]:
+    """The command the init runs; for a node of an image, what the labfile leaves to the
+    image is named, as the agent combines them: an entrypoint given drops the image's Cmd."""
+    if op.image is None:
+        return op.command or IDLE_COMMAND
+    entry = op.entrypoint if op.entrypoint is not None else ("<image Entrypoint>",)
+    cmd = op.command if op.command is not None else () if op.entrypoint else ("<image Cmd>",)
+    return (*entry, *cmd) or IDLE_COMMAND
+
+
 def _spawn_lines(op: SpawnNode, shared: _SharedHosts) -> list[str]:
     """Write the node's /etc/hosts, then start its init: join the cgroup first (so the new
     cgroup namespace is rooted there), enter the netns, unshare the rest."""
@@ -206,19 +258,23 @@ def _spawn_lines(op: SpawnNode, shared: _SharedHosts) -> list[str]:
     ]
     if "pid" in kinds:
         flags.append("--fork --mount-proc" if "mnt" in kinds else "--fork")
-    if op.rootfs != "host":
+    if op.image is not None:
+        # The agent binds the tree read-only, idmapped, under the node's own layer.
+        flags.append(f'--root="{_image_tree(op.image)}"')
+    elif op.rootfs is not None and op.rootfs != "host":
         flags.append(f"--root={shlex.quote(op.rootfs)}")
-    flags.append(f"--wd={shlex.quote(op.workdir)}")
+    workdir = op.workdir if op.workdir is not None else "<image WorkingDir>"
+    flags.append(f"--wd={shlex.quote(workdir)}")
     # Inside the new namespaces: name the host, give it its own /etc/hosts, then exec.
     setup = []
     if "uts" in kinds:
         setup.append(f"hostname {shlex.quote(op.hostname)}")
     if "mnt" in kinds and op.rootfs == "host":
         setup.append(f"mount --bind {run_dir}/hosts /etc/hosts")
-    setup.append('exec "$@"')
+    setup.append(f'exec {_user_switch(op.user) if op.user else ""}"$@"')
     inner = ["sh", "-c", " && ".join(setup), "init"]
     env = ["env", *(f"{key}={value}" for key, value in op.environment)] if op.environment else []
-    command = [*env, *inner, *(op.command or IDLE_COMMAND)]
+    command = [*env, *inner, *_argv(op)]
     netns = f"ip netns exec {op.netns} " if op.netns else ""
     lines.append(
         f"(echo $BASHPID > {_cgroup_dir(op.cgroup)}/cgroup.procs && exec {netns}unshare"

@@ -23,9 +23,10 @@ if TYPE_CHECKING:
 
 class Phase(enum.Enum):
     """The compiler's op order on a host, each phase with the heading it opens in a
-    rendered plan: namespaces and cgroups, then bridges and tunnels, then links, then
-    addresses and routes, then processes."""
+    rendered plan: images, namespaces and cgroups, then bridges and tunnels, then links,
+    then addresses and routes, then processes."""
 
+    IMAGES = "images: each in the host's store, pulled and unpacked if missing"
     NETNS = "network namespaces, one per node"
     CGROUPS = "cgroups and their limits"
     BRIDGES = "bridges, their gateway addresses, NAT and isolation"

@@ -84,6 +84,18 @@ def every_kind_lab() -> Labfile:
             namespaces=Namespaces(user=False),
             networks=(Attachment("hostnet"),),
         ),
+        Node(
+            "i",
+            "i",
+            host="far",
+            rootfs=None,
+            command=None,
+            workdir=None,
+            image="docker.io/library/alpine:3.20",
+            entrypoint=("/bin/sh", "-c"),
+            user="app:app",
+            networks=(Attachment("wan", "10.40.0.9", "eth0", "02:42:0a:28:00:09"),),
+        ),
     )
     return Labfile("every-kind", networks=networks, nodes=nodes)
 
@@ -108,7 +120,10 @@ def test_a_plan_survives_a_round_trip_through_json() -> None:
 def test_ops_are_tagged_with_their_kind() -> None:
     data = plan_to_dict(every_kind_plan())
     assert data["version"] == 1 and data["deployment"] == "lm25"
-    assert data["hosts"][0]["ops"][0] == {"op": "create_netns", "netns": "lm25-n1"}
+    assert data["hosts"][0]["ops"][:2] == [
+        {"op": "pull_image", "ref": "docker.io/library/alpine:3.20", "digest": None},
+        {"op": "create_netns", "netns": "lm25-n1"},
+    ]
 
 
 def refusal(change: Any) -> list[str]:
@@ -381,7 +396,7 @@ def test_a_node_with_its_own_lines_keeps_them_in_place() -> None:
     spawns = [op for op in data["hosts"][1]["ops"] if op["op"] == "spawn_node"]
     assert [op["hosts"]["own"] for op in spawns] == [
         [[1, "10.10.0.2", "alpha"]],
-        [[3, "127.0.1.1", "h"]],
+        [[4, "127.0.1.1", "h"]],  # after the lab's four nodes' lines
     ]
     assert plan_from_dict(data) == plan
 
