@@ -43,6 +43,7 @@ Kind = Literal[
     "ifname",  # Linux interface name
     "parent",  # a network name or host:IFNAME
     "rootfs",  # "host" or an absolute path
+    "image",  # an OCI image reference (labplan.imageref)
     "path",  # an absolute path
     "env_value",  # a string; numbers become strings
     "object",  # keys from `spec`
@@ -131,6 +132,8 @@ ENV_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
 DEVICE_PATTERN = r"^[0-9]{1,10}:[0-9]{1,10}$"
 IFNAME_PATTERN = r"^[A-Za-z0-9_.-]{1,15}$"
 MAC_PATTERN = r"^[0-9A-Fa-f]{2}(:[0-9A-Fa-f]{2}){5}$"
+_ID_PATTERN = r"([0-9]{1,10}|[A-Za-z_][A-Za-z0-9_.-]{0,31})"
+USER_PATTERN = rf"^{_ID_PATTERN}(:{_ID_PATTERN})?$"
 MIN_MEMORY = 4 * 1024**2
 
 
@@ -376,13 +379,44 @@ NODE = ObjectSpec(
             default="host",
         ),
         Field(
+            "image",
+            "image",
+            "An OCI image to run instead of a rootfs (alpine:3.20, "
+            "registry.example:5000/team/router@sha256:...): its Entrypoint, Cmd, Env, "
+            "WorkingDir and User apply as Docker applies them.",
+        ),
+        Field(
+            "entrypoint",
+            "list",
+            "With an image: replaces its Entrypoint (and, as in Docker, its Cmd unless a "
+            "command is given).",
+            item=Field("argument", "string", "One argument."),
+        ),
+        Field(
             "command",
             "list",
-            "The command and its arguments, as a list; default: the node's init, idle.",
+            "The command and its arguments, as a list; default: the node's init, idle (with "
+            "an image: the image's Cmd, which this replaces).",
             default=(),
             item=Field("argument", "string", "One argument."),
         ),
-        Field("workdir", "path", "Working directory of the command.", default="/"),
+        Field(
+            "workdir",
+            "path",
+            "Working directory of the command (with an image: default its WorkingDir).",
+            default="/",
+        ),
+        Field(
+            "user",
+            "string",
+            "The user the command runs as inside the node: a name, uid, uid:gid or "
+            "name:group of the node's tree (with an image: default its User).",
+            pattern=USER_PATTERN,
+            pattern_hint=(
+                "a name or number, optionally :group or :gid; names start with a letter or "
+                "_, at most 32 characters, no spaces"
+            ),
+        ),
         Field(
             "environment",
             "map",

@@ -101,6 +101,7 @@ class _NodeDraft:
                 f'"{hostname}" is not a valid hostname (letters, '
                 "digits and inner hyphens, at most 63 characters)",
             )
+        _check_image(checker, path, raw)
         draft.namespaces = _namespaces(checker, path, raw)
         draft.limits = _limits(checker, f"{path}.limits", raw.get("limits", {}))
         draft.attachments = _attachments(checker, path, raw.get("networks", {}), networks)
@@ -108,6 +109,25 @@ class _NodeDraft:
         if checker.count > before or INVALID in raw.values():
             return None
         return draft
+
+
+def _check_image(checker: Checker, path: str, raw: Tree) -> None:
+    """An image instead of a rootfs, never both; an entrypoint only with an image, which
+    needs the node's own mount namespace (its tree is mounted there)."""
+    if "image" in raw and "rootfs" in raw:
+        checker.error(
+            f"{path}.rootfs", "a node runs an image or a rootfs, not both: remove one of them"
+        )
+    if "entrypoint" in raw and "image" not in raw:
+        checker.error(
+            f"{path}.entrypoint", "only a node of an image has an entrypoint (add image:)"
+        )
+    namespaces = raw.get("namespaces", {})
+    if "image" in raw and isinstance(namespaces, dict) and namespaces.get("mnt") is False:
+        checker.error(
+            f"{path}.namespaces.mnt",
+            "a node of an image needs its mount namespace: its tree is mounted there",
+        )
 
 
 def _namespaces(checker: Checker, path: str, raw: Tree) -> Namespaces:
@@ -332,13 +352,21 @@ def _node(
     draft: _NodeDraft, attachments: tuple[Attachment, ...], routes: tuple[Route, ...]
 ) -> Node:
     raw = draft.raw
+    image = raw.get("image")
+    # An image node leaves what the labfile does not give to the image's config.
+    unset = None if image is not None else ()
+    command = raw.get("command")
+    entrypoint = raw.get("entrypoint")
     return Node(
         name=draft.name,
         hostname=raw.get("hostname", draft.name),
         host=raw.get("host"),
-        rootfs=raw.get("rootfs", "host"),
-        command=tuple(raw.get("command", ())),
-        workdir=raw.get("workdir", "/"),
+        rootfs=None if image is not None else raw.get("rootfs", "host"),
+        command=tuple(command) if command is not None else unset,
+        workdir=raw.get("workdir", None if image is not None else "/"),
+        image=image,
+        entrypoint=tuple(entrypoint) if entrypoint is not None else None,
+        user=raw.get("user"),
         environment=dict(sorted(raw.get("environment", {}).items())),
         limits=draft.limits,
         namespaces=draft.namespaces,

@@ -18,6 +18,7 @@ from labplan.fields import (
     MAC_PATTERN,
     NETWORK,
     NO_DEFAULT,
+    NODE,
     REQUIRED,
     Field,
     ObjectSpec,
@@ -27,6 +28,7 @@ from labplan.units import PERCENT_PATTERN, RATE_PATTERN, SIZE_PATTERN, TIME_PATT
 DIALECT = "https://json-schema.org/draft/2020-12/schema"
 _CIDR = r"^[0-9]{1,3}(\.[0-9]{1,3}){3}/[0-9]{1,2}$"
 _NAME = r"^[a-z][a-z0-9-]{0,30}$"
+IMAGE_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._/:@-]*$"
 _DEFAULT_DRIVER = NETWORK.get("driver").default  # type: ignore[union-attr]
 
 Schema = dict[str, Any]
@@ -51,7 +53,16 @@ def _object(spec: ObjectSpec) -> Schema:
         schema["required"] = required
     if spec is NETWORK:
         schema["allOf"] = [_driver_rules(driver) for driver in DRIVERS]
+    if spec is NODE:
+        schema.update(_NODE_RULES)
     return schema
+
+
+# A node runs an image or a rootfs, not both; only a node of an image has an entrypoint.
+_NODE_RULES: Schema = {
+    "not": {"required": ["image", "rootfs"]},
+    "dependentRequired": {"entrypoint": ["image"]},
+}
 
 
 def _field(field: Field) -> Schema:
@@ -149,6 +160,9 @@ _KINDS: dict[str, Callable[[Field], Schema]] = {
         ]
     },
     "rootfs": lambda f: {"anyOf": [{"const": "host"}, {"type": "string", "pattern": "^/"}]},
+    # The loader's parser (labplan.imageref) is the judge; this only keeps out what no
+    # reference can be: spaces, an empty text, characters outside the grammar.
+    "image": lambda f: {"type": "string", "pattern": IMAGE_PATTERN, "maxLength": 512},
     "path": lambda f: {"type": "string", "pattern": "^/"},
     "env_value": lambda f: {"type": ["string", "number"]},
     "object": lambda f: _object(f.spec) if f.spec is not None else {"type": "object"},

@@ -13,6 +13,7 @@ import re
 from collections.abc import Callable, Mapping, Sized
 from typing import Final
 
+from labplan import imageref
 from labplan.errors import FieldError
 from labplan.fields import Field, ObjectSpec
 from labplan.model import HOST_PARENT_PREFIX
@@ -43,6 +44,9 @@ def join(path: str, key: object) -> str:
 
 
 MAX_REPORTED = 200  # errors listed before the rest are only counted
+# Argument lists a shell-minded user may write as one string: refused with an example,
+# never split (a shell's quoting rules are not the labfile's).
+LIST_EXAMPLES = {"command": '[python3, -m, http.server, "80"]', "entrypoint": "[/bin/sh, -c]"}
 
 
 class Checker:
@@ -140,11 +144,11 @@ class Checker:
 
     def _check_list(self, field: Field, value: object, path: str) -> object:
         assert field.item is not None
-        if isinstance(value, str) and field.name == "command":
+        if isinstance(value, str) and field.name in LIST_EXAMPLES:
             self.error(
                 path,
-                f"{show_value(value)} is not a list (write the command as a list "
-                'of arguments, like [python3, -m, http.server, "80"])',
+                f"{show_value(value)} is not a list (write the {field.name} as a list "
+                f"of arguments, like {LIST_EXAMPLES[field.name]})",
             )
             return INVALID
         if not isinstance(value, list | tuple):
@@ -328,6 +332,14 @@ def _rootfs(field: Field, value: object) -> str:
         raise UnitError(f'{error} (rootfs is "host" or an absolute directory)') from None
 
 
+def _image(field: Field, value: object) -> str:
+    text = _string(field, value)
+    try:
+        return imageref.parse(text).canonical
+    except ValueError as error:
+        raise UnitError(str(error)) from None
+
+
 def _env_value(field: Field, value: object) -> str:
     # Like compose: numbers are written as strings; booleans are ambiguous (yes? True?).
     if isinstance(value, bool):
@@ -356,6 +368,7 @@ SCALARS: dict[str, Callable[[Field, object], object]] = {
     "ifname": _ifname,
     "parent": _parent,
     "rootfs": _rootfs,
+    "image": _image,
     "path": _path,
     "env_value": _env_value,
 }

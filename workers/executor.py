@@ -10,10 +10,16 @@ cgroup in the reservation's (`labmgr/r<id>/<token>`), which holds the share, and
 journal says so (the reservation's cgroup goes with its last lab); a host-wide one, with
 no reservation, bounds the deployment's own cgroup. Either way the `labmgr` parent holds
 the host's ceiling (workers.kernel.ceiling), which no message changes.
+
+A plan's images are pulled first (its `pull_image` ops, workers.images), before any kernel
+object is made, so a missing image or an unreachable registry fails the apply with nothing
+to undo; each node of an image then starts from the image's unpacked tree with the
+image's config (Entrypoint, Cmd, Env, WorkingDir, User) under the labfile's overrides.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -25,6 +31,7 @@ from labplan.messages import (
     STEP_DONE,
     STEP_FAILED,
     STEP_ROLLED_BACK,
+    STEP_RUNNING,
     Budget,
     RegistryLogin,
     StepState,
@@ -36,12 +43,12 @@ from workers.driver import Driver, Interface, NodeProcess
 from workers.errors import ApplyError, ConflictRefusedError, MoveRefusedError, RefusedError
 from workers.journal import Journal, Record
 from workers.kernel.cgroups import budget_limits
-from workers.kernel.processes import SpawnError
+from workers.kernel.processes import UID_RANGE, SpawnError
 from workers.teardown import Teardown, teardown
 from workers.uids import uid_slots
 
 if TYPE_CHECKING:
-    from workers.images.store import ImageStore
+    from workers.images.store import Image, ImageStore, PullProgress
 
 
 @dataclass(frozen=True)
@@ -115,6 +122,8 @@ def target_of(op: ops.Op) -> str:
             return f"{op.bridge} {op.gateway or '(no gateway)'}"
         case ops.SpawnNode():
             return op.node
+        case ops.PullImage():
+            return op.ref if op.digest is None or op.digest in op.ref else f"{op.ref} ({op.digest})"
         case _:
             return ""
 
@@ -242,11 +251,13 @@ class Executor:
         driver = self._driver_factory()
         result = ApplyResult(token, lab, plan.host, 0.0)
         try:
+            # Images before any kernel object: a pull that fails leaves nothing to undo.
+            pulled = self._pull_all(plan, logins, result)
             # The host-wide rules the journal now says (this plan's included) come first.
             self.host.sync(driver, self.journal)
             if budget is not None:
                 self._place(driver, token, budget)
-            self._run_all(driver, plan, previous, slots, result)
+            self._run_all(driver, plan, previous, slots, result, pulled)
             self.journal.append(token, {"state": "applied"})
         except Exception as exc:
             self.journal.append(token, {"state": "failed", "error": str(exc)})
@@ -282,17 +293,21 @@ class Executor:
         previous: Record | None,
         slots: dict[str, int],
         result: ApplyResult,
+        pulled: dict[str, Image] | None = None,
     ) -> None:
         nodes = dict(previous.nodes) if previous else {}
         index = 0
         while index < len(plan.ops):
             op = plan.ops[index]
+            if isinstance(op, ops.PullImage):  # done first, by _pull_all
+                index += 1
+                continue
             if isinstance(op, ops.SpawnNode):
                 # Nodes start together: a run of spawns is one parallel step of the job.
                 end = index
                 while end < len(plan.ops) and isinstance(plan.ops[end], ops.SpawnNode):
                     end += 1
-                self._spawn_run(driver, plan, index, end, nodes, slots, result)
+                self._spawn_run(driver, plan, index, end, nodes, slots, result, pulled or {})
                 index = end
                 continue
             self.journal.append(plan.deployment, {"op": index, "kind": op.kind})
@@ -314,6 +329,40 @@ class Executor:
     ) -> None:
         op = plan.ops[index]
         self.progress(Step(index, len(plan.ops), op.kind, target_of(op), state, seconds, detail))
+
+    def _pull_all(
+        self, plan: ops.HostPlan, logins: Sequence[RegistryLogin], result: ApplyResult
+    ) -> dict[str, Image]:
+        """Every image of the plan in the host's store (pulled when missing), each a step
+        reported as it goes; the first that cannot be had fails the apply, naming the
+        nodes that wanted it."""
+        from workers.images.store import ImageError
+
+        pulled: dict[str, Image] = {}
+        for index, op in enumerate(plan.ops):
+            if not isinstance(op, ops.PullImage):
+                continue
+            self.journal.append(plan.deployment, {"op": index, "kind": op.kind})
+            began = time.monotonic()
+
+            def running(progress: PullProgress, index: int = index, began: float = began) -> None:
+                self._report(plan, index, STEP_RUNNING, time.monotonic() - began, progress.text)
+
+            try:
+                image = self.images.ensure(op.ref, op.digest, logins=logins, progress=running)
+            except ImageError as exc:
+                users = [
+                    o.node for o in plan.ops if isinstance(o, ops.SpawnNode) and o.image == op.ref
+                ]
+                who = ", ".join(users) or "no node"
+                self._report(plan, index, STEP_FAILED, time.monotonic() - began, str(exc))
+                raise ApplyError(f"node {who}: {exc}") from None
+            self.images.touch(image.digest)
+            self.journal.append(plan.deployment, {"image": op.ref, "digest": image.digest})
+            pulled[op.ref] = image
+            result.images[op.ref] = image.digest
+            self._report(plan, index, STEP_DONE, time.monotonic() - began, image.digest)
+        return pulled
 
     def _run(self, driver: Driver, plan: ops.HostPlan, op: ops.Op) -> None:
         """One op other than a spawn; every branch is idempotent."""
@@ -364,6 +413,7 @@ class Executor:
         nodes: dict[str, NodeProcess],
         slots: dict[str, int],
         result: ApplyResult,
+        pulled: dict[str, Image],
     ) -> None:
         """Start the nodes of ops[first:end] that are not running, together, then journal
         and report each in plan order. Each is idempotent: a running node is kept."""
@@ -379,7 +429,11 @@ class Executor:
             driver.kill_cgroup(op.cgroup)
             nodes.pop(op.node, None)
             base = slots.get(op.node) if "user" in op.namespaces and not op.privileged else None
-            starts.append((op, base))
+            try:
+                starts.append((resolved_spawn(op, pulled), base))
+            except ApplyError:
+                self._report(plan, first + offset, STEP_FAILED, 0.0)
+                raise
         try:
             started = driver.spawn_all(starts, plan.deployment)
         except Exception as exc:
@@ -421,3 +475,42 @@ class Executor:
     def found_tokens(self) -> set[str]:
         """Tokens of every deployment with anything left on this host."""
         return self.teardown.found_tokens()
+
+
+def resolved_spawn(op: ops.SpawnNode, pulled: dict[str, Image]) -> ops.SpawnNode:
+    """The spawn as the node starts: for a node of an image, its root the image's
+    unpacked tree and its command, environment, work directory and user the image's
+    config under the labfile's own, as Docker combines them (an `entrypoint` given clears
+    the image's Cmd); a `user` as the numeric "uid:gid" the node's tree names."""
+    from workers.images.store import ImageError
+    from workers.images.users import resolve_user
+
+    ids = UID_RANGE if "user" in op.namespaces and not op.privileged else None
+    if op.image is None:
+        if op.user is None:
+            return op
+        try:
+            uid, gid = resolve_user(Path("/"), op.user, ids)
+        except ImageError as exc:
+            raise ApplyError(f"node {op.node}: {exc}") from None
+        return dataclasses.replace(op, user=f"{uid}:{gid}")
+    image = pulled.get(op.image)
+    if image is None:
+        raise ApplyError(f"node {op.node}: image {op.image} was not pulled")
+    config = image.config
+    entrypoint = op.entrypoint if op.entrypoint is not None else config.entrypoint
+    # Docker's rule: a new entrypoint runs without the image's Cmd.
+    cmd = op.command if op.command is not None else () if op.entrypoint else config.cmd
+    environment = dict(config.env) | dict(op.environment)
+    try:
+        uid, gid = resolve_user(image.rootfs, op.user or config.user, ids)
+    except ImageError as exc:
+        raise ApplyError(f"node {op.node}: {exc}") from None
+    return dataclasses.replace(
+        op,
+        rootfs=str(image.rootfs),
+        command=(*entrypoint, *cmd),
+        environment=tuple(sorted(environment.items())),
+        workdir=op.workdir or config.workdir or "/",
+        user=f"{uid}:{gid}",
+    )

@@ -9,7 +9,8 @@
  * spawn runs in two stages. Stage 1 (the process the agent starts, root on the host)
  * joins the node's cgroups and network namespace, makes a private mount namespace in
  * which it builds the node's root (the host tree read-only under an overlay whose
- * writable layer is the node's directory on the deployment's layers tmpfs, or a given
+ * writable layer is the node's directory on the deployment's layers tmpfs; an image's
+ * unpacked tree, idmapped to the node's uids, under such a layer; or a given
  * directory), /dev, /sys, /tmp, /run, /etc/hosts
  * and /etc/hostname, and pivots into it, which drops every other mount, /run/netns
  * included. It then clones the init into new user, PID, mount, UTS, IPC and cgroup
@@ -111,18 +112,38 @@
 #ifndef MOUNT_ATTR_NOEXEC
 #define MOUNT_ATTR_NOEXEC 0x00000008
 #endif
+#ifndef MOUNT_ATTR_RDONLY
+#define MOUNT_ATTR_RDONLY 0x00000001
+#endif
+#ifndef MOUNT_ATTR_IDMAP
+#define MOUNT_ATTR_IDMAP 0x00100000
+#endif
+#ifndef SYS_mount_setattr
+#define SYS_mount_setattr 442
+#endif
+#ifndef AT_RECURSIVE
+#define AT_RECURSIVE 0x8000
+#endif
+
+struct lm_mount_attr { /* struct mount_attr of linux/mount.h */
+    unsigned long long attr_set, attr_clr, propagation, userns_fd;
+};
 
 struct options {
-    const char *netns, *mntns, *hostname, *rootfs, *hosts, *hostname_file, *scratch, *log, *workdir;
+    const char *netns, *mntns, *hostname, *rootfs, *image, *hosts, *hostname_file, *scratch, *log, *workdir;
     const char *cgroups[MAX_LIST];
     int ncgroups;
     char *env[MAX_LIST * 4];
     int nenv;
     long uid_base, start;
+    long uid, gid; /* the command's user inside the node; -1: root */
     int clone_flags;
     pid_t pid;
     char **command;
 };
+
+static void write_id_maps(pid_t pid, long base);
+static void attach(int mount_fd, const char *target);
 
 static int status_fd = -1; /* where the init reports "ready" or an error to stage 1 */
 static int log_fd = -1;    /* the node's log: the init's and the command's output */
@@ -173,6 +194,7 @@ static int ns_flag(const char *name) {
 
 static void parse(int argc, char **argv, struct options *o) {
     memset(o, 0, sizeof *o);
+    o->uid = o->gid = -1;
     for (int i = 2; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "--")) { o->command = &argv[i + 1]; return; }
@@ -182,6 +204,16 @@ static void parse(int argc, char **argv, struct options *o) {
         else if (!strcmp(a, "--mntns")) o->mntns = v;
         else if (!strcmp(a, "--hostname")) o->hostname = v;
         else if (!strcmp(a, "--rootfs")) o->rootfs = v;
+        else if (!strcmp(a, "--image")) o->image = v;
+        else if (!strcmp(a, "--user")) {
+            char *end;
+            o->uid = strtol(v, &end, 10);
+            o->gid = *end == ':' ? strtol(end + 1, &end, 10) : o->uid;
+            if (*end || o->uid < 0 || o->gid < 0 || o->uid > 65535 || o->gid > 65535) {
+                errno = 0;
+                die("--user takes UID[:GID] below 65536, not %s", v);
+            }
+        }
         else if (!strcmp(a, "--hosts")) o->hosts = v;
         else if (!strcmp(a, "--hostname-file")) o->hostname_file = v;
         else if (!strcmp(a, "--scratch")) o->scratch = v;
@@ -326,12 +358,90 @@ static void layered_host_root(const char *scratch, long base, char *root) {
     mnt("overlay", root, "overlay", MS_NOSUID | MS_NODEV, data);
 }
 
+/* A user namespace mapping the node's uids (0..65535 inside, `base` up outside), for
+ * idmapping a mount: held by a child made in it for as long as it takes to open it. */
+static int mapped_userns(long base) {
+    int hold[2];
+    if (pipe2(hold, O_CLOEXEC) < 0) die("pipe");
+    pid_t pid = (pid_t)syscall(SYS_clone, (unsigned long)CLONE_NEWUSER | SIGCHLD, NULL, NULL, NULL, NULL);
+    if (pid < 0) die("clone a user namespace");
+    if (pid == 0) {
+        char byte;
+        close(hold[1]);
+        if (read(hold[0], &byte, 1) < 0) _exit(1);
+        _exit(0);
+    }
+    close(hold[0]);
+    write_id_maps(pid, base);
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/ns/user", pid);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    int saved = errno;
+    close(hold[1]);
+    waitpid(pid, NULL, 0);
+    errno = saved;
+    if (fd < 0) die("open the node's user namespace");
+    return fd;
+}
+
+/* An image's unpacked tree (`image`, owned by its own uids 0..65535 on disk, in a
+ * directory only root reaches) under a writable layer kept in `scratch`, mounted at
+ * <scratch>/root. The tree is bound read-only and without devices at <scratch>/lower,
+ * idmapped with `base` >= 0 (a user-namespaced node) so that its files belong to the
+ * node's uids: its root owns what the image's root owns, and nothing of the host. One
+ * unpacked copy serves every node of the image; what a node writes goes to its layer. */
+static void layered_image_root(const char *image, const char *scratch, long base, char *root) {
+    char upper[4096], work[4096], lower[4096], data[3 * 4096 + 64];
+    struct stat st;
+    layer_dir(upper, scratch, "upper");
+    layer_dir(work, scratch, "work");
+    layer_dir(lower, scratch, "lower");
+    layer_dir(root, scratch, "root");
+    if (lstat(image, &st) < 0 || !S_ISDIR(st.st_mode)) die("image tree %s", image);
+    /* The merged "/" takes the layer's top directory: the image root's mode, its owner. */
+    long owner = base >= 0 ? base : 0;
+    if (chown(upper, (uid_t)(owner + st.st_uid), (gid_t)(owner + st.st_gid)) < 0 ||
+        chmod(upper, st.st_mode & 07777) < 0)
+        die("own %s", upper);
+    int tree = (int)syscall(SYS_open_tree, AT_FDCWD, image, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC);
+    if (tree < 0) die("clone the image tree %s (open_tree)", image);
+    struct lm_mount_attr attr = {MOUNT_ATTR_RDONLY | MOUNT_ATTR_NODEV, 0, 0, 0};
+    int userns = -1;
+    if (base >= 0) {
+        userns = mapped_userns(base);
+        attr.attr_set |= MOUNT_ATTR_IDMAP;
+        attr.userns_fd = (unsigned long long)userns;
+    }
+    if (syscall(SYS_mount_setattr, tree, "", AT_EMPTY_PATH, &attr, sizeof attr) < 0)
+        die("idmap the image tree (mount_setattr)");
+    if (userns >= 0) close(userns);
+    attach(tree, lower);
+    snprintf(data, sizeof data, "lowerdir=%s,upperdir=%s,workdir=%s", lower, upper, work);
+    mnt("overlay", root, "overlay", MS_NODEV, data);
+    /* What the node's root is mounted on must be a directory of the tree: made (in the
+     * node's layer) when the image lacks it, refused when it is a link, which would lead
+     * the mount out of the tree. */
+    const char *points[] = {"/proc", "/sys", "/dev", "/tmp", "/run", "/etc"};
+    for (int i = 0; i < 6; i++) {
+        char p[4096];
+        path_join(p, sizeof p, root, points[i]);
+        if (lstat(p, &st) == 0) {
+            if (!S_ISDIR(st.st_mode)) { errno = 0; die("the image's %s is not a directory", points[i]); }
+            continue;
+        }
+        if (errno != ENOENT || mkdir(p, 0755) < 0 || lchown(p, (uid_t)owner, (gid_t)owner) < 0)
+            die("make %s in the node's layer", points[i]);
+    }
+}
+
 /* Stage 1: the node's root, built in a mount namespace that only the node will use. */
 static void build_root(struct options *o) {
     char root[4096], p[4096];
     if (unshare(CLONE_NEWNS) < 0) die("unshare mount namespace");
     mnt(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL);
-    if (!strcmp(o->rootfs, "host")) {
+    if (o->image) {
+        layered_image_root(o->image, o->scratch, o->clone_flags & CLONE_NEWUSER ? o->uid_base : -1, root);
+    } else if (!strcmp(o->rootfs, "host")) {
         /* The writable layer lives on the deployment's layers tmpfs: on another
          * filesystem than the lower "/" (so the layers do not overlap), owned on disk by
          * the node's uids, and gone with the deployment. */
@@ -449,6 +559,14 @@ static void exec_command(struct options *o, int report_fd, int own_group) {
     if (o->workdir && chdir(o->workdir) < 0) {
         dprintf(report_fd, "cannot enter workdir %s: %s", o->workdir, strerror(errno));
         _exit(127);
+    }
+    if (o->uid >= 0) {
+        gid_t gid = (gid_t)o->gid;
+        if (setgroups(1, &gid) < 0 || setresgid(gid, gid, gid) < 0 ||
+            setresuid((uid_t)o->uid, (uid_t)o->uid, (uid_t)o->uid) < 0) {
+            dprintf(report_fd, "cannot become user %ld:%ld: %s", o->uid, o->gid, strerror(errno));
+            _exit(127);
+        }
     }
     char **env = environment(o);
     for (char **e = env; *e; e++)
@@ -571,7 +689,10 @@ static int init_main(struct options *o, int sync_fd) {
 }
 
 static int spawn(struct options *o) {
-    if (!o->netns || !o->rootfs || !o->scratch) { errno = 0; die("spawn needs --netns, --rootfs, --scratch"); }
+    if (!o->netns || !(o->rootfs || o->image) || !o->scratch) {
+        errno = 0;
+        die("spawn needs --netns, --rootfs or --image, --scratch");
+    }
     if (o->log) {
         log_fd = open(o->log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
         if (log_fd < 0) die("open log %s", o->log);

@@ -200,6 +200,8 @@ class Processes:
     def _spawn_argv(self, start: NodeStart, token: str, mntns: str) -> list[str]:
         """Write the node's files and build its `lminit spawn` command."""
         op = start.op
+        if op.rootfs is None:
+            raise SpawnError(op.node, "its image was not resolved to a tree")
         directory = self.node_dir(token, op.cgroup)
         directory.mkdir(parents=True, exist_ok=True)
         scratch = self.layer_dir(token, op.cgroup)
@@ -214,12 +216,17 @@ class Processes:
         argv += ["--ns", ",".join(namespaces)] if namespaces else []
         if start.uid_base is not None:
             argv += ["--uid-base", str(start.uid_base)]
-        argv += ["--hostname", op.hostname, "--rootfs", op.rootfs, "--scratch", str(scratch)]
+        # A node of an image comes resolved (workers.executor.resolved_spawn): its rootfs
+        # is the image's unpacked tree, its user numeric.
+        root = ["--image", op.rootfs] if op.image is not None else ["--rootfs", op.rootfs]
+        argv += ["--hostname", op.hostname, *root, "--scratch", str(scratch)]
         argv += ["--hosts", str(hosts), "--hostname-file", str(hostname)]
-        argv += ["--log", str(self.log_path(op.cgroup)), "--workdir", op.workdir]
+        argv += ["--log", str(self.log_path(op.cgroup)), "--workdir", op.workdir or "/"]
+        if op.user is not None and op.user != "0:0":
+            argv += ["--user", op.user]
         for key, value in op.environment:
             argv += ["--env", f"{key}={value}"]
-        return [*argv, "--", *op.command]
+        return [*argv, "--", *(op.command or ())]
 
     def _hosts(self, hosts: tuple[tuple[str, str], ...]) -> str:
         known = self._hosts_text.get(id(hosts))

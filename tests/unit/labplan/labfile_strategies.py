@@ -8,6 +8,12 @@ from typing import Any
 from hypothesis import strategies as st
 
 TEXT = st.text(st.characters(exclude_characters="\0", exclude_categories=["Cs"]), max_size=5)
+IMAGES = [
+    "alpine",
+    "frrouting/frr:v8.4.1",
+    "docker.io/library/alpine:3.20",
+    "registry.example:5000/team/router:v1@sha256:" + "ab" * 32,
+]
 NAMES = st.text("abcdefghijklmnopqrstuvwxyz", min_size=1, max_size=6).map(lambda s: "n" + s)
 
 SIZES = st.sampled_from(["4M", "256M", "1G", 8 * 1024**2, "6144K", 5000000])
@@ -164,9 +170,18 @@ def labfiles(draw: st.DrawFn) -> dict[str, Any]:
             node["hostname"] = "h" + node_name
         if draw(st.booleans()):
             node["host"] = draw(st.sampled_from(["local", "node-a"]))
-        if draw(st.booleans()):
+        root = draw(st.sampled_from(["default", "rootfs", "image"]))
+        if root == "rootfs":
             node["rootfs"] = "/srv/rootfs"
             node["workdir"] = "/app"
+        elif root == "image":
+            node["image"] = draw(st.sampled_from(IMAGES))
+            if draw(st.booleans()):
+                node["entrypoint"] = draw(st.lists(TEXT, max_size=2))
+            if draw(st.booleans()):
+                node["workdir"] = "/srv"
+        if draw(st.booleans()):
+            node["user"] = draw(st.sampled_from(["0", "app", "1000:1000", "app:staff"]))
         nodes[node_name] = node
     return {
         "labfile": 1,

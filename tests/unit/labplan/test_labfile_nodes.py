@@ -94,9 +94,9 @@ def test_it_rejects_a_node_name_that_breaks_the_pattern(
 
 
 def test_it_rejects_an_unknown_node_key(tree: dict[str, Any], errors: Errors) -> None:
-    web(tree)["image"] = "nginx"
+    web(tree)["volumes"] = ["/data"]
     (error,) = errors(tree)
-    assert error.startswith("nodes.web.image: unknown key (known keys: host, hostname, rootfs,")
+    assert error.startswith("nodes.web.volumes: unknown key (known keys: host, hostname, rootfs,")
 
 
 # -- process settings ---------------------------------------------------------------

@@ -52,8 +52,11 @@ DOCUMENTED = {
         "host",
         "hostname",
         "rootfs",
+        "image",
+        "entrypoint",
         "command",
         "workdir",
+        "user",
         "environment",
         "limits",
         "namespaces",
@@ -159,3 +162,43 @@ def test_a_bridge_network_without_driver_key_still_needs_a_subnet() -> None:
 def test_generated_labfiles_and_their_exports_pass_the_schema(tree: dict[str, Any]) -> None:
     assert list(VALIDATOR.iter_errors(tree)) == []
     assert list(VALIDATOR.iter_errors(dump(validate(tree)))) == []
+
+
+def image_lab(**node: object) -> dict[str, Any]:
+    return {"labfile": 1, "name": "x", "nodes": {"web": node}}
+
+
+@pytest.mark.parametrize(
+    "node",
+    [
+        {"image": "alpine"},
+        {"image": "registry.example:5000/team/router:v1@sha256:" + "ab" * 32},
+        {"image": "alpine", "entrypoint": ["/bin/sh", "-c"], "command": ["true"]},
+        {"image": "alpine", "user": "app:staff", "workdir": "/srv"},
+        {"rootfs": "host", "user": "1000"},
+    ],
+)
+def test_the_schema_takes_nodes_of_an_image_and_a_user(node: dict[str, object]) -> None:
+    document = image_lab(**node)
+    assert [e.message for e in VALIDATOR.iter_errors(document)] == []
+    assert list(VALIDATOR.iter_errors(dump(validate(document)))) == []
+
+
+@pytest.mark.parametrize(
+    "node",
+    [
+        {"image": "alpine", "rootfs": "host"},
+        {"entrypoint": ["/bin/sh"]},
+        {"image": "alpine", "entrypoint": "/bin/sh -c"},
+        {"image": "alpine 3"},
+        {"image": ""},
+        {"image": "alpine", "user": "two words"},
+        {"image": "alpine", "user": "a:b:c"},
+        {"user": 1000},
+    ],
+)
+def test_the_schema_refuses_the_image_keys_the_validator_refuses(node: dict[str, object]) -> None:
+    document = image_lab(**node)
+    assert list(VALIDATOR.iter_errors(document)) != []
+    with pytest.raises(LabfileError):
+        validate(document)
