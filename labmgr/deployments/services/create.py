@@ -67,7 +67,8 @@ def deployment_compile(
     """Fill in the deployment's snapshot and plan from `labfile` (not saved), for the
     `hosts` it is placed on (default: its first host alone). Overlay networks keep the
     VNIs they hold and new ones get free VNIs; nodes and networks keep their kernel names;
-    call inside a transaction."""
+    images the deployment ran before are pinned to the digests it recorded (a redeploy runs
+    the same image, whatever the registry's tag now names); call inside a transaction."""
     host = deployment.host
     previous = compiler.Indexes.from_dict(deployment.indexes) if deployment.indexes else None
     indexes = compiler.assign_indexes(labfile, previous)
@@ -78,6 +79,7 @@ def deployment_compile(
         underlay=underlay_addresses(hosts if hosts is not None else [host] if host else []),
         vnis=vni_allocate(deployment=deployment, labfile=labfile),
         indexes=indexes,
+        images=dict(deployment.images or {}),
     )
     deployment.labfile = labfile_module.dump(labfile)
     deployment.plan = codec.plan_to_dict(plan)
