@@ -70,6 +70,7 @@ class DeploymentSerializer(serializers.ModelSerializer[Deployment]):
             "finished",
             "steps",
             "nodes",
+            "images",  # reference -> the digest it ran (a redeploy runs the same)
         ]
         read_only_fields = fields
 
