@@ -38,7 +38,8 @@ if TYPE_CHECKING:
 
 def _print_step(step: Step) -> None:
     where = f"[{step.index + 1}/{step.total}]" if step.total else "[rollback]"
-    print(f"{where} {step.kind} {step.target} {step.state} ({step.seconds * 1000:.1f} ms)")
+    detail = f": {step.detail}" if step.detail else ""  # a pull's layers and bytes so far
+    print(f"{where} {step.kind} {step.target} {step.state} ({step.seconds * 1000:.1f} ms){detail}")
 
 
 def _print_result(result: ApplyResult) -> None:
