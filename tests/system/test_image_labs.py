@@ -18,6 +18,7 @@ from tests.system.test_live_deployments import (
     FINAL,
     deploy,
     destroy_clean,
+    kernel_objects,
     lab_from,
     wait_status,
 )
@@ -119,3 +120,19 @@ def test_a_plain_users_image_lab_pulls_runs_the_images_config_and_pins_its_diges
     # One unpacked copy, kept in the cache after the lab is gone; no node layer left.
     trees = Path(stack.env["LABMGR_AGENT_DATA_DIR"]) / "images" / "trees"
     assert [p.name for p in trees.iterdir()] == [pushed.removeprefix("sha256:")]
+
+
+def test_a_plain_users_image_may_not_point_the_host_at_its_own_broker(stack: Stack) -> None:
+    tree = image_lab(stack)
+    broker = f"127.0.0.1:{stack.redis_port}/anything:1"
+    tree["nodes"] = {"a": {"image": broker, "host": stack.host}}
+    lab = lab_from(stack, tree, "sys-images-ssrf")
+    body = deploy(stack, lab)
+
+    final = wait_status(stack, body["id"], FINAL, timeout=60)
+    detail = stack.get("alice", f"/api/deployments/{body['id']}/").json()
+
+    assert final == "failed", detail
+    said = " ".join(str(s["message"]) for s in detail["steps"])
+    assert "node a" in said and broker in said and "is this host's own" in said, said
+    assert not kernel_objects(body["token"])

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 import urllib.request
@@ -102,8 +103,31 @@ def test_a_registry_served_over_http_is_refused_unless_named_insecure(
         store_for(tmp_path).ensure(ref)
 
     assert str(refused.value).startswith(f"image {ref}: ")
-    assert "HTTP" in str(refused.value) or "https" in str(refused.value).lower()
+    # On loopback it is refused before any connection: a registry there is the host's own.
+    assert "is this host's own (127.0.0.1)" in str(refused.value)
+    assert "LABMGR_INSECURE_REGISTRIES" in str(refused.value)
     assert store_for(tmp_path).images() == []
+
+
+def test_a_pull_never_makes_the_host_connect_to_its_own_services(tmp_path: Path) -> None:
+    # What a tenant would name to have root on the host talk to a local service (the
+    # broker, a database, metadata): a listener of the test's own stands for it.
+    with socket.socket() as service:
+        service.bind(("127.0.0.1", 0))
+        service.listen()
+        service.setblocking(False)
+        port = service.getsockname()[1]
+        store = store_for(tmp_path)
+        refusals = []
+        for ref in (f"127.0.0.1:{port}/x:1", f"localhost:{port}/x:1", "169.254.169.254/x:1"):
+            with pytest.raises(ImageError) as refused:
+                store.ensure(ref)
+            refusals.append(str(refused.value))
+        with pytest.raises(BlockingIOError):
+            service.accept()  # nobody ever connected
+
+    assert all("is this host's own" in r for r in refusals), refusals
+    assert store.images() == [] and store.leftovers() == []
 
 
 def test_a_mirror_serves_the_registry_it_stands_for(

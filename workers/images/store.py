@@ -30,11 +30,13 @@ import base64
 import contextlib
 import fcntl
 import hashlib
+import ipaddress
 import json
 import os
 import platform
 import re
 import shutil
+import socket
 import subprocess
 import tarfile
 import tempfile
@@ -354,6 +356,7 @@ class ImageStore:
                 present = self._image(known, parsed.canonical) if known else None
             if present is not None:
                 return present
+            self.check_reachable(parsed)
             with self._registry_env(parsed, logins) as env:
                 if want is None:
                     want = self._resolve(parsed, env)
@@ -375,6 +378,28 @@ class ImageStore:
             image = self._image(want, parsed.canonical)
             assert image is not None
             return image
+
+    def check_reachable(self, ref: imageref.ImageRef) -> None:
+        """Refuse a pull that would make this host (as root) talk to one of its own
+        services: a registry on loopback, link-local or unspecified addresses is reached
+        only when an admin named it (LABMGR_INSECURE_REGISTRIES, or a mirror's)."""
+        registry = ref.registry
+        configured = set(self.insecure) | set(self.mirrors.values())
+        if registry in configured or registry in self.mirrors:
+            return
+        host, port = _host_port(registry)
+        try:
+            found = socket.getaddrinfo(host, port, proto=socket.IPPROTO_TCP)
+        except (OSError, UnicodeError):
+            raise ImageError(ref.canonical, f"the registry {registry} has no address") from None
+        for *_, address in found:
+            ip = ipaddress.ip_address(str(address[0]).split("%")[0])
+            if ip.is_loopback or ip.is_link_local or ip.is_unspecified or ip.is_multicast:
+                raise ImageError(
+                    ref.canonical,
+                    f"the registry {registry} is this host's own ({ip}): only a registry an "
+                    f"admin names in {INSECURE_VARIABLE} or {MIRRORS_VARIABLE} may be local",
+                )
 
     def _resolve(self, ref: imageref.ImageRef, env: Mapping[str, str]) -> str:
         """The digest of the manifest the tag names for this host's platform."""
@@ -836,6 +861,15 @@ class ImageStore:
                     shutil.rmtree(path, ignore_errors=True)
                 else:
                     path.unlink(missing_ok=True)
+
+
+def _host_port(registry: str) -> tuple[str, int]:
+    """The host and port of a registry as a reference names it (443 when none)."""
+    if registry.startswith("["):
+        host, _, rest = registry[1:].partition("]")
+        return host, int(rest[1:]) if rest.startswith(":") else 443
+    host, colon, port = registry.partition(":")
+    return host, int(port) if colon and port.isdigit() else 443
 
 
 def _hub(registry: str) -> str:
