@@ -136,6 +136,18 @@ def build_busybox_image(
     return layout
 
 
+DEBIAN_MIRROR = "http://deb.debian.org/debian"  # mmdebstrap's default
+
+
+def debian_mirror_answers() -> bool:
+    """Whether mmdebstrap can reach Debian's mirror from here (image builds need it)."""
+    try:
+        with urllib.request.urlopen(f"{DEBIAN_MIRROR}/dists/bookworm/Release", timeout=5):
+            return True
+    except OSError:
+        return False
+
+
 def _bcrypt(password: str) -> str:
     """A bcrypt hash for the registry's htpasswd (libxcrypt's, through crypt(3))."""
     with warnings.catch_warnings():

@@ -10,30 +10,21 @@ import re
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
+from tests.imagekit import debian_mirror_answers
 from workers.images.store import ImageStore
 
 from .conftest import Lab
 
 ROOT = Path(__file__).resolve().parents[2]
-DEBIAN_MIRROR = "http://deb.debian.org/debian"
 
 
-def _debian_mirror_answers() -> bool:
-    try:
-        with urllib.request.urlopen(f"{DEBIAN_MIRROR}/dists/bookworm/Release", timeout=5):
-            return True
-    except OSError:
-        return False
-
-
-pytestmark = pytest.mark.skipif(not _debian_mirror_answers(), reason="no Debian mirror reachable")
+pytestmark = pytest.mark.skipif(not debian_mirror_answers(), reason="no Debian mirror reachable")
 
 
 def example(name: str) -> dict[str, Any]:

@@ -11,14 +11,13 @@ import os
 import socket
 import subprocess
 import sys
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from labplan.messages import RegistryLogin
-from tests.imagekit import Registry, build_busybox_image
+from tests.imagekit import Registry, build_busybox_image, debian_mirror_answers
 from workers.images.store import ImageError, ImageStore, PullProgress
 from workers.images.users import resolve_user
 
@@ -288,18 +287,7 @@ def test_a_user_the_image_does_not_name_or_a_link_out_of_the_tree_is_refused(
     assert "outside the node's 65536 ids" in str(outside.value)
 
 
-def _debian_mirror_answers() -> bool:
-    try:
-        with urllib.request.urlopen(f"{DEBIAN_MIRROR}/dists/bookworm/Release", timeout=5):
-            return True
-    except OSError:
-        return False
-
-
-DEBIAN_MIRROR = "http://deb.debian.org/debian"
-
-
-@pytest.mark.skipif(not _debian_mirror_answers(), reason="no Debian mirror reachable")
+@pytest.mark.skipif(not debian_mirror_answers(), reason="no Debian mirror reachable")
 def test_an_image_built_from_debian_packages_runs_from_the_store(tmp_path: Path) -> None:
     data = tmp_path / "agent"
     env = {**os.environ, "LABMGR_AGENT_DATA_DIR": str(data), "PYTHONDONTWRITEBYTECODE": "1"}

@@ -231,6 +231,9 @@ class ImageStore:
             os.chmod(directory, 0o700)
         if not (self.layout / "oci-layout").exists():
             self._tool(["umoci", "init", "--layout", str(self.layout)], "the store")
+        # What skopeo reads (self._skopeo): this store's trust policy and registries.
+        _write_json(self.root / "policy.json", POLICY)
+        (self.root / "registries.conf").write_text(self.registries_conf())
 
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:
@@ -593,9 +596,6 @@ class ImageStore:
     ) -> Iterator[dict[str, str]]:
         """The environment skopeo runs in: this store's registries.conf and policy, and
         the logins in an auth file that lives only as long as the pull."""
-        _write_json(self.root / "policy.json", POLICY)
-        conf = self.root / "registries.conf"
-        conf.write_text(self.registries_conf())
         env = {
             "PATH": os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin"),
             "HOME": str(self.root / "tmp"),
@@ -709,8 +709,6 @@ class ImageStore:
     def _load_one(self, source: str, refs: list[str], shown: str) -> Image:
         work = f"load-{os.getpid()}-{time.monotonic_ns()}"
         argv = [*self._skopeo(), "copy", "--quiet"]
-        _write_json(self.root / "policy.json", POLICY)
-        (self.root / "registries.conf").write_text(self.registries_conf())
         try:
             self._tool([*argv, source, f"oci:{self.layout}:{work}"], shown)
             digest = self._tagged(work)
