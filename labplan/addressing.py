@@ -50,10 +50,11 @@ def assign_ipv4(
     return result
 
 
-def assign_ifnames(given: Sequence[str | None]) -> list[str]:
+def assign_ifnames(given: Sequence[str | None], reserved: Iterable[str] = ()) -> list[str]:
     """Interface names for a node's attachments, in its order: the given ones kept, the
-    others eth0, eth1, ... skipping names the node already uses."""
-    used = {name for name in given if name is not None}
+    others eth0, eth1, ... skipping names the node already uses (`reserved`: those its
+    links take)."""
+    used = {name for name in given if name is not None} | set(reserved)
     result: list[str] = []
     counter = 0
     for name in given:

@@ -22,6 +22,7 @@ from labplan.ops import (
     AddRoute,
     CreateCgroup,
     CreateNetns,
+    CreatePeerLink,
     Op,
     Plan,
     SetCgroupLimit,
@@ -31,6 +32,7 @@ from labplan.ops import (
 
 MAX_NODES = 1000  # also what kernel names have room for (`labplan.naming.MAX_INDEX`)
 MAX_NETWORKS = 1000
+MAX_LINKS = 4000  # point-to-point links of a lab
 MAX_NODE_NETWORKS = 64  # networks one node attaches to: eth0 .. eth63
 MAX_NODE_ROUTES = 256
 MAX_NODE_ENVIRONMENT = 256  # variables
@@ -102,9 +104,14 @@ def lab_objects(lab: Labfile) -> KernelObjects:
             made["links"] += OP_TRAITS[link].count
             if attachment.ipv4 is not None:
                 made["addresses"] += 1
-                made["qdiscs"] += attachment.network in shaped
+                made["qdiscs"] += attachment.network in shaped or bool(attachment.impairments)
     for network in lab.networks:
         made.update(drivers[network.name].objects(network, network.name in members))
+    for peer in lab.links:
+        made["links"] += 2  # a veth pair
+        for end in peer.ends:
+            made["addresses"] += (end.ipv4 is not None) + (end.ipv6 is not None)
+            made["qdiscs"] += end.impairments is not None
     nodes = len(lab.nodes)
     # The deployment's own cgroup, parent of its nodes'.
     made["cgroups"] = nodes + 1 if nodes else 0
@@ -157,6 +164,7 @@ _OP_OBJECTS: dict[type[Op], tuple[str, int]] = {
     AddRoute: ("routes", 1),
     SetShaping: ("qdiscs", 1),
     SpawnNode: ("processes", 1),
+    CreatePeerLink: ("links", 2),
 } | {op: (made.objects, made.count) for op, made in OP_TRAITS.items() if made.objects}
 
 

@@ -22,12 +22,14 @@ from labplan import bounds, naming
 from labplan.drivers import DRIVERS, Link, Placement, Placing, article, listed, taking
 from labplan.errors import FieldError, LabfileError
 from labplan.messages import CPU_PERIOD
-from labplan.model import NAMESPACE_KINDS, Labfile, Limits, Network, Node
+from labplan.model import NAMESPACE_KINDS, Labfile, Limits, Network, Node, Shaping
+from labplan.model import Link as LinkSpec
 from labplan.ops import (
     AddAddress,
     AddRoute,
     CreateCgroup,
     CreateNetns,
+    CreatePeerLink,
     HostPlan,
     Op,
     Plan,
@@ -62,6 +64,7 @@ class _Lab:
     lab_hosts_keys: tuple[tuple[int, str], ...]  # their sort keys, for bisect
 
     network_by_name: Mapping[str, Network]
+    link_ipv4: Mapping[str, str]  # node -> the address of its first link end that has one
     # Each distinct /etc/hosts of the lab's nodes, by the lines a node adds to lab_hosts.
     hosts_files: dict[tuple[tuple[str, str], ...], tuple[tuple[str, str], ...]] = field(
         default_factory=dict
@@ -221,9 +224,15 @@ def _resolve(
         underlay=underlay,
     )
     placements = _place(networks, placing, errors)
+    errors += _links_off_host(lab, node_host)
     if errors:
         raise LabfileError(errors)
-    lab_hosts = sorted((_hosts_order(line), line) for line in _lab_hosts(nodes))
+    link_ipv4: dict[str, str] = {}
+    for link in lab.links:
+        for end in link.ends:
+            if end.ipv4 is not None:
+                link_ipv4.setdefault(end.node, end.ipv4.partition("/")[0])
+    lab_hosts = sorted((_hosts_order(line), line) for line in _lab_hosts(nodes, link_ipv4))
     return _Lab(
         lab=lab,
         deployment=deployment,
@@ -239,6 +248,7 @@ def _resolve(
         lab_hosts=tuple(line for _, line in lab_hosts),
         lab_hosts_keys=tuple(key for key, _ in lab_hosts),
         network_by_name={net.name: net for net in networks},
+        link_ipv4=link_ipv4,
     )
 
 
@@ -277,6 +287,23 @@ def _place(
     return placements
 
 
+def _links_off_host(lab: Labfile, node_host: Mapping[str, str]) -> list[FieldError]:
+    """A link is a veth pair: both its ends are on one host."""
+    errors = []
+    for index, link in enumerate(lab.links):
+        first, second = (end.node for end in link.ends)
+        if node_host[first] != node_host[second]:
+            errors.append(
+                FieldError(
+                    f"links.{index}.endpoints",
+                    f"{first} is placed on host {node_host[first]} and {second} on "
+                    f"{node_host[second]}; a link belongs to one host (nodes on different "
+                    "hosts meet on an overlay network)",
+                )
+            )
+    return errors
+
+
 def _children_off_host(parent: Network, host: str, placing: Placing) -> list[FieldError]:
     children = f"{article(listed(taking('parent'), 'or'))} link"
     return [
@@ -303,8 +330,13 @@ def _host_ops(ctx: _Lab, host: str) -> Iterator[Op]:
         yield from DRIVERS[net.driver].tunnel_ops(ctx, net, host)
     for node in ctx.nodes_on(host):
         yield from _link_ops(ctx, node)
+    links = [link for link in ctx.lab.links if ctx.node_host[link.ends[0].node] == host]
+    for link in links:
+        yield from _peer_link_ops(ctx, link)
     for node in ctx.nodes_on(host):
         yield from _address_ops(ctx, node)
+    for link in links:
+        yield from _peer_address_ops(ctx, link)
     for node in ctx.nodes_on(host):
         yield _spawn_op(ctx, node)
 
@@ -407,11 +439,39 @@ def _address_ops(ctx: _Lab, node: Node) -> Iterator[Op]:
             continue
         prefix = ipaddress.ip_network(net.subnet).prefixlen
         yield AddAddress(netns, att.ifname, f"{att.ipv4}/{prefix}")
-        if net.shaping is not None:
-            s = net.shaping
-            yield SetShaping(netns, att.ifname, s.rate, s.delay, s.jitter, s.loss)
+        shaping = att.impairments or net.shaping
+        if shaping is not None:
+            yield _shaping(netns, att.ifname, shaping)
     for route in node.routes:
         yield AddRoute(netns, route.dst, route.via)
+
+
+def _shaping(netns: str | None, ifname: str, s: Shaping) -> SetShaping:
+    return SetShaping(
+        netns, ifname, s.rate, s.delay, s.jitter, s.loss, s.duplicate, s.corrupt, s.reorder
+    )
+
+
+def _peer_link_ops(ctx: _Lab, link: LinkSpec) -> Iterator[Op]:
+    """A link's veth pair, made in the first end's namespace with its peer in the
+    second's, then both ends up."""
+    first, second = link.ends
+    netns = [ctx.netns(ctx.lab.node(end.node)) for end in link.ends]
+    assert netns[0] is not None and netns[1] is not None  # the validator's rule
+    yield CreatePeerLink(netns[0], first.ifname, netns[1], second.ifname, link.mtu)
+    yield SetLinkUp(netns[0], first.ifname)
+    yield SetLinkUp(netns[1], second.ifname)
+
+
+def _peer_address_ops(ctx: _Lab, link: LinkSpec) -> Iterator[Op]:
+    for end in link.ends:
+        netns = ctx.netns(ctx.lab.node(end.node))
+        assert netns is not None
+        for address in (end.ipv4, end.ipv6):
+            if address is not None:
+                yield AddAddress(netns, end.ifname, address)
+        if end.impairments is not None:
+            yield _shaping(netns, end.ifname, end.impairments)
 
 
 def _spawn_op(ctx: _Lab, node: Node) -> SpawnNode:
@@ -433,13 +493,15 @@ def _spawn_op(ctx: _Lab, node: Node) -> SpawnNode:
     )
 
 
-def _first_address(node: Node) -> str | None:
-    return next((a.ipv4 for a in node.networks if a.ipv4), None)
+def _first_address(node: Node, link_ipv4: Mapping[str, str]) -> str | None:
+    """The address a node's name stands for: that of its first network, else of its first
+    link that has one."""
+    return next((a.ipv4 for a in node.networks if a.ipv4), None) or link_ipv4.get(node.name)
 
 
-def _lab_hosts(nodes: tuple[Node, ...]) -> Iterator[tuple[str, str]]:
+def _lab_hosts(nodes: tuple[Node, ...], link_ipv4: Mapping[str, str]) -> Iterator[tuple[str, str]]:
     for node in nodes:
-        address = _first_address(node)
+        address = _first_address(node, link_ipv4)
         if address:
             yield address, node.name
 
@@ -457,7 +519,7 @@ def _hosts_file(ctx: _Lab, node: Node) -> tuple[tuple[str, str], ...]:
     missing = []
     for line in (
         ("127.0.0.1", "localhost"),
-        (_first_address(node) or HOSTNAME_FALLBACK_ADDRESS, node.hostname),
+        (_first_address(node, ctx.link_ipv4) or HOSTNAME_FALLBACK_ADDRESS, node.hostname),
     ):
         index = bisect.bisect_left(ctx.lab_hosts_keys, _hosts_order(line))
         if index == len(ctx.lab_hosts) or ctx.lab_hosts[index] != line:

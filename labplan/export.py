@@ -18,10 +18,10 @@ except ImportError:  # pragma: no cover - PyYAML built without libyaml
 
 from labplan.fields import ATTACHMENT, NETWORK, Field
 from labplan.model import (
-    LABFILE_VERSION,
     Attachment,
     Labfile,
     Limits,
+    Link,
     Network,
     Node,
     Shaping,
@@ -31,13 +31,17 @@ from labplan.units import format_percent, format_rate, format_size, format_time
 
 def dump(lab: Labfile) -> dict[str, Any]:
     """The normalised document as plain data (dicts, lists, str, int, float, bool)."""
-    return {
-        "labfile": LABFILE_VERSION,
+    version = lab.version
+    document = {
+        "labfile": version,
         "name": lab.name,
         "description": lab.description,
-        "networks": {n.name: _network(n) for n in lab.networks},
+        "networks": {n.name: _network(n, version) for n in lab.networks},
         "nodes": {n.name: _node(n, lab) for n in lab.nodes},
     }
+    if version >= 2:
+        document["links"] = [_link(link) for link in lab.links]
+    return document
 
 
 def dumps(lab: Labfile, fmt: str = "yaml") -> str:
@@ -78,14 +82,17 @@ def _applies(option: Field, driver: str) -> bool:
     return option.drivers is None or driver in option.drivers
 
 
-def _network(network: Network) -> dict[str, Any]:
+def _network(network: Network, version: int) -> dict[str, Any]:
+    shaping = _shaping(network.shaping) if network.shaping is not None else None
     values: dict[str, Any] = {
         "driver": network.driver,
         "subnet": network.subnet,
         "gateway": network.gateway if network.gateway is not None else "none",
         "internal": network.internal,
         "mtu": network.mtu,
-        "shaping": _shaping(network.shaping) if network.shaping is not None else None,
+        # Labfile 2 names it impairments; a labfile 1 export keeps its own name.
+        "impairments": shaping if version >= 2 else None,
+        "shaping": shaping if version < 2 else None,
         "parent": network.parent,
         "mode": network.mode,
         "vni": network.vni,
@@ -103,6 +110,9 @@ def _shaping(shaping: Shaping) -> dict[str, Any]:
         "delay": None if shaping.delay is None else format_time(shaping.delay),
         "jitter": None if shaping.jitter is None else format_time(shaping.jitter),
         "loss": None if shaping.loss is None else format_percent(shaping.loss),
+        "duplicate": None if shaping.duplicate is None else format_percent(shaping.duplicate),
+        "corrupt": None if shaping.corrupt is None else format_percent(shaping.corrupt),
+        "reorder": None if shaping.reorder is None else format_percent(shaping.reorder),
     }
     return {key: value for key, value in values.items() if value is not None}
 
@@ -172,9 +182,34 @@ def _io(
 
 
 def _attachment(attachment: Attachment, driver: str) -> dict[str, Any]:
-    values = {"ipv4": attachment.ipv4, "ifname": attachment.ifname, "mac": attachment.mac}
+    values = {
+        "ipv4": attachment.ipv4,
+        "ifname": attachment.ifname,
+        "mac": attachment.mac,
+        "impairments": None if attachment.impairments is None else _shaping(attachment.impairments),
+    }
     return {
         option.name: values[option.name]
         for option in ATTACHMENT.fields
         if _applies(option, driver) and values[option.name] is not None
     }
+
+
+def _link(link: Link) -> dict[str, Any]:
+    first, second = link.ends
+    document: dict[str, Any] = {"endpoints": [first.endpoint, second.endpoint]}
+    for family in ("ipv4", "ipv6"):
+        addresses = [getattr(first, family), getattr(second, family)]
+        if None not in addresses:
+            document[family] = addresses
+    document["mtu"] = link.mtu
+    if first.impairments == second.impairments:
+        if first.impairments is not None:
+            document["impairments"] = _shaping(first.impairments)
+    else:
+        document["impairments"] = {
+            end.endpoint: _shaping(end.impairments)
+            for end in link.ends
+            if end.impairments is not None
+        }
+    return document

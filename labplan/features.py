@@ -49,9 +49,12 @@ def _needs(op: ops.Op) -> list[str]:
     match op:
         case ops.SetShaping():
             wanted = ["tbf"] if op.rate is not None else []
-            if op.delay is not None or op.jitter is not None or op.loss is not None:
+            netem = (op.delay, op.jitter, op.loss, op.duplicate, op.corrupt, op.reorder)
+            if any(value is not None for value in netem):
                 wanted.append("netem")
             return wanted
+        case ops.CreatePeerLink():
+            return ["veth"]
         case ops.SetCgroupLimit():
             return [f"cgroup controller {KEY_CONTROLLER.get(op.key, op.key)}"]
         case ops.SpawnNode() if "user" in op.namespaces:

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from labplan.bounds import (
+    MAX_LINKS,
     MAX_NETWORKS,
     MAX_NODE_ENVIRONMENT,
     MAX_NODE_IO,
@@ -44,6 +45,10 @@ Kind = Literal[
     "parent",  # a network name or host:IFNAME
     "rootfs",  # "host" or an absolute path
     "image",  # an OCI image reference (labplan.imageref)
+    "interface4",  # an IPv4 address with its prefix: 10.0.12.1/30
+    "interface6",  # an IPv6 address with its prefix: fd00:12::1/64
+    "endpoint",  # node:ifname
+    "link_impairments",  # impairments, or endpoint -> impairments
     "path",  # an absolute path
     "env_value",  # a string; numbers become strings
     "object",  # keys from `spec`
@@ -90,6 +95,8 @@ class Field:
     spec: ObjectSpec | None = None  # kind "object"
     key: Field | None = None  # kind "map": the keys
     item: Field | None = None  # kind "map" and "list": the values
+    min_items: int | None = None  # kind "list"
+    since: int = 1  # the labfile version that has the key
 
     @property
     def required(self) -> bool:
@@ -165,16 +172,44 @@ _MODAL = [d for d in DRIVERS.values() if d.modes]
 _NEED_SUBNET = [n for n, d in DRIVERS.items() if "subnet" in d.required]
 _NO_MAC = [n for n, d in DRIVERS.items() if d.addressed and "mac" not in d.attachment_options]
 
-SHAPING = ObjectSpec(
-    "shaping",
-    "Egress shaping applied to every attachment of the network.",
+IMPAIRMENTS = ObjectSpec(
+    "impairments",
+    "Impairments of what a link sends: a rate limit (tbf) and netem's delay, jitter, "
+    "loss, duplication, corruption and reordering.",
     (
         Field("rate", "rate", "Rate limit (tbf/htb), like 10mbit.", minimum=1, maximum=10**12),
         Field("delay", "time", "Added delay (netem), like 20ms.", maximum=60 * 10**6),
         Field("jitter", "time", "Delay variation (netem); needs delay.", maximum=60 * 10**6),
         Field("loss", "percent", "Random packet loss (netem), like 0.5%.", minimum=0, maximum=100),
+        Field(
+            "duplicate",
+            "percent",
+            "Packets sent twice (netem), like 1%.",
+            minimum=0,
+            maximum=100,
+            since=2,
+        ),
+        Field(
+            "corrupt",
+            "percent",
+            "Packets with one bit flipped (netem), like 0.1%.",
+            minimum=0,
+            maximum=100,
+            since=2,
+        ),
+        Field(
+            "reorder",
+            "percent",
+            "Packets sent at once, ahead of the delayed rest (netem); needs delay.",
+            minimum=0,
+            maximum=100,
+            since=2,
+        ),
     ),
 )
+IMPAIRMENT_KEYS = IMPAIRMENTS.names
+# Labfile 1's name of a network's impairments.
+SHAPING = IMPAIRMENTS
 
 NETWORK = ObjectSpec(
     "network",
@@ -218,9 +253,17 @@ NETWORK = ObjectSpec(
             maximum=65535,
         ),
         Field(
+            "impairments",
+            "object",
+            "Impairments of what every attachment sends (labfile 2).",
+            drivers=_drivers("shaping"),
+            spec=IMPAIRMENTS,
+            since=2,
+        ),
+        Field(
             "shaping",
             "object",
-            "Optional egress shaping applied to every attachment.",
+            "Labfile 1's name of impairments, still read: egress shaping of every attachment.",
             drivers=_drivers("shaping"),
             spec=SHAPING,
         ),
@@ -334,6 +377,14 @@ ATTACHMENT = ObjectSpec(
             f"Unicast MAC; default 02:42 followed by the address (not on {listed(_NO_MAC)}).",
             drivers=_attached_by("mac"),
         ),
+        Field(
+            "impairments",
+            "object",
+            "Impairments of what this node sends on the network, instead of the network's.",
+            drivers=_attached_by("ipv4"),
+            spec=IMPAIRMENTS,
+            since=2,
+        ),
     ),
 )
 
@@ -343,6 +394,61 @@ ROUTE = ObjectSpec(
     (
         Field("dst", "cidr", "Destination IPv4 CIDR, like 0.0.0.0/0.", default=REQUIRED),
         Field("via", "ipv4", "Next hop, in one of the node's attached subnets.", default=REQUIRED),
+    ),
+)
+
+ENDPOINT_PATTERN = r"^[a-z][a-z0-9-]{0,30}:[A-Za-z0-9_.-]{1,15}$"
+ENDPOINT_HINT = "write node:ifname, like r1:eth1"
+ENDPOINT = Field(
+    "endpoint", "endpoint", "node:ifname.", pattern=ENDPOINT_PATTERN, pattern_hint=ENDPOINT_HINT
+)
+
+LINK = ObjectSpec(
+    "link",
+    "A point-to-point link: a veth pair between two node interfaces.",
+    (
+        Field(
+            "endpoints",
+            "list",
+            "The two ends, as node:ifname, like [r1:eth1, r2:eth1].",
+            default=REQUIRED,
+            min_items=2,
+            max_items=2,
+            scope="a link",
+            label="endpoints",
+            item=ENDPOINT,
+        ),
+        Field(
+            "ipv4",
+            "list",
+            "The ends' IPv4 addresses with their prefix, in the endpoints' order, like "
+            "[10.0.12.1/30, 10.0.12.2/30]; one subnet.",
+            min_items=2,
+            max_items=2,
+            scope="a link",
+            label="IPv4 addresses",
+            item=Field("ipv4", "interface4", "An IPv4 address with its prefix."),
+        ),
+        Field(
+            "ipv6",
+            "list",
+            'The ends\' IPv6 addresses with their prefix, like ["fd00:12::1/64", '
+            '"fd00:12::2/64"]; one subnet.',
+            min_items=2,
+            max_items=2,
+            scope="a link",
+            label="IPv6 addresses",
+            item=Field("ipv6", "interface6", "An IPv6 address with its prefix."),
+        ),
+        Field("mtu", "integer", "Link MTU, 68..65535.", default=1500, minimum=68, maximum=65535),
+        Field(
+            "impairments",
+            "link_impairments",
+            "Impairments of both directions, or keyed by endpoint for one direction "
+            "({r2:eth2: {delay: 5ms}}).",
+            spec=IMPAIRMENTS,
+            key=ENDPOINT,
+        ),
     ),
 )
 
@@ -468,7 +574,12 @@ LABFILE = ObjectSpec(
     "labfile",
     "A labmgr lab: networks and the nodes attached to them.",
     (
-        Field("labfile", "version", "The format version; must be 1.", default=REQUIRED),
+        Field(
+            "labfile",
+            "version",
+            "The format version: 1, or 2 for links and impairments.",
+            default=REQUIRED,
+        ),
         Field(
             "name",
             "string",
@@ -497,6 +608,16 @@ LABFILE = ObjectSpec(
             max_items=MAX_NODES,
             key=NODE_NAME,
             item=Field("node", "object", NODE.description, spec=NODE),
+        ),
+        Field(
+            "links",
+            "list",
+            "Point-to-point links between node interfaces (labfile 2).",
+            default=(),
+            max_items=MAX_LINKS,
+            label="links",
+            item=Field("link", "object", LINK.description, spec=LINK),
+            since=2,
         ),
     ),
 )

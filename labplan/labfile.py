@@ -16,7 +16,7 @@ from labplan.fields import LABFILE
 from labplan.model import HOST_PARENT_PREFIX, NAMESPACE_KINDS, Labfile
 from labplan.reader import read
 from labplan.rules import build_lab
-from labplan.structure import Checker
+from labplan.structure import Checker, document_version
 
 __all__ = ["admin_requirements", "dump", "dumps", "load", "validate"]
 
@@ -29,7 +29,7 @@ def load(text: str | bytes, *, fmt: str | None = None) -> Labfile:
 def validate(data: object) -> Labfile:
     """The normalised lab described by an already parsed tree; raises LabfileError
     listing every problem found."""
-    checker = Checker()
+    checker = Checker(document_version(data))
     tree = checker.check_object(LABFILE, data, "")
     lab = build_lab(checker, tree) if isinstance(tree, dict) else None
     if checker.count or lab is None:

@@ -11,7 +11,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
-LABFILE_VERSION = 1
+LABFILE_VERSION = 2  # the newest version this labmgr reads; it reads every older one
+LABFILE_VERSIONS = (1, 2)
 
 # The labfile's `driver` enum, in the order the docs and the schema list it. Each name
 # has its module in `labplan.drivers`, which says what the driver means (checked there).
@@ -23,16 +24,39 @@ HOST_PARENT_PREFIX = "host:"
 
 @dataclass(frozen=True)
 class Shaping:
-    """Egress shaping applied to every attachment of a network."""
+    """Impairments of a link's egress: a rate (tbf) and netem's delay, jitter, loss,
+    duplication, corruption and reordering. Labfile 2 calls it `impairments`; labfile 1's
+    `shaping` of a network is the same object with its first four keys."""
 
     rate: int | None = None  # bit/s
     delay: int | None = None  # microseconds
     jitter: int | None = None  # microseconds
     loss: float | None = None  # percent, 0..100
+    duplicate: float | None = None  # percent
+    corrupt: float | None = None  # percent
+    reorder: float | None = None  # percent; needs a delay
 
     @property
     def needs_netem(self) -> bool:
-        return self.delay is not None or self.jitter is not None or self.loss is not None
+        return any(
+            value is not None
+            for value in (
+                self.delay,
+                self.jitter,
+                self.loss,
+                self.duplicate,
+                self.corrupt,
+                self.reorder,
+            )
+        )
+
+    @property
+    def since_v2(self) -> bool:
+        """Whether it uses a key labfile 1 does not have."""
+        return any(v is not None for v in (self.duplicate, self.corrupt, self.reorder))
+
+
+Impairments = Shaping
 
 
 @dataclass(frozen=True)
@@ -87,6 +111,7 @@ class Attachment:
     ipv4: str | None = None  # bare address, e.g. "10.10.0.10"
     ifname: str | None = None
     mac: str | None = None  # lower-case, colon separated
+    impairments: Shaping | None = None  # this attachment's own, instead of its network's
 
 
 @dataclass(frozen=True)
@@ -120,11 +145,46 @@ class Node:
 
 
 @dataclass(frozen=True)
+class LinkEnd:
+    """One end of a point-to-point link: an interface of a node, with its addresses (in
+    interface form, "10.0.12.1/30") and the impairments of what it sends."""
+
+    node: str
+    ifname: str
+    ipv4: str | None = None
+    ipv6: str | None = None
+    impairments: Shaping | None = None
+
+    @property
+    def endpoint(self) -> str:
+        return f"{self.node}:{self.ifname}"
+
+
+@dataclass(frozen=True)
+class Link:
+    """A point-to-point veth pair between two node interfaces (labfile 2 `links`)."""
+
+    ends: tuple[LinkEnd, LinkEnd]
+    mtu: int = 1500
+
+
+@dataclass(frozen=True)
 class Labfile:
     name: str
     description: str = ""
     networks: tuple[Network, ...] = ()  # sorted by name
     nodes: tuple[Node, ...] = ()  # sorted by name
+    links: tuple[Link, ...] = ()  # in the labfile's order
+
+    @property
+    def version(self) -> int:
+        """The oldest labfile version that can say this lab: 1 unless it uses links or
+        impairments labfile 1 does not have."""
+        shapings = [n.shaping for n in self.networks]
+        shapings += [a.impairments for node in self.nodes for a in node.networks]
+        if self.links or any(a.impairments for node in self.nodes for a in node.networks):
+            return 2
+        return 2 if any(s is not None and s.since_v2 for s in shapings) else 1
 
     def network(self, name: str) -> Network:
         return next(n for n in self.networks if n.name == name)

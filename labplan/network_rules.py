@@ -72,7 +72,7 @@ class Networks:
         gateway = (
             self._gateway(path, subnet, raw.get("gateway")) if "gateway" in rules.options else None
         )
-        shaping = _shaping(self.checker, f"{path}.shaping", raw.get("shaping"))
+        shaping = self._impairments(path, raw)
         values = [subnet, gateway, shaping, *raw.values()]
         if INVALID in values:
             return None
@@ -88,6 +88,17 @@ class Networks:
             mode=mode if rules.modes else None,
             vni=raw.get("vni"),
         )
+
+    def _impairments(self, path: str, raw: Tree) -> Any:
+        """`impairments`, or labfile 1's `shaping`: one of them."""
+        if "impairments" in raw and "shaping" in raw:
+            self.checker.error(
+                f"{path}.shaping",
+                "shaping is labfile 1's name of impairments: give one of them, not both",
+            )
+            return INVALID
+        key = "impairments" if "impairments" in raw else "shaping"
+        return impairments(self.checker, f"{path}.{key}", raw.get(key))
 
     def _gateway(self, path: str, subnet: Any, given: Any) -> Any:
         if subnet in (None, INVALID) or given is INVALID:
@@ -191,13 +202,15 @@ class Networks:
                 self.checker.error(error.path, error.message)
 
 
-def _shaping(checker: Checker, path: str, raw: Any) -> Any:
+def impairments(checker: Checker, path: str, raw: Any) -> Any:
+    """The checked impairments object as a Shaping (None when empty or absent), or
+    INVALID after saying why."""
     if raw is None or raw is INVALID:
         return raw
-    if "jitter" in raw and "delay" not in raw:
-        checker.error(f"{path}.jitter", "jitter needs a delay (add delay, like 20ms)")
-        return INVALID
-    if INVALID in raw.values():
+    needs_delay = [key for key in ("jitter", "reorder") if key in raw and "delay" not in raw]
+    for key in needs_delay:
+        checker.error(f"{path}.{key}", f"{key} needs a delay (add delay, like 20ms)")
+    if needs_delay or INVALID in raw.values():
         return INVALID
     return Shaping(**raw) if raw else None
 

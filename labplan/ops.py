@@ -204,6 +204,23 @@ class SetShaping(Op):
     delay: int | None  # microseconds
     jitter: int | None  # microseconds
     loss: float | None  # percent
+    duplicate: float | None = None  # percent
+    corrupt: float | None = None  # percent
+    reorder: float | None = None  # percent
+
+
+@dataclass(frozen=True)
+class CreatePeerLink(Op):
+    """A point-to-point veth pair between two node namespaces: `ifname` in `netns` and
+    `peer_ifname` in `peer_netns` (the same namespace for a link of a node to itself).
+    Both ends are the nodes' own: the pair goes with either namespace."""
+
+    kind: ClassVar[str] = "create_peer_link"
+    netns: str
+    ifname: str
+    peer_netns: str
+    peer_ifname: str
+    mtu: int
 
 
 @dataclass(frozen=True)
@@ -261,6 +278,7 @@ OP_TYPES: tuple[type[Op], ...] = (
     SetShaping,
     SpawnNode,
     PullImage,
+    CreatePeerLink,
 )
 OPS_BY_KIND: dict[str, type[Op]] = {t.kind: t for t in OP_TYPES}
 

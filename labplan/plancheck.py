@@ -117,7 +117,7 @@ def field_checkers(ctx: Deployment) -> dict[tuple[str, str], Check]:
         "vni": _integer(1, 2**24 - 1),
         "port": _integer(1, 65535),
         "local": _optional(_ip_address(any_version=True)),
-        "address": _ipv4_interface,
+        "address": _interface,
         "via": _ip_address(any_version=False),
         "gateway": _optional(_ip_address(any_version=False)),
         "subnet": _ipv4_network,
@@ -125,6 +125,9 @@ def field_checkers(ctx: Deployment) -> dict[tuple[str, str], Check]:
         "delay": _optional(_integer(0, MAX_TIME)),
         "jitter": _optional(_integer(0, MAX_TIME)),
         "loss": _optional(_percent),
+        "duplicate": _optional(_percent),
+        "corrupt": _optional(_percent),
+        "reorder": _optional(_percent),
         "node": pattern(NODE_NAME_RE, "a node name"),
         "hostname": pattern(HOSTNAME_RE, "a hostname"),
         "namespaces": _namespaces,
@@ -276,11 +279,14 @@ def _ipv4_network(value: object) -> str:
     return str(network)
 
 
-def _ipv4_interface(value: object) -> str:
+def _interface(value: object) -> str:
+    """An IPv4 or IPv6 address with its prefix, written canonically."""
     try:
-        interface = ipaddress.IPv4Interface(value if isinstance(value, str) else "")
+        interface = ipaddress.ip_interface(value if isinstance(value, str) and "/" in value else "")
     except ValueError:
-        raise Invalid(f"{value!r} is not an IPv4 address with prefix like 10.10.0.1/24") from None
+        raise Invalid(
+            f"{value!r} is not an IP address with prefix like 10.10.0.1/24 or fd00::1/64"
+        ) from None
     if str(interface) != value:
         raise Invalid(f"{value!r} is not written canonically as address/prefix")
     return str(interface)
@@ -415,13 +421,23 @@ def check_op(op: Op, ctx: Deployment) -> None:
     ):
         raise Invalid(f"ifname: {op.ifname!r} is not a host link of deployment {ctx.token}")
     if isinstance(op, AddAddress) and op.netns is None:
-        _check_routed("address", ipaddress.IPv4Interface(op.address).network)
+        interface = ipaddress.ip_interface(op.address)
+        if not isinstance(interface, ipaddress.IPv4Interface):
+            raise Invalid("address: a host link of a lab holds IPv4 addresses only")
+        _check_routed("address", interface.network)
     if isinstance(op, SetNat | IsolateBridge):
         _check_routed("subnet", ipaddress.IPv4Network(op.subnet))
     if isinstance(op, GuardBridge) and op.gateway is not None:
         _check_routed("gateway", ipaddress.IPv4Network(op.gateway))
-    if isinstance(op, SetShaping) and (op.rate, op.delay, op.jitter, op.loss) == (None,) * 4:
-        raise Invalid("rate: a shaping op sets at least one of rate, delay, jitter, loss")
+    if isinstance(op, SetShaping):
+        given = (op.rate, op.delay, op.jitter, op.loss, op.duplicate, op.corrupt, op.reorder)
+        if given == (None,) * 7:
+            raise Invalid(
+                "rate: a shaping op sets at least one of rate, delay, jitter, loss, "
+                "duplicate, corrupt, reorder"
+            )
+        if (op.jitter is not None or op.reorder is not None) and op.delay is None:
+            raise Invalid("delay: jitter and reorder need a delay")
     if isinstance(op, SpawnNode):
         if not re.fullmatch(re.escape(ctx.token) + f"/n{_INDEX}", op.cgroup):
             raise Invalid(f"cgroup: a node runs in a node cgroup like {ctx.token}/n0")

@@ -23,6 +23,7 @@ from labplan.ops import (
     AddRoute,
     CreateCgroup,
     CreateNetns,
+    CreatePeerLink,
     HostPlan,
     Op,
     Plan,
@@ -48,6 +49,7 @@ _PHASES: dict[type[Op], Phase] = {
     PullImage: Phase.IMAGES,
     CreateNetns: Phase.NETNS,
     CreateCgroup: Phase.CGROUPS,
+    CreatePeerLink: Phase.LINKS,
     SetCgroupLimit: Phase.CGROUPS,
     AddRoute: Phase.ADDRESSES,
     SetShaping: Phase.ADDRESSES,
@@ -137,7 +139,24 @@ def render_op(op: Op, shared: _SharedHosts | None = None) -> list[str]:
         case SetLinkUp(netns=netns, ifname=ifname):
             return [f"{_ip(netns)} link set {shlex.quote(ifname)} up"]
         case AddAddress(netns=netns, ifname=ifname, address=address):
-            return [f"{_ip(netns)} addr add {address} dev {shlex.quote(ifname)}"]
+            dev = shlex.quote(ifname)
+            add = f"{_ip(netns)} addr add {address} dev {dev}"
+            if ":" not in address or netns is None:
+                return [add]
+            # The node's links have IPv6 off until they get an address: then on, without
+            # duplicate address detection or a link-local address (agent: the same sysctls).
+            sysctl = f"ip netns exec {netns} sysctl -qw"
+            return [
+                f"{_ip(netns)} link set {dev} addrgenmode none",
+                f"{sysctl} net.ipv6.conf.{ifname}.accept_dad=0"
+                f" net.ipv6.conf.{ifname}.disable_ipv6=0",
+                f"{add} nodad",
+            ]
+        case CreatePeerLink():
+            return [
+                f"ip -n {op.netns} link add {shlex.quote(op.ifname)} mtu {op.mtu} type veth"
+                f" peer name {shlex.quote(op.peer_ifname)} netns {op.peer_netns} mtu {op.mtu}"
+            ]
         case AddRoute(netns=netns, dst=dst, via=via):
             target = "default" if dst == "0.0.0.0/0" else dst
             return [f"{_ip(netns)} route add {target} via {via}"]
@@ -162,8 +181,10 @@ def _shaping_lines(op: SetShaping) -> list[str]:
         netem += ["delay", format_time(op.delay or 0)]
         if op.jitter is not None:
             netem.append(format_time(op.jitter))
-    if op.loss is not None:
-        netem += ["loss", format_percent(op.loss)]
+    for key in ("loss", "duplicate", "corrupt", "reorder"):
+        value = getattr(op, key)
+        if value is not None:
+            netem += [key, format_percent(value)]
     lines = []
     parent = "root"
     if netem:

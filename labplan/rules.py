@@ -18,6 +18,7 @@ from typing import Any
 from labplan import addressing
 from labplan.drivers import DRIVERS
 from labplan.fields import ATTACHMENT, IO_THROTTLE_KEYS, RFC1123_LABEL
+from labplan.link_rules import Links, Subnet, check_links
 from labplan.model import (
     NAMESPACE_KINDS,
     Attachment,
@@ -28,8 +29,15 @@ from labplan.model import (
     Network,
     Node,
     Route,
+    Shaping,
 )
-from labplan.network_rules import Networks, Tree, address_problem, check_driver_options
+from labplan.network_rules import (
+    Networks,
+    Tree,
+    address_problem,
+    check_driver_options,
+    impairments,
+)
 from labplan.structure import INVALID, Checker
 
 
@@ -40,15 +48,16 @@ def build_lab(checker: Checker, tree: Tree) -> Labfile | None:
     networks = Networks(checker, raw_networks)
     # Without a readable map of networks, every attachment would be "unknown": say nothing.
     networks.known = tree.get("networks") is not INVALID
+    links = check_links(checker, tree.get("links", ()), raw_nodes, networks.valid)
     drafts = [
         draft
         for name, raw in raw_nodes.items()
-        if (draft := _NodeDraft.check(checker, name, raw, networks)) is not None
+        if (draft := _NodeDraft.check(checker, name, raw, networks, links)) is not None
     ]
     networks.check_members(_members(drafts))
     if checker.count or INVALID in (tree.get("name"), tree.get("labfile")):
         return None
-    nodes = _resolve(checker, networks.valid, drafts)
+    nodes = _resolve(checker, networks.valid, drafts, links)
     if checker.count:
         return None
     return Labfile(
@@ -56,6 +65,7 @@ def build_lab(checker: Checker, tree: Tree) -> Labfile | None:
         description=tree.get("description", ""),
         networks=tuple(sorted(networks.valid.values(), key=lambda n: n.name)),
         nodes=tuple(sorted(nodes, key=lambda n: n.name)),
+        links=tuple(links.valid),
     )
 
 
@@ -74,6 +84,7 @@ class _AttachmentDraft:
     ipv4: str | None = None
     ifname: str | None = None
     mac: str | None = None
+    impairments: Shaping | None = None
 
 
 @dataclass
@@ -88,7 +99,9 @@ class _NodeDraft:
     namespaces: Namespaces = field(default_factory=Namespaces)
 
     @classmethod
-    def check(cls, checker: Checker, name: str, raw: Any, networks: Networks) -> _NodeDraft | None:
+    def check(
+        cls, checker: Checker, name: str, raw: Any, networks: Networks, links: Links
+    ) -> _NodeDraft | None:
         if raw is INVALID:
             return None
         path = f"nodes.{name}"
@@ -104,8 +117,16 @@ class _NodeDraft:
         _check_image(checker, path, raw)
         draft.namespaces = _namespaces(checker, path, raw)
         draft.limits = _limits(checker, f"{path}.limits", raw.get("limits", {}))
-        draft.attachments = _attachments(checker, path, raw.get("networks", {}), networks)
-        draft.routes = _routes(checker, path, raw.get("routes"), draft.attachments, networks)
+        taken = links.ifnames.get(name, {})
+        draft.attachments = _attachments(checker, path, raw.get("networks", {}), networks, taken)
+        draft.routes = _routes(
+            checker,
+            path,
+            raw.get("routes"),
+            draft.attachments,
+            networks,
+            links.subnets.get(name, []),
+        )
         if checker.count > before or INVALID in raw.values():
             return None
         return draft
@@ -175,7 +196,7 @@ def _limits(checker: Checker, path: str, raw: Any) -> Limits:
 
 
 def _attachments(
-    checker: Checker, path: str, raw: Any, networks: Networks
+    checker: Checker, path: str, raw: Any, networks: Networks, taken: Mapping[str, str]
 ) -> list[_AttachmentDraft]:
     if raw is INVALID or not networks.known:
         return []
@@ -192,6 +213,10 @@ def _attachments(
             continue
         check_driver_options(checker, ATTACHMENT, spec, network.driver, att_path)
         given = {k: v for k, v in spec.items() if v is not INVALID}
+        if "impairments" in given:
+            shaping = impairments(checker, f"{att_path}.impairments", given.pop("impairments"))
+            if shaping is not INVALID:
+                given["impairments"] = shaping
         draft = _AttachmentDraft(net_name, network.driver, att_path, **given)
         if draft.ipv4 is not None and network.subnet is not None:
             problem = address_problem(draft.ipv4, network.subnet)
@@ -200,7 +225,12 @@ def _attachments(
             if problem:
                 checker.error(f"{att_path}.ipv4", problem)
         if draft.ifname is not None:
-            if draft.ifname in ifnames:
+            if draft.ifname in taken:
+                checker.error(
+                    f"{att_path}.ifname",
+                    f"{draft.ifname} is already this node's end of {taken[draft.ifname]}",
+                )
+            elif draft.ifname in ifnames:
                 checker.error(
                     f"{att_path}.ifname",
                     f"{draft.ifname} is already the interface "
@@ -232,6 +262,7 @@ def _routes(
     raw: Any,
     attachments: list[_AttachmentDraft],
     networks: Networks,
+    link_subnets: list[tuple[str, Subnet]],
 ) -> tuple[Route, ...] | None:
     if raw is None or raw is INVALID:
         return None
@@ -243,11 +274,12 @@ def _routes(
             "cannot have its own",
         )
         return None
-    subnets = [
+    subnets: list[tuple[str, Subnet]] = [
         (a.network, ipaddress.IPv4Network(subnet))
         for a in attachments
         if (subnet := networks.valid[a.network].subnet) is not None
     ]
+    subnets += [(link, net) for link, net in link_subnets if net.version == 4]
     routes: list[Route] = []
     seen: dict[str, int] = {}
     for i, entry in enumerate(raw):
@@ -262,7 +294,9 @@ def _routes(
                 f"{path}.routes.{i}.via",
                 f"{route.via} is not in a subnet this node is attached to ({attached})",
             )
-        elif problem := address_problem(route.via, networks.valid[on].subnet or ""):
+        elif on in networks.valid and (
+            problem := address_problem(route.via, networks.valid[on].subnet or "")
+        ):
             checker.error(f"{path}.routes.{i}.via", problem)
         if route.dst in seen:
             checker.error(
@@ -278,7 +312,7 @@ def _routes(
 
 
 def _resolve(
-    checker: Checker, networks: Mapping[str, Network], drafts: list[_NodeDraft]
+    checker: Checker, networks: Mapping[str, Network], drafts: list[_NodeDraft], links: Links
 ) -> list[Node]:
     """Addresses, interface names, MACs and default routes for every node."""
     addresses = _addresses(checker, networks, drafts)
@@ -289,7 +323,8 @@ def _resolve(
     nodes: list[Node] = []
     for draft in drafts:
         addressed = [a for a in draft.attachments if DRIVERS[a.driver].addressed]
-        ifnames = iter(addressing.assign_ifnames([a.ifname for a in addressed]))
+        reserved = links.ifnames.get(draft.name, {})
+        ifnames = iter(addressing.assign_ifnames([a.ifname for a in addressed], reserved))
         attachments: list[Attachment] = []
         for att in draft.attachments:
             if not DRIVERS[att.driver].addressed:
@@ -305,7 +340,7 @@ def _resolve(
                         f"{mac} is also the automatic MAC "
                         f"of nodes.{draft.name} on {att.network}; choose another",
                     )
-            attachments.append(Attachment(att.network, ipv4, next(ifnames), mac))
+            attachments.append(Attachment(att.network, ipv4, next(ifnames), mac, att.impairments))
         routes = draft.routes
         if routes is None:
             routes = addressing.default_routes(networks[a.network].gateway for a in addressed)

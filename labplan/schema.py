@@ -23,6 +23,7 @@ from labplan.fields import (
     Field,
     ObjectSpec,
 )
+from labplan.model import LABFILE_VERSIONS
 from labplan.units import PERCENT_PATTERN, RATE_PATTERN, SIZE_PATTERN, TIME_PATTERN
 
 DIALECT = "https://json-schema.org/draft/2020-12/schema"
@@ -35,8 +36,9 @@ Schema = dict[str, Any]
 
 
 def json_schema() -> Schema:
-    """The JSON Schema of a labfile, version 1."""
-    schema = {"$schema": DIALECT, "title": "labmgr labfile, version 1"}
+    """The JSON Schema of a labfile, versions 1 and 2 (a version 1 file that uses a
+    key of version 2 is the validator's to refuse)."""
+    schema = {"$schema": DIALECT, "title": "labmgr labfile, versions 1 and 2"}
     schema.update(_object(LABFILE))
     return schema
 
@@ -130,14 +132,28 @@ def _list(field: Field) -> Schema:
     schema: Schema = {"type": "array", "items": _field(field.item)}
     if field.max_items is not None:
         schema["maxItems"] = field.max_items
+    if field.min_items is not None:
+        schema["minItems"] = field.min_items
     return schema
+
+
+def _link_impairments(field: Field) -> Schema:
+    """One set of impairments for both directions, or one per sending endpoint."""
+    assert field.spec is not None and field.key is not None
+    impairments = _object(field.spec)
+    by_end = {
+        "type": "object",
+        "propertyNames": _string(field.key),
+        "additionalProperties": impairments,
+    }
+    return {"anyOf": [impairments, by_end]}
 
 
 _IFNAME: Schema = {"type": "string", "pattern": IFNAME_PATTERN, "not": {"enum": ["lo", ".", ".."]}}
 _IPV4: Schema = {"type": "string", "format": "ipv4"}
 
 _KINDS: dict[str, Callable[[Field], Schema]] = {
-    "version": lambda f: {"const": 1},
+    "version": lambda f: {"enum": list(LABFILE_VERSIONS)},
     "string": _string,
     "integer": lambda f: _range(f, {"type": "integer"}),
     "number": lambda f: _range(f, {"type": "number"}),
@@ -168,4 +184,8 @@ _KINDS: dict[str, Callable[[Field], Schema]] = {
     "object": lambda f: _object(f.spec) if f.spec is not None else {"type": "object"},
     "map": _map,
     "list": _list,
+    "interface4": lambda f: {"type": "string", "pattern": _CIDR},
+    "interface6": lambda f: {"type": "string", "pattern": r"^[0-9A-Fa-f:.]+/[0-9]{1,3}$"},
+    "endpoint": _string,
+    "link_impairments": _link_impairments,
 }

@@ -16,7 +16,7 @@ from typing import Final
 from labplan import imageref
 from labplan.errors import FieldError
 from labplan.fields import Field, ObjectSpec
-from labplan.model import HOST_PARENT_PREFIX
+from labplan.model import HOST_PARENT_PREFIX, LABFILE_VERSIONS
 from labplan.units import (
     UnitError,
     format_percent,
@@ -53,9 +53,11 @@ class Checker:
     """Collects errors and the document position of every path it visits, so errors
     found by later passes can still be reported in document order."""
 
-    def __init__(self) -> None:
+    def __init__(self, version: int = 1) -> None:
         self._errors: list[tuple[int, int, FieldError]] = []
         self._positions: dict[str, int] = {"": 0}
+        # The document's labfile version: a key of a later version is refused by name.
+        self.version = version
 
     def visit(self, path: str) -> None:
         self._positions.setdefault(path, len(self._positions))
@@ -98,6 +100,8 @@ class Checker:
             return self._check_map(field, value, path)
         if field.kind == "list":
             return self._check_list(field, value, path)
+        if field.kind == "link_impairments":
+            return self._check_link_impairments(field, value, path)
         try:
             converted = SCALARS[field.kind](field, value)
             _check_range(field, value, converted)
@@ -117,6 +121,14 @@ class Checker:
                 self.visit(join(path, key))
                 known = ", ".join(spec.names)
                 self.error(join(path, key), f"unknown key (known keys: {known})")
+                continue
+            if field.since > self.version:
+                self.visit(join(path, key))
+                self.error(
+                    join(path, key),
+                    f"{key} is a labfile {field.since} key; write labfile: {field.since} "
+                    "at the top of the file to use it",
+                )
                 continue
             result[key] = self.check(field, item, join(path, key))
         for field in spec.fields:
@@ -156,7 +168,33 @@ class Checker:
             return INVALID
         if self._too_many(field, value, path):
             return INVALID
+        if field.min_items is not None and len(value) < field.min_items:
+            exactly = field.min_items == field.max_items
+            self.error(
+                path,
+                f"{field.scope} has {'exactly' if exactly else 'at least'} {field.min_items} "
+                f"{field.label or field.name}; this one has {len(value)}",
+            )
+            return INVALID
         return [self.check(field.item, item, join(path, i)) for i, item in enumerate(value)]
+
+    def _check_link_impairments(self, field: Field, value: object, path: str) -> object:
+        """A link's impairments: one set for both directions, or a map from an endpoint
+        (the end that sends) to its set. Converted to the map form, "" for both."""
+        assert field.spec is not None and field.key is not None
+        if not isinstance(value, Mapping):
+            self.error(path, f"{show_value(value)} is not a mapping (the impairments need keys)")
+            return INVALID
+        if not any(isinstance(key, str) and ":" in key for key in value):
+            return {"": self.check_object(field.spec, value, path)}
+        result: dict[str, object] = {}
+        for key, item in value.items():
+            item_path = join(path, key)
+            self.visit(item_path)
+            if self.check(field.key, key, item_path) is INVALID:
+                continue
+            result[key] = self.check_object(field.spec, item, item_path)
+        return result
 
     def _too_many(self, field: Field, value: Sized, path: str) -> bool:
         """Past its bound, a map or list is refused whole, before any item costs a check."""
@@ -192,10 +230,20 @@ def _string(field: Field, value: object) -> str:
 
 def _version(field: Field, value: object) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
-        raise UnitError(f"{show_value(value)} is not a version number; write labfile: 1")
-    if value != 1:
-        raise UnitError(f"version {value} is not supported; this labmgr reads version 1")
+        raise UnitError(f"{show_value(value)} is not a version number; write labfile: 2")
+    if value not in LABFILE_VERSIONS:
+        raise UnitError(
+            f"version {value} is not supported; this labmgr reads versions "
+            f"{' and '.join(map(str, LABFILE_VERSIONS))}"
+        )
     return value
+
+
+def document_version(data: object) -> int:
+    """The version a document says it is, for the checks of the keys it may use; 1 when it
+    says none that this labmgr reads (that error is the version field's own)."""
+    version = data.get("labfile") if isinstance(data, Mapping) else None
+    return version if version in LABFILE_VERSIONS and not isinstance(version, bool) else 1
 
 
 def _integer(field: Field, value: object) -> int:
@@ -264,6 +312,30 @@ def _ipv4(field: Field, value: object) -> str:
             "like 10.10.0.10; the prefix comes from the subnet)"
         )
     raise UnitError(f"{show_value(value)} is not an IPv4 address (like 10.10.0.10)")
+
+
+def _interface(value: object, version: int) -> ipaddress.IPv4Interface | ipaddress.IPv6Interface:
+    family, example = ("IPv4", "10.0.12.1/30") if version == 4 else ("IPv6", "fd00:12::1/64")
+    hint = f"{show_value(value)} is not an {family} address with its prefix (like {example})"
+    if not isinstance(value, str) or "/" not in value:
+        raise UnitError(hint)
+    try:
+        interface = ipaddress.ip_interface(value)
+    except ValueError:
+        raise UnitError(hint) from None
+    if interface.version != version:
+        raise UnitError(hint)
+    if interface.ip.is_multicast or interface.ip.is_unspecified or interface.ip.is_loopback:
+        raise UnitError(f"{value} is not a unicast address")
+    return interface
+
+
+def _interface4(field: Field, value: object) -> str:
+    return str(_interface(value, 4))
+
+
+def _interface6(field: Field, value: object) -> str:
+    return str(_interface(value, 6))
 
 
 def _gateway(field: Field, value: object) -> str:
@@ -371,6 +443,9 @@ SCALARS: dict[str, Callable[[Field, object], object]] = {
     "image": _image,
     "path": _path,
     "env_value": _env_value,
+    "interface4": _interface4,
+    "interface6": _interface6,
+    "endpoint": _string,
 }
 
 FORMATTERS: dict[str, Callable[[int], object]] = {

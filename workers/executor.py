@@ -108,6 +108,8 @@ def target_of(op: ops.Op) -> str:
             return f"{op.link} -> {op.bridge}"
         case ops.CreateMacvlan() | ops.CreateIpvlan():
             return f"{op.netns}:{op.ifname}"
+        case ops.CreatePeerLink():
+            return f"{op.netns}:{op.ifname} <-> {op.peer_netns}:{op.peer_ifname}"
         case ops.AddFdbEntry():
             return f"{op.vxlan} -> {op.dst}"
         case ops.SetLinkUp() | ops.SetShaping():
@@ -377,6 +379,8 @@ class Executor:
                 driver.ensure_bridge(op)
             case ops.CreateVethPair():
                 driver.ensure_veth(op)
+            case ops.CreatePeerLink():
+                driver.ensure_peer_link(op)
             case ops.AttachToBridge():
                 driver.attach(op.link, op.bridge)
             case ops.CreateMacvlan():

@@ -118,6 +118,7 @@ PHASES: dict[type[ops.Op], str] = {
     ops.SetNat: "networks",
     ops.IsolateBridge: "networks",
     ops.CreateVethPair: "links",
+    ops.CreatePeerLink: "links",
     ops.CreateMacvlan: "links",
     ops.CreateIpvlan: "links",
     ops.AttachToBridge: "links",

@@ -48,6 +48,10 @@ def node_target(journal: Journal, token: str, node: str) -> Target | None:
     )
 
 
+def op_ends(op: ops.CreatePeerLink) -> tuple[tuple[str, str], tuple[str, str]]:
+    return (op.netns, op.ifname), (op.peer_netns, op.peer_ifname)
+
+
 def interfaces_in(plan_ops: Sequence[ops.Op], netns: str) -> tuple[str, ...]:
     """The names the plan gives links inside `netns`, in plan order."""
     names: list[str] = []
@@ -56,6 +60,8 @@ def interfaces_in(plan_ops: Sequence[ops.Op], netns: str) -> tuple[str, ...]:
             names.append(op.peer_ifname)
         elif isinstance(op, ops.CreateMacvlan | ops.CreateIpvlan) and op.netns == netns:
             names.append(op.ifname)
+        elif isinstance(op, ops.CreatePeerLink):
+            names += [name for ns, name in op_ends(op) if ns == netns]
     return tuple(names)
 
 

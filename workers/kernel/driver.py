@@ -125,6 +125,11 @@ class KernelDriver:
             op.name, op.peer_netns, op.peer_ifname, op.peer_mac, op.mtu, op.group, op.alias
         )
 
+    def ensure_peer_link(self, op: ops.CreatePeerLink) -> bool:
+        return self.links.ensure_peer_link(
+            op.netns, op.ifname, op.peer_netns, op.peer_ifname, op.mtu
+        )
+
     def attach(self, link: str, bridge: str) -> None:
         self.links.attach(link, bridge)
 
@@ -152,7 +157,7 @@ class KernelDriver:
         self.links.ensure_route(netns, dst, via)
 
     def set_shaping(self, op: ops.SetShaping) -> None:
-        self.qdiscs.set_shaping(op.netns, op.ifname, op.rate, op.delay, op.jitter, op.loss)
+        self.qdiscs.set_shaping(op)
 
     def remove_link_group(self, group: int) -> None:
         self.links.remove_group(group)

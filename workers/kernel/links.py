@@ -14,11 +14,11 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from ipaddress import IPv4Interface, IPv4Network
+from ipaddress import IPv4Network, ip_interface
 from typing import Any
 
 from workers.kernel import rtnl
-from workers.kernel.netns import Namespaces
+from workers.kernel.netns import Namespaces, write_sysctls
 
 ZERO_MAC = "00:00:00:00:00:00"
 # Host-side links are bridge ports and lab bridges of IPv4-only networks: without this
@@ -116,6 +116,18 @@ class Links:
             self._own(name, alias)
         return created
 
+    def ensure_peer_link(
+        self, netns: str, ifname: str, peer_netns: str, peer_ifname: str, mtu: int
+    ) -> bool:
+        """A veth pair from `ifname` in `netns` to `peer_ifname` in `peer_netns`, made in
+        one request in the first namespace with its peer created in the second."""
+        with self._netns_fd(peer_netns) as fd:
+            return self.ns.rtnl(netns).add_link(
+                ifname,
+                rtnl.u32(rtnl.IFLA_MTU, mtu),
+                rtnl.link_info("veth", rtnl.veth_peer(peer_ifname, fd, mtu, None)),
+            )
+
     def attach(self, link: str, bridge: str) -> None:
         master = self.need_index(None, bridge)
         self.ns.rtnl(None).set_link(link, rtnl.u32(rtnl.IFLA_MASTER, master))
@@ -198,10 +210,24 @@ class Links:
         self.ns.rtnl(netns).set_link(ifname, up=True)
 
     def ensure_address(self, netns: str | None, ifname: str, address: str) -> None:
-        interface = IPv4Interface(address)
+        interface = ip_interface(address)
+        if interface.version == 6 and netns is not None:
+            self._ipv6_on(netns, ifname)
         self.ns.rtnl(netns).add_address(
             self.need_index(netns, ifname), str(interface.ip), interface.network.prefixlen
         )
+
+    def _ipv6_on(self, netns: str, ifname: str) -> None:
+        """IPv6 on a node's interface, which came up with it off (NODE_SYSCTLS): without
+        a link-local address or duplicate address detection, as the lab plans them."""
+        self.ns.rtnl(netns).set_link(ifname, rtnl.no_ipv6_autoconf())
+        with self.ns.entered(netns):
+            write_sysctls(
+                {
+                    f"net/ipv6/conf/{ifname}/accept_dad": "0",
+                    f"net/ipv6/conf/{ifname}/disable_ipv6": "0",
+                }
+            )
 
     def ensure_route(self, netns: str, dst: str, via: str) -> None:
         network = IPv4Network(dst)

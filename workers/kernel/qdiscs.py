@@ -1,10 +1,12 @@
-"""Egress shaping on a link: tbf for a rate, netem for delay, jitter and loss (with tbf
-under it when both are asked). Replacing the root qdisc makes it idempotent."""
+"""Impairments of a link's egress: tbf for a rate, netem for delay, jitter, loss,
+duplication, corruption and reordering (with tbf under it when both are asked).
+Replacing the root qdisc makes it idempotent."""
 
 from __future__ import annotations
 
 import errno
 
+from labplan import ops
 from workers.kernel.links import Links
 
 MIN_BURST = 16 * 1024  # bytes; at least a few full frames, like tc's advice for tbf
@@ -15,26 +17,40 @@ class Qdiscs:
     def __init__(self, links: Links) -> None:
         self.links = links
 
-    def set_shaping(
-        self,
-        netns: str | None,
-        ifname: str,
-        rate: int | None,
-        delay: int | None,
-        jitter: int | None,
-        loss: float | None,
-    ) -> None:
-        index = self.links.need_index(netns, ifname)
-        ipr = self.links.ns.ipr(netns)
+    def set_shaping(self, op: ops.SetShaping) -> None:
+        index = self.links.need_index(op.netns, op.ifname)
+        ipr = self.links.ns.ipr(op.netns)
         tbf = {}
-        if rate is not None:
+        if op.rate is not None:
             # 10 ms worth of traffic per burst, as tc does for rates above ~10 Mbit/s.
-            tbf = {"rate": f"{rate}bit", "burst": max(MIN_BURST, rate // 800), "latency": LATENCY}
-        if delay is None and jitter is None and loss is None:
+            tbf = {
+                "rate": f"{op.rate}bit",
+                "burst": max(MIN_BURST, op.rate // 800),
+                "latency": LATENCY,
+            }
+        given = {
+            "delay": op.delay,
+            "jitter": op.jitter,
+            "loss": op.loss,
+            "duplicate": op.duplicate,
+            "corrupt": op.corrupt,
+            "reorder": op.reorder,
+        }
+        if all(value is None for value in given.values()):
             if tbf:
                 ipr.tc("replace", "tbf", index=index, handle="1:", **tbf)
             return
-        netem = {"delay": delay or 0, "jitter": jitter or 0, "loss": loss or 0.0}
+        netem: dict[str, float] = {
+            "delay": op.delay or 0,
+            "jitter": op.jitter or 0,
+            "loss": op.loss or 0.0,
+            "duplicate": op.duplicate or 0.0,
+        }
+        if op.corrupt is not None:
+            netem["prob_corrupt"] = op.corrupt
+        if op.reorder is not None:
+            # As tc does: reordering sends every other packet at once (gap 1).
+            netem.update(prob_reorder=op.reorder, gap=1)
         ipr.tc("replace", "netem", index=index, handle="1:", **netem)
         if tbf:
             ipr.tc("replace", "tbf", index=index, handle="2:", parent="1:", **tbf)

@@ -61,6 +61,7 @@ IPVLAN_MODES = {"l2": 0, "l3": 1, "l3s": 2}
 
 IFA_ADDRESS = 1
 IFA_LOCAL = 2
+IFA_F_NODAD = 0x02
 RTA_DST = 1
 RTA_OIF = 4
 RTA_GATEWAY = 5
@@ -305,13 +306,20 @@ class Rtnl:
         return [parse_route(reply) for reply in self.dump(RTM_GETROUTE, body, "list routes")]
 
     def add_address(self, index: int, address: str, prefixlen: int) -> bool:
-        """Add an IPv4 address; False when the link already has it."""
-        raw = socket.inet_aton(address)
-        body = (
-            _IFADDR.pack(socket.AF_INET, prefixlen, 0, 0, index)
-            + attr(IFA_LOCAL, raw)
-            + attr(IFA_ADDRESS, raw)
-        )
+        """Add an IPv4 or IPv6 address (IPv6 without duplicate address detection: a lab's
+        addresses are planned unique); False when the link already has it."""
+        if ":" in address:
+            raw = socket.inet_pton(socket.AF_INET6, address)
+            body = _IFADDR.pack(socket.AF_INET6, prefixlen, IFA_F_NODAD, 0, index) + attr(
+                IFA_ADDRESS, raw
+            )
+        else:
+            raw = socket.inet_aton(address)
+            body = (
+                _IFADDR.pack(socket.AF_INET, prefixlen, 0, 0, index)
+                + attr(IFA_LOCAL, raw)
+                + attr(IFA_ADDRESS, raw)
+            )
         try:
             self.request(RTM_NEWADDR, NLM_F_CREATE | NLM_F_EXCL, body, f"add address {address}")
         except RtnlError as exc:

@@ -17,6 +17,8 @@ from labplan.model import (
     IoThrottle,
     Labfile,
     Limits,
+    Link,
+    LinkEnd,
     Namespaces,
     Network,
     Node,
@@ -97,7 +99,17 @@ def every_kind_lab() -> Labfile:
             networks=(Attachment("wan", "10.40.0.9", "eth0", "02:42:0a:28:00:09"),),
         ),
     )
-    return Labfile("every-kind", networks=networks, nodes=nodes)
+    links = (
+        Link(
+            ends=(
+                LinkEnd(
+                    "b", "p0", "10.0.12.1/30", "fd00:12::1/64", Shaping(delay=1000, duplicate=1.0)
+                ),
+                LinkEnd("i", "p0", "10.0.12.2/30"),
+            )
+        ),
+    )
+    return Labfile("every-kind", networks=networks, nodes=nodes, links=links)
 
 
 def every_kind_plan() -> Plan:
@@ -195,8 +207,9 @@ def test_it_refuses_unknown_and_missing_keys() -> None:
         ("create_vxlan", "vni", 2**24, "is not a whole number in 1..16777215"),
         ("create_vxlan", "local", "192.0.2.300", "'192.0.2.300' is not an IP address"),
         ("add_fdb_entry", "dst", "far", "'far' is not an IP address"),
-        ("add_address", "address", "10.10.0.1", "is not written canonically as address/prefix"),
-        ("add_address", "address", "10.10.0.1/33", "is not an IPv4 address with prefix"),
+        ("add_address", "address", "10.10.0.1", "is not an IP address with prefix"),
+        ("add_address", "address", "fd00:0::1/64", "is not written canonically as address/prefix"),
+        ("add_address", "address", "10.10.0.1/33", "is not an IP address with prefix"),
         ("add_route", "dst", "10.10.0.1/24", "'10.10.0.1/24' is not an IPv4 network"),
         ("add_route", "via", "2001:db8::1", "is not an IPv4 address"),
         ("set_nat", "subnet", "010.10.0.0/24", "is not an IPv4 network"),
@@ -314,7 +327,7 @@ def test_it_refuses_a_shaping_op_that_shapes_nothing() -> None:
         op.update(rate=None, delay=None, jitter=None, loss=None)
 
     assert refusal(change)[0].endswith(
-        "a shaping op sets at least one of rate, delay, jitter, loss"
+        "a shaping op sets at least one of rate, delay, jitter, loss, duplicate, corrupt, reorder"
     )
 
 

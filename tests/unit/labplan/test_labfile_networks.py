@@ -52,6 +52,7 @@ def test_it_rejects_an_unknown_key_and_lists_the_known_ones(
     tree["networks"]["lan"]["colour"] = "red"
     assert errors(tree) == [
         "networks.lan.colour: unknown key (known keys: driver, subnet, gateway, internal, mtu, "
+        "impairments, "
         "shaping, parent, mode, vni)"
     ]
 
@@ -294,7 +295,11 @@ def test_it_rejects_a_vni_used_twice(tree: dict[str, Any], errors: Errors) -> No
         ({"jitter": "5ms"}, "jitter: jitter needs a delay (add delay, like 20ms)"),
         ({"loss": "101%"}, 'loss: "101%" is out of range: loss must be between 0% and 100%'),
         ({"loss": "half"}, 'loss: "half" is not a percentage (use a percentage like 0.5%)'),
-        ({"burst": 1}, "burst: unknown key (known keys: rate, delay, jitter, loss)"),
+        (
+            {"burst": 1},
+            "burst: unknown key (known keys: rate, delay, jitter, loss, duplicate, corrupt, "
+            "reorder)",
+        ),
     ],
 )
 def test_it_rejects_shaping_that_does_not_parse_or_is_out_of_range(

@@ -28,9 +28,9 @@ def test_it_requires_the_version_and_the_name(errors: Errors) -> None:
 @pytest.mark.parametrize(
     ("version", "message"),
     [
-        (2, "version 2 is not supported; this labmgr reads version 1"),
-        ("1", '"1" is not a version number; write labfile: 1'),
-        (True, "true is not a version number; write labfile: 1"),
+        (3, "version 3 is not supported; this labmgr reads versions 1 and 2"),
+        ("1", '"1" is not a version number; write labfile: 2'),
+        (True, "true is not a version number; write labfile: 2"),
     ],
 )
 def test_it_rejects_other_versions(
@@ -43,7 +43,7 @@ def test_it_rejects_other_versions(
 def test_it_rejects_an_unknown_top_level_key(tree: dict[str, Any], errors: Errors) -> None:
     tree["services"] = {}
     assert errors(tree) == [
-        "services: unknown key (known keys: labfile, name, description, networks, nodes)"
+        "services: unknown key (known keys: labfile, name, description, networks, nodes, links)"
     ]
 
 

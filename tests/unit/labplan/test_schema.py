@@ -17,6 +17,7 @@ from labplan.fields import (
     IO_THROTTLE,
     LABFILE,
     LIMITS,
+    LINK,
     NAMESPACES,
     NETWORK,
     NODE,
@@ -35,19 +36,20 @@ VALIDATOR = jsonschema.Draft202012Validator(
 
 # The keys docs/labfile.md documents, object by object: the contract both must follow.
 DOCUMENTED = {
-    "labfile": ["labfile", "name", "description", "networks", "nodes"],
+    "labfile": ["labfile", "name", "description", "networks", "nodes", "links"],
     "network": [
         "driver",
         "subnet",
         "gateway",
         "internal",
         "mtu",
+        "impairments",
         "shaping",
         "parent",
         "mode",
         "vni",
     ],
-    "shaping": ["rate", "delay", "jitter", "loss"],
+    "shaping": ["rate", "delay", "jitter", "loss", "duplicate", "corrupt", "reorder"],
     "node": [
         "host",
         "hostname",
@@ -67,8 +69,9 @@ DOCUMENTED = {
     "limits": ["cpus", "cpu_weight", "memory", "memory_swap", "pids", "io_weight", "io"],
     "io": ["device", "rbps", "wbps", "riops", "wiops"],
     "namespaces": ["mnt", "uts", "ipc", "pid", "cgroup", "user"],
-    "attachment": ["ipv4", "ifname", "mac"],
+    "attachment": ["ipv4", "ifname", "mac", "impairments"],
     "route": ["dst", "via"],
+    "link": ["endpoints", "ipv4", "ipv6", "mtu", "impairments"],
 }
 
 
@@ -87,6 +90,7 @@ def schema_objects() -> dict[str, dict[str, Any]]:
         "namespaces": node["properties"]["namespaces"],
         "attachment": node["properties"]["networks"]["additionalProperties"],
         "route": node["properties"]["routes"]["items"],
+        "link": top["properties"]["links"]["items"],
     }
 
 
@@ -100,6 +104,7 @@ SPECS: dict[str, ObjectSpec] = {
     "namespaces": NAMESPACES,
     "attachment": ATTACHMENT,
     "route": ROUTE,
+    "link": LINK,
 }
 
 
@@ -134,7 +139,9 @@ def test_every_shipped_example_passes_the_schema(example: Path) -> None:
         (("networks", "lan", "mtu"), 40),
         (("nodes", "web", "limits", "memory"), "12Q"),
         (("nodes", "web", "networks", "lan", "ifname"), "lo"),
-        (("labfile",), 2),
+        (("labfile",), 3),
+        (("links",), [{"endpoints": ["web:eth1"]}]),
+        (("links",), [{"endpoints": ["web:eth1", "db:eth1"], "ipv4": ["10.1.2.1"]}]),
     ],
 )
 def test_the_schema_refuses_what_the_validator_refuses(

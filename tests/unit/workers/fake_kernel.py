@@ -254,6 +254,19 @@ class FakeDriver:
         self._call()
         self._need(netns, ifname).up = True
 
+    def ensure_peer_link(self, op: ops.CreatePeerLink) -> bool:
+        self._call()
+        if (op.netns, op.ifname) in self.k.links:
+            return False
+        for netns in (op.netns, op.peer_netns):
+            if netns not in self.k.netns:
+                raise FakeKernelError(f"no netns {netns}")
+        first = FakeLink(op.netns, op.ifname, "veth", peer=(op.peer_netns, op.peer_ifname))
+        second = FakeLink(op.peer_netns, op.peer_ifname, "veth", peer=(op.netns, op.ifname))
+        self.k.links[(op.netns, op.ifname)] = first
+        self.k.links[(op.peer_netns, op.peer_ifname)] = second
+        return True
+
     def ensure_address(self, netns: str | None, ifname: str, address: str) -> None:
         self._call()
         link = self._need(netns, ifname)

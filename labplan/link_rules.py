@@ -1,0 +1,216 @@
+"""Validation rules about point-to-point links (labfile 2 `links`): their endpoints, the
+interfaces they take in each node, their addresses and subnets, and their impairments.
+Used by `labplan.rules`, before the nodes are checked, so that a node's own interface
+names and routes are checked against the links it has.
+
+Input is the converted tree of `labplan.structure`, where a value that already failed is
+INVALID; rules that depend on such a value are skipped rather than reported twice.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from labplan.drivers import DRIVERS
+from labplan.model import Link, LinkEnd, Network, Shaping
+from labplan.network_rules import impairments
+from labplan.structure import INVALID, Checker, check_ifname
+from labplan.units import UnitError
+
+Interface = ipaddress.IPv4Interface | ipaddress.IPv6Interface
+Subnet = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+@dataclass
+class Links:
+    """The lab's valid links, and what each node's own checks need of them."""
+
+    valid: list[Link] = field(default_factory=list)
+    # node -> ifname -> the path of the link that takes it ("links.0")
+    ifnames: dict[str, dict[str, str]] = field(default_factory=dict)
+    # node -> the subnets its link ends are on, for the `via` of its routes
+    subnets: dict[str, list[tuple[str, Subnet]]] = field(default_factory=dict)
+
+
+def check_links(
+    checker: Checker,
+    raw: Any,
+    nodes: Mapping[str, Any],
+    networks: Mapping[str, Network],
+) -> Links:
+    """Every link of the lab checked; `nodes` are the raw nodes, `networks` the valid
+    networks (for the subnets a link's must not overlap)."""
+    links = Links()
+    if raw is INVALID or not raw:
+        return links
+    ends: dict[str, str] = {}  # endpoint -> the path of the link it is an end of
+    subnets: list[tuple[Subnet, str]] = [
+        (ipaddress.ip_network(n.subnet), f"network {n.name}")
+        for n in networks.values()
+        if n.subnet is not None
+    ]
+    for index, entry in enumerate(raw):
+        path = f"links.{index}"
+        if entry is INVALID:
+            continue
+        link = _link(checker, path, entry, nodes, networks, ends, subnets)
+        if link is None:
+            continue
+        links.valid.append(link)
+        for end in link.ends:
+            links.ifnames.setdefault(end.node, {})[end.ifname] = path
+            for address in (end.ipv4, end.ipv6):
+                if address is not None:
+                    network = ipaddress.ip_interface(address).network
+                    links.subnets.setdefault(end.node, []).append((path, network))
+    return links
+
+
+def _link(
+    checker: Checker,
+    path: str,
+    raw: Any,
+    nodes: Mapping[str, Any],
+    networks: Mapping[str, Network],
+    ends: dict[str, str],
+    subnets: list[tuple[Subnet, str]],
+) -> Link | None:
+    before = checker.count
+    endpoints = raw.get("endpoints")
+    if endpoints is None or endpoints is INVALID or INVALID in endpoints:
+        return None
+    parsed = [
+        _endpoint(checker, f"{path}.endpoints.{i}", e, nodes, networks)
+        for i, e in enumerate(endpoints)
+    ]
+    if endpoints[0] == endpoints[1]:
+        checker.error(
+            f"{path}.endpoints.1", f"{endpoints[1]} is already the other end of this link"
+        )
+    for i, endpoint in enumerate(endpoints):
+        taken = ends.setdefault(endpoint, path)
+        if taken != path:
+            checker.error(f"{path}.endpoints.{i}", f"{endpoint} is already an end of {taken}")
+    addresses = {
+        family: _addresses(checker, f"{path}.{family}", raw.get(family), subnets, path)
+        for family in ("ipv4", "ipv6")
+    }
+    by_end = _impairments(checker, f"{path}.impairments", raw.get("impairments"), endpoints)
+    if checker.count > before or None in parsed or INVALID in raw.values():
+        return None
+    v4, v6 = addresses["ipv4"], addresses["ipv6"]
+    made = tuple(
+        LinkEnd(
+            node=node,
+            ifname=ifname,
+            ipv4=v4[i] if v4 else None,
+            ipv6=v6[i] if v6 else None,
+            impairments=by_end.get(endpoints[i], by_end.get("")),
+        )
+        for i, (node, ifname) in enumerate(p for p in parsed if p is not None)
+    )
+    return Link(ends=(made[0], made[1]), mtu=raw.get("mtu", 1500))
+
+
+def _endpoint(
+    checker: Checker,
+    path: str,
+    endpoint: str,
+    nodes: Mapping[str, Any],
+    networks: Mapping[str, Network],
+) -> tuple[str, str] | None:
+    node, _, ifname = endpoint.partition(":")
+    if node not in nodes:
+        known = ", ".join(sorted(nodes)) or "none yet"
+        checker.error(path, f"{node} is not a node of this lab (nodes: {known})")
+        return None
+    try:
+        check_ifname(ifname)
+    except UnitError as error:
+        checker.error(path, str(error))
+        return None
+    raw = nodes[node]
+    attached = raw.get("networks", {}) if isinstance(raw, Mapping) else {}
+    for name in attached if isinstance(attached, Mapping) else ():
+        network = networks.get(name)
+        if network is not None and DRIVERS[network.driver].shares_host_netns:
+            checker.error(
+                path,
+                f"{node} is on the {network.driver} network {name}, in the host's network "
+                "namespace: a link needs a node with a namespace of its own",
+            )
+            return None
+    return node, ifname
+
+
+def _addresses(
+    checker: Checker,
+    path: str,
+    raw: Any,
+    subnets: list[tuple[Subnet, str]],
+    link: str,
+) -> list[str] | None:
+    """The two ends' addresses, in one subnet that no network or other link of the lab
+    overlaps; None when not given or after an error."""
+    if raw is None or raw is INVALID or INVALID in raw:
+        return None
+    first, second = (ipaddress.ip_interface(a) for a in raw)
+    before = checker.count
+    for i, interface in enumerate((first, second)):
+        if problem := _host_problem(interface):
+            checker.error(f"{path}.{i}", problem)
+    if checker.count == before:
+        if second.network != first.network:
+            checker.error(
+                f"{path}.1",
+                f"{second} is not in the subnet of the other end, {first.network}: both "
+                "ends of a link are in one subnet",
+            )
+        elif second.ip == first.ip:
+            checker.error(f"{path}.1", f"{second.ip} is already the other end's address")
+    if checker.count > before:
+        return None
+    network = first.network
+    for other, owner in subnets:
+        if other.version == network.version and other.overlaps(network):
+            checker.error(path, f"{network} overlaps the subnet of {owner} ({other})")
+            return None
+    subnets.append((network, link))
+    return [str(first), str(second)]
+
+
+def _host_problem(interface: Interface) -> str:
+    network = interface.network
+    host_bits = network.max_prefixlen - network.prefixlen
+    if host_bits == 0:
+        wider = f"/{network.prefixlen - 2} or a /{network.prefixlen - 1}"
+        return f"{interface} leaves no room for the other end (use a {wider})"
+    if host_bits == 1:
+        return ""  # a point-to-point subnet: both addresses are hosts (RFC 3021, RFC 6164)
+    if interface.ip == network.network_address:
+        return f"{interface.ip} is the network address of {network}"
+    if interface.version == 4 and interface.ip == network.broadcast_address:
+        return f"{interface.ip} is the broadcast address of {network}"
+    return ""
+
+
+def _impairments(checker: Checker, path: str, raw: Any, endpoints: list[str]) -> dict[str, Shaping]:
+    """Endpoint -> the impairments of what it sends ("": both ends)."""
+    if raw is None or raw is INVALID:
+        return {}
+    result: dict[str, Shaping] = {}
+    for key, spec in raw.items():
+        item_path = path if key == "" else f"{path}.{key}"
+        if key and key not in endpoints:
+            checker.error(
+                item_path,
+                f"{key} is not an end of this link (its ends: {', '.join(endpoints)})",
+            )
+            continue
+        shaping = impairments(checker, item_path, spec)
+        if shaping is not None and shaping is not INVALID:
+            result[key] = shaping
+    return result
