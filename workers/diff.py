@@ -2,7 +2,7 @@
 what the next one no longer has, so that re-applying it touches only the difference.
 
 Each node owns the ops about its netns, cgroup and host-side veths, its point-to-point links
-(with the node at the other end), and its spawn; each
+(as the node at the other end does), and its spawn; each
 network owns its bridge (with the bridge's address, shaping, firewall rules) and its
 VXLAN with the FDB entries. A node is kept (same process, same links) when its own ops
 are equal in both plans, apart from its /etc/hosts lines, which are rewritten in place,
@@ -41,9 +41,6 @@ class _Parts:
     networks: dict[str, list[ops.Op]] = field(default_factory=dict)  # by bridge name
     links: dict[str, tuple[str, ...]] = field(default_factory=dict)  # bridge -> its links
     joins: dict[str, set[str]] = field(default_factory=dict)  # node -> links it hangs on
-    # node -> the nodes at the other end of its point-to-point links: the pair goes when
-    # either namespace goes, so one replaced means both are.
-    peers: dict[str, set[str]] = field(default_factory=dict)
     firewall: set[ops.Op] = field(default_factory=set)
     hosts: dict[str, tuple[tuple[str, str], ...]] = field(default_factory=dict)
 
@@ -87,12 +84,11 @@ def _split(plan: ops.HostPlan) -> _Parts:
         parts.hosts[op.node] = op.hosts
     for op in plan.ops:
         if isinstance(op, ops.CreatePeerLink):
-            ends = [by_netns.get(op.netns), by_netns.get(op.peer_netns)]
-            for end, other in (ends, ends[::-1]):
+            # A changed link is made again with both its ends. A node replaced takes the
+            # pair with its namespace; the apply makes it again, into the kept other end.
+            for end in dict.fromkeys((by_netns.get(op.netns), by_netns.get(op.peer_netns))):
                 if end is not None:
                     parts.nodes[end].append(op)
-                    if other is not None and other != end:
-                        parts.peers.setdefault(end, set()).add(other)
             continue
         node = _node_of(op, by_netns, by_cgroup, by_veth)
         if node is not None:
@@ -179,12 +175,6 @@ def diff(previous: ops.HostPlan, current: ops.HostPlan) -> HostDiff:
         same = old.nodes[node] == new.nodes[node] and not (old.joins[node] & broken)
         (kept if same else replaced).append(node)
     removed = sorted(set(old.nodes) - set(new.nodes))
-    # A kept node whose link peer goes loses its end of the link with it: it goes too.
-    gone = {*replaced, *removed}
-    while lost := [n for n in kept if old.peers.get(n, set()) & gone]:
-        kept = [n for n in kept if n not in lost]
-        replaced = sorted([*replaced, *lost])
-        gone.update(lost)
     hosts_changed = tuple(new.objects[n] for n in kept if old.hosts[n] != new.hosts[n])
     return HostDiff(
         kept=tuple(kept),

@@ -83,3 +83,80 @@ def _result(executor: Any, token: str) -> Any:
 
     record, nodes, _ = status(executor, token)
     return ApplyResult(token, record.lab, "local", 0.0, nodes)
+
+
+LINKED: dict[str, Any] = {
+    "labfile": 2,
+    "name": "relinked",
+    "nodes": {"r1": {}, "r2": {}, "r3": {}},
+    "links": [
+        {"endpoints": ["r1:eth1", "r2:eth1"], "ipv4": ["10.251.12.1/30", "10.251.12.2/30"]},
+        {"endpoints": ["r2:eth2", "r3:eth1"], "ipv4": ["10.251.23.1/30", "10.251.23.2/30"]},
+    ],
+}
+
+
+def test_a_redeploy_remakes_a_link_into_the_node_that_stays(data_dir: Path) -> None:
+    deployment = new_deployment()
+    token = naming.deployment_token(deployment)
+    sent: list[tuple[str, dict[str, Any]]] = []
+    executor = kernel_executor(data_dir)
+    agent = Agent(executor, lambda task, kwargs: sent.append((task, kwargs)), "local")
+
+    def apply(data: dict[str, Any], task_id: str, previous: Any = None) -> dict[str, Any]:
+        plan = compile_dict(data, deployment)
+        agent.run(task_id, "apply", {"deployment": deployment, "plan": plan, "previous": previous})
+        result = sent[-1][1]
+        assert result["ok"] is True, result["error"]
+        return {n["name"]: n for n in result["nodes"]}
+
+    try:
+        before = apply(LINKED, "l1")
+        edited = copy.deepcopy(LINKED)
+        edited["nodes"]["r1"] = {"environment": {"ROLE": "new"}}
+        edited["links"][1]["mtu"] = 9000
+
+        after = apply(edited, "l2", previous=compile_dict(LINKED, deployment))
+
+        # r1 is new; r2 and r3 are remade for their changed link; the link r2 had with
+        # r1 is made again into r2's namespace and carries traffic.
+        assert after["r1"]["pid"] != before["r1"]["pid"]
+        lab = Lab(executor, token, _result(executor, token))
+        assert lab.ping("r2", "10.251.12.1") and lab.ping("r3", "10.251.23.1")
+        assert "mtu 9000" in lab.run("r3", "ip", "link", "show", "eth1").stdout
+    finally:
+        agent.run("l3", "destroy", {"deployment": deployment, "token": token})
+    assert sent[-1][1]["ok"] is True
+    assert leftovers(token) == []
+
+
+def test_a_redeploy_keeps_the_far_end_of_a_remade_node_running(data_dir: Path) -> None:
+    deployment = new_deployment()
+    token = naming.deployment_token(deployment)
+    sent: list[tuple[str, dict[str, Any]]] = []
+    executor = kernel_executor(data_dir)
+    agent = Agent(executor, lambda task, kwargs: sent.append((task, kwargs)), "local")
+
+    def apply(data: dict[str, Any], task_id: str, previous: Any = None) -> dict[str, Any]:
+        plan = compile_dict(data, deployment)
+        agent.run(task_id, "apply", {"deployment": deployment, "plan": plan, "previous": previous})
+        result = sent[-1][1]
+        assert result["ok"] is True, result["error"]
+        return {n["name"]: n for n in result["nodes"]}
+
+    try:
+        before = apply(LINKED, "k1")
+        edited = copy.deepcopy(LINKED)
+        edited["nodes"]["r1"] = {"limits": {"pids": 64}}
+
+        after = apply(edited, "k2", previous=compile_dict(LINKED, deployment))
+
+        assert after["r1"]["pid"] != before["r1"]["pid"]
+        assert after["r2"]["pid"] == before["r2"]["pid"]  # kept: its end is made again
+        lab = Lab(executor, token, _result(executor, token))
+        assert lab.ping("r2", "10.251.12.1")
+        assert "10.251.12.2/30" in lab.run("r2", "ip", "addr", "show", "eth1").stdout
+    finally:
+        agent.run("k3", "destroy", {"deployment": deployment, "token": token})
+    assert sent[-1][1]["ok"] is True
+    assert leftovers(token) == []

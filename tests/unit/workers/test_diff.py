@@ -85,3 +85,35 @@ def test_a_removed_node_is_pruned_with_its_links() -> None:
 
     assert change.removed == ("c",) and change.kept == ("a", "b")
     assert [n.veths for n in change.stale_nodes] == [("lm3-v2x0",)]
+
+
+CHAIN: dict[str, Any] = {
+    "labfile": 2,
+    "name": "chain",
+    "nodes": {"r1": {}, "r2": {}, "r3": {}, "r4": {}},
+    "links": [
+        {"endpoints": ["r1:eth1", "r2:eth1"], "ipv4": ["10.0.12.1/30", "10.0.12.2/30"]},
+        {"endpoints": ["r2:eth2", "r3:eth1"]},
+        {"endpoints": ["r3:eth2", "r4:eth1"]},
+    ],
+}
+
+
+def test_a_node_replaced_takes_the_other_end_of_its_links_with_it() -> None:
+    edited = copy.deepcopy(CHAIN)
+    edited["nodes"]["r1"] = {"limits": {"pids": 9}}
+
+    change = diff(host_plan(CHAIN), host_plan(edited))
+
+    # r1's namespace goes, and with it the pair r2 has an end of: the apply makes the pair
+    # again into r2, which keeps running, as r3 and r4 do.
+    assert change.replaced == ("r1",) and change.kept == ("r2", "r3", "r4")
+
+
+def test_a_changed_link_replaces_both_its_ends_only() -> None:
+    edited = copy.deepcopy(CHAIN)
+    edited["links"][2]["mtu"] = 9000
+
+    change = diff(host_plan(CHAIN), host_plan(edited))
+
+    assert change.replaced == ("r3", "r4") and change.kept == ("r1", "r2")
