@@ -1,5 +1,5 @@
-"""Admin of labs. Networks, nodes and attachments are shown, never edited row by row: a
-lab changes as a whole labfile (import, "Edit labfile"), so its rows always validate."""
+"""Admin of labs. Networks, nodes, attachments and links are shown, never edited row by
+row: a lab changes as a whole labfile (import, "Edit labfile"), so its rows always validate."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from labmgr.labs import selectors, services
 from labmgr.labs.choices import LabfileFormat
 from labmgr.labs.downloads import labfile_download
 from labmgr.labs.forms import LabfileTextForm, LabImportForm
-from labmgr.labs.models import Attachment, Lab, Network, Node
+from labmgr.labs.models import Attachment, Lab, Link, Network, Node
 from labplan.errors import LabfileError
 
 
@@ -45,6 +45,7 @@ class NetworkInline(ViewOnlyMixin, admin.TabularInline[Network, Lab]):
         "gateway",
         "internal",
         "mtu",
+        "shaping",
         "parent",
         "mode",
         "vni",
@@ -70,19 +71,51 @@ class NodeInline(ViewOnlyMixin, admin.TabularInline[Node, Lab]):
 
 class AttachmentInline(ViewOnlyMixin, admin.TabularInline[Attachment, Network]):
     model = Attachment
-    fields = readonly_fields = ("position", "node", "network", "ipv4", "ifname", "mac")
+    fields = readonly_fields = (
+        "position",
+        "node",
+        "network",
+        "ipv4",
+        "ifname",
+        "mac",
+        "impairments",
+    )
     extra = 0
+
+
+# Both ends of a link, as the labfile says them: node:ifname, addresses, impairments sent.
+_LINK_FIELDS = (
+    "position",
+    "endpoint_a",
+    "ipv4_a",
+    "ipv6_a",
+    "impairments_a",
+    "endpoint_b",
+    "ipv4_b",
+    "ipv6_b",
+    "impairments_b",
+    "mtu",
+)
+
+
+class LinkInline(ViewOnlyMixin, admin.TabularInline[Link, Lab]):
+    model = Link
+    fields = readonly_fields = _LINK_FIELDS
+    extra = 0
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Link]:
+        return super().get_queryset(request).select_related("node_a", "node_b")
 
 
 @admin.register(Lab)
 class LabAdmin(admin.ModelAdmin[Lab]):
-    list_display = ["name", "owner", "network_count", "node_count", "updated"]
+    list_display = ["name", "owner", "version", "network_count", "node_count", "updated"]
     list_filter = ["shared_with", "created", "updated"]
     search_fields = ["name", "description", "owner__username"]
-    fields = ["name", "owner", "description", "shared_with", "created", "updated"]
-    readonly_fields = ["name", "owner", "created", "updated"]
+    fields = ["name", "owner", "version", "description", "shared_with", "created", "updated"]
+    readonly_fields = ["name", "owner", "version", "created", "updated"]
     filter_horizontal = ["shared_with"]
-    inlines = [NetworkInline, NodeInline]
+    inlines = [NetworkInline, NodeInline, LinkInline]
     # No bulk delete: deleting a lab is refused while it has a live deployment.
     actions = None
 
@@ -254,3 +287,11 @@ class AttachmentAdmin(ViewOnlyMixin, admin.ModelAdmin[Attachment]):
     list_filter = ["network__driver"]
     search_fields = ["node__name", "network__name", "ipv4", "mac", "node__lab__name"]
     list_select_related = ["node__lab", "network__lab"]
+
+
+@admin.register(Link)
+class LinkAdmin(ViewOnlyMixin, admin.ModelAdmin[Link]):
+    list_display = ["lab", "position", "endpoint_a", "endpoint_b", "mtu"]
+    fields = readonly_fields = ("lab", *_LINK_FIELDS)
+    search_fields = ["lab__name", "node_a__name", "node_b__name", "ifname_a", "ifname_b"]
+    list_select_related = ["lab", "node_a", "node_b"]

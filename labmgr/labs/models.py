@@ -1,4 +1,5 @@
-"""A lab as rows: the lab, its networks, its nodes and each node's attachments.
+"""A lab as rows: the lab, its networks, its nodes, each node's attachments and the
+point-to-point links between nodes.
 
 Rows hold the normalised labfile's values (every default applied, addresses resolved),
 written and read only through `labmgr.labs.spec`. An empty string or NULL in an option
@@ -28,6 +29,9 @@ class Lab(models.Model):
     # listed under 200 ms). Text, not JSONField: PostgreSQL's jsonb would lose the key
     # order of docs/labfile.md.
     document = models.TextField(blank=True, default="", editable=False)
+    # The labfile version of the rows: 1 unless the lab uses what only labfile 2 says
+    # (links, an attachment's impairments, duplicate/corrupt/reorder), as labplan decides.
+    version = models.PositiveSmallIntegerField(default=1, editable=False)
     created = models.DateTimeField(auto_now_add=True)
     updated = models.DateTimeField(auto_now=True)
 
@@ -62,7 +66,8 @@ class Network(models.Model):
     gateway = models.CharField(max_length=15, blank=True, default="")
     internal = models.BooleanField(null=True, blank=True)
     mtu = models.PositiveIntegerField(null=True, blank=True)
-    # {"rate": "10mbit", "delay": "20ms", "jitter": "5ms", "loss": "0.5%"}, as exported.
+    # The network's impairments (labfile 1: `shaping`) as exported: {"rate": "10mbit",
+    # "delay": "20ms", "jitter": "5ms", "loss": "0.5%", "duplicate": "1%", ...}.
     shaping = models.JSONField(null=True, blank=True)
     parent = models.CharField(max_length=64, blank=True, default="")
     mode = models.CharField(max_length=16, blank=True, default="")
@@ -120,6 +125,8 @@ class Attachment(models.Model):
     ipv4 = models.GenericIPAddressField(protocol="IPv4", null=True, blank=True)
     ifname = models.CharField(max_length=15, blank=True, default="")
     mac = models.CharField(max_length=17, blank=True, default="")
+    # This attachment's own impairments, as exported; NULL: the network's.
+    impairments = models.JSONField(null=True, blank=True)
 
     class Meta:
         ordering = ["node_id", "position"]
@@ -134,3 +141,43 @@ class Attachment(models.Model):
 
     def __str__(self) -> str:
         return f"{self.node} @ {self.network.name}"
+
+
+class Link(models.Model):
+    """A point-to-point link of a lab (labfile 2 `links`): a veth pair between an
+    interface of node A and one of node B, in the labfile's order. Each end holds its
+    address in interface form ("10.0.12.1/30", "" for none) and the impairments of what
+    it sends, as exported (NULL for none)."""
+
+    lab = models.ForeignKey(Lab, on_delete=models.CASCADE, related_name="links")
+    position = models.PositiveSmallIntegerField()
+    node_a = models.ForeignKey(Node, on_delete=models.CASCADE, related_name="links_as_a")
+    ifname_a = models.CharField(max_length=15)
+    ipv4_a = models.CharField(max_length=18, blank=True, default="")
+    ipv6_a = models.CharField(max_length=43, blank=True, default="")
+    impairments_a = models.JSONField(null=True, blank=True)
+    node_b = models.ForeignKey(Node, on_delete=models.CASCADE, related_name="links_as_b")
+    ifname_b = models.CharField(max_length=15)
+    ipv4_b = models.CharField(max_length=18, blank=True, default="")
+    ipv6_b = models.CharField(max_length=43, blank=True, default="")
+    impairments_b = models.JSONField(null=True, blank=True)
+    mtu = models.PositiveIntegerField(default=1500)
+
+    class Meta:
+        ordering = ["lab_id", "position"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["lab", "position"], name="labs_link_unique_lab_position"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.lab.name}/{self.endpoint_a} - {self.endpoint_b}"
+
+    @property
+    def endpoint_a(self) -> str:
+        return f"{self.node_a.name}:{self.ifname_a}"
+
+    @property
+    def endpoint_b(self) -> str:
+        return f"{self.node_b.name}:{self.ifname_b}"

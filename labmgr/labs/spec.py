@@ -12,15 +12,16 @@ from typing import Any
 
 from django.db.models import Prefetch
 
-from labmgr.labs.models import Attachment, Lab, Network, Node
+from labmgr.labs.models import Attachment, Lab, Link, Network, Node
 from labplan import labfile as labfile_module
-from labplan.model import LABFILE_VERSION, Labfile
+from labplan.model import Labfile
 
 # Network options held in string columns, "" meaning absent.
 _NETWORK_TEXT_OPTIONS = ("subnet", "gateway", "parent", "mode")
-# Network options held in nullable columns, NULL meaning absent.
+# Network options held in nullable columns, NULL meaning absent. A network's impairments
+# are one column under either name: labfile 1 says `shaping`, labfile 2 `impairments`.
 _NETWORK_NULL_OPTIONS = ("internal", "mtu", "shaping", "vni")
-_NETWORK_KEYS = frozenset({"driver", *_NETWORK_TEXT_OPTIONS, *_NETWORK_NULL_OPTIONS})
+_NETWORK_KEYS = frozenset({"driver", "impairments", *_NETWORK_TEXT_OPTIONS, *_NETWORK_NULL_OPTIONS})
 _NODE_KEYS = frozenset(
     {
         "host",
@@ -39,25 +40,32 @@ _NODE_KEYS = frozenset(
         "routes",
     }
 )
-_ATTACHMENT_KEYS = frozenset({"ipv4", "ifname", "mac"})
+_ATTACHMENT_KEYS = frozenset({"ipv4", "ifname", "mac", "impairments"})
+_LINK_KEYS = frozenset({"endpoints", "ipv4", "ipv6", "mtu", "impairments"})
 
 
 def lab_to_tree(lab: Lab) -> dict[str, Any]:
-    """The lab's rows as a labfile tree (not yet validated), read fresh in 3 queries."""
+    """The lab's rows as a labfile tree (not yet validated) of the lab's own version,
+    read fresh in 4 queries."""
     attachments = Attachment.objects.select_related("network").order_by("position")
     nodes = Node.objects.filter(lab=lab).order_by("name")
-    return {
-        "labfile": LABFILE_VERSION,
+    tree: dict[str, Any] = {
+        "labfile": lab.version,
         "name": lab.name,
         "description": lab.description,
         "networks": {
-            n.name: _network_tree(n) for n in Network.objects.filter(lab=lab).order_by("name")
+            n.name: _network_tree(n, lab.version)
+            for n in Network.objects.filter(lab=lab).order_by("name")
         },
         "nodes": {
             node.name: _node_tree(node)
             for node in nodes.prefetch_related(Prefetch("attachments", queryset=attachments))
         },
     }
+    if lab.version >= 2:
+        links = Link.objects.filter(lab=lab).select_related("node_a", "node_b")
+        tree["links"] = [_link_tree(link) for link in links.order_by("position")]
+    return tree
 
 
 def lab_to_labfile(lab: Lab) -> Labfile:
@@ -80,11 +88,14 @@ def lab_refresh_document(lab: Lab) -> None:
 
 
 def labfile_to_rows(*, lab: Lab, labfile: Labfile) -> None:
-    """Create the rows of `labfile`'s networks, nodes and attachments under `lab`.
+    """Create the rows of `labfile`'s networks, nodes, attachments and links under `lab`,
+    and record its labfile version on the lab.
 
     The lab must have no networks or nodes yet; callers replace them inside a transaction.
     """
     document = labfile_module.dump(labfile)
+    lab.version = int(document["labfile"])
+    lab.save(update_fields=["version"])
     networks = Network.objects.bulk_create(
         _network_row(lab, name, tree) for name, tree in (document.get("networks") or {}).items()
     )
@@ -100,16 +111,21 @@ def labfile_to_rows(*, lab: Lab, labfile: Labfile) -> None:
             (node_trees[node.name].get("networks") or {}).items()
         )
     )
+    node_by_name = {node.name: node for node in nodes}
+    Link.objects.bulk_create(
+        _link_row(lab, position, tree, node_by_name)
+        for position, tree in enumerate(document.get("links") or [])
+    )
 
 
-def _network_tree(network: Network) -> dict[str, Any]:
+def _network_tree(network: Network, version: int) -> dict[str, Any]:
     tree: dict[str, Any] = {"driver": network.driver}
     for key in _NETWORK_TEXT_OPTIONS:
         if value := getattr(network, key):
             tree[key] = value
     for key in _NETWORK_NULL_OPTIONS:
         if (value := getattr(network, key)) is not None:
-            tree[key] = value
+            tree["impairments" if key == "shaping" and version >= 2 else key] = value
     return tree
 
 
@@ -144,6 +160,28 @@ def _attachment_tree(attachment: Attachment) -> dict[str, Any]:
         tree["ifname"] = attachment.ifname
     if attachment.mac:
         tree["mac"] = attachment.mac
+    if attachment.impairments is not None:
+        tree["impairments"] = dict(attachment.impairments)
+    return tree
+
+
+def _link_tree(link: Link) -> dict[str, Any]:
+    # The export's own shape: one set of impairments when both ends send alike, else a
+    # set per sending end.
+    ends = [
+        (link.endpoint_a, link.ipv4_a, link.ipv6_a, link.impairments_a),
+        (link.endpoint_b, link.ipv4_b, link.ipv6_b, link.impairments_b),
+    ]
+    tree: dict[str, Any] = {"endpoints": [end[0] for end in ends]}
+    for family, column in (("ipv4", 1), ("ipv6", 2)):
+        if all(end[column] for end in ends):
+            tree[family] = [end[column] for end in ends]
+    tree["mtu"] = link.mtu
+    if link.impairments_a == link.impairments_b:
+        if link.impairments_a is not None:
+            tree["impairments"] = dict(link.impairments_a)
+    else:
+        tree["impairments"] = {end[0]: dict(end[3]) for end in ends if end[3] is not None}
     return tree
 
 
@@ -154,6 +192,8 @@ def _network_row(lab: Lab, name: str, tree: dict[str, Any]) -> Network:
         setattr(row, key, "" if tree.get(key) is None else str(tree[key]))
     for key in _NETWORK_NULL_OPTIONS:
         setattr(row, key, tree.get(key))
+    if "impairments" in tree:
+        row.shaping = tree["impairments"]
     return row
 
 
@@ -193,6 +233,35 @@ def _attachment_row(
         ipv4=tree.get("ipv4") or None,
         ifname=tree.get("ifname") or "",
         mac=tree.get("mac") or "",
+        impairments=tree.get("impairments"),
+    )
+
+
+def _link_row(lab: Lab, position: int, tree: dict[str, Any], nodes: dict[str, Node]) -> Link:
+    _check_keys(f"links.{position}", tree, _LINK_KEYS)
+    (node_a, ifname_a), (node_b, ifname_b) = (e.split(":", 1) for e in tree["endpoints"])
+    ipv4 = tree.get("ipv4") or ["", ""]
+    ipv6 = tree.get("ipv6") or ["", ""]
+    impairments = tree.get("impairments")
+    if impairments is None or any(":" in key for key in impairments):
+        by_end = impairments or {}
+        sent = [by_end.get(endpoint) for endpoint in tree["endpoints"]]
+    else:
+        sent = [impairments, impairments]
+    return Link(
+        lab=lab,
+        position=position,
+        node_a=nodes[node_a],
+        ifname_a=ifname_a,
+        ipv4_a=ipv4[0],
+        ipv6_a=ipv6[0],
+        impairments_a=sent[0],
+        node_b=nodes[node_b],
+        ifname_b=ifname_b,
+        ipv4_b=ipv4[1],
+        ipv6_b=ipv6[1],
+        impairments_b=sent[1],
+        mtu=tree["mtu"],
     )
 
 

@@ -15,6 +15,19 @@ from labmgr.deployments.models import Deployment
 from labmgr.deployments.services import deployment_create
 from labmgr.hosts.models import Host
 from labmgr.labs.models import Lab
+from labmgr.labs.services import lab_import
+
+TWO_ROUTERS = """\
+labfile: 2
+name: pair
+nodes: {r1: {}, r2: {}}
+links:
+  - endpoints: [r1:eth1, r2:eth1]
+    ipv4: [10.0.12.1/30, 10.0.12.2/30]
+    ipv6: ["fd00:12::1/64", "fd00:12::2/64"]
+    mtu: 9000
+    impairments: {r1:eth1: {delay: 5ms}}
+"""
 
 
 @pytest.fixture
@@ -35,6 +48,7 @@ def deployment(alice_lab: Lab, alice: User) -> Deployment:
         "labs/network",
         "labs/node",
         "labs/attachment",
+        "labs/link",
         "hosts/host",
         "deployments/deployment",
         "deployments/deploymentstep",
@@ -62,6 +76,15 @@ def test_the_lab_page_shows_inlines_and_the_labfile_buttons(
         assert text in page
 
 
+def test_the_lab_page_shows_its_links(admin_client_: Client, alice: User) -> None:
+    lab = lab_import(owner=alice, text=TWO_ROUTERS)
+    page = admin_client_.get(f"/admin/labs/lab/{lab.pk}/change/").content.decode()
+    for text in ("r1:eth1", "r2:eth1", "10.0.12.1/30", "fd00:12::2/64", "9000", "5ms"):
+        assert text in page
+    link = lab.links.get()
+    assert admin_client_.get(f"/admin/labs/link/{link.pk}/change/").status_code == 200
+
+
 @pytest.mark.parametrize("path", ["labs/node", "labs/network", "deployments/deployment"])
 def test_view_only_pages_render(
     admin_client_: Client, alice_lab: Lab, deployment: Deployment, path: str
@@ -86,6 +109,8 @@ def test_the_description_and_groups_are_saved_through_the_service(
             "networks-INITIAL_FORMS": "1",
             "nodes-TOTAL_FORMS": "0",
             "nodes-INITIAL_FORMS": "2",
+            "links-TOTAL_FORMS": "0",
+            "links-INITIAL_FORMS": "0",
         },
     )
     assert response.status_code == 302, response.content.decode()[:2000]
