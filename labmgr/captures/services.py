@@ -219,13 +219,16 @@ def _require_change(actor: User, deployment: Deployment) -> None:
 
 
 def node_interfaces(deployment: Deployment, node: str) -> list[str] | None:
-    """The interfaces the lab gives a node (not a host network's: those are the host's);
-    None when the deployment has no such node."""
+    """The interfaces the lab gives a node: its networks' (not a host network's: those are
+    the host's), then its ends of point-to-point links; None when the deployment has no
+    such node."""
     lab = labfile_module.validate(deployment.labfile)
     found = next((n for n in lab.nodes if n.name == node), None)
     if found is None:
         return None
-    return [a.ifname for a in found.networks if a.ifname is not None]
+    attached = [a.ifname for a in found.networks if a.ifname is not None]
+    linked = [end.ifname for link in lab.links for end in link.ends if end.node == node]
+    return attached + linked
 
 
 def _check_interface(deployment: Deployment, node: str, interface: str) -> None:

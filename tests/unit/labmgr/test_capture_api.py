@@ -21,6 +21,7 @@ from labmgr.deployments.models import Deployment
 from labmgr.deployments.services import deployment_result_record
 from labmgr.hosts.models import Host
 from labmgr.labs.models import Lab
+from labmgr.labs.services import lab_import
 from tests.unit.labmgr.conftest import Dispatched
 
 Api = Callable[[User | None], APIClient]
@@ -380,3 +381,29 @@ def test_others_are_told_nothing_exists(
     assert start(api, charlie, deployment).status_code == 404
     assert api(None).get(url(deployment)).status_code in (401, 403)
     assert api(root).get(url(deployment, f"/{capture.pk}/pcap")).content == PCAP
+
+
+PAIR = """\
+labfile: 2
+name: pair
+networks: {lan: {driver: bridge, subnet: 10.10.0.0/24}}
+nodes:
+  r1: {networks: {lan: {}}}
+  r2: {}
+links:
+  - endpoints: [r1:eth1, r2:eth0]
+    ipv4: [10.0.12.1/30, 10.0.12.2/30]
+"""
+
+
+def test_a_links_interface_is_captured_like_any_other_of_its_node(
+    api: Api, alice: User, online_host: Host, dispatched: Dispatched, run: Any, agent: FakeAgent
+) -> None:
+    deployment = running(lab_import(owner=alice, text=PAIR), alice, run, api)
+    response = start(api, alice, deployment, node="r2", interface="eth0")
+    assert response.status_code == 201, response.json()
+    assert (agent.started[0]["node"], agent.started[0]["interface"]) == ("r2", "eth0")
+    refused = start(api, alice, deployment, node="r1", interface="eth2")
+    assert refused.json()["errors"] == {
+        "interface": ["interface: node r1 has no interface 'eth2' (it has eth0, eth1)."]
+    }
