@@ -119,6 +119,7 @@ def test_macvlan_private_mode_siblings_do_not(build: Any) -> None:
     assert not lab.ping("m1", "10.232.1.11")
 
 
+@pytest.mark.vm
 def test_ipvlan_siblings_reach_each_other(build: Any, facts: Facts) -> None:
     if "ipvlan" not in facts.link_kinds:
         pytest.skip("kernel lacks ipvlan")
@@ -157,6 +158,7 @@ def test_a_rate_puts_tbf_on_the_nodes_link(build: Any) -> None:
     assert "qdisc tbf 1: root" in qdiscs and "rate 10Mbit" in qdiscs
 
 
+@pytest.mark.vm
 def test_a_delay_puts_netem_on_the_nodes_link(build: Any, facts: Facts) -> None:
     if "netem" not in facts.qdiscs:
         pytest.skip("kernel lacks netem")
