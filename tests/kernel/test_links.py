@@ -42,6 +42,7 @@ def addresses(lab: Lab, node: str, ifname: str) -> dict[str, Any]:
     return json.loads(shown.stdout)[0]  # type: ignore[no-any-return]
 
 
+@pytest.mark.vm
 def test_a_link_joins_two_nodes_on_both_address_families(build: Any) -> None:
     lab: Lab = build(CHAIN)
 
@@ -75,6 +76,7 @@ def test_impairments_of_one_direction_are_on_the_sending_end_only(build: Any) ->
     assert "tbf" not in receiving
 
 
+@pytest.mark.vm
 def test_a_delay_on_a_link_is_netem_on_both_ends(build: Any, facts: Facts) -> None:
     if "netem" not in facts.qdiscs:
         pytest.skip("kernel lacks netem")
