@@ -1,7 +1,8 @@
 """The gallery's image labs, as their comments say to run them: the images built on this
 host from Debian's packages (`python -m workers image build`, mmdebstrap then umoci), then
 the labs deployed from examples/ as they are: three FRR routers whose OSPF routes
-converge, and an iperf3 run over a link shaped to 20 Mbit/s."""
+converge (on bridges, and dual-stack on point-to-point links), and an iperf3 run over a
+link shaped to 20 Mbit/s."""
 
 from __future__ import annotations
 
@@ -142,3 +143,58 @@ def test_iperf3_over_the_shaped_link_measures_about_its_rate(store_dir: Path, bu
     # 20 Mbit/s of tbf, less the headers iperf3 does not count: 15 to 21.
     assert 15 <= forward <= 21, forward
     assert 15 <= reverse <= 21, reverse
+
+
+def frr_image(store_dir: Path) -> None:
+    """The FRR image the routing examples run, built as their comments say unless this
+    module built it already."""
+    if ImageStore(store_dir / "images").lookup("frr-local:1") is None:
+        build_as_the_example_says(store_dir, "frr-local:1", "frr,iproute2,iputils-ping,procps")
+
+
+def routes(lab: Lab, node: str, family: str, proto: str) -> str:
+    return lab.run(node, "ip", family, "route", "show", "proto", proto).stdout
+
+
+def pings(lab: Lab, node: str, source: str, destination: str) -> bool:
+    family = "-6" if ":" in destination else "-4"
+    run = lab.run(node, "ping", family, "-c1", "-W1", "-I", source, destination)
+    return run.returncode == 0
+
+
+def test_ospf_on_dual_stack_links_converges_in_both_families(store_dir: Path, build: Any) -> None:
+    frr_image(store_dir)
+    lab: Lab = build(example("ospf-dualstack"))
+
+    until(
+        "r1's OSPFv2 routes to both loopbacks over the direct links",
+        lambda: (
+            (r := routes(lab, "r1", "-4", "ospf"))
+            and via(r, "10.255.0.2") == "10.0.12.2"
+            and via(r, "10.255.0.3") == "10.0.13.2"
+        ),
+    )
+    # OSPFv3's next hops are the neighbours' link-local addresses (fe80::ID:N).
+    until(
+        "r1's OSPFv3 routes to both loopbacks",
+        lambda: (
+            (r := routes(lab, "r1", "-6", "ospf"))
+            and via(r, "fd00:255::2") == "fe80::2:1"
+            and via(r, "fd00:255::3") == "fe80::3:2"
+        ),
+    )
+    until(
+        "an IPv6 ping loopback to loopback", lambda: pings(lab, "r1", "fd00:255::1", "fd00:255::3")
+    )
+
+    # r3's link to r2 goes down: r2 reaches r3's loopbacks through r1, in both families.
+    assert lab.run("r3", "ip", "link", "set", "eth1", "down").returncode == 0
+    until(
+        "r2's routes to r3 through r1",
+        lambda: (
+            via(routes(lab, "r2", "-4", "ospf"), "10.255.0.3") == "10.0.12.1"
+            and via(routes(lab, "r2", "-6", "ospf"), "fd00:255::3") == "fe80::1:1"
+        ),
+        timeout=30,
+    )
+    until("r2 to r3's loopback, around", lambda: pings(lab, "r2", "fd00:255::2", "fd00:255::3"))

@@ -85,6 +85,7 @@ EXAMPLE_NEEDS = {
     "host-network": ["networks.hostnet.driver"],
     # Routing daemons change the node's routes, which a user-namespaced node may not.
     "ospf-triangle": [f"nodes.{r}.privileged" for r in ("r1", "r2", "r3")],
+    "ospf-dualstack": [f"nodes.{r}.privileged" for r in ("r1", "r2", "r3")],
 }
 
 

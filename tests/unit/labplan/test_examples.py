@@ -30,6 +30,7 @@ EXPECTED = {
     "namespaces",
     "none-network",
     "ospf-triangle",
+    "ospf-dualstack",
     "overlay-two-hosts",
     "shaped-link",
     "two-bridges",
