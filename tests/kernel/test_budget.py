@@ -19,6 +19,8 @@ from workers.wiring import kernel_executor
 
 from .conftest import PYTHON, Lab, compile_dict, leftovers, new_deployment
 
+pytestmark = pytest.mark.vm
+
 MEMORY = 256 << 20
 PIDS = 24
 HOG = 200 << 20  # one node alone fits; two together do not
