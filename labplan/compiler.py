@@ -65,6 +65,7 @@ class _Lab:
 
     network_by_name: Mapping[str, Network]
     link_ipv4: Mapping[str, str]  # node -> the address of its first link end that has one
+    node_by_name: Mapping[str, Node]
     # Each distinct /etc/hosts of the lab's nodes, by the lines a node adds to lab_hosts.
     hosts_files: dict[tuple[tuple[str, str], ...], tuple[tuple[str, str], ...]] = field(
         default_factory=dict
@@ -249,6 +250,7 @@ def _resolve(
         lab_hosts_keys=tuple(key for key, _ in lab_hosts),
         network_by_name={net.name: net for net in networks},
         link_ipv4=link_ipv4,
+        node_by_name={node.name: node for node in nodes},
     )
 
 
@@ -456,7 +458,7 @@ def _peer_link_ops(ctx: _Lab, link: LinkSpec) -> Iterator[Op]:
     """A link's veth pair, made in the first end's namespace with its peer in the
     second's, then both ends up."""
     first, second = link.ends
-    netns = [ctx.netns(ctx.lab.node(end.node)) for end in link.ends]
+    netns = [ctx.netns(ctx.node_by_name[end.node]) for end in link.ends]
     assert netns[0] is not None and netns[1] is not None  # the validator's rule
     yield CreatePeerLink(netns[0], first.ifname, netns[1], second.ifname, link.mtu)
     yield SetLinkUp(netns[0], first.ifname)
@@ -465,7 +467,7 @@ def _peer_link_ops(ctx: _Lab, link: LinkSpec) -> Iterator[Op]:
 
 def _peer_address_ops(ctx: _Lab, link: LinkSpec) -> Iterator[Op]:
     for end in link.ends:
-        netns = ctx.netns(ctx.lab.node(end.node))
+        netns = ctx.netns(ctx.node_by_name[end.node])
         assert netns is not None
         for address in (end.ipv4, end.ipv6):
             if address is not None:
