@@ -62,6 +62,7 @@ class Network(models.Model):
     name = models.CharField(max_length=31)
     driver = models.CharField(max_length=16, choices=NetworkDriver.choices)
     subnet = models.CharField(max_length=18, blank=True, default="")
+    subnet6 = models.CharField(max_length=43, blank=True, default="")
     # An address, "none" (no gateway) or "" (the driver has no gateway).
     gateway = models.CharField(max_length=15, blank=True, default="")
     internal = models.BooleanField(null=True, blank=True)
@@ -72,6 +73,9 @@ class Network(models.Model):
     parent = models.CharField(max_length=64, blank=True, default="")
     mode = models.CharField(max_length=16, blank=True, default="")
     vni = models.PositiveIntegerField(null=True, blank=True)
+    vlan_filtering = models.BooleanField(null=True, blank=True)
+    # A vlan network's 802.1Q id (the labfile's `id`).
+    vlan_id = models.PositiveIntegerField(null=True, blank=True)
 
     class Meta:
         ordering = ["lab_id", "name"]
@@ -125,6 +129,9 @@ class Attachment(models.Model):
     ipv4 = models.GenericIPAddressField(protocol="IPv4", null=True, blank=True)
     ifname = models.CharField(max_length=15, blank=True, default="")
     mac = models.CharField(max_length=17, blank=True, default="")
+    ipv6 = models.CharField(max_length=39, blank=True, default="")
+    vlan = models.PositiveIntegerField(null=True, blank=True)  # an access port's id
+    vlans = models.JSONField(null=True, blank=True)  # a trunk's ids
     # This attachment's own impairments, as exported; NULL: the network's.
     impairments = models.JSONField(null=True, blank=True)
 

@@ -17,11 +17,14 @@ from labplan import labfile as labfile_module
 from labplan.model import Labfile
 
 # Network options held in string columns, "" meaning absent.
-_NETWORK_TEXT_OPTIONS = ("subnet", "gateway", "parent", "mode")
+_NETWORK_TEXT_OPTIONS = ("subnet", "subnet6", "gateway", "parent", "mode")
 # Network options held in nullable columns, NULL meaning absent. A network's impairments
 # are one column under either name: labfile 1 says `shaping`, labfile 2 `impairments`.
-_NETWORK_NULL_OPTIONS = ("internal", "mtu", "shaping", "vni")
-_NETWORK_KEYS = frozenset({"driver", "impairments", *_NETWORK_TEXT_OPTIONS, *_NETWORK_NULL_OPTIONS})
+_NETWORK_NULL_OPTIONS = ("internal", "mtu", "shaping", "vni", "vlan_filtering")
+# A vlan network's `id` is the `vlan_id` column.
+_NETWORK_KEYS = frozenset(
+    {"driver", "impairments", "id", *_NETWORK_TEXT_OPTIONS, *_NETWORK_NULL_OPTIONS}
+)
 _NODE_KEYS = frozenset(
     {
         "host",
@@ -40,7 +43,7 @@ _NODE_KEYS = frozenset(
         "routes",
     }
 )
-_ATTACHMENT_KEYS = frozenset({"ipv4", "ifname", "mac", "impairments"})
+_ATTACHMENT_KEYS = frozenset({"ipv4", "ipv6", "ifname", "mac", "vlan", "vlans", "impairments"})
 _LINK_KEYS = frozenset({"endpoints", "ipv4", "ipv6", "mtu", "impairments"})
 
 
@@ -126,6 +129,8 @@ def _network_tree(network: Network, version: int) -> dict[str, Any]:
     for key in _NETWORK_NULL_OPTIONS:
         if (value := getattr(network, key)) is not None:
             tree["impairments" if key == "shaping" and version >= 2 else key] = value
+    if network.vlan_id is not None:
+        tree["id"] = network.vlan_id
     return tree
 
 
@@ -156,10 +161,16 @@ def _attachment_tree(attachment: Attachment) -> dict[str, Any]:
     tree: dict[str, Any] = {}
     if attachment.ipv4:
         tree["ipv4"] = attachment.ipv4
+    if attachment.ipv6:
+        tree["ipv6"] = attachment.ipv6
     if attachment.ifname:
         tree["ifname"] = attachment.ifname
     if attachment.mac:
         tree["mac"] = attachment.mac
+    if attachment.vlan is not None:
+        tree["vlan"] = attachment.vlan
+    if attachment.vlans is not None:
+        tree["vlans"] = list(attachment.vlans)
     if attachment.impairments is not None:
         tree["impairments"] = dict(attachment.impairments)
     return tree
@@ -194,6 +205,7 @@ def _network_row(lab: Lab, name: str, tree: dict[str, Any]) -> Network:
         setattr(row, key, tree.get(key))
     if "impairments" in tree:
         row.shaping = tree["impairments"]
+    row.vlan_id = tree.get("id")
     return row
 
 
@@ -231,8 +243,11 @@ def _attachment_row(
         network=network,
         position=position,
         ipv4=tree.get("ipv4") or None,
+        ipv6=tree.get("ipv6") or "",
         ifname=tree.get("ifname") or "",
         mac=tree.get("mac") or "",
+        vlan=tree.get("vlan"),
+        vlans=_list_or_none(tree.get("vlans")),
         impairments=tree.get("impairments"),
     )
 

@@ -223,3 +223,23 @@ def test_a_bad_labfile_2_is_a_400_naming_the_field(
     assert path in errors, errors
     assert words in " ".join(errors[path])
     assert not Lab.objects.exists()
+
+
+DUAL_STACK_VLANS = """\
+labfile: 2
+name: dual
+networks:
+  lan: {driver: bridge, subnet: 10.10.0.0/24, subnet6: "fd00:10::/64", vlan_filtering: true}
+nodes:
+  r1: {networks: {lan: {ipv4: 10.10.0.11, ipv6: "fd00:10::11", vlan: 10}}}
+  sw: {networks: {lan: {vlans: [10, 20]}}}
+"""
+
+
+def test_ipv6_and_vlans_of_labfile_2_survive_the_rows(alice: User) -> None:
+    lab = lab_import(owner=alice, text=DUAL_STACK_VLANS)
+    assert json.loads(lab_export(lab=lab, fmt="json")) == dump(load(DUAL_STACK_VLANS))
+    lan = lab.networks.get()
+    assert (lan.subnet6, lan.vlan_filtering) == ("fd00:10::/64", True)
+    ports = {a.node.name: (a.ipv6, a.vlan, a.vlans) for a in lan.attachments.all()}
+    assert ports == {"r1": ("fd00:10::11", 10, None), "sw": ("fd00:10::2", None, [10, 20])}
