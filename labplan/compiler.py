@@ -425,7 +425,9 @@ def _link_ops(ctx: _Lab, node: Node) -> Iterator[Op]:
             raise LabfileError(
                 [FieldError(f"nodes.{node.name}.networks.{net.name}", "has no interface name")]
             )
-        link = Link(netns, att.ifname, att.mac, ctx.node_index[node.name], index)
+        link = Link(
+            netns, att.ifname, att.mac, ctx.node_index[node.name], index, att.vlan, att.vlans
+        )
         yield from driver.link_ops(ctx, net, link)
         yield SetLinkUp(netns, att.ifname)
 

@@ -96,6 +96,8 @@ def _network(network: Network, version: int) -> dict[str, Any]:
         "parent": network.parent,
         "mode": network.mode,
         "vni": network.vni,
+        "vlan_filtering": network.vlan_filtering if version >= 2 else None,
+        "id": network.vlan_id,
     }
     return {
         option.name: values[option.name]
@@ -187,6 +189,8 @@ def _attachment(attachment: Attachment, driver: str) -> dict[str, Any]:
         "ifname": attachment.ifname,
         "mac": attachment.mac,
         "impairments": None if attachment.impairments is None else _shaping(attachment.impairments),
+        "vlan": attachment.vlan,
+        "vlans": list(attachment.vlans) or None,
     }
     return {
         option.name: values[option.name]

@@ -14,6 +14,7 @@ from typing import Any
 
 from labplan import ops
 from labplan.drivers import OP_TRAITS
+from labplan.drivers.bridge import VLAN_FILTERING  # facts' `bridge_vlan_filtering`
 
 # The link kinds the drivers' ops make ("bridge", "veth", "vxlan", ...).
 LINK_KINDS = frozenset(t.link_kind for t in OP_TRAITS.values() if t.link_kind)
@@ -43,8 +44,13 @@ def requirements(plan: ops.HostPlan) -> list[str]:
 
 def _needs(op: ops.Op) -> list[str]:
     if (owned := OP_TRAITS.get(type(op))) is not None:
-        if owned.link_kind:
-            return [owned.link_kind]
+        wanted = [owned.link_kind] if owned.link_kind else []
+        if isinstance(op, ops.CreateBridge) and op.vlan_filtering:
+            wanted.append(VLAN_FILTERING)
+        if owned.feature:
+            wanted.append(owned.feature)
+        if wanted:
+            return wanted
         return ["nftables"] if owned.firewall else []
     match op:
         case ops.SetShaping():
@@ -77,6 +83,8 @@ def has(facts: Mapping[str, Any], feature: str) -> bool:
         return controller in (facts.get("cgroup_controllers") or ())
     if feature == "user namespaces":
         return bool(facts.get("user_namespaces"))
+    if feature == VLAN_FILTERING:
+        return bool(facts.get("bridge_vlan_filtering"))
     if feature == "nftables":
         return bool(facts.get("nftables"))
     if feature == IMAGE_TOOLS:

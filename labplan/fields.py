@@ -21,6 +21,7 @@ from labplan.bounds import (
     MAX_NODE_NETWORKS,
     MAX_NODE_ROUTES,
     MAX_NODES,
+    MAX_PORT_VLANS,
 )
 from labplan.drivers import DRIVERS, listed, taking
 from labplan.model import NAMESPACE_KINDS
@@ -289,6 +290,24 @@ NETWORK = ObjectSpec(
             minimum=1,
             maximum=16777215,
         ),
+        Field(
+            "vlan_filtering",
+            "boolean",
+            "true: 802.1Q-aware ports, each in the VLANs its attachment gives (vlan, vlans); "
+            "the rest and the bridge's own address in VLAN 1 (labfile 2).",
+            default=False,
+            drivers=_drivers("vlan_filtering"),
+            since=2,
+        ),
+        Field(
+            "id",
+            "integer",
+            "The 802.1Q VLAN id of the sub-interface, 1..4094 (labfile 2).",
+            drivers=_drivers("id"),
+            minimum=1,
+            maximum=4094,
+            since=2,
+        ),
     ),
 )
 
@@ -383,6 +402,28 @@ ATTACHMENT = ObjectSpec(
             "Impairments of what this node sends on the network, instead of the network's.",
             drivers=_attached_by("ipv4"),
             spec=IMPAIRMENTS,
+            since=2,
+        ),
+        Field(
+            "vlan",
+            "integer",
+            "On a vlan_filtering bridge: the VLAN the node's port is in, untagged (an access "
+            "port), 1..4094; default 1, the bridge's (labfile 2).",
+            drivers=_attached_by("vlan"),
+            minimum=1,
+            maximum=4094,
+            since=2,
+        ),
+        Field(
+            "vlans",
+            "list",
+            "On a vlan_filtering bridge: the VLANs the port carries tagged (a trunk), like "
+            "[10, 20]; the node makes its own sub-interfaces (labfile 2).",
+            drivers=_attached_by("vlans"),
+            max_items=MAX_PORT_VLANS,
+            scope="a port",
+            label="tagged VLANs",
+            item=Field("vlan", "integer", "A VLAN id, 1..4094.", minimum=1, maximum=4094),
             since=2,
         ),
     ),

@@ -16,7 +16,7 @@ LABFILE_VERSIONS = (1, 2)
 
 # The labfile's `driver` enum, in the order the docs and the schema list it. Each name
 # has its module in `labplan.drivers`, which says what the driver means (checked there).
-DriverName = Literal["bridge", "host", "none", "macvlan", "ipvlan", "overlay"]
+DriverName = Literal["bridge", "host", "none", "macvlan", "ipvlan", "overlay", "vlan"]
 
 NAMESPACE_KINDS = ("mnt", "uts", "ipc", "pid", "cgroup", "user")
 HOST_PARENT_PREFIX = "host:"
@@ -71,6 +71,8 @@ class Network:
     parent: str | None = None  # a bridge network of this lab, or "host:IFNAME"
     mode: str | None = None  # for drivers with modes
     vni: int | None = None  # VXLAN id; None: allocated at deploy time
+    vlan_filtering: bool = False  # bridge: 802.1Q-aware ports (labfile 2)
+    vlan_id: int | None = None  # the vlan driver's 802.1Q id, the labfile's `id`
 
 
 @dataclass(frozen=True)
@@ -112,6 +114,8 @@ class Attachment:
     ifname: str | None = None
     mac: str | None = None  # lower-case, colon separated
     impairments: Shaping | None = None  # this attachment's own, instead of its network's
+    vlan: int | None = None  # on a vlan_filtering bridge: the port's untagged VLAN (pvid)
+    vlans: tuple[int, ...] = ()  # ... and the VLANs it carries tagged (a trunk)
 
 
 @dataclass(frozen=True)
@@ -183,6 +187,8 @@ class Labfile:
         shapings = [n.shaping for n in self.networks]
         shapings += [a.impairments for node in self.nodes for a in node.networks]
         if self.links or any(a.impairments for node in self.nodes for a in node.networks):
+            return 2
+        if any(n.vlan_filtering or n.driver == "vlan" for n in self.networks):
             return 2
         return 2 if any(s is not None and s.since_v2 for s in shapings) else 1
 

@@ -21,6 +21,7 @@ Tree = Mapping[str, Any]
 _NEEDS = {
     "subnet": "a subnet (an IPv4 CIDR like 10.10.0.0/24)",
     "parent": "a parent: a bridge network of this lab or host:IFNAME",
+    "id": "an id: its 802.1Q VLAN id, 1..4094",
 }
 
 
@@ -87,6 +88,8 @@ class Networks:
             parent=raw.get("parent"),
             mode=mode if rules.modes else None,
             vni=raw.get("vni"),
+            vlan_filtering=raw.get("vlan_filtering", False),
+            vlan_id=raw.get("id"),
         )
 
     def _impairments(self, path: str, raw: Tree) -> Any:

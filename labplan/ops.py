@@ -71,6 +71,7 @@ class CreateBridge(Op):
     mtu: int
     group: int
     alias: str
+    vlan_filtering: bool = False  # 802.1Q-aware: each port in the VLANs it is given
 
 
 @dataclass(frozen=True)
@@ -258,6 +259,42 @@ class PullImage(Op):
     digest: str | None  # "sha256:<64 hex>"
 
 
+@dataclass(frozen=True)
+class SetPortVlans(Op):
+    """The VLANs of `link`, a port of a vlan_filtering bridge: `pvid` untagged (frames
+    without a tag enter it, its frames leave untagged; VLAN 1 is the bridge's default,
+    which the port leaves for another pvid) and `tagged` carried with their tags."""
+
+    kind: ClassVar[str] = "set_port_vlans"
+    link: str
+    pvid: int
+    tagged: tuple[int, ...]  # sorted, without pvid
+
+
+@dataclass(frozen=True)
+class AddBridgeVlan(Op):
+    """The bridge itself ("self") carries VLAN `vid` tagged, so an 802.1Q child of the
+    bridge sends and receives in that VLAN."""
+
+    kind: ClassVar[str] = "add_bridge_vlan"
+    bridge: str
+    vid: int
+
+
+@dataclass(frozen=True)
+class CreateVlan(Op):
+    """An 802.1Q child of `parent` (a link in the root namespace) with VLAN id `vid`,
+    created inside `netns`."""
+
+    kind: ClassVar[str] = "create_vlan"
+    parent: str
+    netns: str
+    ifname: str
+    vid: int
+    mac: str | None
+    mtu: int
+
+
 OP_TYPES: tuple[type[Op], ...] = (
     CreateNetns,
     CreateCgroup,
@@ -279,6 +316,9 @@ OP_TYPES: tuple[type[Op], ...] = (
     SpawnNode,
     PullImage,
     CreatePeerLink,
+    SetPortVlans,
+    AddBridgeVlan,
+    CreateVlan,
 )
 OPS_BY_KIND: dict[str, type[Op]] = {t.kind: t for t in OP_TYPES}
 

@@ -13,9 +13,10 @@ import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, fields
+from typing import cast
 
 from labplan import imageref, naming, subnets
-from labplan.bounds import MAX_HOSTS_LINES, MAX_NODE_ENVIRONMENT
+from labplan.bounds import MAX_HOSTS_LINES, MAX_NODE_ENVIRONMENT, MAX_PORT_VLANS
 from labplan.drivers import OP_TRAITS
 from labplan.imageref import DIGEST_RE
 from labplan.model import NAMESPACE_KINDS
@@ -29,6 +30,7 @@ from labplan.ops import (
     SetCgroupLimit,
     SetLinkUp,
     SetNat,
+    SetPortVlans,
     SetShaping,
     SpawnNode,
 )
@@ -142,6 +144,10 @@ def field_checkers(ctx: Deployment) -> dict[tuple[str, str], Check]:
         "user": _optional(_user),
         "ref": _image_ref,
         "digest": _optional(pattern(DIGEST_RE, "a sha256: digest")),
+        "vlan_filtering": _boolean,
+        "pvid": _integer(1, 4094),
+        "vid": _integer(1, 4094),
+        "tagged": _vlan_ids,
     }
     return {
         (op.kind, f.name): by_kind.get((op.kind, f.name)) or by_name[f.name]
@@ -314,6 +320,16 @@ def _list(value: object) -> list[object]:
     return list(value)
 
 
+def _vlan_ids(value: object) -> tuple[int, ...]:
+    """A port's tagged VLANs: distinct ids in 1..4094, sorted, at most MAX_PORT_VLANS."""
+    ids = tuple(cast(int, _integer(1, 4094)(vid)) for vid in _list(value))
+    if len(ids) > MAX_PORT_VLANS:
+        raise Invalid(f"a port carries at most {MAX_PORT_VLANS} tagged VLANs")
+    if list(ids) != sorted(set(ids)):
+        raise Invalid(f"{list(ids)!r} is not a sorted list of distinct VLAN ids")
+    return ids
+
+
 def _namespaces(value: object) -> tuple[str, ...]:
     kinds = _list(value)
     if any(k not in NAMESPACE_KINDS for k in kinds) or len(set(kinds)) != len(kinds):
@@ -425,6 +441,8 @@ def check_op(op: Op, ctx: Deployment) -> None:
         if not isinstance(interface, ipaddress.IPv4Interface):
             raise Invalid("address: a host link of a lab holds IPv4 addresses only")
         _check_routed("address", interface.network)
+    if isinstance(op, SetPortVlans) and op.pvid in op.tagged:
+        raise Invalid(f"tagged: {op.pvid} is the port's untagged VLAN (pvid)")
     if isinstance(op, SetNat | IsolateBridge):
         _check_routed("subnet", ipaddress.IPv4Network(op.subnet))
     if isinstance(op, GuardBridge) and op.gateway is not None:

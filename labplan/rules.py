@@ -12,7 +12,7 @@ from __future__ import annotations
 import ipaddress
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from labplan import addressing
@@ -39,6 +39,7 @@ from labplan.network_rules import (
     impairments,
 )
 from labplan.structure import INVALID, Checker
+from labplan.vlan_rules import check_vlans
 
 
 def build_lab(checker: Checker, tree: Tree) -> Labfile | None:
@@ -48,6 +49,7 @@ def build_lab(checker: Checker, tree: Tree) -> Labfile | None:
     networks = Networks(checker, raw_networks)
     # Without a readable map of networks, every attachment would be "unknown": say nothing.
     networks.known = tree.get("networks") is not INVALID
+    check_vlans(checker, networks.valid, raw_nodes)
     links = check_links(checker, tree.get("links", ()), raw_nodes, networks.valid)
     drafts = [
         draft
@@ -85,6 +87,8 @@ class _AttachmentDraft:
     ifname: str | None = None
     mac: str | None = None
     impairments: Shaping | None = None
+    vlan: int | None = None
+    vlans: tuple[int, ...] = ()
 
 
 @dataclass
@@ -341,6 +345,8 @@ def _resolve(
                         f"of nodes.{draft.name} on {att.network}; choose another",
                     )
             attachments.append(Attachment(att.network, ipv4, next(ifnames), mac, att.impairments))
+            if att.vlan is not None or att.vlans:
+                attachments[-1] = replace(attachments[-1], vlan=att.vlan, vlans=tuple(att.vlans))
         routes = draft.routes
         if routes is None:
             routes = addressing.default_routes(networks[a.network].gateway for a in addressed)

@@ -125,6 +125,10 @@ def _node_of(
             return by_netns.get(netns)
         case ops.CreateMacvlan(netns=netns) | ops.CreateIpvlan(netns=netns):
             return by_netns.get(netns)
+        case ops.CreateVlan(netns=netns):
+            return by_netns.get(netns)
+        case ops.SetPortVlans(link=link):
+            return by_veth.get(link)
         case ops.SetLinkUp() | ops.AddAddress() | ops.SetShaping():
             if op.netns is None:
                 return by_veth.get(op.ifname)
@@ -140,6 +144,8 @@ def _hangs_on(op: ops.Op) -> str | None:
             return bridge
         case ops.CreateMacvlan(parent=parent) | ops.CreateIpvlan(parent=parent):
             return parent
+        case ops.CreateVlan(parent=parent):
+            return parent
         case _:
             return None
 
@@ -154,7 +160,7 @@ def _network_of(op: ops.Op, vxlan_bridge: dict[str, str]) -> str | None:
             return vxlan_bridge.get(vxlan, vxlan)
         case ops.SetNat(bridge=bridge) | ops.IsolateBridge(bridge=bridge):
             return bridge
-        case ops.GuardBridge(bridge=bridge):
+        case ops.GuardBridge(bridge=bridge) | ops.AddBridgeVlan(bridge=bridge):
             return bridge
         case ops.SetLinkUp() | ops.AddAddress() | ops.SetShaping():
             return vxlan_bridge.get(op.ifname, op.ifname) if op.netns is None else None

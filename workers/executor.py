@@ -106,8 +106,12 @@ def target_of(op: ops.Op) -> str:
             return name
         case ops.AttachToBridge():
             return f"{op.link} -> {op.bridge}"
-        case ops.CreateMacvlan() | ops.CreateIpvlan():
+        case ops.CreateMacvlan() | ops.CreateIpvlan() | ops.CreateVlan():
             return f"{op.netns}:{op.ifname}"
+        case ops.SetPortVlans():
+            return f"{op.link} pvid {op.pvid} tagged {','.join(map(str, op.tagged)) or '-'}"
+        case ops.AddBridgeVlan():
+            return f"{op.bridge} vid {op.vid}"
         case ops.CreatePeerLink():
             return f"{op.netns}:{op.ifname} <-> {op.peer_netns}:{op.peer_ifname}"
         case ops.AddFdbEntry():
@@ -405,6 +409,12 @@ class Executor:
                 driver.guard_bridge(plan.deployment, op.bridge, op.gateway)
             case ops.SetShaping():
                 driver.set_shaping(op)
+            case ops.SetPortVlans():
+                driver.set_port_vlans(op)
+            case ops.AddBridgeVlan():
+                driver.add_bridge_vlan(op.bridge, op.vid)
+            case ops.CreateVlan():
+                driver.ensure_vlan(op)
             case _:
                 raise ApplyError(f"unknown operation {op.kind}")
 

@@ -20,7 +20,7 @@ from workers.kernel import cgroups, syscalls
 if TYPE_CHECKING:
     from pyroute2 import IPRoute  # type: ignore[import-untyped]
 
-LINK_KINDS = ("veth", "bridge", "macvlan", "ipvlan", "vxlan")
+LINK_KINDS = ("veth", "bridge", "macvlan", "ipvlan", "vxlan", "vlan")
 QDISCS = ("tbf", "htb", "netem")
 PROBE = "lmprobe"  # throwaway names carry the prefix so a sweep would find leftovers
 
@@ -40,6 +40,8 @@ class Facts:
     underlay: str | None = None
     # skopeo and umoci are installed: the host can pull and unpack images.
     image_tools: bool = False
+    # Bridges with 802.1Q-aware ports (CONFIG_BRIDGE_VLAN_FILTERING).
+    bridge_vlan_filtering: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -57,6 +59,7 @@ class Facts:
             iptables=bool(data["iptables"]),
             underlay=str(data["underlay"]) if data.get("underlay") else None,
             image_tools=bool(data.get("image_tools")),
+            bridge_vlan_filtering=bool(data.get("bridge_vlan_filtering")),
         )
 
 
@@ -64,7 +67,7 @@ def probe() -> Facts:
     """Probe this host. Link kinds and qdiscs are tried for real inside a throwaway
     network namespace of this thread, which disappears with the probe."""
     layout = cgroups.detect_layout()
-    kinds, qdiscs = _probe_links()
+    kinds, qdiscs, vlan_filtering = _probe_links()
     return Facts(
         kernel=platform.release(),
         cgroup_mode=layout.mode,
@@ -76,10 +79,11 @@ def probe() -> Facts:
         iptables=shutil.which("iptables") is not None,
         underlay=config.underlay(),
         image_tools=all(shutil.which(tool) for tool in ("skopeo", "umoci")),
+        bridge_vlan_filtering=vlan_filtering,
     )
 
 
-def _probe_links() -> tuple[tuple[str, ...], tuple[str, ...]]:
+def _probe_links() -> tuple[tuple[str, ...], tuple[str, ...], bool]:
     # pyroute2's package imports all of its ~100 modules (~0.1 s): only a probe pays that.
     from pyroute2 import IPRoute
 
@@ -87,7 +91,7 @@ def _probe_links() -> tuple[tuple[str, ...], tuple[str, ...]]:
     try:
         syscalls.unshare(syscalls.CLONE_NEWNET)
         with IPRoute() as ipr:
-            return _try_kinds(ipr), _try_qdiscs(ipr)
+            return _try_kinds(ipr), _try_qdiscs(ipr), _try_vlan_filtering(ipr)
     finally:
         syscalls.setns(origin, syscalls.CLONE_NEWNET)
         os.close(origin)
@@ -104,6 +108,7 @@ def _try_kinds(ipr: IPRoute) -> tuple[str, ...]:
         "macvlan": {"kind": "macvlan", "link": parent, "macvlan_mode": "bridge"},
         "ipvlan": {"kind": "ipvlan", "link": parent, "ipvlan_mode": 0},
         "vxlan": {"kind": "vxlan", "vxlan_id": 42, "vxlan_port": 4789},
+        "vlan": {"kind": "vlan", "link": parent, "vlan_id": 42},
     }
     for kind, spec in attempts.items():
         try:
@@ -113,6 +118,18 @@ def _try_kinds(ipr: IPRoute) -> tuple[str, ...]:
         except NetlinkError:
             pass
     return tuple(k for k in LINK_KINDS if k in works)
+
+
+def _try_vlan_filtering(ipr: IPRoute) -> bool:
+    """A kernel without bridge VLAN filtering refuses a bridge asking for it."""
+    from pyroute2.netlink.exceptions import NetlinkError
+
+    try:
+        ipr.link("add", ifname=f"{PROBE}f", kind="bridge", br_vlan_filtering=1)
+        ipr.link("del", ifname=f"{PROBE}f")
+    except NetlinkError:
+        return False
+    return True
 
 
 def _try_qdiscs(ipr: IPRoute) -> tuple[str, ...]:

@@ -121,6 +121,7 @@ PHASES: dict[type[ops.Op], str] = {
     ops.CreatePeerLink: "links",
     ops.CreateMacvlan: "links",
     ops.CreateIpvlan: "links",
+    ops.CreateVlan: "links",
     ops.AttachToBridge: "links",
     ops.SpawnNode: "nodes",
 }  # link settings (up, addresses, routes, shaping) belong to the phase they follow

@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping
 from types import MappingProxyType
 from typing import assert_never, get_args
 
-from labplan.drivers import bridge, host, ipvlan, macvlan, none, overlay
+from labplan.drivers import bridge, host, ipvlan, macvlan, none, overlay, vlan
 from labplan.drivers.base import (
     Build,
     Driver,
@@ -59,6 +59,8 @@ def _module_of(name: DriverName) -> Driver:
             return ipvlan.DRIVER
         case "overlay":
             return overlay.DRIVER
+        case "vlan":
+            return vlan.DRIVER
         case _:
             assert_never(name)
 

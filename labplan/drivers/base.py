@@ -42,6 +42,7 @@ class OpTraits:
 
     phase: Phase  # the rendered plan's heading it opens
     link_kind: str = ""  # the kernel link kind it makes: a feature a host may lack
+    feature: str = ""  # a kernel feature it needs besides a link kind ("bridge vlan filtering")
     firewall: bool = False  # rules of the host's firewall: the host needs nftables
     objects: str = ""  # the `labplan.bounds.KernelObjects` count it adds to
     count: int = 1  # how many of them
@@ -59,6 +60,8 @@ class Link:
     mac: str | None
     node_index: int
     position: int  # the attachment's position among the node's networks
+    vlan: int | None = None  # on a vlan_filtering bridge: the port's untagged VLAN
+    vlans: tuple[int, ...] = ()  # ... and those it carries tagged
 
 
 @dataclass(frozen=True)
@@ -104,6 +107,11 @@ class Build(Protocol):
     def position(self, network: str) -> int: ...  # its position in name order
 
     def placement(self, network: str) -> Placement: ...
+
+    @property
+    def networks(self) -> tuple[Network, ...]: ...  # sorted by name
+
+    def network(self, name: str) -> Network: ...
 
 
 class Driver:

@@ -16,6 +16,7 @@ from labplan.drivers.base import Build, Driver, Link, OpTraits, Phase, Placement
 from labplan.errors import FieldError
 from labplan.ops import (
     AddAddress,
+    AddBridgeVlan,
     AttachToBridge,
     CreateBridge,
     CreateVethPair,
@@ -24,6 +25,7 @@ from labplan.ops import (
     Op,
     SetLinkUp,
     SetNat,
+    SetPortVlans,
 )
 
 if TYPE_CHECKING:
@@ -48,12 +50,19 @@ class Bridged(Driver):
         return veth_ops(lab, network, link)
 
 
+# What a host needs for a bridge's 802.1Q-aware ports, by the name a refusal gives.
+VLAN_FILTERING = "bridge vlan filtering"
+
+
 class Bridge(Bridged):
     name = "bridge"
-    options = frozenset({"subnet", "gateway", "internal", "mtu", "shaping"})
+    options = frozenset({"subnet", "gateway", "internal", "mtu", "shaping", "vlan_filtering"})
+    attachment_options = frozenset({"ipv4", "ifname", "mac", "vlan", "vlans"})
     carries_children = True
     ops: ClassVar[Mapping[type[Op], OpTraits]] = {
         CreateBridge: OpTraits(Phase.BRIDGES, link_kind="bridge", objects="links"),
+        AddBridgeVlan: OpTraits(Phase.BRIDGES, feature=VLAN_FILTERING),
+        SetPortVlans: OpTraits(Phase.LINKS, feature=VLAN_FILTERING),
         GuardBridge: OpTraits(Phase.BRIDGES, firewall=True),
         SetNat: OpTraits(Phase.BRIDGES, firewall=True, objects="firewall_rules"),
         IsolateBridge: OpTraits(Phase.BRIDGES, firewall=True, objects="firewall_rules"),
@@ -87,10 +96,17 @@ class Bridge(Bridged):
     def render(self, op: Op) -> list[str]:
         match op:
             case CreateBridge(name=name, mtu=mtu, group=group, alias=alias):
+                filtering = " vlan_filtering 1" if op.vlan_filtering else ""
                 return [
-                    f"ip link add {name} type bridge",
+                    f"ip link add {name} type bridge{filtering}",
                     f"ip link set {name} group {group} alias {alias} mtu {mtu}",
                 ]
+            case AddBridgeVlan(bridge=bridge, vid=vid):
+                return [f"bridge vlan add dev {bridge} vid {vid} self"]
+            case SetPortVlans(link=link, pvid=pvid, tagged=tagged):
+                lines = [] if pvid == 1 else [f"bridge vlan del dev {link} vid 1"]
+                lines.append(f"bridge vlan add dev {link} vid {pvid} pvid untagged")
+                return lines + [f"bridge vlan add dev {link} vid {vid}" for vid in tagged]
             case CreateVethPair():
                 peer = f"peer name {shlex.quote(op.peer_ifname)} netns {op.peer_netns} mtu {op.mtu}"
                 if op.peer_mac:
@@ -131,8 +147,17 @@ def bridge_ops(lab: Build, network: Network, host: str) -> Iterator[Op]:
     """The network's bridge on `host`, with the gateway address where it belongs."""
     bridge = lab.bridge(network.name)
     yield CreateBridge(
-        bridge, network.mtu, naming.link_group(lab.deployment), naming.link_alias(lab.deployment)
+        bridge,
+        network.mtu,
+        naming.link_group(lab.deployment),
+        naming.link_alias(lab.deployment),
+        network.vlan_filtering,
     )
+    if network.vlan_filtering:
+        # The 802.1Q children of the bridge send and receive through the bridge itself.
+        children = {n.vlan_id for n in lab.networks if n.parent == network.name and n.vlan_id}
+        for vid in sorted(children):
+            yield AddBridgeVlan(bridge, vid)
     with_gateway = lab.placement(network.name).gateway == host
     routed = with_gateway and network.gateway is not None and network.subnet is not None
     # Guarded before it comes up: no node ever reaches the host through it unfiltered.
@@ -160,6 +185,10 @@ def veth_ops(lab: Build, network: Network, link: Link) -> Iterator[Op]:
         alias=naming.link_alias(lab.deployment),
     )
     yield AttachToBridge(veth, lab.bridge(network.name))
+    if link.vlan is not None or link.vlans:
+        # Before the port comes up: it never forwards in VLAN 1 when it is not in it.
+        pvid = link.vlan or 1
+        yield SetPortVlans(veth, pvid, tuple(sorted(set(link.vlans) - {pvid})))
     yield SetLinkUp(None, veth)
 
 

@@ -58,7 +58,10 @@ def interfaces_in(plan_ops: Sequence[ops.Op], netns: str) -> tuple[str, ...]:
     for op in plan_ops:
         if isinstance(op, ops.CreateVethPair) and op.peer_netns == netns:
             names.append(op.peer_ifname)
-        elif isinstance(op, ops.CreateMacvlan | ops.CreateIpvlan) and op.netns == netns:
+        elif (
+            isinstance(op, ops.CreateMacvlan | ops.CreateIpvlan | ops.CreateVlan)
+            and op.netns == netns
+        ):
             names.append(op.ifname)
         elif isinstance(op, ops.CreatePeerLink):
             names += [name for ns, name in op_ends(op) if ns == netns]

@@ -118,7 +118,7 @@ class KernelDriver:
         return self.cgroups.children()
 
     def ensure_bridge(self, op: ops.CreateBridge) -> bool:
-        return self.links.ensure_bridge(op.name, op.mtu, op.group, op.alias)
+        return self.links.ensure_bridge(op.name, op.mtu, op.group, op.alias, op.vlan_filtering)
 
     def ensure_veth(self, op: ops.CreateVethPair) -> bool:
         return self.links.ensure_veth(
@@ -138,6 +138,15 @@ class KernelDriver:
 
     def ensure_ipvlan(self, op: ops.CreateIpvlan) -> bool:
         return self.links.ensure_ipvlan(op.parent, op.netns, op.ifname, op.mode, op.mtu)
+
+    def ensure_vlan(self, op: ops.CreateVlan) -> bool:
+        return self.links.ensure_vlan(op.parent, op.netns, op.ifname, op.vid, op.mac, op.mtu)
+
+    def set_port_vlans(self, op: ops.SetPortVlans) -> None:
+        self.links.set_port_vlans(op.link, op.pvid, op.tagged)
+
+    def add_bridge_vlan(self, bridge: str, vid: int) -> None:
+        self.links.add_bridge_vlan(bridge, vid)
 
     def ensure_vxlan(self, op: ops.CreateVxlan) -> bool:
         return self.links.ensure_vxlan(

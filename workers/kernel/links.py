@@ -14,7 +14,7 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from ipaddress import IPv4Network, ip_interface
+from ipaddress import ip_interface, ip_network
 from typing import Any
 
 from workers.kernel import rtnl
@@ -82,15 +82,22 @@ class Links:
             name, rtnl.attr(rtnl.IFLA_IFALIAS, alias.encode()), *_HOST_LINK_SETTINGS
         )
 
-    def ensure_bridge(self, name: str, mtu: int, group: int, alias: str) -> bool:
+    def ensure_bridge(
+        self, name: str, mtu: int, group: int, alias: str, vlan_filtering: bool = False
+    ) -> bool:
+        data = [rtnl.u8(rtnl.IFLA_BR_VLAN_FILTERING, 1)] if vlan_filtering else []
         created = self.ns.rtnl(None).add_link(
             name,
             rtnl.u32(rtnl.IFLA_MTU, mtu),
             rtnl.u32(rtnl.IFLA_GROUP, group),
-            rtnl.link_info("bridge"),
+            rtnl.link_info("bridge", *data),
         )
         if created:
             self._own(name, alias)
+            # The host takes no IPv6 from a lab: a node's IPv6 (subnet6) is between nodes,
+            # and nothing it sends to the bridge reaches the host's own IPv6 stack.
+            if _HOST_LINK_SETTINGS:
+                write_sysctls({f"net/ipv6/conf/{name}/disable_ipv6": "1"})
         return created
 
     def ensure_veth(
@@ -140,6 +147,28 @@ class Links:
         return self._add_child(
             parent, netns, ifname, mtu, rtnl.link_info("macvlan", mode_attr), *extra
         )
+
+    def ensure_vlan(
+        self, parent: str, netns: str, ifname: str, vid: int, mac: str | None, mtu: int
+    ) -> bool:
+        extra = [rtnl.attr(rtnl.IFLA_ADDRESS, rtnl.mac(mac))] if mac else []
+        info = rtnl.link_info("vlan", rtnl.u16(rtnl.IFLA_VLAN_ID, vid))
+        return self._add_child(parent, netns, ifname, mtu, info, *extra)
+
+    def set_port_vlans(self, link: str, pvid: int, tagged: tuple[int, ...]) -> None:
+        """The port's VLANs: VLAN 1 (the bridge's default pvid) left for another pvid,
+        `pvid` untagged, `tagged` tagged. Setting them again changes nothing."""
+        port = self.need_index(None, link)
+        rtnl_ = self.ns.rtnl(None)
+        if pvid != rtnl.DEFAULT_PVID:
+            rtnl_.bridge_vlans(port, [(rtnl.DEFAULT_PVID, 0)], delete=True)
+        untagged = rtnl.BRIDGE_VLAN_INFO_PVID | rtnl.BRIDGE_VLAN_INFO_UNTAGGED
+        rtnl_.bridge_vlans(port, [(pvid, untagged), *((vid, 0) for vid in tagged)])
+
+    def add_bridge_vlan(self, bridge: str, vid: int) -> None:
+        """The bridge itself carries `vid` tagged ("bridge vlan add ... self")."""
+        rtnl_ = self.ns.rtnl(None)
+        rtnl_.bridge_vlans(self.need_index(None, bridge), [(vid, 0)], own=True)
 
     def ensure_ipvlan(self, parent: str, netns: str, ifname: str, mode: str, mtu: int) -> bool:
         mode_attr = rtnl.attr(rtnl.IFLA_IPVLAN_MODE, rtnl.IPVLAN_MODES[mode].to_bytes(2, "little"))
@@ -230,7 +259,7 @@ class Links:
             )
 
     def ensure_route(self, netns: str, dst: str, via: str) -> None:
-        network = IPv4Network(dst)
+        network = ip_network(dst)
         self.ns.rtnl(netns).add_route(str(network.network_address), network.prefixlen, via)
 
     def remove_group(self, group: int) -> None:

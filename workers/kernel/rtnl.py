@@ -55,6 +55,15 @@ IFLA_INFO_KIND = 1
 IFLA_INFO_DATA = 2
 VETH_INFO_PEER = 1
 IFLA_MACVLAN_MODE = 1
+IFLA_VLAN_ID = 1
+IFLA_BR_VLAN_FILTERING = 7
+AF_BRIDGE = 7
+IFLA_BRIDGE_FLAGS = 0
+IFLA_BRIDGE_VLAN_INFO = 2
+BRIDGE_FLAGS_SELF = 2
+BRIDGE_VLAN_INFO_PVID = 0x2
+BRIDGE_VLAN_INFO_UNTAGGED = 0x4
+DEFAULT_PVID = 1  # what a new port of a vlan_filtering bridge is in, untagged
 IFLA_IPVLAN_MODE = 1
 MACVLAN_MODES = {"private": 1, "vepa": 2, "bridge": 4, "passthru": 8}
 IPVLAN_MODES = {"l2": 0, "l3": 1, "l3s": 2}
@@ -93,6 +102,14 @@ def attr(kind: int, payload: bytes) -> bytes:
 
 def nested(kind: int, *attrs: bytes) -> bytes:
     return attr(kind, b"".join(attrs))
+
+
+def u8(kind: int, value: int) -> bytes:
+    return attr(kind, struct.pack("=B", value))
+
+
+def u16(kind: int, value: int) -> bytes:
+    return attr(kind, struct.pack("=H", value))
 
 
 def u32(kind: int, value: int) -> bytes:
@@ -282,6 +299,24 @@ class Rtnl:
         body = ifinfo(flags=flags, change=flags) + string(IFLA_IFNAME, ifname) + b"".join(attrs)
         self.request(RTM_SETLINK, 0, body, f"set link {ifname}")
 
+    def bridge_vlans(
+        self, index: int, vlans: Iterable[tuple[int, int]], delete: bool = False, own: bool = False
+    ) -> None:
+        """Add (or delete) VLANs of a bridge port, or of the bridge itself (`own`), each
+        (vid, BRIDGE_VLAN_INFO_* flags), in one request ("bridge vlan add/del")."""
+        infos = [
+            attr(IFLA_BRIDGE_VLAN_INFO, struct.pack("=HH", flags, vid)) for vid, flags in vlans
+        ]
+        flags = [attr(IFLA_BRIDGE_FLAGS, struct.pack("=H", BRIDGE_FLAGS_SELF))] if own else []
+        body = _IFINFO.pack(AF_BRIDGE, 0, index, 0, 0) + nested(IFLA_AF_SPEC, *flags, *infos)
+        kind = RTM_DELLINK if delete else RTM_SETLINK
+        verb = "delete" if delete else "add"
+        try:
+            self.request(kind, 0, body, f"{verb} VLANs of link {index}")
+        except RtnlError as exc:
+            if not (delete and exc.errno == errno.ENOENT):  # deleted before
+                raise
+
     def link_index(self, ifname: str) -> int | None:
         try:
             replies = self.request(
@@ -329,13 +364,12 @@ class Rtnl:
         return True
 
     def add_route(self, dst: str, prefixlen: int, gateway: str) -> bool:
-        """Add an IPv4 unicast route in the main table; False when it exists."""
-        body = _RTMSG.pack(
-            socket.AF_INET, prefixlen, 0, 0, RT_TABLE_MAIN, RTPROT_BOOT, 0, RTN_UNICAST, 0
-        )
+        """Add an IPv4 or IPv6 unicast route in the main table; False when it exists."""
+        family = socket.AF_INET6 if ":" in gateway else socket.AF_INET
+        body = _RTMSG.pack(family, prefixlen, 0, 0, RT_TABLE_MAIN, RTPROT_BOOT, 0, RTN_UNICAST, 0)
         if prefixlen:
-            body += attr(RTA_DST, socket.inet_aton(dst))
-        body += attr(RTA_GATEWAY, socket.inet_aton(gateway))
+            body += attr(RTA_DST, socket.inet_pton(family, dst))
+        body += attr(RTA_GATEWAY, socket.inet_pton(family, gateway))
         try:
             self.request(
                 RTM_NEWROUTE, NLM_F_CREATE | NLM_F_EXCL, body, f"add route {dst} via {gateway}"

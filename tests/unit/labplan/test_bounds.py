@@ -55,8 +55,8 @@ def test_a_1_mib_labfile_built_for_attachments_is_refused_with_its_counts() -> N
         load(text)
 
     assert [str(e) for e in raised.value.errors] == [
-        "nodes: the lab attaches nodes to networks 64,000 times (each is a veth, macvlan or "
-        "ipvlan link); at most 4,000",
+        "nodes: the lab attaches nodes to networks 64,000 times (each is a veth, macvlan, "
+        "ipvlan or vlan link); at most 4,000",
         "nodes: the lab makes 199,001 kernel objects (links 129,000, addresses 65,000, "
         "cgroups 1,001, netns 1,000, routes 1,000, firewall rules 1,000, processes 1,000); "
         "at most 20,000",

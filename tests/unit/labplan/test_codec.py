@@ -43,6 +43,8 @@ def every_kind_lab() -> Labfile:
         ),
         Network("mv", "macvlan", subnet="10.20.0.0/24", parent="host:dummy0", mode="bridge"),
         Network("wan", "overlay", subnet="10.40.0.0/24", gateway="10.40.0.1"),
+        Network("trunk", "bridge", subnet="10.50.0.0/24", gateway=None, vlan_filtering=True),
+        Network("v7", "vlan", subnet="10.60.0.0/24", parent="trunk", vlan_id=7),
     )
     limits = Limits(
         cpus=1.5,
@@ -68,6 +70,8 @@ def every_kind_lab() -> Labfile:
                 Attachment("iv", "10.30.0.2", "eth2"),
                 Attachment("inner", "10.11.0.2", "eth3", "02:42:0a:0b:00:02"),
                 Attachment("wan", "10.40.0.2", "eth4", "02:42:0a:28:00:02"),
+                Attachment("trunk", "10.50.0.2", "eth5", "02:42:0a:32:00:02", vlan=5, vlans=(7,)),
+                Attachment("v7", "10.60.0.2", "eth6"),
             ),
             routes=(Route("0.0.0.0/0", "10.10.0.1"), Route("10.99.0.0/16", "10.40.0.1")),
         ),

@@ -35,6 +35,7 @@ EXPECTED = {
     "shaped-link",
     "two-bridges",
     "two-nodes",
+    "vlans",
 }
 
 

@@ -40,9 +40,10 @@ def test_gateway_none_means_no_gateway(tree: dict[str, Any]) -> None:
 
 
 def test_it_rejects_an_unknown_driver(tree: dict[str, Any], errors: Errors) -> None:
-    tree["networks"]["lan"]["driver"] = "vlan"
+    tree["networks"]["lan"]["driver"] = "wifi"
     assert errors(tree) == [
-        'networks.lan.driver: "vlan" is not one of bridge, host, none, macvlan, ipvlan, overlay'
+        'networks.lan.driver: "wifi" is not one of bridge, host, none, macvlan, ipvlan, '
+        "overlay, vlan"
     ]
 
 
@@ -52,8 +53,7 @@ def test_it_rejects_an_unknown_key_and_lists_the_known_ones(
     tree["networks"]["lan"]["colour"] = "red"
     assert errors(tree) == [
         "networks.lan.colour: unknown key (known keys: driver, subnet, gateway, internal, mtu, "
-        "impairments, "
-        "shaping, parent, mode, vni)"
+        "impairments, shaping, parent, mode, vni, vlan_filtering, id)"
     ]
 
 
@@ -353,5 +353,5 @@ def test_it_rejects_macvlan_and_ipvlan_children_on_one_parent(
     with_network(tree, "wan", {"driver": "macvlan", "subnet": "10.40.0.0/24", "parent": "lan"})
     assert errors(tree) == [
         "networks.wan.parent: lan is already the parent of ipvlan network l2; one link can "
-        "carry macvlan or ipvlan children, not both"
+        "carry macvlan, ipvlan or vlan children, not both"
     ]

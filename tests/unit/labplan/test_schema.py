@@ -48,6 +48,8 @@ DOCUMENTED = {
         "parent",
         "mode",
         "vni",
+        "vlan_filtering",
+        "id",
     ],
     "shaping": ["rate", "delay", "jitter", "loss", "duplicate", "corrupt", "reorder"],
     "node": [
@@ -69,7 +71,7 @@ DOCUMENTED = {
     "limits": ["cpus", "cpu_weight", "memory", "memory_swap", "pids", "io_weight", "io"],
     "io": ["device", "rbps", "wbps", "riops", "wiops"],
     "namespaces": ["mnt", "uts", "ipc", "pid", "cgroup", "user"],
-    "attachment": ["ipv4", "ifname", "mac", "impairments"],
+    "attachment": ["ipv4", "ifname", "mac", "impairments", "vlan", "vlans"],
     "route": ["dst", "via"],
     "link": ["endpoints", "ipv4", "ipv6", "mtu", "impairments"],
 }

@@ -29,11 +29,12 @@ ALL_FACTS = Facts(
     kernel="6.18",
     cgroup_mode="v2",
     cgroup_controllers=("cpu", "io", "memory", "pids"),
-    link_kinds=("veth", "bridge", "macvlan", "ipvlan", "vxlan"),
+    link_kinds=("veth", "bridge", "macvlan", "ipvlan", "vxlan", "vlan"),
     qdiscs=("tbf", "htb", "netem"),
     user_namespaces=True,
     nftables=True,
     iptables=True,
+    bridge_vlan_filtering=True,
 )
 
 
@@ -52,6 +53,11 @@ class FakeLink:
     up: bool = False
     peer: tuple[str | None, str] | None = None
     addresses: list[str] = field(default_factory=list)
+    vlan_filtering: bool = False
+    # On a vlan_filtering bridge: a port's untagged VLAN and the tagged ones, the bridge's
+    # own tagged ones.
+    pvid: int | None = None
+    tagged: set[int] = field(default_factory=set)
 
 
 @dataclass
@@ -212,7 +218,9 @@ class FakeDriver:
             self.k.links.pop(link.peer, None)
 
     def ensure_bridge(self, op: ops.CreateBridge) -> bool:
-        return self._add_link(FakeLink(None, op.name, "bridge", op.group, op.alias))
+        return self._add_link(
+            FakeLink(None, op.name, "bridge", op.group, op.alias, vlan_filtering=op.vlan_filtering)
+        )
 
     def ensure_veth(self, op: ops.CreateVethPair) -> bool:
         if (None, op.name) in self.k.links:
@@ -235,6 +243,25 @@ class FakeDriver:
     def ensure_macvlan(self, op: ops.CreateMacvlan) -> bool:
         self._need(None, op.parent)
         return self._add_link(FakeLink(op.netns, op.ifname, f"macvlan {op.mode}"))
+
+    def ensure_vlan(self, op: ops.CreateVlan) -> bool:
+        self._need(None, op.parent)
+        return self._add_link(FakeLink(op.netns, op.ifname, f"vlan {op.vid}"))
+
+    def set_port_vlans(self, op: ops.SetPortVlans) -> None:
+        self._call()
+        port = self._need(None, op.link)
+        if port.master is None or not self._need(None, port.master).vlan_filtering:
+            raise FakeKernelError(f"{op.link} is no port of a vlan_filtering bridge")
+        port.pvid = op.pvid
+        port.tagged.update(op.tagged)
+
+    def add_bridge_vlan(self, bridge: str, vid: int) -> None:
+        self._call()
+        link = self._need(None, bridge)
+        if not link.vlan_filtering:
+            raise FakeKernelError(f"{bridge} is not a vlan_filtering bridge")
+        link.tagged.add(vid)
 
     def ensure_ipvlan(self, op: ops.CreateIpvlan) -> bool:
         self._need(None, op.parent)
