@@ -50,6 +50,24 @@ def assign_ipv4(
     return result
 
 
+def assign_ipv6(subnet6: str, requests: Mapping[str, str | None]) -> dict[str, str]:
+    """Node name -> IPv6 address on one network: the static ones kept, the others, in
+    sorted-name order, the lowest addresses from the second host on (the first stays
+    free, as a gateway's would be) that no static address takes."""
+    network = ipaddress.IPv6Network(subnet6)
+    taken = {ipaddress.IPv6Address(a) for a in requests.values() if a is not None}
+    result = {node: ip for node, ip in requests.items() if ip is not None}
+    candidate = network.network_address + 2
+    for node in sorted(n for n, ip in requests.items() if ip is None):
+        while candidate in taken:
+            candidate += 1
+        if candidate > network.broadcast_address:
+            raise ValueError(f"{subnet6} has no free address left for {node}")
+        result[node] = str(candidate)
+        candidate += 1
+    return result
+
+
 def assign_ifnames(given: Sequence[str | None], reserved: Iterable[str] = ()) -> list[str]:
     """Interface names for a node's attachments, in its order: the given ones kept, the
     others eth0, eth1, ... skipping names the node already uses (`reserved`: those its

@@ -443,6 +443,9 @@ def _address_ops(ctx: _Lab, node: Node) -> Iterator[Op]:
             continue
         prefix = ipaddress.ip_network(net.subnet).prefixlen
         yield AddAddress(netns, att.ifname, f"{att.ipv4}/{prefix}")
+        if att.ipv6 is not None and net.subnet6 is not None:
+            prefix6 = ipaddress.ip_network(net.subnet6).prefixlen
+            yield AddAddress(netns, att.ifname, f"{att.ipv6}/{prefix6}")
         shaping = att.impairments or net.shaping
         if shaping is not None:
             yield _shaping(netns, att.ifname, shaping)

@@ -87,6 +87,7 @@ def _network(network: Network, version: int) -> dict[str, Any]:
     values: dict[str, Any] = {
         "driver": network.driver,
         "subnet": network.subnet,
+        "subnet6": network.subnet6,
         "gateway": network.gateway if network.gateway is not None else "none",
         "internal": network.internal,
         "mtu": network.mtu,
@@ -186,6 +187,7 @@ def _io(
 def _attachment(attachment: Attachment, driver: str) -> dict[str, Any]:
     values = {
         "ipv4": attachment.ipv4,
+        "ipv6": attachment.ipv6,
         "ifname": attachment.ifname,
         "mac": attachment.mac,
         "impairments": None if attachment.impairments is None else _shaping(attachment.impairments),

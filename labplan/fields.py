@@ -38,6 +38,10 @@ Kind = Literal[
     "time",  # microseconds: 20ms
     "percent",  # 0.5%
     "subnet",  # IPv4 network with room for hosts
+    "subnet6",  # IPv6 network with room for hosts
+    "ipv6",  # a bare IPv6 address
+    "route_dst",  # an IPv4 or IPv6 network (route destinations)
+    "ip",  # a bare IPv4 or IPv6 address
     "cidr",  # any IPv4 network (route destinations)
     "ipv4",  # a bare IPv4 address
     "gateway",  # a bare IPv4 address or "none"
@@ -230,6 +234,13 @@ NETWORK = ObjectSpec(
             drivers=_drivers("subnet"),
         ),
         Field(
+            "subnet6",
+            "subnet6",
+            "IPv6 CIDR, like fd00:10::/64: the nodes get IPv6 addresses from it too (labfile 2).",
+            drivers=_drivers("subnet"),
+            since=2,
+        ),
+        Field(
             "gateway",
             "gateway",
             'Address the lab\'s bridge holds; default the first host address; "none" for no '
@@ -385,6 +396,14 @@ ATTACHMENT = ObjectSpec(
             drivers=_attached_by("ipv4"),
         ),
         Field(
+            "ipv6",
+            "ipv6",
+            "Static IPv6 address in the network's subnet6; default the lowest free address "
+            "after the first (labfile 2).",
+            drivers=_attached_by("ipv4"),
+            since=2,
+        ),
+        Field(
             "ifname",
             "ifname",
             "Interface name inside the node; default eth0, eth1, ... in the node's order.",
@@ -433,8 +452,19 @@ ROUTE = ObjectSpec(
     "route",
     "A static route inside the node.",
     (
-        Field("dst", "cidr", "Destination IPv4 CIDR, like 0.0.0.0/0.", default=REQUIRED),
-        Field("via", "ipv4", "Next hop, in one of the node's attached subnets.", default=REQUIRED),
+        Field(
+            "dst",
+            "route_dst",
+            "Destination CIDR, like 0.0.0.0/0 or ::/0 (IPv6: labfile 2).",
+            default=REQUIRED,
+        ),
+        Field(
+            "via",
+            "ip",
+            "Next hop, of the destination's family, in one of the node's attached subnets "
+            "or links.",
+            default=REQUIRED,
+        ),
     ),
 )
 

@@ -186,9 +186,10 @@ def _check_overlaps(
     links refused."""
     order = {path: i for i, (_, path) in enumerate(subnets)}  # networks: -1
     held = [
-        (ipaddress.ip_network(n.subnet), f"network {n.name}")
+        (ipaddress.ip_network(subnet), f"network {n.name}")
         for n in networks.values()
-        if n.subnet is not None
+        for subnet in (n.subnet, n.subnet6)
+        if subnet is not None
     ]
     refused: set[str] = set()
     for version in (4, 6):

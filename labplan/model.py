@@ -73,6 +73,7 @@ class Network:
     vni: int | None = None  # VXLAN id; None: allocated at deploy time
     vlan_filtering: bool = False  # bridge: 802.1Q-aware ports (labfile 2)
     vlan_id: int | None = None  # the vlan driver's 802.1Q id, the labfile's `id`
+    subnet6: str | None = None  # canonical IPv6 CIDR, e.g. "fd00:10::/64" (labfile 2)
 
 
 @dataclass(frozen=True)
@@ -116,12 +117,13 @@ class Attachment:
     impairments: Shaping | None = None  # this attachment's own, instead of its network's
     vlan: int | None = None  # on a vlan_filtering bridge: the port's untagged VLAN (pvid)
     vlans: tuple[int, ...] = ()  # ... and the VLANs it carries tagged (a trunk)
+    ipv6: str | None = None  # bare address, e.g. "fd00:10::10"; None without a subnet6
 
 
 @dataclass(frozen=True)
 class Route:
-    dst: str  # canonical IPv4 CIDR
-    via: str
+    dst: str  # canonical IPv4 or IPv6 CIDR
+    via: str  # an address of the same family
 
 
 @dataclass(frozen=True)
@@ -187,6 +189,8 @@ class Labfile:
         shapings = [n.shaping for n in self.networks]
         shapings += [a.impairments for node in self.nodes for a in node.networks]
         if self.links or any(a.impairments for node in self.nodes for a in node.networks):
+            return 2
+        if any(n.subnet6 for n in self.networks):
             return 2
         if any(n.vlan_filtering or n.driver == "vlan" for n in self.networks):
             return 2

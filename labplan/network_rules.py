@@ -90,6 +90,7 @@ class Networks:
             vni=raw.get("vni"),
             vlan_filtering=raw.get("vlan_filtering", False),
             vlan_id=raw.get("id"),
+            subnet6=raw.get("subnet6"),
         )
 
     def _impairments(self, path: str, raw: Tree) -> Any:
@@ -160,21 +161,28 @@ class Networks:
 
     def _check_overlaps(self, order: list[str]) -> None:
         position = {name: i for i, name in enumerate(order)}
-        subnets = sorted(
-            (ipaddress.IPv4Network(n.subnet), position[n.name], n.name)
-            for n in self.valid.values()
-            if n.subnet is not None
-        )
-        widest: tuple[ipaddress.IPv4Network, int, str] | None = None
-        for current in subnets:
-            if widest is not None and current[0].network_address <= widest[0].broadcast_address:
-                later, earlier = sorted((current, widest), key=lambda t: t[1], reverse=True)
-                self.checker.error(
-                    f"networks.{later[2]}.subnet",
-                    f"{later[0]} overlaps the subnet of {earlier[2]} ({earlier[0]})",
+        for key in ("subnet", "subnet6"):
+            subnets = sorted(
+                (
+                    int((net := ipaddress.ip_network(getattr(n, key))).network_address),
+                    int(net.broadcast_address),
+                    position[n.name],
+                    n.name,
+                    net,
                 )
-            if widest is None or current[0].broadcast_address > widest[0].broadcast_address:
-                widest = current
+                for n in self.valid.values()
+                if getattr(n, key) is not None
+            )
+            widest: tuple[int, int, int, str, Any] | None = None
+            for current in subnets:
+                if widest is not None and current[0] <= widest[1]:
+                    later, earlier = sorted((current, widest), key=lambda t: t[2], reverse=True)
+                    self.checker.error(
+                        f"networks.{later[3]}.{key}",
+                        f"{later[4]} overlaps the {key} of {earlier[3]} ({earlier[4]})",
+                    )
+                if widest is None or current[1] > widest[1]:
+                    widest = current
 
     def _check_vnis(self) -> None:
         seen: dict[int, str] = {}
@@ -192,6 +200,14 @@ class Networks:
         """Rules about how many nodes a network takes (`members`: network -> node names)."""
         for name, network in self.valid.items():
             nodes = members.get(name, [])
+            if network.subnet6 is not None:
+                room6 = ipaddress.IPv6Network(network.subnet6).num_addresses - 2
+                if len(nodes) > room6:
+                    self.checker.error(
+                        f"networks.{name}.subnet6",
+                        f"{network.subnet6} has room for {room6} node addresses but "
+                        f"{len(nodes)} nodes attach to {name}",
+                    )
             if network.subnet is not None:
                 room = addressing.capacity(network.subnet, network.gateway)
                 if len(nodes) > room:
@@ -220,12 +236,12 @@ def impairments(checker: Checker, path: str, raw: Any) -> Any:
 
 def address_problem(address: str, subnet: str) -> str:
     """Why `address` cannot be a host of `subnet`, or "" if it can."""
-    network = ipaddress.IPv4Network(subnet)
-    ip = ipaddress.IPv4Address(address)
-    if ip not in network:
+    network = ipaddress.ip_network(subnet)
+    ip = ipaddress.ip_address(address)
+    if ip.version != network.version or ip not in network:
         return f"{address} is not in the subnet {subnet}"
     if ip == network.network_address:
         return f"{address} is the network address of {subnet}"
-    if ip == network.broadcast_address:
+    if ip == network.broadcast_address and network.version == 4:
         return f"{address} is the broadcast address of {subnet}"
     return ""

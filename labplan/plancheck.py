@@ -24,6 +24,7 @@ from labplan.ops import (
     CGROUP_KEYS,
     OP_TYPES,
     AddAddress,
+    AddRoute,
     GuardBridge,
     IsolateBridge,
     Op,
@@ -92,7 +93,7 @@ def field_checkers(ctx: Deployment) -> dict[tuple[str, str], Check]:
         ("create_veth_pair", "name"): owned["v"],
         ("create_vxlan", "name"): owned["x"],
         ("add_fdb_entry", "dst"): _ip_address(any_version=True),
-        ("add_route", "dst"): _ipv4_network,
+        ("add_route", "dst"): _ip_network,
         ("set_link_up", "ifname"): _ifname,  # owned-ness checked with netns in check_op
     } | {
         (op.kind, name): _choice(values)
@@ -120,7 +121,7 @@ def field_checkers(ctx: Deployment) -> dict[tuple[str, str], Check]:
         "port": _integer(1, 65535),
         "local": _optional(_ip_address(any_version=True)),
         "address": _interface,
-        "via": _ip_address(any_version=False),
+        "via": _ip_address(any_version=True),
         "gateway": _optional(_ip_address(any_version=False)),
         "subnet": _ipv4_network,
         "rate": _optional(_integer(1, MAX_RATE)),
@@ -280,6 +281,17 @@ def _ipv4_network(value: object) -> str:
         network = ipaddress.IPv4Network(value if isinstance(value, str) else "")
     except ValueError:
         raise Invalid(f"{value!r} is not an IPv4 network like 10.10.0.0/24") from None
+    if str(network) != value:
+        raise Invalid(f"{value!r} is not written canonically ({network})")
+    return str(network)
+
+
+def _ip_network(value: object) -> str:
+    """An IPv4 or IPv6 network, written canonically (a route's destination)."""
+    try:
+        network = ipaddress.ip_network(value if isinstance(value, str) else "")
+    except ValueError:
+        raise Invalid(f"{value!r} is not an IP network like 10.10.0.0/24 or fd00::/64") from None
     if str(network) != value:
         raise Invalid(f"{value!r} is not written canonically ({network})")
     return str(network)
@@ -447,6 +459,11 @@ def check_op(op: Op, ctx: Deployment) -> None:
         _check_routed("subnet", ipaddress.IPv4Network(op.subnet))
     if isinstance(op, GuardBridge) and op.gateway is not None:
         _check_routed("gateway", ipaddress.IPv4Network(op.gateway))
+    if (
+        isinstance(op, AddRoute)
+        and ipaddress.ip_network(op.dst).version != ipaddress.ip_address(op.via).version
+    ):
+        raise Invalid(f"via: {op.via} is not of the family of {op.dst}")
     if isinstance(op, SetShaping):
         given = (op.rate, op.delay, op.jitter, op.loss, op.duplicate, op.corrupt, op.reorder)
         if given == (None,) * 7:

@@ -158,8 +158,9 @@ def render_op(op: Op, shared: _SharedHosts | None = None) -> list[str]:
                 f" peer name {shlex.quote(op.peer_ifname)} netns {op.peer_netns} mtu {op.mtu}"
             ]
         case AddRoute(netns=netns, dst=dst, via=via):
-            target = "default" if dst == "0.0.0.0/0" else dst
-            return [f"{_ip(netns)} route add {target} via {via}"]
+            target = "default" if dst in ("0.0.0.0/0", "::/0") else dst
+            family = " -6" if ":" in dst else ""
+            return [f"{_ip(netns)}{family} route add {target} via {via}"]
         case SetShaping():
             return _shaping_lines(op)
         case SpawnNode():

@@ -87,6 +87,7 @@ class _AttachmentDraft:
     ifname: str | None = None
     mac: str | None = None
     impairments: Shaping | None = None
+    ipv6: str | None = None
     vlan: int | None = None
     vlans: tuple[int, ...] = ()
 
@@ -228,6 +229,14 @@ def _attachments(
                 problem = f"{draft.ipv4} is the gateway of {net_name}"
             if problem:
                 checker.error(f"{att_path}.ipv4", problem)
+        if draft.ipv6 is not None:
+            if network.subnet6 is None:
+                checker.error(
+                    f"{att_path}.ipv6",
+                    f"{net_name} has no IPv6 subnet; add subnet6 to networks.{net_name}",
+                )
+            elif problem := address_problem(draft.ipv6, network.subnet6):
+                checker.error(f"{att_path}.ipv6", problem)
         if draft.ifname is not None:
             if draft.ifname in taken:
                 checker.error(
@@ -279,28 +288,33 @@ def _routes(
         )
         return None
     subnets: list[tuple[str, Subnet]] = [
-        (a.network, ipaddress.IPv4Network(subnet))
+        (a.network, ipaddress.ip_network(subnet))
         for a in attachments
-        if (subnet := networks.valid[a.network].subnet) is not None
+        for subnet in (networks.valid[a.network].subnet, networks.valid[a.network].subnet6)
+        if subnet is not None
     ]
-    subnets += [(link, net) for link, net in link_subnets if net.version == 4]
+    subnets += link_subnets
     routes: list[Route] = []
     seen: dict[str, int] = {}
     for i, entry in enumerate(raw):
         if entry is INVALID or INVALID in entry.values() or len(entry) < 2:
             continue
         route = Route(entry["dst"], entry["via"])
-        via = ipaddress.IPv4Address(route.via)
-        on = next((name for name, net in subnets if via in net), None)
-        if on is None:
-            attached = ", ".join(f"{n} {s}" for n, s in subnets) or "none"
+        via = ipaddress.ip_address(route.via)
+        family = [(name, net) for name, net in subnets if net.version == via.version]
+        on = next(((name, net) for name, net in family if via in net), None)
+        if ipaddress.ip_network(route.dst).version != via.version:
+            checker.error(
+                f"{path}.routes.{i}.via",
+                f"{route.via} is not of the family of the destination {route.dst}",
+            )
+        elif on is None:
+            attached = ", ".join(f"{n} {s}" for n, s in family) or "none"
             checker.error(
                 f"{path}.routes.{i}.via",
                 f"{route.via} is not in a subnet this node is attached to ({attached})",
             )
-        elif on in networks.valid and (
-            problem := address_problem(route.via, networks.valid[on].subnet or "")
-        ):
+        elif on[0] in networks.valid and (problem := address_problem(route.via, str(on[1]))):
             checker.error(f"{path}.routes.{i}.via", problem)
         if route.dst in seen:
             checker.error(
@@ -320,6 +334,7 @@ def _resolve(
 ) -> list[Node]:
     """Addresses, interface names, MACs and default routes for every node."""
     addresses = _addresses(checker, networks, drafts)
+    addresses6 = _addresses6(checker, networks, drafts)
     static_macs = {a.mac: a.path for d in drafts for a in d.attachments if a.mac is not None}
     _check_static_macs(checker, drafts)
     if checker.count:
@@ -335,6 +350,7 @@ def _resolve(
                 attachments.append(Attachment(att.network))
                 continue
             ipv4 = addresses[att.network][draft.name]
+            ipv6 = addresses6.get(att.network, {}).get(draft.name)
             mac = att.mac
             if mac is None and "mac" in DRIVERS[att.driver].attachment_options:
                 mac = addressing.docker_mac(ipv4)
@@ -344,7 +360,9 @@ def _resolve(
                         f"{mac} is also the automatic MAC "
                         f"of nodes.{draft.name} on {att.network}; choose another",
                     )
-            attachments.append(Attachment(att.network, ipv4, next(ifnames), mac, att.impairments))
+            attachments.append(
+                Attachment(att.network, ipv4, next(ifnames), mac, att.impairments, ipv6=ipv6)
+            )
             if att.vlan is not None or att.vlans:
                 attachments[-1] = replace(attachments[-1], vlan=att.vlan, vlans=tuple(att.vlans))
         routes = draft.routes
@@ -375,6 +393,32 @@ def _addresses(
         name: addressing.assign_ipv4(net.subnet or "", net.gateway, requests[name])
         for name, net in networks.items()
         if net.subnet is not None
+    }
+
+
+def _addresses6(
+    checker: Checker, networks: Mapping[str, Network], drafts: list[_NodeDraft]
+) -> dict[str, dict[str, str]]:
+    """Node -> IPv6 address on each network that has a subnet6."""
+    requests: dict[str, dict[str, str | None]] = {
+        name: {} for name, net in networks.items() if net.subnet6 is not None
+    }
+    owners: dict[tuple[str, str], str] = {}
+    for draft in drafts:
+        for att in draft.attachments:
+            if att.network not in requests or not DRIVERS[att.driver].addressed:
+                continue
+            if att.ipv6 is not None:
+                owner = owners.setdefault((att.network, att.ipv6), draft.name)
+                if owner != draft.name:
+                    checker.error(
+                        f"{att.path}.ipv6",
+                        f"{att.ipv6} is already the address of nodes.{owner} on {att.network}",
+                    )
+            requests[att.network][draft.name] = att.ipv6
+    return {
+        name: addressing.assign_ipv6(networks[name].subnet6 or "", wanted)
+        for name, wanted in requests.items()
     }
 
 

@@ -29,6 +29,7 @@ from labplan.units import PERCENT_PATTERN, RATE_PATTERN, SIZE_PATTERN, TIME_PATT
 DIALECT = "https://json-schema.org/draft/2020-12/schema"
 _CIDR = r"^[0-9]{1,3}(\.[0-9]{1,3}){3}/[0-9]{1,2}$"
 _NAME = r"^[a-z][a-z0-9-]{0,30}$"
+_CIDR6 = r"^[0-9A-Fa-f:.]+/[0-9]{1,3}$"
 IMAGE_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._/:@-]*$"
 _DEFAULT_DRIVER = NETWORK.get("driver").default  # type: ignore[union-attr]
 
@@ -185,6 +186,10 @@ _KINDS: dict[str, Callable[[Field], Schema]] = {
     "map": _map,
     "list": _list,
     "interface4": lambda f: {"type": "string", "pattern": _CIDR},
+    "subnet6": lambda f: {"type": "string", "pattern": _CIDR6},
+    "ipv6": lambda f: {"type": "string", "format": "ipv6"},
+    "route_dst": lambda f: {"anyOf": [{"type": "string", "pattern": p} for p in (_CIDR, _CIDR6)]},
+    "ip": lambda f: {"anyOf": [dict(_IPV4), {"type": "string", "format": "ipv6"}]},
     "interface6": lambda f: {"type": "string", "pattern": r"^[0-9A-Fa-f:.]+/[0-9]{1,3}$"},
     "endpoint": _string,
     "link_impairments": _link_impairments,

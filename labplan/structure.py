@@ -285,8 +285,8 @@ def _cidr(field: Field, value: object) -> str:
     return str(_network(value, "an IPv4 CIDR"))
 
 
-def _network(value: object, noun: str) -> ipaddress.IPv4Network:
-    hint = f"{show_value(value)} is not {noun} (write an IPv4 CIDR, like 10.10.0.0/24)"
+def _network(value: object, noun: str, example: str = "like 10.10.0.0/24") -> ipaddress.IPv4Network:
+    hint = f"{show_value(value)} is not {noun} (write an IPv4 CIDR, {example})"
     if not isinstance(value, str) or "/" not in value:
         raise UnitError(hint)
     try:
@@ -312,6 +312,59 @@ def _ipv4(field: Field, value: object) -> str:
             "like 10.10.0.10; the prefix comes from the subnet)"
         )
     raise UnitError(f"{show_value(value)} is not an IPv4 address (like 10.10.0.10)")
+
+
+def _subnet6(field: Field, value: object) -> str:
+    network = _network6(value, "an IPv6 subnet")
+    if network.prefixlen > 126:
+        raise UnitError(f"{network} leaves no room for hosts (use a prefix of /126 or shorter)")
+    return str(network)
+
+
+def _network6(value: object, noun: str) -> ipaddress.IPv6Network:
+    hint = f"{show_value(value)} is not {noun} (write an IPv6 CIDR, like fd00:10::/64)"
+    if not isinstance(value, str) or "/" not in value:
+        raise UnitError(hint)
+    try:
+        return ipaddress.IPv6Network(value)
+    except ValueError:
+        pass
+    try:
+        loose = ipaddress.IPv6Network(value, strict=False)
+    except ValueError:
+        raise UnitError(hint) from None
+    raise UnitError(f"{value} has host bits set; did you mean {loose}?")
+
+
+def _ipv6(field: Field, value: object) -> str:
+    if isinstance(value, str) and "/" not in value:
+        try:
+            return str(ipaddress.IPv6Address(value))
+        except ValueError:
+            pass
+    if isinstance(value, str) and "/" in value:
+        raise UnitError(
+            f"{show_value(value)} is not an IPv6 address (give the bare address, "
+            "like fd00:10::10; the prefix comes from the subnet6)"
+        )
+    raise UnitError(f"{show_value(value)} is not an IPv6 address (like fd00:10::10; quote it)")
+
+
+def _route_dst(field: Field, value: object) -> str:
+    if isinstance(value, str) and ":" in value:
+        return str(_network6(value, "an IPv6 CIDR"))
+    return str(_network(value, "a CIDR", "like 10.10.0.0/24, or ::/0 for IPv6"))
+
+
+def _ip(field: Field, value: object) -> str:
+    if isinstance(value, str) and ":" in value:
+        return _ipv6(field, value)
+    try:
+        return _ipv4(field, value)
+    except UnitError:
+        raise UnitError(
+            f"{show_value(value)} is not an IP address (like 10.10.0.1 or fd00:10::1)"
+        ) from None
 
 
 def _interface(value: object, version: int) -> ipaddress.IPv4Interface | ipaddress.IPv6Interface:
@@ -444,6 +497,10 @@ SCALARS: dict[str, Callable[[Field, object], object]] = {
     "path": _path,
     "env_value": _env_value,
     "interface4": _interface4,
+    "subnet6": _subnet6,
+    "ipv6": _ipv6,
+    "route_dst": _route_dst,
+    "ip": _ip,
     "interface6": _interface6,
     "endpoint": _string,
 }

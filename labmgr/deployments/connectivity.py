@@ -1,13 +1,15 @@
 """The connectivity check of a running deployment: every node pings every address of
-every other node, and each answer is set beside what the lab's networks lead to expect.
+every other node, IPv4 and IPv6, on its networks and its point-to-point links, and each
+answer is set beside what the lab's networks and links lead to expect.
 
 Expected reachable means: the source is attached to the network the address lives on,
 and that network's driver lets its members talk (bridge, overlay, ipvlan, macvlan in
-`bridge` mode). Anything else (another network, a host or none network, macvlan
-private / vepa / passthru) is expected unreachable; a router node that forwards between
-networks therefore shows as reachable against expectation, which is what the check is
-for. Pings run through the agent's exec path, one exec per source node, so the check
-costs one agent job per node rather than one per probe.
+`bridge` mode), or the source is the other end of the link the address is on.
+Anything else (another network, a host or none network, macvlan private / vepa /
+passthru) is expected unreachable; a router node that forwards between networks
+therefore shows as reachable against expectation, which is what the check is for.
+Pings run through the agent's exec path, one exec per source node, so the check costs
+one agent job per node rather than one per probe.
 """
 
 from __future__ import annotations
@@ -68,16 +70,16 @@ def deployment_connectivity(*, deployment: Deployment, actor: User) -> Report:
     probes: list[Probe] = []
     for source in lab.nodes:
         targets = list(_targets(lab, source))
-        answers = _ping_from(deployment, actor, source.name, [address for _, _, address in targets])
-        for dst, network, address in targets:
+        answers = _ping_from(deployment, actor, source.name, [t[2] for t in targets])
+        for dst, where, address, expected in targets:
             probes.append(
                 {
                     "src": source.name,
                     "dst": dst,
                     "address": address,
-                    "network": network.name,
+                    "network": where,
                     "reachable": answers.get(address, False),
-                    "expected": expected_reachable(source, network),
+                    "expected": expected,
                 }
             )
     return {
@@ -108,15 +110,28 @@ def _require_checkable(deployment: Deployment, actor: User) -> None:
         )
 
 
-def _targets(lab: Labfile, source: Node) -> Iterable[tuple[str, Network, str]]:
-    """(destination, network, address) of every address of the other nodes."""
+def _targets(lab: Labfile, source: Node) -> Iterable[tuple[str, str, str, bool]]:
+    """(destination, where, address, expected) of every address of the other nodes: on
+    a network (`where` its name) or a link (`where` its ends, "r1:eth1-r2:eth1")."""
     networks = {network.name: network for network in lab.networks}
     for node in lab.nodes:
         if node.name == source.name:
             continue
         for attachment in node.networks:
-            if attachment.ipv4 is not None:
-                yield node.name, networks[attachment.network], attachment.ipv4
+            network = networks[attachment.network]
+            expected = expected_reachable(source, network)
+            for address in (attachment.ipv4, attachment.ipv6):
+                if address is not None:
+                    yield node.name, network.name, address, expected
+    for link in lab.links:
+        where = "-".join(end.endpoint for end in link.ends)
+        ends = {end.node for end in link.ends}
+        for end in link.ends:
+            if end.node == source.name:
+                continue
+            for address in (end.ipv4, end.ipv6):
+                if address is not None:
+                    yield end.node, where, address.partition("/")[0], source.name in ends
 
 
 def _ping_from(

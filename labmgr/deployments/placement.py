@@ -26,6 +26,8 @@ from labmgr.reservations import clock as reservation_clock
 from labmgr.reservations.selectors import reservation_active_for
 from labmgr.reservations.services import deployment_budget, reservation_check_deploy
 from labplan import codec, features
+from labplan import labfile as labfile_module
+from labplan.feature_fields import fields_needing
 from labplan.messages import Budget
 from labplan.model import Labfile
 
@@ -110,7 +112,15 @@ def hosts_require_features(hosts: Sequence[Host], deployment: Deployment) -> Non
         host = by_slug.get(host_plan.host, hosts[0])
         if missing := features.missing(host.facts or {}, host_plan):
             message = f"Host {host} lacks {', '.join(missing)}, which this lab needs."
-            raise ApplicationError.for_field("host", message)
+            # Each field of the labfile that asks for what the host lacks, by its path.
+            lab = labfile_module.validate(deployment.labfile)
+            errors = {"host": [message]}
+            for feature in missing:
+                for path in fields_needing(lab, feature):
+                    errors.setdefault(path, []).append(
+                        f"Host {host} lacks {feature}, which this field needs."
+                    )
+            raise ApplicationError(message, errors)
 
 
 def hosts_require_budgets(

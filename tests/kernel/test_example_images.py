@@ -198,3 +198,34 @@ def test_ospf_on_dual_stack_links_converges_in_both_families(store_dir: Path, bu
         timeout=30,
     )
     until("r2 to r3's loopback, around", lambda: pings(lab, "r2", "fd00:255::2", "fd00:255::3"))
+
+
+def test_ebgp_on_dual_stack_links_carries_both_families(store_dir: Path, build: Any) -> None:
+    frr_image(store_dir)
+    lab: Lab = build(example("bgp-dualstack"))
+
+    until(
+        "r1's BGP routes to both loopbacks, IPv4 and IPv6, over the direct links",
+        lambda: (
+            via(routes(lab, "r1", "-4", "bgp"), "10.255.0.2") == "10.0.12.2"
+            and via(routes(lab, "r1", "-4", "bgp"), "10.255.0.3") == "10.0.13.2"
+            # IPv6 routes go via the neighbour's link-local address (fe80::ID:N).
+            and via(routes(lab, "r1", "-6", "bgp"), "fd00:255::2") == "fe80::2:1"
+            and via(routes(lab, "r1", "-6", "bgp"), "fd00:255::3") == "fe80::3:2"
+        ),
+    )
+    until("an IPv4 ping loopback to loopback", lambda: pings(lab, "r1", "10.255.0.1", "10.255.0.2"))
+    until(
+        "an IPv6 ping loopback to loopback", lambda: pings(lab, "r1", "fd00:255::1", "fd00:255::3")
+    )
+
+    # r1's link to r2 goes down: its routes to r2 go through r3, the AS path longer.
+    assert lab.run("r1", "ip", "link", "set", "eth1", "down").returncode == 0
+    until(
+        "r1's routes to r2 through r3",
+        lambda: (
+            via(routes(lab, "r1", "-4", "bgp"), "10.255.0.2") == "10.0.13.2"
+            and via(routes(lab, "r1", "-6", "bgp"), "fd00:255::2") == "fe80::3:2"
+        ),
+        timeout=30,
+    )

@@ -86,6 +86,7 @@ EXAMPLE_NEEDS = {
     # Routing daemons change the node's routes, which a user-namespaced node may not.
     "ospf-triangle": [f"nodes.{r}.privileged" for r in ("r1", "r2", "r3")],
     "ospf-dualstack": [f"nodes.{r}.privileged" for r in ("r1", "r2", "r3")],
+    "bgp-dualstack": [f"nodes.{r}.privileged" for r in ("r1", "r2", "r3")],
     # The trunk node makes its own 802.1Q sub-interfaces.
     "vlans": ["nodes.sw.privileged"],
 }

@@ -214,8 +214,9 @@ def test_it_refuses_unknown_and_missing_keys() -> None:
         ("add_address", "address", "10.10.0.1", "is not an IP address with prefix"),
         ("add_address", "address", "fd00:0::1/64", "is not written canonically as address/prefix"),
         ("add_address", "address", "10.10.0.1/33", "is not an IP address with prefix"),
-        ("add_route", "dst", "10.10.0.1/24", "'10.10.0.1/24' is not an IPv4 network"),
-        ("add_route", "via", "2001:db8::1", "is not an IPv4 address"),
+        ("add_route", "dst", "10.10.0.1/24", "'10.10.0.1/24' is not an IP network"),
+        ("add_route", "via", "2001:db8::1", "2001:db8::1 is not of the family of 0.0.0.0/0"),
+        ("add_route", "via", "10.10.0.1.5", "is not an IP address"),
         ("set_nat", "subnet", "010.10.0.0/24", "is not an IPv4 network"),
         # What the host holds or routes for a lab never covers what is not the lab's.
         ("add_address", "address", "127.0.0.2/8", "overlaps loopback 127.0.0.0/8"),

@@ -31,6 +31,7 @@ EXPECTED = {
     "none-network",
     "ospf-triangle",
     "ospf-dualstack",
+    "bgp-dualstack",
     "overlay-two-hosts",
     "shaped-link",
     "two-bridges",

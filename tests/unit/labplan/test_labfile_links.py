@@ -293,3 +293,23 @@ def test_a_link_between_hosts_is_refused_at_placement() -> None:
         "links.0.endpoints: r1 is placed on host a and r2 on b; a link belongs to one host "
         "(nodes on different hosts meet on an overlay network)"
     )
+
+
+def test_a_missing_kernel_feature_is_traced_to_the_fields_that_need_it() -> None:
+    from labplan.feature_fields import fields_needing
+
+    document = copy.deepcopy(TRIANGLE)
+    document["networks"]["lan"]["impairments"] = {"loss": "1%"}
+    document["nodes"]["r1"]["networks"]["lan"] = {"impairments": {"rate": "1mbit"}}
+    lab = labfile.validate(document)
+
+    assert fields_needing(lab, "netem") == [
+        "networks.lan.impairments",
+        "links.0.impairments",
+        "links.1.impairments",
+    ]
+    assert fields_needing(lab, "tbf") == [
+        "nodes.r1.networks.lan.impairments",
+        "links.0.impairments",
+    ]
+    assert fields_needing(lab, "veth") == ["networks.lan.driver", "links.0", "links.1", "links.2"]

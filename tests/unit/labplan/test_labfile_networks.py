@@ -52,8 +52,8 @@ def test_it_rejects_an_unknown_key_and_lists_the_known_ones(
 ) -> None:
     tree["networks"]["lan"]["colour"] = "red"
     assert errors(tree) == [
-        "networks.lan.colour: unknown key (known keys: driver, subnet, gateway, internal, mtu, "
-        "impairments, shaping, parent, mode, vni, vlan_filtering, id)"
+        "networks.lan.colour: unknown key (known keys: driver, subnet, subnet6, gateway, "
+        "internal, mtu, impairments, shaping, parent, mode, vni, vlan_filtering, id)"
     ]
 
 

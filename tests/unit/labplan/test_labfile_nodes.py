@@ -496,7 +496,8 @@ def test_given_routes_replace_the_default_route(tree: dict[str, Any]) -> None:
         ),
         (
             {"dst": "default", "via": "10.10.0.1"},
-            'dst: "default" is not an IPv4 CIDR (write an IPv4 CIDR, like 10.10.0.0/24)',
+            'dst: "default" is not a CIDR (write an IPv4 CIDR, like 10.10.0.0/24, or ::/0 for '
+            "IPv6)",
         ),
         (
             {"dst": "0.0.0.0/0", "via": "10.20.0.1"},

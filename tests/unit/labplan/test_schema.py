@@ -40,6 +40,7 @@ DOCUMENTED = {
     "network": [
         "driver",
         "subnet",
+        "subnet6",
         "gateway",
         "internal",
         "mtu",
@@ -71,7 +72,7 @@ DOCUMENTED = {
     "limits": ["cpus", "cpu_weight", "memory", "memory_swap", "pids", "io_weight", "io"],
     "io": ["device", "rbps", "wbps", "riops", "wiops"],
     "namespaces": ["mnt", "uts", "ipc", "pid", "cgroup", "user"],
-    "attachment": ["ipv4", "ifname", "mac", "impairments", "vlan", "vlans"],
+    "attachment": ["ipv4", "ipv6", "ifname", "mac", "impairments", "vlan", "vlans"],
     "route": ["dst", "via"],
     "link": ["endpoints", "ipv4", "ipv6", "mtu", "impairments"],
 }

@@ -292,3 +292,67 @@ def test_members_are_expected_to_reach_each_other_only_where_the_driver_lets_the
     assert expected_reachable(node, net) is expected
     # A member of another network is never expected to reach in, whatever its driver.
     assert expected_reachable(node, elsewhere) is False
+
+
+DUAL_AND_LINKED: dict[str, Any] = {
+    "labfile": 2,
+    "name": "dual-linked",
+    "networks": {"lan": {"subnet": "10.1.0.0/24", "subnet6": "fd00:1::/64"}},
+    "nodes": {"a": {"networks": {"lan": {}}}, "b": {"networks": {"lan": {}}}, "c": {}},
+    "links": [
+        {
+            "endpoints": ["b:eth1", "c:eth1"],
+            "ipv4": ["10.9.0.1/30", "10.9.0.2/30"],
+            "ipv6": ["fd00:9::1/64", "fd00:9::2/64"],
+        }
+    ],
+}
+
+
+def test_it_checks_ipv6_addresses_and_links_too(
+    api: Api,
+    alice: User,
+    online_host: Host,
+    dispatched: Dispatched,
+    run: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    deployment = running(lab_create(owner=alice, labfile_tree=DUAL_AND_LINKED), alice, run, api)
+    # Each node reaches what shares a subnet with one of its own addresses.
+    own = {
+        "a": ["10.1.0.0/24", "fd00:1::/64"],
+        "b": ["10.1.0.0/24", "fd00:1::/64", "10.9.0.0/30", "fd00:9::/64"],
+        "c": ["10.9.0.0/30", "fd00:9::/64"],
+    }
+    fake(
+        monkeypatch,
+        lambda src, address: any(
+            ipaddress.ip_address(address) in ipaddress.ip_network(n) for n in own[src]
+        ),
+    )
+
+    body = check(api, alice, run, deployment).json()
+
+    rows = {
+        (p["src"], p["dst"], p["address"], p["network"], p["reachable"], p["expected"])
+        for p in body["probes"]
+    }
+    link = "b:eth1-c:eth1"
+    assert rows == {
+        ("a", "b", "10.1.0.3", "lan", True, True),
+        ("a", "b", "fd00:1::3", "lan", True, True),
+        ("a", "b", "10.9.0.1", link, False, False),
+        ("a", "b", "fd00:9::1", link, False, False),
+        ("a", "c", "10.9.0.2", link, False, False),
+        ("a", "c", "fd00:9::2", link, False, False),
+        ("b", "a", "10.1.0.2", "lan", True, True),
+        ("b", "a", "fd00:1::2", "lan", True, True),
+        ("b", "c", "10.9.0.2", link, True, True),
+        ("b", "c", "fd00:9::2", link, True, True),
+        ("c", "a", "10.1.0.2", "lan", False, False),
+        ("c", "a", "fd00:1::2", "lan", False, False),
+        ("c", "b", "10.1.0.3", "lan", False, False),
+        ("c", "b", "fd00:1::3", "lan", False, False),
+        ("c", "b", "10.9.0.1", link, True, True),
+        ("c", "b", "fd00:9::1", link, True, True),
+    }

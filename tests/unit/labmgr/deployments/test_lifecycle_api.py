@@ -104,6 +104,12 @@ def test_deploy_names_the_feature_the_host_lacks(
     assert response.json()["detail"] == (
         "Host local lacks cgroup controller memory, which this lab needs."
     )
+    # And the fields that ask for it, by path, for the editor to show where.
+    fields = {k: v for k, v in response.json()["errors"].items() if k != "host"}
+    assert fields and all(k.startswith("nodes.") and ".limits.memory" in k for k in fields)
+    assert set(map(tuple, fields.values())) == {
+        ("Host local lacks cgroup controller memory, which this field needs.",)
+    }
     assert not Deployment.objects.exists()
     assert dispatched.sent == []
 
