@@ -194,8 +194,10 @@ def _image_label(node: dict[str, Any], ran: dict[str, str]) -> str:
 
 
 def topology(*, lab: Lab, deployment: Deployment | None) -> dict[str, Any]:
-    """The graph the topology view draws: nodes, networks (with their driver) and one
-    link per attachment, with what the agent observed of each interface."""
+    """The graph the topology view draws: nodes, networks (with their driver), one
+    `links` edge per attachment (node to network) and one `peer_links` edge per
+    point-to-point link (node to node, each end's interface, addresses and impairments),
+    with what the agent observed of each interface."""
     document = lab_document(lab)
     states = node_states(lab=lab, deployment=deployment)
     observed = {n.name: n for n in deployment.nodes.all()} if deployment else {}
@@ -229,4 +231,44 @@ def topology(*, lab: Lab, deployment: Deployment | None) -> dict[str, Any]:
         {"name": name, "driver": net.get("driver", ""), "subnet": net.get("subnet", "")}
         for name, net in (document.get("networks") or {}).items()
     ]
-    return {"nodes": nodes, "networks": networks, "links": links}
+    return {
+        "nodes": nodes,
+        "networks": networks,
+        "links": links,
+        "peer_links": peer_links(document),
+    }
+
+
+def peer_links(document: dict[str, Any]) -> list[dict[str, Any]]:
+    """The labfile's point-to-point links, in its order: each end (node, ifname, its
+    addresses and the impairments of what it sends) and the MTU."""
+    found = []
+    for index, link in enumerate(document.get("links") or []):
+        endpoints = [str(e) for e in link.get("endpoints") or []]
+        if len(endpoints) != 2:
+            continue
+        impairments = link.get("impairments") or {}
+        per_end = any(":" in key for key in impairments)
+        ends = []
+        for position, endpoint in enumerate(endpoints):
+            node, _, ifname = endpoint.partition(":")
+            ends.append(
+                {
+                    "node": node,
+                    "ifname": ifname,
+                    "ipv4": (link.get("ipv4") or ["", ""])[position],
+                    "ipv6": (link.get("ipv6") or ["", ""])[position],
+                    "impairments": (impairments.get(endpoint) if per_end else impairments) or {},
+                }
+            )
+        addresses = [" ".join(a for a in (e["ipv4"], e["ipv6"]) if a) for e in ends]
+        found.append(
+            {
+                "id": f"plink:{index}",
+                "ends": ends,
+                "mtu": link.get("mtu"),
+                "name": " - ".join(endpoints),
+                "addresses": " - ".join(addresses) if any(addresses) else "",
+            }
+        )
+    return found

@@ -1,4 +1,5 @@
-// The lab editor: forms for networks and nodes, and the labfile's YAML, kept in step.
+// The lab editor: forms for networks, nodes and point-to-point links, and the labfile's
+// YAML, kept in step.
 //
 // The YAML text is what is saved; the forms edit the parsed tree and write the YAML back.
 // While the user types, the server validates the text (the same labplan validation the
@@ -19,12 +20,19 @@ const LIMITS = [
   ["pids", "Processes", "e.g. 128"],
   ["io_weight", "IO weight", "1–10000"],
 ];
-const SHAPING = [
+// Impairments of what an interface sends; the last three are labfile 2's.
+const IMPAIRMENTS = [
   ["rate", "Rate", "e.g. 10mbit"],
   ["delay", "Delay", "e.g. 20ms"],
   ["jitter", "Jitter", "e.g. 5ms"],
   ["loss", "Loss", "e.g. 0.5%"],
+  ["duplicate", "Duplicate", "e.g. 1%"],
+  ["corrupt", "Corrupt", "e.g. 0.1%"],
+  ["reorder", "Reorder", "e.g. 25%"],
 ];
+const V2_IMPAIRMENTS = ["duplicate", "corrupt", "reorder"];
+const BOTH = "both";
+const EACH = "each";
 const CHECK_DELAY_MS = 350;
 
 export function startEditor(opts) {
@@ -42,6 +50,7 @@ class Editor {
     this.errors = initialErrors || {};
     this.timer = null;
     this.checking = 0;
+    this.linkModes = []; // per link: BOTH or EACH, as the user last chose
   }
 
   async start() {
@@ -80,7 +89,8 @@ class Editor {
   }
 
   writeText() {
-    this.textarea.value = yaml.dump(this.tree, { lineWidth: 100, noRefs: true, flowLevel: -1 });
+    const text = yaml.dump(this.tree, { lineWidth: 100, noRefs: true, flowLevel: -1 });
+    keepingScroll(() => { this.textarea.value = text; });
     this.scheduleCheck();
   }
 
@@ -105,8 +115,10 @@ class Editor {
   }
 
   setValidity(kind, sentence) {
-    this.validity.className = "validity " + kind;
-    this.validity.textContent = sentence;
+    keepingScroll(() => {
+      this.validity.className = "validity " + kind;
+      this.validity.textContent = sentence;
+    });
   }
 
   showErrors() {
@@ -146,6 +158,7 @@ class Editor {
       target = this.formView.querySelector(`[data-path="${CSS.escape(p)}"]`);
     }
     if (!target) return false;
+    target.closest("details")?.setAttribute("open", "");
     const note = el("p", { class: "field-error", id: `error-${n}` }, message);
     if (target.matches("input, select, textarea")) {
       target.setAttribute("aria-invalid", "true");
@@ -171,7 +184,15 @@ class Editor {
     }
     const kind = input.dataset.kind || "text";
     const keys = path.split(".");
-    if (kind === "attach") {
+    if (kind.startsWith("link-")) {
+      this.onLinkField(input, kind, committed);
+      return;
+    }
+    if (kind === "impairment") {
+      setPath(this.tree, keys, fieldValue(input.value, "text"));
+      // An attachment's own impairments and the newer keys are labfile 2's.
+      if (keys[0] === "nodes" || V2_IMPAIRMENTS.includes(keys[keys.length - 1])) this.ensureVersion2();
+    } else if (kind === "attach") {
       this.attach(keys[1], input.dataset.network, input.checked);
     } else if (kind === "namespace") {
       this.setNamespace(keys[1], keys[3], input.checked);
@@ -186,6 +207,70 @@ class Editor {
       this.renderForm();
       this.showErrors();
     }
+  }
+
+  // Links and per-attachment impairments need `labfile: 2`; the form says it for the user.
+  ensureVersion2() {
+    if (!(Number(this.tree.labfile) >= 2)) this.tree.labfile = 2;
+  }
+
+  onLinkField(input, kind, committed) {
+    const index = Number(input.dataset.link);
+    const link = this.tree.links?.[index];
+    if (!link || typeof link !== "object") return;
+    const end = Number(input.dataset.end);
+    const value = input.value.trim();
+    if (kind === "link-node" || kind === "link-ifname") {
+      const ends = linkEnds(link);
+      const old = endpointOf(ends[end]);
+      ends[end][kind === "link-node" ? "node" : "ifname"] = value;
+      link.endpoints = ends.map(endpointOf);
+      renameImpairmentEnd(link, old, link.endpoints[end]);
+    } else if (kind === "link-address") {
+      const family = input.dataset.family;
+      const pair = Array.isArray(link[family]) ? [...link[family]] : ["", ""];
+      pair[end] = value;
+      if (pair.every((a) => !a)) delete link[family];
+      else link[family] = pair;
+    } else if (kind === "link-mtu") {
+      if (value === "") delete link.mtu;
+      else link.mtu = /^\d+$/.test(value) ? Number(value) : value;
+    } else if (kind === "link-impairment") {
+      this.setLinkImpairment(link, index, input.dataset.end, input.dataset.key, value);
+    } else if (kind === "link-mode") {
+      this.linkModes[index] = value;
+      link.impairments = convertImpairments(link, value);
+      if (!link.impairments) delete link.impairments;
+    }
+    this.writeText();
+    if (committed && ["link-node", "link-mode"].includes(kind)) {
+      this.renderForm(true);
+      this.showErrors();
+    }
+  }
+
+  setLinkImpairment(link, index, end, key, value) {
+    const each = this.linkMode(link, index) === EACH;
+    let impairments = link.impairments && typeof link.impairments === "object" ? link.impairments : {};
+    let target = impairments;
+    if (each) {
+      const endpoint = link.endpoints?.[Number(end)] ?? "";
+      target = impairments[endpoint] && typeof impairments[endpoint] === "object" ? impairments[endpoint] : {};
+      impairments[endpoint] = target;
+    }
+    if (value === "") delete target[key];
+    else target[key] = value;
+    if (each) {
+      for (const [endpoint, values] of Object.entries(impairments)) {
+        if (values && typeof values === "object" && Object.keys(values).length === 0) delete impairments[endpoint];
+      }
+    }
+    if (Object.keys(impairments).length) link.impairments = impairments;
+    else delete link.impairments;
+  }
+
+  linkMode(link, index) {
+    return this.linkModes[index] || (isPerDirection(link.impairments) ? EACH : BOTH);
   }
 
   keepDriverOptions(name) {
@@ -223,6 +308,18 @@ class Editor {
       }
       for (const net of Object.values(this.tree.networks)) if (net?.parent === old) net.parent = name;
     }
+    if (section === "nodes") {
+      for (const link of this.links()) {
+        const ends = linkEnds(link);
+        ends.forEach((end, i) => {
+          if (end.node !== old) return;
+          const before = endpointOf(end);
+          end.node = name;
+          link.endpoints[i] = endpointOf(end);
+          renameImpairmentEnd(link, before, link.endpoints[i]);
+        });
+      }
+    }
     this.writeText();
     this.renderForm();
   }
@@ -244,6 +341,24 @@ class Editor {
       for (const node of Object.values(this.tree.nodes || {})) delete node?.networks?.[name];
     } else if (action === "remove-node") {
       delete this.tree.nodes[name];
+      // Its links go with it, as a network's attachments go with the network.
+      if (Array.isArray(this.tree.links)) {
+        const kept = this.tree.links.filter((link) => !linkEnds(link).some((end) => end.node === name));
+        this.linkModes = this.linkModes.filter((_, i) => kept.includes(this.tree.links[i]));
+        this.tree.links = kept;
+      }
+    } else if (action === "add-link") {
+      this.ensureVersion2();
+      const nodes = Object.keys(this.tree.nodes || {});
+      const [a, b] = [nodes[0] || "", nodes[1] || nodes[0] || ""];
+      if (!Array.isArray(this.tree.links)) this.tree.links = [];
+      const endA = `${a}:${freeIfname(this.tree, a)}`;
+      const endB = `${b}:${freeIfname(this.tree, b, a === b ? [endA] : [])}`;
+      this.tree.links.push({ endpoints: [endA, endB] });
+    } else if (action === "remove-link") {
+      this.tree.links.splice(Number(name), 1);
+      this.linkModes.splice(Number(name), 1);
+      if (this.tree.links.length === 0) delete this.tree.links;
     }
     this.writeText();
     this.renderForm();
@@ -252,11 +367,11 @@ class Editor {
 
   // --- tree -> form -------------------------------------------------------------------
 
-  renderForm() {
+  renderForm(force = false) {
     if (!this.tree || !this.drivers) return;
     // Re-rendering under the user's cursor would lose their place: only when they are
-    // not typing in the form.
-    if (this.formView.contains(document.activeElement) && document.activeElement.tagName !== "BUTTON") {
+    // not typing in the form (or chose something that changes the form's fields).
+    if (!force && this.formView.contains(document.activeElement) && document.activeElement.tagName !== "BUTTON") {
       return;
     }
     const t = this.tree;
@@ -275,7 +390,57 @@ class Editor {
     view.push(el("h3", { class: "sub" }, "Nodes"));
     for (const [name, node] of Object.entries(t.nodes || {})) view.push(this.nodeFields(name, node || {}));
     view.push(button("+ Add a node", { action: "add-node" }));
+    view.push(el("h3", { class: "sub" }, "Links (point-to-point)"));
+    if (!this.links().length) view.push(el("p", { class: "hint" }, "A link joins an interface of one node straight to an interface of another (a veth pair), with its own addresses and impairments; it needs labfile 2, which adding one sets."));
+    this.links().forEach((link, index) => view.push(this.linkFields(index, link)));
+    view.push(button("+ Add a link", { action: "add-link" }));
     this.formView.replaceChildren(...view);
+  }
+
+  links() {
+    return Array.isArray(this.tree?.links) ? this.tree.links.filter((l) => l && typeof l === "object") : [];
+  }
+
+  linkFields(index, link) {
+    const base = `links.${index}`;
+    const ends = linkEnds(link);
+    const nodes = Object.keys(this.tree.nodes || {});
+    const endRow = (end, letter) => {
+      const path = `${base}.endpoints.${end}`;
+      const node = ends[end].node;
+      const choices = ["", ...nodes, ...(node && !nodes.includes(node) ? [node] : [])];
+      const data = { link: index, end };
+      return [
+        select(`Node ${letter}`, path, node, choices, "link-node", data),
+        input(`Interface ${letter}`, `${path}.ifname`, ends[end].ifname, { kind: "link-ifname", placeholder: "e.g. eth1", data }),
+      ];
+    };
+    const address = (family, end, letter, hint) => input(`${family === "ipv4" ? "IPv4" : "IPv6"} ${letter}`, `${base}.${family}.${end}`, link[family]?.[end], { kind: "link-address", placeholder: hint, data: { link: index, end, family } });
+    const mode = this.linkMode(link, index);
+    const fields = [
+      row([...endRow(0, "A"), ...endRow(1, "B")]),
+      row([
+        address("ipv4", 0, "A", "e.g. 10.0.12.1/30"),
+        address("ipv4", 1, "B", "e.g. 10.0.12.2/30"),
+        address("ipv6", 0, "A", "optional"),
+        address("ipv6", 1, "B", "optional"),
+        input("MTU", `${base}.mtu`, link.mtu, { kind: "link-mtu", placeholder: "1500", data: { link: index } }),
+      ]),
+      select("Impairments", `${base}.impairments`, mode, [[BOTH, "the same both ways"], [EACH, "each direction its own"]], "link-mode", { link: index }),
+    ];
+    const impairments = link.impairments && typeof link.impairments === "object" ? link.impairments : {};
+    if (mode === BOTH) {
+      fields.push(impairmentRow(`${base}.impairments`, impairments, "", { kind: "link-impairment", data: { link: index, end: "" } }));
+    } else {
+      ends.forEach((end, i) => {
+        const endpoint = endpointOf(end);
+        const letter = i === 0 ? "A" : "B";
+        fields.push(el("div", { class: "label small muted" }, `What ${letter} (${endpoint}) sends`));
+        fields.push(impairmentRow(`${base}.impairments.${endpoint}`, impairments[endpoint] || {}, ` from ${letter}`, { kind: "link-impairment", data: { link: index, end: i } }));
+      });
+    }
+    const name = `Link ${index + 1}: ${ends.map(endpointOf).join(" - ")}`;
+    return fieldset(name, base, fields, { action: "remove-link", name: String(index), label: `Remove link ${index + 1}` });
   }
 
   driverOptions(driver) {
@@ -305,9 +470,10 @@ class Editor {
     if (opts.length) fields.push(row(opts));
     if (options.includes("internal")) fields.push(checkbox("Internal: no way out of the lab", `${base}.internal`, net.internal === true, "bool"));
     if (options.includes("shaping")) {
-      const shaping = net.shaping || {};
-      fields.push(el("div", { class: "label small muted" }, "Link shaping (every attachment's egress)"));
-      fields.push(row(SHAPING.map(([key, label, hint]) => input(label, `${base}.shaping.${key}`, shaping[key], { placeholder: hint }))));
+      // Labfile 2 calls it impairments; a labfile 1 file keeps its own word.
+      const key = "impairments" in net || (!("shaping" in net) && Number(this.tree.labfile) >= 2) ? "impairments" : "shaping";
+      fields.push(el("div", { class: "label small muted" }, "Impairments (what every attachment sends; duplicate, corrupt and reorder need labfile 2, which they set)"));
+      fields.push(impairmentRow(`${base}.${key}`, net[key] || {}, ""));
     }
     if (!options.length) fields.push(el("p", { class: "hint" }, driver === "host" ? "Nodes share the host's network namespace; this driver takes no options." : "Nodes get only loopback; this driver takes no options."));
     return fieldset(`Network ${name}`, base, fields, { action: "remove-network", name });
@@ -337,10 +503,16 @@ class Editor {
     for (const network of Object.keys(this.tree.networks || {})) {
       const on = network in attached;
       const parts = [checkbox(network, `${base}.networks.${network}`, on, "attach", { network })];
+      let own = null;
       if (on && this.addressed(this.tree.networks[network])) {
         parts.push(input(`Address on ${network}`, `${base}.networks.${network}.ipv4`, attached[network]?.ipv4, { placeholder: "automatic", small: true }));
+        const values = attached[network]?.impairments || {};
+        own = el("details", { class: "impairments", open: Object.keys(values).length > 0 },
+          el("summary", { class: "small" }, `Impairments of what ${name} sends on ${network} (instead of the network's; labfile 2)`),
+          impairmentRow(`${base}.networks.${network}.impairments`, values, ` on ${network}`));
       }
       attachments.push(el("div", { class: "attachment" }, ...parts));
+      if (own) attachments.push(own);
     }
     fields.push(el("div", { class: "attachments", "data-path": `${base}.networks` }, ...attachments));
     return fieldset(`Node ${name}`, base, fields, { action: "remove-node", name });
@@ -356,6 +528,15 @@ class Editor {
 }
 
 // --- helpers ------------------------------------------------------------------------
+
+// Chromium may scroll a page scrolled to its end when the sticky YAML card changes (its
+// badge, its text): a click on Save that committed a field would then land beside the
+// button. The page stays where the user left it.
+function keepingScroll(change) {
+  const [x, y] = [window.scrollX, window.scrollY];
+  change();
+  if (window.scrollX !== x || window.scrollY !== y) window.scrollTo(x, y);
+}
 
 // Each driver of the schema's enum, in its order, with the network options it takes (its
 // rule refuses the others with `false`) and its modes (its rule's enum of `mode`).
@@ -394,9 +575,11 @@ function setPath(tree, keys, value) {
   pruneEmpty(tree, keys.slice(0, -1));
 }
 
-// Drop mappings a cleared field left empty (an empty `limits: {}` says nothing).
+// Drop mappings a cleared field left empty (an empty `limits: {}` says nothing), but
+// never an attachment: `lan: {}` attaches the node with every default.
 function pruneEmpty(tree, keys) {
   for (let depth = keys.length; depth > 2; depth--) {
+    if (depth === 4 && keys[0] === "nodes" && keys[2] === "networks") return;
     const parent = keys.slice(0, depth - 1).reduce((n, k) => n?.[k], tree);
     const key = keys[depth - 1];
     const value = parent?.[key];
@@ -404,6 +587,58 @@ function pruneEmpty(tree, keys) {
       delete parent[key];
     } else return;
   }
+}
+
+// A link's two ends as {node, ifname}, whatever the tree holds (the validator names what
+// is wrong with it).
+function linkEnds(link) {
+  const endpoints = Array.isArray(link?.endpoints) ? link.endpoints : [];
+  return [0, 1].map((i) => {
+    const text = typeof endpoints[i] === "string" ? endpoints[i] : "";
+    const at = text.indexOf(":");
+    return at < 0 ? { node: text, ifname: "" } : { node: text.slice(0, at), ifname: text.slice(at + 1) };
+  });
+}
+
+function endpointOf(end) {
+  return `${end.node}:${end.ifname}`;
+}
+
+function isPerDirection(impairments) {
+  return !!impairments && typeof impairments === "object" && Object.keys(impairments).some((k) => k.includes(":"));
+}
+
+function renameImpairmentEnd(link, old, endpoint) {
+  if (old === endpoint || !isPerDirection(link.impairments) || !(old in link.impairments)) return;
+  link.impairments = renameKey(link.impairments, old, endpoint);
+}
+
+// The link's impairments in the other form: one set for both ways from A's (or B's)
+// when going to BOTH, that set for each end when going to EACH.
+function convertImpairments(link, mode) {
+  const current = link.impairments && typeof link.impairments === "object" ? link.impairments : {};
+  const endpoints = linkEnds(link).map(endpointOf);
+  if (mode === EACH) {
+    if (isPerDirection(current) || Object.keys(current).length === 0) return link.impairments;
+    return Object.fromEntries(endpoints.map((e) => [e, { ...current }]));
+  }
+  if (!isPerDirection(current)) return link.impairments;
+  const first = endpoints.map((e) => current[e]).find((v) => v && Object.keys(v).length);
+  return first ? { ...first } : undefined;
+}
+
+// An interface name the node does not use yet: eth1, eth2, ... (eth0 is usually its
+// first network's).
+function freeIfname(tree, node, taken = []) {
+  const used = new Set(taken);
+  for (const attachment of Object.values(tree.nodes?.[node]?.networks || {})) if (attachment?.ifname) used.add(`${node}:${attachment.ifname}`);
+  for (const link of Array.isArray(tree.links) ? tree.links : []) for (const e of link?.endpoints || []) used.add(e);
+  const attached = Object.keys(tree.nodes?.[node]?.networks || {}).length;
+  for (let i = Math.max(attached, 1); ; i++) if (!used.has(`${node}:eth${i}`)) return `eth${i}`;
+}
+
+function impairmentRow(path, values, suffix, { kind = "impairment", data } = {}) {
+  return row(IMPAIRMENTS.map(([key, label, hint]) => input(`${label}${suffix}`, `${path}.${key}`, values?.[key], { placeholder: hint, kind, data: data ? { ...data, key } : undefined })));
 }
 
 function renameKey(map, old, name) {
@@ -432,9 +667,14 @@ function el(tag, attrs = {}, ...children) {
   return node;
 }
 
-function input(label, path, value, { kind = "text", rename, placeholder, id } = {}) {
+function dataAttributes(data) {
+  return Object.fromEntries(Object.entries(data || {}).map(([k, v]) => [`data-${k}`, String(v)]));
+}
+
+function input(label, path, value, { kind = "text", rename, placeholder, id, data } = {}) {
   const inputId = `f-${++uid}`;
   const box = el("input", {
+    ...dataAttributes(data),
     type: "text",
     id: inputId,
     value: value === undefined || value === null ? "" : String(value),
@@ -449,11 +689,13 @@ function input(label, path, value, { kind = "text", rename, placeholder, id } = 
   return el("div", { class: "field" }, el("label", { for: inputId }, label), box);
 }
 
-function select(label, path, value, choices, kind = "text") {
+// `choices`: values, or [value, label] pairs.
+function select(label, path, value, choices, kind = "text", data = undefined) {
   const selectId = `f-${++uid}`;
-  const box = el("select", { id: selectId, "data-path": path, "data-kind": kind });
+  const box = el("select", { ...dataAttributes(data), id: selectId, "data-path": path, "data-kind": kind });
   for (const choice of choices) {
-    box.append(el("option", { value: choice, selected: choice === value }, choice || "—"));
+    const [val, text] = Array.isArray(choice) ? choice : [choice, choice];
+    box.append(el("option", { value: val, selected: val === value }, text || "—"));
   }
   return el("div", { class: "field" }, el("label", { for: selectId }, label), box);
 }
@@ -475,7 +717,7 @@ function button(text, data) {
 function fieldset(legend, path, fields, remove) {
   const head = el("div", { class: "item-head" }, el("legend", {}, legend));
   if (remove) {
-    head.append(el("button", { type: "button", class: "danger small-button", "data-action": remove.action, "data-name": remove.name, "aria-label": `Remove ${legend}` }, "Remove"));
+    head.append(el("button", { type: "button", class: "danger small-button", "data-action": remove.action, "data-name": remove.name, "aria-label": remove.label || `Remove ${legend}` }, "Remove"));
   }
   return el("fieldset", { "data-path": path || undefined }, head, el("div", { class: "fields" }, ...fields));
 }

@@ -1,6 +1,7 @@
 // The topology view (Cytoscape): nodes coloured by the state the agent reported, networks
 // drawn by driver (a switch for bridge, a cloud for overlay, ...), one edge per
-// attachment labelled with its interface, address and live rate.
+// attachment labelled with its interface, address and live rate, and one edge from node
+// to node per point-to-point link, each end labelled with its interface and addresses.
 
 import cytoscape from "cytoscape";
 import { openStream } from "labmgr/live.js";
@@ -31,11 +32,13 @@ export function startTopology({ graph, page, canChange }) {
   });
   const details = document.getElementById("details");
   const show = (element) => {
-    details.replaceChildren(...(element.data("kind") === "node" ? nodeDetails(element.data(), page, canChange) : networkDetails(element.data())));
+    const kind = element.data("kind");
+    const data = element.data();
+    details.replaceChildren(...(kind === "node" ? nodeDetails(data, page, canChange) : kind === "peer-link" ? linkDetails(data) : networkDetails(data)));
     cy.elements().unselect();
     element.select();
   };
-  cy.on("tap", "node", (event) => show(event.target));
+  cy.on("tap", "node, edge.peer-link", (event) => show(event.target));
   document.getElementById("topology-list").addEventListener("click", (event) => {
     const button = event.target.closest("button[data-select]");
     if (button) show(cy.getElementById(button.dataset.select));
@@ -69,14 +72,46 @@ function elements(graph) {
       label: [link.ifname, link.ipv4].filter(Boolean).join(" "), base: [link.ifname, link.ipv4].filter(Boolean).join(" "), ...link,
     } });
   }
+  for (const link of graph.peer_links || []) {
+    const [a, b] = link.ends;
+    items.push({ data: {
+      id: link.id, kind: "peer-link", source: `node:${a.node}`, target: `node:${b.node}`,
+      sourceLabel: endLabel(a), targetLabel: endLabel(b), sourceBase: endLabel(a), targetBase: endLabel(b),
+      label: impairmentsLabel(a, b), ...link,
+    }, classes: "peer-link" });
+  }
   return items;
+}
+
+// An end of a link as its edge says it: the interface, then its addresses.
+function endLabel(end) {
+  return [end.ifname, end.ipv4, end.ipv6].filter(Boolean).join("\n");
+}
+
+function impairmentsText(impairments) {
+  return Object.entries(impairments || {}).map(([k, v]) => `${k} ${v}`).join(", ");
+}
+
+function impairmentsLabel(a, b) {
+  const [ta, tb] = [impairmentsText(a.impairments), impairmentsText(b.impairments)];
+  if (ta === tb) return ta;
+  return [ta && `${a.ifname}→ ${ta}`, tb && `${b.ifname}→ ${tb}`].filter(Boolean).join("\n");
 }
 
 function showRates(cy, samples) {
   for (const sample of samples || []) {
     for (const iface of sample.interfaces || []) {
+      const rates = `↓${kbit(iface.rx_bps)} ↑${kbit(iface.tx_bps)}`;
       cy.edges().filter((e) => e.data("node") === sample.node && e.data("ifname") === iface.ifname).forEach((edge) => {
-        edge.data("label", `${edge.data("base")}\n↓${kbit(iface.rx_bps)} ↑${kbit(iface.tx_bps)}`);
+        edge.data("label", `${edge.data("base")}\n${rates}`);
+      });
+      // A link's end is an interface of its node like any other.
+      cy.edges(".peer-link").forEach((edge) => {
+        edge.data("ends").forEach((end, i) => {
+          if (end.node !== sample.node || end.ifname !== iface.ifname) return;
+          const side = i === 0 ? "source" : "target";
+          edge.data(`${side}Label`, `${edge.data(`${side}Base`)}\n${rates}`);
+        });
       });
     }
   }
@@ -101,6 +136,16 @@ function nodeDetails(node, page, canChange) {
     out.push(link);
   }
   return out;
+}
+
+function linkDetails(link) {
+  const facts = [["MTU", link.mtu ?? "—"]];
+  for (const end of link.ends) {
+    facts.push([`${end.node}:${end.ifname}`, [end.ipv4, end.ipv6].filter(Boolean).join(" ") || "no address"]);
+    facts.push([`${end.node}:${end.ifname} sends with`, impairmentsText(end.impairments) || "no impairments"]);
+  }
+  const [a, b] = link.ends;
+  return [heading(`Link ${a.node}:${a.ifname} - ${b.node}:${b.ifname}`), dl(facts)];
 }
 
 function networkDetails(net) {
@@ -136,5 +181,6 @@ const STYLE = [
   { selector: "node.network.macvlan, node.network.ipvlan", style: { "background-color": "#f3ecfb", "border-color": "#6f42c1" } },
   { selector: "node.network.none", style: { "background-color": "#eceff2", "border-style": "dashed" } },
   { selector: "edge", style: { width: 2, "line-color": "#8b97a2", label: "data(label)", "font-size": 9, "text-wrap": "wrap", "text-background-color": "#fbfcfd", "text-background-opacity": 0.9, "text-background-padding": 2, color: "#33404b", "curve-style": "bezier" } },
+  { selector: "edge.peer-link", style: { width: 3, "line-color": "#0d6e6e", "line-style": "solid", "source-label": "data(sourceLabel)", "target-label": "data(targetLabel)", "source-text-offset": 34, "target-text-offset": 34, "font-size": 9, "text-wrap": "wrap" } },
   { selector: ":selected", style: { "border-color": "#f0a500", "border-width": 4, "line-color": "#f0a500" } },
 ];

@@ -12,6 +12,7 @@ from labmgr.deployments.lifecycle import deployment_deploy
 from labmgr.deployments.services import deployment_result_record
 from labmgr.hosts.models import Host
 from labmgr.labs.models import Lab
+from labmgr.labs.services import lab_import
 
 
 def test_the_lab_page_shows_the_plan_and_the_actions(client: Client, alice_lab: Lab) -> None:
@@ -72,6 +73,70 @@ def test_the_topology_lists_nodes_networks_and_links(client: Client, alice_lab: 
         ("web", "10.10.0.10"),
         ("client", "10.10.0.2"),
     }
+
+
+TRIANGLE = """\
+labfile: 2
+name: triangle
+networks: {lan: {driver: bridge, subnet: 10.10.0.0/24}}
+nodes:
+  r1: {networks: {lan: {}}}
+  r2: {}
+  r3: {}
+links:
+  - endpoints: [r1:eth1, r2:eth1]
+    ipv4: [10.0.12.1/30, 10.0.12.2/30]
+    ipv6: ["fd00:12::1/64", "fd00:12::2/64"]
+    impairments: {delay: 10ms}
+  - endpoints: [r2:eth2, r3:eth1]
+    mtu: 9000
+    impairments: {r3:eth1: {loss: 1%}}
+"""
+
+
+def test_the_topology_draws_links_node_to_node_beside_the_attachments(
+    client: Client, alice: User
+) -> None:
+    lab = lab_import(owner=alice, text=TRIANGLE)
+    client.force_login(alice)
+    page = client.get(f"/labs/{lab.pk}/topology/").content.decode()
+    start = page.index('<script id="graph-data" type="application/json">') + 48
+    graph = json.loads(page[start : page.index("</script>", start)])
+    # The node-network edges are what they were.
+    assert [(link["node"], link["network"], link["ifname"]) for link in graph["links"]] == [
+        ("r1", "lan", "eth0")
+    ]
+    first, second = graph["peer_links"]
+    assert first == {
+        "id": "plink:0",
+        "ends": [
+            {
+                "node": "r1",
+                "ifname": "eth1",
+                "ipv4": "10.0.12.1/30",
+                "ipv6": "fd00:12::1/64",
+                "impairments": {"delay": "10ms"},
+            },
+            {
+                "node": "r2",
+                "ifname": "eth1",
+                "ipv4": "10.0.12.2/30",
+                "ipv6": "fd00:12::2/64",
+                "impairments": {"delay": "10ms"},
+            },
+        ],
+        "mtu": 1500,
+        "name": "r1:eth1 - r2:eth1",
+        "addresses": "10.0.12.1/30 fd00:12::1/64 - 10.0.12.2/30 fd00:12::2/64",
+    }
+    assert [(e["node"], e["ifname"], e["impairments"]) for e in second["ends"]] == [
+        ("r2", "eth2", {}),
+        ("r3", "eth1", {"loss": "1%"}),
+    ]
+    assert (second["mtu"], second["addresses"]) == (9000, "")
+    # In words, for whoever does not see the graph.
+    assert "r1:eth1 - r2:eth1</button>: 10.0.12.1/30 fd00:12::1/64 - 10.0.12.2/30" in page
+    assert "3 nodes, 1 network and 2 point-to-point links" in page
 
 
 def test_terminals_explain_that_the_lab_must_run(client: Client, alice_lab: Lab) -> None:
