@@ -130,7 +130,7 @@ class Networks:
                 self.checker.error(
                     f"networks.{name}.parent",
                     f"{network.parent} is already the parent of {driver} network {other}; "
-                    f"one link can carry {listed(taking('parent'), 'or')} children, not both",
+                    f"one link can carry {listed(taking('parent'), 'or')} children, one kind only",
                 )
             elif DRIVERS[driver].children_share_mode and self.valid[other].mode != network.mode:
                 # The mode belongs to the parent link: the last child would set it for all.

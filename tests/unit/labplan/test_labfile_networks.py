@@ -353,5 +353,5 @@ def test_it_rejects_macvlan_and_ipvlan_children_on_one_parent(
     with_network(tree, "wan", {"driver": "macvlan", "subnet": "10.40.0.0/24", "parent": "lan"})
     assert errors(tree) == [
         "networks.wan.parent: lan is already the parent of ipvlan network l2; one link can "
-        "carry macvlan, ipvlan or vlan children, not both"
+        "carry macvlan, ipvlan or vlan children, one kind only"
     ]
