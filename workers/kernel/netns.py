@@ -30,10 +30,12 @@ NODE_SYSCTLS = {
     # Docker's choice: any group may open ICMP echo sockets, so `ping` works for root in a
     # user namespace, which has no CAP_NET_RAW over a netns the agent made.
     "net/ipv4/ping_group_range": "0 2147483647",
-    # Labfile v1 networks are IPv4 only: like Docker's networks without --ipv6, the node's
-    # interfaces (all made after this) have IPv6 off. Otherwise every interface coming up
-    # sends link-local DAD and MLD packets that a bridge floods to all its ports: traffic
-    # nobody asked for in a capture, and work that grows with the square of the ports.
+    # Like Docker's networks without --ipv6, the node's interfaces (all made after this)
+    # have IPv6 off until the plan gives one an IPv6 address (a subnet6 or an IPv6 link):
+    # then it is on for that interface, without link-local address or DAD. Otherwise
+    # every interface coming up sends link-local DAD and MLD packets that a bridge floods
+    # to all its ports: traffic nobody asked for in a capture, and work that grows with
+    # the square of the ports.
     "net/ipv6/conf/default/disable_ipv6": "1",
 }
 
