@@ -21,6 +21,7 @@ from labmgr.hosts.selectors import host_list
 from labmgr.labs import selectors as lab_selectors
 from labmgr.labs.models import Lab
 from labmgr.web.models import LabDraft
+from labplan import fields
 from labplan.errors import LabfileError
 
 RECENT_DEPLOYMENTS = 8
@@ -69,6 +70,17 @@ def lab_document(lab: Lab) -> dict[str, Any]:
     except ValueError:
         return {}
     return document if isinstance(document, dict) else {}
+
+
+def attachment_options() -> dict[str, list[str]]:
+    """Each network driver's attachment options, from labplan's option table: the editor
+    offers a node's address, IPv6 address, access VLAN and trunk only where its network's
+    driver takes them."""
+    taken: dict[str, list[str]] = {}
+    for option in fields.ATTACHMENT.fields:
+        for driver in sorted(option.drivers or ()):
+            taken.setdefault(driver, []).append(option.name)
+    return taken
 
 
 def latest_deployment(lab: Lab) -> Deployment | None:
@@ -195,7 +207,8 @@ def _image_label(node: dict[str, Any], ran: dict[str, str]) -> str:
 
 def topology(*, lab: Lab, deployment: Deployment | None) -> dict[str, Any]:
     """The graph the topology view draws: nodes, networks (with their driver), one
-    `links` edge per attachment (node to network) and one `peer_links` edge per
+    `links` edge per attachment (node to network: its interface, IPv4 and IPv6 addresses
+    and VLANs, also listed as the node's `ports`) and one `peer_links` edge per
     point-to-point link (node to node, each end's interface, addresses and impairments),
     with what the agent observed of each interface."""
     document = lab_document(lab)
@@ -206,6 +219,18 @@ def topology(*, lab: Lab, deployment: Deployment | None) -> dict[str, Any]:
     links = []
     for name, node in (document.get("nodes") or {}).items():
         seen = observed.get(name)
+        ports = [
+            {
+                "node": name,
+                "network": network,
+                "ifname": attachment.get("ifname", ""),
+                "ipv4": attachment.get("ipv4", ""),
+                "ipv6": attachment.get("ipv6", ""),
+                "mac": attachment.get("mac", ""),
+                "vlans": port_vlans(attachment),
+            }
+            for network, attachment in (node.get("networks") or {}).items()
+        ]
         nodes.append(
             {
                 "name": name,
@@ -215,20 +240,19 @@ def topology(*, lab: Lab, deployment: Deployment | None) -> dict[str, Any]:
                 "limits": node.get("limits") or {},
                 "command": node.get("command") or [],
                 "interfaces": seen.interfaces if seen else [],
+                "ports": ports,
             }
         )
-        for network, attachment in (node.get("networks") or {}).items():
-            links.append(
-                {
-                    "node": name,
-                    "network": network,
-                    "ifname": attachment.get("ifname", ""),
-                    "ipv4": attachment.get("ipv4", ""),
-                    "mac": attachment.get("mac", ""),
-                }
-            )
+        links.extend(ports)
     networks = [
-        {"name": name, "driver": net.get("driver", ""), "subnet": net.get("subnet", "")}
+        {
+            "name": name,
+            "driver": net.get("driver", ""),
+            "subnet": net.get("subnet", ""),
+            "subnet6": net.get("subnet6", ""),
+            "vlan_filtering": net.get("vlan_filtering") is True,
+            "vlan_id": net.get("id"),
+        }
         for name, net in (document.get("networks") or {}).items()
     ]
     return {
@@ -237,6 +261,17 @@ def topology(*, lab: Lab, deployment: Deployment | None) -> dict[str, Any]:
         "links": links,
         "peer_links": peer_links(document),
     }
+
+
+def port_vlans(attachment: dict[str, Any]) -> str:
+    """A port's VLANs as the topology says them: "vlan 10" (access, untagged), "trunk
+    10,20" (tagged), both, or "" for a port in no VLAN of its own."""
+    words = []
+    if attachment.get("vlan") is not None:
+        words.append(f"vlan {attachment['vlan']}")
+    if attachment.get("vlans"):
+        words.append("trunk " + ",".join(str(v) for v in attachment["vlans"]))
+    return ", ".join(words)
 
 
 def peer_links(document: dict[str, Any]) -> list[dict[str, Any]]:

@@ -224,6 +224,7 @@ def _editor(
             "text": text,
             "errors": errors,
             "errors_json": errors,
+            "attachment_options": selectors.attachment_options(),
             "import_form": import_form or (ImportForm() if lab is None else None),
             "nav": "new" if lab is None else "",
         },

@@ -31,6 +31,11 @@ const IMPAIRMENTS = [
   ["reorder", "Reorder", "e.g. 25%"],
 ];
 const V2_IMPAIRMENTS = ["duplicate", "corrupt", "reorder"];
+// Keys of a network or an attachment that only labfile 2 has: IPv6 and VLANs.
+const V2_KEYS = ["subnet6", "vlan_filtering", "id", "ipv6", "vlan", "vlans"];
+// What a network's attachment takes when the page does not say (labplan's table does).
+const ADDRESSED = ["bridge", "macvlan", "ipvlan", "overlay", "vlan"];
+const ATTACHMENT_OPTIONS = Object.fromEntries(ADDRESSED.map((d) => [d, d === "bridge" ? ["ipv4", "ipv6", "vlan", "vlans"] : ["ipv4", "ipv6"]]));
 const BOTH = "both";
 const EACH = "each";
 const CHECK_DELAY_MS = 350;
@@ -42,8 +47,9 @@ export function startEditor(opts) {
 }
 
 class Editor {
-  constructor({ form, textarea, formView, validity, errorList, checkUrl, schemaUrl, initialErrors }) {
+  constructor({ form, textarea, formView, validity, errorList, checkUrl, schemaUrl, initialErrors, attachmentOptions }) {
     Object.assign(this, { form, textarea, formView, validity, errorList, checkUrl });
+    this.attachmentOptions = attachmentOptions || ATTACHMENT_OPTIONS;
     this.schemaUrl = schemaUrl || SCHEMA_URL;
     this.drivers = null;
     this.tree = null;
@@ -201,12 +207,29 @@ class Editor {
     } else {
       setPath(this.tree, keys, fieldValue(input.value, kind));
     }
-    if (kind === "driver") this.keepDriverOptions(keys[1]);
-    this.writeText();
-    if (committed && ["driver", "attach"].includes(kind)) {
-      this.renderForm();
-      this.showErrors();
+    const last = keys[keys.length - 1];
+    if (kind === "driver") {
+      this.keepDriverOptions(keys[1]);
+      if (input.value === "vlan") this.ensureVersion2();
+    } else if (V2_KEYS.includes(last) && getPath(this.tree, keys) !== undefined) {
+      this.ensureVersion2();
     }
+    this.writeText();
+    // A driver, an attachment and a bridge's VLAN filtering decide which fields show.
+    if (committed && (["driver", "attach"].includes(kind) || last === "vlan_filtering")) this.rerender();
+  }
+
+  // The form again, now, with the focus where it was (on the select or checkbox just
+  // used): the fields that depend on it appear without the user leaving it.
+  rerender() {
+    const active = this.formView.contains(document.activeElement) ? document.activeElement : null;
+    const path = active?.dataset.path;
+    const kind = active?.dataset.kind;
+    this.renderForm(true);
+    this.showErrors();
+    if (!path) return;
+    const again = [...this.formView.querySelectorAll(`[data-path="${CSS.escape(path)}"]`)].find((e) => e.dataset.kind === kind && e.tagName === active.tagName);
+    again?.focus();
   }
 
   // Links and per-attachment impairments need `labfile: 2`; the form says it for the user.
@@ -243,10 +266,7 @@ class Editor {
       if (!link.impairments) delete link.impairments;
     }
     this.writeText();
-    if (committed && ["link-node", "link-mode"].includes(kind)) {
-      this.renderForm(true);
-      this.showErrors();
-    }
+    if (committed && ["link-node", "link-mode"].includes(kind)) this.rerender();
   }
 
   setLinkImpairment(link, index, end, key, value) {
@@ -459,6 +479,8 @@ class Editor {
     ];
     const opts = [];
     if (options.includes("subnet")) opts.push(input("Subnet", `${base}.subnet`, net.subnet, { placeholder: "10.10.0.0/24" }));
+    if (options.includes("subnet6")) opts.push(input("IPv6 subnet", `${base}.subnet6`, net.subnet6, { placeholder: "optional, e.g. fd00:10::/64" }));
+    if (options.includes("id")) opts.push(input("VLAN id", `${base}.id`, net.id, { kind: "number", placeholder: "1–4094" }));
     if (options.includes("gateway")) opts.push(input("Gateway", `${base}.gateway`, net.gateway, { placeholder: "first address, or none" }));
     if (options.includes("parent")) {
       const parents = Object.entries(this.tree.networks || {}).filter(([n, v]) => n !== name && v?.driver === "bridge").map(([n]) => n);
@@ -469,6 +491,7 @@ class Editor {
     if (options.includes("mtu")) opts.push(input("MTU", `${base}.mtu`, net.mtu, { kind: "number", placeholder: "1500" }));
     if (opts.length) fields.push(row(opts));
     if (options.includes("internal")) fields.push(checkbox("Internal: no way out of the lab", `${base}.internal`, net.internal === true, "bool"));
+    if (options.includes("vlan_filtering")) fields.push(checkbox("VLAN filtering: 802.1Q-aware ports, each in its attachment's VLANs (labfile 2)", `${base}.vlan_filtering`, net.vlan_filtering === true, "bool"));
     if (options.includes("shaping")) {
       // Labfile 2 calls it impairments; a labfile 1 file keeps its own word.
       const key = "impairments" in net || (!("shaping" in net) && Number(this.tree.labfile) >= 2) ? "impairments" : "shaping";
@@ -504,8 +527,17 @@ class Editor {
       const on = network in attached;
       const parts = [checkbox(network, `${base}.networks.${network}`, on, "attach", { network })];
       let own = null;
+      const path = `${base}.networks.${network}`;
+      const takes = on ? this.attachmentTakes(this.tree.networks[network]) : [];
+      const values = attached[network] && typeof attached[network] === "object" ? attached[network] : {};
+      // A VLAN field shows on a vlan_filtering bridge, or where the file already has it
+      // (so its error has a field to stand by).
+      const vlanAware = this.tree.networks[network]?.vlan_filtering === true;
+      if (takes.includes("ipv4")) parts.push(input(`Address on ${network}`, `${path}.ipv4`, values.ipv4, { placeholder: "automatic", small: true }));
+      if (takes.includes("ipv6")) parts.push(input(`IPv6 on ${network}`, `${path}.ipv6`, values.ipv6, { placeholder: this.tree.networks[network]?.subnet6 ? "automatic" : "needs an IPv6 subnet", small: true }));
+      if (takes.includes("vlan") && (vlanAware || "vlan" in values)) parts.push(input(`Access VLAN on ${network}`, `${path}.vlan`, values.vlan, { kind: "number", placeholder: "1 (untagged)", small: true }));
+      if (takes.includes("vlans") && (vlanAware || "vlans" in values)) parts.push(input(`Trunk VLANs on ${network}`, `${path}.vlans`, Array.isArray(values.vlans) ? values.vlans.join(", ") : values.vlans, { kind: "vlan-list", placeholder: "tagged, e.g. 10, 20", small: true }));
       if (on && this.addressed(this.tree.networks[network])) {
-        parts.push(input(`Address on ${network}`, `${base}.networks.${network}.ipv4`, attached[network]?.ipv4, { placeholder: "automatic", small: true }));
         const values = attached[network]?.impairments || {};
         own = el("details", { class: "impairments", open: Object.keys(values).length > 0 },
           el("summary", { class: "small" }, `Impairments of what ${name} sends on ${network} (instead of the network's; labfile 2)`),
@@ -516,6 +548,13 @@ class Editor {
     }
     fields.push(el("div", { class: "attachments", "data-path": `${base}.networks` }, ...attachments));
     return fieldset(`Node ${name}`, base, fields, { action: "remove-node", name });
+  }
+
+  // What an attachment to the network takes, as labplan's option table says for its
+  // driver (a driver the form does not know is left to the validator: all of them).
+  attachmentTakes(network) {
+    const driver = network?.driver || "bridge";
+    return this.attachmentOptions[driver] || (driver in this.drivers ? [] : ["ipv4", "ipv6", "vlan", "vlans"]);
   }
 
   // A node on it gets an address: its driver takes a subnet (a driver the form does not
@@ -560,7 +599,13 @@ function fieldValue(text, kind) {
   if (value === "") return undefined;
   if (kind === "number" && /^-?\d+(\.\d+)?$/.test(value)) return Number(value);
   if (kind === "argv") return value.split(/\s+/);
+  // A trunk's VLANs typed "10, 20"; what is not a number is kept for the validator to name.
+  if (kind === "vlan-list") return value.split(/[\s,]+/).filter(Boolean).map((v) => (/^\d+$/.test(v) ? Number(v) : v));
   return value; // left as typed: the validator says what is wrong with it
+}
+
+function getPath(tree, keys) {
+  return keys.reduce((node, key) => (node && typeof node === "object" ? node[key] : undefined), tree);
 }
 
 function setPath(tree, keys, value) {

@@ -1,7 +1,8 @@
 // The topology view (Cytoscape): nodes coloured by the state the agent reported, networks
 // drawn by driver (a switch for bridge, a cloud for overlay, ...), one edge per
-// attachment labelled with its interface, address and live rate, and one edge from node
-// to node per point-to-point link, each end labelled with its interface and addresses.
+// attachment labelled with its interface, addresses (IPv4, then IPv6), VLANs and live
+// rate, and one edge from node to node per point-to-point link, each end labelled with its
+// interface and addresses.
 
 import cytoscape from "cytoscape";
 import { openStream } from "labmgr/live.js";
@@ -67,9 +68,10 @@ function elements(graph) {
     items.push({ data: { id: `node:${node.name}`, kind: "node", label: node.name, colour: STATE_COLOURS[node.state] || "#8b97a2", ...node }, classes: "lab-node" });
   }
   for (const link of graph.links) {
+    const label = portLabel(link);
     items.push({ data: {
       id: `link:${link.node}:${link.network}`, source: `node:${link.node}`, target: `net:${link.network}`,
-      label: [link.ifname, link.ipv4].filter(Boolean).join(" "), base: [link.ifname, link.ipv4].filter(Boolean).join(" "), ...link,
+      label, base: label, ...link,
     } });
   }
   for (const link of graph.peer_links || []) {
@@ -81,6 +83,12 @@ function elements(graph) {
     }, classes: "peer-link" });
   }
   return items;
+}
+
+// A port as its edge says it: the interface and IPv4 address, the IPv6 address beside
+// them, then its VLANs ("vlan 10", "trunk 10,20").
+function portLabel(port) {
+  return [[port.ifname, port.ipv4].filter(Boolean).join(" "), port.ipv6, port.vlans].filter(Boolean).join("\n");
 }
 
 // An end of a link as its edge says it: the interface, then its addresses.
@@ -126,6 +134,9 @@ function nodeDetails(node, page, canChange) {
   const out = [heading(`Node ${node.name}`)];
   const facts = [["state", node.state], ["host", node.host || "chosen at deploy"], ["pid", node.pid ?? "—"], ["command", (node.command || []).join(" ") || "init only"]];
   for (const [k, v] of Object.entries(node.limits || {})) facts.push([`limit ${k}`, typeof v === "object" ? JSON.stringify(v) : v]);
+  for (const port of node.ports || []) {
+    facts.push([`on ${port.network}`, [port.ifname, port.ipv4, port.ipv6, port.vlans].filter(Boolean).join(" ") || "automatic"]);
+  }
   for (const iface of node.interfaces || []) facts.push([iface.ifname, [iface.mac, ...(iface.addresses || [])].filter(Boolean).join(" ")]);
   out.push(dl(facts));
   if (canChange && node.state === "running") {
@@ -149,7 +160,11 @@ function linkDetails(link) {
 }
 
 function networkDetails(net) {
-  return [heading(`Network ${net.name}`), dl([["driver", net.driver], ["subnet", net.subnet || "—"]])];
+  const facts = [["driver", net.driver], ["subnet", net.subnet || "—"]];
+  if (net.subnet6) facts.push(["IPv6 subnet", net.subnet6]);
+  if (net.vlan_filtering) facts.push(["VLAN filtering", "on: each port in its own VLANs"]);
+  if (net.vlan_id) facts.push(["VLAN id", net.vlan_id]);
+  return [heading(`Network ${net.name}`), dl(facts)];
 }
 
 function heading(text) {

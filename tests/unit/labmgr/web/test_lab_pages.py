@@ -155,3 +155,61 @@ def test_deleting_a_lab_returns_to_the_dashboard(client: Client, alice_lab: Lab)
     response = client.post(f"/labs/{alice_lab.pk}/delete")
     assert response["Location"] == "/"
     assert not Lab.objects.filter(pk=alice_lab.pk).exists()
+
+
+VLANS = """\
+labfile: 2
+name: vlans
+networks:
+  lan: {driver: bridge, subnet: 10.10.0.0/24, subnet6: "fd00:10::/64", vlan_filtering: true}
+  v100: {driver: vlan, parent: lan, id: 100, subnet: 10.100.0.0/24}
+nodes:
+  r1: {networks: {lan: {ipv4: 10.10.0.11, ipv6: "fd00:10::11", vlan: 10}}}
+  sw: {privileged: true, networks: {lan: {vlans: [10, 20]}}}
+  both: {privileged: true, networks: {lan: {vlan: 30, vlans: [10, 20]}}}
+  h1: {networks: {v100: {}}}
+"""
+
+
+def test_the_topology_gives_each_port_its_ipv6_address_and_vlans(
+    client: Client, root: User
+) -> None:
+    lab = lab_import(owner=root, text=VLANS)
+    client.force_login(root)
+    page = client.get(f"/labs/{lab.pk}/topology/").content.decode()
+    start = page.index('<script id="graph-data" type="application/json">') + 48
+    graph = json.loads(page[start : page.index("</script>", start)])
+    ports = {link["node"]: (link["ipv4"], link["ipv6"], link["vlans"]) for link in graph["links"]}
+    assert ports == {
+        "r1": ("10.10.0.11", "fd00:10::11", "vlan 10"),
+        "sw": (ports["sw"][0], ports["sw"][1], "trunk 10,20"),
+        "both": (ports["both"][0], ports["both"][1], "vlan 30, trunk 10,20"),
+        "h1": (ports["h1"][0], "", ""),
+    }
+    # The other nodes' IPv6 addresses are the lowest free from the second one on.
+    assert {ports["both"][1], ports["sw"][1]} == {"fd00:10::2", "fd00:10::3"}
+    lan, v100 = graph["networks"]
+    assert (lan["subnet6"], lan["vlan_filtering"]) == ("fd00:10::/64", True)
+    assert (v100["driver"], v100["vlan_id"], v100["vlan_filtering"]) == ("vlan", 100, False)
+
+
+def test_the_editor_offers_vlans_only_where_labplan_takes_them(client: Client, alice: User) -> None:
+    client.force_login(alice)
+    page = client.get("/labs/new/").content.decode()
+    start = page.index('<script id="attachment-options" type="application/json">') + 56
+    taken = json.loads(page[start : page.index("</script>", start)])
+    assert taken["bridge"] == ["ipv4", "ipv6", "ifname", "mac", "impairments", "vlan", "vlans"]
+    assert taken["vlan"] == ["ipv4", "ipv6", "ifname", "impairments"]
+    assert "host" not in taken and "none" not in taken
+
+
+def test_the_topology_says_each_nodes_addresses_and_vlans_in_words(
+    client: Client, root: User
+) -> None:
+    lab = lab_import(owner=root, text=VLANS)
+    client.force_login(root)
+    page = client.get(f"/labs/{lab.pk}/topology/").content.decode()
+    assert "r1</button> (stopped): lan 10.10.0.11 fd00:10::11 vlan 10</li>" in page
+    assert "sw</button> (stopped): lan 10.10.0." in page and "trunk 10,20</li>" in page
+    assert ">lan</button>: bridge 10.10.0.0/24 fd00:10::/64, VLAN filtering</li>" in page
+    assert ">v100</button>: vlan 100 10.100.0.0/24</li>" in page
