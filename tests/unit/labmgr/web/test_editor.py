@@ -129,3 +129,34 @@ def test_copying_an_example_twice_gives_two_labs(client: Client, alice: User) ->
 def test_an_unknown_example_is_not_found(client: Client, alice: User) -> None:
     client.force_login(alice)
     assert client.post("/examples/nothing/copy").status_code == 404
+
+
+ODD_VLANS = """labfile: 2
+name: odd
+networks:
+  lan: {driver: bridge, subnet: 10.10.0.0/24, subnet6: 5, vlan_filtering: "yes"}
+  v: {driver: vlan, parent: lan, id: "x", subnet: 10.20.0.0/24}
+nodes:
+  a: {networks: {lan: {vlan: [1], vlans: "10, 20", ipv6: {}}}}
+"""
+
+
+def test_odd_ipv6_and_vlan_values_are_named_by_path_and_kept_as_a_draft(
+    client: Client, alice: User
+) -> None:
+    """What the YAML may hold that the form never writes (a trunk as one string, a list
+    for an access VLAN) is refused by name, never a server error."""
+    client.force_login(alice)
+    errors = check(client, ODD_VLANS)["errors"]
+    assert isinstance(errors, dict)
+    assert {
+        "networks.lan.subnet6",
+        "networks.lan.vlan_filtering",
+        "networks.v.id",
+        "nodes.a.networks.lan.vlan",
+        "nodes.a.networks.lan.vlans",
+        "nodes.a.networks.lan.ipv6",
+    } <= set(errors)
+    response = client.post("/labs/new/", {"text": ODD_VLANS})
+    assert response.status_code == 302
+    assert LabDraft.objects.get(owner=alice, name="odd").errors == errors
