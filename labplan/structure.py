@@ -11,7 +11,7 @@ import ipaddress
 import math
 import re
 from collections.abc import Callable, Mapping, Sized
-from typing import Final
+from typing import Final, TypeVar
 
 from labplan import imageref
 from labplan.errors import FieldError
@@ -287,14 +287,23 @@ def _cidr(field: Field, value: object) -> str:
 
 def _network(value: object, noun: str, example: str = "like 10.10.0.0/24") -> ipaddress.IPv4Network:
     hint = f"{show_value(value)} is not {noun} (write an IPv4 CIDR, {example})"
+    return _strict_network(value, ipaddress.IPv4Network, hint)
+
+
+_Net = TypeVar("_Net", ipaddress.IPv4Network, ipaddress.IPv6Network)
+
+
+def _strict_network(value: object, kind: type[_Net], hint: str) -> _Net:
+    """`value` as a network of `kind`, refused with `hint`, or naming the network meant
+    when it has host bits set."""
     if not isinstance(value, str) or "/" not in value:
         raise UnitError(hint)
     try:
-        return ipaddress.IPv4Network(value)
+        return kind(value)
     except ValueError:
         pass
     try:
-        loose = ipaddress.IPv4Network(value, strict=False)
+        loose = kind(value, strict=False)
     except ValueError:
         raise UnitError(hint) from None
     raise UnitError(f"{value} has host bits set; did you mean {loose}?")
@@ -323,17 +332,7 @@ def _subnet6(field: Field, value: object) -> str:
 
 def _network6(value: object, noun: str) -> ipaddress.IPv6Network:
     hint = f"{show_value(value)} is not {noun} (write an IPv6 CIDR, like fd00:10::/64)"
-    if not isinstance(value, str) or "/" not in value:
-        raise UnitError(hint)
-    try:
-        return ipaddress.IPv6Network(value)
-    except ValueError:
-        pass
-    try:
-        loose = ipaddress.IPv6Network(value, strict=False)
-    except ValueError:
-        raise UnitError(hint) from None
-    raise UnitError(f"{value} has host bits set; did you mean {loose}?")
+    return _strict_network(value, ipaddress.IPv6Network, hint)
 
 
 def _ipv6(field: Field, value: object) -> str:

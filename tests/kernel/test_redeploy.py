@@ -26,44 +26,56 @@ LAB: dict[str, Any] = {
 }
 
 
-def test_a_redeploy_changes_only_the_difference(data_dir: Path) -> None:
-    deployment = new_deployment()
-    token = naming.deployment_token(deployment)
-    sent: list[tuple[str, dict[str, Any]]] = []
-    executor = kernel_executor(data_dir)
-    agent = Agent(executor, lambda task, kwargs: sent.append((task, kwargs)), "local")
+class Redeploys:
+    """One deployment applied, and applied again, through a real agent's apply."""
 
-    def apply(data: dict[str, Any], task_id: str, previous: Any = None) -> dict[str, Any]:
-        plan = compile_dict(data, deployment)
-        agent.run(task_id, "apply", {"deployment": deployment, "plan": plan, "previous": previous})
-        result = sent[-1][1]
+    def __init__(self, data_dir: Path) -> None:
+        self.deployment = new_deployment()
+        self.token = naming.deployment_token(self.deployment)
+        self.sent: list[tuple[str, dict[str, Any]]] = []
+        self.executor = kernel_executor(data_dir)
+        self.agent = Agent(
+            self.executor, lambda task, kwargs: self.sent.append((task, kwargs)), "local"
+        )
+
+    def apply(self, data: dict[str, Any], task_id: str, previous: Any = None) -> dict[str, Any]:
+        """The nodes the apply reports, by name; it must have succeeded."""
+        plan = compile_dict(data, self.deployment)
+        self.agent.run(
+            task_id, "apply", {"deployment": self.deployment, "plan": plan, "previous": previous}
+        )
+        result = self.sent[-1][1]
         assert result["ok"] is True, result["error"]
         return {n["name"]: n for n in result["nodes"]}
 
-    first_plan = compile_dict(LAB, deployment)
+
+def test_a_redeploy_changes_only_the_difference(data_dir: Path) -> None:
+    run = Redeploys(data_dir)
+
+    first_plan = compile_dict(LAB, run.deployment)
     try:
-        before = apply(LAB, "r1")
+        before = run.apply(LAB, "r1")
         edited = copy.deepcopy(LAB)
         edited["nodes"]["b"]["limits"] = {"pids": 64}
         edited["nodes"]["c"] = {"networks": {"lan": {}}, "environment": {"ROLE": "new"}}
         edited["nodes"]["d"] = {"networks": {"lan": {}}}
 
-        after = apply(edited, "r2", previous=first_plan)
+        after = run.apply(edited, "r2", previous=first_plan)
 
         assert after["a"]["pid"] == before["a"]["pid"]  # kept, with its link
         assert after["b"]["pid"] != before["b"]["pid"]
         assert after["c"]["pid"] != before["c"]["pid"]
         assert os.path.exists(f"/proc/{before['a']['pid']}")
         assert not os.path.exists(f"/proc/{before['b']['pid']}")
-        lab = Lab(executor, token, _result(executor, token))
+        lab = Lab(run.executor, run.token, _result(run.executor, run.token))
         assert lab.ping("a", after["d"]["interfaces"][0]["addresses"][0].split("/")[0])
         assert lab.run("a", "cat", "/etc/hosts").stdout.count("\td\n") == 1
-        role = agent.run(
+        role = run.agent.run(
             None,
             "exec",
             {
-                "deployment": deployment,
-                "token": token,
+                "deployment": run.deployment,
+                "token": run.token,
                 "node": "c",
                 "argv": ["sh", "-c", "echo $ROLE"],
                 "timeout": 10,
@@ -71,9 +83,9 @@ def test_a_redeploy_changes_only_the_difference(data_dir: Path) -> None:
         )
         assert role == {"exit": 0, "stdout": "new\n", "stderr": ""}
     finally:
-        agent.run("r3", "destroy", {"deployment": deployment, "token": token})
-    assert sent[-1][1]["ok"] is True
-    assert leftovers(token) == []
+        run.agent.run("r3", "destroy", {"deployment": run.deployment, "token": run.token})
+    assert run.sent[-1][1]["ok"] is True
+    assert leftovers(run.token) == []
 
 
 def _result(executor: Any, token: str) -> Any:
@@ -97,66 +109,44 @@ LINKED: dict[str, Any] = {
 
 
 def test_a_redeploy_remakes_a_link_into_the_node_that_stays(data_dir: Path) -> None:
-    deployment = new_deployment()
-    token = naming.deployment_token(deployment)
-    sent: list[tuple[str, dict[str, Any]]] = []
-    executor = kernel_executor(data_dir)
-    agent = Agent(executor, lambda task, kwargs: sent.append((task, kwargs)), "local")
-
-    def apply(data: dict[str, Any], task_id: str, previous: Any = None) -> dict[str, Any]:
-        plan = compile_dict(data, deployment)
-        agent.run(task_id, "apply", {"deployment": deployment, "plan": plan, "previous": previous})
-        result = sent[-1][1]
-        assert result["ok"] is True, result["error"]
-        return {n["name"]: n for n in result["nodes"]}
+    run = Redeploys(data_dir)
 
     try:
-        before = apply(LINKED, "l1")
+        before = run.apply(LINKED, "l1")
         edited = copy.deepcopy(LINKED)
         edited["nodes"]["r1"] = {"environment": {"ROLE": "new"}}
         edited["links"][1]["mtu"] = 9000
 
-        after = apply(edited, "l2", previous=compile_dict(LINKED, deployment))
+        after = run.apply(edited, "l2", previous=compile_dict(LINKED, run.deployment))
 
         # r1 is new; r2 and r3 are remade for their changed link; the link r2 had with
         # r1 is made again into r2's namespace and carries traffic.
         assert after["r1"]["pid"] != before["r1"]["pid"]
-        lab = Lab(executor, token, _result(executor, token))
+        lab = Lab(run.executor, run.token, _result(run.executor, run.token))
         assert lab.ping("r2", "10.251.12.1") and lab.ping("r3", "10.251.23.1")
         assert "mtu 9000" in lab.run("r3", "ip", "link", "show", "eth1").stdout
     finally:
-        agent.run("l3", "destroy", {"deployment": deployment, "token": token})
-    assert sent[-1][1]["ok"] is True
-    assert leftovers(token) == []
+        run.agent.run("l3", "destroy", {"deployment": run.deployment, "token": run.token})
+    assert run.sent[-1][1]["ok"] is True
+    assert leftovers(run.token) == []
 
 
 def test_a_redeploy_keeps_the_far_end_of_a_remade_node_running(data_dir: Path) -> None:
-    deployment = new_deployment()
-    token = naming.deployment_token(deployment)
-    sent: list[tuple[str, dict[str, Any]]] = []
-    executor = kernel_executor(data_dir)
-    agent = Agent(executor, lambda task, kwargs: sent.append((task, kwargs)), "local")
-
-    def apply(data: dict[str, Any], task_id: str, previous: Any = None) -> dict[str, Any]:
-        plan = compile_dict(data, deployment)
-        agent.run(task_id, "apply", {"deployment": deployment, "plan": plan, "previous": previous})
-        result = sent[-1][1]
-        assert result["ok"] is True, result["error"]
-        return {n["name"]: n for n in result["nodes"]}
+    run = Redeploys(data_dir)
 
     try:
-        before = apply(LINKED, "k1")
+        before = run.apply(LINKED, "k1")
         edited = copy.deepcopy(LINKED)
         edited["nodes"]["r1"] = {"limits": {"pids": 64}}
 
-        after = apply(edited, "k2", previous=compile_dict(LINKED, deployment))
+        after = run.apply(edited, "k2", previous=compile_dict(LINKED, run.deployment))
 
         assert after["r1"]["pid"] != before["r1"]["pid"]
         assert after["r2"]["pid"] == before["r2"]["pid"]  # kept: its end is made again
-        lab = Lab(executor, token, _result(executor, token))
+        lab = Lab(run.executor, run.token, _result(run.executor, run.token))
         assert lab.ping("r2", "10.251.12.1")
         assert "10.251.12.2/30" in lab.run("r2", "ip", "addr", "show", "eth1").stdout
     finally:
-        agent.run("k3", "destroy", {"deployment": deployment, "token": token})
-    assert sent[-1][1]["ok"] is True
-    assert leftovers(token) == []
+        run.agent.run("k3", "destroy", {"deployment": run.deployment, "token": run.token})
+    assert run.sent[-1][1]["ok"] is True
+    assert leftovers(run.token) == []
