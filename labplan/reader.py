@@ -2,6 +2,10 @@
 otherwise accept silently: duplicate keys, anchors and aliases (billion-laughs), tags,
 non-string keys, files over 1 MiB, documents nested deeper than `MAX_DEPTH`, and base-60
 numbers (`02:42:00:00:00:10` stays text).
+
+Files of other tools (compose files, containerlab topologies) use anchors, aliases and
+`<<` merge keys: `read(..., aliases=True)` expands them, refusing a document that
+expands past `MAX_EXPANDED` values (a billion laughs stops there, not in memory).
 """
 
 from __future__ import annotations
@@ -27,6 +31,8 @@ MAX_BYTES = 1024 * 1024
 # bound a document is refused before anything walks it, so `[[[[...]]]]` in 1 MiB is a
 # clear error and not a RecursionError in a parser or in the walks below.
 MAX_DEPTH = 32
+MAX_EXPANDED = 200_000
+TOO_LARGE = f"the document expands to more than {MAX_EXPANDED:,} values through its aliases"
 TOO_DEEP = f"the document is nested deeper than {MAX_DEPTH} levels"
 FORMATS = ("yaml", "json")
 
@@ -45,14 +51,13 @@ class _Loader(yaml.SafeLoader):
     """SafeLoader without sexagesimal numbers and timestamps, and without aliases."""
 
     _depth = 0
+    aliases = False
 
     def compose_node(self, parent: yaml.Node | None, index: int) -> yaml.Node | None:
         # Refusing at compose time stops a billion-laughs document before it expands.
         event: yaml.Event = self.peek_event()  # type: ignore[no-untyped-call]
-        if isinstance(event, yaml.AliasEvent):
-            raise _Refused(event.start_mark, "YAML aliases (*name) are not supported")
-        if getattr(event, "anchor", None) is not None:
-            raise _Refused(event.start_mark, "YAML anchors (&name) are not supported")
+        if not self.aliases:
+            _refuse_anchor(event)
         if self._depth >= MAX_DEPTH and isinstance(event, _COLLECTION_STARTS):
             raise _Refused(event.start_mark, TOO_DEEP)
         self._depth += 1
@@ -105,6 +110,13 @@ class _Refused(Exception):
         super().__init__(f"{message} (line {mark.line + 1}, column {mark.column + 1})")
 
 
+def _refuse_anchor(event: yaml.Event) -> None:
+    if isinstance(event, yaml.AliasEvent):
+        raise _Refused(event.start_mark, "YAML aliases (*name) are not supported")
+    if getattr(event, "anchor", None) is not None:
+        raise _Refused(event.start_mark, "YAML anchors (&name) are not supported")
+
+
 if CParser is not None:
 
     class _CLoader(CParser, SafeConstructor, Resolver):
@@ -118,19 +130,17 @@ if CParser is not None:
     _CLoader.yaml_implicit_resolvers = _Loader.yaml_implicit_resolvers
 
 
-def _refuse_aliases(text: str) -> None:
+def _scan(text: str, *, aliases: bool) -> None:
     """libyaml composes in C, where `_Loader.compose_node` cannot look: scan the events
-    first, which is cheap because nothing is built from them. The same scan bounds the
-    nesting depth."""
+    first, which is cheap because nothing is built from them, refusing anchors and aliases
+    unless they are allowed. The same scan bounds the nesting depth."""
     parser = CParser(text)
     depth = 0
     try:
         while parser.check_event():
             event = parser.get_event()
-            if isinstance(event, yaml.AliasEvent):
-                raise _Refused(event.start_mark, "YAML aliases (*name) are not supported")
-            if event is not None and getattr(event, "anchor", None) is not None:
-                raise _Refused(event.start_mark, "YAML anchors (&name) are not supported")
+            if not aliases:
+                _refuse_anchor(event)
             if isinstance(event, _COLLECTION_STARTS):
                 depth += 1
                 if depth > MAX_DEPTH:
@@ -145,9 +155,10 @@ def _fail(message: str, path: str = "") -> LabfileError:
     return LabfileError([FieldError(path, message)])
 
 
-def read(text: str | bytes, *, fmt: str | None = None) -> object:
+def read(text: str | bytes, *, fmt: str | None = None, aliases: bool = False) -> object:
     """The tree in `text`; raises LabfileError with every duplicate key, or the first
-    syntax problem."""
+    syntax problem. `aliases` expands YAML anchors, aliases and `<<` merge keys instead of
+    refusing them."""
     if fmt is not None and fmt not in FORMATS:
         raise ValueError(f"unknown labfile format {fmt!r}; use yaml or json")
     try:
@@ -163,7 +174,11 @@ def read(text: str | bytes, *, fmt: str | None = None) -> object:
     if fmt is None:
         fmt = "json" if decoded.lstrip().startswith(("{", "[")) else "yaml"
     errors: list[FieldError] = []
-    tree = _read_json(decoded, errors) if fmt == "json" else _read_yaml(decoded, errors)
+    tree = (
+        _read_json(decoded, errors)
+        if fmt == "json"
+        else _read_yaml(decoded, errors, aliases=aliases)
+    )
     if errors:
         raise LabfileError(errors)
     if tree is None:
@@ -179,15 +194,33 @@ def read(text: str | bytes, *, fmt: str | None = None) -> object:
 # -- YAML ---------------------------------------------------------------------------
 
 
-def _read_yaml(text: str, errors: list[FieldError]) -> object:
+class _Walk:
+    """What turning composed YAML nodes into values collects: the errors, and the values
+    left before an aliased document counts as too large."""
+
+    def __init__(self, loader: SafeConstructor, errors: list[FieldError], aliases: bool) -> None:
+        self.loader = loader
+        self.errors = errors
+        self.aliases = aliases
+        self.left = MAX_EXPANDED
+
+    def count(self, node: yaml.Node) -> None:
+        self.left -= 1
+        if self.left < 0:
+            raise _Refused(node.start_mark, TOO_LARGE)
+
+
+def _read_yaml(text: str, errors: list[FieldError], *, aliases: bool = False) -> object:
     loader: _Loader | _CLoader
     try:
         if CParser is not None:
-            _refuse_aliases(text)
+            _scan(text, aliases=aliases)
             loader = _CLoader(text)
         else:  # pragma: no cover - PyYAML built without libyaml
             loader = _Loader(text)
+            loader.aliases = aliases
         node = loader.get_single_node()
+        return None if node is None else _yaml_value(_Walk(loader, errors, aliases), node, "")
     except _Refused as refused:
         errors.append(FieldError("", str(refused)))
         return None
@@ -207,7 +240,6 @@ def _read_yaml(text: str, errors: list[FieldError]) -> object:
     except yaml.YAMLError as error:  # pragma: no cover - every known kind is handled above
         errors.append(FieldError("", f"unreadable YAML: {error}"))
         return None
-    return None if node is None else _yaml_value(loader, node, "", errors)
 
 
 def _yaml_message(error: yaml.MarkedYAMLError) -> str:
@@ -223,43 +255,60 @@ def _yaml_message(error: yaml.MarkedYAMLError) -> str:
     return f"YAML syntax error{where}: {problem}"
 
 
-def _yaml_value(
-    loader: SafeConstructor, node: yaml.Node, path: str, errors: list[FieldError]
-) -> object:
+def _yaml_value(walk: _Walk, node: yaml.Node, path: str) -> object:
+    walk.count(node)
     if isinstance(node, yaml.MappingNode) and node.tag == _MAP_TAG:
-        return _yaml_mapping(loader, node, path, errors)
+        return _yaml_mapping(walk, node, path)
     if isinstance(node, yaml.SequenceNode) and node.tag == _SEQ_TAG:
         return [
-            _yaml_value(loader, item, f"{path}.{i}" if path else str(i), errors)
+            _yaml_value(walk, item, f"{path}.{i}" if path else str(i))
             for i, item in enumerate(node.value)
         ]
     if isinstance(node, yaml.ScalarNode) and node.tag in _PLAIN_TAGS:
-        return loader.construct_object(node)
+        return walk.loader.construct_object(node)
     line = node.start_mark.line + 1
-    errors.append(FieldError(path, f"the YAML tag {node.tag} is not supported (line {line})"))
+    walk.errors.append(FieldError(path, f"the YAML tag {node.tag} is not supported (line {line})"))
     return None
 
 
-def _yaml_mapping(
-    loader: SafeConstructor, node: yaml.MappingNode, path: str, errors: list[FieldError]
-) -> dict[str, object]:
+def _yaml_mapping(walk: _Walk, node: yaml.MappingNode, path: str) -> dict[str, object]:
     result: dict[str, object] = {}
+    merged: dict[str, object] = {}
     for key_node, value_node in node.value:
         line = key_node.start_mark.line + 1
+        if walk.aliases and _is_merge(key_node):
+            _merge(walk, value_node, path, merged)
+            continue
         key = (
-            _yaml_value(loader, key_node, path, errors)
-            if isinstance(key_node, yaml.ScalarNode)
-            else key_node
+            _yaml_value(walk, key_node, path) if isinstance(key_node, yaml.ScalarNode) else key_node
         )
         if not isinstance(key, str) or key_node.tag != "tag:yaml.org,2002:str":
-            errors.append(FieldError(path, _key_message(key, key_node, line)))
+            walk.errors.append(FieldError(path, _key_message(key, key_node, line)))
             continue
         child = f"{path}.{key}" if path else key
         if key in result:
-            errors.append(FieldError(child, f"the key {key} appears twice (line {line})"))
+            walk.errors.append(FieldError(child, f"the key {key} appears twice (line {line})"))
             continue
-        result[key] = _yaml_value(loader, value_node, child, errors)
-    return result
+        result[key] = _yaml_value(walk, value_node, child)
+    # YAML's merge: the mapping's own keys win over merged ones, earlier merges over later.
+    return {**merged, **result} if merged else result
+
+
+def _is_merge(node: yaml.Node) -> bool:
+    return isinstance(node, yaml.ScalarNode) and node.value == "<<" and not node.style
+
+
+def _merge(walk: _Walk, node: yaml.Node, path: str, into: dict[str, object]) -> None:
+    """`<<: *base` or `<<: [*a, *b]` into `into`, keeping keys already there."""
+    sources = node.value if isinstance(node, yaml.SequenceNode) else [node]
+    for source in sources:
+        value = _yaml_value(walk, source, path)
+        if not isinstance(value, dict):
+            line = source.start_mark.line + 1
+            walk.errors.append(FieldError(path, f"<< merges a mapping, not a value (line {line})"))
+            continue
+        for key, item in value.items():
+            into.setdefault(key, item)
 
 
 def _key_message(key: object, node: yaml.Node, line: int) -> str:
