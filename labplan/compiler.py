@@ -30,6 +30,7 @@ from labplan.ops import (
     CreateCgroup,
     CreateNetns,
     CreatePeerLink,
+    ExecInNode,
     HostPlan,
     Op,
     Plan,
@@ -40,6 +41,7 @@ from labplan.ops import (
     SpawnNode,
 )
 
+EXEC_TIMEOUT = 60  # seconds a node's exec command may run
 CPU_MIN_QUOTA = 1_000  # the kernel refuses a smaller cpu.max quota
 HOSTNAME_FALLBACK_ADDRESS = "127.0.1.1"  # Debian's convention for a host without an address
 
@@ -341,6 +343,10 @@ def _host_ops(ctx: _Lab, host: str) -> Iterator[Op]:
         yield from _peer_address_ops(ctx, link)
     for node in ctx.nodes_on(host):
         yield _spawn_op(ctx, node)
+    for node in ctx.nodes_on(host):
+        for index, command in enumerate(node.exec):
+            cgroup = naming.node_cgroup(ctx.deployment, ctx.node_index[node.name])
+            yield ExecInNode(node.name, cgroup, index, command, EXEC_TIMEOUT)
 
 
 def _image_ops(ctx: _Lab, host: str, pins: Mapping[str, str]) -> Iterator[Op]:

@@ -17,6 +17,7 @@ from labplan.bounds import (
     MAX_LINKS,
     MAX_NETWORKS,
     MAX_NODE_ENVIRONMENT,
+    MAX_NODE_EXEC,
     MAX_NODE_IO,
     MAX_NODE_NETWORKS,
     MAX_NODE_ROUTES,
@@ -637,6 +638,29 @@ NODE = ObjectSpec(
             max_items=MAX_NODE_ROUTES,
             scope="a node",
             item=Field("route", "object", ROUTE.description, spec=ROUTE),
+        ),
+        Field(
+            "exec",
+            "list",
+            "Commands run inside the node once every node of the lab has started and "
+            "every link is up, in order, each as a list like `command`; their output is "
+            "in the deployment's steps, and one that fails (exits non-zero, or runs past "
+            "60 s) fails the deployment. A node kept running by a redeploy does not run "
+            "them again.",
+            default=(),
+            max_items=MAX_NODE_EXEC,
+            scope="a node",
+            label="exec commands",
+            since=2,
+            item=Field(
+                "exec command",
+                "list",
+                "The command and its arguments.",
+                min_items=1,
+                scope="an exec command",
+                label="argument",
+                item=Field("argument", "string", "One argument."),
+            ),
         ),
     ),
 )

@@ -145,6 +145,8 @@ class Node:
     image: str | None = None
     entrypoint: tuple[str, ...] | None = None  # image nodes only: replaces its Entrypoint
     user: str | None = None  # name, uid, uid:gid or name:group; None: the image's or root
+    # Commands run inside the node once the lab is up, in order (labfile 2).
+    exec: tuple[tuple[str, ...], ...] = ()
 
     def attachment(self, network: str) -> Attachment | None:
         return next((a for a in self.networks if a.network == network), None)
@@ -184,8 +186,8 @@ class Labfile:
 
     @property
     def version(self) -> int:
-        """The oldest labfile version that can say this lab: 1 unless it uses links or
-        impairments labfile 1 does not have."""
+        """The oldest labfile version that can say this lab: 1 unless it uses what only
+        labfile 2 has (links, impairments, IPv6, VLANs, exec)."""
         shapings = [n.shaping for n in self.networks]
         shapings += [a.impairments for node in self.nodes for a in node.networks]
         if self.links or any(a.impairments for node in self.nodes for a in node.networks):
@@ -193,6 +195,8 @@ class Labfile:
         if any(n.subnet6 for n in self.networks):
             return 2
         if any(n.vlan_filtering or n.driver == "vlan" for n in self.networks):
+            return 2
+        if any(n.exec for n in self.nodes):
             return 2
         return 2 if any(s is not None and s.since_v2 for s in shapings) else 1
 

@@ -250,6 +250,21 @@ class SpawnNode(Op):
 
 
 @dataclass(frozen=True)
+class ExecInNode(Op):
+    """Run `command` inside `node`, which this plan started, once every node of the host's
+    plan runs: the node's `exec` list, in order. A command that exits non-zero or runs
+    past `timeout` seconds fails the apply; a node a redeploy keeps running does not run
+    it again."""
+
+    kind: ClassVar[str] = "exec_in_node"
+    node: str
+    cgroup: str  # the node's cgroup, where its init runs
+    index: int  # the command's place in the node's exec list, for reports
+    command: tuple[str, ...]
+    timeout: int  # seconds
+
+
+@dataclass(frozen=True)
 class PullImage(Op):
     """Have the image `ref` in the host's store, pulled if missing, before any other op:
     pinned to `digest` when the deployment ran it before (or the reference names one)."""
@@ -316,6 +331,7 @@ OP_TYPES: tuple[type[Op], ...] = (
     SpawnNode,
     PullImage,
     CreatePeerLink,
+    ExecInNode,
     SetPortVlans,
     AddBridgeVlan,
     CreateVlan,

@@ -16,7 +16,7 @@ from dataclasses import dataclass, fields
 from typing import cast
 
 from labplan import imageref, naming, subnets
-from labplan.bounds import MAX_HOSTS_LINES, MAX_NODE_ENVIRONMENT, MAX_PORT_VLANS
+from labplan.bounds import MAX_HOSTS_LINES, MAX_NODE_ENVIRONMENT, MAX_NODE_EXEC, MAX_PORT_VLANS
 from labplan.drivers import OP_TRAITS
 from labplan.imageref import DIGEST_RE
 from labplan.model import NAMESPACE_KINDS
@@ -25,6 +25,7 @@ from labplan.ops import (
     OP_TYPES,
     AddAddress,
     AddRoute,
+    ExecInNode,
     GuardBridge,
     IsolateBridge,
     Op,
@@ -149,6 +150,8 @@ def field_checkers(ctx: Deployment) -> dict[tuple[str, str], Check]:
         "pvid": _integer(1, 4094),
         "vid": _integer(1, 4094),
         "tagged": _vlan_ids,
+        "index": _integer(0, MAX_NODE_EXEC - 1),
+        "timeout": _integer(1, 3600),
     }
     return {
         (op.kind, f.name): by_kind.get((op.kind, f.name)) or by_name[f.name]
@@ -473,6 +476,8 @@ def check_op(op: Op, ctx: Deployment) -> None:
             )
         if (op.jitter is not None or op.reorder is not None) and op.delay is None:
             raise Invalid("delay: jitter and reorder need a delay")
+    if isinstance(op, ExecInNode) and not op.command:
+        raise Invalid("command: an exec command has at least one argument")
     if isinstance(op, SpawnNode):
         if not re.fullmatch(re.escape(ctx.token) + f"/n{_INDEX}", op.cgroup):
             raise Invalid(f"cgroup: a node runs in a node cgroup like {ctx.token}/n0")

@@ -110,10 +110,10 @@ class _Refused(Exception):
         super().__init__(f"{message} (line {mark.line + 1}, column {mark.column + 1})")
 
 
-def _refuse_anchor(event: yaml.Event) -> None:
+def _refuse_anchor(event: yaml.Event | None) -> None:
     if isinstance(event, yaml.AliasEvent):
         raise _Refused(event.start_mark, "YAML aliases (*name) are not supported")
-    if getattr(event, "anchor", None) is not None:
+    if event is not None and getattr(event, "anchor", None) is not None:
         raise _Refused(event.start_mark, "YAML anchors (&name) are not supported")
 
 

@@ -24,6 +24,7 @@ from labplan.ops import (
     CreateCgroup,
     CreateNetns,
     CreatePeerLink,
+    ExecInNode,
     HostPlan,
     Op,
     Plan,
@@ -54,6 +55,7 @@ _PHASES: dict[type[Op], Phase] = {
     AddRoute: Phase.ADDRESSES,
     SetShaping: Phase.ADDRESSES,
     SpawnNode: Phase.PROCESSES,
+    ExecInNode: Phase.EXEC,
 }
 
 
@@ -167,6 +169,10 @@ def render_op(op: Op, shared: _SharedHosts | None = None) -> list[str]:
             return _spawn_lines(op, shared or _SharedHosts(""))
         case PullImage(ref=ref, digest=digest):
             return _pull_lines(ref, digest)
+        case ExecInNode(cgroup=cgroup, command=command, timeout=timeout):
+            # The init is the newest process of the node's cgroup (unshare forked it).
+            init = f'"$(tail -n1 {_cgroup_dir(cgroup)}/cgroup.procs)"'
+            return [f"timeout {timeout} nsenter --all --target {init} -- {shlex.join(command)}"]
     if type(op) in OP_DRIVERS:
         return OP_DRIVERS[type(op)].render(op)
     raise ValueError(f"no rendering for operation {op.kind!r}")  # pragma: no cover

@@ -452,6 +452,7 @@ def _node(
         image=image,
         entrypoint=tuple(entrypoint) if entrypoint is not None else None,
         user=raw.get("user"),
+        exec=tuple(tuple(argv) for argv in raw.get("exec", ())),
         environment=dict(sorted(raw.get("environment", {}).items())),
         limits=draft.limits,
         namespaces=draft.namespaces,

@@ -46,7 +46,11 @@ def join(path: str, key: object) -> str:
 MAX_REPORTED = 200  # errors listed before the rest are only counted
 # Argument lists a shell-minded user may write as one string: refused with an example,
 # never split (a shell's quoting rules are not the labfile's).
-LIST_EXAMPLES = {"command": '[python3, -m, http.server, "80"]', "entrypoint": "[/bin/sh, -c]"}
+LIST_EXAMPLES = {
+    "command": '[python3, -m, http.server, "80"]',
+    "entrypoint": "[/bin/sh, -c]",
+    "exec command": "[ip, link, set, eth1, mtu, '9000']",
+}
 
 
 class Checker:

@@ -2,7 +2,7 @@
 what the next one no longer has, so that re-applying it touches only the difference.
 
 Each node owns the ops about its netns, cgroup and host-side veths, its point-to-point links
-(as the node at the other end does), and its spawn; each
+(as the node at the other end does), its spawn and its exec commands; each
 network owns its bridge (with the bridge's address, shaping, firewall rules) and its
 VXLAN with the FDB entries. A node is kept (same process, same links) when its own ops
 are equal in both plans, apart from its /etc/hosts lines, which are rewritten in place,
@@ -113,7 +113,7 @@ def _node_of(
     op: ops.Op, by_netns: dict[str, str], by_cgroup: dict[str, str], by_veth: dict[str, str]
 ) -> str | None:
     match op:
-        case ops.SpawnNode(node=node):
+        case ops.SpawnNode(node=node) | ops.ExecInNode(node=node):
             return node
         case ops.CreateCgroup(cgroup=cgroup) | ops.SetCgroupLimit(cgroup=cgroup):
             return by_cgroup.get(cgroup)

@@ -20,6 +20,7 @@ image's config (Entrypoint, Cmd, Env, WorkingDir, User) under the labfile's over
 from __future__ import annotations
 
 import dataclasses
+import shlex
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -49,6 +50,9 @@ from workers.uids import uid_slots
 
 if TYPE_CHECKING:
     from workers.images.store import Image, ImageStore, PullProgress
+
+
+EXEC_OUTPUT_SHOWN = 4000  # characters of an exec command's output a step keeps
 
 
 @dataclass(frozen=True)
@@ -130,6 +134,8 @@ def target_of(op: ops.Op) -> str:
             return op.node
         case ops.PullImage():
             return op.ref if op.digest is None or op.digest in op.ref else f"{op.ref} ({op.digest})"
+        case ops.ExecInNode():
+            return f"{op.node}: {shlex.join(op.command)}"
         case _:
             return ""
 
@@ -302,6 +308,7 @@ class Executor:
         pulled: dict[str, Image] | None = None,
     ) -> None:
         nodes = dict(previous.nodes) if previous else {}
+        started: dict[str, ops.SpawnNode] = {}  # the nodes this apply starts, as started
         index = 0
         while index < len(plan.ops):
             op = plan.ops[index]
@@ -313,8 +320,14 @@ class Executor:
                 end = index
                 while end < len(plan.ops) and isinstance(plan.ops[end], ops.SpawnNode):
                     end += 1
-                self._spawn_run(driver, plan, index, end, nodes, slots, result, pulled or {})
+                self._spawn_run(
+                    driver, plan, index, end, nodes, slots, result, pulled or {}, started
+                )
                 index = end
+                continue
+            if isinstance(op, ops.ExecInNode):
+                self._exec(driver, plan, index, nodes, started)
+                index += 1
                 continue
             self.journal.append(plan.deployment, {"op": index, "kind": op.kind})
             began = time.monotonic()
@@ -428,9 +441,11 @@ class Executor:
         slots: dict[str, int],
         result: ApplyResult,
         pulled: dict[str, Image],
+        started: dict[str, ops.SpawnNode],
     ) -> None:
         """Start the nodes of ops[first:end] that are not running, together, then journal
-        and report each in plan order. Each is idempotent: a running node is kept."""
+        and report each in plan order. Each is idempotent: a running node is kept.
+        `started` gains the nodes started, with their spawn as run (an image's config in)."""
         began = time.monotonic()
         spawns = [cast(ops.SpawnNode, op) for op in plan.ops[first:end]]
         starts: list[tuple[ops.SpawnNode, int | None]] = []
@@ -449,13 +464,14 @@ class Executor:
                 self._report(plan, first + offset, STEP_FAILED, 0.0)
                 raise
         try:
-            started = driver.spawn_all(starts, plan.deployment)
+            spawned = driver.spawn_all(starts, plan.deployment)
         except Exception as exc:
             failed = exc.node if isinstance(exc, SpawnError) else starts[0][0].node
             self._report(plan, first + [o.node for o in spawns].index(failed), STEP_FAILED, 0.0)
             raise
-        for (op, _), process in zip(starts, started, strict=True):
+        for (op, _), process in zip(starts, spawned, strict=True):
             nodes[op.node] = process
+            started[op.node] = op
             self.journal.append(
                 plan.deployment,
                 {
@@ -473,6 +489,34 @@ class Executor:
             # The nodes started together: the run's time is counted once, not per node.
             self._report(plan, first + offset, STEP_DONE, elapsed if offset == 0 else 0.0)
 
+    def _exec(
+        self,
+        driver: Driver,
+        plan: ops.HostPlan,
+        index: int,
+        nodes: dict[str, NodeProcess],
+        started: dict[str, ops.SpawnNode],
+    ) -> None:
+        """A node's exec command, if this apply started the node (one kept running ran
+        its commands when it started); its output is the step's detail. A non-zero exit
+        fails the apply, naming the labfile field."""
+        op = cast(ops.ExecInNode, plan.ops[index])
+        spawn = started.get(op.node)
+        if spawn is None:
+            self._report(plan, index, STEP_DONE, 0.0, "kept running: not run again")
+            return
+        self.journal.append(plan.deployment, {"op": index, "kind": op.kind})
+        began = time.monotonic()
+        status, output = driver.run_in_node(nodes[op.node], spawn, op.command, op.timeout)
+        seconds = time.monotonic() - began
+        shown = _tail(output)
+        if status != 0:
+            self._report(plan, index, STEP_FAILED, seconds, shown)
+            field = f"nodes.{op.node}.exec.{op.index}"
+            said = f": {shown.strip()}" if shown.strip() else ""
+            raise ApplyError(f"{field}: {shlex.join(op.command)} exited {status}{said}")
+        self._report(plan, index, STEP_DONE, seconds, shown)
+
     def _rolled_back(self, what: str) -> None:
         self.progress(Step(0, 0, "rollback", what, STEP_ROLLED_BACK, 0.0))
 
@@ -489,6 +533,11 @@ class Executor:
     def found_tokens(self) -> set[str]:
         """Tokens of every deployment with anything left on this host."""
         return self.teardown.found_tokens()
+
+
+def _tail(output: str, limit: int = EXEC_OUTPUT_SHOWN) -> str:
+    """The end of a command's output, as much as a step shows."""
+    return output if len(output) <= limit else "…" + output[-limit:]
 
 
 def resolved_spawn(op: ops.SpawnNode, pulled: dict[str, Image]) -> ops.SpawnNode:

@@ -131,6 +131,12 @@ PHASES: dict[type[ops.Op], str] = {
 # reports `running` with the layers and bytes so far until it is done.
 PULL_KIND = "pull_image"
 PULL_PHASE = "pull"
+# A node's exec command (op `exec_in_node`, after every spawn) is a step of its own too,
+# with the command's output.
+EXEC_KIND = "exec_in_node"
+EXEC_PHASE = "exec"
+_OWN_STEPS = {PULL_KIND: PULL_PHASE, EXEC_KIND: EXEC_PHASE}
+_OWN_PHASES = frozenset(_OWN_STEPS.values())
 
 
 def phases(plan: ops.HostPlan) -> list[str]:
@@ -138,8 +144,8 @@ def phases(plan: ops.HostPlan) -> list[str]:
     current = "namespaces"
     found = []
     for op in plan.ops:
-        if op.kind == PULL_KIND:
-            found.append(PULL_PHASE)
+        if op.kind in _OWN_STEPS:
+            found.append(_OWN_STEPS[op.kind])
             continue
         current = PHASES.get(type(op), current)
         found.append(current)
@@ -170,7 +176,7 @@ class StepGroups:
         self.last_of_run = {
             i
             for i, phase in enumerate(self.phases)
-            if i + 1 == len(self.phases) or self.phases[i + 1] != phase or phase == PULL_PHASE
+            if i + 1 == len(self.phases) or self.phases[i + 1] != phase or phase in _OWN_PHASES
         }
         self.total = len(self.last_of_run) + extra
         self.sent = 0
@@ -193,14 +199,14 @@ class StepGroups:
             return
         self._seconds += step.seconds
         if step.state == STEP_FAILED:
-            target = step.target if phase == PULL_PHASE else f"{step.kind} {step.target}"
+            target = step.target if phase in _OWN_PHASES else f"{step.kind} {step.target}"
             self._send(phase, target, STEP_FAILED, step.detail, 0)
             return
         self._kinds.append(step.kind)
         if step.detail:
             self._details.append(step.detail)
         if step.index in self.last_of_run:
-            target = step.target if phase == PULL_PHASE else _summary(self._kinds)
+            target = step.target if phase in _OWN_PHASES else _summary(self._kinds)
             self._send(phase, target, STEP_DONE, "; ".join(self._details), self._seconds)
             self._kinds, self._details, self._seconds = [], [], 0.0
 

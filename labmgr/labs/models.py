@@ -109,6 +109,8 @@ class Node(models.Model):
     namespaces = models.JSONField(default=dict, blank=True)
     privileged = models.BooleanField(default=False)
     routes = models.JSONField(default=list, blank=True)
+    # Commands run in the node once the lab is up, each a list of words (labfile 2).
+    exec = models.JSONField(default=list, blank=True)
 
     class Meta:
         ordering = ["lab_id", "name"]

@@ -41,6 +41,7 @@ _NODE_KEYS = frozenset(
         "privileged",
         "networks",
         "routes",
+        "exec",
     }
 )
 _ATTACHMENT_KEYS = frozenset({"ipv4", "ipv6", "ifname", "mac", "vlan", "vlans", "impairments"})
@@ -152,6 +153,8 @@ def _node_tree(node: Node) -> dict[str, Any]:
         "networks": {a.network.name: _attachment_tree(a) for a in node.attachments.all()},
         "routes": list(node.routes),
     }
+    if node.exec:
+        tree["exec"] = [list(command) for command in node.exec]
     if node.host:
         tree["host"] = node.host
     return tree
@@ -227,6 +230,7 @@ def _node_row(lab: Lab, name: str, tree: dict[str, Any]) -> Node:
         namespaces=dict(tree.get("namespaces") or {}),
         privileged=bool(tree.get("privileged")),
         routes=list(tree.get("routes") or []),
+        exec=[list(command) for command in tree.get("exec") or []],
     )
 
 

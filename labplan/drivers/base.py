@@ -34,6 +34,7 @@ class Phase(enum.Enum):
     LINKS = "links into the nodes"
     ADDRESSES = "addresses, shaping and routes inside the nodes"
     PROCESSES = "processes: each node's init in its own namespaces"
+    EXEC = "exec: each node's commands, in order, once every node runs"
 
 
 @dataclass(frozen=True)

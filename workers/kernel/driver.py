@@ -4,6 +4,7 @@ job's root network namespace (the host's, or a simulated host's)."""
 from __future__ import annotations
 
 import shutil
+import subprocess
 import threading
 from collections.abc import Callable, Sequence
 from ipaddress import IPv4Interface, IPv4Network
@@ -243,6 +244,18 @@ class KernelDriver:
 
     def alive(self, process: NodeProcess) -> bool:
         return processes.alive(process)
+
+    def run_in_node(
+        self, process: NodeProcess, spawn: ops.SpawnNode, command: Sequence[str], timeout: float
+    ) -> tuple[int, str]:
+        env = {"HOSTNAME": spawn.hostname, **dict(spawn.environment)}
+        procs = self.cgroups.procs_files(spawn.cgroup)
+        try:
+            done = self.processes.run(process, procs, command, env, timeout=timeout)
+        except subprocess.TimeoutExpired as exc:
+            output = (exc.stdout or b"") + (exc.stderr or b"")
+            return 124, output.decode(errors="replace") + f"timed out after {timeout:g} s\n"
+        return done.returncode, (done.stdout + done.stderr).decode(errors="replace")
 
     def remove_files(self, token: str) -> bool:
         found = self.processes.remove_run_dir(token)

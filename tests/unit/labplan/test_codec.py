@@ -100,6 +100,7 @@ def every_kind_lab() -> Labfile:
             image="docker.io/library/alpine:3.20",
             entrypoint=("/bin/sh", "-c"),
             user="app:app",
+            exec=(("ip", "link", "set", "eth0", "mtu", "1400"),),
             networks=(Attachment("wan", "10.40.0.9", "eth0", "02:42:0a:28:00:09"),),
         ),
     )

@@ -68,6 +68,7 @@ DOCUMENTED = {
         "privileged",
         "networks",
         "routes",
+        "exec",
     ],
     "limits": ["cpus", "cpu_weight", "memory", "memory_swap", "pids", "io_weight", "io"],
     "io": ["device", "rbps", "wbps", "riops", "wiops"],

@@ -82,6 +82,9 @@ class FakeKernel:
     host_addresses: list[HostAddress] = field(default_factory=list)
     ip_forward: bool = False
     host_rules: HostRules = field(default_factory=HostRules)
+    # Commands run in nodes, (node, command) in order; what a command answers, by its words.
+    execs: list[tuple[str, tuple[str, ...]]] = field(default_factory=list)
+    exec_answers: dict[tuple[str, ...], tuple[int, str]] = field(default_factory=dict)
 
     def driver(self) -> FakeDriver:
         return FakeDriver(self)
@@ -373,6 +376,15 @@ class FakeDriver:
 
     def alive(self, process: NodeProcess) -> bool:
         return process.pid in self.k.processes
+
+    def run_in_node(
+        self, process: NodeProcess, spawn: ops.SpawnNode, command: Sequence[str], timeout: float
+    ) -> tuple[int, str]:
+        self._call()
+        if process.pid not in self.k.processes:
+            return 127, f"node {spawn.node} is not running\n"
+        self.k.execs.append((spawn.node, tuple(command)))
+        return self.k.exec_answers.get(tuple(command), (0, ""))
 
     def remove_files(self, token: str) -> bool:
         if token in self.k.files:
