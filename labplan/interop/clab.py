@@ -1,0 +1,997 @@
+"""containerlab topologies (`*.clab.yml`) to and from the labfile.
+
+A containerlab lab is Linux containers joined by veth links, each container also on
+containerlab's management network (a Docker bridge, eth0 in every node). Imported:
+
+- `mgmt` becomes a bridge network (`clab`, 172.20.20.0/24 unless the file says) that
+  every node joins on eth0, with `mgmt-ipv4` / `mgmt-ipv6` as its addresses;
+- `topology.defaults`, `kinds` and `groups` are folded into each node, as containerlab
+  does (defaults, then the node's kind, then its group, then the node itself);
+- `kind: linux` nodes become nodes: `image`, `cmd` and `entrypoint` (split as a shell
+  would), `env`, `user`, `memory`, `cpu`, `exec`;
+- `kind: bridge` and `ovs-bridge` nodes become bridge networks of the lab, and a link to
+  one an attachment of the other end;
+- `exec` commands that set addresses and routes (`ip address add 10.0.12.1/30 dev
+  eth1`, `ip route add 10.0.0.0/8 via 10.0.12.2`) become the labfile's addresses and
+  routes, which labmgr sets before the node starts: an unprivileged node cannot set them
+  itself. What cannot be carried over is refused (links to the host, vendor kinds) or
+  noted (binds, ports, labels...), each naming the field of the source file.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+import shlex
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+import yaml
+
+from labplan.errors import FieldError, LabfileError
+from labplan.interop.common import Exported, Imported, Note
+from labplan.model import Attachment, Labfile, Network, Node
+
+MGMT_NETWORK = "clab"
+MGMT_SUBNET = "172.20.20.0/24"
+MGMT_IFNAME = "eth0"
+BRIDGE_KINDS = ("bridge", "ovs-bridge")
+LINUX_KIND = "linux"
+# Kinds that stand for something other than a container of an image.
+REFUSED_KINDS = {
+    "host": "the host itself is not a node of a labmgr lab",
+    "ext-container": "labmgr runs the lab's own nodes, not containers started elsewhere",
+}
+_NAME = re.compile(r"[a-z][a-z0-9-]{0,30}")
+_LAB_NAME = re.compile(r"[a-z][a-z0-9-]{0,39}")
+
+TOP_KEYS = ("name", "prefix", "mgmt", "topology", "settings", "debug")
+TOPOLOGY_KEYS = ("defaults", "kinds", "groups", "nodes", "links")
+MGMT_KEYS = (
+    "network",
+    "bridge",
+    "ipv4-subnet",
+    "ipv4-gw",
+    "ipv4-range",
+    "ipv6-subnet",
+    "ipv6-gw",
+    "ipv6-range",
+    "mtu",
+    "external-access",
+    "driver-opts",
+)
+# Keys of a node carried over, and those noted as not carried over (with why).
+NODE_KEYS = (
+    "kind",
+    "group",
+    "image",
+    "cmd",
+    "entrypoint",
+    "env",
+    "user",
+    "memory",
+    "cpu",
+    "exec",
+    "mgmt-ipv4",
+    "mgmt-ipv6",
+    "network-mode",
+)
+NOTED_NODE_KEYS = {
+    "binds": "labmgr nodes have no bind mounts; copy the files in with an exec command or "
+    "build them into the image",
+    "ports": "labmgr publishes no ports on the host; reach the node from a terminal or "
+    "another node of the lab",
+    "publish": "labmgr publishes no ports",
+    "labels": "labels are not kept",
+    "env-files": "environment files are not read; write the variables under env",
+    "cpu-set": "labmgr does not pin nodes to CPUs; cpu limits the share instead",
+    "shm-size": "the node's /dev/shm keeps its default size",
+    "sysctls": "sysctls are not set; set them with an exec command",
+    "cap-add": "capabilities are those of the node's user namespace (or privileged: true)",
+    "devices": "host devices are not passed into nodes",
+    "dns": "the node's resolver is the host's",
+    "restart-policy": "labmgr reports a node that stops instead of restarting it",
+    "auto-remove": "labmgr removes every node when the lab is destroyed",
+    "healthcheck": "health checks are not run",
+    "wait-for": "labmgr starts nodes in one step; exec commands run once every node is up",
+    "startup-delay": "nodes start together",
+    "stages": "nodes start together",
+    "aliases": "a node is known by its name in /etc/hosts",
+    "image-pull-policy": "labmgr pulls an image it does not hold",
+    "runtime": "labmgr makes nodes from namespaces itself",
+    "extras": "vendor options are not carried over",
+    "certificate": "certificates are not issued",
+    "position": "the topology view lays nodes out itself",
+    "type": "vendor node types are not carried over",
+    "startup-config": "vendor configuration is not carried over",
+    "enforce-startup-config": "vendor configuration is not carried over",
+    "suppress-startup-config": "vendor configuration is not carried over",
+    "license": "vendor licenses are not carried over",
+    "components": "vendor line cards are not carried over",
+}
+LINK_KEYS = ("type", "endpoints", "endpoint", "mtu", "vars", "labels")
+LINK_TYPES_REFUSED = {
+    "host": "a link into the host's own network namespace",
+    "mgmt-net": "a link into the management network's bridge",
+    "macvlan": "a macvlan on a host interface",
+    "vxlan": "a VXLAN tunnel to a remote address",
+    "vxlan-stitch": "a VXLAN tunnel to a remote address",
+    "dummy": "a dummy interface",
+}
+_SPECIAL_ENDPOINTS = {"host": "host", "mgmt-net": "mgmt-net", "macvlan": "macvlan"}
+
+_SIZE = re.compile(r"^(\d+(?:\.\d+)?) ?([kmgtp])?i?b?$", re.IGNORECASE)
+_SIZE_FACTORS = {None: 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40, "p": 1 << 50}
+
+
+def parse_memory(value: object) -> int:
+    """Bytes of a containerlab memory size ("1Gb", "512MiB", "1.5g", "1048576"); like
+    Docker, every suffix counts in powers of 1024."""
+    match = _SIZE.match(str(value).strip()) if isinstance(value, str | int) else None
+    if match is None or isinstance(value, bool):
+        raise ValueError(f"{value!r} is not a size like 512Mb or 1Gb")
+    number, suffix = match.groups()
+    try:
+        amount = Decimal(number) * _SIZE_FACTORS[suffix.lower() if suffix else None]
+    except InvalidOperation:  # pragma: no cover - the pattern admits only numbers
+        raise ValueError(f"{value!r} is not a size like 512Mb or 1Gb") from None
+    return int(amount)
+
+
+def format_memory(value: int) -> str:
+    for suffix, factor in (("Gb", 1 << 30), ("Mb", 1 << 20), ("Kb", 1 << 10)):
+        if value >= factor and value % factor == 0:
+            return f"{value // factor}{suffix}"
+    return str(value)
+
+
+def labfile_name(value: str, pattern: re.Pattern[str] = _NAME) -> str:
+    """`value` spelled as a labfile name: lower case, `_` `.` and spaces as `-`, a
+    leading letter, cut to the pattern's length."""
+    name = re.sub(r"[^a-z0-9-]+", "-", value.lower()).strip("-")
+    if not name or not name[0].isalpha():
+        name = f"n-{name}".rstrip("-")
+    limit = 31 if pattern is _NAME else 40
+    return name[:limit].rstrip("-") or "n"
+
+
+# -- import ---------------------------------------------------------------------------
+
+
+@dataclass
+class _Iface:
+    """An interface of an imported node and the addresses its exec commands set."""
+
+    v4: list[ipaddress.IPv4Interface] = field(default_factory=list)
+    v6: list[ipaddress.IPv6Interface] = field(default_factory=list)
+    commands: list[tuple[int, list[str], int]] = field(default_factory=list)  # index, argv, family
+
+
+@dataclass
+class _NodeDraft:
+    source: str  # the containerlab name
+    path: str  # topology.nodes.NAME
+    tree: dict[str, Any]
+    exec_index: dict[int, list[str]] = field(default_factory=dict)
+    routes: list[tuple[int, list[str], dict[str, str]]] = field(default_factory=list)
+    ifaces: dict[str, _Iface] = field(default_factory=dict)
+
+    def iface(self, name: str) -> _Iface:
+        return self.ifaces.setdefault(name, _Iface())
+
+
+class _Importer:
+    def __init__(self, tree: Mapping[str, Any]) -> None:
+        self.tree = tree
+        self.errors: list[FieldError] = []
+        self.notes: list[Note] = []
+        self.nodes: dict[str, _NodeDraft] = {}  # labfile name -> draft
+        self.names: dict[str, str] = {}  # containerlab name -> labfile name
+        self.bridges: dict[str, str] = {}  # containerlab bridge node -> labfile network
+        self.networks: dict[str, dict[str, Any]] = {}
+        self.links: list[dict[str, Any]] = []
+        self.link_ends: list[tuple[tuple[str, str], tuple[str, str]]] = []  # per link
+        self.bridge_ports: dict[str, list[tuple[str, str]]] = {}  # network -> (node, ifname)
+        self.used: set[tuple[str, str]] = set()  # (containerlab node, ifname) of links
+        self.mgmt: str | None = None
+        self.mgmt_gateway: str | None = None
+        self.version = 1
+
+    def error(self, path: str, message: str) -> None:
+        self.errors.append(FieldError(path, message))
+
+    def note(self, path: str, message: str) -> None:
+        self.notes.append(Note(path, message))
+
+    def mapping(self, value: object, path: str, what: str) -> Mapping[str, Any]:
+        if value is None:
+            return {}
+        if not isinstance(value, Mapping):
+            self.error(path, f"{what} must be a mapping of keys")
+            return {}
+        return value
+
+    def run(self) -> Imported:
+        for key in self.tree:
+            if key not in TOP_KEYS:
+                self.error(str(key), f"{key!r} is not a key of a containerlab topology")
+        for key in ("prefix", "settings", "debug"):
+            if key in self.tree:
+                self.note(key, "not carried over: labmgr names what it makes itself")
+        name = self.lab_name()
+        topology = self.mapping(self.tree.get("topology"), "topology", "topology")
+        for key in topology:
+            if key not in TOPOLOGY_KEYS:
+                self.error(f"topology.{key}", f"{key!r} is not a key of a topology")
+        self.read_nodes(topology)
+        self.read_mgmt()
+        self.read_links(topology.get("links"))
+        self.settle_addresses()
+        if self.errors:
+            raise LabfileError(self.errors)
+        out: dict[str, Any] = {"labfile": 1, "name": name}
+        out["description"] = "Imported from a containerlab topology"
+        if self.networks:
+            out["networks"] = self.networks
+        out["nodes"] = {label: draft.tree for label, draft in self.nodes.items()}
+        if self.links:
+            out["links"] = self.links
+        uses_v2 = self.links or any(
+            d.tree.get("exec") or _has_ipv6(d.tree) for d in self.nodes.values()
+        )
+        uses_v2 = uses_v2 or any("subnet6" in n for n in self.networks.values())
+        out["labfile"] = 2 if uses_v2 else 1
+        return Imported(out, tuple(self.notes), "containerlab")
+
+    def lab_name(self) -> str:
+        raw = self.tree.get("name")
+        if raw is None:
+            self.error("name", "a containerlab topology needs a name")
+            return "lab"
+        if not isinstance(raw, str | int) or isinstance(raw, bool):
+            self.error("name", "the name must be a string")
+            return "lab"
+        name = labfile_name(str(raw), _LAB_NAME)
+        if name != str(raw):
+            self.note("name", f"{raw!r} is written {name!r}: a lab's name is [a-z][a-z0-9-]")
+        return name
+
+    # nodes
+
+    def read_nodes(self, topology: Mapping[str, Any]) -> None:
+        defaults = self.mapping(topology.get("defaults"), "topology.defaults", "defaults")
+        kinds = self.mapping(topology.get("kinds"), "topology.kinds", "kinds")
+        groups = self.mapping(topology.get("groups"), "topology.groups", "groups")
+        nodes = self.mapping(topology.get("nodes"), "topology.nodes", "nodes")
+        if not nodes and "nodes" not in topology and not self.errors:
+            self.error("topology.nodes", "a topology needs nodes")
+        for source, raw in nodes.items():
+            path = f"topology.nodes.{source}"
+            own = self.mapping(raw, path, "a node")
+            group_name = own.get("group")
+            group = self.mapping(
+                groups.get(group_name) if isinstance(group_name, str) else None,
+                f"topology.groups.{group_name}",
+                "a group",
+            )
+            if isinstance(group_name, str) and group_name not in groups:
+                self.error(f"{path}.group", f"there is no group {group_name!r} under groups")
+            kind = own.get("kind", group.get("kind", defaults.get("kind")))
+            layers: list[Mapping[str, Any]] = [defaults]
+            if isinstance(kind, str):
+                layers.append(self.mapping(kinds.get(kind), f"topology.kinds.{kind}", "a kind"))
+            layers += [group, own]
+            merged = _fold(layers)
+            self.read_node(str(source), path, merged, kind)
+
+    def read_node(self, source: str, path: str, node: dict[str, Any], kind: object) -> None:
+        label = labfile_name(source)
+        if label in self.nodes or label in self.bridges.values():
+            taken = self.nodes[label].source if label in self.nodes else label
+            self.error(path, f"{source!r} and {taken!r} are both written {label!r} in a labfile")
+            return
+        if label != source:
+            self.note(path, f"{source!r} is written {label!r}: a node's name is [a-z][a-z0-9-]")
+        self.names[source] = label
+        if kind is None:
+            kind = LINUX_KIND
+            self.note(f"{path}.kind", "no kind given: read as a linux node")
+        if kind in BRIDGE_KINDS:
+            self.bridges[source] = label
+            self.networks[label] = {"driver": "bridge"}
+            self.bridge_ports[label] = []
+            self.note(
+                path,
+                f"the {kind} becomes the lab's own bridge network {label!r}, made and removed "
+                "with the lab",
+            )
+            return
+        if kind in REFUSED_KINDS:
+            self.error(f"{path}.kind", f"kind {kind}: {REFUSED_KINDS[str(kind)]}")
+            return
+        if kind != LINUX_KIND:
+            self.error(
+                f"{path}.kind",
+                f"kind {kind!r} is a vendor network system labmgr does not run; labmgr runs "
+                "Linux nodes (kind: linux) of any OCI image, such as FRR for routing",
+            )
+            return
+        draft = _NodeDraft(source, path, {})
+        self.nodes[label] = draft
+        self.read_node_keys(draft, node)
+
+    def read_node_keys(self, draft: _NodeDraft, node: dict[str, Any]) -> None:
+        path, out = draft.path, draft.tree
+        for key in node:
+            if key in NOTED_NODE_KEYS:
+                self.note(f"{path}.{key}", f"not carried over: {NOTED_NODE_KEYS[key]}")
+            elif key not in NODE_KEYS:
+                self.error(f"{path}.{key}", f"{key!r} is not a key of a containerlab node")
+        if "image" in node:
+            if isinstance(node["image"], str) and node["image"].strip():
+                out["image"] = node["image"].strip()
+            else:
+                self.error(f"{path}.image", "the image must be a reference like alpine:3.20")
+        else:
+            self.note(path, "no image: the node runs the host's tree (rootfs: host)")
+        for key, target in (("cmd", "command"), ("entrypoint", "entrypoint")):
+            if key in node:
+                words = self.words(node[key], f"{path}.{key}")
+                if words is not None:
+                    out[target] = words
+        if "entrypoint" in out and "image" not in out:
+            self.error(f"{path}.entrypoint", "an entrypoint needs an image")
+        if "env" in node:
+            env = self.mapping(node["env"], f"{path}.env", "env")
+            out["environment"] = {str(k): _text(v) for k, v in env.items()}
+        if "user" in node and node["user"] is not None:
+            out["user"] = str(node["user"])
+        limits: dict[str, Any] = {}
+        if "memory" in node:
+            try:
+                limits["memory"] = parse_memory(node["memory"])
+            except ValueError as bad:
+                self.error(f"{path}.memory", str(bad))
+        if "cpu" in node:
+            cpu = node["cpu"]
+            if isinstance(cpu, int | float | str) and not isinstance(cpu, bool):
+                try:
+                    limits["cpus"] = float(cpu)
+                except ValueError:
+                    self.error(f"{path}.cpu", f"{cpu!r} is not a number of CPUs like 1.5")
+            else:
+                self.error(f"{path}.cpu", "cpu is a number of CPUs like 1.5")
+        if limits:
+            out["limits"] = limits
+        self.read_network_mode(draft, node)
+        self.read_exec(draft, node.get("exec"))
+
+    def read_network_mode(self, draft: _NodeDraft, node: dict[str, Any]) -> None:
+        path, out = draft.path, draft.tree
+        mode = node.get("network-mode")
+        if mode is None or mode == "bridge":
+            out["networks"] = {MGMT_NETWORK: {"ifname": MGMT_IFNAME}}
+            mgmt = out["networks"][MGMT_NETWORK]
+            for key, family in (("mgmt-ipv4", "ipv4"), ("mgmt-ipv6", "ipv6")):
+                if key in node:
+                    mgmt[family] = _text(node[key])
+            return
+        for key in ("mgmt-ipv4", "mgmt-ipv6"):
+            if key in node:
+                self.note(f"{path}.{key}", f"not carried over: the node's network-mode is {mode}")
+        if mode in ("host", "none"):
+            out["networks"] = {mode: {}}
+            self.networks[mode] = {"driver": mode}
+            if mode == "host":
+                self.note(f"{path}.network-mode", "a host network is for admins only")
+            return
+        if isinstance(mode, str) and mode.startswith("container:"):
+            self.error(
+                f"{path}.network-mode",
+                "sharing another container's network namespace is not supported yet; "
+                "join both nodes to one network or link them",
+            )
+            return
+        self.error(f"{path}.network-mode", f"{mode!r} is not host, none or container:NAME")
+
+    def words(self, value: object, path: str) -> list[str] | None:
+        if isinstance(value, list) and all(isinstance(w, str | int | float) for w in value):
+            return [str(w) for w in value]
+        if not isinstance(value, str):
+            self.error(path, "a command is a string, split as a shell would")
+            return None
+        try:
+            return shlex.split(value)
+        except ValueError as bad:
+            self.error(path, f"cannot split {value!r} as a shell would: {bad}")
+            return None
+
+    def read_exec(self, draft: _NodeDraft, value: object) -> None:
+        if value is None:
+            return
+        if not isinstance(value, list):
+            self.error(f"{draft.path}.exec", "exec is a list of commands")
+            return
+        for index, command in enumerate(value):
+            words = self.words(command, f"{draft.path}.exec.{index}")
+            if not words:
+                continue
+            if (address := _address_command(words)) is not None:
+                ifname, interface = address
+                slot = draft.iface(ifname)
+                (slot.v6 if interface.version == 6 else slot.v4).append(interface)  # type: ignore[arg-type]
+                slot.commands.append((index, words, interface.version))
+            elif (route := _route_command(words)) is not None:
+                draft.routes.append((index, words, route))
+            else:
+                draft.exec_index[index] = words
+
+    # management network
+
+    def read_mgmt(self) -> None:
+        mgmt = self.mapping(self.tree.get("mgmt"), "mgmt", "mgmt")
+        for key in mgmt:
+            if key not in MGMT_KEYS:
+                self.error(f"mgmt.{key}", f"{key!r} is not a key of mgmt")
+        for key in ("bridge", "ipv4-range", "ipv6-range", "external-access", "driver-opts"):
+            if key in mgmt:
+                self.note(f"mgmt.{key}", "not carried over: labmgr makes the network's bridge")
+        joined = [d for d in self.nodes.values() if MGMT_NETWORK in d.tree.get("networks", {})]
+        if not joined:
+            return
+        name = MGMT_NETWORK
+        if "network" in mgmt and str(mgmt["network"]) != MGMT_NETWORK:
+            name = labfile_name(str(mgmt["network"]))
+        if name in self.networks:
+            self.error("mgmt.network", f"{name!r} is also the name of a bridge node")
+            return
+        network: dict[str, Any] = {"driver": "bridge", "subnet": _text(mgmt.get("ipv4-subnet"))}
+        if "ipv4-subnet" not in mgmt:
+            network["subnet"] = MGMT_SUBNET
+            self.note(
+                "mgmt", f"the management network {name!r} is {MGMT_SUBNET}, as in containerlab"
+            )
+        if "ipv4-gw" in mgmt:
+            network["gateway"] = _text(mgmt["ipv4-gw"])
+        if "ipv6-subnet" in mgmt:
+            network["subnet6"] = _text(mgmt["ipv6-subnet"])
+        if "ipv6-gw" in mgmt:
+            self.note(
+                "mgmt.ipv6-gw", "not carried over: IPv6 gateways on a lab's bridge are not made yet"
+            )
+        if "mtu" in mgmt:
+            network["mtu"] = mgmt["mtu"]
+        self.networks[name] = network
+        self.mgmt = name
+        try:
+            subnet = ipaddress.IPv4Network(network["subnet"], strict=False)
+            self.mgmt_gateway = network.get("gateway") or _first_host(subnet)
+        except (ValueError, StopIteration):
+            self.mgmt_gateway = None  # the labfile's check names the subnet
+        if name != MGMT_NETWORK:
+            for draft in joined:
+                draft.tree["networks"] = {name: draft.tree["networks"].pop(MGMT_NETWORK)}
+
+    # links
+
+    def read_links(self, value: object) -> None:
+        if value is None:
+            return
+        if not isinstance(value, list):
+            self.error("topology.links", "links is a list of links")
+            return
+        for index, raw in enumerate(value):
+            path = f"topology.links.{index}"
+            link = self.mapping(raw, path, "a link")
+            for key in link:
+                if key not in LINK_KEYS:
+                    self.error(f"{path}.{key}", f"{key!r} is not a key of a link")
+            for key in ("vars", "labels"):
+                if key in link:
+                    self.note(f"{path}.{key}", "not carried over")
+            kind = link.get("type", "veth")
+            if kind in LINK_TYPES_REFUSED:
+                self.error(
+                    f"{path}.type",
+                    f"a {kind} link ({LINK_TYPES_REFUSED[str(kind)]}) has no labfile form",
+                )
+                continue
+            if kind != "veth":
+                self.error(f"{path}.type", f"{kind!r} is not a link type")
+                continue
+            ends = self.endpoints(link, path)
+            if ends is not None:
+                self.add_link(ends, link, path)
+
+    def endpoints(self, link: Mapping[str, Any], path: str) -> list[tuple[str, str, str]] | None:
+        raw = link.get("endpoints")
+        if not isinstance(raw, list) or len(raw) != 2:
+            self.error(f"{path}.endpoints", "a link has two endpoints, like [r1:eth1, r2:eth1]")
+            return None
+        ends: list[tuple[str, str, str]] = []
+        for number, end in enumerate(raw):
+            end_path = f"{path}.endpoints.{number}"
+            if isinstance(end, Mapping):
+                node, ifname = end.get("node"), end.get("interface")
+                if "mac" in end:
+                    self.note(f"{end_path}.mac", "not carried over: a link's MACs are the kernel's")
+            elif isinstance(end, str) and end.count(":") == 1:
+                node, ifname = end.split(":")
+            else:
+                self.error(end_path, f"{end!r} is not NODE:INTERFACE")
+                return None
+            if not isinstance(node, str) or not isinstance(ifname, str) or not ifname:
+                self.error(end_path, "an endpoint names a node and an interface")
+                return None
+            if node in _SPECIAL_ENDPOINTS:
+                self.error(end_path, f"{end!r}: a link to the {node} has no labfile form")
+                return None
+            if node not in self.names:
+                self.error(end_path, f"there is no node {node!r} under topology.nodes")
+                return None
+            ends.append((node, ifname, end_path))
+        return ends
+
+    def add_link(
+        self, ends: list[tuple[str, str, str]], link: Mapping[str, Any], path: str
+    ) -> None:
+        bridged = [end for end in ends if end[0] in self.bridges]
+        if len(bridged) == 2:
+            self.error(f"{path}.endpoints", "a link between two bridges has no labfile form")
+            return
+        for node, ifname, end_path in ends:
+            if node in self.bridges:
+                continue
+            draft = self.nodes.get(self.names[node])
+            if draft is None:
+                return  # a refused node, named already
+            if ifname == MGMT_IFNAME and self.mgmt_network_of(draft):
+                self.error(
+                    end_path, "eth0 is the node's management interface; links use eth1 and on"
+                )
+                return
+            if (draft.source, ifname) in self.used:
+                self.error(end_path, f"{node}:{ifname} is already an endpoint of another link")
+                return
+        for node, ifname, _ in ends:
+            self.used.add((node, ifname))
+        if bridged:
+            bridge = self.bridges[bridged[0][0]]
+            node, ifname, _ = next(end for end in ends if end[0] not in self.bridges)
+            label = self.names[node]
+            self.nodes[label].tree.setdefault("networks", {})[bridge] = {"ifname": ifname}
+            self.bridge_ports[bridge].append((label, ifname))
+            if "mtu" in link:
+                self.note(f"{path}.mtu", f"the bridge network {bridge!r} takes its own mtu")
+            return
+        (a, a_if, _), (b, b_if, _) = ends
+        out: dict[str, Any] = {"endpoints": [f"{self.names[a]}:{a_if}", f"{self.names[b]}:{b_if}"]}
+        if "mtu" in link:
+            out["mtu"] = link["mtu"]
+        self.links.append(out)
+        self.link_ends.append(((self.names[a], a_if), (self.names[b], b_if)))
+
+    def mgmt_network_of(self, draft: _NodeDraft) -> bool:
+        return any(
+            net not in ("host", "none") and net not in self.bridge_ports
+            for net in draft.tree.get("networks", {})
+        )
+
+    # addresses and routes from exec
+
+    def settle_addresses(self) -> None:
+        """Move the addresses and routes exec commands set into the labfile where they
+        fit; the rest stay exec commands."""
+        keep: dict[str, dict[int, list[str]]] = {
+            k: dict(d.exec_index) for k, d in self.nodes.items()
+        }
+        for number, ends in enumerate(self.link_ends):
+            for family in ("v4", "v6"):
+                pair = [self.iface_of(node, ifname, family) for node, ifname in ends]
+                if (
+                    all(len(addrs) == 1 for addrs in pair)
+                    and pair[0][0].network == pair[1][0].network
+                ):
+                    key = "ipv4" if family == "v4" else "ipv6"
+                    self.links[number][key] = [str(addrs[0]) for addrs in pair]
+                    for node, ifname in ends:
+                        self.consume(node, ifname, family, f"links.{number}.{key}")
+        for bridge, ports in self.bridge_ports.items():
+            self.settle_bridge(bridge, ports)
+        for label, draft in self.nodes.items():
+            for slot in draft.ifaces.values():
+                for index, words, _ in slot.commands:
+                    keep[label][index] = words
+                    self.note(
+                        f"{draft.path}.exec.{index}",
+                        "kept as a command: an address labmgr cannot place on a link or network "
+                        "of the lab; an unprivileged node cannot set it itself",
+                    )
+            self.settle_routes(draft, keep[label])
+            if keep[label]:
+                draft.tree["exec"] = [keep[label][i] for i in sorted(keep[label])]
+
+    def iface_of(self, node: str, ifname: str, family: str) -> list[Any]:
+        slot = self.nodes[node].ifaces.get(ifname)
+        return [] if slot is None else list(slot.v4 if family == "v4" else slot.v6)
+
+    def consume(self, node: str, ifname: str, family: str, where: str) -> None:
+        draft = self.nodes[node]
+        slot = draft.ifaces[ifname]
+        version = 4 if family == "v4" else 6
+        for command in [c for c in slot.commands if c[2] == version]:
+            index, words, _ = command
+            self.note(f"{draft.path}.exec.{index}", f"became {where} ({shlex.join(words)})")
+            slot.commands.remove(command)
+        if family == "v4":
+            slot.v4.clear()
+        else:
+            slot.v6.clear()
+
+    def settle_bridge(self, bridge: str, ports: list[tuple[str, str]]) -> None:
+        network = self.networks[bridge]
+        network["gateway"] = "none"
+        addressed = [(n, i, self.iface_of(n, i, "v4")) for n, i in ports]
+        subnets = {a[0].network for _, _, a in addressed if len(a) == 1}
+        fits = len(subnets) == 1 and all(len(a) <= 1 for _, _, a in addressed)
+        if fits:
+            network["subnet"] = str(subnets.pop())
+            for node, ifname, addrs in addressed:
+                if addrs:
+                    self.nodes[node].tree["networks"][bridge]["ipv4"] = str(addrs[0].ip)
+                    self.consume(node, ifname, "v4", f"nodes.{node}.networks.{bridge}.ipv4")
+            return
+        network["subnet"] = self.free_subnet()
+        self.note(
+            f"topology.nodes.{_source_of(self, bridge)}",
+            f"a labfile bridge network has a subnet: {bridge!r} is {network['subnet']}, with no "
+            "gateway; its nodes get addresses in it",
+        )
+
+    def free_subnet(self) -> str:
+        taken = [
+            ipaddress.ip_network(net["subnet"], strict=False)
+            for net in self.networks.values()
+            if isinstance(net.get("subnet"), str) and _is_network(net["subnet"])
+        ]
+        for third in range(21, 256):
+            candidate = ipaddress.IPv4Network(f"172.20.{third}.0/24")
+            if not any(candidate.overlaps(other) for other in taken):
+                return str(candidate)
+        return "10.255.255.0/24"  # pragma: no cover - 235 bridges in one lab
+
+    def settle_routes(self, draft: _NodeDraft, keep: dict[int, list[str]]) -> None:
+        if not draft.routes:
+            return
+        routes: list[dict[str, str]] = []
+        wanted = {r["dst"] for _, _, r in draft.routes}
+        on_mgmt = self.mgmt is not None and self.mgmt in draft.tree.get("networks", {})
+        if on_mgmt and self.mgmt_gateway and "0.0.0.0/0" not in wanted:
+            routes.append({"dst": "0.0.0.0/0", "via": self.mgmt_gateway})
+        for index, words, route in draft.routes:
+            routes.append(route)
+            self.note(
+                f"{draft.path}.exec.{index}",
+                f"became nodes.{labfile_name(draft.source)}.routes ({shlex.join(words)})",
+            )
+        draft.tree["routes"] = routes
+
+
+def _source_of(importer: _Importer, bridge: str) -> str:
+    return next(s for s, label in importer.bridges.items() if label == bridge)
+
+
+def _fold(layers: list[Mapping[str, Any]]) -> dict[str, Any]:
+    """containerlab's inheritance: later layers win; env and labels merge key by key."""
+    out: dict[str, Any] = {}
+    for layer in layers:
+        for key, value in layer.items():
+            if (
+                key in ("env", "labels")
+                and isinstance(value, Mapping)
+                and isinstance(out.get(key), dict)
+            ):
+                out[key] = {**out[key], **value}
+            else:
+                out[key] = dict(value) if isinstance(value, Mapping) else value
+    return out
+
+
+def _first_host(subnet: ipaddress.IPv4Network) -> str:
+    """The address the labfile gives a network's gateway by default."""
+    return str(subnet[1] if subnet.num_addresses > 2 else subnet[0])
+
+
+def _text(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return "" if value is None else str(value)
+
+
+def _is_network(text: str) -> bool:
+    try:
+        ipaddress.ip_network(text, strict=False)
+    except ValueError:
+        return False
+    return True
+
+
+def _has_ipv6(node: Mapping[str, Any]) -> bool:
+    return any(isinstance(a, Mapping) and "ipv6" in a for a in node.get("networks", {}).values())
+
+
+def _ip_words(words: list[str]) -> tuple[int | None, list[str]] | None:
+    """(family, the rest) of an `ip` command, or None for another program."""
+    if not words or words[0] not in ("ip", "/sbin/ip", "/usr/sbin/ip", "/bin/ip"):
+        return None
+    rest, family = words[1:], None
+    while rest and rest[0] in ("-4", "-6"):
+        family = int(rest.pop(0)[1])
+    return family, rest
+
+
+def _address_command(
+    words: list[str],
+) -> tuple[str, ipaddress.IPv4Interface | ipaddress.IPv6Interface] | None:
+    """(interface, address) of `ip [-4|-6] address add ADDR/PREFIX dev IF`, else None."""
+    parsed = _ip_words(words)
+    if parsed is None:
+        return None
+    _, rest = parsed
+    if (
+        len(rest) != 5
+        or rest[0] not in ("a", "addr", "address")
+        or rest[1] != "add"
+        or rest[3] != "dev"
+    ):
+        return None
+    try:
+        interface = ipaddress.ip_interface(rest[2])
+    except ValueError:
+        return None
+    if "/" not in rest[2]:
+        return None
+    return rest[4], interface
+
+
+def _route_command(words: list[str]) -> dict[str, str] | None:
+    """{dst, via} of `ip [-4|-6] route add|replace DST via GW [dev IF]`, else None."""
+    parsed = _ip_words(words)
+    if parsed is None:
+        return None
+    family, rest = parsed
+    if (
+        len(rest) not in (5, 7)
+        or rest[0] not in ("r", "ro", "route")
+        or rest[1] not in ("add", "replace")
+    ):
+        return None
+    if rest[3] != "via" or (len(rest) == 7 and rest[5] != "dev"):
+        return None
+    try:
+        via = ipaddress.ip_address(rest[4])
+        dst = (
+            ipaddress.ip_network("::/0" if via.version == 6 else "0.0.0.0/0")
+            if rest[2] == "default"
+            else ipaddress.ip_network(rest[2], strict=True)
+        )
+    except ValueError:
+        return None
+    if dst.version != via.version or (family is not None and family != via.version):
+        return None
+    return {"dst": str(dst), "via": str(via)}
+
+
+def to_labfile(tree: Mapping[str, Any]) -> Imported:
+    """The labfile tree of a containerlab topology, with notes; LabfileError naming the
+    topology's own fields for what has no labfile form."""
+    return _Importer(tree).run()
+
+
+# -- export ---------------------------------------------------------------------------
+
+
+def from_labfile(lab: Labfile) -> Exported:
+    """`lab` as a containerlab topology, with notes for what containerlab cannot hold."""
+    return _Exporter(lab).run()
+
+
+class _Exporter:
+    def __init__(self, lab: Labfile) -> None:
+        self.lab = lab
+        self.notes: list[Note] = []
+        self.networks = {n.name: n for n in lab.networks}
+        self.mgmt = self.pick_mgmt()
+
+    def note(self, path: str, message: str) -> None:
+        self.notes.append(Note(path, message))
+
+    def pick_mgmt(self) -> Network | None:
+        """The bridge network every node with a network namespace joins on eth0, which
+        becomes containerlab's management network."""
+        own = [n for n in self.lab.nodes if not self.shares_host(n)]
+        for network in self.lab.networks:
+            if network.driver != "bridge" or network.vlan_filtering or not own:
+                continue
+            if all(
+                any(a.network == network.name and a.ifname == MGMT_IFNAME for a in n.networks)
+                for n in own
+            ):
+                return network
+        return None
+
+    def shares_host(self, node: Node) -> bool:
+        return any(self.networks[a.network].driver in ("host", "none") for a in node.networks)
+
+    def run(self) -> Exported:
+        out: dict[str, Any] = {"name": self.lab.name}
+        if self.mgmt is not None:
+            out["mgmt"] = self.mgmt_tree(self.mgmt)
+        nodes: dict[str, Any] = {}
+        links: list[Any] = []
+        bridges = [n for n in self.lab.networks if n is not self.mgmt and n.driver == "bridge"]
+        for network in self.lab.networks:
+            if network.driver not in ("bridge", "host", "none"):
+                self.note(
+                    f"networks.{network.name}",
+                    f"not carried over: containerlab has no {network.driver} network",
+                )
+        for node in self.lab.nodes:
+            nodes[node.name] = self.node_tree(node)
+        for number, link in enumerate(self.lab.links):
+            path = f"links.{number}"
+            ends = [f"{end.node}:{end.ifname}" for end in link.ends]
+            if link.mtu != 1500:
+                links.append(
+                    {
+                        "type": "veth",
+                        "mtu": link.mtu,
+                        "endpoints": [{"node": e.node, "interface": e.ifname} for e in link.ends],
+                    }
+                )
+            else:
+                links.append({"endpoints": ends})
+            if any(end.impairments for end in link.ends):
+                self.note(
+                    f"{path}.impairments",
+                    "not carried over: set them after deploying with containerlab tools netem set",
+                )
+            for end in link.ends:
+                for address in (end.ipv4, end.ipv6):
+                    if address:
+                        nodes[end.node].setdefault("exec", []).insert(
+                            self.address_slot(nodes[end.node]),
+                            f"ip address add {address} dev {end.ifname}",
+                        )
+        for bridge in bridges:
+            nodes[bridge.name] = {"kind": "bridge"}
+            self.note(
+                f"networks.{bridge.name}",
+                f"containerlab needs a Linux bridge named {bridge.name!r} on the host before "
+                f"it deploys: ip link add {bridge.name} type bridge && "
+                f"ip link set {bridge.name} up",
+            )
+            for number, (node, attachment) in enumerate(self.ports(bridge)):
+                port = f"{bridge.name[:10]}p{number}"
+                links.append(
+                    {"endpoints": [f"{node.name}:{attachment.ifname}", f"{bridge.name}:{port}"]}
+                )
+        topology: dict[str, Any] = {"nodes": nodes}
+        if links:
+            topology["links"] = links
+        out["topology"] = topology
+        text = yaml.safe_dump(out, sort_keys=False, default_flow_style=False, allow_unicode=True)
+        return Exported(text, tuple(self.notes))
+
+    def address_slot(self, node: dict[str, Any]) -> int:
+        """Where the next address command goes: after the addresses, before the rest."""
+        commands = node.get("exec", [])
+        return sum(1 for c in commands if c.startswith("ip address add "))
+
+    def mgmt_tree(self, network: Network) -> dict[str, Any]:
+        mgmt: dict[str, Any] = {"network": network.name, "ipv4-subnet": network.subnet}
+        if network.subnet and network.gateway:
+            first = _first_host(ipaddress.IPv4Network(network.subnet))
+            if network.gateway != first:
+                mgmt["ipv4-gw"] = network.gateway
+        if network.subnet6:
+            mgmt["ipv6-subnet"] = network.subnet6
+        if network.mtu != 1500:
+            mgmt["mtu"] = network.mtu
+        if network.internal:
+            self.note(
+                f"networks.{network.name}.internal",
+                "containerlab's management network always reaches out",
+            )
+        if network.gateway is None:
+            self.note(
+                f"networks.{network.name}.gateway",
+                "containerlab's management network always has a gateway",
+            )
+        if network.shaping:
+            self.note(f"networks.{network.name}.impairments", "not carried over")
+        return mgmt
+
+    def ports(self, bridge: Network) -> list[tuple[Node, Attachment]]:
+        return [(n, a) for n in self.lab.nodes for a in n.networks if a.network == bridge.name]
+
+    def node_tree(self, node: Node) -> dict[str, Any]:
+        path = f"nodes.{node.name}"
+        out: dict[str, Any] = {"kind": LINUX_KIND}
+        if node.image:
+            out["image"] = node.image
+        else:
+            self.note(
+                path,
+                "runs the host's tree; containerlab needs an image: add one before deploying there",
+            )
+        if node.entrypoint is not None:
+            out["entrypoint"] = shlex.join(node.entrypoint)
+        if node.command:
+            out["cmd"] = shlex.join(node.command)
+        if node.environment:
+            out["env"] = dict(node.environment)
+        if node.user:
+            out["user"] = node.user
+        if node.limits.memory is not None:
+            out["memory"] = format_memory(node.limits.memory)
+        if node.limits.cpus is not None:
+            out["cpu"] = node.limits.cpus
+        for key in ("cpu_weight", "memory_swap", "pids", "io_weight"):
+            if getattr(node.limits, key) is not None:
+                self.note(
+                    f"{path}.limits.{key}", "not carried over: containerlab has no such limit"
+                )
+        if node.limits.io:
+            self.note(f"{path}.limits.io", "not carried over: containerlab has no io throttles")
+        if node.hostname != node.name:
+            self.note(f"{path}.hostname", "containerlab names a node's host after the node")
+        if node.workdir not in (None, "/"):
+            self.note(f"{path}.workdir", "not carried over")
+        if node.privileged:
+            self.note(f"{path}.privileged", "containerlab runs every linux node privileged")
+        exec_lines: list[str] = []
+        for attachment in node.networks:
+            network = self.networks[attachment.network]
+            apath = f"{path}.networks.{attachment.network}"
+            if network.driver in ("host", "none"):
+                out["network-mode"] = network.driver
+            elif network is self.mgmt:
+                if attachment.ipv4:
+                    out["mgmt-ipv4"] = attachment.ipv4
+                if attachment.ipv6:
+                    out["mgmt-ipv6"] = attachment.ipv6
+            elif network.driver == "bridge":
+                if attachment.ipv4 and network.subnet:
+                    prefix = ipaddress.IPv4Network(network.subnet).prefixlen
+                    exec_lines.append(
+                        f"ip address add {attachment.ipv4}/{prefix} dev {attachment.ifname}"
+                    )
+                if attachment.ipv6 and network.subnet6:
+                    prefix = ipaddress.IPv6Network(network.subnet6).prefixlen
+                    exec_lines.append(
+                        f"ip address add {attachment.ipv6}/{prefix} dev {attachment.ifname}"
+                    )
+            if attachment.impairments:
+                self.note(f"{apath}.impairments", "not carried over")
+            if attachment.vlan is not None or attachment.vlans:
+                self.note(apath, "not carried over: containerlab has no VLAN ports")
+        default = self.mgmt_default(node)
+        for route in node.routes:
+            if default is not None and route.dst == "0.0.0.0/0" and route.via == default:
+                continue  # containerlab's own default route
+            verb = "replace" if route.dst in ("0.0.0.0/0", "::/0") else "add"
+            dst = "default" if route.dst in ("0.0.0.0/0", "::/0") else route.dst
+            family = "-6 " if ":" in route.via else ""
+            exec_lines.append(f"ip {family}route {verb} {dst} via {route.via}")
+        exec_lines += [shlex.join(command) for command in node.exec]
+        if exec_lines:
+            out["exec"] = exec_lines
+        return out
+
+    def mgmt_default(self, node: Node) -> str | None:
+        if self.mgmt is None or not any(a.network == self.mgmt.name for a in node.networks):
+            return None
+        return self.mgmt.gateway
