@@ -341,6 +341,9 @@ def _host_ops(ctx: _Lab, host: str) -> Iterator[Op]:
         yield from _address_ops(ctx, node)
     for link in links:
         yield from _peer_address_ops(ctx, link)
+    # Routes once every address is there: a route's via may be a link's other end.
+    for node in ctx.nodes_on(host):
+        yield from _route_ops(ctx, node)
     for node in ctx.nodes_on(host):
         yield _spawn_op(ctx, node)
     for node in ctx.nodes_on(host):
@@ -455,6 +458,12 @@ def _address_ops(ctx: _Lab, node: Node) -> Iterator[Op]:
         shaping = att.impairments or net.shaping
         if shaping is not None:
             yield _shaping(netns, att.ifname, shaping)
+
+
+def _route_ops(ctx: _Lab, node: Node) -> Iterator[Op]:
+    netns = ctx.netns(node)
+    if netns is None:
+        return
     for route in node.routes:
         yield AddRoute(netns, route.dst, route.via)
 

@@ -97,10 +97,14 @@ def test_two_nodes_on_a_bridge_compile_in_dependency_order() -> None:
         SetLinkUp(None, "lm1-v0x0"),
         SetLinkUp("lm1-n0", "eth0"),
     )
-    assert ops[19:22] == (
+    assert ops[19:25] == (
         SetLinkUp("lm1-n0", "lo"),
         AddAddress("lm1-n0", "eth0", "10.10.0.2/24"),
+        SetLinkUp("lm1-n1", "lo"),
+        AddAddress("lm1-n1", "eth0", "10.10.0.3/24"),
+        # Routes once every address is made: a via may be a link's far end.
         AddRoute("lm1-n0", "0.0.0.0/0", "10.10.0.1"),
+        AddRoute("lm1-n1", "0.0.0.0/0", "10.10.0.1"),
     )
     assert kinds(ops[-2:]) == ["spawn_node", "spawn_node"]
 

@@ -11,7 +11,7 @@ from labplan import labfile
 from labplan.compiler import compile_plan
 from labplan.errors import LabfileError
 from labplan.model import Shaping
-from labplan.ops import AddAddress, CreatePeerLink, SetShaping
+from labplan.ops import AddAddress, AddRoute, CreatePeerLink, SetShaping
 
 TRIANGLE: dict[str, Any] = {
     "labfile": 2,
@@ -227,6 +227,15 @@ def test_a_route_may_go_via_a_links_other_end() -> None:
     lab = labfile.validate(document)
 
     assert lab.node("r2").routes[0].via == "10.0.12.1"
+    # Compiled after the link's addresses: the kernel refuses a via it cannot reach yet.
+    ops = compile_plan(lab, deployment=1).hosts[0].ops
+    route = next(
+        i for i, op in enumerate(ops) if isinstance(op, AddRoute) and op.dst != "0.0.0.0/0"
+    )
+    link_address = next(
+        i for i, op in enumerate(ops) if isinstance(op, AddAddress) and op.address == "10.0.12.2/30"
+    )
+    assert link_address < route
 
 
 def test_network_and_attachment_impairments() -> None:
