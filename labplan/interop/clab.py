@@ -85,7 +85,6 @@ NOTED_NODE_KEYS = {
     "another node of the lab",
     "publish": "labmgr publishes no ports",
     "labels": "labels are not kept",
-    "env-files": "environment files are not read; write the variables under env",
     "cpu-set": "labmgr does not pin nodes to CPUs; cpu limits the share instead",
     "shm-size": "the node's /dev/shm keeps its default size",
     "sysctls": "sysctls are not set; set them with an exec command",
@@ -110,6 +109,10 @@ NOTED_NODE_KEYS = {
     "suppress-startup-config": "vendor configuration is not carried over",
     "license": "vendor licenses are not carried over",
     "components": "vendor line cards are not carried over",
+}
+# Keys refused: the lab would not be what the file says.
+REFUSED_NODE_KEYS = {
+    "env-files": "files beside the topology are not read; write the variables under env",
 }
 LINK_KEYS = ("type", "endpoints", "endpoint", "mtu", "vars", "labels")
 LINK_TYPES_REFUSED = {
@@ -325,7 +328,9 @@ class _Importer:
     def read_node_keys(self, draft: _NodeDraft, node: dict[str, Any]) -> None:
         path, out = draft.path, draft.tree
         for key in node:
-            if key in NOTED_NODE_KEYS:
+            if key in REFUSED_NODE_KEYS:
+                self.error(f"{path}.{key}", REFUSED_NODE_KEYS[key])
+            elif key in NOTED_NODE_KEYS:
                 self.note(f"{path}.{key}", f"not carried over: {NOTED_NODE_KEYS[key]}")
             elif key not in NODE_KEYS:
                 self.error(f"{path}.{key}", f"{key!r} is not a key of a containerlab node")

@@ -205,7 +205,7 @@ def test_what_has_no_labfile_form_is_refused_all_at_once_by_source_path() -> Non
             srl: {kind: nokia_srlinux, image: ghcr.io/nokia/srlinux}
             h1: {kind: linux, image: alpine, network-mode: "container:h2", bogus: 1}
             h2: {kind: linux, image: alpine, memory: lots, cmd: "sh -c 'unterminated"}
-            h3: {kind: linux, image: alpine}
+            h3: {kind: linux, image: alpine, env-files: [lab.env]}
           links:
             - endpoints: [h2:eth1, host:veth0]
             - endpoints: [h2:eth1, h9:eth1]
@@ -223,6 +223,7 @@ def test_what_has_no_labfile_form_is_refused_all_at_once_by_source_path() -> Non
         "topology.nodes.h1.network-mode",
         "topology.nodes.h2.cmd",
         "topology.nodes.h2.memory",
+        "topology.nodes.h3.env-files",
         "topology.links.0.endpoints.1",
         "topology.links.1.endpoints.1",
         "topology.links.2.type",
@@ -230,8 +231,8 @@ def test_what_has_no_labfile_form_is_refused_all_at_once_by_source_path() -> Non
         "topology.links.5.endpoints.0",
     ]
     assert "vendor network system labmgr does not run" in errors[0]
-    assert errors[5].endswith("a link to the host has no labfile form")
-    assert errors[9].endswith("h3:eth1 is already an endpoint of another link")
+    assert errors[6].endswith("a link to the host has no labfile form")
+    assert errors[10].endswith("h3:eth1 is already an endpoint of another link")
 
 
 def test_exported_lab_reads_back_the_same() -> None:
