@@ -1,0 +1,606 @@
+"""Compose files (the Compose Specification) to and from the labfile.
+
+Services become nodes, networks become networks of the same driver; a service with no
+`networks` key joins the `default` bridge network, as in Compose. `${VAR}` and
+`${VAR:-default}` are read as Compose reads them with no environment set: the default,
+else empty (noted). What has no labfile form is refused (`build` without an image,
+`external` networks, `network_mode: service:X`), the rest noted, each by the compose
+file's own path.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+import shlex
+from collections.abc import Mapping
+from typing import Any
+
+import yaml
+
+from labplan.errors import FieldError, LabfileError
+from labplan.interop.clab import labfile_name
+from labplan.interop.common import Exported, Imported, Note
+from labplan.model import Labfile, Network, Node
+
+DEFAULT_NETWORK = "default"
+TOP_KEYS = ("name", "version", "services", "networks", "volumes", "secrets", "configs")
+SERVICE_KEYS = (
+    "image",
+    "build",
+    "command",
+    "entrypoint",
+    "environment",
+    "working_dir",
+    "user",
+    "hostname",
+    "mem_limit",
+    "memswap_limit",
+    "cpus",
+    "pids_limit",
+    "deploy",
+    "privileged",
+    "network_mode",
+    "networks",
+    "container_name",
+)
+NOTED_SERVICE_KEYS = {
+    "ports": "labmgr publishes no ports on the host; reach the node from a terminal or "
+    "another node of the lab",
+    "expose": "every port of a node is open to the lab's other nodes",
+    "volumes": "nodes have no volumes; a node's files live in its own writable layer",
+    "depends_on": "nodes start together; exec commands run once every node is up",
+    "restart": "labmgr reports a node that stops instead of restarting it",
+    "healthcheck": "health checks are not run",
+    "labels": "labels are not kept",
+    "cap_add": "a node has the capabilities of its user namespace (or privileged: true)",
+    "cap_drop": "a node has the capabilities of its user namespace",
+    "sysctls": "sysctls are not set; set them with an exec command",
+    "devices": "host devices are not passed into nodes",
+    "secrets": "secrets are not mounted",
+    "configs": "configs are not mounted",
+    "logging": "a node's output is kept by labmgr",
+    "env_file": "files beside the compose file are not read; write the variables under environment",
+    "dns": "the node's resolver is the host's",
+    "extra_hosts": "/etc/hosts lists the lab's nodes",
+    "ulimits": "limits are the node's cgroup's",
+    "stop_signal": "nodes are stopped with the lab",
+    "stop_grace_period": "nodes are stopped with the lab",
+    "tty": "terminals are opened from the lab's page",
+    "stdin_open": "terminals are opened from the lab's page",
+    "init": "every node runs labmgr's own init as PID 1",
+    "platform": "nodes run on the host's architecture",
+    "pull_policy": "labmgr pulls an image it does not hold",
+    "cpu_shares": "use limits.cpu_weight",
+    "shm_size": "the node's /dev/shm keeps its default size",
+    "security_opt": "not carried over",
+    "profiles": "every service is a node of the lab",
+}
+NETWORK_KEYS = ("driver", "driver_opts", "ipam", "internal", "enable_ipv6", "external", "name")
+NETWORK_DRIVERS = {
+    "bridge": "bridge",
+    "macvlan": "macvlan",
+    "ipvlan": "ipvlan",
+    "overlay": "overlay",
+}
+ATTACHMENT_KEYS = ("ipv4_address", "ipv6_address", "mac_address", "aliases", "priority")
+_VARIABLE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?-)([^}]*))?\}|\$\$")
+_SIZE = re.compile(r"^(\d+(?:\.\d+)?)\s*([bkmg]?)b?$", re.IGNORECASE)
+_FACTORS = {"": 1, "b": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
+
+
+def parse_size(value: object) -> int:
+    """Bytes of a compose size: a number of bytes, or `512m`, `1g`, `1gb`."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    match = _SIZE.match(value.strip()) if isinstance(value, str) else None
+    if match is None:
+        raise ValueError(f"{value!r} is not a size like 512m or 1g")
+    return int(float(match.group(1)) * _FACTORS[match.group(2).lower()])
+
+
+def _substitute(text: str, path: str, notes: list[Note]) -> str:
+    """`${VAR:-default}` as Compose reads it with no variable set."""
+
+    def value(match: re.Match[str]) -> str:
+        if match.group(0) == "$$":
+            return "$"
+        name, default = match.group(1), match.group(3)
+        if default is None:
+            notes.append(Note(path, f"${{{name}}} is not set: read as empty"))
+            return ""
+        return default
+
+    return _VARIABLE.sub(value, text)
+
+
+def _expand(value: Any, path: str, notes: list[Note]) -> Any:
+    if isinstance(value, str):
+        return _substitute(value, path, notes)
+    if isinstance(value, list):
+        return [_expand(v, f"{path}.{i}", notes) for i, v in enumerate(value)]
+    if isinstance(value, Mapping):
+        return {k: _expand(v, f"{path}.{k}", notes) for k, v in value.items()}
+    return value
+
+
+def _subnets(networks: Mapping[str, Any]) -> list[ipaddress.IPv4Network]:
+    """The IPv4 subnets written under the networks' ipam config, where well formed."""
+    found: list[ipaddress.IPv4Network] = []
+    for network in networks.values():
+        ipam = network.get("ipam") if isinstance(network, Mapping) else None
+        configs = ipam.get("config") if isinstance(ipam, Mapping) else None
+        for config in configs if isinstance(configs, list) else ():
+            try:
+                subnet = ipaddress.ip_network(str(config.get("subnet")), strict=False)
+            except (AttributeError, ValueError):
+                continue
+            if isinstance(subnet, ipaddress.IPv4Network):
+                found.append(subnet)
+    return found
+
+
+class _Importer:
+    def __init__(self, tree: Mapping[str, Any]) -> None:
+        self.errors: list[FieldError] = []
+        self.notes: list[Note] = []
+        self.tree: Mapping[str, Any] = _expand(
+            {k: v for k, v in tree.items() if not str(k).startswith("x-")}, "", self.notes
+        )
+        self.networks: dict[str, dict[str, Any]] = {}
+        self.network_names: dict[str, str] = {}  # compose name -> labfile name
+        self.declared: list[ipaddress.IPv4Network] = []  # every IPv4 subnet the file gives
+        self.version = 1
+
+    def error(self, path: str, message: str) -> None:
+        self.errors.append(FieldError(path.lstrip("."), message))
+
+    def note(self, path: str, message: str) -> None:
+        self.notes.append(Note(path, message))
+
+    def mapping(self, value: object, path: str, what: str) -> Mapping[str, Any]:
+        if value is None:
+            return {}
+        if not isinstance(value, Mapping):
+            self.error(path, f"{what} must be a mapping of keys")
+            return {}
+        return value
+
+    def run(self) -> Imported:
+        for key in self.tree:
+            if key not in TOP_KEYS:
+                self.error(str(key), f"{key!r} is not a key of a compose file")
+        if "version" in self.tree:
+            self.note("version", "obsolete in the Compose Specification; ignored")
+        for key in ("volumes", "secrets", "configs"):
+            if key in self.tree:
+                self.note(key, "not carried over: nodes have none")
+        raw_name = self.tree.get("name", "compose")
+        name = labfile_name(str(raw_name), re.compile(r"[a-z][a-z0-9-]{0,39}"))
+        if "name" in self.tree and name != str(raw_name):
+            self.note("name", f"{raw_name!r} is written {name!r}: a lab's name is [a-z][a-z0-9-]")
+        declared = self.mapping(self.tree.get("networks"), "networks", "networks")
+        self.declared = list(_subnets(declared))
+        for key, value in declared.items():
+            self.read_network(str(key), self.mapping(value, f"networks.{key}", "a network"))
+        services = self.mapping(self.tree.get("services"), "services", "services")
+        if not services and not self.errors:
+            self.error("services", "a compose file needs services")
+        nodes: dict[str, Any] = {}
+        sources: dict[str, str] = {}
+        for key, value in services.items():
+            path = f"services.{key}"
+            label = labfile_name(str(key))
+            if label in nodes:
+                self.error(path, f"{key!r} and {sources[label]!r} are both written {label!r}")
+                continue
+            if label != key:
+                self.note(path, f"{key!r} is written {label!r}: a node's name is [a-z][a-z0-9-]")
+            sources[label] = str(key)
+            node = self.read_service(path, self.mapping(value, path, "a service"))
+            if node is not None:
+                nodes[label] = node
+        if self.errors:
+            raise LabfileError(self.errors)
+        out: dict[str, Any] = {"labfile": self.version, "name": name}
+        out["description"] = "Imported from a compose file"
+        used = {net for node in nodes.values() for net in node.get("networks", {})}
+        networks = {k: v for k, v in self.networks.items() if k in used}
+        for unused in sorted(set(self.networks) - used):
+            self.note(f"networks.{unused}", "no service joins it: left out")
+        if networks:
+            out["networks"] = networks
+        out["nodes"] = nodes
+        return Imported(out, tuple(self.notes), "compose")
+
+    def read_network(self, key: str, network: Mapping[str, Any]) -> None:
+        path = f"networks.{key}"
+        for option in network:
+            if option not in NETWORK_KEYS:
+                self.error(f"{path}.{option}", f"{option!r} is not a key of a network")
+        if network.get("external"):
+            self.error(
+                f"{path}.external",
+                "a lab makes its own networks; an external network is one labmgr cannot join",
+            )
+            return
+        driver = network.get("driver", "bridge")
+        if driver not in NETWORK_DRIVERS:
+            self.error(f"{path}.driver", f"{driver!r}: use bridge, macvlan, ipvlan or overlay")
+            return
+        label = labfile_name(key)
+        self.network_names[key] = label
+        out: dict[str, Any] = {"driver": NETWORK_DRIVERS[driver]}
+        ipam = self.mapping(network.get("ipam"), f"{path}.ipam", "ipam")
+        configs = ipam.get("config", [])
+        if not isinstance(configs, list):
+            self.error(f"{path}.ipam.config", "config is a list of subnets")
+            configs = []
+        for index, config in enumerate(configs):
+            cpath = f"{path}.ipam.config.{index}"
+            entry = self.mapping(config, cpath, "an ipam config")
+            subnet = entry.get("subnet")
+            try:
+                family = ipaddress.ip_network(str(subnet), strict=False).version
+            except ValueError:
+                self.error(f"{cpath}.subnet", f"{subnet!r} is not a subnet like 10.10.0.0/24")
+                continue
+            if family == 6:
+                out["subnet6"] = str(subnet)
+                self.version = 2
+                if "gateway" in entry:
+                    self.note(
+                        f"{cpath}.gateway", "IPv6 gateways on a lab's bridge are not made yet"
+                    )
+            else:
+                out["subnet"] = str(subnet)
+                if "gateway" in entry and driver == "bridge":
+                    out["gateway"] = str(entry["gateway"])
+            for extra in ("ip_range", "aux_addresses"):
+                if extra in entry:
+                    self.note(f"{cpath}.{extra}", "not carried over: labmgr assigns addresses")
+        if network.get("internal"):
+            out["internal"] = True
+        if network.get("enable_ipv6") and "subnet6" not in out:
+            self.error(f"{path}.enable_ipv6", "IPv6 needs an IPv6 subnet under ipam.config")
+        options = self.mapping(network.get("driver_opts"), f"{path}.driver_opts", "driver_opts")
+        if driver in ("macvlan", "ipvlan"):
+            parent = options.get("parent")
+            if not isinstance(parent, str):
+                self.error(f"{path}.driver_opts.parent", f"a {driver} network needs a parent")
+            else:
+                out["parent"] = f"host:{parent}"
+                self.note(
+                    f"{path}.driver_opts.parent", "a host interface as parent is for admins only"
+                )
+            mode = options.get(f"{driver}_mode")
+            if mode is not None:
+                out["mode"] = str(mode)
+        if "subnet" not in out:
+            out["subnet"] = self.free_subnet()
+            self.note(path, f"no subnet given: {out['subnet']}, as Docker would choose one")
+        self.networks[label] = out
+
+    def free_subnet(self) -> str:
+        taken = [ipaddress.ip_network(n["subnet"]) for n in self.networks.values() if "subnet" in n]
+        taken += self.declared
+        for third in range(0, 256):
+            candidate = ipaddress.IPv4Network(f"172.28.{third}.0/24")
+            if not any(candidate.overlaps(other) for other in taken):
+                return str(candidate)
+        return "10.255.255.0/24"  # pragma: no cover
+
+    def default_network(self) -> str:
+        if DEFAULT_NETWORK not in self.networks:
+            subnet = self.free_subnet()
+            self.networks[DEFAULT_NETWORK] = {"driver": "bridge", "subnet": subnet}
+            self.note(
+                "services",
+                f"services with no networks join the bridge network "
+                f"{DEFAULT_NETWORK!r}, {subnet}, as in Compose",
+            )
+        return DEFAULT_NETWORK
+
+    def read_service(self, path: str, service: Mapping[str, Any]) -> dict[str, Any] | None:
+        for key in service:
+            if key in NOTED_SERVICE_KEYS:
+                self.note(f"{path}.{key}", f"not carried over: {NOTED_SERVICE_KEYS[key]}")
+            elif key not in SERVICE_KEYS:
+                self.error(f"{path}.{key}", f"{key!r} is not a key of a service")
+        out: dict[str, Any] = {}
+        if isinstance(service.get("image"), str) and service["image"].strip():
+            out["image"] = service["image"].strip()
+            if "build" in service:
+                self.note(f"{path}.build", "not carried over: the node runs the image")
+        elif "build" in service:
+            self.error(f"{path}.build", "labmgr does not build images; give the service an image")
+        elif "image" in service:
+            self.error(f"{path}.image", "the image must be a reference like alpine:3.20")
+        else:
+            self.error(path, "a service needs an image")
+        for key, target in (("command", "command"), ("entrypoint", "entrypoint")):
+            if key in service and service[key] is not None:
+                words = self.words(service[key], f"{path}.{key}")
+                if words is not None:
+                    out[target] = words
+        if "environment" in service:
+            out["environment"] = self.environment(service["environment"], f"{path}.environment")
+        for key, target in (("working_dir", "workdir"), ("user", "user"), ("hostname", "hostname")):
+            if service.get(key) is not None:
+                out[target] = str(service[key])
+        if "container_name" in service:
+            self.note(f"{path}.container_name", "a node is named after its service")
+        if service.get("privileged"):
+            out["privileged"] = True
+        limits = self.limits(path, service)
+        if limits:
+            out["limits"] = limits
+        self.service_networks(path, service, out)
+        return out
+
+    def words(self, value: object, path: str) -> list[str] | None:
+        if isinstance(value, list) and all(isinstance(w, str | int | float) for w in value):
+            return [str(w) for w in value]
+        if isinstance(value, str):
+            try:
+                return shlex.split(value)
+            except ValueError as bad:
+                self.error(path, f"cannot split {value!r} as a shell would: {bad}")
+                return None
+        self.error(path, "a command is a string or a list of words")
+        return None
+
+    def environment(self, value: object, path: str) -> dict[str, str]:
+        pairs: dict[str, str] = {}
+        if isinstance(value, Mapping):
+            for key, item in value.items():
+                if item is None:
+                    self.note(
+                        f"{path}.{key}", "no value: taken from the shell in Compose; left out"
+                    )
+                else:
+                    pairs[str(key)] = str(item).lower() if isinstance(item, bool) else str(item)
+        elif isinstance(value, list):
+            for index, item in enumerate(value):
+                key, equals, text = str(item).partition("=")
+                if equals:
+                    pairs[key] = text
+                else:
+                    self.note(f"{path}.{index}", f"{key} has no value: left out")
+        else:
+            self.error(path, "environment is a list of KEY=VALUE or a mapping")
+        return pairs
+
+    def limits(self, path: str, service: Mapping[str, Any]) -> dict[str, Any]:
+        limits: dict[str, Any] = {}
+        deploy = self.mapping(service.get("deploy"), f"{path}.deploy", "deploy")
+        resources = self.mapping(deploy.get("resources"), f"{path}.deploy.resources", "resources")
+        wanted = self.mapping(resources.get("limits"), f"{path}.deploy.resources.limits", "limits")
+        for key in deploy:
+            if key != "resources":
+                self.note(f"{path}.deploy.{key}", "not carried over")
+        memory = [(f"{path}.mem_limit", service.get("mem_limit"))]
+        memory.append((f"{path}.deploy.resources.limits.memory", wanted.get("memory")))
+        for where, value in memory:
+            if value is not None:
+                try:
+                    limits["memory"] = parse_size(value)
+                except ValueError as bad:
+                    self.error(where, str(bad))
+        if service.get("memswap_limit") is not None:
+            self.note(f"{path}.memswap_limit", "use limits.memory_swap (the swap alone)")
+        cpus = [(f"{path}.cpus", service.get("cpus"))]
+        cpus.append((f"{path}.deploy.resources.limits.cpus", wanted.get("cpus")))
+        for where, value in cpus:
+            if value is not None:
+                try:
+                    limits["cpus"] = float(value)
+                except (TypeError, ValueError):
+                    self.error(where, f"{value!r} is not a number of CPUs like 0.5")
+        pids = service.get("pids_limit", wanted.get("pids"))
+        if pids is not None:
+            if isinstance(pids, int) and not isinstance(pids, bool) and pids > 0:
+                limits["pids"] = pids
+            else:
+                self.error(f"{path}.pids_limit", f"{pids!r} is not a number of processes")
+        return limits
+
+    def service_networks(self, path: str, service: Mapping[str, Any], out: dict[str, Any]) -> None:
+        mode = service.get("network_mode")
+        if mode is not None:
+            if "networks" in service:
+                self.error(
+                    f"{path}.network_mode", "a service has network_mode or networks, not both"
+                )
+            elif mode in ("host", "none"):
+                self.networks.setdefault(mode, {"driver": mode})
+                out["networks"] = {mode: {}}
+                if mode == "host":
+                    self.note(f"{path}.network_mode", "a host network is for admins only")
+            elif mode == "bridge":
+                out["networks"] = {self.default_network(): {}}
+            else:
+                self.error(
+                    f"{path}.network_mode",
+                    f"{mode!r}: sharing another service's network namespace is not supported "
+                    "yet; use host, none or networks",
+                )
+            return
+        joined = service.get("networks")
+        if joined is None:
+            out["networks"] = {self.default_network(): {}}
+            return
+        entries: list[tuple[str, Mapping[str, Any]]] = []
+        if isinstance(joined, list):
+            entries = [(str(n), {}) for n in joined]
+        elif isinstance(joined, Mapping):
+            entries = [
+                (str(n), self.mapping(v, f"{path}.networks.{n}", "an attachment"))
+                for n, v in joined.items()
+            ]
+        else:
+            self.error(f"{path}.networks", "networks is a list or a mapping of network names")
+        attachments: dict[str, Any] = {}
+        for name, options in entries:
+            npath = f"{path}.networks.{name}"
+            if name == DEFAULT_NETWORK and name not in self.network_names:
+                label = self.default_network()
+            elif name not in self.network_names:
+                if not any(e.path.startswith(f"networks.{name}") for e in self.errors):
+                    self.error(npath, f"there is no network {name!r} under networks")
+                continue
+            else:
+                label = self.network_names[name]
+            attachment: dict[str, Any] = {}
+            for key, value in options.items():
+                if key == "ipv4_address":
+                    attachment["ipv4"] = str(value)
+                elif key == "ipv6_address":
+                    attachment["ipv6"] = str(value)
+                    self.version = 2
+                elif key == "mac_address":
+                    attachment["mac"] = str(value)
+                elif key in ATTACHMENT_KEYS:
+                    self.note(f"{npath}.{key}", "not carried over: a node is known by its name")
+                else:
+                    self.error(f"{npath}.{key}", f"{key!r} is not a key of a service's network")
+            attachments[label] = attachment
+        out["networks"] = attachments
+
+
+def to_labfile(tree: Mapping[str, Any]) -> Imported:
+    """The labfile tree of a compose file, with notes; LabfileError naming the compose
+    file's own fields for what has no labfile form."""
+    return _Importer(tree).run()
+
+
+# -- export ---------------------------------------------------------------------------
+
+
+def from_labfile(lab: Labfile) -> Exported:
+    """`lab` as a compose file, with notes for what Compose cannot hold."""
+    notes: list[Note] = []
+    networks = {n.name: n for n in lab.networks}
+    services: dict[str, Any] = {}
+    for node in lab.nodes:
+        services[node.name] = _service(node, networks, notes)
+    out: dict[str, Any] = {"name": lab.name, "services": services}
+    compose_networks: dict[str, Any] = {}
+    for network in lab.networks:
+        if network.driver in ("host", "none"):
+            continue
+        if (shaped := _network(network, notes)) is not None:
+            compose_networks[network.name] = shaped
+    if compose_networks:
+        out["networks"] = compose_networks
+    for number, _link in enumerate(lab.links):
+        notes.append(
+            Note(f"links.{number}", "not carried over: Compose has no point-to-point links")
+        )
+    text = yaml.safe_dump(out, sort_keys=False, default_flow_style=False, allow_unicode=True)
+    return Exported(text, tuple(notes))
+
+
+def _network(network: Network, notes: list[Note]) -> dict[str, Any] | None:
+    path = f"networks.{network.name}"
+    out: dict[str, Any] = {"driver": network.driver}
+    if network.driver in ("macvlan", "ipvlan"):
+        if network.parent is None or not network.parent.startswith("host:"):
+            notes.append(
+                Note(f"{path}.parent", "not carried over: Compose's parent is a host interface")
+            )
+            return None
+        out["driver_opts"] = {"parent": network.parent.removeprefix("host:")}
+        if network.mode:
+            out["driver_opts"][f"{network.driver}_mode"] = network.mode
+    elif network.driver not in ("bridge", "overlay"):
+        notes.append(Note(path, f"not carried over: Compose has no {network.driver} network"))
+        return None
+    config: list[dict[str, str]] = []
+    if network.subnet:
+        entry = {"subnet": network.subnet}
+        if network.driver == "bridge" and network.gateway:
+            entry["gateway"] = network.gateway
+        config.append(entry)
+    if network.subnet6:
+        config.append({"subnet": network.subnet6})
+        out["enable_ipv6"] = True
+    if config:
+        out["ipam"] = {"config": config}
+    if network.internal:
+        out["internal"] = True
+    if network.driver == "bridge" and network.gateway is None:
+        notes.append(Note(f"{path}.gateway", "Docker's bridge always holds a gateway address"))
+    if network.shaping:
+        notes.append(Note(f"{path}.impairments", "not carried over"))
+    if network.vlan_filtering:
+        notes.append(Note(f"{path}.vlan_filtering", "not carried over"))
+    if network.mtu != 1500:
+        out.setdefault("driver_opts", {})["com.docker.network.driver.mtu"] = str(network.mtu)
+    return out
+
+
+def _service(node: Node, networks: Mapping[str, Network], notes: list[Note]) -> dict[str, Any]:
+    path = f"nodes.{node.name}"
+    out: dict[str, Any] = {}
+    if node.image:
+        out["image"] = node.image
+    else:
+        notes.append(Note(path, "runs the host's tree; Compose needs an image: add one"))
+    if node.entrypoint is not None:
+        out["entrypoint"] = list(node.entrypoint)
+    if node.command:
+        out["command"] = list(node.command)
+    if node.environment:
+        out["environment"] = dict(node.environment)
+    if node.workdir not in (None, "/"):
+        out["working_dir"] = node.workdir
+    if node.user:
+        out["user"] = node.user
+    if node.hostname != node.name:
+        out["hostname"] = node.hostname
+    if node.privileged:
+        out["privileged"] = True
+    if node.limits.memory is not None:
+        out["mem_limit"] = node.limits.memory
+    if node.limits.cpus is not None:
+        out["cpus"] = node.limits.cpus
+    if node.limits.pids is not None:
+        out["pids_limit"] = node.limits.pids
+    for key in ("cpu_weight", "memory_swap", "io_weight"):
+        if getattr(node.limits, key) is not None:
+            notes.append(Note(f"{path}.limits.{key}", "not carried over"))
+    if node.limits.io:
+        notes.append(Note(f"{path}.limits.io", "not carried over"))
+    joined: dict[str, Any] = {}
+    for attachment in node.networks:
+        network = networks[attachment.network]
+        if network.driver in ("host", "none"):
+            out["network_mode"] = network.driver
+            continue
+        entry: dict[str, str] = {}
+        if attachment.ipv4:
+            entry["ipv4_address"] = attachment.ipv4
+        if attachment.ipv6:
+            entry["ipv6_address"] = attachment.ipv6
+        if attachment.mac:
+            entry["mac_address"] = attachment.mac
+        joined[attachment.network] = entry
+        apath = f"{path}.networks.{attachment.network}"
+        if attachment.impairments:
+            notes.append(Note(f"{apath}.impairments", "not carried over"))
+        if attachment.vlan is not None or attachment.vlans:
+            notes.append(Note(apath, "not carried over: Compose has no VLAN ports"))
+    if joined:
+        out["networks"] = joined
+    elif "network_mode" not in out:
+        out["network_mode"] = "none"  # only loopback, as the node has
+    gateways = {networks[a.network].gateway for a in node.networks}
+    own = [r for r in node.routes if not (r.dst == "0.0.0.0/0" and r.via in gateways)]
+    if own:  # Docker's own default route is the first gateway's, as the labfile's
+        notes.append(Note(f"{path}.routes", "not carried over: Compose sets no routes"))
+    if node.exec:
+        notes.append(Note(f"{path}.exec", "not carried over: run them with docker compose exec"))
+    if any(not getattr(node.namespaces, k) for k in ("mnt", "uts", "ipc", "pid", "cgroup")):
+        notes.append(Note(f"{path}.namespaces", "not carried over"))
+    return out
