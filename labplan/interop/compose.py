@@ -118,9 +118,9 @@ def _expand(value: Any, path: str, notes: list[Note]) -> Any:
     if isinstance(value, str):
         return _substitute(value, path, notes)
     if isinstance(value, list):
-        return [_expand(v, f"{path}.{i}", notes) for i, v in enumerate(value)]
+        return [_expand(v, f"{path}.{i}".lstrip("."), notes) for i, v in enumerate(value)]
     if isinstance(value, Mapping):
-        return {k: _expand(v, f"{path}.{k}", notes) for k, v in value.items()}
+        return {k: _expand(v, f"{path}.{k}".lstrip("."), notes) for k, v in value.items()}
     return value
 
 
@@ -216,7 +216,7 @@ class _Importer:
     def read_network(self, key: str, network: Mapping[str, Any]) -> None:
         path = f"networks.{key}"
         for option in network:
-            if option not in NETWORK_KEYS:
+            if option not in NETWORK_KEYS and not str(option).startswith("x-"):
                 self.error(f"{path}.{option}", f"{option!r} is not a key of a network")
         if network.get("external"):
             self.error(
@@ -305,7 +305,7 @@ class _Importer:
         for key in service:
             if key in NOTED_SERVICE_KEYS:
                 self.note(f"{path}.{key}", f"not carried over: {NOTED_SERVICE_KEYS[key]}")
-            elif key not in SERVICE_KEYS:
+            elif key not in SERVICE_KEYS and not str(key).startswith("x-"):
                 self.error(f"{path}.{key}", f"{key!r} is not a key of a service")
         out: dict[str, Any] = {}
         if isinstance(service.get("image"), str) and service["image"].strip():
@@ -398,7 +398,7 @@ class _Importer:
                 except (TypeError, ValueError):
                     self.error(where, f"{value!r} is not a number of CPUs like 0.5")
         pids = service.get("pids_limit", wanted.get("pids"))
-        if pids is not None:
+        if pids is not None and pids != -1:  # -1 is Compose's "unlimited"
             if isinstance(pids, int) and not isinstance(pids, bool) and pids > 0:
                 limits["pids"] = pids
             else:

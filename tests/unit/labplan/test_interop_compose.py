@@ -11,8 +11,7 @@ import yaml
 
 from labplan.errors import LabfileError
 from labplan.export import dump
-from labplan.interop import from_labfile, to_labfile
-from labplan.interop import compose
+from labplan.interop import compose, from_labfile, to_labfile
 from labplan.labfile import validate
 
 SHOP = textwrap.dedent(
@@ -111,10 +110,10 @@ def test_the_notes_name_what_is_dropped() -> None:
 
 
 def test_services_without_networks_join_a_default_bridge() -> None:
-    tree, notes = imported(
+    tree, _ = imported(
         """
         services:
-          a: {image: alpine:3.20, command: [sleep, infinity]}
+          a: {image: alpine:3.20, command: [sleep, infinity], x-team: blue}
           b: {image: alpine:3.20}
         """
     )
@@ -263,7 +262,9 @@ def test_compose_sizes(text: object, size: int) -> None:
 
 
 def test_round_trip_reads_back_the_same_lab() -> None:
-    lab = validate(to_labfile(SHOP).tree)
+    found = to_labfile(SHOP)  # told by its services key
+    assert found.source == "compose"
+    lab = validate(found.tree)
     exported = from_labfile(lab, "compose")
     written = yaml.safe_load(exported.text)
     assert list(written) == ["name", "services", "networks"]
@@ -329,3 +330,21 @@ def test_export_notes_what_compose_cannot_hold() -> None:
         "nodes.r1.exec",
     } <= paths
     assert "links" not in yaml.safe_load(exported.text)
+
+
+def test_variables_are_read_as_compose_reads_them_unset() -> None:
+    tree, notes = imported(
+        """
+        services:
+          a:
+            image: "alpine:${TAG:-3.20}"
+            pids_limit: -1
+            environment:
+              - B=${UNSET}
+              - PRICE=$$5
+        """
+    )
+    assert tree["nodes"]["a"]["image"] == "alpine:3.20"
+    assert tree["nodes"]["a"]["environment"] == {"B": "", "PRICE": "$5"}
+    assert "limits" not in tree["nodes"]["a"]
+    assert "services.a.environment.0: ${UNSET} is not set: read as empty" in notes
