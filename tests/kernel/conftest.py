@@ -117,9 +117,10 @@ class Lab:
         )
 
     def ping(self, node: str, address: str) -> bool:
-        # Up to three echoes: a link that has just come up may drop the first one
-        # (a macvlan child follows its parent's carrier a moment later).
-        result = self.run(node, "ping", "-c3", "-i0.2", "-W1", address)
+        # An echo every 0.2 s until one is answered or 3 s pass: a link that has just
+        # come up may drop the first ones (a macvlan child follows its parent's carrier a
+        # moment later; under emulation a fresh sub-interface's first ARP can be late).
+        result = self.run(node, "ping", "-c1", "-i0.2", "-w3", address)
         return result.returncode == 0
 
 
