@@ -17,8 +17,10 @@ from labmgr.errors import ApplicationError, Conflict
 from labmgr.labs import selectors, spec
 from labmgr.labs.models import Lab
 from labmgr.labs.subnets import lab_subnet_errors
+from labplan import interop
 from labplan import labfile as labfile_module
 from labplan.errors import FieldError, LabfileError
+from labplan.interop.common import Imported, Note
 from labplan.model import Labfile
 
 
@@ -48,6 +50,37 @@ def lab_import(
     _check_admin_fields(labfile, actor=actor or owner)
     _check_subnets(labfile)
     return _create(owner=owner, labfile=labfile, shared_with=shared_with)
+
+
+def lab_import_file(
+    *,
+    owner: User,
+    text: str | bytes,
+    fmt: str | None = None,
+    source: str | None = None,
+    actor: User | None = None,
+) -> tuple[Lab, tuple[Note, ...]]:
+    """A new lab from a labfile, a containerlab topology or a compose file (`source`, one
+    of labplan.interop.FORMATS; told by content when None), with the notes of what the
+    import changed or dropped. A refusal names the file's own fields."""
+    converted = convert_to_labfile(text, source=source)
+    if converted is None:
+        return lab_import(owner=owner, text=text, fmt=fmt, actor=actor), ()
+    labfile = _validated(converted.tree, actor=actor or owner)
+    return _create(owner=owner, labfile=labfile, shared_with=()), converted.notes
+
+
+def convert_to_labfile(text: str | bytes, *, source: str | None) -> Imported | None:
+    """Another tool's file as a labfile tree with its notes; None for a labfile, which is
+    read as it always is."""
+    if source == interop.LABFILE:
+        return None
+    try:
+        converted = interop.to_labfile(text, source)
+    except yaml.YAMLError as exc:
+        problem = str(exc).splitlines()[0] if str(exc) else "unreadable YAML"
+        raise LabfileError([FieldError("", f"YAML error: {problem}")]) from exc
+    return None if converted.source == interop.LABFILE else converted
 
 
 def lab_update(

@@ -27,10 +27,11 @@ from labmgr.labs.api.serializers import (
     PlanSerializer,
 )
 from labmgr.labs.choices import LabfileFormat
-from labmgr.labs.downloads import labfile_download
+from labmgr.labs.downloads import labfile_download, other_tool_download
 from labmgr.labs.models import Lab
 from labmgr.monitoring import selectors as metrics_selectors
 from labmgr.monitoring.api.params import MetricsQuery
+from labplan import interop
 
 ERROR = OpenApiResponse(description='`{"detail": "...", "errors": {"field.path": ["..."]}}`')
 
@@ -107,13 +108,23 @@ class LabViewSet(viewsets.GenericViewSet[Lab]):
 
     @extend_schema(
         operation_id="labs_import",
+        parameters=[
+            OpenApiParameter(
+                "format",
+                str,
+                enum=sorted(interop.ALIASES),
+                description="what the file is; told by its content when absent",
+            )
+        ],
         request={
             "application/yaml": OpenApiTypes.STR,
             "text/plain": OpenApiTypes.STR,
             "application/json": OpenApiTypes.OBJECT,
         },
         responses={201: LabSerializer, 400: ERROR, 413: ERROR},
-        description="Create a lab from a labfile sent as the body, YAML or JSON.",
+        description="Create a lab from a labfile, a containerlab topology or a compose file "
+        "sent as the body, YAML or JSON. The answer is the lab, with `notes`: what the "
+        "import changed or did not carry over, each naming the file's field.",
     )
     @action(
         detail=False,
@@ -125,12 +136,23 @@ class LabViewSet(viewsets.GenericViewSet[Lab]):
     def import_(self, request: Request) -> Response:
         body = request.data
         text = body if isinstance(body, LabfileText) else LabfileText(b"", None)
-        lab = services.lab_import(owner=acting_user(request), text=text.content, fmt=text.fmt)
-        return self._represent(lab, status.HTTP_201_CREATED)
+        named = request.query_params.get("format")
+        source = None if named is None else _format(named, interop.FORMATS)
+        lab, notes = services.lab_import_file(
+            owner=acting_user(request), text=text.content, fmt=text.fmt, source=source
+        )
+        answer = self._represent(lab, status.HTTP_201_CREATED)
+        answer.data["notes"] = [str(note) for note in notes]
+        return answer
 
     @extend_schema(
         parameters=[
-            OpenApiParameter("format", str, enum=[f.value for f in LabfileFormat], default="yaml")
+            OpenApiParameter(
+                "format",
+                str,
+                enum=[*LabfileFormat.values, "containerlab", "clab", "compose"],
+                default="yaml",
+            )
         ],
         responses={
             (200, "application/yaml"): OpenApiTypes.STR,
@@ -138,14 +160,19 @@ class LabViewSet(viewsets.GenericViewSet[Lab]):
             400: ERROR,
             404: ERROR,
         },
-        description="The normalised labfile as a file download.",
+        description="The normalised labfile as a file download, or the lab as a "
+        "containerlab topology or a compose file, what they cannot hold listed as comments "
+        "at the top.",
     )
     @action(detail=True, methods=["get"], renderer_classes=[JSONRenderer, YAMLRenderer])
     def export(self, request: Request, pk: str | None = None) -> HttpResponse:
         fmt = request.query_params.get("format", LabfileFormat.YAML)
-        if fmt not in LabfileFormat.values:
-            raise ApplicationError.for_field("format", "The format must be yaml or json.")
-        return labfile_download(lab=self.get_object(), fmt=fmt)
+        if fmt in LabfileFormat.values:
+            return labfile_download(lab=self.get_object(), fmt=fmt)
+        other = _format(
+            fmt, (interop.CONTAINERLAB, interop.COMPOSE), also=tuple(LabfileFormat.values)
+        )
+        return other_tool_download(lab=self.get_object(), fmt=other)
 
     @extend_schema(
         responses={200: PlanSerializer, 400: ERROR, 404: ERROR},
@@ -208,6 +235,16 @@ class LabViewSet(viewsets.GenericViewSet[Lab]):
                 metrics_selectors.metrics_csv(samples), content_type="text/csv; charset=utf-8"
             )
         return Response({"samples": samples})
+
+
+def _format(value: str, allowed: tuple[str, ...], also: tuple[str, ...] = ()) -> str:
+    """The interop format `value` names, if one of `allowed`; a 400 naming the field and
+    every format the caller takes (`also` and `allowed`) if not."""
+    fmt = interop.ALIASES.get(value.strip().lower())
+    if fmt not in allowed:
+        known = ", ".join([*also, *allowed])
+        raise ApplicationError.for_field("format", f"{value!r} is not a format; use {known}.")
+    return fmt
 
 
 def _accepted(request: Request, deployment: Any) -> Response:

@@ -292,7 +292,9 @@ def test_export_downloads_the_labfile(
 def test_export_in_an_unknown_format_is_a_400(api: Api, alice: User, alice_lab: Lab) -> None:
     response = api(alice).get(f"/api/labs/{alice_lab.pk}/export?format=xml")
     assert response.status_code == 400
-    assert response.json()["errors"] == {"format": ["The format must be yaml or json."]}
+    assert response.json()["errors"] == {
+        "format": ["'xml' is not a format; use yaml, json, containerlab, compose."]
+    }
 
 
 def test_plan_gives_the_plan_and_its_shell_commands(api: Api, alice: User, alice_lab: Lab) -> None:

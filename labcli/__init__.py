@@ -1,0 +1,1 @@
+"""labmgr's command line: a client of the REST API, plus local labfile tools."""

@@ -1,0 +1,7 @@
+"""`python -m labcli`."""
+
+import sys
+
+from labcli.main import main
+
+sys.exit(main())

@@ -1,0 +1,235 @@
+"""The `labmgr` command against a live labmgr server."""
+
+from __future__ import annotations
+
+import json
+import stat
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from django.contrib.auth.models import User
+
+from labcli.main import main
+from labmgr.labs.models import Lab
+from labmgr.labs.services import lab_create
+from tests.unit.labmgr.conftest import small_labfile
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    path = tmp_path / "labmgr" / "credentials.json"
+    monkeypatch.setenv("LABMGR_CONFIG", str(path))
+    for name in ("LABMGR_SERVER", "LABMGR_TOKEN", "LABMGR_PASSWORD"):
+        monkeypatch.delenv(name, raising=False)
+    return path
+
+
+@pytest.fixture
+def logged_in(live_server: Any, alice: User, config: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    monkeypatch.setenv("LABMGR_PASSWORD", "alice-password")
+    assert main(["login", "--server", live_server.url, "--user", "alice"]) == 0
+    return str(live_server.url)
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def test_login_stores_the_token_for_the_user_alone(
+    live_server: Any,
+    alice: User,
+    config: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv("LABMGR_PASSWORD", "alice-password")
+    code, out, _ = run(capsys, "login", "--server", live_server.url, "--user", "alice")
+    assert code == 0
+    assert out == f"Logged in to {live_server.url} as alice; token stored in {config}.\n"
+    stored = json.loads(config.read_text())
+    assert stored["server"] == live_server.url
+    assert len(stored["token"]) > 10
+    assert stat.S_IMODE(config.stat().st_mode) == 0o600
+    assert run(capsys, "labs")[0] == 0
+
+
+def test_wrong_password_is_the_servers_sentence(
+    live_server: Any,
+    alice: User,
+    config: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv("LABMGR_PASSWORD", "wrong")
+    code, _, err = run(capsys, "login", "--server", live_server.url, "--user", "alice")
+    assert code == 1
+    assert "The user name or password is wrong." in err
+    assert not config.exists()
+
+
+def test_server_down_is_a_connection_error(
+    config: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("LABMGR_PASSWORD", "x")
+    code, _, err = run(capsys, "login", "--server", "http://127.0.0.1:9", "--user", "alice")
+    assert code == 2
+    assert "cannot reach http://127.0.0.1:9" in err
+
+
+def test_not_logged_in(config: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run(capsys, "labs")
+    assert code == 2
+    assert "labmgr login" in err
+
+
+def test_environment_token_overrides_the_file(
+    logged_in: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("LABMGR_TOKEN", "not-a-token")
+    code, _, err = run(capsys, "labs")
+    assert code == 1
+    assert "token" in err.lower()
+
+
+def test_labs_lists_name_nodes_and_state(
+    logged_in: str, alice: User, capsys: pytest.CaptureFixture[str]
+) -> None:
+    lab = lab_create(owner=alice, labfile_tree=small_labfile("demo"))
+    code, out, _ = run(capsys, "labs")
+    assert code == 0
+    header, row = out.splitlines()
+    assert header.split() == ["ID", "NAME", "NODES", "DEPLOYMENT"]
+    assert row.split() == [str(lab.pk), "demo", "2", "-"]
+
+
+def test_show_by_name_and_by_id(
+    logged_in: str, alice: User, capsys: pytest.CaptureFixture[str]
+) -> None:
+    lab = lab_create(owner=alice, labfile_tree=small_labfile("demo"))
+    for key in ("demo", str(lab.pk)):
+        code, out, _ = run(capsys, "show", key)
+        assert code == 0
+        assert "name:        demo" in out
+        assert "nodes:       client, web" in out
+    code, _, err = run(capsys, "show", "nope")
+    assert (code, err) == (1, "labmgr: lab: no lab is named 'nope'.\n")
+    code, _, err = run(capsys, "show", "999999")
+    assert code == 1
+    assert "not found" in err.lower()
+
+
+def test_import_prints_the_lab_and_notes(
+    logged_in: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    topology = tmp_path / "lab.clab.yml"
+    topology.write_text(
+        yaml.safe_dump(
+            {
+                "name": "clab",
+                "topology": {
+                    "nodes": {"a": {"kind": "linux", "image": "alpine:3"}, "b": {"kind": "linux"}},
+                    "links": [{"endpoints": ["a:eth1", "b:eth1"]}],
+                },
+            }
+        )
+    )
+    code, out, err = run(capsys, "import", str(topology), "--format", "containerlab")
+    assert code == 0, err
+    lab = Lab.objects.get(name="clab")
+    assert out.splitlines() == [
+        f"Imported lab {lab.pk}: clab",
+        "note: topology.nodes.b: no image: the node runs the host's tree (rootfs: host)",
+        "note: mgmt: the management network 'clab' is 172.20.20.0/24, as in containerlab",
+    ]
+
+
+def test_import_refused_names_the_field(
+    logged_in: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump(small_labfile("bad", nodes={"web": {"limits": {"memory": "x"}}})))
+    code, _, err = run(capsys, "import", str(bad))
+    assert code == 1
+    assert "nodes.web.limits.memory" in err
+    assert not Lab.objects.filter(name="bad").exists()
+
+
+def test_export_to_a_file_round_trips(
+    logged_in: str, alice: User, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    lab_create(owner=alice, labfile_tree=small_labfile("demo"))
+    target = tmp_path / "demo.yaml"
+    code, _, _ = run(capsys, "export", "demo", "-o", str(target))
+    assert code == 0
+    tree = yaml.safe_load(target.read_text())
+    assert tree["name"] == "demo"
+    assert set(tree["nodes"]) == {"web", "client"}
+    code, out, _ = run(capsys, "export", "demo", "--format", "compose")
+    assert code == 0
+    assert set(yaml.safe_load(out)["services"]) == {"web", "client"}
+
+
+def test_validate_locally(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    good = tmp_path / "good.yaml"
+    good.write_text(yaml.safe_dump(small_labfile("demo")))
+    assert run(capsys, "validate", str(good)) == (0, f"{good}: valid labfile 'demo'.\n", "")
+    bad = tmp_path / "bad.yaml"
+    tree = small_labfile("demo")
+    tree["nodes"]["web"]["limits"]["memory"] = "lots"
+    tree["networks"]["lan"]["subnet"] = "nonsense"
+    bad.write_text(yaml.safe_dump(tree))
+    code, _, err = run(capsys, "validate", str(bad))
+    assert code == 1
+    assert "nodes.web.limits.memory" in err
+    assert "networks.lan.subnet" in err
+    code, _, err = run(capsys, "validate", str(tmp_path / "missing.yaml"))
+    assert code == 2
+    assert "cannot read" in err
+
+
+def test_convert_locally(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    source = tmp_path / "demo.yaml"
+    source.write_text(yaml.safe_dump(small_labfile("demo")))
+    code, out, _ = run(capsys, "convert", str(source), "--to", "compose")
+    assert code == 0
+    assert set(yaml.safe_load(out)["services"]) == {"web", "client"}
+    code, out, _ = run(capsys, "convert", str(source), "--to", "containerlab")
+    assert code == 0
+    assert set(yaml.safe_load(out)["topology"]["nodes"]) == {"web", "client"}
+    code, _, err = run(capsys, "convert", str(source), "--to", "nope")
+    assert code == 2
+    assert "invalid choice" in err
+
+
+def test_deploy_without_a_host_is_refused(
+    logged_in: str, alice: User, capsys: pytest.CaptureFixture[str]
+) -> None:
+    lab_create(owner=alice, labfile_tree=small_labfile("demo"))
+    assert run(capsys, "deploy", "demo", "--wait") == (
+        1,
+        "",
+        "labmgr: No host is online to deploy on.\n",
+    )
+
+
+def test_status_and_exec_of_a_lab_never_deployed(
+    logged_in: str, alice: User, capsys: pytest.CaptureFixture[str]
+) -> None:
+    lab_create(owner=alice, labfile_tree=small_labfile("demo"))
+    assert run(capsys, "status", "demo") == (
+        1,
+        "",
+        "labmgr: lab: 'demo' has never been deployed.\n",
+    )
+    code, _, err = run(capsys, "exec", "demo", "web", "--", "true")
+    assert code == 1
+    assert "never been deployed" in err
+    code, _, err = run(capsys, "exec", "demo", "web")
+    assert code == 2
+    assert "CMD" in err
