@@ -30,8 +30,8 @@ from typing import Any
 
 import yaml
 
-from labplan.errors import FieldError, LabfileError
-from labplan.interop.common import Exported, Imported, Note
+from labplan.errors import LabfileError
+from labplan.interop.common import Exported, Imported, Importer, Note
 from labplan.model import Attachment, Labfile, Network, Node
 
 MGMT_NETWORK = "clab"
@@ -185,11 +185,10 @@ class _NodeDraft:
         return self.ifaces.setdefault(name, _Iface())
 
 
-class _Importer:
+class _Importer(Importer):
     def __init__(self, tree: Mapping[str, Any]) -> None:
+        super().__init__()
         self.tree = tree
-        self.errors: list[FieldError] = []
-        self.notes: list[Note] = []
         self.nodes: dict[str, _NodeDraft] = {}  # labfile name -> draft
         self.names: dict[str, str] = {}  # containerlab name -> labfile name
         self.bridges: dict[str, str] = {}  # containerlab bridge node -> labfile network
@@ -201,20 +200,6 @@ class _Importer:
         self.mgmt: str | None = None
         self.mgmt_gateway: str | None = None
         self.version = 1
-
-    def error(self, path: str, message: str) -> None:
-        self.errors.append(FieldError(path, message))
-
-    def note(self, path: str, message: str) -> None:
-        self.notes.append(Note(path, message))
-
-    def mapping(self, value: object, path: str, what: str) -> Mapping[str, Any]:
-        if value is None:
-            return {}
-        if not isinstance(value, Mapping):
-            self.error(path, f"{what} must be a mapping of keys")
-            return {}
-        return value
 
     def run(self) -> Imported:
         for key in self.tree:

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
+
+from labplan.errors import FieldError
 
 
 @dataclass(frozen=True)
@@ -29,3 +32,27 @@ class Imported:
 class Exported:
     text: str
     notes: tuple[Note, ...]
+
+
+class Importer:
+    """What every importer keeps while it walks a file: its refusals (all reported at
+    once) and notes, each under the source file's own path."""
+
+    def __init__(self) -> None:
+        self.errors: list[FieldError] = []
+        self.notes: list[Note] = []
+
+    def error(self, path: str, message: str) -> None:
+        self.errors.append(FieldError(path.lstrip("."), message))
+
+    def note(self, path: str, message: str) -> None:
+        self.notes.append(Note(path, message))
+
+    def mapping(self, value: object, path: str, what: str) -> Mapping[str, Any]:
+        """`value` as a mapping (None is an empty one); refused under `path` if not."""
+        if value is None:
+            return {}
+        if not isinstance(value, Mapping):
+            self.error(path, f"{what} must be a mapping of keys")
+            return {}
+        return value

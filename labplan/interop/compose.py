@@ -18,9 +18,9 @@ from typing import Any
 
 import yaml
 
-from labplan.errors import FieldError, LabfileError
+from labplan.errors import LabfileError
 from labplan.interop.clab import labfile_name
-from labplan.interop.common import Exported, Imported, Note
+from labplan.interop.common import Exported, Imported, Importer, Note
 from labplan.model import Labfile, Network, Node
 
 DEFAULT_NETWORK = "default"
@@ -140,10 +140,9 @@ def _subnets(networks: Mapping[str, Any]) -> list[ipaddress.IPv4Network]:
     return found
 
 
-class _Importer:
+class _Importer(Importer):
     def __init__(self, tree: Mapping[str, Any]) -> None:
-        self.errors: list[FieldError] = []
-        self.notes: list[Note] = []
+        super().__init__()
         self.tree: Mapping[str, Any] = _expand(
             {k: v for k, v in tree.items() if not str(k).startswith("x-")}, "", self.notes
         )
@@ -151,20 +150,6 @@ class _Importer:
         self.network_names: dict[str, str] = {}  # compose name -> labfile name
         self.declared: list[ipaddress.IPv4Network] = []  # every IPv4 subnet the file gives
         self.version = 1
-
-    def error(self, path: str, message: str) -> None:
-        self.errors.append(FieldError(path.lstrip("."), message))
-
-    def note(self, path: str, message: str) -> None:
-        self.notes.append(Note(path, message))
-
-    def mapping(self, value: object, path: str, what: str) -> Mapping[str, Any]:
-        if value is None:
-            return {}
-        if not isinstance(value, Mapping):
-            self.error(path, f"{what} must be a mapping of keys")
-            return {}
-        return value
 
     def run(self) -> Imported:
         for key in self.tree:
