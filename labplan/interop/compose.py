@@ -140,6 +140,13 @@ def _subnets(networks: Mapping[str, Any]) -> list[ipaddress.IPv4Network]:
     return found
 
 
+def _cpus(value: object) -> float:
+    try:
+        return float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise ValueError(f"{value!r} is not a number of CPUs like 0.5") from None
+
+
 class _Importer(Importer):
     def __init__(self, tree: Mapping[str, Any]) -> None:
         super().__init__()
@@ -364,24 +371,19 @@ class _Importer(Importer):
         for key in deploy:
             if key != "resources":
                 self.note(f"{path}.deploy.{key}", "not carried over")
-        memory = [(f"{path}.mem_limit", service.get("mem_limit"))]
-        memory.append((f"{path}.deploy.resources.limits.memory", wanted.get("memory")))
-        for where, value in memory:
-            if value is not None:
-                try:
-                    limits["memory"] = parse_size(value)
-                except ValueError as bad:
-                    self.error(where, str(bad))
+        # Each limit two ways: the service's own key and deploy.resources.limits.
+        for key, own, parse in (("memory", "mem_limit", parse_size), ("cpus", "cpus", _cpus)):
+            for where, value in (
+                (f"{path}.{own}", service.get(own)),
+                (f"{path}.deploy.resources.limits.{key}", wanted.get(key)),
+            ):
+                if value is not None:
+                    try:
+                        limits[key] = parse(value)
+                    except ValueError as bad:
+                        self.error(where, str(bad))
         if service.get("memswap_limit") is not None:
             self.note(f"{path}.memswap_limit", "use limits.memory_swap (the swap alone)")
-        cpus = [(f"{path}.cpus", service.get("cpus"))]
-        cpus.append((f"{path}.deploy.resources.limits.cpus", wanted.get("cpus")))
-        for where, value in cpus:
-            if value is not None:
-                try:
-                    limits["cpus"] = float(value)
-                except (TypeError, ValueError):
-                    self.error(where, f"{value!r} is not a number of CPUs like 0.5")
         pids = service.get("pids_limit", wanted.get("pids"))
         if pids is not None and pids != -1:  # -1 is Compose's "unlimited"
             if isinstance(pids, int) and not isinstance(pids, bool) and pids > 0:
