@@ -160,12 +160,17 @@ def cmd_export(args: argparse.Namespace) -> int:
     api = client()
     lab = find_lab(api, args.lab)
     text = api.request("GET", f"labs/{lab['id']}/export", params={"format": args.format}).text
-    if args.output:
-        Path(args.output).write_text(text, encoding="utf-8")
-        out(f"Wrote {args.output}.")
+    emit(text, args.output)
+    return 0
+
+
+def emit(text: str, output: str | None) -> None:
+    """`text` into the file `output`, or onto standard output without one."""
+    if output:
+        Path(output).write_text(text, encoding="utf-8")
+        out(f"Wrote {output}.")
     else:
         out(text)
-    return 0
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
@@ -186,10 +191,7 @@ def cmd_convert(args: argparse.Namespace) -> int:
         text, notes = exported.text, [*notes, *exported.notes]
     for note in notes:
         sys.stderr.write(f"note: {note}\n")
-    if args.output:
-        Path(args.output).write_text(text, encoding="utf-8")
-    else:
-        out(text)
+    emit(text, args.output)
     return 0
 
 
