@@ -6,7 +6,8 @@ the rows never hold a lab labplan would refuse.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 
 import yaml
 from django.contrib.auth.models import Group, User
@@ -20,7 +21,7 @@ from labmgr.labs.subnets import lab_subnet_errors
 from labplan import interop
 from labplan import labfile as labfile_module
 from labplan.errors import FieldError, LabfileError
-from labplan.interop.common import Imported, Note
+from labplan.interop.common import Note
 from labplan.model import Labfile
 
 
@@ -63,24 +64,12 @@ def lab_import_file(
     """A new lab from a labfile, a containerlab topology or a compose file (`source`, one
     of labplan.interop.FORMATS; told by content when None), with the notes of what the
     import changed or dropped. A refusal names the file's own fields."""
-    converted = convert_to_labfile(text, source=source)
-    if converted is None:
+    if source == interop.LABFILE:
         return lab_import(owner=owner, text=text, fmt=fmt, actor=actor), ()
+    with _yaml_problems_refused():
+        converted = interop.to_labfile(text, source)
     labfile = _validated(converted.tree, actor=actor or owner)
     return _create(owner=owner, labfile=labfile, shared_with=()), converted.notes
-
-
-def convert_to_labfile(text: str | bytes, *, source: str | None) -> Imported | None:
-    """Another tool's file as a labfile tree with its notes; None for a labfile, which is
-    read as it always is."""
-    if source == interop.LABFILE:
-        return None
-    try:
-        converted = interop.to_labfile(text, source)
-    except yaml.YAMLError as exc:
-        problem = str(exc).splitlines()[0] if str(exc) else "unreadable YAML"
-        raise LabfileError([FieldError("", f"YAML error: {problem}")]) from exc
-    return None if converted.source == interop.LABFILE else converted
 
 
 def lab_update(
@@ -128,12 +117,18 @@ def lab_delete(*, lab: Lab) -> None:
 
 
 def _load(text: str | bytes, *, fmt: str | None) -> Labfile:
-    try:
+    with _yaml_problems_refused():
         return labfile_module.load(text, fmt=fmt)
+
+
+@contextmanager
+def _yaml_problems_refused() -> Iterator[None]:
+    # labplan reports YAML problems as LabfileError; this net only catches one that slips
+    # through (e.g. a control character PyYAML refuses before parsing), so a bad upload is
+    # a 400, never a 500.
+    try:
+        yield
     except yaml.YAMLError as exc:
-        # labplan reports YAML problems as LabfileError; this net only catches one that
-        # slips through (e.g. a control character PyYAML refuses before parsing), so a
-        # bad upload is a 400, never a 500.
         problem = str(exc).splitlines()[0] if str(exc) else "unreadable YAML"
         raise LabfileError([FieldError("", f"YAML error: {problem}")]) from exc
 
