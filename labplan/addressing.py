@@ -11,6 +11,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from labplan.model import Route
 
 DEFAULT_DST = "0.0.0.0/0"
+DEFAULT_DST6 = "::/0"
 
 
 def default_gateway(subnet: str) -> str:
@@ -50,12 +51,24 @@ def assign_ipv4(
     return result
 
 
-def assign_ipv6(subnet6: str, requests: Mapping[str, str | None]) -> dict[str, str]:
+def capacity6(subnet6: str, gateway6: str | None) -> int:
+    """How many node addresses `subnet6` holds: all but the subnet-router anycast one and
+    the first host (kept free for a gateway), and a gateway6 elsewhere."""
+    network = ipaddress.IPv6Network(subnet6)
+    elsewhere = gateway6 is not None and ipaddress.IPv6Address(gateway6) != network[1]
+    return network.num_addresses - 2 - int(elsewhere)
+
+
+def assign_ipv6(
+    subnet6: str, requests: Mapping[str, str | None], gateway6: str | None = None
+) -> dict[str, str]:
     """Node name -> IPv6 address on one network: the static ones kept, the others, in
     sorted-name order, the lowest addresses from the second host on (the first stays
-    free, as a gateway's would be) that no static address takes."""
+    free, as a gateway's would be) that neither the gateway6 nor a static address takes."""
     network = ipaddress.IPv6Network(subnet6)
     taken = {ipaddress.IPv6Address(a) for a in requests.values() if a is not None}
+    if gateway6 is not None:
+        taken.add(ipaddress.IPv6Address(gateway6))
     result = {node: ip for node, ip in requests.items() if ip is not None}
     candidate = network.network_address + 2
     for node in sorted(n for n, ip in requests.items() if ip is None):
@@ -91,8 +104,14 @@ def docker_mac(ipv4: str) -> str:
     return ":".join(f"{b:02x}" for b in b"\x02\x42" + packed)
 
 
-def default_routes(gateways: Iterable[str | None]) -> tuple[Route, ...]:
-    """A default route via the first gateway, in the node's network order; none if no
-    attached network has a gateway."""
-    first = next((g for g in gateways if g is not None), None)
-    return () if first is None else (Route(DEFAULT_DST, first),)
+def default_routes(
+    gateways: Iterable[str | None], gateways6: Iterable[str | None] = ()
+) -> tuple[Route, ...]:
+    """A default route via the first gateway, in the node's network order, and an IPv6
+    one via the first gateway6; none for a family no attached network has a gateway of."""
+    routes = []
+    for dst, candidates in ((DEFAULT_DST, gateways), (DEFAULT_DST6, gateways6)):
+        first = next((g for g in candidates if g is not None), None)
+        if first is not None:
+            routes.append(Route(dst, first))
+    return tuple(routes)

@@ -105,7 +105,7 @@ def lab_objects(lab: Labfile) -> KernelObjects:
                 continue
             made["links"] += OP_TRAITS[link].count
             if attachment.ipv4 is not None:
-                made["addresses"] += 1
+                made["addresses"] += 1 + (attachment.ipv6 is not None)
                 made["qdiscs"] += attachment.network in shaped or bool(attachment.impairments)
     for network in lab.networks:
         made.update(drivers[network.name].objects(network, network.name in members))

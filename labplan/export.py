@@ -89,6 +89,7 @@ def _network(network: Network, version: int) -> dict[str, Any]:
         "subnet": network.subnet,
         "subnet6": network.subnet6,
         "gateway": network.gateway if network.gateway is not None else "none",
+        "gateway6": network.gateway6,
         "internal": network.internal,
         "mtu": network.mtu,
         # Labfile 2 names it impairments; a labfile 1 export keeps its own name.

@@ -249,6 +249,14 @@ NETWORK = ObjectSpec(
             drivers=_drivers("gateway"),
         ),
         Field(
+            "gateway6",
+            "ipv6",
+            "IPv6 address the lab's bridge holds in its subnet6, like fd00:10::1: the nodes' "
+            "default IPv6 route, NAT66 out unless internal; none unless given (labfile 2).",
+            drivers=_drivers("gateway6"),
+            since=2,
+        ),
+        Field(
             "internal",
             "boolean",
             "true: no route or NAT out of the lab.",

@@ -74,6 +74,7 @@ class Network:
     vlan_filtering: bool = False  # bridge: 802.1Q-aware ports (labfile 2)
     vlan_id: int | None = None  # the vlan driver's 802.1Q id, the labfile's `id`
     subnet6: str | None = None  # canonical IPv6 CIDR, e.g. "fd00:10::/64" (labfile 2)
+    gateway6: str | None = None  # the bridge's IPv6 address; None: none (labfile 2)
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ import ipaddress
 from collections.abc import Mapping
 from typing import Any, cast
 
-from labplan import addressing
+from labplan import addressing, subnets
 from labplan.drivers import DRIVERS, article, listed, taking
 from labplan.fields import NETWORK, ObjectSpec
 from labplan.model import HOST_PARENT_PREFIX, DriverName, Network, Shaping
@@ -73,8 +73,13 @@ class Networks:
         gateway = (
             self._gateway(path, subnet, raw.get("gateway")) if "gateway" in rules.options else None
         )
+        gateway6 = (
+            self._gateway6(path, raw.get("subnet6"), raw.get("gateway6"))
+            if "gateway6" in rules.options
+            else None
+        )
         shaping = self._impairments(path, raw)
-        values = [subnet, gateway, shaping, *raw.values()]
+        values = [subnet, gateway, gateway6, shaping, *raw.values()]
         if INVALID in values:
             return None
         return Network(
@@ -91,6 +96,7 @@ class Networks:
             vlan_filtering=raw.get("vlan_filtering", False),
             vlan_id=raw.get("id"),
             subnet6=raw.get("subnet6"),
+            gateway6=gateway6,
         )
 
     def _impairments(self, path: str, raw: Tree) -> Any:
@@ -114,6 +120,25 @@ class Networks:
         problem = address_problem(given, subnet)
         if problem:
             self.checker.error(f"{path}.gateway", problem)
+            return INVALID
+        return given
+
+    def _gateway6(self, path: str, subnet6: Any, given: Any) -> Any:
+        if given is None or given is INVALID or subnet6 is INVALID:
+            return given
+        if subnet6 is None:
+            self.checker.error(
+                f"{path}.gateway6", "a gateway6 needs a subnet6 to be in (add subnet6 here)"
+            )
+            return INVALID
+        problem = address_problem(given, subnet6)
+        if not problem and (routed := subnets.routed_problem(ipaddress.IPv6Network(subnet6))):
+            problem = (
+                f"{routed}, so no host routes it into a lab (choose a subnet6 like "
+                "fd00:10::/64, or leave gateway6 out)"
+            )
+        if problem:
+            self.checker.error(f"{path}.gateway6", problem)
             return INVALID
         return given
 
@@ -201,7 +226,7 @@ class Networks:
         for name, network in self.valid.items():
             nodes = members.get(name, [])
             if network.subnet6 is not None:
-                room6 = ipaddress.IPv6Network(network.subnet6).num_addresses - 2
+                room6 = addressing.capacity6(network.subnet6, network.gateway6)
                 if len(nodes) > room6:
                     self.checker.error(
                         f"networks.{name}.subnet6",

@@ -168,7 +168,8 @@ class AddRoute(Op):
 
 @dataclass(frozen=True)
 class SetNat(Op):
-    """Masquerade traffic from `subnet` leaving the host through any link but `bridge`."""
+    """Masquerade traffic from `subnet` (IPv4, or IPv6 for a bridge's gateway6) leaving
+    the host through any link but `bridge`."""
 
     kind: ClassVar[str] = "set_nat"
     bridge: str
@@ -189,11 +190,14 @@ class GuardBridge(Op):
     """The host is out of reach from `bridge`: of what enters the host from it, only echo
     requests to `gateway` (the bridge's address on this host) and replies to the host's
     own traffic are delivered. A bridge that holds no gateway on this host (`gateway`
-    None) is not routed either: nothing is forwarded into or out of it."""
+    None) is not routed either: nothing is forwarded into or out of it. With `gateway6`
+    the bridge takes IPv6 too, guarded the same way (and neighbour discovery of the
+    gateway6 let in); without it the host's side of the bridge has IPv6 off."""
 
     kind: ClassVar[str] = "guard_bridge"
     bridge: str
     gateway: str | None
+    gateway6: str | None = None
 
 
 @dataclass(frozen=True)

@@ -93,7 +93,7 @@ def field_checkers(ctx: Deployment) -> dict[tuple[str, str], Check]:
         ("create_bridge", "name"): owned["b"],
         ("create_veth_pair", "name"): owned["v"],
         ("create_vxlan", "name"): owned["x"],
-        ("add_fdb_entry", "dst"): _ip_address(any_version=True),
+        ("add_fdb_entry", "dst"): _ip_address(),
         ("add_route", "dst"): _ip_network,
         ("set_link_up", "ifname"): _ifname,  # owned-ness checked with netns in check_op
     } | {
@@ -120,11 +120,12 @@ def field_checkers(ctx: Deployment) -> dict[tuple[str, str], Check]:
         "parent": lambda v: _parent(v, ctx),
         "vni": _integer(1, 2**24 - 1),
         "port": _integer(1, 65535),
-        "local": _optional(_ip_address(any_version=True)),
+        "local": _optional(_ip_address()),
         "address": _interface,
-        "via": _ip_address(any_version=True),
-        "gateway": _optional(_ip_address(any_version=False)),
-        "subnet": _ipv4_network,
+        "via": _ip_address(),
+        "gateway": _optional(_ip_address(version=4)),
+        "gateway6": _optional(_ip_address(version=6)),
+        "subnet": _ip_network,
         "rate": _optional(_integer(1, MAX_RATE)),
         "delay": _optional(_integer(0, MAX_TIME)),
         "jitter": _optional(_integer(0, MAX_TIME)),
@@ -264,29 +265,21 @@ def _mac(value: object) -> str:
     return value
 
 
-def _ip_address(any_version: bool) -> Check:
+def _ip_address(version: int | None = None) -> Check:
+    """An IP address (of `version` only, when given), written canonically."""
+
     def check(value: object) -> str:
         try:
             address = ipaddress.ip_address(value if isinstance(value, str) else "")
         except ValueError:
             raise Invalid(f"{value!r} is not an IP address") from None
-        if not any_version and address.version != 4:
-            raise Invalid(f"{value!r} is not an IPv4 address")
+        if version is not None and address.version != version:
+            raise Invalid(f"{value!r} is not an IPv{version} address")
         if str(address) != value:
             raise Invalid(f"{value!r} is not written canonically ({address})")
         return str(value)
 
     return check
-
-
-def _ipv4_network(value: object) -> str:
-    try:
-        network = ipaddress.IPv4Network(value if isinstance(value, str) else "")
-    except ValueError:
-        raise Invalid(f"{value!r} is not an IPv4 network like 10.10.0.0/24") from None
-    if str(network) != value:
-        raise Invalid(f"{value!r} is not written canonically ({network})")
-    return str(network)
 
 
 def _ip_network(value: object) -> str:
@@ -404,7 +397,7 @@ def _hosts_lines() -> Callable[[object], tuple[tuple[str, str], ...]]:
     """/etc/hosts lines. Every node of a lab lists every other node, so the same line
     comes once per node: each distinct line is checked once."""
     accepted: set[tuple[str, str]] = set()
-    address, name = _ip_address(any_version=False), pattern(HOSTNAME_RE, "a host name")
+    address, name = _ip_address(version=4), pattern(HOSTNAME_RE, "a host name")
 
     def check(value: object) -> tuple[tuple[str, str], ...]:
         items = _list(value)
@@ -452,16 +445,15 @@ def check_op(op: Op, ctx: Deployment) -> None:
     ):
         raise Invalid(f"ifname: {op.ifname!r} is not a host link of deployment {ctx.token}")
     if isinstance(op, AddAddress) and op.netns is None:
-        interface = ipaddress.ip_interface(op.address)
-        if not isinstance(interface, ipaddress.IPv4Interface):
-            raise Invalid("address: a host link of a lab holds IPv4 addresses only")
-        _check_routed("address", interface.network)
+        _check_routed("address", ipaddress.ip_interface(op.address).network)
     if isinstance(op, SetPortVlans) and op.pvid in op.tagged:
         raise Invalid(f"tagged: {op.pvid} is the port's untagged VLAN (pvid)")
     if isinstance(op, SetNat | IsolateBridge):
-        _check_routed("subnet", ipaddress.IPv4Network(op.subnet))
-    if isinstance(op, GuardBridge) and op.gateway is not None:
-        _check_routed("gateway", ipaddress.IPv4Network(op.gateway))
+        _check_routed("subnet", ipaddress.ip_network(op.subnet))
+    if isinstance(op, GuardBridge):
+        for field, gateway in (("gateway", op.gateway), ("gateway6", op.gateway6)):
+            if gateway is not None:
+                _check_routed(field, ipaddress.ip_network(gateway))
     if (
         isinstance(op, AddRoute)
         and ipaddress.ip_network(op.dst).version != ipaddress.ip_address(op.via).version
@@ -493,7 +485,7 @@ def check_op(op: Op, ctx: Deployment) -> None:
             raise Invalid("namespaces: a node of an image needs its mount namespace")
 
 
-def _check_routed(field: str, subnet: ipaddress.IPv4Network) -> None:
+def _check_routed(field: str, subnet: subnets.IPNetwork) -> None:
     """What the host itself holds or routes must not shadow a reserved range or most of
     the internet, whatever a plan says (the broker is not trusted)."""
     if problem := subnets.routed_problem(subnet):

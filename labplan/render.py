@@ -143,11 +143,12 @@ def render_op(op: Op, shared: _SharedHosts | None = None) -> list[str]:
         case AddAddress(netns=netns, ifname=ifname, address=address):
             dev = shlex.quote(ifname)
             add = f"{_ip(netns)} addr add {address} dev {dev}"
-            if ":" not in address or netns is None:
+            if ":" not in address:
                 return [add]
-            # The node's links have IPv6 off until they get an address: then on, without
-            # duplicate address detection or a link-local address (agent: the same sysctls).
-            sysctl = f"ip netns exec {netns} sysctl -qw"
+            # The node's links (and the host's side of a bridge) have IPv6 off until they
+            # get an address: then on, without duplicate address detection or a link-local
+            # address (agent: the same sysctls).
+            sysctl = "sysctl -qw" if netns is None else f"ip netns exec {netns} sysctl -qw"
             return [
                 f"{_ip(netns)} link set {dev} addrgenmode none",
                 f"{sysctl} net.ipv6.conf.{ifname}.accept_dad=0"

@@ -237,6 +237,8 @@ def _attachments(
                 )
             elif problem := address_problem(draft.ipv6, network.subnet6):
                 checker.error(f"{att_path}.ipv6", problem)
+            elif draft.ipv6 == network.gateway6:
+                checker.error(f"{att_path}.ipv6", f"{draft.ipv6} is the gateway6 of {net_name}")
         if draft.ifname is not None:
             if draft.ifname in taken:
                 checker.error(
@@ -367,7 +369,10 @@ def _resolve(
                 attachments[-1] = replace(attachments[-1], vlan=att.vlan, vlans=tuple(att.vlans))
         routes = draft.routes
         if routes is None:
-            routes = addressing.default_routes(networks[a.network].gateway for a in addressed)
+            routes = addressing.default_routes(
+                (networks[a.network].gateway for a in addressed),
+                (networks[a.network].gateway6 for a in addressed),
+            )
         nodes.append(_node(draft, tuple(attachments), routes))
     return nodes
 
@@ -417,7 +422,7 @@ def _addresses6(
                     )
             requests[att.network][draft.name] = att.ipv6
     return {
-        name: addressing.assign_ipv6(networks[name].subnet6 or "", wanted)
+        name: addressing.assign_ipv6(networks[name].subnet6 or "", wanted, networks[name].gateway6)
         for name, wanted in requests.items()
     }
 

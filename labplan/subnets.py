@@ -13,9 +13,9 @@ true of every driver. Networks without one (`gateway: none`, children of a paren
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from ipaddress import IPv4Interface, IPv4Network
+from ipaddress import IPv4Network, IPv6Network, ip_interface, ip_network
 
 from labplan.errors import FieldError
 from labplan.model import HOST_PARENT_PREFIX, Labfile
@@ -32,6 +32,12 @@ RESERVED: tuple[tuple[IPv4Network, str], ...] = (
     (IPv4Network("224.0.0.0/4"), "multicast 224.0.0.0/4"),
     (IPv4Network("240.0.0.0/4"), "reserved 240.0.0.0/4"),
 )
+# A host routes into a lab only IPv6 of its own kind: unique local addresses, NATed out,
+# no wider than a site's /48.
+UNIQUE_LOCAL = IPv6Network("fc00::/7")
+MIN_ROUTED_PREFIX6 = 48
+
+IPNetwork = IPv4Network | IPv6Network
 
 
 @dataclass(frozen=True)
@@ -75,8 +81,14 @@ def reserved_problem(subnet: IPv4Network) -> str:
     return ""
 
 
-def routed_problem(subnet: IPv4Network) -> str:
+def routed_problem(subnet: IPNetwork) -> str:
     """Why a host must not route `subnet` into a lab, or "" when it may."""
+    if isinstance(subnet, IPv6Network):
+        if not subnet.subnet_of(UNIQUE_LOCAL):
+            return f"{subnet} is not a unique local IPv6 subnet (inside {UNIQUE_LOCAL})"
+        if subnet.prefixlen < MIN_ROUTED_PREFIX6:
+            return f"{subnet} is wider than a /{MIN_ROUTED_PREFIX6}"
+        return ""
     if subnet.prefixlen < MIN_ROUTED_PREFIX:
         return f"{subnet} is wider than a /{MIN_ROUTED_PREFIX}"
     return reserved_problem(subnet)
@@ -110,20 +122,20 @@ def pool_errors(lab: Labfile, pool: Sequence[IPv4Network]) -> list[FieldError]:
     return errors
 
 
-def routed_subnets(plan: HostPlan) -> tuple[IPv4Network, ...]:
-    """The subnets `plan` routes on its host: those of the addresses it puts on host-side
-    links, in plan order."""
-    found: dict[IPv4Network, None] = {}
+def routed_subnets(plan: HostPlan) -> tuple[IPNetwork, ...]:
+    """The subnets `plan` routes on its host, IPv4 and IPv6: those of the addresses it
+    puts on host-side links, in plan order."""
+    found: dict[IPNetwork, None] = {}
     for op in plan.ops:
         if isinstance(op, AddAddress) and op.netns is None:
-            found[IPv4Interface(op.address).network] = None
+            found[ip_interface(op.address).network] = None
     return tuple(found)
 
 
-def routed_subnets_of_dict(plan: Mapping[str, object], host: str) -> tuple[IPv4Network, ...]:
+def routed_subnets_of_dict(plan: Mapping[str, object], host: str) -> tuple[IPNetwork, ...]:
     """`routed_subnets` of a host's part of a plan in its JSON form, read without decoding
     the whole plan: for plans labmgr itself stored (the database, an agent's journal)."""
-    found: dict[IPv4Network, None] = {}
+    found: dict[IPNetwork, None] = {}
     hosts = plan.get("hosts")
     for part in hosts if isinstance(hosts, list) else ():
         if not isinstance(part, Mapping) or part.get("host") != host:
@@ -136,41 +148,45 @@ def routed_subnets_of_dict(plan: Mapping[str, object], host: str) -> tuple[IPv4N
                 and op.get("netns") is None
             ):
                 try:
-                    found[IPv4Interface(str(op.get("address"))).network] = None
+                    found[ip_interface(str(op.get("address"))).network] = None
                 except ValueError:
                     continue
     return tuple(found)
 
 
 def host_conflict(
-    subnet: IPv4Network, routes: Iterable[HostRoute], addresses: Iterable[HostAddress]
+    subnet: IPNetwork, routes: Iterable[HostRoute], addresses: Iterable[HostAddress]
 ) -> str:
     """What of the host's own a routed lab `subnet` would shadow, or "" for nothing: a
-    route other than the default one, or an address (with its prefix) of a host link."""
+    route of its family other than the default one, or an address (with its prefix) of a
+    host link."""
     for route in routes:
-        dst = IPv4Network(route.dst, strict=False)
-        if dst.prefixlen and subnet.overlaps(dst):
+        dst = ip_network(route.dst, strict=False)
+        if dst.version == subnet.version and dst.prefixlen and subnet.overlaps(dst):
             via = f" (dev {route.dev})" if route.dev else ""
             return f"{subnet} overlaps the host's route {dst}{via}"
     for held in addresses:
-        network = IPv4Interface(held.address).network
-        if subnet.overlaps(network):
+        network = ip_interface(held.address).network
+        if network.version == subnet.version and subnet.overlaps(network):
             return f"{subnet} overlaps the host's address {held.address} (dev {held.dev})"
     return ""
 
 
-def overlapping(subnet: IPv4Network, others: Iterable[IPv4Network]) -> IPv4Network | None:
-    """The first of `others` that `subnet` overlaps, if any."""
-    return next((other for other in others if subnet.overlaps(other)), None)
+def overlapping(subnet: IPNetwork, others: Iterable[IPNetwork]) -> IPNetwork | None:
+    """The first of `others` (of its family) that `subnet` overlaps, if any."""
+    return next(
+        (o for o in others if o.version == subnet.version and subnet.overlaps(o)),
+        None,
+    )
 
 
 def routes_from(data: object) -> list[HostRoute]:
-    """A host's reported routes (its facts' "routes") as HostRoute; entries that do not
-    parse are left out."""
+    """A host's reported routes (its facts' "routes"), IPv4 and IPv6, as HostRoute;
+    entries that do not parse are left out."""
     return [
         HostRoute(str(item["dst"]), str(item.get("dev") or ""), str(item.get("via") or ""))
         for item in _items(data, "dst")
-        if _parses(IPv4Network, item["dst"])
+        if _parses(lambda text: ip_network(text, strict=False), item["dst"])
     ]
 
 
@@ -179,7 +195,7 @@ def addresses_from(data: object) -> list[HostAddress]:
     return [
         HostAddress(str(item["address"]), str(item.get("dev") or ""))
         for item in _items(data, "address")
-        if _parses(IPv4Interface, item["address"])
+        if _parses(ip_interface, item["address"])
     ]
 
 
@@ -189,12 +205,9 @@ def _items(data: object, key: str) -> list[Mapping[str, object]]:
     return [item for item in data if isinstance(item, Mapping) and isinstance(item.get(key), str)]
 
 
-def _parses(kind: type[IPv4Network] | type[IPv4Interface], value: object) -> bool:
+def _parses(kind: Callable[[str], object], value: object) -> bool:
     try:
-        if kind is IPv4Network:
-            IPv4Network(str(value), strict=False)
-        else:
-            IPv4Interface(str(value))
+        kind(str(value))
     except ValueError:
         return False
     return True

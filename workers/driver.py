@@ -36,15 +36,17 @@ class Interface:
 class HostRules:
     """What the agent's own host-wide table holds (`workers.hostguard` decides it): VXLAN
     from the peers' underlay addresses only, while there is a VXLAN device, and, while
-    labmgr is the one who turned IPv4 forwarding on, nothing forwarded but the labs'."""
+    labmgr is the one who turned IPv4 (IPv6) forwarding on, nothing forwarded but the
+    labs'."""
 
     vxlan_ports: tuple[int, ...] = ()  # empty: no VXLAN device, no VXLAN rules
     vxlan_peers: tuple[str, ...] = ()  # sorted underlay addresses
     forward_guard: bool = False
+    forward_guard6: bool = False
 
     @property
     def empty(self) -> bool:
-        return not self.vxlan_ports and not self.forward_guard
+        return not self.vxlan_ports and not self.forward_guard and not self.forward_guard6
 
 
 class Driver(Protocol):
@@ -103,7 +105,9 @@ class Driver(Protocol):
         ...
 
     def isolate(self, token: str, bridge: str, subnet: str) -> None: ...
-    def guard_bridge(self, token: str, bridge: str, gateway: str | None) -> None: ...
+    def guard_bridge(
+        self, token: str, bridge: str, gateway: str | None, gateway6: str | None = None
+    ) -> None: ...
     def remove_firewall(self, token: str) -> bool: ...
     def firewall_tables(self) -> list[str]: ...
 
@@ -112,8 +116,13 @@ class Driver(Protocol):
         """The host's routes and addresses, without labmgr's own links (lm*)."""
         ...
 
-    def ip_forward(self) -> bool: ...
-    def set_ip_forward(self, on: bool) -> None: ...
+    def ip_forward(self, version: int = 4) -> bool: ...
+    def set_ip_forward(self, on: bool, version: int = 4) -> None: ...
+    def links_forwarding6(self) -> dict[str, bool]:
+        """Each host link's own IPv6 forwarding switch, labmgr's links left out."""
+        ...
+
+    def set_links_forwarding6(self, links: dict[str, bool]) -> None: ...
     def set_host_rules(self, rules: HostRules) -> None:
         """Make the host-wide table say `rules` (none at all when they are empty)."""
         ...

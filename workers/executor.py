@@ -129,7 +129,9 @@ def target_of(op: ops.Op) -> str:
         case ops.SetNat() | ops.IsolateBridge():
             return f"{op.bridge} {op.subnet}"
         case ops.GuardBridge():
-            return f"{op.bridge} {op.gateway or '(no gateway)'}"
+            return f"{op.bridge} {op.gateway or '(no gateway)'}" + (
+                f" {op.gateway6}" if op.gateway6 else ""
+            )
         case ops.SpawnNode():
             return op.node
         case ops.PullImage():
@@ -419,7 +421,7 @@ class Executor:
             case ops.IsolateBridge():
                 driver.isolate(plan.deployment, op.bridge, op.subnet)
             case ops.GuardBridge():
-                driver.guard_bridge(plan.deployment, op.bridge, op.gateway)
+                driver.guard_bridge(plan.deployment, op.bridge, op.gateway, op.gateway6)
             case ops.SetShaping():
                 driver.set_shaping(op)
             case ops.SetPortVlans():

@@ -1,8 +1,10 @@
 """What an agent keeps true of its host as a whole, beside each deployment's own objects:
 no plan routes a subnet that shadows the host's routes, its addresses or another lab's;
 VXLAN reaches the host only from the peers its overlays name; and when labmgr is the one
-who turned IPv4 forwarding on, the host forwards nothing but its labs' traffic, and
-forwarding goes off again with the last lab that needed it.
+who turned IPv4 (or IPv6) forwarding on, the host forwards nothing but its labs' traffic,
+and forwarding goes off again with the last lab that needed it. Turning IPv6 forwarding on
+sets every link's own switch too; the host's own links get theirs back, so they go on
+taking router advertisements as before.
 
 Everything is recomputed from the journal (every deployment's plan for this host) on each
 apply and destroy, so nothing is counted and a crash between two steps converges on the
@@ -16,7 +18,6 @@ import json
 import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from ipaddress import IPv4Network
 from pathlib import Path
 
 from labplan import ops, subnets
@@ -24,6 +25,8 @@ from workers.driver import Driver, HostRules
 from workers.journal import Journal
 
 STATE_FILE = "forwarding.json"
+# The state file's key for each IP version labmgr turned forwarding on for.
+KEYS = {4: "ip_forward", 6: "ip6_forward"}
 
 
 @dataclass(frozen=True)
@@ -31,8 +34,9 @@ class Journaled:
     """What one journaled deployment holds host-wide on this host."""
 
     token: str
-    routed: tuple[IPv4Network, ...]
+    routed: tuple[subnets.IPNetwork, ...]
     nat: bool
+    nat6: bool
     vxlan_ports: tuple[int, ...]
     vxlan_peers: tuple[str, ...]
 
@@ -51,19 +55,19 @@ def journaled(journal: Journal, exclude: str | None = None) -> list[Journaled]:
 def _summary(token: str, plan: Mapping[str, object], host: str) -> Journaled:
     """A journaled plan (written by this agent after decoding it) read without decoding it
     again: only the kinds of op that matter host-wide are looked at."""
-    nat = False
+    nat = {4: False, 6: False}
     ports: list[int] = []
     peers: list[str] = []
     for op in _host_ops(plan, host):
         kind = op.get("op")
         if kind == "set_nat":
-            nat = True
+            nat[6 if ":" in str(op.get("subnet")) else 4] = True
         elif kind == "create_vxlan" and isinstance(op.get("port"), int):
             ports.append(int(str(op["port"])))
         elif kind == "add_fdb_entry" and isinstance(op.get("dst"), str):
             peers.append(str(op["dst"]))
     routed = subnets.routed_subnets_of_dict(plan, host)
-    return Journaled(token, routed, nat, tuple(ports), tuple(peers))
+    return Journaled(token, routed, nat[4], nat[6], tuple(ports), tuple(peers))
 
 
 def _host_ops(plan: Mapping[str, object], host: str) -> Iterable[Mapping[str, object]]:
@@ -111,7 +115,7 @@ def network_facts(driver: Driver) -> dict[str, list[dict[str, str]]]:
 
 
 class HostGuard:
-    """The host-wide rules and the forwarding switch of one agent's host."""
+    """The host-wide rules and the forwarding switches of one agent's host."""
 
     def __init__(self, data_dir: Path) -> None:
         self.state = data_dir / STATE_FILE
@@ -119,30 +123,65 @@ class HostGuard:
     def sync(self, driver: Driver, journal: Journal) -> None:
         """Make the host-wide rules and forwarding say what the journaled deployments need."""
         parts = journaled(journal)
-        needs_forwarding = any(p.nat for p in parts)
-        owned = self.state.exists()
-        if needs_forwarding and not owned and not driver.ip_forward():
-            self._remember_off()  # first: a crash after turning it on still restores it
-            owned = True
+        needs = {4: any(p.nat for p in parts), 6: any(p.nat6 for p in parts)}
+        state = self._read()
+        taken = False
+        for version, key in KEYS.items():
+            if needs[version] and key not in state and not driver.ip_forward(version):
+                state[key] = 0 if version == 4 else {"links": driver.links_forwarding6()}
+                taken = True
+        if taken:
+            self._write(state)  # first: a crash after turning it on still restores it
+        owned = {version: key in state for version, key in KEYS.items()}
         ports = tuple(sorted({port for p in parts for port in p.vxlan_ports}))
         peers = tuple(sorted({peer for p in parts for peer in p.vxlan_peers}))
         rules = HostRules(
             vxlan_ports=ports,
             vxlan_peers=peers if ports else (),
-            forward_guard=owned and needs_forwarding,
+            forward_guard=owned[4] and needs[4],
+            forward_guard6=owned[6] and needs[6],
         )
-        if owned and not needs_forwarding:
+        released = [v for v in KEYS if owned[v] and not needs[v]]
+        for version in released:
             # The last lab that needed forwarding is gone: off again, then the guard goes.
-            driver.set_ip_forward(False)
-            self.state.unlink(missing_ok=True)
+            driver.set_ip_forward(False, version)
+            if version == 6:
+                driver.set_links_forwarding6(self._links6(state))
+            del state[KEYS[version]]
+        if released:
+            self._write(state)
         # Written whole each time (one `nft` where there are rules, a netlink question
         # where there are none): nothing to trust but the journal.
         driver.set_host_rules(rules)
-        if rules.forward_guard and not driver.ip_forward():
-            driver.set_ip_forward(True)  # only once the guard is in place
+        guarded = {4: rules.forward_guard, 6: rules.forward_guard6}
+        for version in KEYS:
+            if guarded[version] and not driver.ip_forward(version):
+                driver.set_ip_forward(True, version)  # only once the guard is in place
+                if version == 6:
+                    driver.set_links_forwarding6(self._links6(state))
 
-    def _remember_off(self) -> None:
+    @staticmethod
+    def _links6(state: dict[str, object]) -> dict[str, bool]:
+        saved = state.get(KEYS[6])
+        links = saved.get("links") if isinstance(saved, dict) else None
+        if not isinstance(links, dict):
+            return {}
+        return {str(name): on for name, on in links.items() if isinstance(on, bool)}
+
+    def _read(self) -> dict[str, object]:
+        try:
+            data = json.loads(self.state.read_text())
+        except FileNotFoundError:
+            return {}
+        except (OSError, ValueError):
+            return {KEYS[4]: 0}  # unreadable: labmgr turned IPv4 forwarding on, as before
+        return data if isinstance(data, dict) else {KEYS[4]: 0}
+
+    def _write(self, state: dict[str, object]) -> None:
+        if not state:
+            self.state.unlink(missing_ok=True)
+            return
         self.state.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(self.state, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as stream:
-            json.dump({"ip_forward": 0}, stream)
+            json.dump(state, stream)

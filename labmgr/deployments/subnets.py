@@ -9,7 +9,7 @@ Another user's lab is never named to a plain user: "another running lab on host 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from ipaddress import IPv4Network
+from ipaddress import ip_network
 
 from django.contrib.auth.models import User
 from django.db.models import Q
@@ -34,7 +34,12 @@ def deployment_check_subnets(
         errors.setdefault(error.path, []).append(error.message)
     plan = deployment.compiled or codec.plan_from_dict(deployment.plan)
     by_slug = {h.slug: h for h in hosts}
-    names = {IPv4Network(n.subnet): n.name for n in labfile.networks if n.subnet}
+    names = {
+        ip_network(subnet): f"networks.{n.name}.{key}"
+        for n in labfile.networks
+        for key, subnet in (("subnet", n.subnet), ("subnet6", n.subnet6))
+        if subnet
+    }
     for host_plan in plan.hosts:
         routed = [s for s in subnets.routed_subnets(host_plan) if s in names]
         if not routed:
@@ -45,12 +50,15 @@ def deployment_check_subnets(
         addresses = subnets.addresses_from(facts.get("addresses"))
         others = _routed_by_others(host, deployment)
         for subnet in routed:
-            path = f"networks.{names[subnet]}.subnet"
+            path = names[subnet]
             if path in errors:
                 continue
             if problem := subnets.host_conflict(subnet, routes, addresses):
                 message = f"{problem} on host {host}; choose another subnet."
-            elif clash := next(((s, d) for s, d in others if subnet.overlaps(s)), None):
+            elif clash := next(
+                ((s, d) for s, d in others if s.version == subnet.version and subnet.overlaps(s)),
+                None,
+            ):
                 message = f"{subnet} overlaps {clash[0]} of {_lab_named(clash[1], actor, host)}"
                 message += "; choose another subnet."
             else:
@@ -60,7 +68,9 @@ def deployment_check_subnets(
         raise ApplicationError("A subnet of the lab cannot be used on its host.", errors)
 
 
-def _routed_by_others(host: Host, deployment: Deployment) -> list[tuple[IPv4Network, Deployment]]:
+def _routed_by_others(
+    host: Host, deployment: Deployment
+) -> list[tuple[subnets.IPNetwork, Deployment]]:
     """The subnets the other labs' deployments that may hold kernel objects on `host`
     route there (a deployment of the same lab is the one being replaced)."""
     others = (

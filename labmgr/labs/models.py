@@ -65,6 +65,7 @@ class Network(models.Model):
     subnet6 = models.CharField(max_length=43, blank=True, default="")
     # An address, "none" (no gateway) or "" (the driver has no gateway).
     gateway = models.CharField(max_length=15, blank=True, default="")
+    gateway6 = models.CharField(max_length=39, blank=True, default="")  # "": none
     internal = models.BooleanField(null=True, blank=True)
     mtu = models.PositiveIntegerField(null=True, blank=True)
     # The network's impairments (labfile 1: `shaping`) as exported: {"rate": "10mbit",

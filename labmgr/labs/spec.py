@@ -17,7 +17,7 @@ from labplan import labfile as labfile_module
 from labplan.model import Labfile
 
 # Network options held in string columns, "" meaning absent.
-_NETWORK_TEXT_OPTIONS = ("subnet", "subnet6", "gateway", "parent", "mode")
+_NETWORK_TEXT_OPTIONS = ("subnet", "subnet6", "gateway", "gateway6", "parent", "mode")
 # Network options held in nullable columns, NULL meaning absent. A network's impairments
 # are one column under either name: labfile 1 says `shaping`, labfile 2 `impairments`.
 _NETWORK_NULL_OPTIONS = ("internal", "mtu", "shaping", "vni", "vlan_filtering")

@@ -250,6 +250,7 @@ def topology(*, lab: Lab, deployment: Deployment | None) -> dict[str, Any]:
             "driver": net.get("driver", ""),
             "subnet": net.get("subnet", ""),
             "subnet6": net.get("subnet6", ""),
+            "gateway6": net.get("gateway6", ""),
             "vlan_filtering": net.get("vlan_filtering") is True,
             "vlan_id": net.get("id"),
         }

@@ -50,13 +50,16 @@ class Bridged(Driver):
         return veth_ops(lab, network, link)
 
 
+LINK_LOCAL = "169.254.0.0/16"
 # What a host needs for a bridge's 802.1Q-aware ports, by the name a refusal gives.
 VLAN_FILTERING = "bridge vlan filtering"
 
 
 class Bridge(Bridged):
     name = "bridge"
-    options = frozenset({"subnet", "gateway", "internal", "mtu", "shaping", "vlan_filtering"})
+    options = frozenset(
+        {"subnet", "gateway", "gateway6", "internal", "mtu", "shaping", "vlan_filtering"}
+    )
     attachment_options = frozenset({"ipv4", "ifname", "mac", "vlan", "vlans"})
     carries_children = True
     ops: ClassVar[Mapping[type[Op], OpTraits]] = {
@@ -120,11 +123,13 @@ class Bridge(Bridged):
             case SetNat():
                 # The agent turns forwarding on only where it is off, and then forwards
                 # nothing but the labs' traffic (docs/labfile.md).
+                v6 = ipaddress.ip_network(op.subnet).version == 6
+                forwarding = "net.ipv6.conf.all.forwarding" if v6 else "net.ipv4.ip_forward"
                 return [
-                    "sysctl -qw net.ipv4.ip_forward=1",
+                    f"sysctl -qw {forwarding}=1",
                     *_firewall(op, add=True),
-                    f"# and: iptables -I FORWARD -i {op.bridge} -d NETWORK -j DROP, for each"
-                    " network the host is on",
+                    f"# and: {'ip6tables' if v6 else 'iptables'} -I FORWARD -i {op.bridge}"
+                    " -d NETWORK -j DROP, for each network the host is on",
                 ]
             case IsolateBridge() | GuardBridge():
                 return _firewall(op, add=True)
@@ -137,10 +142,14 @@ class Bridge(Bridged):
 
 
 def bridge_objects(network: Network) -> dict[str, int]:
-    """A bridge's gateway address and firewall rule, besides the bridge link itself."""
+    """A bridge's gateway addresses and firewall rules, besides the bridge link itself."""
     gateway = network.gateway is not None and network.subnet is not None
+    gateway6 = network.gateway6 is not None and network.subnet6 is not None
     firewall = network.subnet is not None and (network.internal or gateway)
-    return {"addresses": int(gateway), "firewall_rules": int(firewall)}
+    return {
+        "addresses": int(gateway) + int(gateway6),
+        "firewall_rules": int(firewall) + int(gateway6),
+    }
 
 
 def bridge_ops(lab: Build, network: Network, host: str) -> Iterator[Op]:
@@ -159,17 +168,28 @@ def bridge_ops(lab: Build, network: Network, host: str) -> Iterator[Op]:
         for vid in sorted(children):
             yield AddBridgeVlan(bridge, vid)
     with_gateway = lab.placement(network.name).gateway == host
-    routed = with_gateway and network.gateway is not None and network.subnet is not None
+    gateways = [
+        (gateway, subnet)
+        for gateway, subnet in (
+            (network.gateway, network.subnet),
+            (network.gateway6, network.subnet6),
+        )
+        if with_gateway and gateway is not None and subnet is not None
+    ]
+    held = {ipaddress.ip_address(gateway).version: gateway for gateway, _ in gateways}
     # Guarded before it comes up: no node ever reaches the host through it unfiltered.
-    yield GuardBridge(bridge, network.gateway if routed else None)
+    yield GuardBridge(bridge, held.get(4), held.get(6))
     yield SetLinkUp(None, bridge)
-    if routed and network.subnet:
-        prefix = ipaddress.ip_network(network.subnet).prefixlen
-        yield AddAddress(None, bridge, f"{network.gateway}/{prefix}")
-    if network.subnet and network.internal:
-        yield IsolateBridge(bridge, network.subnet)
-    elif routed and network.subnet:
-        yield SetNat(bridge, network.subnet)
+    for gateway, subnet in gateways:
+        yield AddAddress(None, bridge, f"{gateway}/{ipaddress.ip_network(subnet).prefixlen}")
+    if network.internal:
+        # Routed into nothing, in each family the bridge carries on this host.
+        for isolated in (network.subnet, network.subnet6 if 6 in held else None):
+            if isolated is not None:
+                yield IsolateBridge(bridge, isolated)
+    else:
+        for _, subnet in gateways:
+            yield SetNat(bridge, subnet)
 
 
 def veth_ops(lab: Build, network: Network, link: Link) -> Iterator[Op]:
@@ -193,49 +213,62 @@ def veth_ops(lab: Build, network: Network, link: Link) -> Iterator[Op]:
 
 
 def _firewall(op: SetNat | IsolateBridge | GuardBridge, add: bool) -> list[str]:
-    """The iptables rules of a NAT, isolation or guard op, to add or to delete.
+    """The iptables (ip6tables for an IPv6 subnet or gateway6) rules of a NAT, isolation
+    or guard op, to add or to delete.
 
     A NATed bridge may send out of the host but not into another labmgr link ("lm+"), nor
     to link-local addresses or the networks the host is on (the agent adds one rule per
     network it finds), and nothing new comes in: two labs, or two bridges of one lab,
     never reach each other through the host. Its own ports stay reachable (br_netfilter
     may show bridged frames to FORWARD). A guarded bridge delivers nothing to the host but
-    echo requests to its gateway and replies to the host.
+    echo requests to its gateway (and, in IPv6, neighbour discovery) and replies to the
+    host.
     """
     append, insert = ("-A", "-I") if add else ("-D", "-D")
     b = op.bridge
+    v6 = not isinstance(op, GuardBridge) and ipaddress.ip_network(op.subnet).version == 6
+    tables = "ip6tables" if v6 else "iptables"
     if isinstance(op, SetNat):
         return [
-            f"iptables -t nat {append} POSTROUTING -s {op.subnet} ! -o {b} -j MASQUERADE",
-            f"iptables {insert} FORWARD -i {b} -o lm+ -j DROP",
-            f"iptables {insert} FORWARD -i {b} ! -o {b} -d 169.254.0.0/16 -j DROP",
-            f"iptables {insert} FORWARD -o {b} ! -i {b} -m conntrack"
+            f"{tables} -t nat {append} POSTROUTING -s {op.subnet} ! -o {b} -j MASQUERADE",
+            f"{tables} {insert} FORWARD -i {b} -o lm+ -j DROP",
+            f"{tables} {insert} FORWARD -i {b} ! -o {b} -d {'fe80::/10' if v6 else LINK_LOCAL}"
+            " -j DROP",
+            f"{tables} {insert} FORWARD -o {b} ! -i {b} -m conntrack"
             " ! --ctstate ESTABLISHED,RELATED -j DROP",
-            f"iptables {insert} FORWARD -i {b} -o {b} -j ACCEPT",
+            f"{tables} {insert} FORWARD -i {b} -o {b} -j ACCEPT",
         ]
     if isinstance(op, GuardBridge):
-        echo = (
-            [
+        lines = [f"iptables {insert} INPUT -i {b} -j DROP"]
+        if op.gateway:
+            lines.append(
                 f"iptables {insert} INPUT -i {b} -d {op.gateway} -p icmp --icmp-type echo-request"
                 " -j ACCEPT"
-            ]
-            if op.gateway
-            else []
+            )
+        lines.append(
+            f"iptables {insert} INPUT -i {b} -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT"
         )
-        lines = [
-            f"iptables {insert} INPUT -i {b} -j DROP",
-            *echo,
-            f"iptables {insert} INPUT -i {b} -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT",
-        ]
         if op.gateway is None:
             lines += [
                 f"iptables {insert} FORWARD -i {b} ! -o {b} -j DROP",
                 f"iptables {insert} FORWARD -o {b} ! -i {b} -j DROP",
             ]
+        if op.gateway6 is not None:
+            lines += [
+                f"ip6tables {insert} INPUT -i {b} -j DROP",
+                f"ip6tables {insert} INPUT -i {b} -d {op.gateway6} -p icmpv6"
+                " --icmpv6-type echo-request -j ACCEPT",
+                *(
+                    f"ip6tables {insert} INPUT -i {b} -p icmpv6 --icmpv6-type {kind} -j ACCEPT"
+                    for kind in ("neighbour-solicitation", "neighbour-advertisement")
+                ),
+                f"ip6tables {insert} INPUT -i {b} -m conntrack --ctstate ESTABLISHED,RELATED"
+                " -j ACCEPT",
+            ]
         return lines
     return [
-        f"iptables {insert} FORWARD -i {b} ! -o {b} -j DROP",
-        f"iptables {insert} FORWARD -o {b} ! -i {b} -j DROP",
+        f"{tables} {insert} FORWARD -i {b} ! -o {b} -j DROP",
+        f"{tables} {insert} FORWARD -o {b} ! -i {b} -j DROP",
     ]
 
 

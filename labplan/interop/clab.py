@@ -448,9 +448,7 @@ class _Importer(Importer):
         if "ipv6-subnet" in mgmt:
             network["subnet6"] = _text(mgmt["ipv6-subnet"])
         if "ipv6-gw" in mgmt:
-            self.note(
-                "mgmt.ipv6-gw", "not carried over: IPv6 gateways on a lab's bridge are not made yet"
-            )
+            network["gateway6"] = _text(mgmt["ipv6-gw"])
         if "mtu" in mgmt:
             network["mtu"] = mgmt["mtu"]
         self.networks[name] = network
@@ -888,6 +886,8 @@ class _Exporter:
                 mgmt["ipv4-gw"] = network.gateway
         if network.subnet6:
             mgmt["ipv6-subnet"] = network.subnet6
+        if network.gateway6:
+            mgmt["ipv6-gw"] = network.gateway6
         if network.mtu != 1500:
             mgmt["mtu"] = network.mtu
         if network.internal:

@@ -240,10 +240,8 @@ class _Importer(Importer):
             if family == 6:
                 out["subnet6"] = str(subnet)
                 self.version = 2
-                if "gateway" in entry:
-                    self.note(
-                        f"{cpath}.gateway", "IPv6 gateways on a lab's bridge are not made yet"
-                    )
+                if "gateway" in entry and driver == "bridge":
+                    out["gateway6"] = str(entry["gateway"])
             else:
                 out["subnet"] = str(subnet)
                 if "gateway" in entry and driver == "bridge":
@@ -510,7 +508,10 @@ def _network(network: Network, notes: list[Note]) -> dict[str, Any] | None:
             entry["gateway"] = network.gateway
         config.append(entry)
     if network.subnet6:
-        config.append({"subnet": network.subnet6})
+        entry6 = {"subnet": network.subnet6}
+        if network.gateway6:
+            entry6["gateway"] = network.gateway6
+        config.append(entry6)
         out["enable_ipv6"] = True
     if config:
         out["ipam"] = {"config": config}

@@ -1,5 +1,5 @@
-"""IPv6 and VLANs in a real browser: the editor offers a network's IPv6 subnet, a
-bridge's VLAN filtering, a vlan network's id and an attachment's IPv6 address, access
+"""IPv6 and VLANs in a real browser: the editor offers a network's IPv6 subnet and
+gateway, a bridge's VLAN filtering, a vlan network's id and an attachment's IPv6 address, access
 VLAN and trunk only where the driver takes them, the fields a choice brings appear at
 once with the focus kept, bad inputs are named on their fields and kept in the draft,
 and the topology gives each port its IPv6 address and VLANs."""
@@ -41,6 +41,11 @@ def test_a_dual_stack_vlan_lab_made_in_the_editor_is_drawn_with_its_ports(
     lan.get_by_label("IPv6 subnet").fill("fd00:10::/64")
     expect(text).to_have_value(re.compile(r"^labfile: 2$", re.M))
     expect(text).to_have_value(re.compile(r"subnet6: fd00:10::/64"))
+    # A gateway6 outside the subnet6 is named on its field; inside, it is kept.
+    lan.get_by_label("IPv6 gateway").fill("fd00:11::1")
+    expect(field_error(lan, "IPv6 gateway")).to_contain_text("is not in the subnet fd00:10::/64")
+    lan.get_by_label("IPv6 gateway").fill("fd00:10::1")
+    expect(text).to_have_value(re.compile(r"gateway6: fd00:10::1"))
     # Ticking VLAN filtering brings each attachment's VLAN fields at once, the focus kept.
     filtering = lan.get_by_label("VLAN filtering")
     filtering.check()
@@ -79,6 +84,7 @@ def test_a_dual_stack_vlan_lab_made_in_the_editor_is_drawn_with_its_ports(
     expect(details).to_contain_text("10.10.0.3 fd00:10::2 trunk 10,20")
     words.get_by_role("button", name="lan", exact=True).click()
     expect(details).to_contain_text("fd00:10::/64")
+    expect(details).to_contain_text("fd00:10::1 (held by the host, NAT66 unless internal)")
     expect(details).to_contain_text("VLAN filtering")
     shot(page, "topology")
 

@@ -3,15 +3,17 @@ job's root network namespace (the host's, or a simulated host's)."""
 
 from __future__ import annotations
 
+import os
 import shutil
+import socket
 import subprocess
 import threading
 from collections.abc import Callable, Sequence
-from ipaddress import IPv4Interface, IPv4Network
+from ipaddress import ip_interface, ip_network
 from pathlib import Path
 
 from labplan import naming, ops
-from labplan.subnets import HostAddress, HostRoute
+from labplan.subnets import HostAddress, HostRoute, IPNetwork
 from workers.driver import HostRules, Interface, NodeProcess
 from workers.kernel import firewall, processes, rtnl
 from workers.kernel.cgroups import Cgroups
@@ -20,6 +22,8 @@ from workers.kernel.links import Links
 from workers.kernel.netns import Namespaces
 from workers.kernel.processes import NodeStart, Processes
 from workers.kernel.qdiscs import Qdiscs
+
+HAS_IPV6 = os.path.isdir("/proc/sys/net/ipv6")
 
 
 def _lab_link(name: str | None) -> bool:
@@ -179,20 +183,23 @@ class KernelDriver:
         return [(link.name, link.alias) for link in self.links.host_links()]
 
     def set_nat(self, token: str, bridge: str, subnet: str) -> None:
-        Firewall(token).set_nat(bridge, subnet, self._local_networks())
+        local = self._local_networks(ip_network(subnet).version)
+        Firewall(token).set_nat(bridge, subnet, local)
 
-    def _local_networks(self) -> set[IPv4Network]:
-        """The networks the host is on: its routes without a gateway (but the default
-        route) and its addresses' prefixes, labmgr's own links left out."""
+    def _local_networks(self, version: int) -> set[IPNetwork]:
+        """The networks of one IP version the host is on: its routes without a gateway
+        (but the default route) and its addresses' prefixes, labmgr's own links left out."""
         if self._host_network is None:  # once per job: the host's routes are not the lab's
             self._host_network = self.host_network()
         routes, addresses = self._host_network
-        local = {IPv4Network(r.dst, strict=False) for r in routes if not r.via}
-        local.discard(IPv4Network("0.0.0.0/0"))
-        return local | {IPv4Interface(a.address).network for a in addresses}
+        local = {ip_network(r.dst, strict=False) for r in routes if not r.via}
+        local |= {ip_interface(a.address).network for a in addresses}
+        return {n for n in local if n.version == version and n.prefixlen}
 
-    def guard_bridge(self, token: str, bridge: str, gateway: str | None) -> None:
-        Firewall(token).guard(bridge, gateway)
+    def guard_bridge(
+        self, token: str, bridge: str, gateway: str | None, gateway6: str | None = None
+    ) -> None:
+        Firewall(token).guard(bridge, gateway, gateway6)
 
     def isolate(self, token: str, bridge: str, subnet: str) -> None:
         Firewall(token).isolate(bridge, subnet)
@@ -206,23 +213,32 @@ class KernelDriver:
     def host_network(self) -> tuple[list[HostRoute], list[HostAddress]]:
         sock = self.ns.rtnl(None)
         names = {link.index: link.name for link in sock.links()}
+        families = (socket.AF_INET, socket.AF_INET6) if HAS_IPV6 else (socket.AF_INET,)
         routes = [
             HostRoute(route.dst, names.get(route.oif, ""), route.gateway or "")
-            for route in sock.routes()
+            for family in families
+            for route in sock.routes(family)
             if route.kind not in rtnl.RTN_NOT_NETWORKS and not _lab_link(names.get(route.oif))
         ]
         addresses = [
             HostAddress(f"{addr.address}/{addr.prefixlen}", names.get(addr.index, ""))
-            for addr in sock.addresses()
+            for family in families
+            for addr in sock.addresses(family)
             if not _lab_link(names.get(addr.index))
         ]
         return routes, addresses
 
-    def ip_forward(self) -> bool:
-        return firewall.ip_forward()
+    def ip_forward(self, version: int = 4) -> bool:
+        return firewall.ip_forward(version)
 
-    def set_ip_forward(self, on: bool) -> None:
-        firewall.set_ip_forward(on)
+    def set_ip_forward(self, on: bool, version: int = 4) -> None:
+        firewall.set_ip_forward(on, version)
+
+    def links_forwarding6(self) -> dict[str, bool]:
+        return firewall.links_forwarding6()
+
+    def set_links_forwarding6(self, links: dict[str, bool]) -> None:
+        firewall.set_links_forwarding6(links)
 
     def set_host_rules(self, rules: HostRules) -> None:
         firewall.set_host_rules(rules)

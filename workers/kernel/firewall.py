@@ -18,7 +18,7 @@ import socket
 import struct
 import subprocess
 from collections.abc import Iterable
-from ipaddress import IPv4Address, IPv4Network, ip_address
+from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network, ip_address, ip_network
 from pathlib import Path
 
 from workers.driver import HostRules
@@ -36,7 +36,12 @@ NFPROTO_INET = 1
 HOST_TABLE = "labmgr"  # not "lm...": never taken for a deployment's table by the sweep
 LAB_LINKS = "lm*"
 LINK_LOCAL = IPv4Network("169.254.0.0/16")
-IP_FORWARD = Path("/proc/sys/net/ipv4/ip_forward")  # the calling thread's namespace's
+LINK_LOCAL6 = IPv6Network("fe80::/10")
+INPUT = "type filter hook input priority filter"
+FORWARD = "type filter hook forward priority filter"
+# The calling thread's namespace's switches.
+IP_FORWARD = Path("/proc/sys/net/ipv4/ip_forward")
+IPV6_CONF = Path("/proc/sys/net/ipv6/conf")
 
 
 class FirewallError(Exception):
@@ -65,81 +70,94 @@ class Firewall:
     def __init__(self, token: str) -> None:
         self.table = check_kernel_name(token)
 
-    def _chains(self, chains: Iterable[tuple[str, str, list[str]]]) -> None:
-        """Create (or empty) base chains and fill them, in one nft transaction."""
-        lines = [f"add table ip {self.table}"]
+    def _chains(self, chains: Iterable[tuple[str, str, list[str]]], family: str = "ip") -> None:
+        """Create (or empty) base chains of the `family` table ("ip" or "ip6") and fill
+        them, in one nft transaction."""
+        lines = [f"add table {family} {self.table}"]
         for chain, hook, rules in chains:
             lines += [
-                f"add chain ip {self.table} {chain} {{ {hook}; policy accept; }}",
-                f"flush chain ip {self.table} {chain}",
-                *(f"add rule ip {self.table} {chain} {rule}" for rule in rules),
+                f"add chain {family} {self.table} {chain} {{ {hook}; policy accept; }}",
+                f"flush chain {family} {self.table} {chain}",
+                *(f"add rule {family} {self.table} {chain} {rule}" for rule in rules),
             ]
         _nft("\n".join(lines) + "\n")
 
-    def guard(self, bridge: str, gateway: str | None) -> None:
+    def guard(self, bridge: str, gateway: str | None, gateway6: str | None = None) -> None:
         """Nothing from the bridge reaches the host but echo requests to its gateway and
         replies to what the host sent; without a gateway here, nothing is routed through
-        it either."""
+        it either. With a gateway6, the same in IPv6 (and the neighbour discovery that
+        finds the gateway6); without one the bridge's IPv6 is off and needs no rule."""
         check_kernel_name(bridge)
         accept = [f'iifname "{bridge}" ct state established,related accept']
         if gateway is not None:
             address = IPv4Address(gateway)
             accept.append(f'iifname "{bridge}" ip daddr {address} icmp type echo-request accept')
-        chains = [
-            (
-                f"in_{_ident(bridge)}",
-                "type filter hook input priority filter",
-                [*accept, f'iifname "{bridge}" drop'],
-            )
-        ]
+        chain = f"in_{_ident(bridge)}"
+        chains = [(chain, INPUT, [*accept, f'iifname "{bridge}" drop'])]
         if gateway is None:
             chains.append(_isolation(bridge))
         self._chains(chains)
+        if gateway6 is not None:
+            address6 = IPv6Address(gateway6)
+            rules = [
+                accept[0],
+                f'iifname "{bridge}" ip6 daddr {address6} icmpv6 type echo-request accept',
+                f'iifname "{bridge}" icmpv6 type {{ nd-neighbor-solicit, nd-neighbor-advert }}'
+                " accept",
+                f'iifname "{bridge}" drop',
+            ]
+            self._chains([(chain, INPUT, rules)], "ip6")
 
-    def set_nat(self, bridge: str, subnet: str, local: Iterable[IPv4Network]) -> None:
-        """Masquerade the lab's own subnet leaving through anything but its bridge; keep it
-        from being routed into other labmgr links (Docker's isolation), into `local` (the
-        networks the host is on) or to link-local addresses (cloud metadata); let nothing
-        in but replies."""
+    def set_nat(self, bridge: str, subnet: str, local: Iterable[IPv4Network | IPv6Network]) -> None:
+        """Masquerade the lab's own subnet (IPv4, or IPv6 for a gateway6) leaving through
+        anything but its bridge; keep it from being routed into other labmgr links
+        (Docker's isolation), into `local` (the networks the host is on) or to link-local
+        addresses (cloud metadata); let nothing in but replies."""
         check_kernel_name(bridge)
-        net = IPv4Network(subnet)
-        closed = ", ".join(str(n) for n in sorted({*local, LINK_LOCAL}))
+        net = ip_network(subnet)
+        family = "ip6" if net.version == 6 else "ip"  # also the word of its addresses
+        link_local = LINK_LOCAL6 if net.version == 6 else LINK_LOCAL
+        closed = ", ".join(str(n) for n in sorted({*local, link_local}))
         self._chains(
             [
                 (
                     f"nat_{_ident(bridge)}",
                     "type nat hook postrouting priority srcnat",
-                    [f'ip saddr {net} oifname != "{bridge}" masquerade'],
+                    [f'{family} saddr {net} oifname != "{bridge}" masquerade'],
                 ),
                 (
                     f"fwd_{_ident(bridge)}",
-                    "type filter hook forward priority filter",
+                    FORWARD,
                     [
                         f'iifname "{bridge}" oifname != "{bridge}" oifname "{LAB_LINKS}" drop',
-                        f'iifname "{bridge}" oifname != "{bridge}" ip daddr {{ {closed} }} drop',
+                        f'iifname "{bridge}" oifname != "{bridge}" {family} daddr {{ {closed} }}'
+                        " drop",
                         f'oifname "{bridge}" iifname != "{bridge}"'
                         " ct state != { established, related } drop",
                     ],
                 ),
-            ]
+            ],
+            family,
         )
 
     def isolate(self, bridge: str, subnet: str) -> None:
-        """An internal network: nothing is routed into or out of the bridge; its nodes
-        still reach each other (bridged, not routed) and the gateway address."""
+        """An internal network: nothing is routed into or out of the bridge, in the
+        family of `subnet`; its nodes still reach each other (bridged, not routed) and
+        the gateway address."""
         check_kernel_name(bridge)
-        IPv4Network(subnet)
-        self._chains([_isolation(bridge)])
+        family = "ip6" if ip_network(subnet).version == 6 else "ip"
+        self._chains([_isolation(bridge)], family)
 
     def remove(self) -> bool:
-        """Delete the deployment's table; False when there was none."""
-        return delete_table(self.table)
+        """Delete the deployment's tables (IPv4 and IPv6); False when there was none."""
+        removed = delete_table(self.table)
+        return delete_table(self.table, socket.AF_INET6) or removed
 
 
 def _isolation(bridge: str) -> tuple[str, str, list[str]]:
     return (
         f"iso_{_ident(bridge)}",
-        "type filter hook forward priority filter",
+        FORWARD,
         # Both names are checked: with br_netfilter, frames bridged between two ports
         # of this bridge pass the forward hook too, in and out through the bridge.
         [
@@ -182,16 +200,20 @@ def host_ruleset(rules: HostRules) -> str:
             f'    iifname "{LAB_LINKS}" ip6 daddr @vxlan_peers6 udp dport @vxlan_ports drop',
             "  }",
         ]
-    if rules.forward_guard:
-        body += [
-            # labmgr turned forwarding on for its labs: the host routes nothing else.
-            "  chain forward_guard { type filter hook forward priority filter; policy accept;",
-            "    meta nfproto != ipv4 accept",
-            f'    iifname "{LAB_LINKS}" accept',
-            f'    oifname "{LAB_LINKS}" ct state established,related accept',
-            "    drop",
-            "  }",
-        ]
+    for chain, proto, on in (
+        ("forward_guard", "ipv4", rules.forward_guard),
+        ("forward_guard6", "ipv6", rules.forward_guard6),
+    ):
+        if on:
+            body += [
+                # labmgr turned forwarding on for its labs: the host routes nothing else.
+                f"  chain {chain} {{ type filter hook forward priority filter; policy accept;",
+                f"    meta nfproto != {proto} accept",
+                f'    iifname "{LAB_LINKS}" accept',
+                f'    oifname "{LAB_LINKS}" ct state established,related accept',
+                "    drop",
+                "  }",
+            ]
     return "\n".join(
         [
             f"add table inet {HOST_TABLE}",
@@ -211,21 +233,55 @@ def host_ruleset_now() -> str:
     return _nft("", "list", "table", "inet", HOST_TABLE)
 
 
-def ip_forward() -> bool:
-    return IP_FORWARD.read_text().strip() != "0"
+def _forwarding(version: int) -> Path:
+    return IP_FORWARD if version == 4 else IPV6_CONF / "all" / "forwarding"
 
 
-def set_ip_forward(on: bool) -> None:
-    IP_FORWARD.write_text("1" if on else "0")
+def ip_forward(version: int = 4) -> bool:
+    return _forwarding(version).read_text().strip() != "0"
+
+
+def set_ip_forward(on: bool, version: int = 4) -> None:
+    _forwarding(version).write_text("1" if on else "0")
+
+
+def links_forwarding6() -> dict[str, bool]:
+    """Each link's own IPv6 forwarding switch, but labmgr's ("lm*"): the kernel sets
+    them all with `all`, and a link that forwards takes no router advertisements."""
+    if not IPV6_CONF.is_dir():
+        return {}
+    found = {}
+    for path in sorted(IPV6_CONF.iterdir()):
+        if path.name in ("all", "default") or path.name.startswith(LAB_LINKS.rstrip("*")):
+            continue
+        try:
+            found[path.name] = (path / "forwarding").read_text().strip() != "0"
+        except OSError:
+            continue  # gone meanwhile
+    return found
+
+
+def set_links_forwarding6(links: dict[str, bool]) -> None:
+    """Set links' own IPv6 forwarding switch back (the links still there)."""
+    for name, on in links.items():
+        if "/" in name or name in ("", ".", "..", "all", "default") or len(name) > 15:
+            continue
+        try:
+            (IPV6_CONF / name / "forwarding").write_text("1" if on else "0")
+        except OSError:
+            continue
 
 
 def tables(prefix: str) -> list[str]:
-    """Names of `ip` tables starting with `prefix` in the current namespace."""
-    try:
-        out = _nft("", "list", "tables", "ip")
-    except (FirewallError, FileNotFoundError):
-        return []
-    names = [line.split()[-1] for line in out.splitlines() if line.startswith("table ip ")]
+    """Names of `ip` and `ip6` tables starting with `prefix` in the current namespace."""
+    names = set()
+    for family in ("ip", "ip6"):
+        try:
+            out = _nft("", "list", "tables", family)
+        except (FirewallError, FileNotFoundError):
+            continue
+        head = f"table {family} "
+        names |= {line.split()[-1] for line in out.splitlines() if line.startswith(head)}
     return sorted(n for n in names if n.startswith(prefix))
 
 
@@ -260,7 +316,7 @@ def _message(kind: int, flags: int, seq: int, body: bytes) -> bytes:
 
 
 def _delete_with_nft(name: str, family: int) -> bool:
-    words = {socket.AF_INET: "ip", NFPROTO_INET: "inet"}
+    words = {socket.AF_INET: "ip", socket.AF_INET6: "ip6", NFPROTO_INET: "inet"}
     try:
         _nft("", "delete", "table", words[family], name)
     except FirewallError as exc:

@@ -95,7 +95,8 @@ class Links:
         if created:
             self._own(name, alias)
             # The host takes no IPv6 from a lab: a node's IPv6 (subnet6) is between nodes,
-            # and nothing it sends to the bridge reaches the host's own IPv6 stack.
+            # and nothing it sends to the bridge reaches the host's own IPv6 stack, until
+            # a gateway6 turns it on for the bridge, behind its guard (ensure_address).
             if _HOST_LINK_SETTINGS:
                 write_sysctls({f"net/ipv6/conf/{name}/disable_ipv6": "1"})
         return created
@@ -240,15 +241,16 @@ class Links:
 
     def ensure_address(self, netns: str | None, ifname: str, address: str) -> None:
         interface = ip_interface(address)
-        if interface.version == 6 and netns is not None:
+        if interface.version == 6:
             self._ipv6_on(netns, ifname)
         self.ns.rtnl(netns).add_address(
             self.need_index(netns, ifname), str(interface.ip), interface.network.prefixlen
         )
 
-    def _ipv6_on(self, netns: str, ifname: str) -> None:
-        """IPv6 on a node's interface, which came up with it off (NODE_SYSCTLS): without
-        a link-local address or duplicate address detection, as the lab plans them."""
+    def _ipv6_on(self, netns: str | None, ifname: str) -> None:
+        """IPv6 on a node's interface, which came up with it off (NODE_SYSCTLS), or on
+        the host's side of a bridge of the lab (a gateway6): without a link-local address
+        or duplicate address detection, as the lab plans them."""
         self.ns.rtnl(netns).set_link(ifname, rtnl.no_ipv6_autoconf())
         with self.ns.entered(netns):
             write_sysctls(

@@ -190,23 +190,27 @@ def parse_link(body: bytes) -> Link:
     )
 
 
+def _any_address(family: int) -> bytes:
+    return b"\0" * (16 if family == socket.AF_INET6 else 4)
+
+
 def parse_address(body: bytes) -> Address:
-    _, prefixlen, _, _, index = _IFADDR.unpack_from(body)
+    family, prefixlen, _, _, index = _IFADDR.unpack_from(body)
     attrs = parse_attrs(body, _IFADDR.size)
-    raw = attrs.get(IFA_ADDRESS) or attrs.get(IFA_LOCAL) or b"\0\0\0\0"
-    return Address(index, socket.inet_ntoa(raw), prefixlen)
+    raw = attrs.get(IFA_ADDRESS) or attrs.get(IFA_LOCAL) or _any_address(family)
+    return Address(index, socket.inet_ntop(family, raw), prefixlen)
 
 
 def parse_route(body: bytes) -> Route:
-    _, prefixlen, _, _, _, _, _, kind, _ = _RTMSG.unpack_from(body)
+    family, prefixlen, _, _, _, _, _, kind, _ = _RTMSG.unpack_from(body)
     attrs = parse_attrs(body, _RTMSG.size)
-    dst = socket.inet_ntoa(attrs.get(RTA_DST, b"\0\0\0\0"))
+    dst = socket.inet_ntop(family, attrs.get(RTA_DST, _any_address(family)))
     oif = attrs.get(RTA_OIF)
     gateway = attrs.get(RTA_GATEWAY)
     return Route(
         dst=f"{dst}/{prefixlen}",
         oif=struct.unpack("=I", oif)[0] if oif else 0,
-        gateway=socket.inet_ntoa(gateway) if gateway else None,
+        gateway=socket.inet_ntop(family, gateway) if gateway else None,
         kind=kind,
     )
 
@@ -331,13 +335,13 @@ class Rtnl:
     def links(self) -> list[Link]:
         return [parse_link(body) for body in self.dump(RTM_GETLINK, ifinfo(), "list links")]
 
-    def addresses(self) -> list[Address]:
-        body = _IFADDR.pack(socket.AF_INET, 0, 0, 0, 0)
+    def addresses(self, family: int = socket.AF_INET) -> list[Address]:
+        body = _IFADDR.pack(family, 0, 0, 0, 0)
         return [parse_address(reply) for reply in self.dump(RTM_GETADDR, body, "list addresses")]
 
-    def routes(self) -> list[Route]:
-        """Every IPv4 route of every table."""
-        body = _RTMSG.pack(socket.AF_INET, 0, 0, 0, 0, 0, 0, 0, 0)
+    def routes(self, family: int = socket.AF_INET) -> list[Route]:
+        """Every route of `family` (AF_INET or AF_INET6) of every table."""
+        body = _RTMSG.pack(family, 0, 0, 0, 0, 0, 0, 0, 0)
         return [parse_route(reply) for reply in self.dump(RTM_GETROUTE, body, "list routes")]
 
     def add_address(self, index: int, address: str, prefixlen: int) -> bool:

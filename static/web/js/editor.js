@@ -32,7 +32,7 @@ const IMPAIRMENTS = [
 ];
 const V2_IMPAIRMENTS = ["duplicate", "corrupt", "reorder"];
 // Keys of a network or an attachment that only labfile 2 has: IPv6 and VLANs.
-const V2_KEYS = ["subnet6", "vlan_filtering", "id", "ipv6", "vlan", "vlans"];
+const V2_KEYS = ["subnet6", "gateway6", "vlan_filtering", "id", "ipv6", "vlan", "vlans"];
 // What a network's attachment takes when the page does not say (labplan's table does).
 const ADDRESSED = ["bridge", "macvlan", "ipvlan", "overlay", "vlan"];
 const ATTACHMENT_OPTIONS = Object.fromEntries(ADDRESSED.map((d) => [d, d === "bridge" ? ["ipv4", "ipv6", "vlan", "vlans"] : ["ipv4", "ipv6"]]));
@@ -482,6 +482,7 @@ class Editor {
     if (options.includes("subnet6")) opts.push(input("IPv6 subnet", `${base}.subnet6`, net.subnet6, { placeholder: "optional, e.g. fd00:10::/64" }));
     if (options.includes("id")) opts.push(input("VLAN id", `${base}.id`, net.id, { kind: "number", placeholder: "1–4094" }));
     if (options.includes("gateway")) opts.push(input("Gateway", `${base}.gateway`, net.gateway, { placeholder: "first address, or none" }));
+    if (options.includes("gateway6")) opts.push(input("IPv6 gateway", `${base}.gateway6`, net.gateway6, { placeholder: "none, or e.g. fd00:10::1" }));
     if (options.includes("parent")) {
       const parents = Object.entries(this.tree.networks || {}).filter(([n, v]) => n !== name && v?.driver === "bridge").map(([n]) => n);
       opts.push(select("Parent", `${base}.parent`, net.parent || "", ["", ...parents, ...(net.parent && !parents.includes(net.parent) ? [net.parent] : [])]));

@@ -162,6 +162,7 @@ function linkDetails(link) {
 function networkDetails(net) {
   const facts = [["driver", net.driver], ["subnet", net.subnet || "—"]];
   if (net.subnet6) facts.push(["IPv6 subnet", net.subnet6]);
+  if (net.gateway6) facts.push(["IPv6 gateway", `${net.gateway6} (held by the host, NAT66 unless internal)`]);
   if (net.vlan_filtering) facts.push(["VLAN filtering", "on: each port in its own VLANs"]);
   if (net.vlan_id) facts.push(["VLAN id", net.vlan_id]);
   return [heading(`Network ${net.name}`), dl(facts)];

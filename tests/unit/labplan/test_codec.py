@@ -218,7 +218,7 @@ def test_it_refuses_unknown_and_missing_keys() -> None:
         ("add_route", "dst", "10.10.0.1/24", "'10.10.0.1/24' is not an IP network"),
         ("add_route", "via", "2001:db8::1", "2001:db8::1 is not of the family of 0.0.0.0/0"),
         ("add_route", "via", "10.10.0.1.5", "is not an IP address"),
-        ("set_nat", "subnet", "010.10.0.0/24", "is not an IPv4 network"),
+        ("set_nat", "subnet", "010.10.0.0/24", "is not an IP network"),
         # What the host holds or routes for a lab never covers what is not the lab's.
         ("add_address", "address", "127.0.0.2/8", "overlaps loopback 127.0.0.0/8"),
         ("add_address", "address", "169.254.169.1/16", "overlaps link-local 169.254.0.0/16"),
@@ -228,6 +228,12 @@ def test_it_refuses_unknown_and_missing_keys() -> None:
         ("isolate_bridge", "subnet", "0.0.0.0/8", "overlaps 'this network' 0.0.0.0/8"),
         ("guard_bridge", "gateway", "10.10.0.1/24", "'10.10.0.1/24' is not an IP address"),
         ("guard_bridge", "gateway", "2001:db8::1", "is not an IPv4 address"),
+        # ... and in IPv6 it routes nothing but unique local subnets.
+        ("add_address", "address", "2001:db8::1/64", "is not a unique local IPv6 subnet"),
+        ("add_address", "address", "fd00::1/32", "fd00::/32 is wider than a /48"),
+        ("set_nat", "subnet", "::/0", "::/0 is not a unique local IPv6 subnet"),
+        ("guard_bridge", "gateway6", "10.10.0.1", "is not an IPv6 address"),
+        ("guard_bridge", "gateway6", "2001:db8::1", "is not a unique local IPv6 subnet"),
         ("set_shaping", "rate", 0, "0 is not a whole number in 1..1000000000000"),
         ("set_shaping", "loss", 101.0, "101.0 is not a percentage in 0..100"),
         ("set_shaping", "delay", "20ms", "'20ms' is not a whole number in 0..60000000"),

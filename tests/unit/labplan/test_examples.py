@@ -32,6 +32,7 @@ EXPECTED = {
     "ospf-triangle",
     "ospf-dualstack",
     "bgp-dualstack",
+    "dual-stack-nat",
     "overlay-two-hosts",
     "shaped-link",
     "two-bridges",

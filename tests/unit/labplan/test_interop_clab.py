@@ -174,6 +174,7 @@ def test_mgmt_settings_network_mode_and_mgmt_addresses() -> None:
           ipv4-subnet: 172.30.30.0/24
           ipv4-gw: 172.30.30.254
           ipv6-subnet: fd00:30::/64
+          ipv6-gw: fd00:30::1
           mtu: 1400
         topology:
           nodes:
@@ -183,12 +184,15 @@ def test_mgmt_settings_network_mode_and_mgmt_addresses() -> None:
     )
     lab = validate(tree)
     mgmt = next(n for n in lab.networks if n.name == "lab-mgmt")
-    assert (mgmt.subnet, mgmt.gateway, mgmt.subnet6, mgmt.mtu) == (
+    assert (mgmt.subnet, mgmt.gateway, mgmt.subnet6, mgmt.gateway6, mgmt.mtu) == (
         "172.30.30.0/24",
         "172.30.30.254",
         "fd00:30::/64",
+        "fd00:30::1",
         1400,
     )
+    exported = yaml.safe_load(from_labfile(lab, "containerlab").text)
+    assert exported["mgmt"]["ipv6-gw"] == "fd00:30::1"
     a = next(n for n in lab.nodes if n.name == "a")
     assert (a.networks[0].ipv4, a.networks[0].ipv6) == ("172.30.30.10", "fd00:30::10")
     b = next(n for n in lab.nodes if n.name == "b")

@@ -290,10 +290,11 @@ def test_round_trip_with_host_and_ipv6() -> None:
             networks: {lan: {ipv6_address: "fd00:1::5", mac_address: "02:00:00:00:00:05"}}
         networks:
           lan:
-            ipam: {config: [{subnet: 10.1.0.0/24}, {subnet: "fd00:1::/64"}]}
+            ipam: {config: [{subnet: 10.1.0.0/24}, {subnet: "fd00:1::/64", gateway: "fd00:1::1"}]}
         """
     )
     lab = validate(tree)
+    assert tree["networks"]["lan"]["gateway6"] == "fd00:1::1"
     exported = from_labfile(lab, "compose")
     assert yaml.safe_load(exported.text)["services"]["probe"]["network_mode"] == "host"
     assert dump(validate(to_labfile(exported.text).tree)) == dump(lab)

@@ -52,7 +52,7 @@ def test_it_rejects_an_unknown_key_and_lists_the_known_ones(
 ) -> None:
     tree["networks"]["lan"]["colour"] = "red"
     assert errors(tree) == [
-        "networks.lan.colour: unknown key (known keys: driver, subnet, subnet6, gateway, "
+        "networks.lan.colour: unknown key (known keys: driver, subnet, subnet6, gateway, gateway6, "
         "internal, mtu, impairments, shaping, parent, mode, vni, vlan_filtering, id)"
     ]
 

@@ -42,6 +42,7 @@ DOCUMENTED = {
         "subnet",
         "subnet6",
         "gateway",
+        "gateway6",
         "internal",
         "mtu",
         "impairments",

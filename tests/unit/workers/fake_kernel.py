@@ -81,6 +81,9 @@ class FakeKernel:
     host_routes: list[HostRoute] = field(default_factory=list)
     host_addresses: list[HostAddress] = field(default_factory=list)
     ip_forward: bool = False
+    ip6_forward: bool = False
+    # The host's own links' IPv6 forwarding switches (the kernel sets them all with `all`).
+    links_forwarding6: dict[str, bool] = field(default_factory=lambda: {"eth0": False, "lo": False})
     host_rules: HostRules = field(default_factory=HostRules)
     # Commands run in nodes, (node, command) in order; what a command answers, by its words.
     execs: list[tuple[str, tuple[str, ...]]] = field(default_factory=list)
@@ -337,9 +340,12 @@ class FakeDriver:
     def remove_firewall(self, token: str) -> bool:
         return self.k.tables.pop(token, None) is not None
 
-    def guard_bridge(self, token: str, bridge: str, gateway: str | None) -> None:
+    def guard_bridge(
+        self, token: str, bridge: str, gateway: str | None, gateway6: str | None = None
+    ) -> None:
         self._call()
-        self.k.tables.setdefault(token, []).append(f"guard {bridge} {gateway}")
+        six = f" {gateway6}" if gateway6 else ""
+        self.k.tables.setdefault(token, []).append(f"guard {bridge} {gateway}{six}")
 
     def firewall_tables(self) -> list[str]:
         return sorted(self.k.tables)
@@ -347,11 +353,23 @@ class FakeDriver:
     def host_network(self) -> tuple[list[HostRoute], list[HostAddress]]:
         return list(self.k.host_routes), list(self.k.host_addresses)
 
-    def ip_forward(self) -> bool:
-        return self.k.ip_forward
+    def ip_forward(self, version: int = 4) -> bool:
+        return self.k.ip_forward if version == 4 else self.k.ip6_forward
 
-    def set_ip_forward(self, on: bool) -> None:
-        self.k.ip_forward = on
+    def set_ip_forward(self, on: bool, version: int = 4) -> None:
+        if version == 4:
+            self.k.ip_forward = on
+        else:
+            self.k.ip6_forward = on
+            self.k.links_forwarding6 = {name: on for name in self.k.links_forwarding6}
+
+    def links_forwarding6(self) -> dict[str, bool]:
+        return dict(self.k.links_forwarding6)
+
+    def set_links_forwarding6(self, links: dict[str, bool]) -> None:
+        for name, on in links.items():
+            if name in self.k.links_forwarding6:
+                self.k.links_forwarding6[name] = on
 
     def set_host_rules(self, rules: HostRules) -> None:
         self.k.host_rules = rules

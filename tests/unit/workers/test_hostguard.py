@@ -205,3 +205,81 @@ def test_the_heartbeat_reports_the_hosts_routes_and_addresses(kernel: FakeKernel
             {"address": "10.50.0.1/16", "dev": "eth1"},
         ],
     }
+
+
+def lab6(subnet6: str, subnet: str = "10.10.0.0/24", **network: Any) -> dict[str, Any]:
+    """A dual-stack lab whose bridge routes IPv6 too (its gateway6, the first address)."""
+    gateway6 = subnet6.split("/")[0] + "1"
+    data = lab(subnet, subnet6=subnet6, gateway6=gateway6, **network)
+    return {**data, "labfile": 2}
+
+
+def test_ipv6_forwarding_goes_on_behind_its_guard_and_the_hosts_links_stay_hosts(
+    kernel: FakeKernel, executor: Executor, tmp_path: Path
+) -> None:
+    executor.apply(plan(lab6("fd00:10::/64"), 7), "local")
+
+    assert kernel.ip6_forward and kernel.ip_forward
+    assert kernel.host_rules == HostRules(forward_guard=True, forward_guard6=True)
+    # Turning `all` on turned every link's switch on; the host's own got theirs back.
+    assert kernel.links_forwarding6 == {"eth0": False, "lo": False}
+
+    executor.destroy("lm7")
+    assert not kernel.ip6_forward and not kernel.ip_forward
+    assert kernel.host_rules.empty and not (tmp_path / STATE_FILE).exists()
+
+
+def test_ipv6_forwarding_an_admin_turned_on_is_left_as_it_was(
+    kernel: FakeKernel, executor: Executor
+) -> None:
+    kernel.ip6_forward = True
+    kernel.links_forwarding6 = {"eth0": True}
+    executor.apply(plan(lab6("fd00:10::/64"), 7), "local")
+
+    assert kernel.host_rules == HostRules(forward_guard=True)  # IPv4's only
+    executor.destroy("lm7")
+
+    assert kernel.ip6_forward and kernel.links_forwarding6 == {"eth0": True}
+
+
+def test_a_lab_without_a_gateway6_leaves_ipv6_forwarding_alone(
+    kernel: FakeKernel, executor: Executor
+) -> None:
+    executor.apply(plan({**lab("10.10.0.0/24", subnet6="fd00:10::/64"), "labfile": 2}, 7), "local")
+
+    assert kernel.ip_forward and not kernel.ip6_forward
+    assert kernel.host_rules == HostRules(forward_guard=True)
+
+
+def test_a_lab_routing_an_ipv6_subnet_of_the_hosts_own_is_refused(
+    kernel: FakeKernel, executor: Executor
+) -> None:
+    kernel.host_routes.append(HostRoute("fd00:50::/48", "eth1"))
+
+    with pytest.raises(ConflictRefusedError) as refused:
+        executor.apply(plan(lab6("fd00:50:0:1::/64"), 7), "local")
+
+    assert str(refused.value) == (
+        "this host cannot route fd00:50:0:1::/64 overlaps the host's route fd00:50::/48 (dev eth1)"
+    )
+    assert kernel.objects() == [] and not kernel.ip6_forward
+
+
+def test_a_lab_routing_another_labs_subnet6_is_refused(executor: Executor) -> None:
+    executor.apply(plan(lab6("fd00:10::/64"), 7), "local")
+
+    with pytest.raises(ConflictRefusedError, match=r"fd00:10::/64 overlaps fd00:10::/64, "):
+        executor.apply(plan(lab6("fd00:10::/64", "10.11.0.0/24"), 8), "local")
+
+    assert executor.journal.tokens() == ["lm7"]
+
+
+def test_a_forwarding_state_of_an_earlier_version_still_restores_ipv4(
+    kernel: FakeKernel, executor: Executor, tmp_path: Path
+) -> None:
+    kernel.ip_forward = True  # turned on by an earlier agent, which wrote its state
+    (tmp_path / STATE_FILE).write_text('{"ip_forward": 0}')
+    executor.apply(plan(lab("10.10.0.0/24"), 7), "local")
+    executor.destroy("lm7")
+
+    assert not kernel.ip_forward and not (tmp_path / STATE_FILE).exists()

@@ -223,3 +223,50 @@ def test_a_redeploy_onto_a_route_of_the_host_is_refused_and_the_lab_keeps_runnin
     deployment.refresh_from_db()
     assert deployment.status == "running"
     assert dispatched.tasks() == ["apply"]
+
+
+def on6(subnet6: str, name: str = "demo6", **lan: Any) -> dict[str, Any]:
+    """The small lab, dual-stack, its bridge routing `subnet6` through a gateway6."""
+    tree = on("10.20.0.0/24", name, subnet6=subnet6, gateway6=subnet6.split("/")[0] + "1", **lan)
+    return {**tree, "labfile": 2}
+
+
+def test_deploying_a_gateway6_over_an_ipv6_route_of_the_host_is_a_400_naming_subnet6(
+    api: Api, alice: User, routed_host: Host, dispatched: Dispatched, run: Any
+) -> None:
+    routed_host.facts = {
+        **routed_host.facts,
+        "routes": [*ROUTES, {"dst": "::/0", "dev": "eth0", "via": "fd00::1"}],
+        "addresses": [*ADDRESSES, {"address": "fd00::2/64", "dev": "eth0"}],
+    }
+    routed_host.save()
+    lab = lab_create(owner=alice, labfile_tree=on6("fd00::/64"))
+    response = deploy(run, api, alice, lab)
+
+    assert response.status_code == 400
+    assert response.json()["errors"] == {
+        "networks.lan.subnet6": [
+            "fd00::/64 overlaps the host's address fd00::2/64 (dev eth0) on host local;"
+            " choose another subnet."
+        ]
+    }
+    assert not Deployment.objects.exists() and dispatched.sent == []
+
+    # The IPv6 default route is no conflict, as IPv4's is not.
+    other = lab_create(owner=alice, labfile_tree=on6("fd00:20::/64", "other6"))
+    assert deploy(run, api, alice, other).status_code == 202
+
+
+def test_another_labs_routed_subnet6_is_refused_at_deploy(
+    api: Api, alice: User, routed_host: Host, dispatched: Dispatched, run: Any
+) -> None:
+    first = lab_create(owner=alice, labfile_tree=on6("fd00:20::/64", "first6"))
+    running(run, api, alice, first)
+    tree = on6("fd00:20::/64", "second6")
+    tree["networks"]["lan"]["subnet"] = "10.21.0.0/24"
+    second = lab_create(owner=alice, labfile_tree=tree)
+    response = deploy(run, api, alice, second)
+
+    assert response.status_code == 400
+    [message] = response.json()["errors"]["networks.lan.subnet6"]
+    assert message.startswith("fd00:20::/64 overlaps fd00:20::/64 of lab 'first6'")
