@@ -64,6 +64,21 @@ def test_addresses_and_links_parse_back() -> None:
     assert rtnl.parse_link(link) == rtnl.Link(9, "lm7-b0", 3, "labmgr:lm7")
 
 
+def test_ipv6_addresses_and_routes_parse_back() -> None:
+    address = struct.pack("=BBBBI", socket.AF_INET6, 64, 0, 0, 4) + rtnl.attr(
+        rtnl.IFA_ADDRESS, socket.inet_pton(socket.AF_INET6, "fd00::2")
+    )
+    default = struct.pack("=BBBBBBBBI", socket.AF_INET6, 0, 0, 0, 254, 3, 0, 1, 0)
+    default += rtnl.attr(rtnl.RTA_GATEWAY, socket.inet_pton(socket.AF_INET6, "fd00::1"))
+    default += rtnl.attr(rtnl.RTA_OIF, struct.pack("=I", 4))
+    on_link = struct.pack("=BBBBBBBBI", socket.AF_INET6, 64, 0, 0, 254, 2, 0, 1, 0)
+    on_link += rtnl.attr(rtnl.RTA_DST, socket.inet_pton(socket.AF_INET6, "fd00:51::"))
+
+    assert rtnl.parse_address(address) == rtnl.Address(4, "fd00::2", 64)
+    assert rtnl.parse_route(default) == rtnl.Route("::/0", 4, "fd00::1", 1)
+    assert rtnl.parse_route(on_link) == rtnl.Route("fd00:51::/64", 0, None, 1)
+
+
 def test_an_error_ack_says_what_the_kernel_said() -> None:
     echoed = struct.pack("=IHHII", 16, rtnl.RTM_NEWLINK, 5, 1, 0)
     body = struct.pack("=i", -errno.EEXIST) + echoed + rtnl.string(1, "File exists (extack)")
