@@ -21,7 +21,7 @@ from labmgr.labs.subnets import lab_subnet_errors
 from labplan import interop
 from labplan import labfile as labfile_module
 from labplan.errors import FieldError, LabfileError
-from labplan.interop.common import Note
+from labplan.interop.common import Imported, Note
 from labplan.model import Labfile
 
 
@@ -66,10 +66,17 @@ def lab_import_file(
     import changed or dropped. A refusal names the file's own fields."""
     if source == interop.LABFILE:
         return lab_import(owner=owner, text=text, fmt=fmt, actor=actor), ()
-    with _yaml_problems_refused():
-        converted = interop.to_labfile(text, source)
+    converted = file_convert(text=text, source=source)
     labfile = _validated(converted.tree, actor=actor or owner)
     return _create(owner=owner, labfile=labfile, shared_with=()), converted.notes
+
+
+def file_convert(*, text: str | bytes, source: str | None = None) -> Imported:
+    """The labfile tree of a labfile, containerlab topology or compose file (`source`,
+    told by content when None), not yet validated, with its notes; LabfileError naming
+    the file's own fields when it has no labfile form."""
+    with _yaml_problems_refused():
+        return interop.to_labfile(text, source)
 
 
 def lab_update(

@@ -22,6 +22,7 @@ from labmgr.labs.models import Lab
 from labmgr.labs.subnets import lab_subnet_errors
 from labmgr.web.examples import Example
 from labmgr.web.models import LabDraft
+from labplan import interop
 from labplan import labfile as labfile_module
 from labplan.errors import FieldError, LabfileError
 
@@ -32,11 +33,15 @@ NAME_LINE = re.compile(r"^name:[ \t]*([^#\n]+?)[ \t]*(?:#.*)?$", re.MULTILINE)
 
 @dataclass
 class Saved:
-    """What a save did: the lab it wrote, or the draft it kept and why."""
+    """What a save did: the lab it wrote, or the draft it kept and why; for an import of
+    another tool's file, what the conversion changed or dropped (`notes`), or why the
+    file has no labfile form (`refused`: then neither a lab nor a draft is made)."""
 
     lab: Lab | None = None
     draft: LabDraft | None = None
     errors: dict[str, list[str]] = field(default_factory=dict)
+    notes: tuple[str, ...] = ()
+    refused: dict[str, list[str]] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -102,9 +107,21 @@ def draft_discard(*, draft: LabDraft) -> None:
     draft.delete()
 
 
-def lab_import_or_draft(*, user: User, text: str) -> Saved:
-    """Import labfile text as a new lab; an invalid one is kept as a draft to fix."""
-    return editor_save(user=user, text=text, lab=None, draft=None)
+def lab_import_or_draft(*, user: User, text: str, source: str | None = None) -> Saved:
+    """Import a labfile, a containerlab topology or a compose file (`source`, told by
+    content when None) as a new lab. Another tool's file is converted to a labfile first;
+    an invalid labfile (the converted one too) is kept as a draft to fix, and a file
+    with no labfile form is refused naming its own fields."""
+    if (source or interop.detect_text(text)) == interop.LABFILE:
+        return editor_save(user=user, text=text, lab=None, draft=None)
+    try:
+        converted = lab_services.file_convert(text=text, source=source)
+    except LabfileError as exc:
+        return Saved(refused=exc.as_dict())
+    labfile_text = yaml.safe_dump(converted.tree, sort_keys=False, allow_unicode=True)
+    saved = editor_save(user=user, text=labfile_text, lab=None, draft=None)
+    saved.notes = tuple(str(note) for note in converted.notes)
+    return saved
 
 
 def example_copy(*, user: User, example: Example) -> Lab:

@@ -52,6 +52,8 @@ nodes:
       lan: {}
 """
 CHECK_MAX_BYTES = 1024 * 1024
+# What an import changed or dropped is told one message each, up to this many.
+MAX_NOTES_SHOWN = 20
 READ_ONLY = "This lab is shared with you to read; only its owner may"
 
 
@@ -150,7 +152,25 @@ def _import(request: AuthenticatedHttpRequest) -> HttpResponse:
         for error in form.non_field_errors():  # each a message (django-stubs: or an error)
             messages.error(request, str(error))
         return _editor(request, lab=None, draft=None, initial=STARTER, import_form=form)
-    saved = services.lab_import_or_draft(user=request.user, text=form.labfile_text())
+    saved = services.lab_import_or_draft(
+        user=request.user, text=form.labfile_text(), source=form.source_format()
+    )
+    if saved.refused:
+        messages.error(request, "The file cannot be imported: nothing was made.")
+        return _editor(
+            request,
+            lab=None,
+            draft=None,
+            initial=STARTER,
+            import_form=form,
+            import_errors=saved.refused,
+        )
+    shown = saved.notes[:MAX_NOTES_SHOWN]
+    for note in shown:
+        messages.info(request, f"Import: {note}")
+    if len(saved.notes) > len(shown):
+        more = len(saved.notes) - len(shown)
+        messages.info(request, f"Import: and {more} more change{'s' if more > 1 else ''}.")
     if saved.ok and saved.lab is not None:
         messages.success(request, f"Imported the lab {saved.lab.name!r}.")
         return redirect("web-lab", pk=saved.lab.pk)
@@ -196,6 +216,7 @@ def _editor(
     draft: LabDraft | None,
     initial: str,
     import_form: ImportForm | None = None,
+    import_errors: dict[str, list[str]] | None = None,
 ) -> HttpResponse:
     errors: dict[str, list[str]] = dict(draft.errors) if draft else {}
     text = initial
@@ -226,6 +247,7 @@ def _editor(
             "errors_json": errors,
             "attachment_options": selectors.attachment_options(),
             "import_form": import_form or (ImportForm() if lab is None else None),
+            "import_errors": import_errors or {},
             "nav": "new" if lab is None else "",
         },
     )

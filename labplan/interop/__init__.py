@@ -7,6 +7,7 @@ imported lab. Exporters start from a validated `Labfile`. Both report, as `notes
 they changed or could not carry over, each naming the field of the file it is about.
 
     detect(tree)                  -> "labfile" | "containerlab" | "compose"
+    detect_text(text)             -> the same, of a file's text
     to_labfile(text, fmt=None)    -> Imported(tree, notes, source)
     from_labfile(lab, fmt)        -> Exported(text, notes)
 
@@ -17,6 +18,8 @@ A refusal is a `LabfileError` whose paths are the source file's own
 from __future__ import annotations
 
 from collections.abc import Mapping
+
+import yaml
 
 from labplan.errors import FieldError, LabfileError
 from labplan.interop.common import Exported, Imported
@@ -53,6 +56,15 @@ def detect(tree: object) -> str:
         if "labfile" not in tree and "services" in tree:
             return COMPOSE
     return LABFILE
+
+
+def detect_text(text: str | bytes) -> str:
+    """`detect` of a file's text; a text that does not read is taken for a labfile (whose
+    own check then says what is wrong with it)."""
+    try:
+        return detect(read(text, aliases=True))
+    except (LabfileError, ValueError, yaml.YAMLError):
+        return LABFILE
 
 
 def to_labfile(text: str | bytes, fmt: str | None = None) -> Imported:
