@@ -1,6 +1,6 @@
 """ASGI entry point of the labmgr control plane (served by uvicorn): HTTP through Django
 on long-lived threads (labmgr.http_handler) behind the body size limit, websockets
-through Channels with the session's user and an origin check."""
+through Channels with the session's (or a token's) user and an origin check."""
 
 import gc
 import os
@@ -21,6 +21,7 @@ from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
+from labmgr.accounts.websocket import TokenAuthMiddleware  # noqa: E402
 from labmgr.middleware import BodyLimitASGI  # noqa: E402
 from labmgr.routing import websocket_urlpatterns  # noqa: E402
 
@@ -28,7 +29,7 @@ application = ProtocolTypeRouter(
     {
         "http": BodyLimitASGI(django_application, settings.DATA_UPLOAD_MAX_MEMORY_SIZE),
         "websocket": AllowedHostsOriginValidator(
-            AuthMiddlewareStack(URLRouter(websocket_urlpatterns))
+            AuthMiddlewareStack(TokenAuthMiddleware(URLRouter(websocket_urlpatterns)))
         ),
     }
 )

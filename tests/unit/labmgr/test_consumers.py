@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -12,7 +13,10 @@ from channels.db import database_sync_to_async
 from channels.routing import URLRouter
 from channels.testing import WebsocketCommunicator
 from django.contrib.auth.models import AnonymousUser, User
+from django.utils import timezone
+from rest_framework.authtoken.models import Token
 
+from labmgr.accounts.tokens import token_issue
 from labmgr.asgi import application
 from labmgr.deployments import tasks as deployment_tasks
 from labmgr.deployments import terminal
@@ -206,4 +210,56 @@ async def test_a_terminal_needs_a_running_lab(
     alice: User, alice_lab: Lab, online_host: Host, dispatched: Dispatched, pipe: FakePipe
 ) -> None:
     client = communicator(f"/ws/labs/{alice_lab.pk}/nodes/web/terminal", alice)
+    assert await client.connect() == (False, 4403)
+
+
+def _token_of(user: User) -> str:
+    return str(token_issue(user=user).key)
+
+
+def token_communicator(path: str, header: bytes) -> WebsocketCommunicator:
+    """A websocket through the whole ASGI stack (origin check, session, token), as the
+    command line's shell opens one."""
+    headers = [(b"origin", b"http://localhost"), (b"authorization", header)]
+    return WebsocketCommunicator(application, path, headers=headers)
+
+
+async def test_a_token_opens_the_owners_terminal_and_nobody_elses(
+    alice: User,
+    charlie: User,
+    alice_lab: Lab,
+    online_host: Host,
+    dispatched: Dispatched,
+    pipe: FakePipe,
+    settings: Any,
+) -> None:
+    settings.ALLOWED_HOSTS = ["localhost"]
+    await database_sync_to_async(_running)(alice_lab, alice)
+    path = f"/ws/labs/{alice_lab.pk}/nodes/web/terminal"
+    own = await database_sync_to_async(_token_of)(alice)
+    client = token_communicator(path, f"Token {own}".encode())
+    connected, _ = await client.connect()
+    assert connected
+    await pipe.from_agent.put(b"web$ ")
+    assert await client.receive_from(timeout=2) == b"web$ "
+    await client.disconnect()
+
+    other = await database_sync_to_async(_token_of)(charlie)
+    for header in (f"Token {other}".encode(), b"Token not-a-token", b"Bearer " + own.encode()):
+        refused = token_communicator(path, header)
+        assert await refused.connect() == (False, 4403), header
+
+
+async def test_an_expired_token_opens_nothing(
+    alice: User, alice_lab: Lab, online_host: Host, dispatched: Dispatched, settings: Any
+) -> None:
+    settings.ALLOWED_HOSTS = ["localhost"]
+    settings.LABMGR_API_TOKEN_TTL = 1
+    token = await database_sync_to_async(_token_of)(alice)
+
+    def age() -> None:
+        Token.objects.filter(key=token).update(created=timezone.now() - timedelta(hours=1))
+
+    await database_sync_to_async(age)()
+    client = token_communicator(f"/ws/labs/{alice_lab.pk}/", f"Token {token}".encode())
     assert await client.connect() == (False, 4403)
