@@ -30,7 +30,9 @@ class ImportForm(LabfileTextForm):
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]
         del self.fields["fmt"]  # YAML or JSON is told by content
         self.fields["file"].label = "Upload a file"
-        self.fields["file"].help_text = (
+        self.fields[
+            "file"
+        ].help_text = (
             "A labfile, containerlab topology or compose file (YAML or JSON), at most 1 MiB."
         )
         self.fields["text"].label = "or paste it"
