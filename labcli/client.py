@@ -27,26 +27,40 @@ def config_path() -> Path:
     return Path.home() / ".config" / "labmgr" / "credentials.json"
 
 
-def save_credentials(server: str, token: str) -> Path:
-    """Write the server and token, readable by the user alone."""
+def save_credentials(server: str, token: str, user: str | None = None) -> Path:
+    """Write the server, token and user name, readable by the user alone."""
     path = config_path()
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as file:
-        json.dump({"server": server, "token": token}, file)
+        json.dump({"server": server, "token": token, "user": user}, file)
     os.chmod(path, 0o600)
     return path
 
 
+def _stored() -> dict[str, Any]:
+    path = config_path()
+    if not path.exists():
+        return {}
+    try:
+        stored = json.loads(path.read_text())
+    except (OSError, ValueError) as error:
+        raise CliError(f"{path} cannot be read: {error}; run `labmgr login`.", 2) from None
+    return stored if isinstance(stored, dict) else {}
+
+
+def load_user() -> str | None:
+    """Whose token it is: $LABMGR_USER, else the name stored at login (None when unknown,
+    as for a token given in $LABMGR_TOKEN alone)."""
+    if os.environ.get("LABMGR_TOKEN"):
+        return os.environ.get("LABMGR_USER") or None
+    user = os.environ.get("LABMGR_USER") or _stored().get("user")
+    return str(user) if user else None
+
+
 def load_credentials() -> tuple[str, str]:
     """The server and token: the environment's, else the stored ones."""
-    stored: dict[str, Any] = {}
-    path = config_path()
-    if path.exists():
-        try:
-            stored = json.loads(path.read_text())
-        except (OSError, ValueError) as error:
-            raise CliError(f"{path} cannot be read: {error}; run `labmgr login`.", 2) from None
+    stored = _stored()
     server = os.environ.get("LABMGR_SERVER") or stored.get("server")
     token = os.environ.get("LABMGR_TOKEN") or stored.get("token")
     if not server or not token:

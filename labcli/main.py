@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import getpass
+import json
 import os
 import sys
 import time
@@ -11,17 +12,25 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from labcli.client import Client, CliError, load_credentials, save_credentials
+from labcli import completion, graph
+from labcli.client import Client, CliError, load_credentials, load_user, save_credentials
 from labplan import interop
 from labplan.errors import LabfileError
 from labplan.export import dumps
 from labplan.labfile import validate
 
 POLL_SECONDS = 1.0
+FINAL = {"running", "failed", "cancelled", "destroyed"}
+# A LAB argument naming a file of one of these is a file to deploy (any of the formats).
+FILE_SUFFIXES = (".yaml", ".yml", ".json")
 
 
 def out(text: str) -> None:
     sys.stdout.write(text if text.endswith("\n") else text + "\n")
+
+
+def out_json(value: object) -> None:
+    out(json.dumps(value, indent=2))
 
 
 def client() -> Client:
@@ -88,22 +97,29 @@ def describe_lab(lab: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def print_steps(deployment: dict[str, Any], seen: set[int]) -> None:
+def step_line(step: dict[str, Any], times: bool = False) -> str:
+    message = f": {step['message']}" if step.get("message") else ""
+    took = f" ({step['seconds']:.1f} s)" if times and step.get("seconds") is not None else ""
+    when = f"{step['created']}  " if times and step.get("created") else ""
+    return f"  {when}[{step['status']}] {step['name']}{message}{took}"
+
+
+def print_steps(deployment: dict[str, Any], seen: set[int], times: bool = False) -> None:
     for step in deployment.get("steps") or []:
         if step["seq"] not in seen:
             seen.add(step["seq"])
-            message = f": {step['message']}" if step.get("message") else ""
-            out(f"  [{step['status']}] {step['name']}{message}")
+            out(step_line(step, times))
 
 
-def follow(api: Client, deployment: dict[str, Any], until: set[str]) -> int:
-    """Print the deployment's steps until its status is one of `until`."""
+def follow(api: Client, deployment: dict[str, Any], until: set[str], times: bool = False) -> int:
+    """Print the deployment's steps until its status is one of `until`; the exit status
+    by its outcome: 0 when it got there, 1 when it failed or was cancelled."""
     seen: set[int] = set()
     while True:
-        print_steps(deployment, seen)
+        print_steps(deployment, seen, times)
         if deployment["status"] in until:
             out(f"deployment {deployment['id']}: {deployment['status']}")
-            return 0 if deployment["status"] != "failed" else 1
+            return 1 if deployment["status"] in ("failed", "cancelled") else 0
         time.sleep(POLL_SECONDS)
         deployment = api.get(f"deployments/{deployment['id']}")
 
@@ -115,7 +131,7 @@ def cmd_login(args: argparse.Namespace) -> int:
     user = args.user or input("User name: ")
     password = os.environ.get("LABMGR_PASSWORD") or getpass.getpass("Password: ")
     answer = Client(args.server).post("token", json={"username": user, "password": password})
-    path = save_credentials(args.server, answer["token"])
+    path = save_credentials(args.server, answer["token"], user)
     out(f"Logged in to {args.server} as {user}; token stored in {path}.")
     return 0
 
@@ -124,19 +140,48 @@ def cmd_labs(args: argparse.Namespace) -> int:
     api = client()
     labs = api.pages("labs")
     latest = latest_deployments(api)
-    rows = [["ID", "NAME", "NODES", "DEPLOYMENT"]]
+    listed = []
     for lab in labs:
         deployment = latest.get(lab["id"])
-        nodes = len((lab.get("labfile") or {}).get("nodes", {}))
-        rows.append(
-            [str(lab["id"]), lab["name"], str(nodes), deployment["status"] if deployment else "-"]
+        listed.append(
+            {
+                "id": lab["id"],
+                "name": lab["name"],
+                "owner": lab.get("owner"),
+                "nodes": len((lab.get("labfile") or {}).get("nodes", {})),
+                "deployment": deployment["id"] if deployment else None,
+                "status": deployment["status"] if deployment else None,
+            }
         )
+    if args.format == "json":
+        out_json(listed)
+        return 0
+    rows = [["ID", "NAME", "NODES", "DEPLOYMENT"]]
+    for item in listed:
+        rows.append([str(item["id"]), item["name"], str(item["nodes"]), item["status"] or "-"])
     out(table(rows))
     return 0
 
 
 def cmd_show(args: argparse.Namespace) -> int:
-    out(describe_lab(find_lab(client(), args.lab)))
+    api = client()
+    lab = find_lab(api, args.lab)
+    latest = latest_deployments(api).get(lab["id"])
+    deployment = api.get(f"deployments/{latest['id']}") if latest else None
+    if args.format == "json":
+        out_json({"lab": lab, "deployment": deployment})
+        return 0
+    out(describe_lab(lab))
+    if deployment is None:
+        out("deployment:  -")
+        return 0
+    hosts = ", ".join(deployment.get("hosts") or []) or deployment.get("host") or "-"
+    out(f"deployment:  {deployment['id']}, {deployment['status']} on {hosts}")
+    for node in deployment.get("nodes") or []:
+        out(f"  node {node['name']}: pid {node.get('pid')} on {node.get('host') or '-'}")
+        for interface in node.get("interfaces") or []:
+            addresses = " ".join(interface.get("addresses") or []) or "no address"
+            out(f"    {interface.get('ifname')}: {addresses}")
     return 0
 
 
@@ -197,18 +242,49 @@ def cmd_convert(args: argparse.Namespace) -> int:
 
 def cmd_deploy(args: argparse.Namespace) -> int:
     api = client()
-    lab = find_lab(api, args.lab)
+    if os.path.isfile(args.lab) or args.lab.endswith(FILE_SUFFIXES):
+        lab = lab_from_file(api, args.lab, args.source)
+    else:
+        if args.source:
+            raise CliError("--format: only a FILE to deploy has a format.", 2)
+        lab = find_lab(api, args.lab)
     deployment = api.post(f"labs/{lab['id']}/deploy")
     out(f"Deployment {deployment['id']} of {lab['name']}: {deployment['status']}")
-    return (
-        follow(api, deployment, {"running", "failed", "cancelled", "destroyed"}) if args.wait else 0
-    )
+    return 0 if args.detach else follow(api, deployment, FINAL)
+
+
+def lab_from_file(api: Client, path: str, source: str | None) -> dict[str, Any]:
+    """The user's lab of the name the file gives, made or updated from the file (a
+    labfile, containerlab topology or compose file, converted here as the server would)."""
+    imported = interop.to_labfile(read_file(path), source)
+    for note in imported.notes:
+        sys.stderr.write(f"note: {note}\n")
+    tree = imported.tree
+    name = tree.get("name")
+    user = load_user()
+    mine = [
+        lab
+        for lab in api.pages("labs")
+        if lab.get("name") == name and (user is None or lab.get("owner") == user)
+    ]
+    if len(mine) == 1:
+        lab: dict[str, Any] = api.request(
+            "PUT", f"labs/{mine[0]['id']}", json={"labfile": tree}
+        ).json()
+        out(f"Updated lab {lab['id']}: {lab['name']}, from {path}")
+    else:
+        lab = api.post("labs", json={"labfile": tree})
+        out(f"Created lab {lab['id']}: {lab['name']}, from {path}")
+    return lab
 
 
 def cmd_status(args: argparse.Namespace) -> int:
     api = client()
     deployment = lab_deployment(api, find_lab(api, args.lab))
     deployment = api.get(f"deployments/{deployment['id']}")
+    if args.format == "json":
+        out_json(deployment)
+        return 0
     out(f"deployment {deployment['id']}: {deployment['status']} on {deployment.get('host')}")
     print_steps(deployment, set())
     for node in deployment.get("nodes") or []:
@@ -221,7 +297,70 @@ def cmd_destroy(args: argparse.Namespace) -> int:
     lab = find_lab(api, args.lab)
     deployment = api.post(f"labs/{lab['id']}/destroy")
     out(f"Destroying deployment {deployment['id']} of {lab['name']}: {deployment['status']}")
-    return follow(api, deployment, {"destroyed", "failed", "cancelled"}) if args.wait else 0
+    return 0 if args.detach else follow(api, deployment, {"destroyed", "failed", "cancelled"})
+
+
+def cmd_logs(args: argparse.Namespace) -> int:
+    api = client()
+    lab = find_lab(api, args.lab)
+    deployment = api.get(f"deployments/{lab_deployment(api, lab)['id']}")
+    if args.format == "json":
+        out_json(deployment.get("steps") or [])
+        return 0
+    hosts = ", ".join(deployment.get("hosts") or []) or deployment.get("host") or "-"
+    out(f"deployment {deployment['id']} of {lab['name']} on {hosts}, from {deployment['created']}")
+    if args.follow:
+        return follow(api, deployment, FINAL, times=True)
+    print_steps(deployment, set(), times=True)
+    out(f"deployment {deployment['id']}: {deployment['status']}")
+    return 0
+
+
+def cmd_network_ls(args: argparse.Namespace) -> int:
+    api = client()
+    labs = [find_lab(api, args.lab)] if args.lab else api.pages("labs")
+    networks = []
+    for lab in labs:
+        for name, network in ((lab.get("labfile") or {}).get("networks") or {}).items():
+            network = network or {}
+            networks.append(
+                {
+                    "lab": lab["name"],
+                    "network": name,
+                    "driver": network.get("driver", "bridge"),
+                    "subnet": network.get("subnet"),
+                    "subnet6": network.get("subnet6"),
+                    "gateway": network.get("gateway"),
+                    "gateway6": network.get("gateway6"),
+                }
+            )
+    if args.format == "json":
+        out_json(networks)
+        return 0
+    rows = [["LAB", "NETWORK", "DRIVER", "SUBNET", "SUBNET6"]]
+    for n in networks:
+        rows.append([n["lab"], n["network"], n["driver"], n["subnet"] or "-", n["subnet6"] or "-"])
+    out(table(rows))
+    return 0
+
+
+def cmd_graph(args: argparse.Namespace) -> int:
+    lab = find_lab(client(), args.lab)
+    emit(graph.render(lab.get("labfile") or {}, args.graph_format), args.output)
+    return 0
+
+
+def cmd_shell(args: argparse.Namespace) -> int:
+    from labcli.shell import run_shell  # the websocket client only where it is needed
+
+    server, token = load_credentials()
+    lab = find_lab(Client(server, token), args.lab)
+    return run_shell(server, token, lab, args.node)
+
+
+def cmd_completion(args: argparse.Namespace) -> int:
+    out(completion.script(parser(), args.shell))
+    return 0
 
 
 def cmd_exec(args: argparse.Namespace) -> int:
@@ -238,6 +377,10 @@ def cmd_exec(args: argparse.Namespace) -> int:
     return int(result.get("exit", 0))
 
 
+def listing(sub: argparse.ArgumentParser) -> None:
+    sub.add_argument("--format", default="text", choices=["text", "json"], help="json: for scripts")
+
+
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="labmgr", description=__doc__)
     commands = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -247,10 +390,15 @@ def parser() -> argparse.ArgumentParser:
     login.add_argument("--user", help="user name (asked if not given)")
     login.set_defaults(run=cmd_login)
 
-    commands.add_parser("labs", help="list the labs").set_defaults(run=cmd_labs)
+    labs = commands.add_parser("labs", aliases=["ls"], help="list the labs")
+    listing(labs)
+    labs.set_defaults(run=cmd_labs)
 
-    show = commands.add_parser("show", help="show a lab")
+    show = commands.add_parser(
+        "inspect", aliases=["show"], help="a lab, its deployment, nodes and addresses"
+    )
     show.add_argument("lab", metavar="LAB", help="name or id")
+    listing(show)
     show.set_defaults(run=cmd_show)
 
     imp = commands.add_parser("import", help="create a lab from a file")
@@ -278,16 +426,58 @@ def parser() -> argparse.ArgumentParser:
     conv.set_defaults(run=cmd_convert)
 
     for name, run, text in (
-        ("deploy", cmd_deploy, "deploy a lab"),
+        ("deploy", cmd_deploy, "deploy a lab, or a file (made or updated first)"),
         ("destroy", cmd_destroy, "destroy a lab's deployments"),
     ):
         sub = commands.add_parser(name, help=text)
-        sub.add_argument("lab", metavar="LAB")
-        sub.add_argument("--wait", action="store_true", help="follow until it is done")
+        sub.add_argument("lab", metavar="LAB" if name == "destroy" else "LAB|FILE")
+        sub.add_argument(
+            "--detach", action="store_true", help="do not follow its steps until it is done"
+        )
+        # Following is the default; --wait is kept for the scripts that say it.
+        sub.add_argument("--wait", action="store_true", help=argparse.SUPPRESS)
+        if name == "deploy":
+            sub.add_argument(
+                "--format",
+                dest="source",
+                choices=["labfile", "containerlab", "compose"],
+                help="the FILE's format (default: told by its content)",
+            )
         sub.set_defaults(run=run)
+
+    logs = commands.add_parser("logs", help="the steps of a lab's latest deployment")
+    logs.add_argument("lab", metavar="LAB")
+    logs.add_argument("-f", "--follow", action="store_true", help="until it is done")
+    listing(logs)
+    logs.set_defaults(run=cmd_logs)
+
+    network = commands.add_parser("network", help="the labs' networks")
+    network_commands = network.add_subparsers(dest="network_command", required=True)
+    nls = network_commands.add_parser("ls", help="list the networks (of one lab)")
+    nls.add_argument("lab", metavar="LAB", nargs="?")
+    listing(nls)
+    nls.set_defaults(run=cmd_network_ls)
+
+    draw = commands.add_parser("graph", help="a lab's topology as Mermaid or Graphviz dot")
+    draw.add_argument("lab", metavar="LAB")
+    draw.add_argument(
+        "--format", dest="graph_format", default="mermaid", choices=list(graph.FORMATS)
+    )
+    draw.add_argument("-o", "--output", metavar="FILE")
+    draw.set_defaults(run=cmd_graph)
+
+    sh = commands.add_parser("shell", help="an interactive shell in a node")
+    sh.add_argument("lab", metavar="LAB")
+    sh.add_argument("node", metavar="NODE")
+    sh.set_defaults(run=cmd_shell)
+
+    comp = commands.add_parser("completion", help="a shell completion script")
+    comp.add_argument("shell", choices=list(completion.SHELLS))
+    comp.set_defaults(run=cmd_completion)
 
     stat = commands.add_parser("status", help="a lab's latest deployment")
     stat.add_argument("lab", metavar="LAB")
+    listing(stat)
     stat.set_defaults(run=cmd_status)
 
     ex = commands.add_parser("exec", help="run a command in a node")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import stat
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +12,8 @@ import pytest
 import yaml
 from django.contrib.auth.models import User
 
-from labcli.main import main
+from labcli import completion
+from labcli.main import main, parser
 from labmgr.labs.models import Lab
 from labmgr.labs.services import lab_create
 from tests.unit.labmgr.conftest import small_labfile
@@ -233,3 +235,118 @@ def test_status_and_exec_of_a_lab_never_deployed(
     code, _, err = run(capsys, "exec", "demo", "web")
     assert code == 2
     assert "CMD" in err
+
+
+def test_ls_and_inspect_speak_json_for_scripts(
+    logged_in: str, alice: User, capsys: pytest.CaptureFixture[str]
+) -> None:
+    lab = lab_create(owner=alice, labfile_tree=small_labfile("demo"))
+    code, out, _ = run(capsys, "ls", "--format", "json")
+    assert code == 0
+    assert json.loads(out) == [
+        {
+            "id": lab.pk,
+            "name": "demo",
+            "owner": "alice",
+            "nodes": 2,
+            "deployment": None,
+            "status": None,
+        }
+    ]
+    code, out, _ = run(capsys, "inspect", "demo", "--format", "json")
+    assert code == 0
+    body = json.loads(out)
+    assert body["deployment"] is None
+    assert set(body["lab"]["labfile"]["nodes"]) == {"web", "client"}
+    code, out, _ = run(capsys, "inspect", "demo")
+    assert code == 0
+    assert out.splitlines()[-1] == "deployment:  -"
+
+
+def test_network_ls_lists_each_labs_networks(
+    logged_in: str, alice: User, capsys: pytest.CaptureFixture[str]
+) -> None:
+    lab_create(owner=alice, labfile_tree=small_labfile("demo"))
+    code, out, _ = run(capsys, "network", "ls")
+    assert code == 0
+    header, row = out.splitlines()
+    assert header.split() == ["LAB", "NETWORK", "DRIVER", "SUBNET", "SUBNET6"]
+    assert row.split() == ["demo", "lan", "bridge", "10.10.0.0/24", "-"]
+    code, out, _ = run(capsys, "network", "ls", "demo", "--format", "json")
+    assert [n["network"] for n in json.loads(out)] == ["lan"]
+
+
+def test_graph_draws_nodes_networks_and_links(
+    logged_in: str, alice: User, capsys: pytest.CaptureFixture[str]
+) -> None:
+    tree = small_labfile("drawn", labfile=2)
+    tree["links"] = [{"endpoints": ["web:eth1", "client:eth1"]}]
+    lab_create(owner=alice, labfile_tree=tree)
+    code, out, _ = run(capsys, "graph", "drawn")
+    assert code == 0
+    lines = out.splitlines()
+    assert lines[0] == "graph LR"
+    assert '  node_web["web"]' in lines
+    assert '  net_lan(["lan<br/>bridge 10.10.0.0/24"])' in lines
+    assert any(line.startswith("  node_client ---|") and "net_lan" in line for line in lines)
+    assert '  node_web ---|"web:eth1 - client:eth1"| node_client' in lines
+    code, out, _ = run(capsys, "graph", "drawn", "--format", "dot")
+    assert code == 0
+    assert out.startswith('graph "drawn" {')
+    assert '  node_web -- node_client [label="web:eth1 - client:eth1"];' in out
+
+
+def test_deploy_of_a_file_makes_the_lab_then_updates_it(
+    logged_in: str, alice: User, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    compose = tmp_path / "compose.yaml"
+    compose.write_text(
+        "name: shop\nservices:\n  web: {image: nginx:1.27}\n  db: {image: postgres:16}\n"
+    )
+    code, out, err = run(capsys, "deploy", str(compose), "--detach")
+    lab = Lab.objects.get(owner=alice, name="shop")
+    assert out.splitlines() == [f"Created lab {lab.pk}: shop, from {compose}"]
+    # No host is online here: the deploy itself is refused, in the server's words.
+    assert (code, err.splitlines()[-1]) == (1, "labmgr: No host is online to deploy on.")
+
+    compose.write_text("name: shop\nservices:\n  web: {image: nginx:1.27}\n")
+    code, out, _ = run(capsys, "deploy", str(compose), "--detach")
+    assert out.splitlines() == [f"Updated lab {lab.pk}: shop, from {compose}"]
+    assert list(Lab.objects.get(pk=lab.pk).nodes.values_list("name", flat=True)) == ["web"]
+
+
+def test_deploy_of_a_file_labmgr_cannot_make_names_the_files_fields(
+    logged_in: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    compose = tmp_path / "compose.yaml"
+    compose.write_text("name: built\nservices:\n  app: {build: .}\n")
+    code, out, err = run(capsys, "deploy", str(compose))
+    assert (code, out) == (1, "")
+    assert err == "services.app.build: labmgr does not build images; give the service an image\n"
+    assert not Lab.objects.filter(name="built").exists()
+
+
+def test_logs_of_a_lab_never_deployed(
+    logged_in: str, alice: User, capsys: pytest.CaptureFixture[str]
+) -> None:
+    lab_create(owner=alice, labfile_tree=small_labfile("demo"))
+    assert run(capsys, "logs", "demo") == (1, "", "labmgr: lab: 'demo' has never been deployed.\n")
+
+
+def test_bash_completion_offers_the_commands_and_their_options(tmp_path: Path) -> None:
+    script = tmp_path / "labmgr.bash"
+    script.write_text(completion.script(parser(), "bash"))
+
+    def complete(*words: str) -> list[str]:
+        program = (
+            f"source {script}; COMP_WORDS=(labmgr {' '.join(words) or chr(39) * 2});"
+            f" COMP_CWORD={len(words)}; _labmgr; printf '%s\\n' \"${{COMPREPLY[@]}}\""
+        )
+        done = subprocess.run(["bash", "-c", program], capture_output=True, text=True, check=True)
+        return done.stdout.split()
+
+    assert {"deploy", "inspect", "network", "shell", "graph", "ls"} <= set(complete(""))
+    assert complete("dep") == ["deploy"]
+    assert complete("deploy", "lab.yaml", "--d") == ["--detach"]
+    assert complete("network", "") == ["ls"]
+    assert complete("graph", "x", "--f") == ["--format"]
