@@ -97,6 +97,8 @@ def lab_objects(lab: Labfile) -> KernelObjects:
         members.update(a.network for a in node.networks)
         if any(drivers[a.network].shares_host_netns for a in node.networks):
             continue  # in the host's netns: nothing of the network is the lab's
+        if node.joins is not None:
+            continue  # in the netns of the node it joins, which counts it
         made["netns"] += 1
         made["routes"] += len(node.routes)
         for attachment in node.networks:

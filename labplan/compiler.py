@@ -77,7 +77,10 @@ class _Lab:
         return self.network_by_name[name]
 
     def netns(self, node: Node) -> str | None:
-        """The node's own netns, or None for a node sharing the host's."""
+        """The node's netns (the one it joins, for `network_mode: container:NODE`), or None
+        for a node sharing the host's."""
+        if node.joins is not None:
+            return self.netns(self.node_by_name[node.joins])
         if any(DRIVERS[self.network(a.network).driver].shares_host_netns for a in node.networks):
             return None
         return naming.netns_name(self.deployment, self.node_index[node.name])
@@ -215,6 +218,17 @@ def _resolve(
     errors += _index_errors("nodes", [n.name for n in nodes], indexes.nodes)
     errors += _index_errors("networks", [n.name for n in networks], indexes.networks)
     node_host = {n.name: placement.get(n.name) or n.host or default_host for n in nodes}
+    for node in nodes:
+        if node.joins is not None:  # where the namespace it joins is
+            if node.name in placement and placement[node.name] != node_host[node.joins]:
+                errors.append(
+                    FieldError(
+                        f"placement.{node.name}",
+                        f"{node.name} joins the network namespace of {node.joins}, which is "
+                        f"placed on {node_host[node.joins]}: place both on one host",
+                    )
+                )
+            node_host[node.name] = node_host[node.joins]
     members: dict[str, list[Node]] = {net.name: [] for net in networks}
     for node in nodes:
         for att in node.networks:
@@ -373,7 +387,7 @@ def _held_on(ctx: _Lab, host: str) -> Iterator[Network]:
 def _netns_ops(ctx: _Lab, host: str) -> Iterator[Op]:
     for node in ctx.nodes_on(host):
         netns = ctx.netns(node)
-        if netns is not None:
+        if netns is not None and node.joins is None:
             yield CreateNetns(netns)
 
 
@@ -443,8 +457,8 @@ def _link_ops(ctx: _Lab, node: Node) -> Iterator[Op]:
 
 def _address_ops(ctx: _Lab, node: Node) -> Iterator[Op]:
     netns = ctx.netns(node)
-    if netns is None:
-        return  # the host's own addresses and routes are not the lab's to change
+    if netns is None or node.joins is not None:
+        return  # the host's own addresses, or the joined node's, are not this node's
     yield SetLinkUp(netns, "lo")
     for att in node.networks:
         net = ctx.network(att.network)
@@ -512,6 +526,7 @@ def _spawn_op(ctx: _Lab, node: Node) -> SpawnNode:
         image=node.image,
         entrypoint=node.entrypoint,
         user=node.user,
+        joins=node.joins,
     )
 
 
@@ -522,10 +537,16 @@ def _first_address(node: Node, link_ipv4: Mapping[str, str]) -> str | None:
 
 
 def _lab_hosts(nodes: tuple[Node, ...], link_ipv4: Mapping[str, str]) -> Iterator[tuple[str, str]]:
+    by_name = {node.name: node for node in nodes}
     for node in nodes:
-        address = _first_address(node, link_ipv4)
+        address = _first_address(_addressed(node, by_name), link_ipv4)
         if address:
             yield address, node.name
+
+
+def _addressed(node: Node, by_name: Mapping[str, Node]) -> Node:
+    """The node whose addresses `node` has: the one it joins, or itself."""
+    return by_name[node.joins] if node.joins is not None else node
 
 
 def _hosts_order(line: tuple[str, str]) -> tuple[int, str]:
@@ -541,7 +562,11 @@ def _hosts_file(ctx: _Lab, node: Node) -> tuple[tuple[str, str], ...]:
     missing = []
     for line in (
         ("127.0.0.1", "localhost"),
-        (_first_address(node, ctx.link_ipv4) or HOSTNAME_FALLBACK_ADDRESS, node.hostname),
+        (
+            _first_address(_addressed(node, ctx.node_by_name), ctx.link_ipv4)
+            or HOSTNAME_FALLBACK_ADDRESS,
+            node.hostname,
+        ),
     ):
         index = bisect.bisect_left(ctx.lab_hosts_keys, _hosts_order(line))
         if index == len(ctx.lab_hosts) or ctx.lab_hosts[index] != line:

@@ -141,6 +141,7 @@ RFC1123_LABEL = r"^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$"
 # A node's own name is always accepted as its hostname (the default), even ending in "-".
 HOSTNAME_PATTERN = r"^([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?|[a-z][a-z0-9-]{0,30})$"
 HOST_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$"
+NETWORK_MODE_PATTERN = r"^container:[a-z][a-z0-9-]{0,30}$"
 ENV_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
 DEVICE_PATTERN = r"^[0-9]{1,10}:[0-9]{1,10}$"
 IFNAME_PATTERN = r"^[A-Za-z0-9_.-]{1,15}$"
@@ -637,6 +638,19 @@ NODE = ObjectSpec(
             scope="a node",
             key=NETWORK_NAME,
             item=Field("attachment", "object", ATTACHMENT.description, spec=ATTACHMENT),
+        ),
+        Field(
+            "network_mode",
+            "string",
+            "container:NODE: the node joins NODE's network namespace (its interfaces, "
+            "addresses and routes), as a Kubernetes pod's containers do, and has no networks, "
+            "routes or links of its own (labfile 2).",
+            pattern=NETWORK_MODE_PATTERN,
+            pattern_hint=(
+                "container:NODE, the node whose network namespace this one joins (for the "
+                "host's or none, attach the node to a network of driver host or none)"
+            ),
+            since=2,
         ),
         Field(
             "routes",

@@ -148,6 +148,9 @@ class Node:
     user: str | None = None  # name, uid, uid:gid or name:group; None: the image's or root
     # Commands run inside the node once the lab is up, in order (labfile 2).
     exec: tuple[tuple[str, ...], ...] = ()
+    # The node whose network namespace this one joins (`network_mode: container:NODE`,
+    # labfile 2); None: a namespace of its own, or the host's.
+    joins: str | None = None
 
     def attachment(self, network: str) -> Attachment | None:
         return next((a for a in self.networks if a.network == network), None)
@@ -197,7 +200,7 @@ class Labfile:
             return 2
         if any(n.vlan_filtering or n.driver == "vlan" for n in self.networks):
             return 2
-        if any(n.exec for n in self.nodes):
+        if any(n.exec or n.joins for n in self.nodes):
             return 2
         return 2 if any(s is not None and s.since_v2 for s in shapings) else 1
 

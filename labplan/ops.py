@@ -251,6 +251,9 @@ class SpawnNode(Op):
     image: str | None = None  # a canonical reference (labplan.imageref) the node runs
     entrypoint: tuple[str, ...] | None = None  # replaces the image's Entrypoint
     user: str | None = None  # "name", "uid", "uid:gid", "name:group"; None: the image's or root
+    # The node whose `netns` this one joins (`network_mode: container:NODE`): the
+    # namespace is that node's, made and removed with it.
+    joins: str | None = None
 
 
 @dataclass(frozen=True)

@@ -134,6 +134,7 @@ def field_checkers(ctx: Deployment) -> dict[tuple[str, str], Check]:
         "corrupt": _optional(_percent),
         "reorder": _optional(_percent),
         "node": pattern(NODE_NAME_RE, "a node name"),
+        "joins": _optional(pattern(NODE_NAME_RE, "a node name")),
         "hostname": pattern(HOSTNAME_RE, "a hostname"),
         "namespaces": _namespaces,
         "privileged": _boolean,
@@ -471,6 +472,8 @@ def check_op(op: Op, ctx: Deployment) -> None:
     if isinstance(op, ExecInNode) and not op.command:
         raise Invalid("command: an exec command has at least one argument")
     if isinstance(op, SpawnNode):
+        if op.joins is not None and (op.netns is None or op.joins == op.node):
+            raise Invalid("joins: a node joins the network namespace of another node")
         if not re.fullmatch(re.escape(ctx.token) + f"/n{_INDEX}", op.cgroup):
             raise Invalid(f"cgroup: a node runs in a node cgroup like {ctx.token}/n0")
         if not op.privileged and op.namespaces != NAMESPACE_KINDS:

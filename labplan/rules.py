@@ -57,6 +57,7 @@ def build_lab(checker: Checker, tree: Tree) -> Labfile | None:
         if (draft := _NodeDraft.check(checker, name, raw, networks, links)) is not None
     ]
     networks.check_members(_members(drafts))
+    _check_joins(checker, raw_nodes, networks, links)
     if checker.count or INVALID in (tree.get("name"), tree.get("labfile")):
         return None
     nodes = _resolve(checker, networks.valid, drafts, links)
@@ -69,6 +70,65 @@ def build_lab(checker: Checker, tree: Tree) -> Labfile | None:
         nodes=tuple(sorted(nodes, key=lambda n: n.name)),
         links=tuple(links.valid),
     )
+
+
+def joined_node(raw: Tree) -> str | None:
+    """The node whose network namespace a node joins (`network_mode: container:NODE`)."""
+    mode = raw.get("network_mode")
+    return mode.removeprefix("container:") if isinstance(mode, str) else None
+
+
+def _check_joins(
+    checker: Checker, raw_nodes: Mapping[str, Any], networks: Networks, links: Links
+) -> None:
+    """A node that joins another's network namespace has none of its own to attach, route
+    or link: it joins a node of this lab that has one (not the host's) and joins no one."""
+    linked = {end for link in links.valid for end in (e.node for e in link.ends)}
+    for name, raw in raw_nodes.items():
+        if raw is INVALID or (owner := joined_node(raw)) is None:
+            continue
+        path = f"nodes.{name}"
+        target = raw_nodes.get(owner)
+        if owner == name:
+            checker.error(f"{path}.network_mode", "a node cannot join its own network namespace")
+        elif not isinstance(target, Mapping):
+            known = ", ".join(sorted(n for n in raw_nodes if n != name)) or "none"
+            checker.error(
+                f"{path}.network_mode", f"{owner} is not a node of this lab (nodes: {known})"
+            )
+        elif (further := joined_node(target)) is not None:
+            checker.error(
+                f"{path}.network_mode",
+                f"{owner} itself joins the network namespace of {further}: join {further}",
+            )
+        elif any(
+            (net := networks.valid.get(n)) is not None and DRIVERS[net.driver].shares_host_netns
+            for n in _entries(target.get("networks"))
+        ):
+            checker.error(
+                f"{path}.network_mode",
+                f"{owner} is in the host's network namespace; attach {name} to that "
+                "network instead",
+            )
+        elif "host" in raw and raw.get("host") != target.get("host"):
+            checker.error(
+                f"{path}.host",
+                f"{name} joins the network namespace of {owner}, so it runs on {owner}'s host:"
+                " give both the same host, or leave this one out",
+            )
+        for key in ("networks", "routes"):
+            if raw.get(key):
+                checker.error(
+                    f"{path}.{key}",
+                    f"{name} joins the network namespace of {owner}, so it has no {key} "
+                    f"of its own (give them to {owner})",
+                )
+        if name in linked:
+            checker.error(
+                f"{path}.network_mode",
+                f"{name} joins the network namespace of {owner}: a link ends on {owner}, "
+                f"not on {name}",
+            )
 
 
 def _entries(value: object) -> dict[str, Any]:
@@ -458,6 +518,7 @@ def _node(
         entrypoint=tuple(entrypoint) if entrypoint is not None else None,
         user=raw.get("user"),
         exec=tuple(tuple(argv) for argv in raw.get("exec", ())),
+        joins=joined_node(raw),
         environment=dict(sorted(raw.get("environment", {}).items())),
         limits=draft.limits,
         namespaces=draft.namespaces,

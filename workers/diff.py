@@ -2,7 +2,8 @@
 what the next one no longer has, so that re-applying it touches only the difference.
 
 Each node owns the ops about its netns, cgroup and host-side veths, its point-to-point links
-(as the node at the other end does), its spawn and its exec commands; each
+(as the node at the other end does), its spawn and its exec commands (a node that joins
+another's netns owns no netns, and is made again with that node); each
 network owns its bridge (with the bridge's address, shaping, firewall rules) and its
 VXLAN with the FDB entries. A node is kept (same process, same links) when its own ops
 are equal in both plans, apart from its /etc/hosts lines, which are rewritten in place,
@@ -41,6 +42,7 @@ class _Parts:
     networks: dict[str, list[ops.Op]] = field(default_factory=dict)  # by bridge name
     links: dict[str, tuple[str, ...]] = field(default_factory=dict)  # bridge -> its links
     joins: dict[str, set[str]] = field(default_factory=dict)  # node -> links it hangs on
+    shares: dict[str, str] = field(default_factory=dict)  # node -> node whose netns it joins
     firewall: set[ops.Op] = field(default_factory=set)
     hosts: dict[str, tuple[tuple[str, str], ...]] = field(default_factory=dict)
 
@@ -70,7 +72,8 @@ def _split(plan: ops.HostPlan) -> _Parts:
     parts = _Parts()
     spawns = [op for op in plan.ops if isinstance(op, ops.SpawnNode)]
     veths: dict[str, list[str]] = {op.node: [] for op in spawns}
-    by_netns = {op.netns: op.node for op in spawns if op.netns is not None}
+    # A netns is its owner's: a node that joins another's owns none.
+    by_netns = {op.netns: op.node for op in spawns if op.netns is not None and op.joins is None}
     by_cgroup = {op.cgroup: op.node for op in spawns}
     for op in plan.ops:
         if isinstance(op, ops.CreateVethPair) and op.peer_netns in by_netns:
@@ -80,7 +83,10 @@ def _split(plan: ops.HostPlan) -> _Parts:
     for op in spawns:
         parts.nodes[op.node] = []
         parts.joins[op.node] = set()
-        parts.objects[op.node] = NodeObjects(op.node, op.netns, op.cgroup, tuple(veths[op.node]))
+        netns = op.netns if op.joins is None else None
+        parts.objects[op.node] = NodeObjects(op.node, netns, op.cgroup, tuple(veths[op.node]))
+        if op.joins is not None:
+            parts.shares[op.node] = op.joins
         parts.hosts[op.node] = op.hosts
     for op in plan.ops:
         if isinstance(op, ops.CreatePeerLink):
@@ -180,6 +186,12 @@ def diff(previous: ops.HostPlan, current: ops.HostPlan) -> HostDiff:
             continue
         same = old.nodes[node] == new.nodes[node] and not (old.joins[node] & broken)
         (kept if same else replaced).append(node)
+    # A node in the netns of a node made again would keep the old one: made again too.
+    for node in list(kept):
+        if (owner := new.shares.get(node)) is not None and owner in replaced:
+            kept.remove(node)
+            replaced.append(node)
+    replaced.sort()
     removed = sorted(set(old.nodes) - set(new.nodes))
     hosts_changed = tuple(new.objects[n] for n in kept if old.hosts[n] != new.hosts[n])
     return HostDiff(

@@ -42,6 +42,7 @@ _NODE_KEYS = frozenset(
         "networks",
         "routes",
         "exec",
+        "network_mode",
     }
 )
 _ATTACHMENT_KEYS = frozenset({"ipv4", "ipv6", "ifname", "mac", "vlan", "vlans", "impairments"})
@@ -139,7 +140,7 @@ def _node_tree(node: Node) -> dict[str, Any]:
     # An image node has no rootfs and may leave its command, entrypoint, workdir and user
     # to the image ("" or NULL in the row: absent from the tree).
     tree: dict[str, Any] = {"hostname": node.hostname}
-    for key in ("rootfs", "image", "workdir", "user"):
+    for key in ("rootfs", "image", "workdir", "user", "network_mode"):
         if value := getattr(node, key):
             tree[key] = value
     for key in ("entrypoint", "command"):
@@ -225,6 +226,7 @@ def _node_row(lab: Lab, name: str, tree: dict[str, Any]) -> Node:
         command=_list_or_none(tree.get("command")),
         workdir=tree.get("workdir") or "",
         user=tree.get("user") or "",
+        network_mode=tree.get("network_mode") or "",
         environment=dict(tree.get("environment") or {}),
         limits=dict(tree.get("limits") or {}),
         namespaces=dict(tree.get("namespaces") or {}),

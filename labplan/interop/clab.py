@@ -199,6 +199,7 @@ class _Importer(Importer):
         self.used: set[tuple[str, str]] = set()  # (containerlab node, ifname) of links
         self.mgmt: str | None = None
         self.mgmt_gateway: str | None = None
+        self.sources: set[str] = set()  # the topology's own node names
         self.version = 1
 
     def run(self) -> Imported:
@@ -227,7 +228,8 @@ class _Importer(Importer):
         if self.links:
             out["links"] = self.links
         uses_v2 = self.links or any(
-            d.tree.get("exec") or _has_ipv6(d.tree) for d in self.nodes.values()
+            d.tree.get("exec") or d.tree.get("network_mode") or _has_ipv6(d.tree)
+            for d in self.nodes.values()
         )
         uses_v2 = uses_v2 or any("subnet6" in n for n in self.networks.values())
         out["labfile"] = 2 if uses_v2 else 1
@@ -255,6 +257,7 @@ class _Importer(Importer):
         nodes = self.mapping(topology.get("nodes"), "topology.nodes", "nodes")
         if not nodes and "nodes" not in topology and not self.errors:
             self.error("topology.nodes", "a topology needs nodes")
+        self.sources = {str(source) for source in nodes}
         for source, raw in nodes.items():
             path = f"topology.nodes.{source}"
             own = self.mapping(raw, path, "a node")
@@ -378,11 +381,16 @@ class _Importer(Importer):
                 self.note(f"{path}.network-mode", "a host network is for admins only")
             return
         if isinstance(mode, str) and mode.startswith("container:"):
-            self.error(
-                f"{path}.network-mode",
-                "sharing another container's network namespace is not supported yet; "
-                "join both nodes to one network or link them",
-            )
+            target = mode.removeprefix("container:")
+            if target not in self.sources:
+                self.error(
+                    f"{path}.network-mode",
+                    f"{target!r} is not a node of this topology: a node joins the network "
+                    "namespace of a node of its own lab",
+                )
+                return
+            out.pop("networks", None)
+            out["network_mode"] = f"container:{labfile_name(target)}"
             return
         self.error(f"{path}.network-mode", f"{mode!r} is not host, none or container:NAME")
 
@@ -799,7 +807,7 @@ class _Exporter:
     def pick_mgmt(self) -> Network | None:
         """The bridge network every node with a network namespace joins on eth0, which
         becomes containerlab's management network."""
-        own = [n for n in self.lab.nodes if not self.shares_host(n)]
+        own = [n for n in self.lab.nodes if not self.shares_host(n) and n.joins is None]
         for network in self.lab.networks:
             if network.driver != "bridge" or network.vlan_filtering or not own:
                 continue
@@ -943,6 +951,8 @@ class _Exporter:
         if node.privileged:
             self.note(f"{path}.privileged", "containerlab runs every linux node privileged")
         exec_lines: list[str] = []
+        if node.joins is not None:
+            out["network-mode"] = f"container:{node.joins}"
         for attachment in node.networks:
             network = self.networks[attachment.network]
             apath = f"{path}.networks.{attachment.network}"

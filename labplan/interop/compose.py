@@ -4,7 +4,7 @@ Services become nodes, networks become networks of the same driver; a service wi
 `networks` key joins the `default` bridge network, as in Compose. `${VAR}` and
 `${VAR:-default}` are read as Compose reads them with no environment set: the default,
 else empty (noted). What has no labfile form is refused (`build` without an image,
-`external` networks, `network_mode: service:X`), the rest noted, each by the compose
+`external` networks), the rest noted, each by the compose
 file's own path.
 """
 
@@ -156,6 +156,7 @@ class _Importer(Importer):
         self.networks: dict[str, dict[str, Any]] = {}
         self.network_names: dict[str, str] = {}  # compose name -> labfile name
         self.declared: list[ipaddress.IPv4Network] = []  # every IPv4 subnet the file gives
+        self.services: set[str] = set()  # the file's own service names
         self.version = 1
 
     def run(self) -> Imported:
@@ -180,6 +181,7 @@ class _Importer(Importer):
             self.error("services", "a compose file needs services")
         nodes: dict[str, Any] = {}
         sources: dict[str, str] = {}
+        self.services = {str(key) for key in services}
         for key, value in services.items():
             path = f"services.{key}"
             label = labfile_name(str(key))
@@ -404,11 +406,23 @@ class _Importer(Importer):
                     self.note(f"{path}.network_mode", "a host network is for admins only")
             elif mode == "bridge":
                 out["networks"] = {self.default_network(): {}}
+            elif isinstance(mode, str) and mode.startswith(("service:", "container:")):
+                kind, _, target = mode.partition(":")
+                if target not in self.services:
+                    self.error(
+                        f"{path}.network_mode",
+                        f"{target!r} is not a service of this file: a node joins the network "
+                        "namespace of a node of its own lab",
+                    )
+                    return
+                out["network_mode"] = f"container:{labfile_name(target)}"
+                self.version = 2
+                if kind == "container":
+                    self.note(f"{path}.network_mode", f"container:{target} read as the service")
             else:
                 self.error(
                     f"{path}.network_mode",
-                    f"{mode!r}: sharing another service's network namespace is not supported "
-                    "yet; use host, none or networks",
+                    f"{mode!r} is not host, none, bridge or service:NAME",
                 )
             return
         joined = service.get("networks")
@@ -579,7 +593,9 @@ def _service(node: Node, networks: Mapping[str, Network], notes: list[Note]) -> 
             notes.append(Note(f"{apath}.impairments", "not carried over"))
         if attachment.vlan is not None or attachment.vlans:
             notes.append(Note(apath, "not carried over: Compose has no VLAN ports"))
-    if joined:
+    if node.joins is not None:
+        out["network_mode"] = f"service:{node.joins}"
+    elif joined:
         out["networks"] = joined
     elif "network_mode" not in out:
         out["network_mode"] = "none"  # only loopback, as the node has

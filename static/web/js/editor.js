@@ -32,7 +32,7 @@ const IMPAIRMENTS = [
 ];
 const V2_IMPAIRMENTS = ["duplicate", "corrupt", "reorder"];
 // Keys of a network or an attachment that only labfile 2 has: IPv6 and VLANs.
-const V2_KEYS = ["subnet6", "gateway6", "vlan_filtering", "id", "ipv6", "vlan", "vlans"];
+const V2_KEYS = ["subnet6", "gateway6", "vlan_filtering", "id", "ipv6", "vlan", "vlans", "network_mode"];
 // What a network's attachment takes when the page does not say (labplan's table does).
 const ADDRESSED = ["bridge", "macvlan", "ipvlan", "overlay", "vlan"];
 const ATTACHMENT_OPTIONS = Object.fromEntries(ADDRESSED.map((d) => [d, d === "bridge" ? ["ipv4", "ipv6", "vlan", "vlans"] : ["ipv4", "ipv6"]]));
@@ -211,12 +211,18 @@ class Editor {
     if (kind === "driver") {
       this.keepDriverOptions(keys[1]);
       if (input.value === "vlan") this.ensureVersion2();
+    } else if (last === "network_mode" && keys[0] === "nodes" && input.value) {
+      // In another node's namespace a node has no networks or routes of its own: they
+      // go, as the options a driver does not take go when the driver changes.
+      delete this.tree.nodes[keys[1]].networks;
+      delete this.tree.nodes[keys[1]].routes;
+      this.ensureVersion2();
     } else if (V2_KEYS.includes(last) && getPath(this.tree, keys) !== undefined) {
       this.ensureVersion2();
     }
     this.writeText();
     // A driver, an attachment and a bridge's VLAN filtering decide which fields show.
-    if (committed && (["driver", "attach"].includes(kind) || last === "vlan_filtering")) this.rerender();
+    if (committed && (["driver", "attach"].includes(kind) || ["vlan_filtering", "network_mode"].includes(last))) this.rerender();
   }
 
   // The form again, now, with the focus where it was (on the select or checkbox just
@@ -520,8 +526,20 @@ class Editor {
       el("div", { class: "checks", "data-path": `${base}.namespaces` },
         ...NAMESPACES.map((ns) => checkbox(ns, `${base}.namespaces.${ns}`, spaces[ns] !== false, "namespace"))),
       checkbox("Privileged (admins only)", `${base}.privileged`, node.privileged === true, "bool"),
-      el("div", { class: "label small muted" }, "Networks"),
     ];
+    // A node may join another node's network namespace (labfile 2), as a pod's containers do.
+    const others = Object.keys(this.tree.nodes || {}).filter((n) => n !== name);
+    const mode = typeof node.network_mode === "string" ? node.network_mode : "";
+    const modes = [["", "its own"], ...others.map((n) => [`container:${n}`, `${n}'s`])];
+    if (mode && !modes.some(([value]) => value === mode)) modes.push([mode, mode]);
+    fields.push(row([select("Network namespace", `${base}.network_mode`, mode, modes)]));
+    if (mode) {
+      const owner = mode.replace(/^container:/, "");
+      fields.push(el("p", { class: "hint" }, `${name} has ${owner}'s interfaces, addresses and routes: it has no networks, routes or links of its own.`));
+      // The file may still give it some (typed in the YAML): shown, for their errors.
+      if (!Object.keys(node.networks || {}).length) return fieldset(`Node ${name}`, base, fields, { action: "remove-node", name });
+    }
+    fields.push(el("div", { class: "label small muted" }, "Networks"));
     const attached = node.networks || {};
     const attachments = [];
     for (const network of Object.keys(this.tree.networks || {})) {

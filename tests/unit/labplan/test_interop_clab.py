@@ -207,7 +207,7 @@ def test_what_has_no_labfile_form_is_refused_all_at_once_by_source_path() -> Non
         topology:
           nodes:
             srl: {kind: nokia_srlinux, image: ghcr.io/nokia/srlinux}
-            h1: {kind: linux, image: alpine, network-mode: "container:h2", bogus: 1}
+            h1: {kind: linux, image: alpine, network-mode: "container:h9", bogus: 1}
             h2: {kind: linux, image: alpine, memory: lots, cmd: "sh -c 'unterminated"}
             h3: {kind: linux, image: alpine, env-files: [lab.env]}
           links:
@@ -306,3 +306,23 @@ def test_memory_sizes_written_back_read_the_same() -> None:
         assert parse_memory(format_memory(size)) == size
     with pytest.raises(ValueError, match="is not a size"):
         parse_memory("12 parsecs")
+
+
+def test_a_node_in_anothers_network_namespace_comes_and_goes_as_network_mode() -> None:
+    tree, _ = imported(
+        """
+        name: pod
+        topology:
+          nodes:
+            app: {kind: linux, image: nginx:1.27}
+            side: {kind: linux, image: alpine:3.20, network-mode: container:app}
+        """
+    )
+    assert tree["labfile"] == 2
+    assert tree["nodes"]["side"]["network_mode"] == "container:app"
+    assert "networks" not in tree["nodes"]["side"]
+    lab = validate(tree)
+    assert next(n for n in lab.nodes if n.name == "side").joins == "app"
+    exported = yaml.safe_load(from_labfile(lab, "containerlab").text)
+    assert exported["topology"]["nodes"]["side"]["network-mode"] == "container:app"
+    assert dump(validate(to_labfile(from_labfile(lab, "containerlab").text).tree)) == dump(lab)

@@ -214,7 +214,7 @@ def test_every_refusal_names_its_path_all_at_once() -> None:
         version: "3.8"
         services:
           built: {build: .}
-          shared: {image: alpine:3.20, network_mode: "service:built"}
+          shared: {image: alpine:3.20, network_mode: "service:nobody"}
           odd: {image: alpine:3.20, command: 42, mem_limit: lots, environment: 7}
           lost: {image: alpine:3.20, networks: [nowhere]}
           typo: {image: alpine:3.20, imgae: x}
@@ -237,7 +237,7 @@ def test_every_refusal_names_its_path_all_at_once() -> None:
         "frobnicate",
     }
     assert "build" in errors["services.built.build"]
-    assert "not supported" in errors["services.shared.network_mode"]
+    assert "'nobody' is not a service of this file" in errors["services.shared.network_mode"]
 
 
 def test_wrong_shapes_are_errors_not_exceptions() -> None:
@@ -349,3 +349,32 @@ def test_variables_are_read_as_compose_reads_them_unset() -> None:
     assert tree["nodes"]["a"]["environment"] == {"B": "", "PRICE": "$5"}
     assert "limits" not in tree["nodes"]["a"]
     assert "services.a.environment.0: ${UNSET} is not set: read as empty" in notes
+
+
+def test_a_service_in_anothers_network_namespace_comes_and_goes_as_network_mode() -> None:
+    tree, notes = imported(
+        """
+        name: pod
+        services:
+          app: {image: nginx:1.27}
+          side: {image: alpine:3.20, network_mode: "service:app"}
+          other: {image: alpine:3.20, network_mode: "container:app"}
+        """
+    )
+    assert tree["labfile"] == 2
+    assert tree["nodes"]["side"]["network_mode"] == "container:app"
+    assert "networks" not in tree["nodes"]["side"]
+    assert "services.other.network_mode: container:app read as the service" in notes
+    lab = validate(tree)
+    exported = from_labfile(lab, "compose")
+    assert yaml.safe_load(exported.text)["services"]["side"]["network_mode"] == "service:app"
+    assert dump(validate(to_labfile(exported.text).tree)) == dump(lab)
+    assert refusals(
+        """
+        services:
+          side: {image: alpine:3.20, network_mode: "service:gone"}
+        """
+    ) == {
+        "services.side.network_mode": "'gone' is not a service of this file: a node joins the"
+        " network namespace of a node of its own lab"
+    }

@@ -68,6 +68,7 @@ DOCUMENTED = {
         "namespaces",
         "privileged",
         "networks",
+        "network_mode",
         "routes",
         "exec",
     ],

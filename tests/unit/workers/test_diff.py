@@ -117,3 +117,38 @@ def test_a_changed_link_replaces_both_its_ends_only() -> None:
     change = diff(host_plan(CHAIN), host_plan(edited))
 
     assert change.replaced == ("r3", "r4") and change.kept == ("r1", "r2")
+
+
+POD: dict[str, Any] = {
+    "labfile": 2,
+    "name": "pod",
+    "networks": {"lan": {"driver": "bridge", "subnet": "10.10.0.0/24"}},
+    "nodes": {
+        "app": {"networks": {"lan": {}}},
+        "bystander": {"networks": {"lan": {}}},
+        "zsidecar": {"network_mode": "container:app"},
+    },
+}
+
+
+def pod(**app: Any) -> dict[str, Any]:
+    data = copy.deepcopy(POD)
+    data["nodes"]["app"].update(app)
+    return data
+
+
+def test_a_node_in_anothers_netns_owns_none_and_goes_alone() -> None:
+    without = copy.deepcopy(POD)
+    del without["nodes"]["zsidecar"]
+    change = diff(host_plan(POD), host_plan(without))
+
+    assert change.removed == ("zsidecar",) and change.kept == ("app", "bystander")
+    [stale] = change.stale_nodes
+    assert stale.netns is None  # app's namespace stays with app
+
+
+def test_a_node_made_again_takes_the_nodes_in_its_netns_with_it() -> None:
+    change = diff(host_plan(POD), host_plan(pod(limits={"memory": "64M"})))
+
+    assert change.replaced == ("app", "zsidecar") and change.kept == ("bystander",)
+    assert [n.netns for n in change.stale_nodes] == ["lm3-n0", None]
