@@ -184,3 +184,21 @@ def test_the_rows_hold_every_key_the_labfile_defines(held: frozenset[str], spec_
     """A key labplan adds to a network, node or attachment must get a column (or be
     named here on purpose), or the seam would refuse it as unknown on every import."""
     assert held == {f.name for f in spec_of.fields}
+
+
+@pytest.mark.django_db
+def test_a_gateway6_and_a_node_in_anothers_netns_survive_rows(alice: User) -> None:
+    tree = {
+        "labfile": 2,
+        "name": "pod6",
+        "networks": {
+            "lan": {"subnet": "10.10.0.0/24", "subnet6": "fd00:10::/64", "gateway6": "fd00:10::1"}
+        },
+        "nodes": {"app": {"networks": {"lan": {}}}, "side": {"network_mode": "container:app"}},
+    }
+    lab = lab_create(owner=alice, labfile_tree=tree)
+
+    again = spec.lab_to_labfile(lab)
+    assert dump(again) == dump(validate(tree))
+    assert again.network("lan").gateway6 == "fd00:10::1"
+    assert next(n for n in again.nodes if n.name == "side").joins == "app"
