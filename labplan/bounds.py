@@ -37,6 +37,7 @@ MAX_NODE_NETWORKS = 64  # networks one node attaches to: eth0 .. eth63
 MAX_NODE_ROUTES = 256
 MAX_NODE_ENVIRONMENT = 256  # variables
 MAX_NODE_EXEC = 64  # commands run once a node has started
+MAX_NODE_SYSCTLS = 64  # net.* sysctls of a node's own network namespace
 MAX_NODE_IO = 16  # io throttles, one per block device
 MAX_PORT_VLANS = 64  # the tagged VLANs of one bridge port (a trunk attachment's vlans)
 MAX_ATTACHMENTS = 4000  # node-network pairs of a lab: each a link its driver makes

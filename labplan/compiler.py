@@ -38,6 +38,7 @@ from labplan.ops import (
     SetCgroupLimit,
     SetLinkUp,
     SetShaping,
+    SetSysctl,
     SpawnNode,
 )
 
@@ -358,6 +359,12 @@ def _host_ops(ctx: _Lab, host: str) -> Iterator[Op]:
     # Routes once every address is there: a route's via may be a link's other end.
     for node in ctx.nodes_on(host):
         yield from _route_ops(ctx, node)
+    # Sysctls once every interface is there: a key may name one (net.ipv4.conf.eth1...).
+    for node in ctx.nodes_on(host):
+        netns = ctx.netns(node)
+        if netns is not None:
+            for key, value in node.sysctls.items():
+                yield SetSysctl(node.name, netns, key, value)
     for node in ctx.nodes_on(host):
         yield _spawn_op(ctx, node)
     for node in ctx.nodes_on(host):

@@ -153,6 +153,8 @@ def _node(node: Node, lab: Labfile) -> dict[str, Any]:
         networks={a.network: _attachment(a, lab.network(a.network).driver) for a in node.networks},
         routes=[{"dst": r.dst, "via": r.via} for r in node.routes],
     )
+    if node.sysctls:
+        document["sysctls"] = dict(node.sysctls)
     if node.joins is not None:
         document["network_mode"] = f"container:{node.joins}"
     if node.exec:

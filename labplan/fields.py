@@ -21,6 +21,7 @@ from labplan.bounds import (
     MAX_NODE_IO,
     MAX_NODE_NETWORKS,
     MAX_NODE_ROUTES,
+    MAX_NODE_SYSCTLS,
     MAX_NODES,
     MAX_PORT_VLANS,
 )
@@ -142,6 +143,8 @@ RFC1123_LABEL = r"^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$"
 HOSTNAME_PATTERN = r"^([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?|[a-z][a-z0-9-]{0,30})$"
 HOST_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$"
 NETWORK_MODE_PATTERN = r"^container:[a-z][a-z0-9-]{0,30}$"
+# A sysctl of the node's own network namespace, as sysctl(8) writes it.
+SYSCTL_PATTERN = r"^net(\.[A-Za-z0-9_-][A-Za-z0-9_/-]{0,63}){1,6}$"
 ENV_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
 DEVICE_PATTERN = r"^[0-9]{1,10}:[0-9]{1,10}$"
 IFNAME_PATTERN = r"^[A-Za-z0-9_.-]{1,15}$"
@@ -638,6 +641,28 @@ NODE = ObjectSpec(
             scope="a node",
             key=NETWORK_NAME,
             item=Field("attachment", "object", ATTACHMENT.description, spec=ATTACHMENT),
+        ),
+        Field(
+            "sysctls",
+            "map",
+            "Sysctls of the node's own network namespace (net.*, as sysctl(8) writes "
+            "them: net.ipv4.ip_forward: 1), set before it starts (labfile 2).",
+            default={},
+            max_items=MAX_NODE_SYSCTLS,
+            scope="a node",
+            label="sysctls",
+            since=2,
+            key=Field(
+                "sysctl",
+                "string",
+                "A net.* sysctl.",
+                pattern=SYSCTL_PATTERN,
+                pattern_hint=(
+                    "a sysctl of the node's network namespace, like net.ipv4.ip_forward "
+                    "(only net.* keys are a node's own)"
+                ),
+            ),
+            item=Field("value", "env_value", "Its value."),
         ),
         Field(
             "network_mode",

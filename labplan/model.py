@@ -151,6 +151,8 @@ class Node:
     # The node whose network namespace this one joins (`network_mode: container:NODE`,
     # labfile 2); None: a namespace of its own, or the host's.
     joins: str | None = None
+    # Sysctls of its own network namespace, "net.ipv4.ip_forward" -> "1" (labfile 2).
+    sysctls: Mapping[str, str] = field(default_factory=dict)
 
     def attachment(self, network: str) -> Attachment | None:
         return next((a for a in self.networks if a.network == network), None)
@@ -200,7 +202,7 @@ class Labfile:
             return 2
         if any(n.vlan_filtering or n.driver == "vlan" for n in self.networks):
             return 2
-        if any(n.exec or n.joins for n in self.nodes):
+        if any(n.exec or n.joins or n.sysctls for n in self.nodes):
             return 2
         return 2 if any(s is not None and s.since_v2 for s in shapings) else 1
 

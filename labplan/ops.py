@@ -317,6 +317,19 @@ class CreateVlan(Op):
     mtu: int
 
 
+@dataclass(frozen=True)
+class SetSysctl(Op):
+    """A sysctl of a node's own network namespace (labfile 2 `sysctls`): `key` dotted as
+    sysctl(8) writes it (`net.ipv4.ip_forward`; a "/" in a part stands for a "." of an
+    interface's name), always under `net.`."""
+
+    kind: ClassVar[str] = "set_sysctl"
+    node: str  # the labfile's node name, for its errors
+    netns: str
+    key: str
+    value: str
+
+
 OP_TYPES: tuple[type[Op], ...] = (
     CreateNetns,
     CreateCgroup,
@@ -342,6 +355,7 @@ OP_TYPES: tuple[type[Op], ...] = (
     SetPortVlans,
     AddBridgeVlan,
     CreateVlan,
+    SetSysctl,
 )
 OPS_BY_KIND: dict[str, type[Op]] = {t.kind: t for t in OP_TYPES}
 

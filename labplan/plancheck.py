@@ -45,6 +45,9 @@ ENV_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _ID = r"(?:[0-9]{1,10}|[A-Za-z_][A-Za-z0-9_.-]{0,31})"
 USER_RE = re.compile(rf"{_ID}(?::{_ID})?")  # name, uid, uid:gid, name:group
 MAC_RE = re.compile(r"[0-9a-f]{2}(:[0-9a-f]{2}){5}")
+# A sysctl of a node's own network namespace, and a value for it: one line of text.
+SYSCTL_RE = re.compile(r"net(\.[A-Za-z0-9_-][A-Za-z0-9_/-]{0,63}){1,6}")
+SYSCTL_VALUE_RE = re.compile(r"[\x20-\x7e\t]{0,256}")
 # What the kernel's dev_valid_name lets through, minus characters a shell would mangle.
 IFNAME_RE = re.compile(r"[A-Za-z0-9_.@+=-]{1,15}")
 _INDEX = r"(?:0|[1-9a-z][0-9a-z]?)"  # base36 of 0..1295; naming stops at 999
@@ -96,6 +99,9 @@ def field_checkers(ctx: Deployment) -> dict[tuple[str, str], Check]:
         ("add_fdb_entry", "dst"): _ip_address(),
         ("add_route", "dst"): _ip_network,
         ("set_link_up", "ifname"): _ifname,  # owned-ness checked with netns in check_op
+        ("set_sysctl", "key"): pattern(SYSCTL_RE, "a net.* sysctl"),
+        ("set_sysctl", "value"): pattern(SYSCTL_VALUE_RE, "a sysctl value"),
+        ("set_sysctl", "netns"): owned["n"],
     } | {
         (op.kind, name): _choice(values)
         for op, made in OP_TRAITS.items()

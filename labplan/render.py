@@ -32,6 +32,7 @@ from labplan.ops import (
     SetCgroupLimit,
     SetLinkUp,
     SetShaping,
+    SetSysctl,
     SpawnNode,
 )
 from labplan.units import format_percent, format_rate, format_time
@@ -54,6 +55,7 @@ _PHASES: dict[type[Op], Phase] = {
     SetCgroupLimit: Phase.CGROUPS,
     AddRoute: Phase.ADDRESSES,
     SetShaping: Phase.ADDRESSES,
+    SetSysctl: Phase.ADDRESSES,
     SpawnNode: Phase.PROCESSES,
     ExecInNode: Phase.EXEC,
 }
@@ -166,6 +168,8 @@ def render_op(op: Op, shared: _SharedHosts | None = None) -> list[str]:
             return [f"{_ip(netns)}{family} route add {target} via {via}"]
         case SetShaping():
             return _shaping_lines(op)
+        case SetSysctl(netns=netns, key=key, value=value):
+            return [f"ip netns exec {netns} sysctl -qw {shlex.quote(f'{key}={value}')}"]
         case SpawnNode():
             return _spawn_lines(op, shared or _SharedHosts(""))
         case PullImage(ref=ref, digest=digest):

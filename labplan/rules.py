@@ -58,6 +58,7 @@ def build_lab(checker: Checker, tree: Tree) -> Labfile | None:
     ]
     networks.check_members(_members(drafts))
     _check_joins(checker, raw_nodes, networks, links)
+    _check_sysctls(checker, raw_nodes, networks)
     if checker.count or INVALID in (tree.get("name"), tree.get("labfile")):
         return None
     nodes = _resolve(checker, networks.valid, drafts, links)
@@ -116,7 +117,7 @@ def _check_joins(
                 f"{name} joins the network namespace of {owner}, so it runs on {owner}'s host:"
                 " give both the same host, or leave this one out",
             )
-        for key in ("networks", "routes"):
+        for key in ("networks", "routes", "sysctls"):
             if raw.get(key):
                 checker.error(
                     f"{path}.{key}",
@@ -128,6 +129,33 @@ def _check_joins(
                 f"{path}.network_mode",
                 f"{name} joins the network namespace of {owner}: a link ends on {owner}, "
                 f"not on {name}",
+            )
+
+
+SYSCTL_VALUE = re.compile(r"[\x20-\x7e\t]{0,256}")
+
+
+def _check_sysctls(checker: Checker, raw_nodes: Mapping[str, Any], networks: Networks) -> None:
+    """A node's sysctls are its own network namespace's: a node in the host's has none."""
+    for name, raw in raw_nodes.items():
+        if raw is INVALID or not raw.get("sysctls"):
+            continue
+        shared = [
+            n
+            for n in _entries(raw.get("networks"))
+            if (net := networks.valid.get(n)) is not None and DRIVERS[net.driver].shares_host_netns
+        ]
+        for key, value in _entries(raw.get("sysctls")).items():
+            if isinstance(value, str) and not SYSCTL_VALUE.fullmatch(value):
+                checker.error(
+                    f"nodes.{name}.sysctls.{key}",
+                    "a sysctl's value is one line of printable text, at most 256 characters",
+                )
+        if shared:
+            checker.error(
+                f"nodes.{name}.sysctls",
+                f"{name} is on the {shared[0]} network, in the host's network namespace: the "
+                "host's sysctls are not a lab's to set",
             )
 
 
@@ -519,6 +547,7 @@ def _node(
         user=raw.get("user"),
         exec=tuple(tuple(argv) for argv in raw.get("exec", ())),
         joins=joined_node(raw),
+        sysctls=dict(sorted(raw.get("sysctls", {}).items())),
         environment=dict(sorted(raw.get("environment", {}).items())),
         limits=draft.limits,
         namespaces=draft.namespaces,

@@ -129,6 +129,8 @@ def _node_of(
             return by_veth.get(link)
         case ops.CreateNetns(netns=netns) | ops.AddRoute(netns=netns):
             return by_netns.get(netns)
+        case ops.SetSysctl(netns=netns):
+            return by_netns.get(netns)
         case ops.CreateMacvlan(netns=netns) | ops.CreateIpvlan(netns=netns):
             return by_netns.get(netns)
         case ops.CreateVlan(netns=netns):

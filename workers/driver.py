@@ -98,6 +98,10 @@ class Driver(Protocol):
     def remove_link(self, name: str) -> bool: ...
     def host_links(self) -> list[tuple[str, str | None]]: ...
 
+    def set_sysctl(self, netns: str, key: str, value: str) -> None:
+        """A net.* sysctl of a node's network namespace (`key` as sysctl(8) writes it)."""
+        ...
+
     # firewall
     def set_nat(self, token: str, bridge: str, subnet: str) -> None:
         """Masquerade `subnet` out of the host, never into another lab, the networks the

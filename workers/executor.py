@@ -20,6 +20,7 @@ image's config (Entrypoint, Cmd, Env, WorkingDir, User) under the labfile's over
 from __future__ import annotations
 
 import dataclasses
+import errno
 import shlex
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -126,6 +127,8 @@ def target_of(op: ops.Op) -> str:
             return f"{op.netns or 'host'}:{op.ifname} {op.address}"
         case ops.AddRoute():
             return f"{op.netns} {op.dst} via {op.via}"
+        case ops.SetSysctl():
+            return f"{op.netns} {op.key}={op.value}"
         case ops.SetNat() | ops.IsolateBridge():
             return f"{op.bridge} {op.subnet}"
         case ops.GuardBridge():
@@ -416,6 +419,16 @@ class Executor:
                 driver.ensure_address(op.netns, op.ifname, op.address)
             case ops.AddRoute():
                 driver.ensure_route(op.netns, op.dst, op.via)
+            case ops.SetSysctl():
+                try:
+                    driver.set_sysctl(op.netns, op.key, op.value)
+                except OSError as exc:
+                    reason = {errno.ENOENT: "the kernel has no such sysctl here"}.get(
+                        exc.errno or 0, exc.strerror or str(exc)
+                    )
+                    raise ApplyError(
+                        f"nodes.{op.node}.sysctls.{op.key}: {op.value!r} not set: {reason}"
+                    ) from None
             case ops.SetNat():
                 driver.set_nat(plan.deployment, op.bridge, op.subnet)
             case ops.IsolateBridge():

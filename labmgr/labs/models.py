@@ -105,6 +105,7 @@ class Node(models.Model):
     workdir = models.CharField(max_length=4096, default="/", blank=True)
     user = models.CharField(max_length=64, blank=True, default="")
     network_mode = models.CharField(max_length=48, blank=True, default="")  # "container:NODE"
+    sysctls = models.JSONField(default=dict, blank=True)  # {"net.ipv4.ip_forward": "1"}
     environment = models.JSONField(default=dict, blank=True)
     # The labfile's `limits` mapping as exported ({"memory": "256M", "pids": 128, ...}).
     limits = models.JSONField(default=dict, blank=True)

@@ -43,6 +43,7 @@ _NODE_KEYS = frozenset(
         "routes",
         "exec",
         "network_mode",
+        "sysctls",
     }
 )
 _ATTACHMENT_KEYS = frozenset({"ipv4", "ipv6", "ifname", "mac", "vlan", "vlans", "impairments"})
@@ -156,6 +157,8 @@ def _node_tree(node: Node) -> dict[str, Any]:
     }
     if node.exec:
         tree["exec"] = [list(command) for command in node.exec]
+    if node.sysctls:
+        tree["sysctls"] = dict(node.sysctls)
     if node.host:
         tree["host"] = node.host
     return tree
@@ -227,6 +230,7 @@ def _node_row(lab: Lab, name: str, tree: dict[str, Any]) -> Node:
         workdir=tree.get("workdir") or "",
         user=tree.get("user") or "",
         network_mode=tree.get("network_mode") or "",
+        sysctls=dict(tree.get("sysctls") or {}),
         environment=dict(tree.get("environment") or {}),
         limits=dict(tree.get("limits") or {}),
         namespaces=dict(tree.get("namespaces") or {}),

@@ -77,6 +77,7 @@ NODE_KEYS = (
     "mgmt-ipv4",
     "mgmt-ipv6",
     "network-mode",
+    "sysctls",
 )
 NOTED_NODE_KEYS = {
     "binds": "labmgr nodes have no bind mounts; copy the files in with an exec command or "
@@ -87,7 +88,6 @@ NOTED_NODE_KEYS = {
     "labels": "labels are not kept",
     "cpu-set": "labmgr does not pin nodes to CPUs; cpu limits the share instead",
     "shm-size": "the node's /dev/shm keeps its default size",
-    "sysctls": "sysctls are not set; set them with an exec command",
     "cap-add": "capabilities are those of the node's user namespace (or privileged: true)",
     "devices": "host devices are not passed into nodes",
     "dns": "the node's resolver is the host's",
@@ -228,7 +228,10 @@ class _Importer(Importer):
         if self.links:
             out["links"] = self.links
         uses_v2 = self.links or any(
-            d.tree.get("exec") or d.tree.get("network_mode") or _has_ipv6(d.tree)
+            d.tree.get("exec")
+            or d.tree.get("network_mode")
+            or d.tree.get("sysctls")
+            or _has_ipv6(d.tree)
             for d in self.nodes.values()
         )
         uses_v2 = uses_v2 or any("subnet6" in n for n in self.networks.values())
@@ -358,6 +361,8 @@ class _Importer(Importer):
                 self.error(f"{path}.cpu", "cpu is a number of CPUs like 1.5")
         if limits:
             out["limits"] = limits
+        if "sysctls" in node and (kept := self.sysctls(node["sysctls"], f"{path}.sysctls")):
+            out["sysctls"] = kept
         self.read_network_mode(draft, node)
         self.read_exec(draft, node.get("exec"))
 
@@ -951,6 +956,8 @@ class _Exporter:
         if node.privileged:
             self.note(f"{path}.privileged", "containerlab runs every linux node privileged")
         exec_lines: list[str] = []
+        if node.sysctls:
+            out["sysctls"] = dict(node.sysctls)
         if node.joins is not None:
             out["network-mode"] = f"container:{node.joins}"
         for attachment in node.networks:

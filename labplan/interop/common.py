@@ -56,3 +56,24 @@ class Importer:
             self.error(path, f"{what} must be a mapping of keys")
             return {}
         return value
+
+    def sysctls(self, value: object, path: str) -> dict[str, str]:
+        """A node's sysctls, a mapping or a list of KEY=VALUE as both tools write them:
+        the net.* ones (its own network namespace's) kept, the others noted."""
+        pairs: list[tuple[str, object]] = []
+        if isinstance(value, Mapping):
+            pairs = [(str(k), v) for k, v in value.items()]
+        elif isinstance(value, list) and all(isinstance(item, str) for item in value):
+            pairs = [(k, v) for k, _, v in (item.partition("=") for item in value)]
+        else:
+            self.error(path, "sysctls is a mapping or a list of KEY=VALUE")
+            return {}
+        kept: dict[str, str] = {}
+        for key, setting in pairs:
+            if not key.startswith("net."):
+                self.note(f"{path}.{key}", "not carried over: only net.* sysctls are a node's own")
+            elif isinstance(setting, bool) or not isinstance(setting, str | int | float):
+                self.error(f"{path}.{key}", f"{setting!r} is not a sysctl value")
+            else:
+                kept[key] = str(setting)
+        return kept

@@ -43,6 +43,7 @@ SERVICE_KEYS = (
     "network_mode",
     "networks",
     "container_name",
+    "sysctls",
 )
 NOTED_SERVICE_KEYS = {
     "ports": "labmgr publishes no ports on the host; reach the node from a terminal or "
@@ -55,7 +56,6 @@ NOTED_SERVICE_KEYS = {
     "labels": "labels are not kept",
     "cap_add": "a node has the capabilities of its user namespace (or privileged: true)",
     "cap_drop": "a node has the capabilities of its user namespace",
-    "sysctls": "sysctls are not set; set them with an exec command",
     "devices": "host devices are not passed into nodes",
     "secrets": "secrets are not mounted",
     "configs": "configs are not mounted",
@@ -322,6 +322,9 @@ class _Importer(Importer):
                 out[target] = str(service[key])
         if "container_name" in service:
             self.note(f"{path}.container_name", "a node is named after its service")
+        if "sysctls" in service and (kept := self.sysctls(service["sysctls"], f"{path}.sysctls")):
+            out["sysctls"] = kept
+            self.version = 2
         if service.get("privileged"):
             out["privileged"] = True
         limits = self.limits(path, service)
@@ -593,6 +596,8 @@ def _service(node: Node, networks: Mapping[str, Network], notes: list[Note]) -> 
             notes.append(Note(f"{apath}.impairments", "not carried over"))
         if attachment.vlan is not None or attachment.vlans:
             notes.append(Note(apath, "not carried over: Compose has no VLAN ports"))
+    if node.sysctls:
+        out["sysctls"] = dict(node.sysctls)
     if node.joins is not None:
         out["network_mode"] = f"service:{node.joins}"
     elif joined:

@@ -18,6 +18,7 @@ import pytest
 
 from labplan import codec, labfile, naming
 from labplan.compiler import compile_plan
+from labplan.ops import SpawnNode
 from workers.driver import NodeProcess
 from workers.executor import ApplyResult, Executor
 from workers.facts import Facts, probe
@@ -103,7 +104,7 @@ class Lab:
         assert record is not None
         plan = codec.plan_from_dict(record.header["plan"]).for_host(record.header["host"])
         assert plan is not None
-        return next(op.cgroup for op in plan.ops if getattr(op, "node", None) == node)
+        return next(op.cgroup for op in plan.ops if isinstance(op, SpawnNode) and op.node == node)
 
     def run(
         self, node: str, *command: str, timeout: float = 20

@@ -170,6 +170,9 @@ class KernelDriver:
     def ensure_route(self, netns: str, dst: str, via: str) -> None:
         self.links.ensure_route(netns, dst, via)
 
+    def set_sysctl(self, netns: str, key: str, value: str) -> None:
+        self.links.set_sysctl(netns, key, value)
+
     def set_shaping(self, op: ops.SetShaping) -> None:
         self.qdiscs.set_shaping(op)
 

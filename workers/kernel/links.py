@@ -260,6 +260,16 @@ class Links:
                 }
             )
 
+    def set_sysctl(self, netns: str, key: str, value: str) -> None:
+        """A sysctl of the node's network namespace, written from inside it. `key` is
+        dotted as sysctl(8) writes it: a "/" in a part is a "." of an interface's name."""
+        parts = key.split(".")
+        if parts[0] != "net" or any(not p or p.startswith("/") for p in parts):
+            raise ValueError(f"{key!r} is not a net.* sysctl")
+        path = "/".join(part.replace("/", ".") for part in parts)
+        with self.ns.entered(netns):
+            write_sysctls({path: value})
+
     def ensure_route(self, netns: str, dst: str, via: str) -> None:
         network = ip_network(dst)
         self.ns.rtnl(netns).add_route(str(network.network_address), network.prefixlen, via)

@@ -74,6 +74,7 @@ def every_kind_lab() -> Labfile:
                 Attachment("v7", "10.60.0.2", "eth6"),
             ),
             routes=(Route("0.0.0.0/0", "10.10.0.1"), Route("10.99.0.0/16", "10.40.0.1")),
+            sysctls={"net.ipv4.ip_forward": "1"},
         ),
         Node(
             "b",
@@ -219,6 +220,11 @@ def test_it_refuses_unknown_and_missing_keys() -> None:
         ("add_route", "via", "2001:db8::1", "2001:db8::1 is not of the family of 0.0.0.0/0"),
         ("add_route", "via", "10.10.0.1.5", "is not an IP address"),
         ("set_nat", "subnet", "010.10.0.0/24", "is not an IP network"),
+        # A node's sysctls are its own network namespace's, one line each.
+        ("set_sysctl", "key", "kernel.panic", "'kernel.panic' is not a net.* sysctl"),
+        ("set_sysctl", "key", "net.ipv4/../../kernel", "is not a net.* sysctl"),
+        ("set_sysctl", "value", "1\nkernel.panic=1", "is not a sysctl value"),
+        ("set_sysctl", "netns", "lm1-n0", "is not a netns name of deployment lm25"),
         # What the host holds or routes for a lab never covers what is not the lab's.
         ("add_address", "address", "127.0.0.2/8", "overlaps loopback 127.0.0.0/8"),
         ("add_address", "address", "169.254.169.1/16", "overlaps link-local 169.254.0.0/16"),

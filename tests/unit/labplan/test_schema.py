@@ -68,6 +68,7 @@ DOCUMENTED = {
         "namespaces",
         "privileged",
         "networks",
+        "sysctls",
         "network_mode",
         "routes",
         "exec",

@@ -82,6 +82,7 @@ class FakeKernel:
     host_addresses: list[HostAddress] = field(default_factory=list)
     ip_forward: bool = False
     ip6_forward: bool = False
+    sysctls: dict[tuple[str, str], str] = field(default_factory=dict)  # (netns, key) -> value
     # The host's own links' IPv6 forwarding switches (the kernel sets them all with `all`).
     links_forwarding6: dict[str, bool] = field(default_factory=lambda: {"eth0": False, "lo": False})
     host_rules: HostRules = field(default_factory=HostRules)
@@ -315,6 +316,12 @@ class FakeDriver:
     def set_shaping(self, op: ops.SetShaping) -> None:
         self._call()
         self._need(op.netns, op.ifname)
+
+    def set_sysctl(self, netns: str, key: str, value: str) -> None:
+        self._call()
+        if netns not in self.k.netns:
+            raise FakeKernelError(f"no netns {netns}")
+        self.k.sysctls[(netns, key)] = value
 
     def remove_link_group(self, group: int) -> None:
         for key in [k for k, link in self.k.links.items() if k[0] is None and link.group == group]:
