@@ -486,19 +486,21 @@ class _Importer(Importer):
         for index, raw in enumerate(value):
             path = f"topology.links.{index}"
             link = self.mapping(raw, path, "a link")
+            kind = link.get("type", "veth")
+            if kind in LINK_TYPES_REFUSED:
+                # Its own keys (remote, vni, host-interface, ...) are containerlab's: the
+                # type alone is what has no labfile form.
+                self.error(
+                    f"{path}.type",
+                    f"a {kind} link ({LINK_TYPES_REFUSED[str(kind)]}) has no labfile form",
+                )
+                continue
             for key in link:
                 if key not in LINK_KEYS:
                     self.error(f"{path}.{key}", f"{key!r} is not a key of a link")
             for key in ("vars", "labels"):
                 if key in link:
                     self.note(f"{path}.{key}", "not carried over")
-            kind = link.get("type", "veth")
-            if kind in LINK_TYPES_REFUSED:
-                self.error(
-                    f"{path}.type",
-                    f"a {kind} link ({LINK_TYPES_REFUSED[str(kind)]}) has no labfile form",
-                )
-                continue
             if kind != "veth":
                 self.error(f"{path}.type", f"{kind!r} is not a link type")
                 continue

@@ -1,0 +1,57 @@
+"""The corpus of containerlab topologies and compose files in tests/fixtures/interop: each
+one imports, validates, compiles to a plan an agent accepts, and exports to its own tool
+and back to the same lab; each file under refused/ is refused naming exactly the fields
+its first line lists. (tests/kernel/test_interop_corpus_deploy.py deploys those that need
+no image.)"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from labplan import codec, interop
+from labplan.compiler import compile_plan
+from labplan.errors import LabfileError
+from labplan.export import dump
+from labplan.labfile import validate
+
+CORPUS = Path(__file__).parents[2] / "fixtures" / "interop"
+FILES = sorted(p for p in CORPUS.glob("*.y*ml"))
+REFUSED = sorted((CORPUS / "refused").glob("*.y*ml"))
+
+
+def source_format(path: Path) -> str:
+    return interop.CONTAINERLAB if ".clab." in path.name else interop.COMPOSE
+
+
+def test_the_corpus_holds_both_tools_files() -> None:
+    assert {source_format(p) for p in FILES} == {interop.CONTAINERLAB, interop.COMPOSE}
+    assert len(FILES) >= 8 and len(REFUSED) >= 3
+
+
+@pytest.mark.parametrize("path", FILES, ids=lambda p: p.name)
+def test_a_file_imports_validates_plans_and_comes_back(path: Path) -> None:
+    text = path.read_text()
+    imported = interop.to_labfile(text)  # told by content
+
+    assert imported.source == source_format(path)
+    lab = validate(imported.tree)
+    plan = compile_plan(lab, deployment=1, underlay={"local": "192.0.2.1"})
+    assert codec.plan_from_dict(codec.plan_to_dict(plan)) == plan  # as an agent decodes it
+    assert not codec.guard_errors(plan)
+    exported = interop.from_labfile(lab, imported.source)
+    assert dump(validate(interop.to_labfile(exported.text).tree)) == dump(lab)
+
+
+@pytest.mark.parametrize("path", REFUSED, ids=lambda p: p.name)
+def test_a_refused_file_names_the_fields_its_header_lists(path: Path) -> None:
+    header = path.read_text().splitlines()[0]
+    assert header.startswith("# refused: ")
+    wanted = [p.strip() for p in header.removeprefix("# refused: ").split(",")]
+
+    with pytest.raises(LabfileError) as refused:
+        interop.to_labfile(path.read_text())
+
+    assert sorted(e.path for e in refused.value.errors) == sorted(wanted)
+    assert all(e.message for e in refused.value.errors)
