@@ -298,6 +298,8 @@ LABMGR_DRIFT_CHECK_EVERY = _env_seconds("LABMGR_DRIFT_CHECK_EVERY", 300)
 LABMGR_METRICS_RAW_RETENTION = _env_seconds("LABMGR_METRICS_RAW_RETENTION", 3600)
 LABMGR_METRICS_RETENTION = _env_seconds("LABMGR_METRICS_RETENTION", 7 * 86400)
 LABMGR_METRICS_DOWNSAMPLE_EVERY = _env_seconds("LABMGR_METRICS_DOWNSAMPLE_EVERY", 60)
+# The bearer token a Prometheus scraper sends for GET /metrics; unset: the export is off.
+LABMGR_METRICS_TOKEN = os.environ.get("LABMGR_METRICS_TOKEN", "")
 # A terminal with no keystroke and no output this long is closed.
 LABMGR_TERMINAL_IDLE = _env_seconds("LABMGR_TERMINAL_IDLE", 900)
 LABMGR_EXEC_TIMEOUT = _env_seconds("LABMGR_EXEC_TIMEOUT", 30)

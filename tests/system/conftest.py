@@ -292,6 +292,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         # stands in for `registry.systest` as its mirror.
         "LABMGR_INSECURE_REGISTRIES": f"127.0.0.1:{registry_port}",
         "LABMGR_REGISTRY_MIRRORS": f"registry.systest=127.0.0.1:{registry_port}",
+        # The Prometheus export, for the `prometheus` fixture's scraper.
+        "LABMGR_METRICS_TOKEN": secrets.token_urlsafe(24),
     }
     env.pop("DATABASE_URL", None)
     redis = _redis(redis_port, work / "redis", redis_password)
