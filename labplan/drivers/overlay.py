@@ -23,7 +23,7 @@ MAX_VNI = 2**24 - 1
 
 class Overlay(Bridged):
     name = "overlay"
-    options = frozenset({"subnet", "gateway", "mtu", "shaping", "vni"})
+    options = frozenset({"subnet", "gateway", "gateway6", "mtu", "shaping", "vni"})
     defaults: ClassVar[Mapping[str, object]] = {"mtu": 1450}
     default_reasons: ClassVar[Mapping[str, str]] = {"mtu": "room for the VXLAN header"}
     ops: ClassVar[Mapping[type[Op], OpTraits]] = {

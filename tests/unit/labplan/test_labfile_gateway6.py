@@ -159,3 +159,37 @@ def test_gateway6_is_a_bridge_option_of_labfile_2() -> None:
         "networks.lan.gateway6: gateway6 is a labfile 2 key; write labfile: 2 at the top of "
         "the file to use it" in errors(document)
     )
+
+
+def test_an_overlays_gateway6_is_on_the_host_of_its_first_node_only() -> None:
+    document = {
+        "labfile": 2,
+        "name": "spread6",
+        "networks": {
+            "wan": {
+                "driver": "overlay",
+                "subnet": "10.40.0.0/24",
+                "subnet6": "fd00:40::/64",
+                "gateway6": "fd00:40::1",
+            }
+        },
+        "nodes": {
+            "a": {"host": "one", "networks": {"wan": {}}},
+            "b": {"host": "two", "networks": {"wan": {}}},
+        },
+    }
+    plan = compile_plan(
+        labfile.validate(document), deployment=4, underlay={"one": "192.0.2.1", "two": "192.0.2.2"}
+    )
+    by_host = {part.host: part.ops for part in plan.hosts}
+
+    [guard_one] = [op for op in by_host["one"] if isinstance(op, GuardBridge)]
+    [guard_two] = [op for op in by_host["two"] if isinstance(op, GuardBridge)]
+    assert (guard_one.gateway6, guard_two.gateway6) == ("fd00:40::1", None)
+    assert [op.subnet for op in by_host["one"] if isinstance(op, SetNat)] == [
+        "10.40.0.0/24",
+        "fd00:40::/64",
+    ]
+    assert not [op for op in by_host["two"] if isinstance(op, SetNat)]
+    # b, on the other host, routes IPv6 through the gateway6 across the tunnel.
+    assert AddRoute("lm4-n1", "::/0", "fd00:40::1") in by_host["two"]
