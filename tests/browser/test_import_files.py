@@ -14,15 +14,8 @@ from playwright.sync_api import Page, expect
 Shot = Callable[[Page, str], Path]
 Login = Callable[[str], Page]
 
-TOPOLOGY = b"""\
-name: imported-pair
-topology:
-  nodes:
-    r1: {kind: linux, image: alpine:3.20, labels: {role: edge}}
-    r2: {kind: linux, image: alpine:3.20}
-  links:
-    - endpoints: ["r1:eth1", "r2:eth1"]
-"""
+# A topology of the interop corpus: a node in another's namespace, labels and binds noted.
+TOPOLOGY = Path(__file__).parents[1] / "fixtures" / "interop" / "pod-and-modes.clab.yml"
 
 COMPOSE = """\
 name: built-here
@@ -47,14 +40,12 @@ def test_a_containerlab_topology_uploaded_becomes_a_lab_with_its_notes(
 ) -> None:
     page = login("carol")
     open_import(page)
-    page.get_by_label("Upload a file").set_input_files(
-        files=[{"name": "pair.clab.yml", "mimeType": "application/yaml", "buffer": TOPOLOGY}]
-    )
+    page.get_by_label("Upload a file").set_input_files(TOPOLOGY)
     page.get_by_role("button", name="Import").click()
 
     page.wait_for_url(re.compile(r"/labs/\d+/$"))
-    expect(page.get_by_text("Imported the lab 'imported-pair'.")).to_be_visible()
-    expect(page.get_by_text(re.compile(r"^Import: topology\.nodes\.r1\.labels: "))).to_be_visible()
+    expect(page.get_by_text("Imported the lab 'pod-and-modes'.")).to_be_visible()
+    expect(page.get_by_text(re.compile(r"^Import: topology\.nodes\.app\.labels: "))).to_be_visible()
     expect(page.locator("#plan-commands")).to_contain_text("ip link add")
     shot(page, "imported")
 
