@@ -807,6 +807,7 @@ class _Exporter:
         self.notes: list[Note] = []
         self.networks = {n.name: n for n in lab.networks}
         self.mgmt = self.pick_mgmt()
+        self.ifnames = self.port_names()
 
     def note(self, path: str, message: str) -> None:
         self.notes.append(Note(path, message))
@@ -878,9 +879,8 @@ class _Exporter:
             )
             for number, (node, attachment) in enumerate(self.ports(bridge)):
                 port = f"{bridge.name[:10]}p{number}"
-                links.append(
-                    {"endpoints": [f"{node.name}:{attachment.ifname}", f"{bridge.name}:{port}"]}
-                )
+                ifname = self.ifnames[(node.name, attachment.network)]
+                links.append({"endpoints": [f"{node.name}:{ifname}", f"{bridge.name}:{port}"]})
         topology: dict[str, Any] = {"nodes": nodes}
         if links:
             topology["links"] = links
@@ -918,6 +918,31 @@ class _Exporter:
         if network.shaping:
             self.note(f"networks.{network.name}.impairments", "not carried over")
         return mgmt
+
+    def port_names(self) -> dict[tuple[str, str], str]:
+        """(node, network) -> the interface a bridge port has in containerlab, whose eth0
+        is always the management interface: a port on eth0 of another network moves to
+        the node's lowest free ethN (noted)."""
+        names: dict[tuple[str, str], str] = {}
+        for node in self.lab.nodes:
+            used = {a.ifname for a in node.networks if a.ifname}
+            used |= {e.ifname for link in self.lab.links for e in link.ends if e.node == node.name}
+            for attachment in node.networks:
+                network = self.networks[attachment.network]
+                ifname = attachment.ifname or ""
+                if (
+                    ifname == MGMT_IFNAME
+                    and network is not self.mgmt
+                    and network.driver == "bridge"
+                ):
+                    ifname = next(f"eth{i}" for i in range(1, 1000) if f"eth{i}" not in used)
+                    used.add(ifname)
+                    self.note(
+                        f"nodes.{node.name}.networks.{network.name}",
+                        f"on {ifname} in containerlab, whose eth0 is the management interface",
+                    )
+                names[(node.name, attachment.network)] = ifname
+        return names
 
     def ports(self, bridge: Network) -> list[tuple[Node, Attachment]]:
         return [(n, a) for n in self.lab.nodes for a in n.networks if a.network == bridge.name]
@@ -973,16 +998,13 @@ class _Exporter:
                 if attachment.ipv6:
                     out["mgmt-ipv6"] = attachment.ipv6
             elif network.driver == "bridge":
+                ifname = self.ifnames[(node.name, attachment.network)]
                 if attachment.ipv4 and network.subnet:
                     prefix = ipaddress.IPv4Network(network.subnet).prefixlen
-                    exec_lines.append(
-                        f"ip address add {attachment.ipv4}/{prefix} dev {attachment.ifname}"
-                    )
+                    exec_lines.append(f"ip address add {attachment.ipv4}/{prefix} dev {ifname}")
                 if attachment.ipv6 and network.subnet6:
                     prefix = ipaddress.IPv6Network(network.subnet6).prefixlen
-                    exec_lines.append(
-                        f"ip address add {attachment.ipv6}/{prefix} dev {attachment.ifname}"
-                    )
+                    exec_lines.append(f"ip address add {attachment.ipv6}/{prefix} dev {ifname}")
             if attachment.impairments:
                 self.note(f"{apath}.impairments", "not carried over")
             if attachment.vlan is not None or attachment.vlans:

@@ -491,7 +491,8 @@ def from_labfile(lab: Labfile) -> Exported:
     for network in lab.networks:
         if network.driver in ("host", "none"):
             continue
-        if (shaped := _network(network, notes)) is not None:
+        held = {a.ipv4 for n in lab.nodes for a in n.networks if a.network == network.name}
+        if (shaped := _network(network, notes, held)) is not None:
             compose_networks[network.name] = shaped
     if compose_networks:
         out["networks"] = compose_networks
@@ -503,7 +504,8 @@ def from_labfile(lab: Labfile) -> Exported:
     return Exported(text, tuple(notes))
 
 
-def _network(network: Network, notes: list[Note]) -> dict[str, Any] | None:
+def _network(network: Network, notes: list[Note], held: set[str | None]) -> dict[str, Any] | None:
+    """The network in Compose's words; `held`: its nodes' IPv4 addresses."""
     path = f"networks.{network.name}"
     out: dict[str, Any] = {"driver": network.driver}
     if network.driver in ("macvlan", "ipvlan"):
@@ -523,6 +525,18 @@ def _network(network: Network, notes: list[Note]) -> dict[str, Any] | None:
         entry = {"subnet": network.subnet}
         if network.driver == "bridge" and network.gateway:
             entry["gateway"] = network.gateway
+        elif network.driver == "bridge":
+            # Docker's bridge always holds one: an address no node of the lab has.
+            free = _free_host(network.subnet, held)
+            if free is not None:
+                entry["gateway"] = free
+                notes.append(
+                    Note(
+                        f"networks.{network.name}.gateway",
+                        f"none in the lab; Docker's bridge always holds one: {free}, which no"
+                        " node has",
+                    )
+                )
         config.append(entry)
     if network.subnet6:
         entry6 = {"subnet": network.subnet6}
@@ -534,8 +548,6 @@ def _network(network: Network, notes: list[Note]) -> dict[str, Any] | None:
         out["ipam"] = {"config": config}
     if network.internal:
         out["internal"] = True
-    if network.driver == "bridge" and network.gateway is None:
-        notes.append(Note(f"{path}.gateway", "Docker's bridge always holds a gateway address"))
     if network.shaping:
         notes.append(Note(f"{path}.impairments", "not carried over"))
     if network.vlan_filtering:
@@ -543,6 +555,17 @@ def _network(network: Network, notes: list[Note]) -> dict[str, Any] | None:
     if network.mtu != 1500:
         out.setdefault("driver_opts", {})["com.docker.network.driver.mtu"] = str(network.mtu)
     return out
+
+
+def _free_host(subnet: str, held: set[str | None]) -> str | None:
+    """The highest host address of `subnet` not in `held`."""
+    network = ipaddress.IPv4Network(subnet)
+    top = int(network.broadcast_address) - 1
+    for number in range(top, max(top - 4096, int(network.network_address)), -1):
+        address = str(ipaddress.IPv4Address(number))
+        if address not in held:
+            return address
+    return None
 
 
 def _service(node: Node, networks: Mapping[str, Network], notes: list[Note]) -> dict[str, Any]:

@@ -55,3 +55,27 @@ def test_a_refused_file_names_the_fields_its_header_lists(path: Path) -> None:
 
     assert sorted(e.path for e in refused.value.errors) == sorted(wanted)
     assert all(e.message for e in refused.value.errors)
+
+
+def with_images() -> list[Path]:
+    """The files whose nodes all run an image: what both tools can run."""
+    return [
+        path
+        for path in FILES
+        if all(
+            (node or {}).get("image")
+            for node in interop.to_labfile(path.read_text()).tree["nodes"].values()
+        )
+    ]
+
+
+@pytest.mark.parametrize("path", with_images(), ids=lambda p: p.name)
+def test_a_file_exported_to_the_other_tool_imports_there(path: Path) -> None:
+    imported = interop.to_labfile(path.read_text())
+    lab = validate(imported.tree)
+    other = interop.COMPOSE if imported.source == interop.CONTAINERLAB else interop.CONTAINERLAB
+
+    exported = interop.from_labfile(lab, other)
+    again = validate(interop.to_labfile(exported.text).tree)
+
+    assert {n.name for n in again.nodes} >= {n.name for n in lab.nodes if n.image}
