@@ -1,7 +1,8 @@
-"""The `labmgr` command against the whole stack, as a user drives it from a terminal:
-log in, deploy a file with its steps shown live, inspect the running lab, run a command
-and an interactive shell (a real pty on both ends) in a node, read its logs, and destroy
-it, nothing left in the kernel. Another user's token opens no shell in it."""
+"""The `labmgr` command against the whole stack, as a user drives it from a terminal
+(logged in: the server and a token in its environment): deploy a file with its steps
+shown live, inspect the running lab, run a command and an interactive shell (a real pty
+on both ends) in a node, read its logs, and destroy it, nothing left in the kernel.
+Another user's token opens no shell in it."""
 
 from __future__ import annotations
 
@@ -21,9 +22,17 @@ from tests.system.test_live_deployments import TWO_NODES, kernel_objects
 LABMGR = str(BIN / "labmgr")
 
 
-def cli_env(stack: Stack, home: Path) -> dict[str, str]:
+def cli_env(stack: Stack, home: Path, who: str = "alice") -> dict[str, str]:
+    """The command's environment as a user's who has logged in: the server and the user's
+    token (`labmgr login` would issue a fresh one, and the other tests hold this one)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("LABMGR_")}
-    return {**env, "LABMGR_CONFIG": str(home / "credentials.json")}
+    return {
+        **env,
+        "LABMGR_CONFIG": str(home / "credentials.json"),
+        "LABMGR_SERVER": stack.base,
+        "LABMGR_TOKEN": stack.personas[who].token,
+        "LABMGR_USER": who,
+    }
 
 
 def labmgr(
@@ -69,15 +78,6 @@ def shell_session(
 
 def test_a_user_drives_a_lab_from_the_terminal(stack: Stack, tmp_path: Path) -> None:
     env = cli_env(stack, tmp_path)
-    login = subprocess.run(
-        [LABMGR, "login", "--server", stack.base, "--user", "alice"],
-        env={**env, "LABMGR_PASSWORD": "alice-password-1"},
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert login.returncode == 0, login.stderr
 
     tree = {**TWO_NODES, "name": "cli-pair"}
     tree["networks"] = {"lan": {"driver": "bridge", "subnet": "10.213.80.0/24"}}
@@ -111,7 +111,7 @@ def test_a_user_drives_a_lab_from_the_terminal(stack: Stack, tmp_path: Path) -> 
     assert logs.stdout.splitlines()[-1] == f"deployment {status['id']}: running"
 
     # Charlie's token opens no shell in alice's lab, and is told so in words.
-    charlie = {**env, "LABMGR_SERVER": stack.base, "LABMGR_TOKEN": stack.personas["charlie"].token}
+    charlie = cli_env(stack, tmp_path, "charlie")
     refused = labmgr(charlie, "shell", str(status["lab"]), "bob")
     assert refused.returncode == 1
     assert "not found" in refused.stderr.lower()  # not even that the lab exists
