@@ -194,6 +194,13 @@ samples = {samples!r}
 for sample in samples:
     sample["token"] = deployment.token
 assert metrics_record(host="links-host", samples=samples) == 6
+# r1's minute averages of an earlier hour, as the retention pass leaves them.
+from datetime import UTC, datetime
+from labmgr.monitoring.models import MINUTE, MetricSample
+for minutes in (30, 90, 150):
+    MetricSample.objects.create(deployment=deployment, node="r1", resolution=MINUTE,
+        t=datetime.fromtimestamp({int(now)} - 60 * minutes, tz=UTC), cpu_percent=2.0,
+        memory_current=1 << 20, pids=2, interfaces=[])
 """
     )
     yield "linked-live"
@@ -219,6 +226,11 @@ def test_a_running_links_interfaces_are_in_the_charts_and_the_capture_picker(
     expect(page.locator("#capture-interface option")).to_have_text(["eth0"])
 
     # The charts: the link's interface has its own rx and tx series.
+    expect(page.locator("#charts")).to_have_attribute("data-points", "3")
+    # A longer window brings the minute averages of the hours before.
+    page.locator("#metrics-window").select_option("86400")
+    expect(page.locator("#charts")).to_have_attribute("data-points", "6")
+    page.locator("#metrics-window").select_option("600")
     expect(page.locator("#charts")).to_have_attribute("data-points", "3")
     legend = page.locator("#charts")
     expect(legend).to_contain_text("eth1 rx")

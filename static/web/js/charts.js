@@ -1,25 +1,32 @@
 // Per node live charts (uPlot): CPU %, memory, pids, and rx/tx rate of each interface.
-// History comes from the metrics API when the page opens or the node changes; live
-// samples arrive from the lab's stream and are kept for every node.
+// History comes from the metrics API when the page opens, the node or the window changes
+// (the server keeps each second's sample for an hour, each minute's average for a week);
+// live samples arrive from the lab's stream and are kept for every node.
 
 import uPlot from "uplot";
 import { get } from "labmgr/api.js";
 
-const KEEP_SECONDS = 600;
+const DEFAULT_WINDOW = 600; // seconds
 const MIB = 1024 * 1024;
 
 export class Charts {
-  constructor({ container, select, empty, historyUrl }) {
-    Object.assign(this, { container, select, empty, historyUrl });
+  constructor({ container, select, windowSelect, empty, historyUrl }) {
+    Object.assign(this, { container, select, windowSelect, empty, historyUrl });
     this.samples = new Map(); // node -> [{t, ...sample}] oldest first
     this.plots = [];
     this.node = select?.value || null;
+    this.keep = Number(windowSelect?.value) || DEFAULT_WINDOW;
   }
 
   start() {
     if (!this.node) return;
     this.select.addEventListener("change", () => {
       this.node = this.select.value;
+      this.loadHistory();
+    });
+    this.windowSelect?.addEventListener("change", () => {
+      this.keep = Number(this.windowSelect.value) || DEFAULT_WINDOW;
+      this.samples.clear();
       this.loadHistory();
     });
     this.loadHistory();
@@ -32,7 +39,7 @@ export class Charts {
   }
 
   async loadHistory() {
-    const since = Math.floor(Date.now() / 1000) - KEEP_SECONDS;
+    const since = Math.floor(Date.now() / 1000) - this.keep;
     const node = this.node;
     try {
       const body = await get(`${this.historyUrl}?node=${encodeURIComponent(node)}&since=${since}`);
@@ -57,7 +64,7 @@ export class Charts {
     const known = new Set(list.map((s) => s.t));
     for (const s of samples) if (!known.has(s.t)) list.push(s);
     list.sort((a, b) => a.t - b.t);
-    const limit = Date.now() / 1000 - KEEP_SECONDS;
+    const limit = Date.now() / 1000 - this.keep;
     this.samples.set(node, list.filter((s) => s.t >= limit));
   }
 

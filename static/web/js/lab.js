@@ -44,6 +44,7 @@ class LabPage {
     this.charts = new Charts({
       container: document.getElementById("charts"),
       select: document.getElementById("metrics-node"),
+      windowSelect: document.getElementById("metrics-window"),
       empty: document.getElementById("metrics-empty"),
       historyUrl: data.urls.metrics,
     });
