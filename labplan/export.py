@@ -83,7 +83,7 @@ def _applies(option: Field, driver: str) -> bool:
 
 
 def _network(network: Network, version: int) -> dict[str, Any]:
-    shaping = _shaping(network.shaping) if network.shaping is not None else None
+    shaping = shaping_document(network.shaping) if network.shaping is not None else None
     values: dict[str, Any] = {
         "driver": network.driver,
         "subnet": network.subnet,
@@ -108,7 +108,7 @@ def _network(network: Network, version: int) -> dict[str, Any]:
     }
 
 
-def _shaping(shaping: Shaping) -> dict[str, Any]:
+def shaping_document(shaping: Shaping) -> dict[str, Any]:
     values = {
         "rate": None if shaping.rate is None else format_rate(shaping.rate),
         "delay": None if shaping.delay is None else format_time(shaping.delay),
@@ -197,7 +197,7 @@ def _attachment(attachment: Attachment, driver: str) -> dict[str, Any]:
         "ipv6": attachment.ipv6,
         "ifname": attachment.ifname,
         "mac": attachment.mac,
-        "impairments": None if attachment.impairments is None else _shaping(attachment.impairments),
+        "impairments": None if attachment.impairments is None else shaping_document(attachment.impairments),
         "vlan": attachment.vlan,
         "vlans": list(attachment.vlans) or None,
     }
@@ -218,10 +218,10 @@ def _link(link: Link) -> dict[str, Any]:
     document["mtu"] = link.mtu
     if first.impairments == second.impairments:
         if first.impairments is not None:
-            document["impairments"] = _shaping(first.impairments)
+            document["impairments"] = shaping_document(first.impairments)
     else:
         document["impairments"] = {
-            end.endpoint: _shaping(end.impairments)
+            end.endpoint: shaping_document(end.impairments)
             for end in link.ends
             if end.impairments is not None
         }

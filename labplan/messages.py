@@ -46,6 +46,7 @@ class AgentTask(enum.StrEnum):
     IMAGE_REMOVE = "labmgr.agent.image_remove"
     IMAGE_PRUNE = "labmgr.agent.image_prune"
     IMAGE_LOAD = "labmgr.agent.image_load"
+    LIVE = "labmgr.agent.live"
 
 
 class ControlTask(enum.StrEnum):
@@ -76,7 +77,7 @@ class BeatTask(enum.StrEnum):
 # The kernel jobs an agent records by task id and runs again after a restart (while its
 # signature still holds), and the one whose caller waits for its answer.
 KERNEL_JOBS = (AgentTask.APPLY, AgentTask.DESTROY, AgentTask.CHECK, AgentTask.SWEEP)
-ANSWERED = (AgentTask.EXEC, AgentTask.CAPTURE_START)
+ANSWERED = (AgentTask.EXEC, AgentTask.CAPTURE_START, AgentTask.LIVE)
 
 
 def job_name(task: AgentTask) -> str:
@@ -212,6 +213,39 @@ class ExecArgs(TypedDict):
     node: str
     argv: list[str]
     timeout: float
+
+
+class LiveShaping(TypedDict):
+    """Impairments in the agent's units, as labplan.ops.SetShaping holds them."""
+
+    rate: int | None  # bit/s
+    delay: int | None  # microseconds
+    jitter: int | None
+    loss: float | None  # percent
+    duplicate: float | None
+    corrupt: float | None
+    reorder: float | None
+
+
+class LiveChange(TypedDict, total=False):
+    """One change of a running node (labplan.live makes them): with `ifname`, its
+    interface's `impairments` (None: none; `previous` is put back if the kernel refuses
+    the new ones) or its state (`up`); without, its `action` ("stop", "kill", "start",
+    which keeps the interfaces named in `down` down)."""
+
+    node: str
+    ifname: str
+    impairments: LiveShaping | None
+    previous: LiveShaping | None
+    up: bool
+    action: Literal["stop", "kill", "start"]
+    down: list[str]
+
+
+class LiveArgs(TypedDict):
+    deployment: int
+    token: str
+    changes: list[LiveChange]
 
 
 class SweepArgs(TypedDict):
@@ -366,6 +400,14 @@ class ExecAnswer(TypedDict):
     stderr: str
 
 
+class LiveAnswer(TypedDict):
+    ok: bool
+    error: str  # why the kernel refused a change ("" when ok); the ones before were undone
+    done: int  # changes made (all of them when ok)
+    stopped: list[str]  # the changes' nodes that are stopped now
+    seconds: float  # the agent's time for the changes, once it held its job lock
+
+
 class CaptureStartAnswer(TypedDict):
     ok: bool
     field: str
@@ -386,6 +428,7 @@ ARGS: dict[str, type] = {
     AgentTask.IMAGE_REMOVE: ImageRemoveArgs,
     AgentTask.IMAGE_PRUNE: ImagePruneArgs,
     AgentTask.IMAGE_LOAD: ImageLoadArgs,
+    AgentTask.LIVE: LiveArgs,
     ControlTask.HEARTBEAT: HeartbeatArgs,
     ControlTask.DEPLOYMENT_STEP: StepArgs,
     ControlTask.DEPLOYMENT_RESULT: ResultArgs,

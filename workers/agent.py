@@ -29,7 +29,14 @@ from typing import Any, Protocol
 
 from labplan import naming, ops
 from labplan.envelope import Refused
-from labplan.messages import STEP_DONE, ControlTask, DriftArgs, ImageFact, RegistryLogin
+from labplan.messages import (
+    STEP_DONE,
+    ControlTask,
+    DriftArgs,
+    ImageFact,
+    LiveAnswer,
+    RegistryLogin,
+)
 from workers import config
 from workers.celery_app import host_slug
 from workers.decoding import decode, decode_budget
@@ -110,6 +117,7 @@ class Agent:
             Job.IMAGE_REMOVE: self._image_remove,
             Job.IMAGE_PRUNE: self._image_prune,
             Job.IMAGE_LOAD: self._image_load,
+            Job.LIVE: self._live,
         }
 
     # --- running a job once ---------------------------------------------------------------
@@ -397,6 +405,24 @@ class Agent:
                 "stderr": _text(exc.stderr) + f"timed out after {timeout:g} s\n",
             }
         return {"exit": done.returncode, "stdout": _text(done.stdout), "stderr": _text(done.stderr)}
+
+    def _live(
+        self, reporter: Reporter, deployment: int, token: str, changes: list[dict[str, Any]]
+    ) -> LiveAnswer:
+        """Change running nodes of the deployment (workers.live), all or none."""
+        from workers.live import LiveChanges
+
+        record = self.executor.journal.read(token)
+        plan = record.host_plan() if record is not None else None
+        if token != naming.deployment_token(deployment) or record is None or plan is None:
+            return {
+                "ok": False,
+                "error": f"no deployment {token} on this host",
+                "done": 0,
+                "stopped": [],
+                "seconds": 0.0,
+            }
+        return LiveChanges(self.executor, record, plan).run(changes)
 
     # --- the image store ------------------------------------------------------------------
 

@@ -19,6 +19,7 @@ class Job(StrEnum):
     IMAGE_REMOVE = job_name(AgentTask.IMAGE_REMOVE)
     IMAGE_PRUNE = job_name(AgentTask.IMAGE_PRUNE)
     IMAGE_LOAD = job_name(AgentTask.IMAGE_LOAD)
+    LIVE = job_name(AgentTask.LIVE)
 
     @classmethod
     def named(cls, name: object) -> Job | None:

@@ -7,7 +7,8 @@ re-apply; with `"budget"` and `"cgroup"`, where the deployment's cgroup was put 
 `labmgr` parent, "r5/lm1", when it runs inside a reservation), `{"op": i, "kind": k}`
 before op i runs, `{"node": name, "pid", "start", "uid_base"}` once a node runs, and
 `{"image": ref, "digest": "sha256:..."}` once the image a node runs is in the host's store
-(its pull step), and `{"state": "applied" | "failed", ...}` at the end.
+(its pull step), and `{"state": "applied" | "failed", ...}` at the end. A live change
+that stops a node appends `{"stopped": name}`; its start again, a new `{"node": ...}`.
 
 `Journal.node` is how the agent finds a node it started (exec, terminals, captures, the
 command line): its init and its spawn op, read back from the plan the journal holds.
@@ -51,6 +52,7 @@ class Record:
     nodes: dict[str, NodeProcess] = field(default_factory=dict)
     uid_bases: dict[str, int] = field(default_factory=dict)
     images: dict[str, str] = field(default_factory=dict)  # reference -> manifest digest
+    stopped: set[str] = field(default_factory=set)  # nodes stopped by a live change
     state: str = "applying"
     error: str | None = None
 
@@ -154,8 +156,11 @@ class Journal:
             name = str(entry["node"])
             note = str(entry.get("note") or "")
             record.nodes[name] = NodeProcess(int(entry["pid"]), int(entry["start"]), note)
+            record.stopped.discard(name)
             if entry.get("uid_base") is not None:
                 record.uid_bases[name] = int(entry["uid_base"])
+        elif "stopped" in entry:
+            record.stopped.add(str(entry["stopped"]))
         elif "image" in entry:
             record.images[str(entry["image"])] = str(entry["digest"])
         elif "state" in entry:

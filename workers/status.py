@@ -55,6 +55,8 @@ def drift(executor: Executor, plan: ops.HostPlan) -> tuple[list[str], list[str]]
         for op in plan.ops:
             if isinstance(op, ops.SpawnNode):
                 process = record.nodes.get(op.node) if record is not None else None
+                if record is not None and op.node in record.stopped:
+                    continue  # stopped on purpose (a live change), not drift
                 if process is None or not driver.alive(process):
                     stopped.append(f"node {op.node} (not running)")
     finally:

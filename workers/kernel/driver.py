@@ -164,6 +164,9 @@ class KernelDriver:
     def set_up(self, netns: str | None, ifname: str) -> None:
         self.links.set_up(netns, ifname)
 
+    def set_down(self, netns: str | None, ifname: str) -> None:
+        self.links.set_down(netns, ifname)
+
     def ensure_address(self, netns: str | None, ifname: str, address: str) -> None:
         self.links.ensure_address(netns, ifname, address)
 
@@ -175,6 +178,12 @@ class KernelDriver:
 
     def set_shaping(self, op: ops.SetShaping) -> None:
         self.qdiscs.set_shaping(op)
+
+    def clear_shaping(self, netns: str | None, ifname: str) -> None:
+        self.qdiscs.clear(netns, ifname)
+
+    def signal_init(self, process: NodeProcess, signal: int) -> None:
+        processes.signal(process, signal)
 
     def remove_link_group(self, group: int) -> None:
         self.links.remove_group(group)

@@ -239,6 +239,9 @@ class Links:
     def set_up(self, netns: str | None, ifname: str) -> None:
         self.ns.rtnl(netns).set_link(ifname, up=True)
 
+    def set_down(self, netns: str | None, ifname: str) -> None:
+        self.ns.rtnl(netns).set_link(ifname, down=True)
+
     def ensure_address(self, netns: str | None, ifname: str, address: str) -> None:
         interface = ip_interface(address)
         if interface.version == 6:

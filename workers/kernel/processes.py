@@ -81,6 +81,25 @@ def alive(process: NodeProcess) -> bool:
     return start_time(process.pid) == process.start
 
 
+def signal(process: NodeProcess, sig: int) -> None:
+    """Send `sig` to the node's init through a pidfd opened while its start time still
+    matched, so a later process reusing the pid is never signalled; a gone init is
+    left alone."""
+    import signal as signals
+
+    try:
+        pidfd = os.pidfd_open(process.pid)
+    except ProcessLookupError:
+        return
+    try:
+        if alive(process):
+            signals.pidfd_send_signal(pidfd, sig)
+    except ProcessLookupError:
+        pass
+    finally:
+        os.close(pidfd)
+
+
 def hosts_text(hosts: Sequence[tuple[str, str]]) -> str:
     return "".join(f"{address}\t{name}\n" for address, name in hosts)
 

@@ -297,10 +297,13 @@ class Rtnl:
             return False
         return True
 
-    def set_link(self, ifname: str, *attrs: bytes, up: bool = False) -> None:
-        """Change a link found by name (set master, alias, state)."""
+    def set_link(
+        self, ifname: str, *attrs: bytes, up: bool = False, down: bool = False
+    ) -> None:
+        """Change a link found by name (set master, alias, state: `up`, or `down`)."""
         flags = IFF_UP if up else 0
-        body = ifinfo(flags=flags, change=flags) + string(IFLA_IFNAME, ifname) + b"".join(attrs)
+        change = IFF_UP if up or down else 0
+        body = ifinfo(flags=flags, change=change) + string(IFLA_IFNAME, ifname) + b"".join(attrs)
         self.request(RTM_SETLINK, 0, body, f"set link {ifname}")
 
     def bridge_vlans(

@@ -83,6 +83,7 @@ class FakeKernel:
     ip_forward: bool = False
     ip6_forward: bool = False
     sysctls: dict[tuple[str, str], str] = field(default_factory=dict)  # (netns, key) -> value
+    shaping: dict[tuple[str | None, str], ops.SetShaping] = field(default_factory=dict)
     # The host's own links' IPv6 forwarding switches (the kernel sets them all with `all`).
     links_forwarding6: dict[str, bool] = field(default_factory=lambda: {"eth0": False, "lo": False})
     host_rules: HostRules = field(default_factory=HostRules)
@@ -288,6 +289,10 @@ class FakeDriver:
         self._call()
         self._need(netns, ifname).up = True
 
+    def set_down(self, netns: str | None, ifname: str) -> None:
+        self._call()
+        self._need(netns, ifname).up = False
+
     def ensure_peer_link(self, op: ops.CreatePeerLink) -> bool:
         self._call()
         if (op.netns, op.ifname) in self.k.links:
@@ -316,6 +321,11 @@ class FakeDriver:
     def set_shaping(self, op: ops.SetShaping) -> None:
         self._call()
         self._need(op.netns, op.ifname)
+        self.k.shaping[(op.netns, op.ifname)] = op
+
+    def clear_shaping(self, netns: str | None, ifname: str) -> None:
+        self._call()
+        self.k.shaping.pop((netns, ifname), None)
 
     def set_sysctl(self, netns: str, key: str, value: str) -> None:
         self._call()
@@ -401,6 +411,10 @@ class FakeDriver:
 
     def alive(self, process: NodeProcess) -> bool:
         return process.pid in self.k.processes
+
+    def signal_init(self, process: NodeProcess, signal: int) -> None:
+        self._call()
+        self.k.processes.pop(process.pid, None)  # every fake init stops when asked
 
     def run_in_node(
         self, process: NodeProcess, spawn: ops.SpawnNode, command: Sequence[str], timeout: float
