@@ -377,6 +377,62 @@ def cmd_exec(args: argparse.Namespace) -> int:
     return int(result.get("exit", 0))
 
 
+def live_action(api: Client, lab_name: str, action: dict[str, Any]) -> int:
+    """Make one live change of the lab's running deployment (docs/live.md) and say it."""
+    deployment = lab_deployment(api, find_lab(api, lab_name))
+    outcome = api.post(f"deployments/{deployment['id']}/live", json=action)
+    out(f"{outcome['action']}: done ({outcome['seconds'] * 1000:.0f} ms at the agent)")
+    return 0
+
+
+def cmd_set(args: argparse.Namespace) -> int:
+    impairments: dict[str, str] = {}
+    for word in args.impairments:
+        if word == "none":
+            continue
+        key, sep, value = word.partition("=")
+        if not sep or not key:
+            raise CliError(f"impairments: write KEY=VALUE, like loss=30%, not {word!r}.", 2)
+        impairments[key] = value
+    return live_action(client(), args.lab, {"set": {args.kind: args.target, **impairments}})
+
+
+def cmd_link_state(args: argparse.Namespace) -> int:
+    target: str | dict[str, str] = {"link": args.target} if args.link else args.target
+    return live_action(client(), args.lab, {args.command: target})
+
+
+def cmd_restore(args: argparse.Namespace) -> int:
+    target: str | dict[str, str] = args.target
+    if args.target != "all":
+        target = {"link": args.target} if args.link else {"interface": args.target}
+    return live_action(client(), args.lab, {"restore": target})
+
+
+def cmd_node(args: argparse.Namespace) -> int:
+    return live_action(client(), args.lab, {args.node_command: args.node})
+
+
+def cmd_live(args: argparse.Namespace) -> int:
+    api = client()
+    deployment = lab_deployment(api, find_lab(api, args.lab))
+    state = api.get(f"deployments/{deployment['id']}/live")
+    if args.format == "json":
+        out_json(state)
+        return 0
+    rows = [["NODE", "STATE"]] + [[n["node"], n["state"]] for n in state["nodes"]]
+    out(table(rows))
+    out("")
+    rows = [["INTERFACE", "STATE", "IMPAIRMENTS"]]
+    for i in state["interfaces"]:
+        said = " ".join(f"{k}={v}" for k, v in i["impairments"].items()) or "-"
+        rows.append(
+            [i["interface"], "up" if i["up"] else "down", said + (" *" if i["changed"] else "")]
+        )
+    out(table(rows))
+    return 0
+
+
 def listing(sub: argparse.ArgumentParser) -> None:
     sub.add_argument("--format", default="text", choices=["text", "json"], help="json: for scripts")
 
@@ -479,6 +535,57 @@ def parser() -> argparse.ArgumentParser:
     stat.add_argument("lab", metavar="LAB")
     listing(stat)
     stat.set_defaults(run=cmd_status)
+
+    lv = commands.add_parser("live", help="a running lab's links and nodes, as changed live")
+    lv.add_argument("lab", metavar="LAB")
+    listing(lv)
+    lv.set_defaults(run=cmd_live)
+
+    st = commands.add_parser(
+        "set", help="change impairments of a running lab live (loss=30%% delay=10ms ...)"
+    )
+    st.add_argument("lab", metavar="LAB")
+    st.add_argument(
+        "kind",
+        choices=["link", "interface", "network"],
+        help="link NODE:IFNAME: both ends of the link ending there; interface NODE:IFNAME: "
+        "what it sends; network NETWORK: every attachment",
+    )
+    st.add_argument("target", metavar="TARGET")
+    st.add_argument(
+        "impairments",
+        nargs="*",
+        metavar="KEY=VALUE",
+        help="rate, delay, jitter, loss, "
+        "duplicate, corrupt, reorder; none (or nothing) for none at all",
+    )
+    st.set_defaults(run=cmd_set)
+
+    for name, text in (("down", "set an interface or a link down"), ("up", "and up again")):
+        sub = commands.add_parser(name, help=f"{text}, live")
+        sub.add_argument("lab", metavar="LAB")
+        sub.add_argument("target", metavar="NODE:IFNAME")
+        sub.add_argument("--link", action="store_true", help="both ends of its link")
+        sub.set_defaults(run=cmd_link_state)
+
+    rs = commands.add_parser("restore", help="undo live changes: back to the labfile")
+    rs.add_argument("lab", metavar="LAB")
+    rs.add_argument("target", metavar="NODE:IFNAME|all", nargs="?", default="all")
+    rs.add_argument("--link", action="store_true", help="both ends of its link")
+    rs.set_defaults(run=cmd_restore)
+
+    node = commands.add_parser("node", help="stop, start, restart or kill a running node")
+    node_commands = node.add_subparsers(dest="node_command", required=True)
+    for name, text in (
+        ("stop", "stop it (SIGTERM, then kill), keeping its interfaces and addresses"),
+        ("start", "start it again"),
+        ("restart", "stop and start it"),
+        ("kill", "kill it at once"),
+    ):
+        sub = node_commands.add_parser(name, help=text)
+        sub.add_argument("lab", metavar="LAB")
+        sub.add_argument("node", metavar="NODE")
+        sub.set_defaults(run=cmd_node)
 
     ex = commands.add_parser("exec", help="run a command in a node")
     ex.add_argument("lab", metavar="LAB")

@@ -48,6 +48,19 @@ class DeploymentStepEvent(TypedDict):
     host: str | None  # the host that ran the step, None for the control plane's own
 
 
+class DeploymentLiveEvent(TypedDict):
+    """A live change was made (or refused): the deployment's live state now."""
+
+    type: Literal["deployment.live"]
+    lab: int
+    deployment: int
+    live: dict[str, Any]
+    action: str
+    ok: bool
+    error: str
+    actor: str
+
+
 class MetricsSampleEvent(TypedDict):
     type: Literal["metrics.sample"]
     lab: int
@@ -99,6 +112,7 @@ class SessionEndedEvent(TypedDict):
 Event = (
     DeploymentStatusEvent
     | DeploymentStepEvent
+    | DeploymentLiveEvent
     | MetricsSampleEvent
     | HostStatusEvent
     | HostImagesEvent

@@ -197,7 +197,9 @@ def _attachment(attachment: Attachment, driver: str) -> dict[str, Any]:
         "ipv6": attachment.ipv6,
         "ifname": attachment.ifname,
         "mac": attachment.mac,
-        "impairments": None if attachment.impairments is None else shaping_document(attachment.impairments),
+        "impairments": None
+        if attachment.impairments is None
+        else shaping_document(attachment.impairments),
         "vlan": attachment.vlan,
         "vlans": list(attachment.vlans) or None,
     }

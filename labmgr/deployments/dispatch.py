@@ -24,6 +24,9 @@ from labplan.messages import (
     DestroyArgs,
     ExecAnswer,
     ExecArgs,
+    LiveAnswer,
+    LiveArgs,
+    LiveChange,
     SweepArgs,
     TerminalOpenArgs,
 )
@@ -125,4 +128,18 @@ def exec_(
         "exit": int(outcome["exit"]),
         "stdout": str(outcome["stdout"]),
         "stderr": str(outcome["stderr"]),
+    }
+
+
+def live(*, host: str, deployment: int, token: str, changes: list[LiveChange]) -> LiveAnswer:
+    """Make live changes of running nodes on one host and wait for the agent's answer."""
+    args: LiveArgs = {"deployment": deployment, "token": token, "changes": changes}
+    # A stop waits for the node's init (a few seconds); the agent may be busy besides.
+    answer = ask(AgentTask.LIVE, host, args, wait=60, doing="make the change")
+    return {
+        "ok": bool(answer["ok"]),
+        "error": str(answer["error"]),
+        "done": int(answer["done"]),
+        "stopped": [str(n) for n in answer["stopped"]],
+        "seconds": float(answer["seconds"]),
     }

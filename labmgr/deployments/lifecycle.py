@@ -38,6 +38,7 @@ from labmgr.labs import selectors as lab_selectors
 from labmgr.labs import spec
 from labmgr.labs.models import Lab
 from labplan import labfile as labfile_module
+from labplan import live
 from labplan.messages import Budget, ExecAnswer
 from labplan.model import Labfile
 
@@ -100,6 +101,12 @@ def deployment_redeploy(*, deployment: Deployment, actor: User) -> Deployment:
     _require_change(actor, deployment.lab)
     labfile = spec.lab_to_labfile(deployment.lab)
     _require_admin_powers(actor, labfile)
+    if deployment.live and deployment.status == S.RUNNING:
+        # Live changes undone first: the redeploy starts from what the labfile said.
+        from labmgr.deployments.live import deployment_live
+
+        if not live.State.from_dict(deployment.live).empty:
+            deployment_live(deployment=deployment, actor=actor, action={"restore": "all"})
     with transaction.atomic():
         locked = (
             Deployment.objects.select_for_update(of=("self",))

@@ -54,6 +54,9 @@ class Deployment(models.Model):
     # merged over its hosts' apply results: a redeploy pins the same digests.
     images = models.JSONField(default=dict, blank=True)
     # The agent's last comparison of the kernel with the plan.
+    # What live changes made differ from the labfile now (labplan.live.State's form:
+    # impairments by interface, interfaces down, nodes stopped); empty after an apply.
+    live = models.JSONField(default=dict, blank=True)
     drift = models.JSONField(null=True, blank=True)
     drift_checked = models.DateTimeField(null=True, blank=True)
     created = models.DateTimeField(auto_now_add=True)
@@ -93,6 +96,8 @@ class DeploymentStep(models.Model):
     total = models.PositiveIntegerField(null=True, blank=True)
     target = models.CharField(max_length=200, blank=True, default="")
     seconds = models.FloatField(null=True, blank=True)
+    # Who asked for it, for the steps of a person's action (a live change): a username.
+    actor = models.CharField(max_length=150, blank=True, default="")
     created = models.DateTimeField(auto_now_add=True)
 
     class Meta:

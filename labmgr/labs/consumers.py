@@ -72,6 +72,9 @@ class LabConsumer(AsyncJsonWebsocketConsumer):
     async def metrics_sample(self, event: events.MetricsSampleEvent) -> None:
         await self.send_json(event)
 
+    async def deployment_live(self, event: events.DeploymentLiveEvent) -> None:
+        await self.send_json(event)
+
     async def host_status(self, event: events.HostStatusEvent) -> None:
         await self.send_json(event)
 

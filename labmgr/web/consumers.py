@@ -119,5 +119,8 @@ class DashboardConsumer(AsyncJsonWebsocketConsumer):
     async def metrics_sample(self, event: events.MetricsSampleEvent) -> None:
         """Samples belong to the lab's page, not the dashboard."""
 
+    async def deployment_live(self, event: events.DeploymentLiveEvent) -> None:
+        """Live changes belong to the lab's page, not the dashboard."""
+
     async def session_ended(self, event: events.SessionEndedEvent) -> None:
         await self.close(code=REFUSED)

@@ -297,9 +297,7 @@ class Rtnl:
             return False
         return True
 
-    def set_link(
-        self, ifname: str, *attrs: bytes, up: bool = False, down: bool = False
-    ) -> None:
+    def set_link(self, ifname: str, *attrs: bytes, up: bool = False, down: bool = False) -> None:
         """Change a link found by name (set master, alias, state: `up`, or `down`)."""
         flags = IFF_UP if up else 0
         change = IFF_UP if up or down else 0

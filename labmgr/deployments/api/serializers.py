@@ -90,9 +90,17 @@ class DeploymentDetailSerializer(DeploymentSerializer):
     labfile = serializers.SerializerMethodField()
     plan = serializers.SerializerMethodField()
     drift = serializers.SerializerMethodField()
+    live = serializers.SerializerMethodField()
 
     class Meta(DeploymentSerializer.Meta):
-        fields = [*DeploymentSerializer.Meta.fields, "drift", "drift_checked", "labfile", "plan"]
+        fields = [
+            *DeploymentSerializer.Meta.fields,
+            "drift",
+            "drift_checked",
+            "labfile",
+            "plan",
+            "live",
+        ]
         read_only_fields = fields
 
     @extend_schema_field(OpenApiTypes.OBJECT)
@@ -106,6 +114,12 @@ class DeploymentDetailSerializer(DeploymentSerializer):
     @extend_schema_field(OpenApiTypes.OBJECT)
     def get_drift(self, deployment: Deployment) -> Any:
         return deployment.drift
+
+    @extend_schema_field(OpenApiTypes.OBJECT)
+    def get_live(self, deployment: Deployment) -> Any:
+        """What live changes made differ from the labfile: impairments by interface,
+        interfaces down, nodes stopped (docs/live.md)."""
+        return {"impairments": {}, "down": [], "stopped": [], **(deployment.live or {})}
 
 
 class ExecSerializer(serializers.Serializer[Any]):

@@ -14,6 +14,7 @@ from rest_framework.response import Response
 
 from labmgr.accounts.requests import acting_user
 from labmgr.deployments import connectivity, lifecycle
+from labmgr.deployments import live as live_changes
 from labmgr.deployments.api.serializers import (
     DeploymentDetailSerializer,
     DeploymentSerializer,
@@ -41,6 +42,25 @@ CONNECTIVITY = inline_serializer(
         "deployment": serializers.IntegerField(),
         "nodes": serializers.ListField(child=serializers.CharField()),
         "probes": serializers.ListField(child=PROBE),
+    },
+)
+LIVE_STATE = inline_serializer(
+    "LiveState",
+    {
+        "interfaces": serializers.ListField(child=serializers.DictField()),
+        "links": serializers.ListField(child=serializers.ListField()),
+        "nodes": serializers.ListField(child=serializers.DictField()),
+    },
+)
+LIVE_OUTCOME = inline_serializer(
+    "LiveOutcome",
+    {
+        "deployment": serializers.IntegerField(),
+        "action": serializers.CharField(),
+        "ok": serializers.BooleanField(),
+        "error": serializers.CharField(),
+        "live": serializers.DictField(),
+        "seconds": serializers.FloatField(),
     },
 )
 # An action answers at once with the compact form; its `url` gives the detail.
@@ -140,3 +160,30 @@ class DeploymentViewSet(viewsets.ReadOnlyModelViewSet[Deployment]):
             deployment=self.get_object(), actor=acting_user(request)
         )
         return Response(report)
+
+    @extend_schema(
+        methods=["GET"],
+        request=None,
+        responses={200: LIVE_STATE, 404: ERROR},
+        description="Every interface a live change can reach, with its impairments now and "
+        "whether it is up, the lab's links, and each node's state (running, stopped).",
+    )
+    @extend_schema(
+        methods=["POST"],
+        request=inline_serializer("LiveAction", {"set": serializers.DictField(required=False)}),
+        responses={200: LIVE_OUTCOME, 400: ERROR, 403: ERROR, 404: ERROR, 409: ERROR, 504: ERROR},
+        description="Change the running lab without a redeploy, one action a call "
+        '(docs/live.md): `{"set": {"link": "r1:eth1", "loss": "30%"}}`, `{"down": "r1:eth1"}`, '
+        '`{"up": {"link": "r1:eth1"}}`, `{"stop": "r1"}` (also start, restart, kill), '
+        '`{"restore": "all"}`. Kept in the deployment\'s steps with who asked; a change the '
+        "kernel refuses is undone (409).",
+    )
+    @action(detail=True, methods=["get", "post"])
+    def live(self, request: Request, pk: str | None = None) -> Response:
+        deployment = self.get_object()
+        if request.method == "GET":
+            return Response(live_changes.deployment_live_state(deployment))
+        outcome = live_changes.deployment_live(
+            deployment=deployment, actor=acting_user(request), action=request.data
+        )
+        return Response(outcome)

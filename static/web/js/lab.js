@@ -72,6 +72,7 @@ class LabPage {
       handlers: {
         "deployment.status": (e) => this.onStatus(e),
         "deployment.step": (e) => this.onStep(e),
+        "deployment.live": (e) => { if (e.deployment === this.deployment) { this.onLive?.(e); this.refreshNodes(); } },
         "metrics.sample": (e) => this.charts.add(e.samples),
         "host.status": (e) => this.onHost(e),
         "reservation.warning": (e) => this.onReservation(e),
@@ -222,11 +223,12 @@ class LabPage {
       return;
     }
     const seen = new Map((deployment.nodes || []).map((n) => [n.name, n]));
+    const stopped = new Set(deployment.live?.stopped || []);
     for (const item of list.querySelectorAll("li[data-node]")) {
       const node = seen.get(item.dataset.node);
       const state = item.querySelector(".live-state");
       let text = deployment.status;
-      if (deployment.status === "running") text = node?.pid ? "running" : "missing";
+      if (deployment.status === "running") text = stopped.has(item.dataset.node) ? "stopped" : node?.pid ? "running" : "missing";
       else if (!["pending", "deploying", "destroying", "unknown"].includes(deployment.status)) text = deployment.status === "failed" ? "failed" : "stopped";
       state.textContent = text;
       state.className = "live-state " + (text === "running" ? "ok" : ["missing", "failed"].includes(text) ? "down" : "");

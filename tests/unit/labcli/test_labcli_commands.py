@@ -350,3 +350,46 @@ def test_bash_completion_offers_the_commands_and_their_options(tmp_path: Path) -
     assert complete("deploy", "lab.yaml", "--d") == ["--detach"]
     assert complete("network", "") == ["ls"]
     assert complete("graph", "x", "--f") == ["--format"]
+
+
+def test_live_changes_from_the_command_line(
+    logged_in: str,
+    alice: User,
+    online_host: Any,
+    dispatched: Any,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from labmgr.deployments.lifecycle import deployment_deploy
+    from labmgr.deployments.services import deployment_result_record
+
+    lab = lab_create(owner=alice, labfile_tree=small_labfile("demo"))
+    deployment = deployment_deploy(lab=lab, actor=alice)
+    deployment_result_record(
+        deployment_id=deployment.pk, action="apply", ok=True, error="", nodes=[]
+    )
+
+    assert run(capsys, "set", "demo", "interface", "web:eth0", "loss=30%", "delay=10ms") == (
+        0,
+        "set delay 10ms loss 30% on interface web:eth0: done (2 ms at the agent)\n",
+        "",
+    )
+    code, shown, _ = run(capsys, "live", "demo")
+    assert code == 0
+    assert "web:eth0     up     delay=10ms loss=30% *\n" in shown
+    assert "client:eth0  up     -\n" in shown and "web     running\n" in shown
+
+    code, _, err = run(capsys, "set", "demo", "interface", "web:eth0", "loss=300%")
+    assert code == 1 and "set.loss" in err and "between 0% and 100%" in err
+    code, _, err = run(capsys, "set", "demo", "web:eth0", "loss=3%")
+    assert code == 2 and "invalid choice: 'web:eth0'" in err
+
+    assert run(capsys, "node", "stop", "demo", "web")[0] == 0
+    code, _, err = run(capsys, "up", "demo", "web:eth0")
+    assert code == 1 and "start it first" in err
+    assert run(capsys, "restore", "demo")[:2] == (
+        0,
+        "restore everything: done (2 ms at the agent)\n",
+    )
+    sent = [kwargs["changes"] for task, _, kwargs in dispatched.sent if task == "live"]
+    assert sent[1] == [{"node": "web", "action": "stop"}]
+    assert sent[2][0] == {"node": "web", "action": "start", "down": []}

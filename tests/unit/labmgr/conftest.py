@@ -155,6 +155,14 @@ class Dispatched:
     def __init__(self) -> None:
         self.sent: list[tuple[str, str, dict[str, Any]]] = []
         self.exec_result: dict[str, Any] = {"exit": 0, "stdout": "", "stderr": ""}
+        # The agent's answer to a live change: all made, unless a test says otherwise.
+        self.live_result: dict[str, Any] = {
+            "ok": True,
+            "error": "",
+            "done": 1,
+            "stopped": [],
+            "seconds": 0.002,
+        }
 
     def tasks(self) -> list[str]:
         return [task for task, _, _ in self.sent]
@@ -170,11 +178,12 @@ def dispatched(monkeypatch: pytest.MonkeyPatch) -> Dispatched:
     def recorder(task: str) -> Callable[..., Any]:
         def send(*, host: str, **kwargs: Any) -> Any:
             record.sent.append((task, host, kwargs))
-            return record.exec_result if task == "exec" else None
+            answers = {"exec": record.exec_result, "live": record.live_result}
+            return answers.get(task)
 
         return send
 
-    for task in ("apply", "destroy", "check", "sweep", "terminal_open", "exec_"):
+    for task in ("apply", "destroy", "check", "sweep", "terminal_open", "exec_", "live"):
         monkeypatch.setattr(dispatch, task, recorder(task.rstrip("_")))
     return record
 
