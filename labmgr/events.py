@@ -46,6 +46,7 @@ class DeploymentStepEvent(TypedDict):
     total: int | None
     seconds: float | None
     host: str | None  # the host that ran the step, None for the control plane's own
+    actor: str  # who asked for it (a live change), "" for the agents' own steps
 
 
 class DeploymentLiveEvent(TypedDict):

@@ -115,6 +115,8 @@ def deployment_live_state(deployment: Deployment) -> dict[str, Any]:
             "impairments": state.impairments.get(endpoint, live.impairments_document(shaping)),
             "changed": endpoint in state.impairments,
             "up": endpoint not in state.down,
+            # Its node is stopped: down until the node starts (then as `up` says).
+            "parked": endpoint.split(":", 1)[0] in state.stopped,
         }
         for endpoint, shaping in sorted(known.items())
     ]
@@ -208,6 +210,7 @@ def _publish(
             "total": None,
             "seconds": step.seconds,
             "host": None,
+            "actor": step.actor,
         },
     )
     events.publish(

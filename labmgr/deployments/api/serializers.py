@@ -18,7 +18,17 @@ from labmgr.labs.models import Lab
 class DeploymentStepSerializer(serializers.ModelSerializer[DeploymentStep]):
     class Meta:
         model = DeploymentStep
-        fields = ["seq", "name", "status", "message", "target", "total", "seconds", "created"]
+        fields = [
+            "seq",
+            "name",
+            "status",
+            "message",
+            "target",
+            "total",
+            "seconds",
+            "actor",
+            "created",
+        ]
         read_only_fields = fields
 
 

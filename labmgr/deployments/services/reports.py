@@ -96,6 +96,7 @@ def deployment_step_record(report: StepArgs, *, host: str = "") -> DeploymentSte
             "total": step.total,
             "seconds": step.seconds,
             "host": step.host or None,
+            "actor": step.actor,
         },
     )
     return step

@@ -150,10 +150,10 @@ class LabPage {
     const badge = span(`status step-${step.status}`, STEP_LABELS[step.status] || step.status);
     const what = span("", step.name + " ");
     what.append(span("step-target", step.target || ""));
-    if (step.message) {
+    if (step.message || step.actor) {
       const message = document.createElement("div");
       message.className = "small muted";
-      message.textContent = step.message;
+      message.textContent = [step.message, step.actor ? `by ${step.actor}` : ""].filter(Boolean).join(" — ");
       what.append(message);
     }
     const time = span("small muted", step.seconds == null ? "" : `${Number(step.seconds).toFixed(3)} s`);

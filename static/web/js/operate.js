@@ -110,7 +110,7 @@ export function startOperate({ currentDeployment }) {
       const said = Object.entries(item.impairments).map(([k, v]) => `${k} ${v}`).join(", ") || "none";
       const impairments = cell(said + (item.changed ? " (changed)" : ""));
       impairments.className = item.changed ? "changed" : "";
-      row.append(cell(item.interface), cell(peers.get(item.interface) || "—"), stateCell(item.up ? "up" : "down", item.up), impairments);
+      row.append(cell(item.interface), cell(peers.get(item.interface) || "—"), stateCell(item.parked ? "parked" : item.up ? "up" : "down", item.up && !item.parked), impairments);
       const actions = document.createElement("td");
       if (canChange) {
         const verb = item.up ? "down" : "up";

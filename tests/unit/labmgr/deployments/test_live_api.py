@@ -68,6 +68,7 @@ def test_setting_loss_on_an_interface_reaches_the_agent_and_the_history(
         "impairments": {"loss": "30%"},
         "changed": True,
         "up": True,
+        "parked": False,
     }
 
 
@@ -172,8 +173,10 @@ def test_a_stopped_node_is_started_by_restore_and_a_redeploy_restores_first(
     assert run(api(alice), "post", url, {"stop": "web"}).json()["live"]["stopped"] == ["web"]
     refused = run(api(alice), "post", url, {"up": "web:eth0"})
     assert refused.status_code == 400 and "start it first" in refused.json()["errors"]["up"][0]
-    nodes = run(api(alice), "get", url).json()["nodes"]
-    assert {"node": "web", "state": "stopped"} in nodes
+    shown = run(api(alice), "get", url).json()
+    assert {"node": "web", "state": "stopped"} in shown["nodes"]
+    web = next(i for i in shown["interfaces"] if i["interface"] == "web:eth0")
+    assert web["parked"] and web["up"]  # down while stopped, up again when it starts
 
     response = run(api(alice), "post", f"/api/deployments/{running.pk}/redeploy")
 
