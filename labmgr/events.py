@@ -62,6 +62,16 @@ class DeploymentLiveEvent(TypedDict):
     actor: str
 
 
+class ScenarioProgressEvent(TypedDict):
+    """A scenario run started, paused, resumed, ended, or ran a step (`result`)."""
+
+    type: Literal["scenario.progress"]
+    lab: int
+    deployment: int
+    run: dict[str, Any]
+    result: dict[str, Any] | None
+
+
 class MetricsSampleEvent(TypedDict):
     type: Literal["metrics.sample"]
     lab: int
@@ -114,6 +124,7 @@ Event = (
     DeploymentStatusEvent
     | DeploymentStepEvent
     | DeploymentLiveEvent
+    | ScenarioProgressEvent
     | MetricsSampleEvent
     | HostStatusEvent
     | HostImagesEvent

@@ -41,6 +41,10 @@ def dump(lab: Labfile) -> dict[str, Any]:
     }
     if version >= 2:
         document["links"] = [_link(link) for link in lab.links]
+    if lab.scenarios:
+        from labplan.scenarios import document as steps_document
+
+        document["scenarios"] = {s.name: steps_document(s) for s in lab.scenarios}
     return document
 
 

@@ -56,6 +56,7 @@ Kind = Literal[
     "interface6",  # an IPv6 address with its prefix: fd00:12::1/64
     "endpoint",  # node:ifname
     "link_impairments",  # impairments, or endpoint -> impairments
+    "scenario_step",  # `at` and one action (labplan.scenarios checks the action)
     "path",  # an absolute path
     "env_value",  # a string; numbers become strings
     "object",  # keys from `spec`
@@ -712,6 +713,54 @@ NODE = ObjectSpec(
     ),
 )
 
+# The actions of a scenario's step: a live change's (labplan.live) or a command or a check.
+SCENARIO_ACTIONS = (
+    "set",
+    "down",
+    "up",
+    "restore",
+    "stop",
+    "start",
+    "restart",
+    "kill",
+    "exec",
+    "check",
+)
+MAX_SCENARIOS = 20
+MAX_SCENARIO_STEPS = 200
+MAX_SCENARIO_AT = 24 * 3600 * 10**6  # microseconds: a day
+SCENARIOS = Field(
+    "scenarios",
+    "map",
+    "Scenario name -> its timed actions on the running lab (labfile 2): each step an `at` "
+    "(from the run's start, like 10s) and one action (docs/live.md).",
+    default={},
+    max_items=MAX_SCENARIOS,
+    since=2,
+    key=Field(
+        "scenario name",
+        "string",
+        "The scenario's name.",
+        pattern=NAME_PATTERN,
+        pattern_hint=NAME_HINT,
+    ),
+    item=Field(
+        "scenario",
+        "list",
+        "The scenario's steps, in the order of their `at`.",
+        max_items=MAX_SCENARIO_STEPS,
+        scope="a scenario",
+        label="steps",
+        item=Field(
+            "step",
+            "scenario_step",
+            "`at` and one action: set, down, up, restore, stop, start, restart, kill (a live "
+            "change), exec ({node, command}) or check (connectivity).",
+            maximum=MAX_SCENARIO_AT,
+        ),
+    ),
+)
+
 LABFILE = ObjectSpec(
     "labfile",
     "A labmgr lab: networks and the nodes attached to them.",
@@ -761,5 +810,6 @@ LABFILE = ObjectSpec(
             item=Field("link", "object", LINK.description, spec=LINK),
             since=2,
         ),
+        SCENARIOS,
     ),
 )

@@ -72,6 +72,7 @@ class BeatTask(enum.StrEnum):
     METRICS_RETENTION = "labmgr.control.metrics_retention"
     RESERVATIONS_TICK = "labmgr.control.reservations_tick"
     CAPTURES_EXPIRE = "labmgr.control.captures_expire"
+    SCENARIOS_TICK = "labmgr.control.scenarios_tick"
 
 
 # The kernel jobs an agent records by task id and runs again after a restart (while its

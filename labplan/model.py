@@ -7,9 +7,10 @@ addresses, ints for sizes in bytes, rates in bit/s and times in microseconds).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 LABFILE_VERSION = 2  # the newest version this labmgr reads; it reads every older one
 LABFILE_VERSIONS = (1, 2)
@@ -183,12 +184,37 @@ class Link:
 
 
 @dataclass(frozen=True)
+class ScenarioStep:
+    """One timed action of a scenario: `at` microseconds after its run starts, and the
+    action as JSON text (`{"down": "r1:eth1"}`), checked against the lab."""
+
+    at: int
+    action: str
+
+    @property
+    def data(self) -> dict[str, Any]:
+        value: dict[str, Any] = json.loads(self.action)
+        return value
+
+    @property
+    def verb(self) -> str:
+        return next(iter(self.data))
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    steps: tuple[ScenarioStep, ...]
+
+
+@dataclass(frozen=True)
 class Labfile:
     name: str
     description: str = ""
     networks: tuple[Network, ...] = ()  # sorted by name
     nodes: tuple[Node, ...] = ()  # sorted by name
     links: tuple[Link, ...] = ()  # in the labfile's order
+    scenarios: tuple[Scenario, ...] = ()  # sorted by name (labfile 2)
 
     @property
     def version(self) -> int:
@@ -197,6 +223,8 @@ class Labfile:
         shapings = [n.shaping for n in self.networks]
         shapings += [a.impairments for node in self.nodes for a in node.networks]
         if self.links or any(a.impairments for node in self.nodes for a in node.networks):
+            return 2
+        if self.scenarios:
             return 2
         if any(n.subnet6 for n in self.networks):
             return 2

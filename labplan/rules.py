@@ -38,6 +38,7 @@ from labplan.network_rules import (
     check_driver_options,
     impairments,
 )
+from labplan.scenarios import check_scenarios
 from labplan.structure import INVALID, Checker
 from labplan.vlan_rules import check_vlans
 
@@ -64,13 +65,17 @@ def build_lab(checker: Checker, tree: Tree) -> Labfile | None:
     nodes = _resolve(checker, networks.valid, drafts, links)
     if checker.count:
         return None
-    return Labfile(
+    lab = Labfile(
         name=tree["name"],
         description=tree.get("description", ""),
         networks=tuple(sorted(networks.valid.values(), key=lambda n: n.name)),
         nodes=tuple(sorted(nodes, key=lambda n: n.name)),
         links=tuple(links.valid),
     )
+    scenarios = check_scenarios(checker, lab, tree.get("scenarios", {}))
+    if checker.count:
+        return None
+    return replace(lab, scenarios=scenarios) if scenarios else lab
 
 
 def joined_node(raw: Tree) -> str | None:

@@ -193,4 +193,11 @@ _KINDS: dict[str, Callable[[Field], Schema]] = {
     "interface6": lambda f: {"type": "string", "pattern": r"^[0-9A-Fa-f:.]+/[0-9]{1,3}$"},
     "endpoint": _string,
     "link_impairments": _link_impairments,
+    "scenario_step": lambda f: {
+        "type": "object",
+        "required": ["at"],
+        "properties": {"at": _unit(TIME_PATTERN, {"const": 0})(f)},
+        "minProperties": 2,
+        "maxProperties": 2,
+    },
 }

@@ -15,7 +15,7 @@ from typing import Final, TypeVar
 
 from labplan import imageref
 from labplan.errors import FieldError
-from labplan.fields import Field, ObjectSpec
+from labplan.fields import SCENARIO_ACTIONS, Field, ObjectSpec
 from labplan.model import HOST_PARENT_PREFIX, LABFILE_VERSIONS
 from labplan.units import (
     UnitError,
@@ -106,6 +106,8 @@ class Checker:
             return self._check_list(field, value, path)
         if field.kind == "link_impairments":
             return self._check_link_impairments(field, value, path)
+        if field.kind == "scenario_step":
+            return self._check_scenario_step(field, value, path)
         try:
             converted = SCALARS[field.kind](field, value)
             _check_range(field, value, converted)
@@ -199,6 +201,43 @@ class Checker:
                 continue
             result[key] = self.check_object(field.spec, item, item_path)
         return result
+
+    def _check_scenario_step(self, field: Field, value: object, path: str) -> object:
+        """A scenario's step: `at` in microseconds and its one action, left as written for
+        labplan.scenarios to check against the lab."""
+        if not isinstance(value, Mapping):
+            self.error(path, f"{show_value(value)} is not a step (write at: 10s and one action)")
+            return INVALID
+        result: dict[str, object] = {}
+        if "at" not in value:
+            self.error(join(path, "at"), "at is required: when the step runs, like 10s")
+        else:
+            self.visit(join(path, "at"))
+            try:
+                at = parse_time(value["at"])
+                if field.maximum is not None and at > field.maximum:
+                    raise UnitError(f"at must be at most {format_time(int(field.maximum))}")
+                result["at"] = at
+            except UnitError as error:
+                self.error(join(path, "at"), str(error))
+        actions = [key for key in value if key != "at"]
+        for key in actions:
+            if key not in SCENARIO_ACTIONS:
+                self.visit(join(path, key))
+                known = ", ".join(SCENARIO_ACTIONS)
+                self.error(join(path, key), f"unknown action (a step's actions: {known})")
+        known_actions = [key for key in actions if key in SCENARIO_ACTIONS]
+        if not actions:
+            self.error(path, "a step needs one action, like down: r1:eth1")
+        elif len(known_actions) > 1:
+            self.error(
+                join(path, known_actions[1]), "one action per step: give it a step of its own"
+            )
+        if len(known_actions) == 1 and "at" in result:
+            self.visit(join(path, known_actions[0]))
+            result[str(known_actions[0])] = value[known_actions[0]]
+            return result
+        return INVALID
 
     def _too_many(self, field: Field, value: Sized, path: str) -> bool:
         """Past its bound, a map or list is refused whole, before any item costs a check."""

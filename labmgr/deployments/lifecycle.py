@@ -303,6 +303,9 @@ def _destroy(deployment: Deployment, *, reason: str) -> None:
     teardown."""
     if deployment.status == S.DESTROYING:
         return
+    from labmgr.deployments.scenarios import scenarios_end
+
+    scenarios_end(deployment=deployment, reason="the lab is being destroyed")
     target = S.CANCELLED if deployment.status == S.PENDING else S.DESTROYING
     deployment_transition(deployment=deployment, to=target, reason=reason)
     if deployment.host is None:

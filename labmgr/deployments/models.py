@@ -188,3 +188,41 @@ class VniAllocation(models.Model):
 
     def __str__(self) -> str:
         return f"{self.network}: {self.vni}"
+
+
+class ScenarioRun(models.Model):
+    """One run of a scenario on a running deployment (docs/live.md): its steps as they
+    were when it started, where it is, and each step's result, kept after it ends."""
+
+    class State(models.TextChoices):
+        RUNNING = "running", "Running"
+        PAUSED = "paused", "Paused"
+        STOPPED = "stopped", "Stopped"
+        FINISHED = "finished", "Finished"
+
+    deployment = models.ForeignKey(
+        Deployment, on_delete=models.CASCADE, related_name="scenario_runs"
+    )
+    name = models.CharField(max_length=31)
+    # [{"at": seconds, "action": {...}}], in order: the labfile's, or the ones sent.
+    steps = models.JSONField(default=list)
+    state = models.CharField(max_length=16, choices=State.choices, default=State.RUNNING)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+"
+    )
+    # Run time: `elapsed` seconds before the current stretch, which began at `resumed`
+    # (None while paused or ended); the next step to run is `position`.
+    elapsed = models.FloatField(default=0.0)
+    resumed = models.DateTimeField(null=True, blank=True)
+    position = models.PositiveIntegerField(default=0)
+    # One per step run: {"index", "at", "action", "ok", "message", "time" (epoch), ...}.
+    results = models.JSONField(default=list)
+    reason = models.CharField(max_length=200, blank=True, default="")
+    created = models.DateTimeField(auto_now_add=True)
+    finished = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.name} on #{self.deployment_id} ({self.state})"

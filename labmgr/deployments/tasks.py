@@ -11,12 +11,18 @@ import logging
 from typing import Any, Unpack
 
 from labmgr.celery import app
-from labmgr.deployments import reconcile, services
+from labmgr.deployments import reconcile, scenarios, services
 from labmgr.deployments.selectors import deployment_placed_on
 from labmgr.hosts.trust import agent_report
 from labplan.messages import BeatTask, ControlTask, StepArgs
 
 log = logging.getLogger(__name__)
+
+# Scenario steps run at their second, whoever watches (docs/live.md).
+app.conf.beat_schedule.setdefault(
+    "scenarios-tick",
+    {"task": str(BeatTask.SCENARIOS_TICK), "schedule": 1.0},
+)
 
 
 def _from_its_host(deployment: int, host: str, what: str) -> bool:
@@ -74,3 +80,8 @@ def drift(*, deployment: int, missing: list[str], extra: list[str], host: str = 
 @app.task(name=str(BeatTask.DRIFT_CHECK))
 def drift_check() -> None:
     reconcile.deployments_check_drift()
+
+
+@app.task(name=str(BeatTask.SCENARIOS_TICK))
+def scenarios_tick() -> None:
+    scenarios.scenarios_tick()

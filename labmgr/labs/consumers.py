@@ -75,6 +75,9 @@ class LabConsumer(AsyncJsonWebsocketConsumer):
     async def deployment_live(self, event: events.DeploymentLiveEvent) -> None:
         await self.send_json(event)
 
+    async def scenario_progress(self, event: events.ScenarioProgressEvent) -> None:
+        await self.send_json(event)
+
     async def host_status(self, event: events.HostStatusEvent) -> None:
         await self.send_json(event)
 

@@ -32,6 +32,9 @@ class Lab(models.Model):
     # The labfile version of the rows: 1 unless the lab uses what only labfile 2 says
     # (links, an attachment's impairments, duplicate/corrupt/reorder), as labplan decides.
     version = models.PositiveSmallIntegerField(default=1, editable=False)
+    # The labfile's `scenarios` as its document writes them (labplan.scenarios), JSON
+    # text for the same reason as `document`: name -> steps.
+    scenarios = models.TextField(blank=True, default="", editable=False)
     created = models.DateTimeField(auto_now_add=True)
     updated = models.DateTimeField(auto_now=True)
 

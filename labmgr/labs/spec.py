@@ -71,6 +71,8 @@ def lab_to_tree(lab: Lab) -> dict[str, Any]:
     if lab.version >= 2:
         links = Link.objects.filter(lab=lab).select_related("node_a", "node_b")
         tree["links"] = [_link_tree(link) for link in links.order_by("position")]
+        if lab.scenarios:
+            tree["scenarios"] = json.loads(lab.scenarios)
     return tree
 
 
@@ -101,7 +103,9 @@ def labfile_to_rows(*, lab: Lab, labfile: Labfile) -> None:
     """
     document = labfile_module.dump(labfile)
     lab.version = int(document["labfile"])
-    lab.save(update_fields=["version"])
+    scenarios = document.get("scenarios")
+    lab.scenarios = json.dumps(scenarios, ensure_ascii=False) if scenarios else ""
+    lab.save(update_fields=["version", "scenarios"])
     networks = Network.objects.bulk_create(
         _network_row(lab, name, tree) for name, tree in (document.get("networks") or {}).items()
     )

@@ -122,5 +122,8 @@ class DashboardConsumer(AsyncJsonWebsocketConsumer):
     async def deployment_live(self, event: events.DeploymentLiveEvent) -> None:
         """Live changes belong to the lab's page, not the dashboard."""
 
+    async def scenario_progress(self, event: events.ScenarioProgressEvent) -> None:
+        """Scenario runs belong to the lab's page, not the dashboard."""
+
     async def session_ended(self, event: events.SessionEndedEvent) -> None:
         await self.close(code=REFUSED)

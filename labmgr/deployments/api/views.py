@@ -15,14 +15,16 @@ from rest_framework.response import Response
 from labmgr.accounts.requests import acting_user
 from labmgr.deployments import connectivity, lifecycle
 from labmgr.deployments import live as live_changes
+from labmgr.deployments import scenarios as scenario_runs
 from labmgr.deployments.api.serializers import (
     DeploymentDetailSerializer,
     DeploymentSerializer,
     ExecResultSerializer,
     ExecSerializer,
 )
-from labmgr.deployments.models import Deployment
+from labmgr.deployments.models import Deployment, ScenarioRun
 from labmgr.deployments.selectors import deployment_list_visible
+from labmgr.errors import ApplicationError
 
 ERROR = OpenApiResponse(description='`{"detail": "...", "errors": {"field.path": ["..."]}}`')
 PROBE = inline_serializer(
@@ -61,6 +63,18 @@ LIVE_OUTCOME = inline_serializer(
         "error": serializers.CharField(),
         "live": serializers.DictField(),
         "seconds": serializers.FloatField(),
+    },
+)
+SCENARIO_RUN = OpenApiResponse(
+    description="A scenario run: `{id, deployment, lab, name, state, actor, steps, position, "
+    "offset, running_since, elapsed, results, reason, created, finished}`; each result "
+    "`{index, at, action, ok, message, time, output?, matrix?}`."
+)
+SCENARIO_START = inline_serializer(
+    "ScenarioStart",
+    {
+        "scenario": serializers.CharField(required=False),
+        "steps": serializers.ListField(child=serializers.DictField(), required=False),
     },
 )
 # An action answers at once with the compact form; its `url` gives the detail.
@@ -187,3 +201,96 @@ class DeploymentViewSet(viewsets.ReadOnlyModelViewSet[Deployment]):
             deployment=deployment, actor=acting_user(request), action=request.data
         )
         return Response(outcome)
+
+    @extend_schema(
+        methods=["GET"],
+        request=None,
+        responses={200: SCENARIO_RUN, 404: ERROR},
+        description="The deployment's scenario runs, newest first.",
+    )
+    @extend_schema(
+        methods=["POST"],
+        request=SCENARIO_START,
+        responses={201: SCENARIO_RUN, 400: ERROR, 403: ERROR, 404: ERROR, 409: ERROR},
+        description='Start the lab\'s scenario (`{"scenario": "flap"}`) or the steps sent '
+        '(`{"steps": [{"at": "10s", "down": "r1:eth1"}]}`) on the running deployment; '
+        "the control plane's beat runs each step at its time (docs/live.md).",
+    )
+    @action(detail=True, methods=["get", "post"])
+    def scenarios(self, request: Request, pk: str | None = None) -> Response:
+        deployment = self.get_object()
+        if request.method == "GET":
+            runs = deployment.scenario_runs.select_related("deployment", "actor")
+            return Response([scenario_runs.run_document(run) for run in runs])
+        data = request.data if isinstance(request.data, dict) else {}
+        name = data.get("scenario")
+        if name is not None and not isinstance(name, str):
+            raise ApplicationError.for_field("scenario", "Name the scenario, like flap.")
+        if name is None and "steps" not in data:
+            raise ApplicationError.for_field(
+                "scenario", "Name one of the lab's scenarios, or send its steps."
+            )
+        run = scenario_runs.scenario_start(
+            deployment=deployment, actor=acting_user(request), name=name, steps=data.get("steps")
+        )
+        return Response(scenario_runs.run_document(run), status=status.HTTP_201_CREATED)
+
+
+class ScenarioRunViewSet(viewsets.ReadOnlyModelViewSet[ScenarioRun]):
+    """Scenario runs of the deployments the user may see; pause, resume, stop for the
+    lab's owner, and the run with its results as a file."""
+
+    lookup_value_regex = "[0-9]{1,18}"
+
+    def get_queryset(self) -> QuerySet[ScenarioRun]:
+        visible = deployment_list_visible(user=acting_user(self.request))
+        return ScenarioRun.objects.filter(deployment__in=visible).select_related(
+            "deployment", "actor"
+        )
+
+    def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        return Response([scenario_runs.run_document(run) for run in self.get_queryset()[:200]])
+
+    @extend_schema(responses={200: SCENARIO_RUN, 404: ERROR})
+    def retrieve(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        return Response(scenario_runs.run_document(self.get_object()))
+
+    def _act(self, request: Request, verb: str) -> Response:
+        run = {
+            "pause": scenario_runs.scenario_pause,
+            "resume": scenario_runs.scenario_resume,
+            "stop": scenario_runs.scenario_stop,
+        }[verb](run=self.get_object(), actor=acting_user(request))
+        return Response(scenario_runs.run_document(run))
+
+    @extend_schema(request=None, responses={200: SCENARIO_RUN, 403: ERROR, 409: ERROR})
+    @action(detail=True, methods=["post"])
+    def pause(self, request: Request, pk: str | None = None) -> Response:
+        return self._act(request, "pause")
+
+    @extend_schema(request=None, responses={200: SCENARIO_RUN, 403: ERROR, 409: ERROR})
+    @action(detail=True, methods=["post"])
+    def resume(self, request: Request, pk: str | None = None) -> Response:
+        return self._act(request, "resume")
+
+    @extend_schema(
+        request=None,
+        responses={200: SCENARIO_RUN, 403: ERROR, 409: ERROR},
+        description="Stop the run; the lab is restored to its labfile.",
+    )
+    @action(detail=True, methods=["post"])
+    def stop(self, request: Request, pk: str | None = None) -> Response:
+        return self._act(request, "stop")
+
+    @extend_schema(
+        request=None,
+        responses={200: SCENARIO_RUN, 404: ERROR},
+        description="The run with every result, as a JSON file to keep.",
+    )
+    @action(detail=True, methods=["get"])
+    def export(self, request: Request, pk: str | None = None) -> Response:
+        run = self.get_object()
+        response = Response(scenario_runs.run_document(run))
+        name = f"{run.deployment.lab.name}-{run.name}-{run.pk}.json"
+        response["Content-Disposition"] = f'attachment; filename="{name}"'
+        return response
