@@ -433,6 +433,93 @@ def cmd_live(args: argparse.Namespace) -> int:
     return 0
 
 
+def result_line(result: dict[str, Any]) -> str:
+    at = "    " if result.get("at") is None else f"{float(result['at']):>5g}s"
+    mark = "ok    " if result.get("ok") else "FAILED"
+    return f"  {at} [{mark}] {result.get('message', '')}"
+
+
+def active_run(api: Client, deployment: dict[str, Any]) -> dict[str, Any]:
+    runs = api.get(f"deployments/{deployment['id']}/scenarios")
+    for run in runs:
+        if run["state"] in ("running", "paused"):
+            return dict(run)
+    raise CliError("scenario: no scenario is running on this lab.")
+
+
+def cmd_scenario_run(args: argparse.Namespace) -> int:
+    api = client()
+    deployment = lab_deployment(api, find_lab(api, args.lab))
+    body: dict[str, Any] = {"scenario": args.name}
+    if args.file:
+        import yaml
+
+        steps = yaml.safe_load(read_file(args.file))
+        body = {"scenario": args.name, "steps": steps}
+    run = api.post(f"deployments/{deployment['id']}/scenarios", json=body)
+    out(f"scenario {run['name']} (run {run['id']}): {len(run['steps'])} steps")
+    if args.detach:
+        return 0
+    shown = 0
+    while True:
+        for result in run["results"][shown:]:
+            out(result_line(result))
+        shown = len(run["results"])
+        if run["state"] not in ("running", "paused"):
+            out(
+                f"scenario {run['name']}: {run['state']}"
+                + (f" ({run['reason']})" if run["reason"] else "")
+            )
+            return 0 if run["state"] == "finished" and all(r["ok"] for r in run["results"]) else 1
+        time.sleep(POLL_SECONDS)
+        run = api.get(f"scenario-runs/{run['id']}")
+
+
+def cmd_scenario_act(args: argparse.Namespace) -> int:
+    api = client()
+    run = active_run(api, lab_deployment(api, find_lab(api, args.lab)))
+    run = api.post(f"scenario-runs/{run['id']}/{args.scenario_command}")
+    out(f"scenario {run['name']} (run {run['id']}): {run['state']} at {run['offset']:g} s")
+    return 0
+
+
+def cmd_scenario_ls(args: argparse.Namespace) -> int:
+    api = client()
+    deployment = lab_deployment(api, find_lab(api, args.lab))
+    runs = api.get(f"deployments/{deployment['id']}/scenarios")
+    if args.format == "json":
+        out_json(runs)
+        return 0
+    rows = [["RUN", "SCENARIO", "STATE", "STEPS", "FAILED", "BY", "STARTED"]]
+    for run in runs:
+        failed = sum(not r["ok"] for r in run["results"])
+        rows.append(
+            [
+                str(run["id"]),
+                run["name"],
+                run["state"],
+                f"{len(run['results'])}/{len(run['steps'])}",
+                str(failed),
+                run["actor"],
+                run["created"],
+            ]
+        )
+    out(table(rows))
+    return 0
+
+
+def cmd_scenario_show(args: argparse.Namespace) -> int:
+    run = client().get(f"scenario-runs/{args.run_id}")
+    if args.format == "json" or args.output:
+        emit(json.dumps(run, indent=2) + "\n", args.output)
+        return 0
+    where = f"on deployment {run['deployment']}"
+    out(f"scenario {run['name']} (run {run['id']}) {where}: {run['state']}")
+    for result in run["results"]:
+        out(result_line(result))
+    return 0
+
+
 def listing(sub: argparse.ArgumentParser) -> None:
     sub.add_argument("--format", default="text", choices=["text", "json"], help="json: for scripts")
 
@@ -586,6 +673,32 @@ def parser() -> argparse.ArgumentParser:
         sub.add_argument("lab", metavar="LAB")
         sub.add_argument("node", metavar="NODE")
         sub.set_defaults(run=cmd_node)
+
+    scenario = commands.add_parser("scenario", help="run a lab's scenarios (timed actions)")
+    scenario_commands = scenario.add_subparsers(dest="scenario_command", required=True)
+    srun = scenario_commands.add_parser("run", help="start a scenario and follow its steps")
+    srun.add_argument("lab", metavar="LAB")
+    srun.add_argument("name", metavar="SCENARIO", help="one of the lab's, or a name for -f's")
+    srun.add_argument("-f", "--file", metavar="FILE", help="the steps, a YAML or JSON list")
+    srun.add_argument("--detach", action="store_true", help="do not follow its steps")
+    srun.set_defaults(run=cmd_scenario_run)
+    for name, text in (
+        ("pause", "pause the lab's running scenario"),
+        ("resume", "resume it"),
+        ("stop", "stop it; the lab is restored to its labfile"),
+    ):
+        sub = scenario_commands.add_parser(name, help=text)
+        sub.add_argument("lab", metavar="LAB")
+        sub.set_defaults(run=cmd_scenario_act)
+    sls = scenario_commands.add_parser("ls", help="the runs of the lab's deployment")
+    sls.add_argument("lab", metavar="LAB")
+    listing(sls)
+    sls.set_defaults(run=cmd_scenario_ls)
+    sshow = scenario_commands.add_parser("show", help="a run's results (-o: export them)")
+    sshow.add_argument("run_id", metavar="RUN", help="the id of the run (scenario ls)")
+    sshow.add_argument("-o", "--output", metavar="FILE", help="write the run as JSON")
+    listing(sshow)
+    sshow.set_defaults(run=cmd_scenario_show)
 
     ex = commands.add_parser("exec", help="run a command in a node")
     ex.add_argument("lab", metavar="LAB")

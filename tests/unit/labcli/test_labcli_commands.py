@@ -393,3 +393,48 @@ def test_live_changes_from_the_command_line(
     sent = [kwargs["changes"] for task, _, kwargs in dispatched.sent if task == "live"]
     assert sent[1] == [{"node": "web", "action": "stop"}]
     assert sent[2][0] == {"node": "web", "action": "start", "down": []}
+
+
+def test_scenarios_from_the_command_line(
+    logged_in: str,
+    alice: User,
+    online_host: Any,
+    dispatched: Any,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+) -> None:
+    from labmgr.deployments import scenarios
+    from labmgr.deployments.lifecycle import deployment_deploy
+    from labmgr.deployments.services import deployment_result_record
+
+    steps = [{"at": "0s", "down": "web:eth0"}, {"at": "3600s", "up": "web:eth0"}]
+    lab = lab_create(
+        owner=alice, labfile_tree=small_labfile("demo", labfile=2, scenarios={"cut": steps})
+    )
+    deployment = deployment_deploy(lab=lab, actor=alice)
+    deployment_result_record(
+        deployment_id=deployment.pk, action="apply", ok=True, error="", nodes=[]
+    )
+
+    code, shown, _ = run(capsys, "scenario", "run", "demo", "cut", "--detach")
+    assert (code, shown) == (0, "scenario cut (run 1): 2 steps\n")
+    scenarios.scenarios_tick()
+    code, shown, _ = run(capsys, "scenario", "pause", "demo")
+    assert code == 0 and shown.startswith("scenario cut (run 1): paused at ")
+    code, shown, _ = run(capsys, "scenario", "ls", "demo")
+    assert "1    cut       paused  1/2    0       alice" in shown
+    assert run(capsys, "scenario", "stop", "demo")[0] == 0
+    code, shown, _ = run(capsys, "scenario", "show", "1")
+    assert shown.splitlines()[1:] == [
+        "      0s [ok    ] down interface web:eth0",
+        "       [ok    ] restore everything",
+    ]
+    target = tmp_path / "run.json"
+    assert run(capsys, "scenario", "show", "1", "-o", str(target))[0] == 0
+    assert json.loads(target.read_text())["state"] == "stopped"
+    code, _, err = run(capsys, "scenario", "stop", "demo")
+    assert code == 1 and "no scenario is running" in err
+    bad = tmp_path / "steps.yaml"
+    bad.write_text("- {at: 1s, stop: ghost}\n")
+    code, _, err = run(capsys, "scenario", "run", "demo", "mine", "-f", str(bad))
+    assert code == 1 and "steps.0.stop: the lab has no node 'ghost'" in err
