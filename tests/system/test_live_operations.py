@@ -132,3 +132,61 @@ def test_a_lab_is_changed_live_from_its_page_and_restored(
         assert reaches(stack, deployment)
     finally:
         destroy_clean(stack, lab, token, deployment)
+
+
+def test_a_scenario_runs_on_the_server_with_its_page_closed_and_is_kept(
+    stack: Stack, browser_for: BrowserFor, shot: Shot
+) -> None:
+    tree = json.loads(json.dumps(PAIR))
+    for node in tree["nodes"].values():
+        node["host"] = stack.host
+    tree["scenarios"] = {
+        "flap": [
+            {"at": "0s", "set": {"link": "r1:eth1", "rate": "1mbit"}},
+            {"at": "2s", "down": {"link": "r1:eth1"}},
+            {"at": "3s", "exec": {"node": "r1", "command": ["ping", "-c1", "-W1", "10.213.171.2"]}},
+            {"at": "4s", "restore": "all"},
+            {"at": "5s", "check": "connectivity"},
+        ]
+    }
+    lab = lab_from(stack, tree, "sys-scenario")
+    body = deploy(stack, lab)
+    deployment, token = body["id"], body["token"]
+    try:
+        assert wait_status(stack, deployment, FINAL) == "running"
+        page = browser_for("alice")
+        page.goto(f"/labs/{lab}/")
+        card = page.locator("#scenario")
+        expect(page.locator("#scenario-name")).to_have_value("flap")
+        card.get_by_role("button", name="Run").click()
+        expect(card).to_have_attribute("data-state", "running")
+        expect(page.locator("#scenario-results li")).to_have_count(1, timeout=10_000)
+        page.close()  # the server goes on without the page
+
+        def finished() -> bool:
+            runs = stack.get("alice", f"/api/deployments/{deployment}/scenarios").json()
+            return bool(runs) and runs[0]["state"] == "finished"
+
+        wait_for("the scenario to finish", finished, timeout=60)
+        [run] = stack.get("alice", f"/api/deployments/{deployment}/scenarios").json()
+        assert [r["ok"] for r in run["results"]] == [True, True, False, True, True], run
+        assert "exited 0" not in run["results"][2]["message"]  # the link was down
+        assert run["results"][4]["message"].startswith("connectivity: 2 of 2 probes answered")
+        assert reaches(stack, deployment) and tbf_rate(stack, deployment, "r1") is None
+
+        again = browser_for("alice")
+        again.goto(f"/labs/{lab}/")
+        expect(again.locator("#scenario")).to_have_attribute("data-state", "finished")
+        expect(again.locator("#scenario-results li")).to_have_count(5)
+        expect(again.locator("#scenario-results li[data-status=failed]")).to_have_count(1)
+        expect(again.locator("#scenario-timeline .timeline-step")).to_have_count(5)
+        expect(again.get_by_role("link", name="Export the results")).to_be_visible()
+        marks = int(again.locator("#charts").get_attribute("data-marks") or 0)
+        assert marks >= 5  # three live changes, the command and the check
+        again.evaluate("document.getElementById('scenario').scrollIntoView()")
+        shot(again, "finished")
+        exported = stack.get("alice", f"/api/scenario-runs/{run['id']}/export")
+        assert exported.status_code == 200 and exported.json()["results"] == run["results"]
+        assert stack.get("charlie", f"/api/scenario-runs/{run['id']}/export").status_code == 404
+    finally:
+        destroy_clean(stack, lab, token, deployment)

@@ -10,7 +10,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from labmgr.api.fields import DetailUrl
-from labmgr.deployments.models import Deployment, DeploymentNode, DeploymentStep
+from labmgr.deployments.models import Deployment, DeploymentNode, DeploymentStep, ScenarioRun
 from labmgr.hosts.models import Host
 from labmgr.labs.models import Lab
 
@@ -149,3 +149,17 @@ class ExecResultSerializer(serializers.Serializer[Any]):
     exit = serializers.IntegerField()
     stdout = serializers.CharField()
     stderr = serializers.CharField()
+
+
+class ScenarioRunSerializer(serializers.ModelSerializer[ScenarioRun]):
+    """A scenario run as labmgr.deployments.scenarios.run_document shows it."""
+
+    class Meta:
+        model = ScenarioRun
+        fields = ["id", "name", "state", "steps", "position", "results", "reason", "created"]
+        read_only_fields = fields
+
+    def to_representation(self, instance: ScenarioRun) -> dict[str, Any]:
+        from labmgr.deployments.scenarios import run_document
+
+        return run_document(instance)

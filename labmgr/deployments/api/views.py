@@ -21,6 +21,7 @@ from labmgr.deployments.api.serializers import (
     DeploymentSerializer,
     ExecResultSerializer,
     ExecSerializer,
+    ScenarioRunSerializer,
 )
 from labmgr.deployments.models import Deployment, ScenarioRun
 from labmgr.deployments.selectors import deployment_list_visible
@@ -241,6 +242,7 @@ class ScenarioRunViewSet(viewsets.ReadOnlyModelViewSet[ScenarioRun]):
     lab's owner, and the run with its results as a file."""
 
     lookup_value_regex = "[0-9]{1,18}"
+    serializer_class = ScenarioRunSerializer
 
     def get_queryset(self) -> QuerySet[ScenarioRun]:
         visible = deployment_list_visible(user=acting_user(self.request))

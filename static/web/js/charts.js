@@ -14,6 +14,7 @@ export class Charts {
     Object.assign(this, { container, select, windowSelect, empty, historyUrl });
     this.samples = new Map(); // node -> [{t, ...sample}] oldest first
     this.plots = [];
+    this.marks = []; // [{t, label, ok}]: live changes and scenario steps, drawn on every chart
     this.node = select?.value || null;
     this.keep = Number(windowSelect?.value) || DEFAULT_WINDOW;
   }
@@ -35,7 +36,37 @@ export class Charts {
 
   reset() {
     this.samples.clear();
+    this.marks = [];
     this.draw();
+  }
+
+  // A vertical line at `t` (epoch seconds) on every chart, labelled: what was changed.
+  mark(t, label, ok = true) {
+    if (this.marks.some((m) => m.t === t && m.label === label)) return;
+    this.marks.push({ t, label, ok });
+    this.container.dataset.marks = String(this.marks.length);
+    for (const plot of this.plots) plot.redraw(false);
+  }
+
+  drawMarks(u) {
+    const { ctx } = u;
+    const ratio = window.devicePixelRatio || 1;
+    const { min, max } = u.scales.x;
+    ctx.save();
+    ctx.font = `${10 * ratio}px sans-serif`;
+    ctx.lineWidth = ratio;
+    ctx.setLineDash([4 * ratio, 3 * ratio]);
+    for (const m of this.marks) {
+      if (min == null || m.t < min || m.t > max) continue;
+      const x = u.valToPos(m.t, "x", true);
+      ctx.strokeStyle = ctx.fillStyle = m.ok ? "#6f42c1" : "#b42318";
+      ctx.beginPath();
+      ctx.moveTo(x, u.bbox.top);
+      ctx.lineTo(x, u.bbox.top + u.bbox.height);
+      ctx.stroke();
+      ctx.fillText(m.label, x + 3 * ratio, u.bbox.top + 10 * ratio);
+    }
+    ctx.restore();
   }
 
   async loadHistory() {
@@ -120,6 +151,7 @@ export class Charts {
       axes: [{}, { size: 50 }],
       scales: { x: { time: true } },
       legend: { live: false },
+      hooks: { draw: [(u) => this.drawMarks(u)] },
     };
     return new uPlot(options, [t, ...spec.series.map((x) => x[1])], box);
   }

@@ -72,7 +72,13 @@ class LabPage {
       handlers: {
         "deployment.status": (e) => this.onStatus(e),
         "deployment.step": (e) => this.onStep(e),
-        "deployment.live": (e) => { if (e.deployment === this.deployment) { this.onLive?.(e); this.refreshNodes(); } },
+        "deployment.live": (e) => {
+          if (e.deployment !== this.deployment) return;
+          this.charts.mark(Date.now() / 1000, e.action, e.ok);
+          this.onLive?.(e);
+          this.refreshNodes();
+        },
+        "scenario.progress": (e) => { if (e.deployment === this.deployment) this.onScenario?.(e); },
         "metrics.sample": (e) => this.charts.add(e.samples),
         "host.status": (e) => this.onHost(e),
         "reservation.warning": (e) => this.onReservation(e),
@@ -85,6 +91,22 @@ class LabPage {
       onReconnect: () => this.reload(),
     });
     this.charts.start();
+    this.loadMarks();
+  }
+
+  // The deployment's live changes so far, as marks on the charts.
+  async loadMarks() {
+    if (!this.deployment) return;
+    try {
+      const deployment = await get(`/api/deployments/${this.deployment}/`);
+      for (const step of deployment.steps || []) {
+        if (step.name === "live" && step.created) {
+          this.charts.mark(Date.parse(step.created) / 1000, step.message, step.status === "succeeded");
+        }
+      }
+    } catch {
+      // no marks: the charts still draw
+    }
   }
 
   async act(action) {

@@ -24,6 +24,7 @@ from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 from schemathesis.checks import not_a_server_error
 
+from labmgr.deployments.models import ScenarioRun
 from labmgr.deployments.services import deployment_create
 from labmgr.hosts.models import Host
 from labmgr.labs.models import Lab
@@ -63,11 +64,15 @@ def existing_ids(alice: User, alice_lab: Lab, shared_lab: Lab, bob: User) -> dic
     reservation = Reservation.objects.create(
         owner=alice, host=host, start=start, end=start + timedelta(hours=1), whole_host=True
     )
+    run = ScenarioRun.objects.create(
+        deployment=deployment, name="flap", steps=[{"at": 1.0, "action": {"down": "web:eth0"}}]
+    )
     return {
         "labs": alice_lab.pk,
         "hosts": host.pk,
         "deployments": deployment.pk,
         "reservations": reservation.pk,
+        "scenario-runs": run.pk,
     }
 
 
