@@ -149,7 +149,8 @@ def io_bytes(text: str | None, v2: bool) -> tuple[int, int]:
 
 
 def net_dev(text: str | None) -> dict[str, tuple[int, ...]]:
-    """Per interface (not lo): rx bytes, packets, drops, tx bytes, packets, drops."""
+    """Per interface (not lo): rx bytes, packets, drops, tx bytes, packets, drops, then
+    rx and tx errors."""
     found: dict[str, tuple[int, ...]] = {}
     for line in (text or "").splitlines()[2:]:
         name, _, counters = line.partition(":")
@@ -157,9 +158,18 @@ def net_dev(text: str | None) -> dict[str, tuple[int, ...]]:
         values = counters.split()
         if name == "lo" or len(values) < 12:
             continue
-        rx_bytes, rx_packets, _, rx_drop = (int(v) for v in values[0:4])
-        tx_bytes, tx_packets, _, tx_drop = (int(v) for v in values[8:12])
-        found[name] = (rx_bytes, rx_packets, rx_drop, tx_bytes, tx_packets, tx_drop)
+        rx_bytes, rx_packets, rx_errors, rx_drop = (int(v) for v in values[0:4])
+        tx_bytes, tx_packets, tx_errors, tx_drop = (int(v) for v in values[8:12])
+        found[name] = (
+            rx_bytes,
+            rx_packets,
+            rx_drop,
+            tx_bytes,
+            tx_packets,
+            tx_drop,
+            rx_errors,
+            tx_errors,
+        )
     return found
 
 
@@ -257,7 +267,8 @@ class Sampler:
 def _interface(
     name: str, counters: tuple[int, ...], last: _Last | None, elapsed: float
 ) -> dict[str, Any]:
-    rx_bytes, rx_packets, rx_dropped, tx_bytes, tx_packets, tx_dropped = counters
+    rx_bytes, rx_packets, rx_dropped, tx_bytes, tx_packets, tx_dropped = counters[:6]
+    rx_errors, tx_errors = counters[6:8] if len(counters) >= 8 else (0, 0)
     before = last.interfaces.get(name) if last is not None else None
     rx_bps = tx_bps = 0.0
     if before is not None and elapsed > 0:
@@ -271,6 +282,8 @@ def _interface(
         "tx_packets": tx_packets,
         "rx_dropped": rx_dropped,
         "tx_dropped": tx_dropped,
+        "rx_errors": rx_errors,
+        "tx_errors": tx_errors,
         "rx_bps": rx_bps,
         "tx_bps": tx_bps,
     }

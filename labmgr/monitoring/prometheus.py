@@ -37,6 +37,8 @@ INTERFACE_COUNTERS = (
     ("labmgr_interface_transmit_packets", "tx_packets", "Packets the interface sent."),
     ("labmgr_interface_receive_drops", "rx_dropped", "Received packets the kernel dropped."),
     ("labmgr_interface_transmit_drops", "tx_dropped", "Packets to send the kernel dropped."),
+    ("labmgr_interface_receive_errors", "rx_errors", "Received packets with errors."),
+    ("labmgr_interface_transmit_errors", "tx_errors", "Packets that failed to be sent."),
 )
 
 

@@ -35,6 +35,8 @@ INTERFACE_NUMBERS = (
     "tx_packets",
     "rx_dropped",
     "tx_dropped",
+    "rx_errors",
+    "tx_errors",
     "rx_bps",
     "tx_bps",
 )

@@ -98,4 +98,4 @@ def test_the_labfile_schema_is_served(client: Client) -> None:
 
 def test_the_api_root_lists_the_collections(api: Api, alice: User) -> None:
     body = api(alice).get("/api/").json()
-    assert set(body) == {"labs", "hosts", "deployments", "reservations"}
+    assert set(body) == {"labs", "hosts", "deployments", "reservations", "scenario-runs"}

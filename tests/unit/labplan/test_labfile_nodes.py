@@ -43,7 +43,8 @@ def test_it_rejects_other_versions(
 def test_it_rejects_an_unknown_top_level_key(tree: dict[str, Any], errors: Errors) -> None:
     tree["services"] = {}
     assert errors(tree) == [
-        "services: unknown key (known keys: labfile, name, description, networks, nodes, links)"
+        "services: unknown key (known keys: labfile, name, description, networks, nodes, links, "
+        "scenarios)"
     ]
 
 

@@ -36,7 +36,7 @@ VALIDATOR = jsonschema.Draft202012Validator(
 
 # The keys docs/labfile.md documents, object by object: the contract both must follow.
 DOCUMENTED = {
-    "labfile": ["labfile", "name", "description", "networks", "nodes", "links"],
+    "labfile": ["labfile", "name", "description", "networks", "nodes", "links", "scenarios"],
     "network": [
         "driver",
         "subnet",

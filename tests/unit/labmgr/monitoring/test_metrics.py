@@ -45,6 +45,8 @@ def sample(token: str, node: str = "web", t: float = T0, cpu: float = 12.5) -> d
                 "tx_packets": 2,
                 "rx_dropped": 0,
                 "tx_dropped": 0,
+                "rx_errors": 4,
+                "tx_errors": 0,
                 "rx_bps": 800.0,
                 "tx_bps": 1600.0,
             }
@@ -131,7 +133,7 @@ def test_the_endpoint_serves_json_and_csv_filtered_by_node_and_time(
     header, line = csv.content.decode().splitlines()
     assert header.startswith("deployment,node,t,resolution,cpu_percent")
     assert line.split(",")[1:3] == ["client", str(T0)]
-    assert line.endswith(",eth0,100,200,1,2,0,0,800.0,1600.0")
+    assert line.endswith(",eth0,100,200,1,2,0,0,4,0,800.0,1600.0")
 
 
 def test_the_endpoint_refuses_a_bad_since_and_strangers(

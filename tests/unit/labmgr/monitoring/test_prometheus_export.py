@@ -76,6 +76,7 @@ def test_running_nodes_and_their_interfaces_are_series_with_labels(
     eth0 = {**labels, "interface": "eth0"}
     assert series["labmgr_interface_receive_bytes_total"] == [(eth0, 100.0)]
     assert series["labmgr_interface_transmit_packets_total"] == [(eth0, 2.0)]
+    assert series["labmgr_interface_receive_errors_total"] == [(eth0, 4.0)]
     assert ({"host": "local"}, 1.0) in series["labmgr_host_up"]
     assert ({"host": "local"}, 1.0) in series["labmgr_host_running_deployments"]
     statuses = dict((s["status"], v) for s, v in series["labmgr_deployments"])
