@@ -47,7 +47,7 @@ from workers.executor import Executor, NodeReport
 from workers.images.transfer import LoginsError, UploadError, Uploads, leftovers, open_logins
 from workers.init.build import lminit_path
 from workers.jobs import ImageAction, Job
-from workers.journal import images_in_use
+from workers.journal import Record, images_in_use
 from workers.kernel.cgroups import Cgroups
 from workers.kernel.processes import Processes, alive
 from workers.keys import Signer
@@ -107,6 +107,9 @@ class Agent:
         self._image_facts: list[ImageFact] = []
         self._image_facts_read = float("-inf")  # monotonic; -inf: to be read again
         self._image_store_error = ""  # why the store could not be read last, once logged
+        # Live changes: each deployment's journal and plan as last read, by token, with
+        # the journal file's (inode, size, mtime) they were read at.
+        self._live_plans: dict[str, tuple[tuple[int, int, int], Record, ops.HostPlan]] = {}
         self._jobs: dict[Job, Callable[..., Any]] = {
             Job.APPLY: self._apply,
             Job.DESTROY: self._destroy,
@@ -412,9 +415,8 @@ class Agent:
         """Change running nodes of the deployment (workers.live), all or none."""
         from workers.live import LiveChanges
 
-        record = self.executor.journal.read(token)
-        plan = record.host_plan() if record is not None else None
-        if token != naming.deployment_token(deployment) or record is None or plan is None:
+        found = self._journaled(token) if token == naming.deployment_token(deployment) else None
+        if found is None:
             return {
                 "ok": False,
                 "error": f"no deployment {token} on this host",
@@ -422,7 +424,42 @@ class Agent:
                 "stopped": [],
                 "seconds": 0.0,
             }
-        return LiveChanges(self.executor, record, plan).run(changes)
+        record, plan = found
+        try:
+            return LiveChanges(self.executor, record, plan).run(changes)
+        finally:
+            # The record in memory now says what the job appended: keep it for the next.
+            self._remember(token, record, plan)
+
+    def _journaled(self, token: str) -> tuple[Record, ops.HostPlan] | None:
+        """The deployment's journal and this host's plan, decoded once and kept while
+        the journal file is unchanged (a live change on a 1,000-node lab does not decode
+        its plan again)."""
+        key = self._journal_key(token)
+        kept = self._live_plans.get(token)
+        if key is not None and kept is not None and kept[0] == key:
+            return kept[1], kept[2]
+        record = self.executor.journal.read(token)
+        plan = record.host_plan() if record is not None else None
+        if record is None or plan is None:
+            self._live_plans.pop(token, None)
+            return None
+        self._remember(token, record, plan)
+        return record, plan
+
+    def _remember(self, token: str, record: Record, plan: ops.HostPlan) -> None:
+        key = self._journal_key(token)
+        if key is None:
+            self._live_plans.pop(token, None)
+        else:
+            self._live_plans[token] = (key, record, plan)
+
+    def _journal_key(self, token: str) -> tuple[int, int, int] | None:
+        try:
+            found = self.executor.journal.path(token).stat()
+        except FileNotFoundError:
+            return None
+        return found.st_ino, found.st_size, found.st_mtime_ns
 
     # --- the image store ------------------------------------------------------------------
 
