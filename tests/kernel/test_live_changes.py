@@ -6,6 +6,7 @@ refuses leaving what was there."""
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import pytest
@@ -224,3 +225,41 @@ def test_a_change_names_only_the_deployments_own_interfaces(build: Any) -> None:
     assert not wrong["ok"] and "no deployment" in wrong["error"]
     assert "UP" in link(lab, "r1", "lo")["flags"]
     assert lab.ping("r1", "10.213.151.2")
+
+
+def rtt_and_loss(lab: Lab, count: int, interval: str) -> tuple[float, int]:
+    """r1's pings to r2 over their link: the average round trip (ms) and echoes lost."""
+    done = lab.run(
+        "r1", "ping", "-n", "-q", f"-c{count}", f"-i{interval}", "-W2", "10.213.151.2", timeout=90
+    )
+    sent, received = (
+        int(n) for n in re.findall(r"(\d+) (?:packets transmitted|received)", done.stdout)
+    )
+    average = float(done.stdout.split(" = ")[1].split("/")[1]) if received else float("inf")
+    return average, sent - received
+
+
+@pytest.mark.vm
+def test_a_delay_and_a_loss_set_live_show_in_the_pings_and_go_with_restore(
+    build: Any, facts: Any
+) -> None:
+    if "netem" not in facts.qdiscs:
+        pytest.skip("kernel lacks netem")
+    lab: Lab = build(CHAIN)
+    change = Live(lab)
+    before, lost = rtt_and_loss(lab, 5, "0.2")
+    assert lost == 0 and before < 40
+
+    assert change({"set": {"link": "r1:eth1", "delay": "50ms"}})["ok"]
+    delayed, lost = rtt_and_loss(lab, 5, "0.2")
+    assert lost == 0 and delayed >= 95  # 50 ms each way: both ends send through netem
+
+    assert change({"set": {"interface": "r1:eth1", "loss": "30%"}})["ok"]
+    _, lost = rtt_and_loss(lab, 100, "0.02")
+    assert 10 <= lost <= 55, lost  # 30 % of what r1 sends; r2's replies only delayed
+    assert "netem" in qdisc(lab, "r2", "eth1")
+
+    assert change({"restore": "all"})["ok"]
+    after, lost = rtt_and_loss(lab, 5, "0.2")
+    assert lost == 0 and after < 40
+    assert "netem" not in qdisc(lab, "r1", "eth1") + qdisc(lab, "r2", "eth1")
