@@ -7,6 +7,7 @@ who can change none of it."""
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -123,8 +124,25 @@ def test_a_lab_is_changed_live_from_its_page_and_restored(
         shown = stack.get("alice", f"/api/deployments/{deployment}/").json()
         live_steps = [s for s in shown["steps"] if s["name"] == "live"]
         # down, up, set, stop, start, restore: the refused 300% never reached the agent
+        # (the topology's down and up come after this count)
         assert [s["actor"] for s in live_steps] == ["alice"] * 6
         assert shown["live"] == {"impairments": {}, "down": [], "stopped": []}
+
+        # The topology draws the link's state and changes it from the link's details.
+        topology = browser_for("alice")
+        topology.goto(f"/labs/{lab}/topology/")
+        topology.locator("button[data-select='plink:0']").click()
+        details = topology.locator("#details")
+        details.get_by_role("button", name="Link down").click()
+        expect(topology.locator("#graph")).to_have_attribute("data-live", re.compile("plink:0"))
+        expect(details).to_contain_text("r1:eth1 now")
+        assert not reaches(stack, deployment)
+        details.get_by_label("Loss").fill("300%")
+        details.get_by_role("button", name="Set on the link").click()
+        expect(details.locator("#live-error")).to_contain_text("set.loss")
+        details.get_by_role("button", name="Link up").click()
+        expect(topology.locator("#graph")).not_to_have_attribute("data-live", re.compile("plink:0"))
+        wait_for("r1 to reach r2 once more", lambda: reaches(stack, deployment), timeout=10)
 
         # Another user can neither change the lab nor see it.
         refused = stack.post("charlie", f"/api/deployments/{deployment}/live", json={"stop": "r1"})

@@ -5,6 +5,7 @@
 // interface and addresses.
 
 import cytoscape from "cytoscape";
+import { get, post } from "labmgr/api.js";
 import { openStream } from "labmgr/live.js";
 
 const STATE_COLOURS = {
@@ -32,13 +33,42 @@ export function startTopology({ graph, page, canChange }) {
     wheelSensitivity: 0.3,
   });
   const details = document.getElementById("details");
+  let shown = null;
+  let live = null; // the running lab's live state (GET /api/deployments/{id}/live/)
+  const controls = { canChange: canChange && page.status === "running", act: (action) => act(action) };
   const show = (element) => {
+    shown = element;
     const kind = element.data("kind");
     const data = element.data();
-    details.replaceChildren(...(kind === "node" ? nodeDetails(data, page, canChange) : kind === "peer-link" ? linkDetails(data) : networkDetails(data)));
+    details.replaceChildren(...(kind === "node" ? nodeDetails(data, page, canChange, live, controls) : kind === "peer-link" ? linkDetails(data, live, controls) : networkDetails(data)));
     cy.elements().unselect();
     element.select();
   };
+  const refresh = async () => {
+    if (page.status !== "running" || !page.deployment) return;
+    try {
+      live = await get(`/api/deployments/${page.deployment}/live/`);
+    } catch {
+      return;
+    }
+    paintLive(cy, live);
+    if (shown) show(shown);
+  };
+  const act = async (action) => {
+    const box = document.getElementById("live-error");
+    try {
+      await post(`/api/deployments/${page.deployment}/live/`, action);
+      if (box) box.hidden = true;
+      await refresh();
+    } catch (error) {
+      if (box) {
+        const fields = Object.entries(error.errors || {}).filter(([, m]) => m.join(" ") !== error.message).map(([f, m]) => `${f}: ${m.join(" ")}`);
+        box.textContent = [error.message, ...fields].join(" ");
+        box.hidden = false;
+      }
+    }
+  };
+  refresh();
   cy.on("tap", "node, edge.peer-link", (event) => show(event.target));
   document.getElementById("topology-list").addEventListener("click", (event) => {
     const button = event.target.closest("button[data-select]");
@@ -49,6 +79,12 @@ export function startTopology({ graph, page, canChange }) {
     handlers: {
       "metrics.sample": (event) => showRates(cy, event.samples),
       "deployment.status": () => setTimeout(() => location.reload(), 800),
+      "deployment.live": (event) => {
+        if (event.deployment !== page.deployment || !event.live) return;
+        live = event.live;
+        paintLive(cy, live);
+        if (shown) show(shown);
+      },
     },
     onState: (s) => {
       state.textContent = s === "live" ? "live" : s === "refused" ? "not allowed to watch" : "reconnecting…";
@@ -130,7 +166,7 @@ function kbit(bps) {
   return v >= 1e6 ? `${(v / 1e6).toFixed(1)} Mbit/s` : `${(v / 1e3).toFixed(1)} kbit/s`;
 }
 
-function nodeDetails(node, page, canChange) {
+function nodeDetails(node, page, canChange, live, controls) {
   const out = [heading(`Node ${node.name}`)];
   const facts = [["state", node.state], ["host", node.host || "chosen at deploy"], ["pid", node.pid ?? "—"], ["command", (node.command || []).join(" ") || "init only"]];
   for (const [k, v] of Object.entries(node.limits || {})) facts.push([`limit ${k}`, typeof v === "object" ? JSON.stringify(v) : v]);
@@ -146,17 +182,113 @@ function nodeDetails(node, page, canChange) {
     link.textContent = `Open a terminal on ${node.name}`;
     out.push(link);
   }
+  const now = (live?.nodes || []).find((n) => n.node === node.name);
+  if (controls?.canChange && now) {
+    const row = document.createElement("div");
+    row.className = "actions";
+    const verbs = now.state === "stopped" ? ["start"] : ["stop", "restart", "kill"];
+    for (const verb of verbs) {
+      row.append(actionButton(`${verb[0].toUpperCase()}${verb.slice(1)} ${node.name}`, () => controls.act({ [verb]: node.name })));
+    }
+    const error = document.createElement("div");
+    error.id = "live-error";
+    error.className = "error-box";
+    error.setAttribute("role", "alert");
+    error.hidden = true;
+    out.push(paragraphOf(`Now: ${now.state}`), row, error);
+  }
   return out;
 }
 
-function linkDetails(link) {
+function paragraphOf(text) {
+  const p = document.createElement("p");
+  p.className = "small";
+  p.textContent = text;
+  return p;
+}
+
+function linkDetails(link, live, controls) {
   const facts = [["MTU", link.mtu ?? "—"]];
+  const now = new Map((live?.interfaces || []).map((i) => [i.interface, i]));
   for (const end of link.ends) {
-    facts.push([`${end.node}:${end.ifname}`, [end.ipv4, end.ipv6].filter(Boolean).join(" ") || "no address"]);
-    facts.push([`${end.node}:${end.ifname} sends with`, impairmentsText(end.impairments) || "no impairments"]);
+    const name = `${end.node}:${end.ifname}`;
+    const current = now.get(name);
+    facts.push([name, [end.ipv4, end.ipv6].filter(Boolean).join(" ") || "no address"]);
+    if (current) {
+      facts.push([`${name} now`, current.parked ? "parked (its node is stopped)" : current.up ? "up" : "down"]);
+      facts.push([`${name} sends with`, (impairmentsText(current.impairments) || "no impairments") + (current.changed ? " (changed live)" : "")]);
+    } else {
+      facts.push([`${name} sends with`, impairmentsText(end.impairments) || "no impairments"]);
+    }
   }
   const [a, b] = link.ends;
-  return [heading(`Link ${a.node}:${a.ifname} - ${b.node}:${b.ifname}`), dl(facts)];
+  const out = [heading(`Link ${a.node}:${a.ifname} - ${b.node}:${b.ifname}`), dl(facts)];
+  if (controls.canChange && live) {
+    const first = `${a.node}:${a.ifname}`;
+    const up = link.ends.every((end) => now.get(`${end.node}:${end.ifname}`)?.up !== false);
+    const row = document.createElement("div");
+    row.className = "actions";
+    row.append(
+      actionButton(up ? "Link down" : "Link up", () => controls.act({ [up ? "down" : "up"]: { link: first } })),
+      actionButton("Restore the link", () => controls.act({ restore: { link: first } })),
+    );
+    const form = document.createElement("form");
+    form.className = "capture-form";
+    form.id = "link-impairments";
+    const inputs = ["rate", "delay", "jitter", "loss"].map((key) => {
+      const label = document.createElement("label");
+      label.textContent = key[0].toUpperCase() + key.slice(1) + " ";
+      const input = document.createElement("input");
+      input.name = key;
+      input.autocomplete = "off";
+      input.placeholder = { rate: "10mbit", delay: "20ms", jitter: "2ms", loss: "30%" }[key];
+      label.append(input);
+      return label;
+    });
+    const apply = actionButton("Set on the link", () => {});
+    apply.type = "submit";
+    form.append(...inputs, apply);
+    form.addEventListener("submit", (event) => {
+      event.preventDefault();
+      const action = { link: first };
+      for (const input of form.querySelectorAll("input")) if (input.value.trim()) action[input.name] = input.value.trim();
+      controls.act({ set: action });
+    });
+    const error = document.createElement("div");
+    error.id = "live-error";
+    error.className = "error-box";
+    error.setAttribute("role", "alert");
+    error.hidden = true;
+    out.push(row, form, error);
+  }
+  return out;
+}
+
+// The live state on the graph: a link with an end down is dashed red, one changed live
+// carries its impairments now; a stopped node is grey.
+function paintLive(cy, live) {
+  const now = new Map((live.interfaces || []).map((i) => [i.interface, i]));
+  const stopped = new Set((live.nodes || []).filter((n) => n.state === "stopped").map((n) => n.node));
+  cy.edges(".peer-link").forEach((edge) => {
+    const [ea, eb] = edge.data("ends");
+    const [a, b] = [ea, eb].map((end) => now.get(`${end.node}:${end.ifname}`));
+    edge.toggleClass("link-down", [a, b].some((i) => i && (!i.up || i.parked)));
+    if (a && b) {
+      edge.data("label", impairmentsLabel({ ifname: ea.ifname, impairments: a.impairments }, { ifname: eb.ifname, impairments: b.impairments }));
+    }
+  });
+  cy.nodes(".lab-node").forEach((node) => {
+    node.toggleClass("stopped", stopped.has(node.data("name")));
+  });
+  document.getElementById("graph").dataset.live = JSON.stringify({ down: cy.edges(".link-down").map((e) => e.id()), stopped: [...stopped] });
+}
+
+function actionButton(text, onClick) {
+  const button = document.createElement("button");
+  button.type = "button";
+  button.textContent = text;
+  button.addEventListener("click", onClick);
+  return button;
 }
 
 function networkDetails(net) {
@@ -197,6 +329,8 @@ const STYLE = [
   { selector: "node.network.macvlan, node.network.ipvlan", style: { "background-color": "#f3ecfb", "border-color": "#6f42c1" } },
   { selector: "node.network.none", style: { "background-color": "#eceff2", "border-style": "dashed" } },
   { selector: "edge", style: { width: 2, "line-color": "#8b97a2", label: "data(label)", "font-size": 9, "text-wrap": "wrap", "text-background-color": "#fbfcfd", "text-background-opacity": 0.9, "text-background-padding": 2, color: "#33404b", "curve-style": "bezier" } },
+  { selector: "edge.peer-link.link-down", style: { "line-color": "#b42318", "line-style": "dashed" } },
+  { selector: "node.lab-node.stopped", style: { "background-color": "#8b97a2" } },
   { selector: "edge.peer-link", style: { width: 3, "line-color": "#0d6e6e", "line-style": "solid", "source-label": "data(sourceLabel)", "target-label": "data(targetLabel)", "source-text-offset": 34, "target-text-offset": 34, "font-size": 9, "text-wrap": "wrap" } },
   { selector: ":selected", style: { "border-color": "#f0a500", "border-width": 4, "line-color": "#f0a500" } },
 ];
