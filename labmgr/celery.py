@@ -15,7 +15,7 @@ from celery import Celery
 from celery.signals import worker_process_init
 from django.conf import settings
 
-from labplan.messages import CONTROL_QUEUE, CONTROL_TASK_PREFIX, BeatTask
+from labplan.messages import CONTROL_QUEUE, CONTROL_TASK_PREFIX, SCENARIO_QUEUE, BeatTask
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "labmgr.settings")
 
@@ -32,7 +32,11 @@ app.conf.update(
     task_reject_on_worker_lost=True,
     worker_prefetch_multiplier=1,
     task_default_queue=CONTROL_QUEUE,
-    task_routes={f"{CONTROL_TASK_PREFIX}*": {"queue": CONTROL_QUEUE}},
+    # An exact name wins over the pattern: the scenarios' tick has a worker of its own.
+    task_routes={
+        str(BeatTask.SCENARIOS_TICK): {"queue": SCENARIO_QUEUE},
+        f"{CONTROL_TASK_PREFIX}*": {"queue": CONTROL_QUEUE},
+    },
     task_create_missing_queues=True,
     broker_connection_retry_on_startup=True,
     worker_hijack_root_logger=False,

@@ -42,9 +42,10 @@ def dump(lab: Labfile) -> dict[str, Any]:
     if version >= 2:
         document["links"] = [_link(link) for link in lab.links]
     if lab.scenarios:
-        from labplan.scenarios import document as steps_document
-
-        document["scenarios"] = {s.name: steps_document(s) for s in lab.scenarios}
+        document["scenarios"] = {
+            s.name: [{"at": format_time(step.at), **step.data} for step in s.steps]
+            for s in lab.scenarios
+        }
     return document
 
 

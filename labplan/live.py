@@ -107,6 +107,9 @@ class State:
     def empty(self) -> bool:
         return not (self.impairments or self.down or self.stopped)
 
+    def copy(self) -> State:
+        return State(dict(self.impairments), set(self.down), set(self.stopped))
+
 
 # --- parsing ----------------------------------------------------------------------------
 
@@ -281,12 +284,7 @@ def plan(lab: Labfile, state: State, action: Action) -> tuple[list[dict[str, Any
     them; LiveError when the lab has no such target or the action makes no sense now
     (stopping a stopped node)."""
     known = baseline(lab)
-    after = dataclasses.replace(
-        state,
-        impairments=dict(state.impairments),
-        down=set(state.down),
-        stopped=set(state.stopped),
-    )
+    after = state.copy()
     changes: list[dict[str, Any]] = []
     path = action.verb
 

@@ -17,6 +17,9 @@ from labplan import naming
 # --- queues -----------------------------------------------------------------------------
 
 CONTROL_QUEUE = "control"  # the control worker (Django, database access): unprivileged
+# The scenario worker (Django, unprivileged): the steps of running scenarios, kept off the
+# control worker, so a user's slow step never holds up the agents' reports.
+SCENARIO_QUEUE = "scenarios"
 HOST_QUEUE_PREFIX = "host."  # one per host agent (root): `host.<slug>`
 
 

@@ -141,8 +141,3 @@ def check_run(lab: Labfile, raw: object) -> tuple[tuple[ScenarioStep, ...], list
     if checker.count or not isinstance(tree, list):
         return (), checker.errors
     return steps_of(lab, tree, "steps")
-
-
-def document(scenario: Scenario) -> list[dict[str, Any]]:
-    """The scenario's steps as a labfile writes them ({"at": "10s", "down": "r1:eth1"})."""
-    return [{"at": format_time(step.at), **step.data} for step in scenario.steps]

@@ -123,12 +123,7 @@ class LiveChanges:
         return spawn.netns
 
     def _interface(self, spawn: ops.SpawnNode, netns: str, ifname: object) -> str:
-        own = {
-            op.ifname
-            for op in self.plan.ops
-            if isinstance(op, ops.SetLinkUp) and op.netns == netns and op.ifname != "lo"
-        }
-        if not isinstance(ifname, str) or ifname not in own:
+        if not isinstance(ifname, str) or ifname not in self._interfaces(netns):
             raise LiveRefused(f"{spawn.node} has no interface {ifname!r} of the lab's")
         return ifname
 

@@ -12,7 +12,7 @@ nodes the answer says are stopped.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, TypedDict
+from typing import Any, TypedDict, cast
 
 from django.contrib.auth.models import User
 from django.db import transaction
@@ -27,6 +27,7 @@ from labmgr.errors import ApplicationError, Conflict, NotAllowed
 from labmgr.labs import selectors as lab_selectors
 from labplan import labfile as labfile_module
 from labplan import live
+from labplan.errors import LabfileError
 from labplan.messages import LiveChange
 
 
@@ -104,7 +105,7 @@ def deployment_live_state(deployment: Deployment) -> dict[str, Any]:
     state = live.State.from_dict(deployment.live)
     try:
         model = labfile_module.validate(deployment.labfile)
-    except Exception:
+    except LabfileError:  # a snapshot an older version took: nothing to change live
         return {"interfaces": [], "nodes": [], "links": []}
     known = live.baseline(model)
     networks = {f"{node.name}:{a.ifname}": a.network for node in model.nodes for a in node.networks}
@@ -167,11 +168,7 @@ def _make(
         )
         seconds += answer["seconds"]
         if not answer["ok"]:
-            kept = live.State(
-                impairments=dict(before.impairments),
-                down=set(before.down),
-                stopped=set(before.stopped),
-            )
+            kept = before.copy()
             for node in {str(c["node"]) for c in batch}:
                 (kept.stopped.add if node in answer["stopped"] else kept.stopped.discard)(node)
             return {"ok": False, "error": answer["error"], "seconds": seconds, "state": kept}
@@ -179,9 +176,7 @@ def _make(
 
 
 def _typed(change: Mapping[str, Any]) -> LiveChange:
-    typed: LiveChange = {"node": str(change["node"])}
-    typed.update(change)  # type: ignore[typeddict-item]
-    return typed
+    return cast(LiveChange, dict(change))  # labplan.live makes each in LiveChange's shape
 
 
 def _invalid(exc: live.LiveError) -> ApplicationError:

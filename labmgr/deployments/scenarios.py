@@ -91,32 +91,27 @@ def scenario_start(
 
 
 def scenario_pause(*, run: ScenarioRun, actor: User) -> ScenarioRun:
-    _require_change(actor, run.deployment)
-    with transaction.atomic():
-        locked = _locked(run)
-        if locked.state != R.RUNNING:
-            raise Conflict.for_field(
-                "state", f"Only a running scenario pauses; this one is {locked.state}."
-            )
-        locked.elapsed = offset(locked)
-        locked.resumed = None
-        locked.state = R.PAUSED
-        locked.save(update_fields=["elapsed", "resumed", "state"])
-        _publish(locked)
-    return locked
+    """Hold the run's clock: no step runs until it resumes."""
+    return _clock(run, actor, R.RUNNING, R.PAUSED)
 
 
 def scenario_resume(*, run: ScenarioRun, actor: User) -> ScenarioRun:
+    return _clock(run, actor, R.PAUSED, R.RUNNING)
+
+
+def _clock(run: ScenarioRun, actor: User, was: str, to: str) -> ScenarioRun:
+    """Pause (RUNNING to PAUSED: the time so far kept) or resume (its clock going on)."""
     _require_change(actor, run.deployment)
     with transaction.atomic():
         locked = _locked(run)
-        if locked.state != R.PAUSED:
-            raise Conflict.for_field(
-                "state", f"Only a paused scenario resumes; this one is {locked.state}."
-            )
-        locked.resumed = now()
-        locked.state = R.RUNNING
-        locked.save(update_fields=["resumed", "state"])
+        if locked.state != was:
+            verb = "pauses" if to == R.PAUSED else "resumes"
+            said = f"Only a {was} scenario {verb}; this one is {locked.state}."
+            raise Conflict.for_field("state", said)
+        locked.elapsed = offset(locked)
+        locked.resumed = now() if to == R.RUNNING else None
+        locked.state = to
+        locked.save(update_fields=["elapsed", "resumed", "state"])
         _publish(locked)
     return locked
 

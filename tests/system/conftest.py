@@ -32,7 +32,7 @@ from typing import Any
 import pytest
 import requests
 
-from labplan.messages import CONTROL_QUEUE
+from labplan.messages import CONTROL_QUEUE, SCENARIO_QUEUE
 from tests.imagekit import Registry
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -332,6 +332,23 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             ],
             env,
             logs / "control.log",
+        ),
+        Process(
+            "scenarios",
+            [
+                *celery,
+                "worker",
+                "-Q",
+                SCENARIO_QUEUE,
+                "-n",
+                f"scenarios-{os.getpid()}@%h",
+                "--concurrency",
+                "1",
+                "--loglevel",
+                "INFO",
+            ],
+            env,
+            logs / "scenarios.log",
         ),
         Process("beat", [*celery, "beat", "--loglevel", "INFO"], env, logs / "beat.log"),
         Process(

@@ -50,5 +50,13 @@ function sentence(status, data) {
   return `The request was refused (HTTP ${status}).`;
 }
 
+// The refusal as one sentence, with the fields it names when they say more than it.
+export function refusal(error) {
+  const fields = Object.entries(error.errors || {})
+    .filter(([, messages]) => messages.join(" ") !== error.message)
+    .map(([field, messages]) => `${field}: ${messages.join(" ")}`);
+  return [error.message, ...fields].join(" ");
+}
+
 export const get = (url) => request("GET", url);
 export const post = (url, body) => request("POST", url, body);

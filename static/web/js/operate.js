@@ -5,7 +5,7 @@
 // one POST /api/deployments/{id}/live/; the answer and the lab's stream (`deployment.live`)
 // redraw the card, so two open pages agree.
 
-import { get, post } from "labmgr/api.js";
+import { get, post, refusal } from "labmgr/api.js";
 
 const IMPAIRMENT_KEYS = ["rate", "delay", "jitter", "loss", "duplicate", "corrupt", "reorder"];
 
@@ -39,10 +39,7 @@ export function startOperate({ currentDeployment }) {
       await post(`/api/deployments/${deployment}/live/`, action);
       await refresh();
     } catch (error) {
-      const fields = Object.entries(error.errors || {})
-        .filter(([, messages]) => messages.join(" ") !== error.message)
-        .map(([field, messages]) => `${field}: ${messages.join(" ")}`);
-      showError([error.message, ...fields].join(" "));
+      showError(refusal(error));
     } finally {
       busy = false;
       setDisabled(false);

@@ -4,7 +4,7 @@
 // runs the steps; this page only shows them (`scenario.progress` events, and the run read
 // again on load).
 
-import { get, post } from "labmgr/api.js";
+import { get, post, refusal } from "labmgr/api.js";
 
 export function startScenarios({ currentDeployment, charts }) {
   const card = document.getElementById("scenario");
@@ -38,10 +38,7 @@ export function startScenarios({ currentDeployment, charts }) {
     try {
       adopt(await post(url, body));
     } catch (error) {
-      const fields = Object.entries(error.errors || {})
-        .filter(([, messages]) => messages.join(" ") !== error.message)
-        .map(([field, messages]) => `${field}: ${messages.join(" ")}`);
-      showError([error.message, ...fields].join(" "));
+      showError(refusal(error));
     }
   };
 

@@ -5,7 +5,7 @@
 // interface and addresses.
 
 import cytoscape from "cytoscape";
-import { get, post } from "labmgr/api.js";
+import { get, post, refusal } from "labmgr/api.js";
 import { openStream } from "labmgr/live.js";
 
 const STATE_COLOURS = {
@@ -62,8 +62,7 @@ export function startTopology({ graph, page, canChange }) {
       await refresh();
     } catch (error) {
       if (box) {
-        const fields = Object.entries(error.errors || {}).filter(([, m]) => m.join(" ") !== error.message).map(([f, m]) => `${f}: ${m.join(" ")}`);
-        box.textContent = [error.message, ...fields].join(" ");
+        box.textContent = refusal(error);
         box.hidden = false;
       }
     }

@@ -189,6 +189,17 @@ def dispatched(monkeypatch: pytest.MonkeyPatch) -> Dispatched:
 
 
 @pytest.fixture
+def run(django_capture_on_commit_callbacks: Any) -> Callable[..., Any]:
+    """Runs a request and the after-commit work it scheduled (events, dispatch)."""
+
+    def call(client: APIClient, method: str, url: str, data: Any = None) -> Any:
+        with django_capture_on_commit_callbacks(execute=True):
+            return getattr(client, method)(url, data, format="json")
+
+    return call
+
+
+@pytest.fixture
 def online_host(db: None) -> Any:
     from django.utils import timezone
 

@@ -25,17 +25,6 @@ Api = Callable[[User | None], APIClient]
 S = DeploymentStatus
 
 
-@pytest.fixture
-def run(django_capture_on_commit_callbacks: Any) -> Callable[..., Any]:
-    """Runs a request and the after-commit work it scheduled (events, dispatch)."""
-
-    def call(client: APIClient, method: str, url: str, data: Any = None) -> Any:
-        with django_capture_on_commit_callbacks(execute=True):
-            return getattr(client, method)(url, data, format="json")
-
-    return call
-
-
 def _running(lab: Lab, user: User, run: Any, api: Api) -> Deployment:
     body = run(api(user), "post", f"/api/labs/{lab.pk}/deploy").json()
     deployment_result_record(deployment_id=body["id"], action="apply", ok=True, error="", nodes=[])

@@ -20,15 +20,6 @@ Api = Callable[[User | None], APIClient]
 
 
 @pytest.fixture
-def run(django_capture_on_commit_callbacks: Any) -> Callable[..., Any]:
-    def call(client: APIClient, method: str, url: str, data: Any = None) -> Any:
-        with django_capture_on_commit_callbacks(execute=True):
-            return getattr(client, method)(url, data, format="json")
-
-    return call
-
-
-@pytest.fixture
 def running(
     alice_lab: Lab, alice: User, api: Api, online_host: Host, dispatched: Dispatched, run: Any
 ) -> Deployment:

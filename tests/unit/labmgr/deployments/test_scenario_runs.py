@@ -49,15 +49,6 @@ def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
 
 
 @pytest.fixture
-def run(django_capture_on_commit_callbacks: Any) -> Callable[..., Any]:
-    def call(client: APIClient, method: str, url: str, data: Any = None) -> Any:
-        with django_capture_on_commit_callbacks(execute=True):
-            return getattr(client, method)(url, data, format="json")
-
-    return call
-
-
-@pytest.fixture
 def running(
     alice: User, api: Api, online_host: Host, dispatched: Dispatched, run: Any
 ) -> Deployment:
