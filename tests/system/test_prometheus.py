@@ -127,7 +127,12 @@ def test_prometheus_scrapes_a_running_labs_series(stack: Stack, prometheus: Prom
         assert float(running[0]["value"][1]) >= 1
 
         # The scraper without the token is refused: its target is down, with no series.
-        refused = prometheus.query('up{job="labmgr-no-token"}')
+        # (Its first scrape may come after the other job's: wait for the series.)
+        refused = wait_for(
+            "the token-less job's first scrape",
+            lambda: prometheus.query('up{job="labmgr-no-token"}'),
+            timeout=30,
+        )
         assert [float(item["value"][1]) for item in refused] == [0.0]
         assert prometheus.query('labmgr_node_pids{job="labmgr-no-token"}') == []
     finally:
