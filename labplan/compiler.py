@@ -30,6 +30,7 @@ from labplan.ops import (
     CreateCgroup,
     CreateNetns,
     CreatePeerLink,
+    CreateVolume,
     ExecInNode,
     HostPlan,
     Op,
@@ -243,6 +244,7 @@ def _resolve(
     )
     placements = _place(networks, placing, errors)
     errors += _links_off_host(lab, node_host)
+    errors += _volumes_off_host(lab, node_host)
     if errors:
         raise LabfileError(errors)
     link_ipv4: dict[str, str] = {}
@@ -323,6 +325,27 @@ def _links_off_host(lab: Labfile, node_host: Mapping[str, str]) -> list[FieldErr
     return errors
 
 
+def _volumes_off_host(lab: Labfile, node_host: Mapping[str, str]) -> list[FieldError]:
+    """A volume is a tmpfs of one host: the nodes that mount it are placed together."""
+    errors: list[FieldError] = []
+    first: dict[str, str] = {}  # volume -> the first node mounting it
+    for node in lab.nodes:
+        for index, mount in enumerate(node.mounts):
+            if mount.volume is None:
+                continue
+            other = first.setdefault(mount.volume, node.name)
+            if node_host[other] != node_host[node.name]:
+                errors.append(
+                    FieldError(
+                        f"nodes.{node.name}.mounts.{index}.volume",
+                        f"volume {mount.volume} is on host {node_host[other]} with {other}, "
+                        f"but {node.name} is placed on {node_host[node.name]}: a volume "
+                        "belongs to one host (give both nodes the same host)",
+                    )
+                )
+    return errors
+
+
 def _children_off_host(parent: Network, host: str, placing: Placing) -> list[FieldError]:
     children = f"{article(listed(taking('parent'), 'or'))} link"
     return [
@@ -365,6 +388,10 @@ def _host_ops(ctx: _Lab, host: str) -> Iterator[Op]:
         if netns is not None:
             for key, value in node.sysctls.items():
                 yield SetSysctl(node.name, netns, key, value)
+    mounted = {m.volume for node in ctx.nodes_on(host) for m in node.mounts if m.volume}
+    for volume in ctx.lab.volumes:
+        if volume.name in mounted:
+            yield CreateVolume(volume.name, volume.size)
     for node in ctx.nodes_on(host):
         yield _spawn_op(ctx, node)
     for node in ctx.nodes_on(host):
@@ -534,6 +561,15 @@ def _spawn_op(ctx: _Lab, node: Node) -> SpawnNode:
         entrypoint=node.entrypoint,
         user=node.user,
         joins=node.joins,
+        mounts=tuple(
+            (
+                "volume" if m.volume is not None else "host",
+                m.volume if m.volume is not None else str(m.host),
+                m.path,
+                "ro" if m.readonly else "rw",
+            )
+            for m in node.mounts
+        ),
     )
 
 

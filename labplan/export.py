@@ -22,6 +22,7 @@ from labplan.model import (
     Labfile,
     Limits,
     Link,
+    Mount,
     Network,
     Node,
     Shaping,
@@ -41,6 +42,8 @@ def dump(lab: Labfile) -> dict[str, Any]:
     }
     if version >= 2:
         document["links"] = [_link(link) for link in lab.links]
+    if lab.volumes:
+        document["volumes"] = {v.name: {"size": format_size(v.size)} for v in lab.volumes}
     if lab.scenarios:
         document["scenarios"] = {
             s.name: [{"at": format_time(step.at), **step.data} for step in s.steps]
@@ -160,11 +163,20 @@ def _node(node: Node, lab: Labfile) -> dict[str, Any]:
     )
     if node.sysctls:
         document["sysctls"] = dict(node.sysctls)
+    if node.mounts:
+        document["mounts"] = [_mount(mount) for mount in node.mounts]
     if node.joins is not None:
         document["network_mode"] = f"container:{node.joins}"
     if node.exec:
         document["exec"] = [list(argv) for argv in node.exec]
     return document
+
+
+def _mount(mount: Mount) -> dict[str, Any]:
+    source: dict[str, Any] = (
+        {"volume": mount.volume} if mount.volume is not None else {"host": mount.host}
+    )
+    return {**source, "path": mount.path, "readonly": mount.readonly}
 
 
 def _limits(limits: Limits) -> dict[str, Any]:

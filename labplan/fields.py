@@ -14,16 +14,20 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from labplan.bounds import (
+    DEFAULT_VOLUME_SIZE,
     MAX_LINKS,
     MAX_NETWORKS,
     MAX_NODE_ENVIRONMENT,
     MAX_NODE_EXEC,
     MAX_NODE_IO,
+    MAX_NODE_MOUNTS,
     MAX_NODE_NETWORKS,
     MAX_NODE_ROUTES,
     MAX_NODE_SYSCTLS,
     MAX_NODES,
     MAX_PORT_VLANS,
+    MAX_VOLUME_SIZE,
+    MAX_VOLUMES,
 )
 from labplan.drivers import DRIVERS, listed, taking
 from labplan.model import NAMESPACE_KINDS
@@ -390,6 +394,33 @@ LIMITS = ObjectSpec(
     ),
 )
 
+MOUNT = ObjectSpec(
+    "mount",
+    "A volume of the lab, or (admins only) a path of the host, mounted inside the node.",
+    (
+        Field(
+            "volume",
+            "string",
+            "A volume this lab declares under `volumes`.",
+            pattern=NAME_PATTERN,
+            pattern_hint=NAME_HINT,
+        ),
+        Field(
+            "host",
+            "path",
+            "Admins only: a directory or file of the host, bound as it is (its owners and "
+            "modes), without setuid programs or device nodes.",
+        ),
+        Field(
+            "path",
+            "path",
+            "Where it appears inside the node: an absolute path, made if missing.",
+            default=REQUIRED,
+        ),
+        Field("readonly", "boolean", "Mounted read-only.", default=False),
+    ),
+)
+
 NAMESPACES = ObjectSpec(
     "namespaces",
     "Which namespaces the node gets; all on by default; turning one off needs privileged.",
@@ -666,6 +697,18 @@ NODE = ObjectSpec(
             item=Field("value", "env_value", "Its value."),
         ),
         Field(
+            "mounts",
+            "list",
+            "Volumes of the lab and (admins only) host paths mounted inside the node, in "
+            "order (labfile 2).",
+            default=(),
+            max_items=MAX_NODE_MOUNTS,
+            scope="a node",
+            label="mounts",
+            since=2,
+            item=Field("mount", "object", MOUNT.description, spec=MOUNT),
+        ),
+        Field(
             "network_mode",
             "string",
             "container:NODE: the node joins NODE's network namespace (its interfaces, "
@@ -761,6 +804,23 @@ SCENARIOS = Field(
     ),
 )
 
+VOLUME = ObjectSpec(
+    "volume",
+    "A tmpfs of the deployment on each host with a node that mounts it, shared by those "
+    "nodes: its files outlive node restarts and redeploys and go with the lab.",
+    (
+        Field(
+            "size",
+            "size",
+            "Its bound in bytes (K, M or G suffix); what is written counts against the "
+            "writing node's memory limit.",
+            default=DEFAULT_VOLUME_SIZE,
+            minimum=1 << 20,
+            maximum=MAX_VOLUME_SIZE,
+        ),
+    ),
+)
+
 LABFILE = ObjectSpec(
     "labfile",
     "A labmgr lab: networks and the nodes attached to them.",
@@ -809,6 +869,22 @@ LABFILE = ObjectSpec(
             label="links",
             item=Field("link", "object", LINK.description, spec=LINK),
             since=2,
+        ),
+        Field(
+            "volumes",
+            "map",
+            "Volume name -> volume (labfile 2): mounted by nodes under their `mounts`.",
+            default={},
+            max_items=MAX_VOLUMES,
+            since=2,
+            key=Field(
+                "volume name",
+                "string",
+                "A volume name.",
+                pattern=NAME_PATTERN,
+                pattern_hint=NAME_HINT,
+            ),
+            item=Field("volume", "object", VOLUME.description, spec=VOLUME),
         ),
         SCENARIOS,
     ),

@@ -43,7 +43,7 @@ def admin_requirements(lab: Labfile) -> list[FieldError]:
     """The fields of `lab` that reach the host, which only an admin may deploy, in
     document order: a network of a driver only admins may use (host), a host interface
     as parent, a directory as root filesystem, a namespace turned off, a privileged
-    node."""
+    node, a host path mounted into a node."""
     needs: list[FieldError] = []
     for network in lab.networks:
         if reason := DRIVERS[network.driver].admin_only:
@@ -78,4 +78,13 @@ def admin_requirements(lab: Labfile) -> list[FieldError]:
             needs.append(
                 FieldError(f"{path}.privileged", "only an admin may run a privileged node")
             )
+        for index, mount in enumerate(node.mounts):
+            if mount.host is not None:
+                needs.append(
+                    FieldError(
+                        f"{path}.mounts.{index}.host",
+                        f"only an admin may mount a path of the host ({mount.host}) into a "
+                        "node; use a volume of the lab",
+                    )
+                )
     return needs

@@ -129,6 +129,30 @@ class Route:
 
 
 @dataclass(frozen=True)
+class Mount:
+    """A volume of the lab (`volume`) or a path of the host (`host`, admins only) mounted
+    at `path` inside a node (labfile 2); exactly one of the two is set."""
+
+    path: str  # absolute, normalised
+    volume: str | None = None
+    host: str | None = None
+    readonly: bool = False
+
+    @property
+    def source(self) -> str:
+        return f"volume {self.volume}" if self.volume is not None else f"host {self.host}"
+
+
+@dataclass(frozen=True)
+class Volume:
+    """A lab's volume (labfile 2): a tmpfs of the deployment on each host with a node that
+    mounts it, shared by those nodes, kept across redeploys, gone with the lab."""
+
+    name: str
+    size: int  # bytes
+
+
+@dataclass(frozen=True)
 class Node:
     name: str
     hostname: str
@@ -154,6 +178,7 @@ class Node:
     joins: str | None = None
     # Sysctls of its own network namespace, "net.ipv4.ip_forward" -> "1" (labfile 2).
     sysctls: Mapping[str, str] = field(default_factory=dict)
+    mounts: tuple[Mount, ...] = ()  # in the labfile's order (labfile 2)
 
     def attachment(self, network: str) -> Attachment | None:
         return next((a for a in self.networks if a.network == network), None)
@@ -215,6 +240,7 @@ class Labfile:
     nodes: tuple[Node, ...] = ()  # sorted by name
     links: tuple[Link, ...] = ()  # in the labfile's order
     scenarios: tuple[Scenario, ...] = ()  # sorted by name (labfile 2)
+    volumes: tuple[Volume, ...] = ()  # sorted by name (labfile 2)
 
     @property
     def version(self) -> int:
@@ -224,13 +250,13 @@ class Labfile:
         shapings += [a.impairments for node in self.nodes for a in node.networks]
         if self.links or any(a.impairments for node in self.nodes for a in node.networks):
             return 2
-        if self.scenarios:
+        if self.scenarios or self.volumes:
             return 2
         if any(n.subnet6 for n in self.networks):
             return 2
         if any(n.vlan_filtering or n.driver == "vlan" for n in self.networks):
             return 2
-        if any(n.exec or n.joins or n.sysctls for n in self.nodes):
+        if any(n.exec or n.joins or n.sysctls or n.mounts for n in self.nodes):
             return 2
         return 2 if any(s is not None and s.since_v2 for s in shapings) else 1
 
@@ -239,3 +265,6 @@ class Labfile:
 
     def node(self, name: str) -> Node:
         return next(n for n in self.nodes if n.name == name)
+
+    def volume(self, name: str) -> Volume:
+        return next(v for v in self.volumes if v.name == name)

@@ -254,6 +254,20 @@ class SpawnNode(Op):
     # The node whose `netns` this one joins (`network_mode: container:NODE`): the
     # namespace is that node's, made and removed with it.
     joins: str | None = None
+    # (kind, source, path, mode): ("volume", NAME, /var/lib/db, "rw"), a CreateVolume of
+    # the host plan; ("host", /srv/files, /files, "ro"), a path of the host.
+    mounts: tuple[tuple[str, str, str, str], ...] = ()
+
+
+@dataclass(frozen=True)
+class CreateVolume(Op):
+    """A volume of the lab on this host: a tmpfs of at most `size` bytes that the host's
+    nodes mounting it share, kept while the deployment lives (a redeploy keeps its files
+    and resizes it)."""
+
+    kind: ClassVar[str] = "create_volume"
+    volume: str  # the labfile's volume name
+    size: int  # bytes
 
 
 @dataclass(frozen=True)
@@ -356,6 +370,7 @@ OP_TYPES: tuple[type[Op], ...] = (
     AddBridgeVlan,
     CreateVlan,
     SetSysctl,
+    CreateVolume,
 )
 OPS_BY_KIND: dict[str, type[Op]] = {t.kind: t for t in OP_TYPES}
 

@@ -16,10 +16,18 @@ from dataclasses import dataclass, fields
 from typing import cast
 
 from labplan import imageref, naming, subnets
-from labplan.bounds import MAX_HOSTS_LINES, MAX_NODE_ENVIRONMENT, MAX_NODE_EXEC, MAX_PORT_VLANS
+from labplan.bounds import (
+    MAX_HOSTS_LINES,
+    MAX_NODE_ENVIRONMENT,
+    MAX_NODE_EXEC,
+    MAX_NODE_MOUNTS,
+    MAX_PORT_VLANS,
+    MAX_VOLUME_SIZE,
+)
 from labplan.drivers import OP_TRAITS
 from labplan.imageref import DIGEST_RE
 from labplan.model import NAMESPACE_KINDS
+from labplan.mountpaths import path_problem, target_problem
 from labplan.ops import (
     CGROUP_KEYS,
     OP_TYPES,
@@ -159,6 +167,9 @@ def field_checkers(ctx: Deployment) -> dict[tuple[str, str], Check]:
         "vid": _integer(1, 4094),
         "tagged": _vlan_ids,
         "index": _integer(0, MAX_NODE_EXEC - 1),
+        "volume": pattern(NODE_NAME_RE, "a volume name"),
+        "size": _integer(1 << 20, MAX_VOLUME_SIZE),
+        "mounts": _mounts,
         "timeout": _integer(1, 3600),
     }
     return {
@@ -357,6 +368,34 @@ def _command(value: object) -> tuple[str, ...]:
     if sum(len(w.encode()) for w in words) > MAX_COMMAND_BYTES:
         raise Invalid(f"the command is longer than {MAX_COMMAND_BYTES} bytes")
     return words
+
+
+def _mounts(value: object) -> tuple[tuple[str, str, str, str], ...]:
+    """A node's mounts: a volume of the plan's by name, or an absolute path of the host
+    (the control plane lets only admins ask), each on a path of the node that takes one."""
+    items = _list(value)
+    if len(items) > MAX_NODE_MOUNTS:
+        raise Invalid(f"a node has at most {MAX_NODE_MOUNTS} mounts")
+    mounts = []
+    for item in items:
+        if not isinstance(item, list | tuple) or len(item) != 4:
+            raise Invalid(f"{item!r} is not [kind, source, path, mode]")
+        kind, source, target, mode = (_text(limit=4096)(word) for word in item)
+        if kind == "volume":
+            pattern(NODE_NAME_RE, "a volume name")(source)
+        elif kind == "host":
+            _absolute_path(source)
+            if (problem := path_problem(source)) is not None:
+                raise Invalid(problem)
+        else:
+            raise Invalid(f"{kind!r} is not volume or host")
+        _absolute_path(target)
+        if (problem := target_problem(target)) is not None:
+            raise Invalid(problem)
+        if mode not in ("ro", "rw"):
+            raise Invalid(f"{mode!r} is not ro or rw")
+        mounts.append((kind, source, target, mode))
+    return tuple(mounts)
 
 
 def _pairs(value: object) -> list[tuple[str, str]]:

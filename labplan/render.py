@@ -24,6 +24,7 @@ from labplan.ops import (
     CreateCgroup,
     CreateNetns,
     CreatePeerLink,
+    CreateVolume,
     ExecInNode,
     HostPlan,
     Op,
@@ -56,6 +57,7 @@ _PHASES: dict[type[Op], Phase] = {
     AddRoute: Phase.ADDRESSES,
     SetShaping: Phase.ADDRESSES,
     SetSysctl: Phase.ADDRESSES,
+    CreateVolume: Phase.PROCESSES,
     SpawnNode: Phase.PROCESSES,
     ExecInNode: Phase.EXEC,
 }
@@ -170,6 +172,9 @@ def render_op(op: Op, shared: _SharedHosts | None = None) -> list[str]:
             return _shaping_lines(op)
         case SetSysctl(netns=netns, key=key, value=value):
             return [f"ip netns exec {netns} sysctl -qw {shlex.quote(f'{key}={value}')}"]
+        case CreateVolume(volume=volume, size=size):
+            path = f"{RUN_DIR}/volumes/{volume}"
+            return [f"mkdir -p {path}", f"mount -t tmpfs -o size={size},mode=0755 lmvol {path}"]
         case SpawnNode():
             return _spawn_lines(op, shared or _SharedHosts(""))
         case PullImage(ref=ref, digest=digest):
@@ -304,6 +309,11 @@ def _spawn_lines(op: SpawnNode, shared: _SharedHosts) -> list[str]:
         setup.append(f"hostname {shlex.quote(op.hostname)}")
     if "mnt" in kinds and op.rootfs == "host":
         setup.append(f"mount --bind {run_dir}/hosts /etc/hosts")
+    for kind, source, target, mode in op.mounts:
+        origin = f"{RUN_DIR}/volumes/{source}" if kind == "volume" else shlex.quote(source)
+        options = "bind,nosuid,nodev" + (",ro" if mode == "ro" else "")
+        setup.append(f"mkdir -p {shlex.quote(target)}")
+        setup.append(f"mount -o {options} {origin} {shlex.quote(target)}")
     setup.append(f'exec {_user_switch(op.user) if op.user else ""}"$@"')
     inner = ["sh", "-c", " && ".join(setup), "init"]
     env = ["env", *(f"{key}={value}" for key, value in op.environment)] if op.environment else []

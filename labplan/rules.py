@@ -31,6 +31,7 @@ from labplan.model import (
     Route,
     Shaping,
 )
+from labplan.mount_rules import check_mounts, mounts_of, volumes_of
 from labplan.network_rules import (
     Networks,
     Tree,
@@ -60,6 +61,7 @@ def build_lab(checker: Checker, tree: Tree) -> Labfile | None:
     networks.check_members(_members(drafts))
     _check_joins(checker, raw_nodes, networks, links)
     _check_sysctls(checker, raw_nodes, networks)
+    check_mounts(checker, tree.get("volumes", {}), raw_nodes)
     if checker.count or INVALID in (tree.get("name"), tree.get("labfile")):
         return None
     nodes = _resolve(checker, networks.valid, drafts, links)
@@ -71,6 +73,7 @@ def build_lab(checker: Checker, tree: Tree) -> Labfile | None:
         networks=tuple(sorted(networks.valid.values(), key=lambda n: n.name)),
         nodes=tuple(sorted(nodes, key=lambda n: n.name)),
         links=tuple(links.valid),
+        volumes=volumes_of(tree.get("volumes", {})),
     )
     scenarios = check_scenarios(checker, lab, tree.get("scenarios", {}))
     if checker.count:
@@ -553,6 +556,7 @@ def _node(
         exec=tuple(tuple(argv) for argv in raw.get("exec", ())),
         joins=joined_node(raw),
         sysctls=dict(sorted(raw.get("sysctls", {}).items())),
+        mounts=mounts_of(raw),
         environment=dict(sorted(raw.get("environment", {}).items())),
         limits=draft.limits,
         namespaces=draft.namespaces,

@@ -6,7 +6,7 @@ an interface, the host-wide rules). Implemented by the real kernel driver
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Sequence, Set
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -105,6 +105,15 @@ class Driver(Protocol):
 
     def set_sysctl(self, netns: str, key: str, value: str) -> None:
         """A net.* sysctl of a node's network namespace (`key` as sysctl(8) writes it)."""
+        ...
+
+    # volumes
+    def ensure_volume(self, token: str, volume: str, size: int) -> None:
+        """The deployment's volume on this host, `size` bytes at most; kept if there."""
+        ...
+
+    def prune_volumes(self, token: str, keep: Set[str]) -> list[str]:
+        """Remove the deployment's volumes not in `keep` (a redeploy dropped them)."""
         ...
 
     # firewall

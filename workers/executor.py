@@ -129,6 +129,8 @@ def target_of(op: ops.Op) -> str:
             return f"{op.netns} {op.dst} via {op.via}"
         case ops.SetSysctl():
             return f"{op.netns} {op.key}={op.value}"
+        case ops.CreateVolume():
+            return f"{op.volume} ({op.size} bytes)"
         case ops.SetNat() | ops.IsolateBridge():
             return f"{op.bridge} {op.subnet}"
         case ops.GuardBridge():
@@ -343,6 +345,10 @@ class Executor:
                 raise
             self._report(plan, index, STEP_DONE, time.monotonic() - began)
             index += 1
+        # A redeploy that drops a volume (or every node mounting it here) frees it.
+        driver.prune_volumes(
+            plan.deployment, {op.volume for op in plan.ops if isinstance(op, ops.CreateVolume)}
+        )
         result.nodes = [
             NodeReport(n.name, n.pid, n.netns, tuple(driver.interfaces(n.netns)), n.note)
             for n in result.nodes
@@ -419,6 +425,8 @@ class Executor:
                 driver.ensure_address(op.netns, op.ifname, op.address)
             case ops.AddRoute():
                 driver.ensure_route(op.netns, op.dst, op.via)
+            case ops.CreateVolume():
+                driver.ensure_volume(plan.deployment, op.volume, op.size)
             case ops.SetSysctl():
                 try:
                     driver.set_sysctl(op.netns, op.key, op.value)

@@ -35,6 +35,8 @@ class Lab(models.Model):
     # The labfile's `scenarios` as its document writes them (labplan.scenarios), JSON
     # text for the same reason as `document`: name -> steps.
     scenarios = models.TextField(blank=True, default="", editable=False)
+    # The labfile's `volumes` (labfile 2): name -> {"size": "256M"}.
+    volumes = models.JSONField(default=dict, blank=True)
     created = models.DateTimeField(auto_now_add=True)
     updated = models.DateTimeField(auto_now=True)
 
@@ -109,6 +111,8 @@ class Node(models.Model):
     user = models.CharField(max_length=64, blank=True, default="")
     network_mode = models.CharField(max_length=48, blank=True, default="")  # "container:NODE"
     sysctls = models.JSONField(default=dict, blank=True)  # {"net.ipv4.ip_forward": "1"}
+    # [{"volume": "data", "path": "/var/lib/db", "readonly": false}, ...] (labfile 2)
+    mounts = models.JSONField(default=list, blank=True)
     environment = models.JSONField(default=dict, blank=True)
     # The labfile's `limits` mapping as exported ({"memory": "256M", "pids": 128, ...}).
     limits = models.JSONField(default=dict, blank=True)

@@ -44,6 +44,7 @@ _NODE_KEYS = frozenset(
         "exec",
         "network_mode",
         "sysctls",
+        "mounts",
     }
 )
 _ATTACHMENT_KEYS = frozenset({"ipv4", "ipv6", "ifname", "mac", "vlan", "vlans", "impairments"})
@@ -71,6 +72,8 @@ def lab_to_tree(lab: Lab) -> dict[str, Any]:
     if lab.version >= 2:
         links = Link.objects.filter(lab=lab).select_related("node_a", "node_b")
         tree["links"] = [_link_tree(link) for link in links.order_by("position")]
+        if lab.volumes:
+            tree["volumes"] = dict(lab.volumes)
         if lab.scenarios:
             tree["scenarios"] = json.loads(lab.scenarios)
     return tree
@@ -105,7 +108,8 @@ def labfile_to_rows(*, lab: Lab, labfile: Labfile) -> None:
     lab.version = int(document["labfile"])
     scenarios = document.get("scenarios")
     lab.scenarios = json.dumps(scenarios, ensure_ascii=False) if scenarios else ""
-    lab.save(update_fields=["version", "scenarios"])
+    lab.volumes = dict(document.get("volumes") or {})
+    lab.save(update_fields=["version", "scenarios", "volumes"])
     networks = Network.objects.bulk_create(
         _network_row(lab, name, tree) for name, tree in (document.get("networks") or {}).items()
     )
@@ -163,6 +167,8 @@ def _node_tree(node: Node) -> dict[str, Any]:
         tree["exec"] = [list(command) for command in node.exec]
     if node.sysctls:
         tree["sysctls"] = dict(node.sysctls)
+    if node.mounts:
+        tree["mounts"] = [dict(mount) for mount in node.mounts]
     if node.host:
         tree["host"] = node.host
     return tree
@@ -235,6 +241,7 @@ def _node_row(lab: Lab, name: str, tree: dict[str, Any]) -> Node:
         user=tree.get("user") or "",
         network_mode=tree.get("network_mode") or "",
         sysctls=dict(tree.get("sysctls") or {}),
+        mounts=list(tree.get("mounts") or []),
         environment=dict(tree.get("environment") or {}),
         limits=dict(tree.get("limits") or {}),
         namespaces=dict(tree.get("namespaces") or {}),

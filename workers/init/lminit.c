@@ -124,12 +124,17 @@
 #ifndef AT_RECURSIVE
 #define AT_RECURSIVE 0x8000
 #endif
+#ifndef MOVE_MOUNT_T_EMPTY_PATH
+#define MOVE_MOUNT_T_EMPTY_PATH 0x00000040
+#endif
 
 struct lm_mount_attr { /* struct mount_attr of linux/mount.h */
     unsigned long long attr_set, attr_clr, propagation, userns_fd;
 };
 
 struct options {
+    const char *mounts[MAX_LIST]; /* kind:mode:source:path, kind v(olume) or h(ost), mode ro|rw */
+    int nmounts;
     const char *netns, *mntns, *hostname, *rootfs, *image, *hosts, *hostname_file, *scratch, *log, *workdir;
     const char *cgroups[MAX_LIST];
     int ncgroups;
@@ -222,6 +227,7 @@ static void parse(int argc, char **argv, struct options *o) {
         else if (!strcmp(a, "--uid-base")) o->uid_base = atol(v);
         else if (!strcmp(a, "--pid")) o->pid = (pid_t)atol(v);
         else if (!strcmp(a, "--start")) o->start = atol(v);
+        else if (!strcmp(a, "--mount") && o->nmounts < MAX_LIST) o->mounts[o->nmounts++] = v;
         else if (!strcmp(a, "--cgroup") && o->ncgroups < MAX_LIST) o->cgroups[o->ncgroups++] = v;
         else if (!strcmp(a, "--env") && o->nenv < MAX_LIST * 4 - 8) o->env[o->nenv++] = v;
         else if (!strcmp(a, "--ns")) {
@@ -434,6 +440,83 @@ static void layered_image_root(const char *image, const char *scratch, long base
     }
 }
 
+/* The mount point `rel` (absolute inside the node) of the node's tree at `root`, as an
+ * O_PATH descriptor, walked one component at a time without following a link: a tree
+ * whose /data is a link to / or to ../.. cannot lead a mount out of it. What is missing
+ * is made in the node's layer (a directory, or an empty file for a file's bind), owned
+ * by the node's root. */
+static int mount_point(const char *root, const char *rel, int file, long owner) {
+    char copy[4096];
+    int dir = open(root, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (dir < 0) die("open %s", root);
+    snprintf(copy, sizeof copy, "%s", rel);
+    char *save = NULL;
+    char *part = strtok_r(copy, "/", &save);
+    while (part) {
+        char *next = strtok_r(NULL, "/", &save);
+        int last = next == NULL;
+        if (!strcmp(part, "..") || !strcmp(part, ".")) { errno = EINVAL; die("mount path %s", rel); }
+        int fd = openat(dir, part, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+        if (fd < 0 && errno == ENOENT) {
+            int made = last && file ? mknodat(dir, part, S_IFREG | 0644, 0) : mkdirat(dir, part, 0755);
+            if (made < 0 || fchownat(dir, part, (uid_t)owner, (gid_t)owner, AT_SYMLINK_NOFOLLOW) < 0)
+                die("make the mount point %s in the node", rel);
+            fd = openat(dir, part, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+        }
+        if (fd < 0) die("open the mount point %s in the node", rel);
+        struct stat st;
+        if (fstat(fd, &st) < 0) die("stat %s", rel);
+        if (S_ISLNK(st.st_mode)) { errno = ELOOP; die("the node's %s leads through a symbolic link", rel); }
+        if (!last && !S_ISDIR(st.st_mode)) { errno = ENOTDIR; die("the node's %s", rel); }
+        if (last && !file != !!S_ISDIR(st.st_mode)) {
+            errno = file ? EISDIR : ENOTDIR;
+            die("the node's %s does not take this mount", rel);
+        }
+        close(dir);
+        dir = fd;
+        part = next;
+    }
+    return dir;
+}
+
+/* The node's mounts (--mount kind:mode:source:path), on its tree at `root`: a volume (a
+ * tmpfs of the deployment owned by root) idmapped to the node's uids, so that its root
+ * owns it as every other node's root sharing it does; a host path (an admin's) as it is,
+ * with its submounts. Both without setuid or devices, read-only for mode ro; the
+ * node's namespace locks these flags, so its root cannot lift them. */
+static void node_mounts(struct options *o, const char *root) {
+    long base = o->clone_flags & CLONE_NEWUSER ? o->uid_base : -1;
+    for (int i = 0; i < o->nmounts; i++) {
+        char spec[8192];
+        snprintf(spec, sizeof spec, "%s", o->mounts[i]);
+        char *kind = spec, *mode = strchr(kind, ':'), *source = mode ? strchr(mode + 1, ':') : NULL;
+        char *path = source ? strchr(source + 1, ':') : NULL;
+        if (!path) { errno = EINVAL; die("--mount %s", o->mounts[i]); }
+        *mode++ = 0, *source++ = 0, *path++ = 0;
+        int volume = !strcmp(kind, "v"), recursive = volume ? 0 : AT_RECURSIVE;
+        struct stat st;
+        if (stat(source, &st) < 0) die("the %s %s", volume ? "volume" : "host path", source);
+        int tree = (int)syscall(SYS_open_tree, AT_FDCWD, source, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | recursive);
+        if (tree < 0) die("clone %s (open_tree)", source);
+        struct lm_mount_attr attr = {MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV, 0, 0, 0};
+        if (!strcmp(mode, "ro")) attr.attr_set |= MOUNT_ATTR_RDONLY;
+        int userns = -1;
+        if (volume && base >= 0) {
+            userns = mapped_userns(base);
+            attr.attr_set |= MOUNT_ATTR_IDMAP;
+            attr.userns_fd = (unsigned long long)userns;
+        }
+        if (syscall(SYS_mount_setattr, tree, "", AT_EMPTY_PATH | recursive, &attr, sizeof attr) < 0)
+            die("set the flags of the mount of %s on %s (mount_setattr)", source, path);
+        if (userns >= 0) close(userns);
+        int at = mount_point(root, path, !S_ISDIR(st.st_mode), base >= 0 ? base : 0);
+        if (syscall(SYS_move_mount, tree, "", at, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) < 0)
+            die("mount %s on the node's %s (move_mount)", source, path);
+        close(tree);
+        close(at);
+    }
+}
+
 /* Stage 1: the node's root, built in a mount namespace that only the node will use. */
 static void build_root(struct options *o) {
     char root[4096], p[4096];
@@ -487,6 +570,7 @@ static void build_root(struct options *o) {
     mnt("lmrun", p, "tmpfs", MS_NOSUID | MS_NODEV, run_data);
     if (o->hosts) bind_file(o->hosts, root, "/etc/hosts", o);
     if (o->hostname_file) bind_file(o->hostname_file, root, "/etc/hostname", o);
+    node_mounts(o, root);
     /* pivot_root(".", ".") then detaching "." drops the old root and all it carried. */
     if (chdir(root) < 0) die("chdir %s", root);
     if (syscall(SYS_pivot_root, ".", ".") < 0) die("pivot_root %s", root);

@@ -8,7 +8,7 @@ import shutil
 import socket
 import subprocess
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Sequence, Set
 from ipaddress import ip_interface, ip_network
 from pathlib import Path
 
@@ -175,6 +175,12 @@ class KernelDriver:
 
     def set_sysctl(self, netns: str, key: str, value: str) -> None:
         self.links.set_sysctl(netns, key, value)
+
+    def ensure_volume(self, token: str, volume: str, size: int) -> None:
+        self.processes.ensure_volume(token, volume, size)
+
+    def prune_volumes(self, token: str, keep: Set[str]) -> list[str]:
+        return self.processes.prune_volumes(token, keep)
 
     def set_shaping(self, op: ops.SetShaping) -> None:
         self.qdiscs.set_shaping(op)

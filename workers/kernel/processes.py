@@ -18,7 +18,7 @@ import contextlib
 import os
 import subprocess
 from collections import deque
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence, Set
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -142,6 +142,39 @@ class Processes:
             syscalls.mount("lmlayers", str(layers), "tmpfs", 0, LAYERS_TMPFS)
         return directory
 
+    def volume_dir(self, token: str, volume: str) -> Path:
+        return self.run_dir(token) / "volumes" / volume
+
+    def ensure_volume(self, token: str, volume: str, size: int) -> None:
+        """The volume's tmpfs below the deployment's (so teardown's lazy unmount takes it),
+        owned by root (each node sees it as its own root's, through an idmapped mount),
+        mounted unless it is, else resized: a redeploy keeps its files."""
+        directory = self.volume_dir(token, volume)
+        self.ensure_run_dir(token)
+        directory.parent.mkdir(mode=0o700, exist_ok=True)
+        directory.mkdir(exist_ok=True)
+        options = f"size={size},mode=0755"
+        if os.path.ismount(directory):
+            syscalls.mount("lmvol", str(directory), "tmpfs", syscalls.MS_REMOUNT, options)
+        else:
+            syscalls.mount("lmvol", str(directory), "tmpfs", 0, options)
+
+    def prune_volumes(self, token: str, keep: Set[str]) -> list[str]:
+        """Unmount and remove the deployment's volumes not in `keep`; their names."""
+        parent = self.run_dir(token) / "volumes"
+        gone = (
+            sorted(p.name for p in parent.iterdir() if p.name not in keep)
+            if parent.is_dir()
+            else []
+        )
+        for name in gone:
+            directory = parent / name
+            while os.path.ismount(directory):
+                syscalls.umount2(str(directory), syscalls.MNT_DETACH)
+            with contextlib.suppress(FileNotFoundError):
+                directory.rmdir()
+        return gone
+
     def remove_run_dir(self, token: str) -> bool:
         """Unmount the deployment's tmpfs (a lazy unmount takes the layers tmpfs below it
         too) and remove its mount point; False if gone."""
@@ -245,6 +278,10 @@ class Processes:
             argv += ["--user", op.user]
         for key, value in op.environment:
             argv += ["--env", f"{key}={value}"]
+        for kind, source, target, mode in op.mounts:
+            # lminit binds a volume idmapped to the node's uids, a host path as it is.
+            origin = str(self.volume_dir(token, source)) if kind == "volume" else source
+            argv += ["--mount", f"{kind[0]}:{mode}:{origin}:{target}"]
         return [*argv, "--", *(op.command or ())]
 
     def _hosts(self, hosts: tuple[tuple[str, str], ...]) -> str:

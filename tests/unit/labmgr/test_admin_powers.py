@@ -1,8 +1,9 @@
 """Powers that reach the host (a host network, a host interface as parent, a directory as
-rootfs, a namespace off, a privileged node) are an admin's alone, at every step: a plain
-user is refused on import, save, copy and again at deploy and redeploy, each refusal
-naming the field, with nothing stored, no deployment and no job sent. An admin may make
-such a lab for a student; only an admin deploys it."""
+rootfs, a namespace off, a privileged node, a host path mounted into a node) are an
+admin's alone, at every step: a plain user is refused on import, save, copy and again
+at deploy and redeploy, each refusal naming the field, with nothing stored, no
+deployment and no job sent. An admin may make such a lab for a student; only an admin
+deploys it."""
 
 from __future__ import annotations
 
@@ -45,6 +46,12 @@ def rootfs_directory(tree: Tree) -> None:
     tree["nodes"]["web"]["rootfs"] = "/srv/rootfs"
 
 
+def host_mount(tree: Tree) -> None:
+    # Data only: the path is never bound, no test deploys it.
+    tree["labfile"] = 2
+    tree["nodes"]["web"]["mounts"] = [{"host": "/etc", "path": "/host-etc", "readonly": True}]
+
+
 def privileged(tree: Tree) -> None:
     tree["nodes"]["web"]["privileged"] = True
 
@@ -58,6 +65,7 @@ POWERS = [
     (host_parent, ["networks.wan.parent"]),
     (rootfs_directory, ["nodes.web.rootfs"]),
     (privileged, ["nodes.web.privileged"]),
+    (host_mount, ["nodes.web.mounts.0.host"]),
     (namespace_off, ["nodes.client.namespaces.pid", "nodes.client.privileged"]),
 ]
 EVERY_POWER_FIELDS = [
@@ -67,6 +75,7 @@ EVERY_POWER_FIELDS = [
     "nodes.client.privileged",
     "nodes.web.rootfs",
     "nodes.web.privileged",
+    "nodes.web.mounts.0.host",
 ]
 
 

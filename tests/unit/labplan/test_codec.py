@@ -19,11 +19,13 @@ from labplan.model import (
     Limits,
     Link,
     LinkEnd,
+    Mount,
     Namespaces,
     Network,
     Node,
     Route,
     Shaping,
+    Volume,
 )
 from labplan.ops import OP_TYPES, Plan, SpawnNode
 
@@ -75,6 +77,10 @@ def every_kind_lab() -> Labfile:
             ),
             routes=(Route("0.0.0.0/0", "10.10.0.1"), Route("10.99.0.0/16", "10.40.0.1")),
             sysctls={"net.ipv4.ip_forward": "1"},
+            mounts=(
+                Mount("/var/lib/data", volume="data"),
+                Mount("/srv/files", host="/srv/course", readonly=True),
+            ),
         ),
         Node(
             "b",
@@ -115,7 +121,8 @@ def every_kind_lab() -> Labfile:
             )
         ),
     )
-    return Labfile("every-kind", networks=networks, nodes=nodes, links=links)
+    volumes = (Volume("data", 2**26),)
+    return Labfile("every-kind", networks=networks, nodes=nodes, links=links, volumes=volumes)
 
 
 def every_kind_plan() -> Plan:
@@ -220,6 +227,15 @@ def test_it_refuses_unknown_and_missing_keys() -> None:
         ("add_route", "via", "2001:db8::1", "2001:db8::1 is not of the family of 0.0.0.0/0"),
         ("add_route", "via", "10.10.0.1.5", "is not an IP address"),
         ("set_nat", "subnet", "010.10.0.0/24", "is not an IP network"),
+        # A volume is the plan's by name; a mount goes on a path of the node's that takes one.
+        ("create_volume", "volume", "../x", "'../x' is not a volume name"),
+        ("create_volume", "size", 2**40, "is not a whole number in 1048576..4294967296"),
+        ("spawn_node", "mounts", [["volume", "a/b", "/x", "rw"]], "'a/b' is not a volume name"),
+        ("spawn_node", "mounts", [["host", "srv", "/x", "ro"]], "is not an absolute path"),
+        ("spawn_node", "mounts", [["host", "/srv", "/proc/x", "ro"]], "in the node's /proc"),
+        ("spawn_node", "mounts", [["host", "/srv", "/a/../../x", "ro"]], "without '..'"),
+        ("spawn_node", "mounts", [["host", "/srv", "/x", "rx"]], "'rx' is not ro or rw"),
+        ("spawn_node", "mounts", [["device", "/dev/sda", "/x", "rw"]], "is not volume or host"),
         # A node's sysctls are its own network namespace's, one line each.
         ("set_sysctl", "key", "kernel.panic", "'kernel.panic' is not a net.* sysctl"),
         ("set_sysctl", "key", "net.ipv4/../../kernel", "is not a net.* sysctl"),

@@ -44,7 +44,7 @@ def test_it_rejects_an_unknown_top_level_key(tree: dict[str, Any], errors: Error
     tree["services"] = {}
     assert errors(tree) == [
         "services: unknown key (known keys: labfile, name, description, networks, nodes, links, "
-        "scenarios)"
+        "volumes, scenarios)"
     ]
 
 

@@ -18,11 +18,13 @@ from labplan.fields import (
     LABFILE,
     LIMITS,
     LINK,
+    MOUNT,
     NAMESPACES,
     NETWORK,
     NODE,
     ROUTE,
     SHAPING,
+    VOLUME,
     ObjectSpec,
 )
 from labplan.labfile import dump, validate
@@ -36,7 +38,16 @@ VALIDATOR = jsonschema.Draft202012Validator(
 
 # The keys docs/labfile.md documents, object by object: the contract both must follow.
 DOCUMENTED = {
-    "labfile": ["labfile", "name", "description", "networks", "nodes", "links", "scenarios"],
+    "labfile": [
+        "labfile",
+        "name",
+        "description",
+        "networks",
+        "nodes",
+        "links",
+        "volumes",
+        "scenarios",
+    ],
     "network": [
         "driver",
         "subnet",
@@ -69,6 +80,7 @@ DOCUMENTED = {
         "privileged",
         "networks",
         "sysctls",
+        "mounts",
         "network_mode",
         "routes",
         "exec",
@@ -78,6 +90,8 @@ DOCUMENTED = {
     "namespaces": ["mnt", "uts", "ipc", "pid", "cgroup", "user"],
     "attachment": ["ipv4", "ipv6", "ifname", "mac", "impairments", "vlan", "vlans"],
     "route": ["dst", "via"],
+    "mount": ["volume", "host", "path", "readonly"],
+    "volume": ["size"],
     "link": ["endpoints", "ipv4", "ipv6", "mtu", "impairments"],
 }
 
@@ -98,6 +112,8 @@ def schema_objects() -> dict[str, dict[str, Any]]:
         "attachment": node["properties"]["networks"]["additionalProperties"],
         "route": node["properties"]["routes"]["items"],
         "link": top["properties"]["links"]["items"],
+        "mount": node["properties"]["mounts"]["items"],
+        "volume": top["properties"]["volumes"]["additionalProperties"],
     }
 
 
@@ -112,6 +128,8 @@ SPECS: dict[str, ObjectSpec] = {
     "attachment": ATTACHMENT,
     "route": ROUTE,
     "link": LINK,
+    "mount": MOUNT,
+    "volume": VOLUME,
 }
 
 

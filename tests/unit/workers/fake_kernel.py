@@ -14,7 +14,7 @@ the agent being killed at the n-th call, to test recovery.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Sequence, Set
 from dataclasses import dataclass, field
 
 from labplan import ops
@@ -83,6 +83,7 @@ class FakeKernel:
     ip_forward: bool = False
     ip6_forward: bool = False
     sysctls: dict[tuple[str, str], str] = field(default_factory=dict)  # (netns, key) -> value
+    volumes: dict[tuple[str, str], int] = field(default_factory=dict)  # (token, name) -> size
     shaping: dict[tuple[str | None, str], ops.SetShaping] = field(default_factory=dict)
     # The host's own links' IPv6 forwarding switches (the kernel sets them all with `all`).
     links_forwarding6: dict[str, bool] = field(default_factory=lambda: {"eth0": False, "lo": False})
@@ -326,6 +327,16 @@ class FakeDriver:
     def clear_shaping(self, netns: str | None, ifname: str) -> None:
         self._call()
         self.k.shaping.pop((netns, ifname), None)
+
+    def ensure_volume(self, token: str, volume: str, size: int) -> None:
+        self._call()
+        self.k.volumes[(token, volume)] = size
+
+    def prune_volumes(self, token: str, keep: Set[str]) -> list[str]:
+        gone = sorted(v for t, v in self.k.volumes if t == token and v not in keep)
+        for volume in gone:
+            del self.k.volumes[(token, volume)]
+        return gone
 
     def set_sysctl(self, netns: str, key: str, value: str) -> None:
         self._call()
