@@ -1,18 +1,24 @@
 """The interop corpus on the real kernel: each containerlab topology or compose file of
-tests/fixtures/interop whose nodes need no image (they run the host's tree) is imported,
-deployed, reached between its nodes over its links and its management network, and
-destroyed, leaving nothing. (Files with images are deployed by the system tier's image
-tests; here every file is at least checked to import, tests/unit/labplan.)"""
+tests/fixtures/interop is imported, deployed, reached between its nodes over its links and
+networks, and destroyed, leaving nothing: those whose nodes need no image run the host's
+tree; those with images run one offline image loaded into the agent's store under each
+reference the file names (no registry is reachable here; pulling from a real one is the
+system tier's image tests). A file that needs the host's own interfaces is not deployed
+here, and says so."""
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from labplan import interop
-from labplan.labfile import validate
+from labplan.labfile import admin_requirements, validate
+from labplan.model import Labfile
+from tests.imagekit import APPLETS, build_busybox_image
+from workers.wiring import kernel_executor
 
 CORPUS = Path(__file__).parents[1] / "fixtures" / "interop"
 
@@ -50,3 +56,97 @@ def test_an_imageless_file_deploys_and_its_nodes_reach_each_other(path: Path, bu
     for other in others:
         for address in addressed[other]:
             assert built.ping(first, address), f"{first} -> {other} {address}"
+
+
+# --- the files whose nodes run images ------------------------------------------------------
+
+
+def with_images() -> list[Path]:
+    return [path for path in sorted(CORPUS.glob("*.y*ml")) if path not in imageless()]
+
+
+@pytest.fixture(scope="module")
+def box_archive(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One offline image (busybox, tests.imagekit) that stands in for every image the
+    corpus names: no registry is reachable here, and what is tested is the lab's wiring."""
+    work = tmp_path_factory.mktemp("corpus-image")
+    layout = work / "layout"
+    build_busybox_image(layout, "1", cmd=["sleep", "3600"])
+    archive = work / "box.tar"
+    subprocess.run(["tar", "-C", str(layout), "-cf", str(archive), "."], check=True)
+    return archive
+
+
+def test_the_corpus_has_files_with_images() -> None:
+    assert len(with_images()) >= 5
+
+
+@pytest.mark.parametrize("path", with_images(), ids=lambda p: p.name)
+def test_a_file_with_images_deploys_and_its_nodes_reach_each_other(
+    path: Path, build: Any, data_dir: Path, box_archive: Path, tmp_path: Path
+) -> None:
+    tree = interop.to_labfile(path.read_text()).tree
+    lab = validate(tree)
+    reaching = [e for e in admin_requirements(lab) if ".mounts." not in e.path]
+    if reaching:
+        pytest.skip(f"needs the host's own interfaces or namespace: {reaching[0]}")
+    # An admin's host paths become directories of this test.
+    for name, node in tree.get("nodes", {}).items():
+        for index, mount in enumerate(node.get("mounts", ())):
+            if "host" in mount:
+                mount["host"] = str(tmp_path / f"{name}-{index}")
+                Path(mount["host"]).mkdir()
+    # A command of a program the stand-in image lacks (python) idles instead.
+    for node in tree.get("nodes", {}).values():
+        for key in ("entrypoint", "command"):
+            argv = node.get(key) or ()
+            if argv and Path(argv[0]).name not in APPLETS:
+                node[key] = ["sleep", "3600"]
+    store = kernel_executor(data_dir).images
+    for ref in sorted({node.image for node in lab.nodes if node.image}):
+        store.load(box_archive, ref)
+
+    built = build(tree)
+
+    netns = {n.name: n.netns for n in built.result.nodes}
+    addressed = {
+        node.name: [a.ipv4 for a in node.networks if a.ipv4]
+        + [
+            e.ipv4.split("/")[0]
+            for link in lab.links
+            for e in link.ends
+            if e.node == node.name and e.ipv4
+        ]
+        for node in lab.nodes
+    }
+    assert all(netns[node.name] is not None for node in lab.nodes if addressed[node.name])
+    for node in lab.nodes:
+        status = built.run(node.name, "true")
+        assert status.returncode == 0, f"{node.name}: {status.stderr}"
+    # Every addressed node reaches every other one on a network or link they share.
+    pinged = 0
+    for first in lab.nodes:
+        for other in lab.nodes:
+            if other is first or not addressed[first.name]:
+                continue
+            for address in _shared(lab, first.name, other.name):
+                ping = subprocess.run(
+                    ["ip", "netns", "exec", str(netns[first.name]), "ping", "-c1", "-W3", address],
+                    capture_output=True,
+                    check=False,
+                )
+                assert ping.returncode == 0, f"{first.name} -> {other.name} {address}"
+                pinged += 1
+    # Every file of the corpus with two addressed nodes has two that meet.
+    assert pinged >= 2 or sum(1 for a in addressed.values() if a) < 2
+
+
+def _shared(lab: Labfile, first: str, other: str) -> list[str]:
+    """The IPv4 addresses of `other` on the networks and links it shares with `first`."""
+    mine = {a.network for a in lab.node(first).networks if a.ipv4}
+    found = [a.ipv4 for a in lab.node(other).networks if a.network in mine and a.ipv4]
+    for link in lab.links:
+        ends = {end.node: end for end in link.ends}
+        if first in ends and other in ends and ends[other].ipv4:
+            found.append(str(ends[other].ipv4).split("/")[0])
+    return [str(address) for address in found]
