@@ -31,6 +31,7 @@ KEY_CONTROLLER = {
 }
 V1_CONTROLLER_NAME = {"io": "blkio"}
 IMAGE_TOOLS = "images (skopeo and umoci)"
+VOLUMES = "volumes (an idmapped tmpfs, Linux 6.3)"
 
 
 def requirements(plan: ops.HostPlan) -> list[str]:
@@ -67,6 +68,8 @@ def _needs(op: ops.Op) -> list[str]:
             return ["user namespaces"]
         case ops.PullImage():
             return [IMAGE_TOOLS]
+        case ops.CreateVolume():
+            return [VOLUMES]
     return []
 
 
@@ -89,6 +92,8 @@ def has(facts: Mapping[str, Any], feature: str) -> bool:
         return bool(facts.get("nftables"))
     if feature == IMAGE_TOOLS:
         return bool(facts.get("image_tools"))
+    if feature == VOLUMES:
+        return bool(facts.get("idmapped_tmpfs"))
     return False
 
 

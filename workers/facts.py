@@ -9,6 +9,7 @@ import os
 import platform
 import shutil
 import subprocess
+import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -42,6 +43,8 @@ class Facts:
     image_tools: bool = False
     # Bridges with 802.1Q-aware ports (CONFIG_BRIDGE_VLAN_FILTERING).
     bridge_vlan_filtering: bool = False
+    # A tmpfs can be idmapped (Linux 6.3): what volumes shared by nodes need.
+    idmapped_tmpfs: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -60,6 +63,7 @@ class Facts:
             underlay=str(data["underlay"]) if data.get("underlay") else None,
             image_tools=bool(data.get("image_tools")),
             bridge_vlan_filtering=bool(data.get("bridge_vlan_filtering")),
+            idmapped_tmpfs=bool(data.get("idmapped_tmpfs")),
         )
 
 
@@ -80,6 +84,7 @@ def probe() -> Facts:
         underlay=config.underlay(),
         image_tools=all(shutil.which(tool) for tool in ("skopeo", "umoci")),
         bridge_vlan_filtering=vlan_filtering,
+        idmapped_tmpfs=_probe_idmapped_tmpfs(),
     )
 
 
@@ -158,6 +163,41 @@ def _probe_user_namespaces() -> bool:
         if int(limit.read_text()) == 0:
             return False
     return _command_works(["unshare", "--user", "true"])
+
+
+def _probe_idmapped_tmpfs() -> bool:
+    """Whether a detached tmpfs takes an idmapping, tried for real with the user namespace
+    of a child that maps root (unshare(1)), gone with the probe."""
+    if shutil.which("unshare") is None:
+        return False
+    try:
+        mount_fd = syscalls.fsmount("tmpfs")
+    except OSError:
+        return False
+    child = subprocess.Popen(
+        ["unshare", "--user", "--map-root-user", "sleep", "10"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        uid_map = Path(f"/proc/{child.pid}/uid_map")
+        for _ in range(200):  # until unshare(1) has mapped its root alone, at most ~2 s
+            with contextlib.suppress(OSError):
+                if uid_map.read_text().split() == ["0", "0", "1"]:
+                    break
+            time.sleep(0.01)
+        userns = os.open(f"/proc/{child.pid}/ns/user", os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            syscalls.idmap_mount(mount_fd, userns)
+        finally:
+            os.close(userns)
+        return True
+    except OSError:
+        return False
+    finally:
+        os.close(mount_fd)
+        child.kill()
+        child.wait()
 
 
 def _command_works(argv: list[str]) -> bool:

@@ -15,6 +15,7 @@ import pytest
 
 from labplan import naming
 from workers.errors import ApplyError
+from workers.facts import probe
 from workers.wiring import kernel_executor
 
 from .conftest import Lab, compile_dict, leftovers, new_deployment
@@ -115,3 +116,8 @@ def test_a_mount_through_a_link_of_the_tree_is_refused_and_the_host_untouched(
     assert not os.path.exists("/run/lm-escape")
     executor.destroy(token)
     assert leftovers(token) == []
+
+
+def test_this_hosts_tmpfs_takes_an_idmapping() -> None:
+    # What the control plane checks before it sends a plan with volumes (labplan.features).
+    assert probe().idmapped_tmpfs

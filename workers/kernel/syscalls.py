@@ -33,6 +33,15 @@ FSOPEN_CLOEXEC = 1
 FSCONFIG_CMD_CREATE = 6
 FSMOUNT_CLOEXEC = 1
 
+SYS_MOUNT_SETATTR = 442
+AT_EMPTY_PATH = 0x1000
+MOUNT_ATTR_IDMAP = 0x00100000
+
+
+class _MountAttr(ctypes.Structure):  # struct mount_attr of linux/mount.h
+    _fields_ = [(name, ctypes.c_uint64) for name in ("set", "clr", "propagation", "userns")]
+
+
 # The process's own symbols, libc's among them: ctypes.util.find_library would run
 # `ldconfig -p` in a child process on every start of every command.
 _libc = ctypes.CDLL(None, use_errno=True)
@@ -92,3 +101,12 @@ def fsmount(fstype: str) -> int:
         return int(mnt)
     finally:
         os.close(fs)
+
+
+def idmap_mount(mount_fd: int, userns_fd: int) -> None:
+    """Idmap the detached mount `mount_fd` with the user namespace `userns_fd`."""
+    attr = _MountAttr(MOUNT_ATTR_IDMAP, 0, 0, userns_fd)
+    result = _libc.syscall(
+        SYS_MOUNT_SETATTR, mount_fd, b"", AT_EMPTY_PATH, ctypes.byref(attr), ctypes.sizeof(attr)
+    )
+    _check(0 if result == 0 else -1, "mount_setattr")

@@ -9,9 +9,10 @@ from typing import Any
 
 import pytest
 
-from labplan import labfile
+from labplan import features, labfile
 from labplan.compiler import compile_plan
 from labplan.errors import LabfileError
+from labplan.features import VOLUMES
 from labplan.ops import CreateVolume, SpawnNode
 from labplan.render import render_plan
 
@@ -189,3 +190,11 @@ def test_nodes_sharing_a_volume_are_placed_on_one_host() -> None:
     with pytest.raises(LabfileError) as caught:
         compile_plan(lab, deployment=5, placement={"web": "h1", "app": "h2"})
     assert "nodes.web.mounts.0.volume: volume data is on host h2 with app" in str(caught.value)
+
+
+def test_a_host_whose_tmpfs_takes_no_idmapping_is_refused_the_volumes() -> None:
+    plan = compile_plan(labfile.validate(SHARED), deployment=5)
+    (host,) = plan.hosts
+    facts = {"user_namespaces": True, "link_kinds": ["veth", "bridge"]}
+    assert VOLUMES in features.missing(facts, host)
+    assert VOLUMES not in features.missing({**facts, "idmapped_tmpfs": True}, host)
