@@ -14,7 +14,8 @@ from typing import Any
 import pytest
 
 from labplan import naming
-from workers.errors import ApplyError
+from labplan.features import VOLUMES
+from workers.errors import ApplyError, RefusedError
 from workers.facts import probe
 from workers.wiring import kernel_executor
 
@@ -121,3 +122,20 @@ def test_a_mount_through_a_link_of_the_tree_is_refused_and_the_host_untouched(
 def test_this_hosts_tmpfs_takes_an_idmapping() -> None:
     # What the control plane checks before it sends a plan with volumes (labplan.features).
     assert probe().idmapped_tmpfs
+
+
+@pytest.mark.vm
+def test_a_kernel_whose_tmpfs_takes_no_idmapping_refuses_volumes_before_anything(
+    data_dir: Path,
+) -> None:
+    if probe().idmapped_tmpfs:
+        pytest.skip("this kernel's tmpfs takes an idmapping: the VM tier's 6.1 proves the refusal")
+    deployment = new_deployment()
+    token = naming.deployment_token(deployment)
+
+    with pytest.raises(RefusedError) as refused:
+        kernel_executor(data_dir).apply(compile_dict(SHARED, deployment), "local")
+
+    assert refused.value.missing == [VOLUMES]
+    assert leftovers(token) == []
+    assert not (data_dir / "run" / token).exists()
