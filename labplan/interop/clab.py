@@ -14,13 +14,18 @@ containerlab's management network (a Docker bridge, eth0 in every node). Importe
 - `exec` commands that set addresses and routes (`ip address add 10.0.12.1/30 dev
   eth1`, `ip route add 10.0.0.0/8 via 10.0.12.2`) become the labfile's addresses and
   routes, which labmgr sets before the node starts: an unprivileged node cannot set them
-  itself. What cannot be carried over is refused (links to the host, vendor kinds) or
-  noted (binds, ports, labels...), each naming the field of the source file.
+  itself;
+- `binds`, merged as containerlab merges them, become mounts: a host path as it is
+  (admins only), a folder of the topology's or the lab's directory a volume of the lab;
+- `macvlan` links become macvlan networks of the host interface (admins only).
+What cannot be carried over is refused (links to the host, vendor kinds) or noted (ports,
+labels...), each naming the field of the source file.
 """
 
 from __future__ import annotations
 
 import ipaddress
+import posixpath
 import re
 import shlex
 from collections.abc import Mapping
@@ -30,22 +35,24 @@ from typing import Any
 
 import yaml
 
+from labplan.bounds import DEFAULT_VOLUME_SIZE
 from labplan.errors import LabfileError
-from labplan.interop.common import Exported, Imported, Importer, Note
-from labplan.model import Attachment, Labfile, Network, Node
+from labplan.interop.common import LAB_NAME, Exported, Imported, Importer, Note, labfile_name
+from labplan.model import Attachment, Labfile, Mount, Network, Node
 
 MGMT_NETWORK = "clab"
 MGMT_SUBNET = "172.20.20.0/24"
 MGMT_IFNAME = "eth0"
 BRIDGE_KINDS = ("bridge", "ovs-bridge")
 LINUX_KIND = "linux"
+# What containerlab replaces in a bind's host path: the lab's directory and the node's.
+CLAB_DIR, CLAB_NODE_DIR = "__clabDir__", "__clabNodeDir__"
+VOLUMES_DIR = "volumes"  # where an export puts the lab's volumes, in the lab's directory
 # Kinds that stand for something other than a container of an image.
 REFUSED_KINDS = {
     "host": "the host itself is not a node of a labmgr lab",
     "ext-container": "labmgr runs the lab's own nodes, not containers started elsewhere",
 }
-_NAME = re.compile(r"[a-z][a-z0-9-]{0,30}")
-_LAB_NAME = re.compile(r"[a-z][a-z0-9-]{0,39}")
 
 TOP_KEYS = ("name", "prefix", "mgmt", "topology", "settings", "debug")
 TOPOLOGY_KEYS = ("defaults", "kinds", "groups", "nodes", "links")
@@ -78,10 +85,9 @@ NODE_KEYS = (
     "mgmt-ipv6",
     "network-mode",
     "sysctls",
+    "binds",
 )
 NOTED_NODE_KEYS = {
-    "binds": "labmgr nodes have no bind mounts; copy the files in with an exec command or "
-    "build them into the image",
     "ports": "labmgr publishes no ports on the host; reach the node from a terminal or "
     "another node of the lab",
     "publish": "labmgr publishes no ports",
@@ -115,15 +121,26 @@ REFUSED_NODE_KEYS = {
     "env-files": "files beside the topology are not read; write the variables under env",
 }
 LINK_KEYS = ("type", "endpoints", "endpoint", "mtu", "vars", "labels")
+MACVLAN_KEYS = ("type", "endpoint", "host-interface", "mode", "mtu", "vars", "labels")
+MACVLAN_MODES = ("bridge", "private", "vepa", "passthru")
+# Extended link types with no labfile form: why, and what labmgr offers instead.
 LINK_TYPES_REFUSED = {
-    "host": "a link into the host's own network namespace",
-    "mgmt-net": "a link into the management network's bridge",
-    "macvlan": "a macvlan on a host interface",
-    "vxlan": "a VXLAN tunnel to a remote address",
-    "vxlan-stitch": "a VXLAN tunnel to a remote address",
-    "dummy": "a dummy interface",
+    "host": "its other end is an interface in the host's own network namespace, and a "
+    "lab's links stay inside the lab; reach the outside through a bridge network with a "
+    "gateway (NAT out), or, as an admin, a macvlan link on a host interface",
+    "mgmt-net": "it is a second interface on the management bridge, and a labfile node "
+    "joins a network once (every node joins it on eth0); link the node to a bridge node "
+    "instead",
+    "vxlan": "it tunnels to a VXLAN endpoint outside the lab (remote), and labmgr's overlay "
+    "networks join only the lab's own hosts; put the far side's nodes in this lab, on a "
+    "network of driver overlay",
+    "vxlan-stitch": "it tunnels to a VXLAN endpoint outside the lab (remote), and labmgr's "
+    "overlay networks join only the lab's own hosts; put the far side's nodes in this lab, "
+    "on a network of driver overlay",
+    "dummy": "a node cannot make a dummy interface of its own unless privileged (admins "
+    "only: exec ip link add NAME type dummy); link the node to another node instead",
 }
-_SPECIAL_ENDPOINTS = {"host": "host", "mgmt-net": "mgmt-net", "macvlan": "macvlan"}
+_SPECIAL_ENDPOINTS = {"host": "host", "mgmt-net": "mgmt-net"}
 
 _SIZE = re.compile(r"^(\d+(?:\.\d+)?) ?([kmgtp])?i?b?$", re.IGNORECASE)
 _SIZE_FACTORS = {None: 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40, "p": 1 << 50}
@@ -148,16 +165,6 @@ def format_memory(value: int) -> str:
         if value >= factor and value % factor == 0:
             return f"{value // factor}{suffix}"
     return str(value)
-
-
-def labfile_name(value: str, pattern: re.Pattern[str] = _NAME) -> str:
-    """`value` spelled as a labfile name: lower case, `_` `.` and spaces as `-`, a
-    leading letter, cut to the pattern's length."""
-    name = re.sub(r"[^a-z0-9-]+", "-", value.lower()).strip("-")
-    if not name or not name[0].isalpha():
-        name = f"n-{name}".rstrip("-")
-    limit = 31 if pattern is _NAME else 40
-    return name[:limit].rstrip("-") or "n"
 
 
 # -- import ---------------------------------------------------------------------------
@@ -196,6 +203,9 @@ class _Importer(Importer):
         self.links: list[dict[str, Any]] = []
         self.link_ends: list[tuple[tuple[str, str], tuple[str, str]]] = []  # per link
         self.bridge_ports: dict[str, list[tuple[str, str]]] = {}  # network -> (node, ifname)
+        self.macvlan_ports: dict[str, list[tuple[str, str]]] = {}  # the same, of macvlans
+        self.macvlan_of: dict[str, tuple[str, str]] = {}  # network -> (host interface, mode)
+        self.macvlan_paths: dict[str, str] = {}  # network -> the first link that made it
         self.used: set[tuple[str, str]] = set()  # (containerlab node, ifname) of links
         self.mgmt: str | None = None
         self.mgmt_gateway: str | None = None
@@ -235,6 +245,9 @@ class _Importer(Importer):
             for d in self.nodes.values()
         )
         uses_v2 = uses_v2 or any("subnet6" in n for n in self.networks.values())
+        if self.volumes:
+            out["volumes"] = self.volumes
+        uses_v2 = uses_v2 or any("mounts" in d.tree for d in self.nodes.values())
         out["labfile"] = 2 if uses_v2 else 1
         return Imported(out, tuple(self.notes), "containerlab")
 
@@ -246,7 +259,7 @@ class _Importer(Importer):
         if not isinstance(raw, str | int) or isinstance(raw, bool):
             self.error("name", "the name must be a string")
             return "lab"
-        name = labfile_name(str(raw), _LAB_NAME)
+        name = labfile_name(str(raw), LAB_NAME)
         if name != str(raw):
             self.note("name", f"{raw!r} is written {name!r}: a lab's name is [a-z][a-z0-9-]")
         return name
@@ -273,12 +286,41 @@ class _Importer(Importer):
             if isinstance(group_name, str) and group_name not in groups:
                 self.error(f"{path}.group", f"there is no group {group_name!r} under groups")
             kind = own.get("kind", group.get("kind", defaults.get("kind")))
-            layers: list[Mapping[str, Any]] = [defaults]
+            layers: list[tuple[str, Mapping[str, Any]]] = [("topology.defaults", defaults)]
             if isinstance(kind, str):
-                layers.append(self.mapping(kinds.get(kind), f"topology.kinds.{kind}", "a kind"))
-            layers += [group, own]
-            merged = _fold(layers)
+                kpath = f"topology.kinds.{kind}"
+                layers.append((kpath, self.mapping(kinds.get(kind), kpath, "a kind")))
+            layers += [(f"topology.groups.{group_name}", group), (path, own)]
+            merged = _fold([layer for _, layer in layers])
+            merged["binds"] = self.merged_binds(layers)
+            if not merged["binds"]:
+                del merged["binds"]
             self.read_node(str(source), path, merged, kind)
+
+    def merged_binds(
+        self, layers: list[tuple[str, Mapping[str, Any]]]
+    ) -> list[tuple[str, list[str]]]:
+        """A node's binds as containerlab merges them: those of defaults, kind, group and
+        node, a later one replacing an earlier one on the same path of the node; each
+        (the field that gives it, its parts)."""
+        binds: dict[str, tuple[str, list[str]]] = {}
+        for where, layer in layers:
+            raw = layer.get("binds")
+            if raw is None:
+                continue
+            if not isinstance(raw, list):
+                self.error_once(f"{where}.binds", "binds is a list of HOST:NODE[:MODE]")
+                continue
+            for index, bind in enumerate(raw):
+                bpath = f"{where}.binds.{index}"
+                parts = bind.split(":") if isinstance(bind, str) else []
+                if not 1 <= len(parts) <= 3 or not all(parts):
+                    self.error_once(bpath, f"{bind!r} is not HOST:NODE[:MODE]")
+                    continue
+                target = parts[0] if len(parts) == 1 else parts[1]
+                binds.pop(target, None)  # the later one takes the earlier one's place
+                binds[target] = (bpath, parts)
+        return list(binds.values())
 
     def read_node(self, source: str, path: str, node: dict[str, Any], kind: object) -> None:
         label = labfile_name(source)
@@ -365,6 +407,71 @@ class _Importer(Importer):
             out["sysctls"] = kept
         self.read_network_mode(draft, node)
         self.read_exec(draft, node.get("exec"))
+        self.read_binds(draft, node.get("binds", []))
+
+    def read_binds(self, draft: _NodeDraft, binds: list[tuple[str, list[str]]]) -> None:
+        """Binds from a host path become host mounts (admins only); those from the
+        topology's folder or the lab's directory, which labmgr does not have, volumes of
+        the lab, starting empty."""
+        for path, parts in binds:
+            source = parts[0] if len(parts) > 1 else None
+            target = self.target(parts[-1] if len(parts) == 1 else parts[1], path, draft.tree)
+            readonly = False
+            for option in parts[2].split(",") if len(parts) == 3 else ():
+                if option in ("ro", "rw"):
+                    readonly = option == "ro"
+                else:
+                    self.note_once(path, f"{option}: not carried over")
+            if target is None:
+                continue
+            if source is not None and source.startswith("/"):
+                host = self.plain(source, path)
+                if host is not None:
+                    self.mount(draft.tree, target, host=host, readonly=readonly)
+                    self.note_once(
+                        path, f"{host} is a path of the host: mounting it is for admins only"
+                    )
+                continue
+            if source is not None and source.startswith("~"):
+                self.error_once(
+                    path,
+                    f"{source!r} is in the home folder of whoever runs containerlab: write an "
+                    "absolute path of the host (admins only), or a relative one for a volume "
+                    "of the lab",
+                )
+                continue
+            name = self.bind_volume(draft, source, path)
+            self.mount(draft.tree, target, volume=name, readonly=readonly)
+
+    def bind_volume(self, draft: _NodeDraft, source: str | None, path: str) -> str:
+        """The lab's volume for a bind of the topology's folder, the lab's directory
+        (`__clabDir__/...`, and `__clabDir__/volumes/NAME` as an export writes it), a
+        node's (`__clabNodeDir__/...`), or none (an anonymous volume)."""
+        if source is None:
+            name = self.volume(("anonymous", draft.source, path), f"{draft.source}-volume")
+            self.note_once(path, f"an anonymous volume: the lab's volume {name!r}, starting empty")
+            return name
+        if source.startswith(CLAB_DIR + "/"):
+            rest = posixpath.normpath(source.removeprefix(CLAB_DIR + "/"))
+            own = rest.removeprefix(VOLUMES_DIR + "/")
+            base = own if "/" not in own and own != rest else rest
+            name = self.volume(("lab", rest), base)
+            where = "the lab's directory"
+        elif source.startswith(CLAB_NODE_DIR + "/"):
+            rest = posixpath.normpath(source.removeprefix(CLAB_NODE_DIR + "/"))
+            name = self.volume(("node", draft.source, rest), f"{draft.source}-{rest}")
+            where = "the node's directory"
+        else:
+            rest = posixpath.normpath(source)
+            name = self.volume(("topology", rest), rest)
+            where = "the topology's folder"
+        self.note_once(
+            path,
+            f"the lab's volume {name!r}, a tmpfs of the deployment: it starts empty, as a "
+            f"folder ({source} is in {where}, which is not uploaded with the topology; copy "
+            "files in with an exec command)",
+        )
+        return name
 
     def read_network_mode(self, draft: _NodeDraft, node: dict[str, Any]) -> None:
         path, out = draft.path, draft.tree
@@ -492,8 +599,15 @@ class _Importer(Importer):
                 # type alone is what has no labfile form.
                 self.error(
                     f"{path}.type",
-                    f"a {kind} link ({LINK_TYPES_REFUSED[str(kind)]}) has no labfile form",
+                    f"a {kind} link has no labfile form: {LINK_TYPES_REFUSED[str(kind)]}",
                 )
+                continue
+            if kind == "macvlan":
+                self.read_macvlan(link, path)
+                continue
+            if (brief := _brief_macvlan(link)) is not None:
+                end, number, host_if = brief
+                self.add_macvlan(end, f"{path}.endpoints.{number}", host_if, "bridge", link, path)
                 continue
             for key in link:
                 if key not in LINK_KEYS:
@@ -529,7 +643,11 @@ class _Importer(Importer):
                 self.error(end_path, "an endpoint names a node and an interface")
                 return None
             if node in _SPECIAL_ENDPOINTS:
-                self.error(end_path, f"{end!r}: a link to the {node} has no labfile form")
+                self.error(
+                    end_path,
+                    f"{end!r}: a link to the {node} has no labfile form: "
+                    f"{LINK_TYPES_REFUSED[_SPECIAL_ENDPOINTS[node]]}",
+                )
                 return None
             if node not in self.names:
                 self.error(end_path, f"there is no node {node!r} under topology.nodes")
@@ -578,8 +696,93 @@ class _Importer(Importer):
 
     def mgmt_network_of(self, draft: _NodeDraft) -> bool:
         return any(
-            net not in ("host", "none") and net not in self.bridge_ports
+            net not in ("host", "none")
+            and net not in self.bridge_ports
+            and net not in self.macvlan_ports
             for net in draft.tree.get("networks", {})
+        )
+
+    def read_macvlan(self, link: Mapping[str, Any], path: str) -> None:
+        """`type: macvlan`: a macvlan of a host interface in the node, on that interface."""
+        for key in link:
+            if key not in MACVLAN_KEYS:
+                self.error(f"{path}.{key}", f"{key!r} is not a key of a macvlan link")
+        for key in ("vars", "labels"):
+            if key in link:
+                self.note(f"{path}.{key}", "not carried over")
+        end = link.get("endpoint")
+        host_if = link.get("host-interface")
+        mode = link.get("mode", "bridge")
+        if not isinstance(end, Mapping) or not all(
+            isinstance(end.get(k), str) and end.get(k) for k in ("node", "interface")
+        ):
+            self.error(
+                f"{path}.endpoint", "a macvlan link's endpoint names a node and an interface"
+            )
+            return
+        if "mac" in end:
+            self.note(f"{path}.endpoint.mac", "not carried over: the macvlan's MAC is labmgr's")
+        if not isinstance(host_if, str) or not host_if:
+            self.error(f"{path}.host-interface", "a macvlan link names the host's interface")
+            return
+        if mode not in MACVLAN_MODES:
+            self.error(f"{path}.mode", f"{mode!r}: a macvlan's mode is {', '.join(MACVLAN_MODES)}")
+            return
+        node_end = (str(end["node"]), str(end["interface"]))
+        self.add_macvlan(node_end, f"{path}.endpoint", host_if, str(mode), link, path)
+
+    def add_macvlan(
+        self,
+        end: tuple[str, str],
+        end_path: str,
+        host_if: str,
+        mode: str,
+        link: Mapping[str, Any],
+        path: str,
+    ) -> None:
+        """The node's end joins a macvlan network of that host interface and mode, one a
+        node joins once (a second interface of one node takes a network of its own)."""
+        node, ifname = end
+        if node not in self.names or node in self.bridges:
+            self.error(end_path, f"there is no node {node!r} under topology.nodes")
+            return
+        draft = self.nodes.get(self.names[node])
+        if draft is None:
+            return  # a refused node, named already
+        if ifname == MGMT_IFNAME and self.mgmt_network_of(draft):
+            self.error(end_path, "eth0 is the node's management interface; links use eth1 and on")
+            return
+        if (draft.source, ifname) in self.used:
+            self.error(end_path, f"{node}:{ifname} is already an endpoint of another link")
+            return
+        self.used.add((draft.source, ifname))
+        joined = draft.tree.setdefault("networks", {})
+        name = next(
+            (
+                n
+                for n, (parent, m) in self.macvlan_of.items()
+                if (parent, m) == (host_if, mode) and n not in joined
+            ),
+            None,
+        )
+        if name is None:
+            stem = labfile_name(f"macvlan-{host_if}" + ("" if mode == "bridge" else f"-{mode}"))
+            name, number = stem, 1
+            while name in self.networks:
+                number += 1
+                name = f"{stem[:28]}-{number}"
+            self.networks[name] = {"driver": "macvlan", "parent": f"host:{host_if}", "mode": mode}
+            self.macvlan_of[name] = (host_if, mode)
+            self.macvlan_ports[name] = []
+            self.macvlan_paths[name] = path
+        if "mtu" in link and self.networks[name].setdefault("mtu", link["mtu"]) != link["mtu"]:
+            self.note(f"{path}.mtu", f"the macvlan network {name!r} takes its first mtu")
+        joined[name] = {"ifname": ifname}
+        self.macvlan_ports[name].append((self.names[node], ifname))
+        self.note(
+            path,
+            f"the macvlan network {name!r} of the host's {host_if} (parent: host:{host_if}, "
+            f"for admins only), on {self.names[node]}'s {ifname}",
         )
 
     # addresses and routes from exec
@@ -602,7 +805,10 @@ class _Importer(Importer):
                     for node, ifname in ends:
                         self.consume(node, ifname, family, f"links.{number}.{key}")
         for bridge, ports in self.bridge_ports.items():
-            self.settle_bridge(bridge, ports)
+            self.networks[bridge]["gateway"] = "none"
+            self.settle_ports(bridge, ports, f"topology.nodes.{_source_of(self, bridge)}")
+        for macvlan, ports in self.macvlan_ports.items():
+            self.settle_ports(macvlan, ports, self.macvlan_paths[macvlan])
         for label, draft in self.nodes.items():
             for slot in draft.ifaces.values():
                 for index, words, _ in slot.commands:
@@ -633,9 +839,10 @@ class _Importer(Importer):
         else:
             slot.v6.clear()
 
-    def settle_bridge(self, bridge: str, ports: list[tuple[str, str]]) -> None:
-        network = self.networks[bridge]
-        network["gateway"] = "none"
+    def settle_ports(self, name: str, ports: list[tuple[str, str]], path: str) -> None:
+        """A bridge or macvlan network's subnet: the one its ports' addresses lie in, else
+        a free one (noted at `path`)."""
+        network = self.networks[name]
         addressed = [(n, i, self.iface_of(n, i, "v4")) for n, i in ports]
         subnets = {a[0].network for _, _, a in addressed if len(a) == 1}
         fits = len(subnets) == 1 and all(len(a) <= 1 for _, _, a in addressed)
@@ -643,13 +850,22 @@ class _Importer(Importer):
             network["subnet"] = str(subnets.pop())
             for node, ifname, addrs in addressed:
                 if addrs:
-                    self.nodes[node].tree["networks"][bridge]["ipv4"] = str(addrs[0].ip)
-                    self.consume(node, ifname, "v4", f"nodes.{node}.networks.{bridge}.ipv4")
+                    self.nodes[node].tree["networks"][name]["ipv4"] = str(addrs[0].ip)
+                    self.consume(node, ifname, "v4", f"nodes.{node}.networks.{name}.ipv4")
             return
         network["subnet"] = self.free_subnet()
+        if network["driver"] == "macvlan":
+            parent = network["parent"].removeprefix("host:")
+            self.note(
+                path,
+                f"a labfile macvlan network has a subnet: {name!r} is {network['subnet']}, "
+                f"free in this lab, and its nodes get addresses in it; write the subnet of "
+                f"{parent}'s LAN there instead",
+            )
+            return
         self.note(
-            f"topology.nodes.{_source_of(self, bridge)}",
-            f"a labfile bridge network has a subnet: {bridge!r} is {network['subnet']}, with no "
+            path,
+            f"a labfile bridge network has a subnet: {name!r} is {network['subnet']}, with no "
             "gateway; its nodes get addresses in it",
         )
 
@@ -680,6 +896,23 @@ class _Importer(Importer):
                 f"became nodes.{labfile_name(draft.source)}.routes ({shlex.join(words)})",
             )
         draft.tree["routes"] = routes
+
+
+def _brief_macvlan(link: Mapping[str, Any]) -> tuple[tuple[str, str], int, str] | None:
+    """((node, interface), its index, host interface) of a brief macvlan link
+    (`endpoints: [r1:eth1, macvlan:enp0s3]`), else None."""
+    raw = link.get("endpoints")
+    if not isinstance(raw, list) or len(raw) != 2:
+        return None
+    if not all(isinstance(e, str) and e.count(":") == 1 for e in raw):
+        return None
+    ends = [tuple(e.split(":")) for e in raw]
+    sides = [i for i, (node, _) in enumerate(ends) if node == "macvlan"]
+    if len(sides) != 1:
+        return None
+    other = 1 - sides[0]
+    node, ifname = ends[other]
+    return (node, ifname), other, ends[sides[0]][1]
 
 
 def _source_of(importer: _Importer, bridge: str) -> str:
@@ -787,6 +1020,13 @@ def _route_command(words: list[str]) -> dict[str, str] | None:
     return {"dst": str(dst), "via": str(via)}
 
 
+def _bind(mount: Mount) -> str:
+    """A mount as a containerlab bind: a host path as it is, a volume as a folder of the
+    lab's directory, which the importer reads back as that volume."""
+    source = mount.host if mount.host is not None else f"{CLAB_DIR}/{VOLUMES_DIR}/{mount.volume}"
+    return f"{source}:{mount.path}" + (":ro" if mount.readonly else "")
+
+
 def to_labfile(tree: Mapping[str, Any]) -> Imported:
     """The labfile tree of a containerlab topology, with notes; LabfileError naming the
     topology's own fields for what has no labfile form."""
@@ -837,7 +1077,12 @@ class _Exporter:
         links: list[Any] = []
         bridges = [n for n in self.lab.networks if n is not self.mgmt and n.driver == "bridge"]
         for network in self.lab.networks:
-            if network.driver not in ("bridge", "host", "none"):
+            if self.host_macvlan(network):
+                message = "a macvlan link per node in containerlab"
+                if (again := self.macvlan_name(network)) != network.name:
+                    message += f", which names no networks: it reads back as {again}"
+                self.note(f"networks.{network.name}", message)
+            elif network.driver not in ("bridge", "host", "none"):
                 self.note(
                     f"networks.{network.name}",
                     f"not carried over: containerlab has no {network.driver} network",
@@ -869,6 +1114,8 @@ class _Exporter:
                             self.address_slot(nodes[end.node]),
                             f"ip address add {address} dev {end.ifname}",
                         )
+        links += self.macvlan_links(nodes)
+        self.volume_notes()
         for bridge in bridges:
             nodes[bridge.name] = {"kind": "bridge"}
             self.note(
@@ -887,6 +1134,56 @@ class _Exporter:
         out["topology"] = topology
         text = yaml.safe_dump(out, sort_keys=False, default_flow_style=False, allow_unicode=True)
         return Exported(text, tuple(self.notes))
+
+    def host_macvlan(self, network: Network) -> bool:
+        """A macvlan of a host interface: what a containerlab macvlan link makes."""
+        return network.driver == "macvlan" and (network.parent or "").startswith("host:")
+
+    def macvlan_name(self, network: Network) -> str:
+        """The name the importer gives the network of a macvlan link."""
+        mode = "" if network.mode in (None, "bridge") else f"-{network.mode}"
+        return labfile_name(f"macvlan-{(network.parent or '').removeprefix('host:')}{mode}")
+
+    def macvlan_links(self, nodes: dict[str, Any]) -> list[dict[str, Any]]:
+        """A macvlan link for each node of a macvlan network of a host interface, its
+        address an exec command, as containerlab labs set them."""
+        links: list[dict[str, Any]] = []
+        for network in self.lab.networks:
+            if not self.host_macvlan(network):
+                continue
+            for node, attachment in self.ports(network):
+                ifname = self.ifnames[(node.name, network.name)]
+                link: dict[str, Any] = {
+                    "type": "macvlan",
+                    "endpoint": {"node": node.name, "interface": ifname},
+                    "host-interface": (network.parent or "").removeprefix("host:"),
+                    "mode": network.mode or "bridge",
+                }
+                if network.mtu != 1500:
+                    link["mtu"] = network.mtu
+                links.append(link)
+                if attachment.ipv4 and network.subnet:
+                    prefix = ipaddress.IPv4Network(network.subnet).prefixlen
+                    nodes[node.name].setdefault("exec", []).insert(
+                        self.address_slot(nodes[node.name]),
+                        f"ip address add {attachment.ipv4}/{prefix} dev {ifname}",
+                    )
+        return links
+
+    def volume_notes(self) -> None:
+        for volume in self.lab.volumes:
+            folder = f"clab-{self.lab.name}/{VOLUMES_DIR}/{volume.name}"
+            self.note(
+                f"volumes.{volume.name}",
+                f"a folder of the lab's directory in containerlab ({folder}), on disk: "
+                f"containerlab checks a bind's folder is there, so make it beside the "
+                f"topology before it deploys: mkdir -p {folder}",
+            )
+            if volume.size != DEFAULT_VOLUME_SIZE:
+                self.note(
+                    f"volumes.{volume.name}.size",
+                    "not carried over: a containerlab bind has no size",
+                )
 
     def address_slot(self, node: dict[str, Any]) -> int:
         """Where the next address command goes: after the addresses, before the rest."""
@@ -933,7 +1230,7 @@ class _Exporter:
                 if (
                     ifname == MGMT_IFNAME
                     and network is not self.mgmt
-                    and network.driver == "bridge"
+                    and (network.driver == "bridge" or self.host_macvlan(network))
                 ):
                     ifname = next(f"eth{i}" for i in range(1, 1000) if f"eth{i}" not in used)
                     used.add(ifname)
@@ -987,6 +1284,8 @@ class _Exporter:
             out["sysctls"] = dict(node.sysctls)
         if node.joins is not None:
             out["network-mode"] = f"container:{node.joins}"
+        if node.mounts:
+            out["binds"] = [_bind(mount) for mount in node.mounts]
         for attachment in node.networks:
             network = self.networks[attachment.network]
             apath = f"{path}.networks.{attachment.network}"

@@ -3,9 +3,10 @@
 Services become nodes, networks become networks of the same driver; a service with no
 `networks` key joins the `default` bridge network, as in Compose. `${VAR}` and
 `${VAR:-default}` are read as Compose reads them with no environment set: the default,
-else empty (noted). What has no labfile form is refused (`build` without an image,
-`external` networks), the rest noted, each by the compose
-file's own path.
+else empty (noted). Volumes, anonymous volumes and tmpfs mounts become volumes of the
+lab (tmpfs of the deployment), absolute bind mounts host mounts (admins only). What has
+no labfile form is refused (`build` without an image, `external` networks and volumes,
+binds of folders beside the file), the rest noted, each by the compose file's own path.
 """
 
 from __future__ import annotations
@@ -19,8 +20,16 @@ from typing import Any
 import yaml
 
 from labplan.errors import LabfileError
-from labplan.interop.clab import labfile_name
-from labplan.interop.common import Exported, Imported, Importer, Note
+from labplan.interop.common import (
+    LAB_NAME,
+    Exported,
+    Imported,
+    Importer,
+    Note,
+    format_tmpfs_size,
+    labfile_name,
+    tmpfs_size,
+)
 from labplan.model import Labfile, Network, Node
 
 DEFAULT_NETWORK = "default"
@@ -44,12 +53,14 @@ SERVICE_KEYS = (
     "networks",
     "container_name",
     "sysctls",
+    "volumes",
+    "volumes_from",
+    "tmpfs",
 )
 NOTED_SERVICE_KEYS = {
     "ports": "labmgr publishes no ports on the host; reach the node from a terminal or "
     "another node of the lab",
     "expose": "every port of a node is open to the lab's other nodes",
-    "volumes": "nodes have no volumes; a node's files live in its own writable layer",
     "depends_on": "nodes start together; exec commands run once every node is up",
     "restart": "labmgr reports a node that stops instead of restarting it",
     "healthcheck": "health checks are not run",
@@ -83,6 +94,33 @@ NETWORK_DRIVERS = {
     "ipvlan": "ipvlan",
     "overlay": "overlay",
 }
+VOLUME_KEYS = ("driver", "driver_opts", "external", "labels", "name")
+MOUNT_KEYS = ("type", "source", "target", "read_only", "bind", "volume", "tmpfs", "consistency")
+# Long-syntax mount types with no labfile form, and why.
+MOUNT_TYPES_REFUSED = {
+    "npipe": "a Windows named pipe",
+    "cluster": "a Swarm cluster volume",
+    "image": "an image's files mounted at a path: run that image as a node, or copy the "
+    "files in with an exec command",
+}
+# Short-syntax options other than ro and rw, and why each is left out.
+MOUNT_OPTIONS_NOTED = {
+    "z": "SELinux labels are not set",
+    "Z": "SELinux labels are not set",
+    "shared": "a mount's propagation is private",
+    "rshared": "a mount's propagation is private",
+    "slave": "a mount's propagation is private",
+    "rslave": "a mount's propagation is private",
+    "private": "a mount's propagation is private",
+    "rprivate": "a mount's propagation is private",
+    "consistent": "Docker for Mac's option",
+    "cached": "Docker for Mac's option",
+    "delegated": "Docker for Mac's option",
+}
+TMPFS_NOTE = (
+    "a tmpfs of the deployment, kept across the node's restarts until the lab is destroyed "
+    "(Docker's is the container's own, emptied when it stops)"
+)
 ATTACHMENT_KEYS = ("ipv4_address", "ipv6_address", "mac_address", "aliases", "priority")
 _VARIABLE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?-)([^}]*))?\}|\$\$")
 _SIZE = re.compile(r"^(\d+(?:\.\d+)?)\s*([bkmg]?)b?$", re.IGNORECASE)
@@ -140,6 +178,12 @@ def _subnets(networks: Mapping[str, Any]) -> list[ipaddress.IPv4Network]:
     return found
 
 
+def _is_path(source: object) -> bool:
+    """Whether a mount's source is a path (a bind) rather than a volume's name, as
+    Compose tells them: by its first character."""
+    return isinstance(source, str) and source.startswith(("/", ".", "~"))
+
+
 def _cpus(value: object) -> float:
     try:
         return float(value)  # type: ignore[arg-type]
@@ -165,13 +209,16 @@ class _Importer(Importer):
                 self.error(str(key), f"{key!r} is not a key of a compose file")
         if "version" in self.tree:
             self.note("version", "obsolete in the Compose Specification; ignored")
-        for key in ("volumes", "secrets", "configs"):
+        for key in ("secrets", "configs"):
             if key in self.tree:
                 self.note(key, "not carried over: nodes have none")
         raw_name = self.tree.get("name", "compose")
-        name = labfile_name(str(raw_name), re.compile(r"[a-z][a-z0-9-]{0,39}"))
+        name = labfile_name(str(raw_name), LAB_NAME)
         if "name" in self.tree and name != str(raw_name):
             self.note("name", f"{raw_name!r} is written {name!r}: a lab's name is [a-z][a-z0-9-]")
+        volumes = self.mapping(self.tree.get("volumes"), "volumes", "volumes")
+        for key, value in volumes.items():
+            self.read_volume(str(key), self.mapping(value, f"volumes.{key}", "a volume"))
         declared = self.mapping(self.tree.get("networks"), "networks", "networks")
         self.declared = list(_subnets(declared))
         for key, value in declared.items():
@@ -191,9 +238,10 @@ class _Importer(Importer):
             if label != key:
                 self.note(path, f"{key!r} is written {label!r}: a node's name is [a-z][a-z0-9-]")
             sources[label] = str(key)
-            node = self.read_service(path, self.mapping(value, path, "a service"))
+            node = self.read_service(path, label, self.mapping(value, path, "a service"))
             if node is not None:
                 nodes[label] = node
+        self.volumes_from(services, nodes)
         if self.errors:
             raise LabfileError(self.errors)
         out: dict[str, Any] = {"labfile": self.version, "name": name}
@@ -205,7 +253,307 @@ class _Importer(Importer):
         if networks:
             out["networks"] = networks
         out["nodes"] = nodes
+        if self.volumes:
+            out["volumes"] = self.volumes
+            out["labfile"] = 2
+        if any("mounts" in node for node in nodes.values()):
+            out["labfile"] = 2
         return Imported(out, tuple(self.notes), "compose")
+
+    # volumes
+
+    def read_volume(self, key: str, volume: Mapping[str, Any]) -> None:
+        """A top-level volume: a volume of the lab, a tmpfs of the deployment."""
+        path = f"volumes.{key}"
+        for option in volume:
+            if option not in VOLUME_KEYS and not str(option).startswith("x-"):
+                self.error(f"{path}.{option}", f"{option!r} is not a key of a volume")
+        if volume.get("external"):
+            self.error(
+                f"{path}.external",
+                "a lab makes its own volumes; an external volume, made outside the file, "
+                "is one labmgr cannot mount",
+            )
+            return
+        name = self.volume(("named", key), key)
+        if name != key:
+            self.note(path, f"{key!r} is written {name!r}: a volume's name is [a-z][a-z0-9-]")
+        if "labels" in volume:
+            self.note(f"{path}.labels", "not carried over: labels are not kept")
+        if "name" in volume:
+            self.note(f"{path}.name", "not carried over: labmgr names what it makes")
+        driver = volume.get("driver", "local")
+        options = self.mapping(volume.get("driver_opts"), f"{path}.driver_opts", "driver_opts")
+        if driver == "local" and options.get("type") == "tmpfs":
+            self.tmpfs_options(str(options.get("o", "")), f"{path}.driver_opts.o", name)
+            for option in options:
+                if option not in ("type", "device", "o"):
+                    self.note(f"{path}.driver_opts.{option}", "not carried over")
+            return
+        for option, value in (("driver", volume.get("driver")), ("driver_opts", options)):
+            if value and value != "local":
+                self.note(
+                    f"{path}.{option}",
+                    "not carried over: the lab's volume is a tmpfs of the deployment",
+                )
+        self.note(
+            path,
+            f"the lab's volume {name!r}: a tmpfs of the deployment (256M unless its size says), "
+            "starting empty and kept until the lab is destroyed, not Docker's volume on disk",
+        )
+
+    def tmpfs_options(self, text: str, path: str, name: str) -> None:
+        """A tmpfs's mount options (`size=64m,mode=1777`): its size the volume's."""
+        for option in filter(None, (o.strip() for o in text.split(","))):
+            key, _, value = option.partition("=")
+            if key != "size":
+                self.note(path, f"{option}: not carried over: the volume's tmpfs takes its size")
+                continue
+            if value.endswith("%"):
+                self.note(path, f"{option}: not carried over: a volume's size is in bytes (256M)")
+                continue
+            try:
+                size = self.volume_size(tmpfs_size(value), path)
+            except ValueError as bad:
+                self.error(path, str(bad))
+                continue
+            if size is not None:
+                self.volumes[name]["size"] = size
+
+    def service_volumes(
+        self, path: str, label: str, service: Mapping[str, Any], out: dict[str, Any]
+    ) -> None:
+        raw = service.get("volumes")
+        if raw is not None and not isinstance(raw, list):
+            self.error(f"{path}.volumes", "volumes is a list of mounts")
+        for index, entry in enumerate(raw if isinstance(raw, list) else ()):
+            vpath = f"{path}.volumes.{index}"
+            if isinstance(entry, str):
+                self.short_volume(vpath, f"{label}-{index}", entry, out)
+            elif isinstance(entry, Mapping):
+                self.long_volume(vpath, f"{label}-{index}", entry, out)
+            else:
+                self.error(vpath, "a mount is SOURCE:TARGET[:MODE] or a mapping with a type")
+        tmpfs = service.get("tmpfs")
+        if tmpfs is not None:
+            listed = tmpfs if isinstance(tmpfs, list) else [tmpfs]
+            for index, entry in enumerate(listed):
+                tpath = f"{path}.tmpfs" + (f".{index}" if isinstance(tmpfs, list) else "")
+                if not isinstance(entry, str):
+                    self.error(tpath, "a tmpfs is a path inside the node, like /run")
+                    continue
+                where, _, options = entry.partition(":")
+                self.tmpfs(tpath, f"{label}-tmpfs-{index}", where, options, out)
+
+    def short_volume(self, path: str, anonymous: str, text: str, out: dict[str, Any]) -> None:
+        """`[SOURCE:]TARGET[:MODE]`, read as Compose reads it."""
+        parts = text.split(":")
+        if len(parts) > 3 or not all(parts):
+            self.error(path, f"{text!r} is not [SOURCE:]TARGET[:MODE]")
+            return
+        source = parts[0] if len(parts) > 1 else None
+        target = parts[1] if len(parts) > 1 else parts[0]
+        readonly, nocopy = False, False
+        for option in parts[2].split(",") if len(parts) == 3 else ():
+            if option in ("ro", "rw"):
+                readonly = option == "ro"
+            elif option == "nocopy":
+                nocopy = True
+            else:
+                reason = MOUNT_OPTIONS_NOTED.get(option, "Compose ignores it too")
+                self.note(path, f"{option}: not carried over: {reason}")
+        self.add_mount(path, source, target, readonly, out, anonymous=anonymous, nocopy=nocopy)
+
+    def long_volume(
+        self, path: str, anonymous: str, entry: Mapping[str, Any], out: dict[str, Any]
+    ) -> None:
+        for key in entry:
+            if key not in MOUNT_KEYS and not str(key).startswith("x-"):
+                self.error(f"{path}.{key}", f"{key!r} is not a key of a service's volume")
+        kind = entry.get("type")
+        if kind in MOUNT_TYPES_REFUSED:
+            reason = MOUNT_TYPES_REFUSED[kind]
+            self.error(f"{path}.type", f"a mount of type {kind} ({reason}) has no labfile form")
+            return
+        if kind not in ("volume", "bind", "tmpfs"):
+            self.error(f"{path}.type", f"{kind!r}: a mount's type is volume, bind or tmpfs")
+            return
+        if "consistency" in entry:
+            self.note(f"{path}.consistency", "not carried over: Docker for Mac's option")
+        readonly = entry.get("read_only", False)
+        if not isinstance(readonly, bool):
+            self.error(f"{path}.read_only", "read_only is true or false")
+            return
+        own = {"volume": "volume", "bind": "bind", "tmpfs": "tmpfs"}[kind]
+        for other in ("volume", "bind", "tmpfs"):
+            if other != own and other in entry:
+                self.error(f"{path}.{other}", f"{other} options are for a {other} mount")
+        options = self.mapping(entry.get(own), f"{path}.{own}", f"{own} options")
+        source = entry.get("source")
+        if source is not None and not isinstance(source, str):
+            self.error(f"{path}.source", "the source is a volume's name or a host path")
+            return
+        if kind == "tmpfs":
+            if source is not None:
+                self.error(f"{path}.source", "a tmpfs mount has no source")
+                return
+            size = options.get("size")
+            text = "" if size is None else f"size={size}"
+            for key in options:
+                if key != "size":
+                    self.note(f"{path}.tmpfs.{key}", "not carried over")
+            self.tmpfs(path, anonymous, entry.get("target"), text, out, target_path=".target")
+            return
+        if kind == "bind" and source is None:
+            self.error(f"{path}.source", "a bind mount needs a source: a path of the host")
+            return
+        if kind == "volume" and source is not None and _is_path(source):
+            self.error(f"{path}.source", f"{source!r} is a path: write type: bind")
+            return
+        if kind == "bind" and not _is_path(source):
+            self.error(f"{path}.source", f"{source!r} is not a path of the host")
+            return
+        if "subpath" in options:
+            self.error(
+                f"{path}.volume.subpath",
+                "labmgr mounts a whole volume: mount it at a path and use its subfolder there",
+            )
+            return
+        for key in options:
+            if key not in ("nocopy", "create_host_path"):
+                self.note(f"{path}.{own}.{key}", "not carried over")
+        self.add_mount(
+            path,
+            source,
+            entry.get("target"),
+            readonly,
+            out,
+            anonymous=anonymous,
+            nocopy=bool(options.get("nocopy")),
+            field=".",
+        )
+
+    def add_mount(
+        self,
+        path: str,
+        source: str | None,
+        target: object,
+        readonly: bool,
+        out: dict[str, Any],
+        *,
+        anonymous: str,
+        nocopy: bool = False,
+        field: str = "",
+    ) -> None:
+        """One mount of a service; `field` is "." when the mount is a mapping, whose
+        `source` and `target` are then named on their own."""
+        spath = f"{path}.source" if field else path
+        tpath = f"{path}.target" if field else path
+        if source is not None and source.startswith((".", "~")):
+            folder = (
+                "in the home folder of whoever runs Compose"
+                if source.startswith("~")
+                else "beside the compose file, which is uploaded alone"
+            )
+            self.error(
+                spath,
+                f"{source!r} is a folder {folder}: mount a volume of the lab (it starts empty) "
+                "or, as an admin, an absolute path of the host",
+            )
+            return
+        if source is not None and source.startswith("/"):
+            host = self.plain(source, spath)
+            where = self.target(target, tpath, out)
+            if host is None or where is None:
+                return
+            self.mount(out, where, host=host, readonly=readonly)
+            self.note(spath, f"{host} is a path of the host: mounting it is for admins only")
+            return
+        if source is None:
+            name = self.volume(("anonymous", anonymous), anonymous)
+        elif ("named", source) in self.volume_keys:
+            name = self.volume_keys[("named", source)]
+        else:
+            if not any(e.path == f"volumes.{source}.external" for e in self.errors):
+                self.error(
+                    spath,
+                    f"there is no volume {source!r} under volumes (Compose refuses it too); "
+                    "declare it there",
+                )
+            return
+        where = self.target(target, tpath, out)
+        if where is None:
+            return
+        self.mount(out, where, volume=name, readonly=readonly)
+        empty = "" if nocopy else ": Docker first fills a new volume with the image's files there"
+        if source is None:
+            self.note(
+                path,
+                f"an anonymous volume: the lab's volume {name!r}, the node's own, "
+                f"starting empty at {where}{empty}",
+            )
+        elif not nocopy:
+            self.note(path, f"volume {name!r} starts empty at {where}{empty}")
+
+    def tmpfs(
+        self,
+        path: str,
+        base: str,
+        target: object,
+        options: str,
+        out: dict[str, Any],
+        target_path: str = "",
+    ) -> None:
+        where = self.target(target, f"{path}{target_path}", out)
+        if where is None:
+            return
+        name = self.volume(("tmpfs", base), base)
+        self.tmpfs_options(options, path, name)
+        self.mount(out, where, volume=name)
+        self.note(path, f"the lab's volume {name!r}: {TMPFS_NOTE}")
+
+    def volumes_from(self, services: Mapping[str, Any], nodes: dict[str, Any]) -> None:
+        """`volumes_from: [SERVICE[:ro|rw]]`: the other service's volumes and host paths,
+        at its paths (what the service mounts there itself wins), as Docker mounts them."""
+        for key, service in services.items():
+            raw = service.get("volumes_from") if isinstance(service, Mapping) else None
+            if raw is None:
+                continue
+            path = f"services.{key}.volumes_from"
+            if not isinstance(raw, list):
+                self.error(path, "volumes_from is a list of services")
+                continue
+            node = nodes.get(labfile_name(str(key)))
+            for index, entry in enumerate(raw):
+                source, _, mode = str(entry).partition(":")
+                if source == "container":
+                    self.error(
+                        f"{path}.{index}",
+                        f"{entry!r} is a container outside the file; a node mounts what a "
+                        "service of its own lab mounts",
+                    )
+                    continue
+                other = nodes.get(labfile_name(source)) if source in self.services else None
+                if source not in self.services:
+                    self.error(f"{path}.{index}", f"{source!r} is not a service of this file")
+                if other is None or node is None:
+                    continue
+                taken = {m["path"] for m in node.get("mounts", ())}
+                for mount in other.get("mounts", ()):
+                    tmpfs = mount.get("volume") in self.tmpfs_volumes()
+                    if mount["path"] in taken or tmpfs:
+                        continue
+                    copied = dict(mount)
+                    if mode in ("ro", "rw"):
+                        copied.pop("readonly", None)
+                        if mode == "ro":
+                            copied["readonly"] = True
+                    node.setdefault("mounts", []).append(copied)
+                    what = mount.get("volume") or mount.get("host")
+                    self.note(f"{path}.{index}", f"mounts {what} at {mount['path']}, as {source}")
+
+    def tmpfs_volumes(self) -> set[str]:
+        return {name for key, name in self.volume_keys.items() if key[0] == "tmpfs"}
 
     def read_network(self, key: str, network: Mapping[str, Any]) -> None:
         path = f"networks.{key}"
@@ -293,7 +641,9 @@ class _Importer(Importer):
             )
         return DEFAULT_NETWORK
 
-    def read_service(self, path: str, service: Mapping[str, Any]) -> dict[str, Any] | None:
+    def read_service(
+        self, path: str, label: str, service: Mapping[str, Any]
+    ) -> dict[str, Any] | None:
         for key in service:
             if key in NOTED_SERVICE_KEYS:
                 self.note(f"{path}.{key}", f"not carried over: {NOTED_SERVICE_KEYS[key]}")
@@ -331,6 +681,7 @@ class _Importer(Importer):
         if limits:
             out["limits"] = limits
         self.service_networks(path, service, out)
+        self.service_volumes(path, label, service, out)
         return out
 
     def words(self, value: object, path: str) -> list[str] | None:
@@ -496,6 +847,18 @@ def from_labfile(lab: Labfile) -> Exported:
             compose_networks[network.name] = shaped
     if compose_networks:
         out["networks"] = compose_networks
+    if lab.volumes:
+        # Docker's local driver makes a tmpfs volume, as the lab's are.
+        out["volumes"] = {
+            v.name: {
+                "driver_opts": {
+                    "type": "tmpfs",
+                    "device": "tmpfs",
+                    "o": f"size={format_tmpfs_size(v.size)}",
+                }
+            }
+            for v in lab.volumes
+        }
     for number, _link in enumerate(lab.links):
         notes.append(
             Note(f"links.{number}", "not carried over: Compose has no point-to-point links")
@@ -621,6 +984,10 @@ def _service(node: Node, networks: Mapping[str, Network], notes: list[Note]) -> 
             notes.append(Note(apath, "not carried over: Compose has no VLAN ports"))
     if node.sysctls:
         out["sysctls"] = dict(node.sysctls)
+    if node.mounts:
+        out["volumes"] = [
+            f"{m.volume or m.host}:{m.path}" + (":ro" if m.readonly else "") for m in node.mounts
+        ]
     if node.joins is not None:
         out["network_mode"] = f"service:{node.joins}"
     elif joined:

@@ -12,7 +12,7 @@ from labplan.errors import LabfileError
 from labplan.export import dump
 from labplan.interop import from_labfile, to_labfile
 from labplan.interop.clab import format_memory, parse_memory
-from labplan.labfile import validate
+from labplan.labfile import admin_requirements, validate
 
 FRR = textwrap.dedent(
     """
@@ -160,7 +160,7 @@ def test_a_bridge_without_addresses_gets_a_free_subnet_and_a_note() -> None:
 
 def test_what_is_not_carried_over_is_noted_by_its_source_path() -> None:
     _, notes = imported()
-    assert any(n.startswith("topology.nodes.router1.binds: not carried over") for n in notes)
+    assert any(n.startswith("topology.nodes.router1.binds.0: the lab's volume") for n in notes)
     assert "topology.nodes.PC_1: 'PC_1' is written 'pc-1': a node's name is [a-z][a-z0-9-]" in notes
     assert any(n.startswith("mgmt: the management network 'clab' is 172.20.20.0/24") for n in notes)
 
@@ -235,7 +235,7 @@ def test_what_has_no_labfile_form_is_refused_all_at_once_by_source_path() -> Non
         "topology.links.5.endpoints.0",
     ]
     assert "vendor network system labmgr does not run" in errors[0]
-    assert errors[6].endswith("a link to the host has no labfile form")
+    assert "a link to the host has no labfile form: its other end is an interface" in errors[6]
     assert errors[10].endswith("h3:eth1 is already an endpoint of another link")
 
 
@@ -326,3 +326,269 @@ def test_a_node_in_anothers_network_namespace_comes_and_goes_as_network_mode() -
     exported = yaml.safe_load(from_labfile(lab, "containerlab").text)
     assert exported["topology"]["nodes"]["side"]["network-mode"] == "container:app"
     assert dump(validate(to_labfile(from_labfile(lab, "containerlab").text).tree)) == dump(lab)
+
+
+BINDS = """
+name: binds
+topology:
+  defaults:
+    binds: [/srv/course:/course:ro]
+  kinds:
+    linux:
+      image: alpine:3.20
+      binds: [shared/:/shared]
+  nodes:
+    r1:
+      kind: linux
+      binds:
+        - r1/frr:/etc/frr
+        - __clabDir__/volumes/captures:/captures
+    r2:
+      kind: linux
+      binds:
+        - /srv/course/r2:/course
+        - __clabDir__/volumes/captures:/captures:ro,z
+        - __clabNodeDir__/state:/var/lib/state
+        - /scratch
+"""
+
+
+def test_binds_merge_as_containerlab_merges_them_the_nodes_own_winning() -> None:
+    tree, notes = imported(BINDS)
+    assert tree["labfile"] == 2
+    assert tree["nodes"]["r1"]["mounts"] == [
+        {"host": "/srv/course", "path": "/course", "readonly": True},  # from defaults
+        {"volume": "shared", "path": "/shared"},  # from kinds.linux
+        {"volume": "r1-frr", "path": "/etc/frr"},
+        {"volume": "captures", "path": "/captures"},
+    ]
+    assert tree["nodes"]["r2"]["mounts"] == [
+        {"volume": "shared", "path": "/shared"},
+        {"host": "/srv/course/r2", "path": "/course"},  # takes the default's place
+        {"volume": "captures", "path": "/captures", "readonly": True},
+        {"volume": "r2-state", "path": "/var/lib/state"},
+        {"volume": "r2-volume", "path": "/scratch"},
+    ]
+    assert tree["volumes"] == {
+        "shared": {},
+        "r1-frr": {},
+        "captures": {},
+        "r2-state": {},
+        "r2-volume": {},
+    }
+    # An inherited bind is noted once, at the field that gives it.
+    assert [n for n in notes if n.startswith("topology.defaults.binds.0:")] == [
+        "topology.defaults.binds.0: /srv/course is a path of the host: mounting it is for "
+        "admins only"
+    ]
+    assert sum(n.startswith("topology.kinds.linux.binds.0: the lab's volume") for n in notes) == 1
+    assert any(
+        n.startswith(
+            "topology.nodes.r1.binds.0: the lab's volume 'r1-frr', a tmpfs of the "
+            "deployment: it starts empty"
+        )
+        and "r1/frr is in the topology's folder" in n
+        for n in notes
+    )
+    assert "topology.nodes.r2.binds.1: z: not carried over" in notes
+    lab = validate(tree)
+    assert {e.path for e in admin_requirements(lab)} == {
+        "nodes.r1.mounts.0.host",
+        "nodes.r2.mounts.1.host",
+    }
+
+
+def test_binds_with_no_labfile_form_are_refused_by_their_own_field() -> None:
+    errors = refusals(
+        """
+        name: bad
+        topology:
+          kinds:
+            linux: {image: alpine:3.20, binds: ["~/lab:/lab"]}
+          nodes:
+            a: {kind: linux, binds: [/srv/x:/etc, "/a:/b:ro:extra", /srv/y:/proc/y, "/c:rel"]}
+            b: {kind: linux, binds: "/srv/z:/z"}
+        """
+    )
+    assert errors == [
+        "topology.nodes.a.binds.1: '/a:/b:ro:extra' is not HOST:NODE[:MODE]",
+        "topology.kinds.linux.binds.0: '~/lab' is in the home folder of whoever runs "
+        "containerlab: write an absolute path of the host (admins only), or a relative one for "
+        "a volume of the lab",
+        "topology.nodes.a.binds.0: /etc is the node's own (its tree, or the lab's /etc/hosts): "
+        "mount below it",
+        "topology.nodes.a.binds.2: /proc/y is in the node's /proc, which the kernel fills: "
+        "mount elsewhere",
+        "topology.nodes.a.binds.3: 'rel' is not an absolute path inside the node",
+        "topology.nodes.b.binds: binds is a list of HOST:NODE[:MODE]",
+    ]
+
+
+def test_mounts_export_as_binds_and_read_back_the_same() -> None:
+    lab = validate(imported(BINDS)[0])
+    exported = from_labfile(lab, "containerlab")
+    topology = yaml.safe_load(exported.text)
+    assert topology["topology"]["nodes"]["r2"]["binds"] == [
+        "__clabDir__/volumes/shared:/shared",
+        "/srv/course/r2:/course",
+        "__clabDir__/volumes/captures:/captures:ro",
+        "__clabDir__/volumes/r2-state:/var/lib/state",
+        "__clabDir__/volumes/r2-volume:/scratch",
+    ]
+    notes = [str(n) for n in exported.notes]
+    assert (
+        "volumes.captures: a folder of the lab's directory in containerlab "
+        "(clab-binds/volumes/captures), on disk: containerlab checks a bind's folder is there, "
+        "so make it beside the topology before it deploys: mkdir -p clab-binds/volumes/captures"
+    ) in notes
+    assert dump(validate(to_labfile(exported.text).tree)) == dump(lab)
+
+
+def test_a_volumes_size_is_noted_as_what_containerlab_cannot_hold() -> None:
+    lab = validate(
+        {
+            "labfile": 2,
+            "name": "sized",
+            "volumes": {"data": {"size": "64M"}, "logs": {}},
+            "nodes": {
+                "a": {
+                    "image": "alpine:3.20",
+                    "mounts": [
+                        {"volume": "data", "path": "/data"},
+                        {"volume": "logs", "path": "/logs"},
+                    ],
+                }
+            },
+        }
+    )
+    notes = [str(n) for n in from_labfile(lab, "containerlab").notes]
+    assert "volumes.data.size: not carried over: a containerlab bind has no size" in notes
+    assert not any(n.startswith("volumes.logs.size") for n in notes)
+
+
+MACVLAN = """
+name: lan-edge
+topology:
+  nodes:
+    edge1: {kind: linux, image: alpine:3.20, exec: [ip addr add 192.168.88.21/24 dev eth1]}
+    edge2: {kind: linux, image: alpine:3.20}
+    probe: {kind: linux, image: alpine:3.20}
+  links:
+    - type: macvlan
+      endpoint: {node: edge1, interface: eth1, mac: "02:00:00:00:00:01"}
+      host-interface: enp0s3
+    - endpoints: [macvlan:enp0s3, edge2:eth1]
+    - type: macvlan
+      endpoint: {node: probe, interface: eth1}
+      host-interface: enp0s3
+      mode: private
+      mtu: 1400
+"""
+
+
+def test_a_macvlan_link_joins_a_macvlan_network_of_the_host_interface() -> None:
+    tree, notes = imported(MACVLAN)
+    assert tree["networks"]["macvlan-enp0s3"] == {
+        "driver": "macvlan",
+        "parent": "host:enp0s3",
+        "mode": "bridge",
+        "subnet": "192.168.88.0/24",  # where edge1's address command puts it
+    }
+    assert tree["networks"]["macvlan-enp0s3-private"] == {
+        "driver": "macvlan",
+        "parent": "host:enp0s3",
+        "mode": "private",
+        "mtu": 1400,
+        "subnet": "172.20.21.0/24",
+    }
+    assert tree["nodes"]["edge1"]["networks"]["macvlan-enp0s3"] == {
+        "ifname": "eth1",
+        "ipv4": "192.168.88.21",
+    }
+    assert tree["nodes"]["edge2"]["networks"]["macvlan-enp0s3"] == {"ifname": "eth1"}
+    assert (
+        "topology.links.0: the macvlan network 'macvlan-enp0s3' of the host's enp0s3 "
+        "(parent: host:enp0s3, for admins only), on edge1's eth1"
+    ) in notes
+    assert any(
+        n.startswith(
+            "topology.links.2: a labfile macvlan network has a subnet: "
+            "'macvlan-enp0s3-private' is 172.20.21.0/24"
+        )
+        for n in notes
+    )
+    assert "topology.links.0.endpoint.mac: not carried over: the macvlan's MAC is labmgr's" in notes
+    lab = validate(tree)
+    assert {e.path for e in admin_requirements(lab)} == {
+        "networks.macvlan-enp0s3.parent",
+        "networks.macvlan-enp0s3-private.parent",
+    }
+    exported = from_labfile(lab, "containerlab")
+    links = yaml.safe_load(exported.text)["topology"]["links"]
+    assert {
+        "type": "macvlan",
+        "endpoint": {"node": "probe", "interface": "eth1"},
+        "host-interface": "enp0s3",
+        "mode": "private",
+        "mtu": 1400,
+    } in links
+    assert dump(validate(to_labfile(exported.text).tree)) == dump(lab)
+
+
+def test_a_macvlan_link_that_does_not_fit_is_refused_by_field() -> None:
+    errors = refusals(
+        """
+        name: bad
+        topology:
+          nodes:
+            a: {kind: linux, image: alpine:3.20}
+          links:
+            - type: macvlan
+              endpoint: {node: a, interface: eth1}
+              host-interface: en0
+              mode: source
+            - {type: macvlan, endpoint: {node: a, interface: eth0}, host-interface: en0}
+            - {type: macvlan, endpoint: {node: z, interface: eth1}, host-interface: en0}
+            - {type: macvlan, endpoint: {node: a}, host-interface: en0, remote: 1.2.3.4}
+            - {type: macvlan, endpoint: {node: a, interface: eth2}}
+            - endpoints: [a:eth3, b:eth1]
+            - endpoints: [a:eth3, macvlan:en0]
+            - endpoints: [a:eth3, macvlan:en1]
+        """
+    )
+    assert [e.split(": ", 1)[0] for e in errors] == [
+        "topology.links.0.mode",
+        "topology.links.1.endpoint",
+        "topology.links.2.endpoint",
+        "topology.links.3.remote",
+        "topology.links.3.endpoint",
+        "topology.links.4.host-interface",
+        "topology.links.5.endpoints.1",
+        "topology.links.7.endpoints.0",
+    ]
+    assert errors[-1].endswith("a:eth3 is already an endpoint of another link")
+
+
+@pytest.mark.parametrize(
+    ("link", "reason"),
+    [
+        ({"type": "host", "endpoint": {"node": "a", "interface": "eth1"}}, "bridge network"),
+        ({"type": "mgmt-net", "endpoint": {"node": "a", "interface": "eth1"}}, "joins a network"),
+        ({"type": "vxlan", "remote": "192.0.2.1", "vni": 10, "udp-port": 4789}, "overlay"),
+        ({"type": "vxlan-stitch", "remote": "192.0.2.1", "vni": 10}, "overlay"),
+        ({"type": "dummy", "endpoint": {"node": "a", "interface": "d0"}}, "privileged"),
+        ({"endpoints": ["a:eth1", "host:a-eth1"]}, "bridge network"),
+        ({"endpoints": ["a:eth1", "mgmt-net:a-eth1"]}, "joins a network"),
+    ],
+)
+def test_a_link_type_with_no_labfile_form_is_refused_saying_what_labmgr_offers(
+    link: dict[str, object], reason: str
+) -> None:
+    text = yaml.safe_dump(
+        {"name": "x", "topology": {"nodes": {"a": {"kind": "linux"}}, "links": [link]}}
+    )
+    with pytest.raises(LabfileError) as refused:
+        to_labfile(text)
+    (error,) = refused.value.errors
+    assert error.path in ("topology.links.0.type", "topology.links.0.endpoints.1")
+    assert "has no labfile form: " in error.message and reason in error.message

@@ -12,7 +12,7 @@ import yaml
 from labplan.errors import LabfileError
 from labplan.export import dump
 from labplan.interop import compose, from_labfile, to_labfile
-from labplan.labfile import validate
+from labplan.labfile import admin_requirements, validate
 
 SHOP = textwrap.dedent(
     """
@@ -65,7 +65,7 @@ def refusals(text: str) -> dict[str, str]:
 def test_a_shop_becomes_the_expected_labfile() -> None:
     tree, _ = imported(SHOP)
     assert tree == {
-        "labfile": 1,
+        "labfile": 2,  # for its volume
         "name": "my-shop",
         "description": "Imported from a compose file",
         "networks": {
@@ -85,8 +85,10 @@ def test_a_shop_becomes_the_expected_labfile() -> None:
                 "environment": {"POSTGRES_PASSWORD": "secret", "POSTGRES_DB": "shop"},
                 "limits": {"memory": 1 << 30, "cpus": 1.5, "pids": 200},
                 "networks": {"back": {"ipv4": "10.20.0.20"}},
+                "mounts": [{"volume": "data", "path": "/var/lib/postgresql/data"}],
             },
         },
+        "volumes": {"data": {}},
     }
     lab = validate(tree)
     assert {node.name for node in lab.nodes} == {"web", "db"}
@@ -97,13 +99,13 @@ def test_the_notes_name_what_is_dropped() -> None:
     paths = {note.split(": ", 1)[0] for note in notes}
     assert {
         "name",
-        "volumes",
+        "volumes.data",
         "services.web.ports",
         "services.web.restart",
         "services.web.depends_on",
         "services.web.environment.2",
         "services.web.networks.back.aliases",
-        "services.db.volumes",
+        "services.db.volumes.0",
     } <= paths
     assert any("ports" in n and "terminal" in n for n in notes)
     assert "services.web.environment.2: DEBUG has no value: left out" in notes
@@ -267,7 +269,7 @@ def test_round_trip_reads_back_the_same_lab() -> None:
     lab = validate(found.tree)
     exported = from_labfile(lab, "compose")
     written = yaml.safe_load(exported.text)
-    assert list(written) == ["name", "services", "networks"]
+    assert list(written) == ["name", "services", "networks", "volumes"]
     assert written["services"]["web"]["networks"]["front"]["ipv4_address"] == "10.10.0.10"
     assert written["networks"]["back"]["internal"] is True
     again = to_labfile(exported.text)
@@ -378,3 +380,198 @@ def test_a_service_in_anothers_network_namespace_comes_and_goes_as_network_mode(
         "services.side.network_mode": "'gone' is not a service of this file: a node joins the"
         " network namespace of a node of its own lab"
     }
+
+
+VOLUMES = """
+name: wiki
+services:
+  db:
+    image: postgres:16
+    volumes:
+      - db_data:/var/lib/postgresql/data
+      - /srv/course/:/course:ro
+      - /var/log/postgresql
+      - type: tmpfs
+        target: /var/cache
+        tmpfs: {size: 32m, mode: 1777}
+    tmpfs: [/run/postgresql, "/tmp:size=8m,mode=1777"]
+  backup:
+    image: alpine:3.20
+    volumes_from: ["db:ro"]
+    volumes: ["${BACKUP_VOLUME:-db_data}:/var/lib/postgresql/data:rw,z"]
+volumes:
+  db_data: {driver: local, labels: {course: web}}
+"""
+
+
+def test_volumes_host_paths_and_tmpfs_become_the_labs_volumes_and_mounts() -> None:
+    tree, notes = imported(VOLUMES)
+    assert tree["labfile"] == 2
+    assert tree["volumes"] == {
+        "db-data": {},
+        "db-2": {},
+        "db-3": {"size": 32 << 20},
+        "db-tmpfs-0": {},
+        "db-tmpfs-1": {"size": 8 << 20},
+    }
+    assert tree["nodes"]["db"]["mounts"] == [
+        {"volume": "db-data", "path": "/var/lib/postgresql/data"},
+        {"host": "/srv/course", "path": "/course", "readonly": True},
+        {"volume": "db-2", "path": "/var/log/postgresql"},
+        {"volume": "db-3", "path": "/var/cache"},
+        {"volume": "db-tmpfs-0", "path": "/run/postgresql"},
+        {"volume": "db-tmpfs-1", "path": "/tmp"},
+    ]
+    assert "volumes.db_data: 'db_data' is written 'db-data': a volume's name is [a-z][a-z0-9-]" in (
+        notes
+    )
+    assert "services.db.volumes.1: /srv/course/ is written /srv/course" in notes
+    assert (
+        "services.db.volumes.1: /srv/course is a path of the host: mounting it is for admins only"
+        in notes
+    )
+    assert any(
+        n.startswith("services.db.volumes.2: an anonymous volume: the lab's volume 'db-2'")
+        for n in notes
+    )
+    assert any(
+        n.startswith("services.db.tmpfs.0: the lab's volume 'db-tmpfs-0': a tmpfs") for n in notes
+    )
+    assert "services.db.volumes.3.tmpfs.mode: not carried over" in notes
+    assert (
+        "services.db.tmpfs.1: mode=1777: not carried over: the volume's tmpfs takes its size"
+        in (notes)
+    )
+    lab = validate(tree)
+    db = next(n for n in lab.nodes if n.name == "db")
+    assert db.mounts[1].host == "/srv/course" and db.mounts[1].readonly
+    # The host path is the admin's to deploy: the labfile check names it, the import does not.
+    assert {e.path for e in admin_requirements(lab)} == {
+        "nodes.db.mounts.1.host",
+        "nodes.backup.mounts.1.host",  # by volumes_from
+    }
+
+
+def test_volumes_from_mounts_the_other_services_volumes_and_host_paths() -> None:
+    tree, notes = imported(VOLUMES)
+    # Its own mount on a path wins; tmpfs mounts are not shared, as in Docker.
+    assert tree["nodes"]["backup"]["mounts"] == [
+        {"volume": "db-data", "path": "/var/lib/postgresql/data"},
+        {"host": "/srv/course", "path": "/course", "readonly": True},
+        {"volume": "db-2", "path": "/var/log/postgresql", "readonly": True},
+    ]
+    assert "services.backup.volumes_from.0: mounts db-2 at /var/log/postgresql, as db" in notes
+    assert "services.backup.volumes.0: z: not carried over: SELinux labels are not set" in notes
+    errors = refusals(
+        """
+        services:
+          a: {image: alpine:3.20, volumes_from: [nobody, "container:other"]}
+        """
+    )
+    assert set(errors) == {"services.a.volumes_from.0", "services.a.volumes_from.1"}
+
+
+def test_mounts_with_no_labfile_form_are_refused_by_their_own_field() -> None:
+    errors = refusals(
+        """
+        services:
+          app:
+            image: alpine:3.20
+            volumes:
+              - ./config:/etc/app
+              - ../shared:/shared
+              - ~/notes:/notes
+              - logs:/var/log/app
+              - data:relative/path
+              - data:/etc
+              - a:b:c:d
+              - {type: bind, source: ./x, target: /x}
+              - {type: volume, source: data, target: /y, volume: {subpath: sub}}
+              - {type: npipe, source: pipe, target: /z}
+              - {source: data, target: /w}
+              - {type: tmpfs, source: data, target: /v}
+              - data:/data
+              - data:/data/
+              - 7
+            tmpfs: /run:size=lots
+        volumes:
+          data: {}
+          outside: {external: true}
+        """
+    )
+    assert set(errors) == {
+        "services.app.volumes.0",
+        "services.app.volumes.1",
+        "services.app.volumes.2",
+        "services.app.volumes.3",
+        "services.app.volumes.4",
+        "services.app.volumes.5",
+        "services.app.volumes.6",
+        "services.app.volumes.7.source",
+        "services.app.volumes.8.volume.subpath",
+        "services.app.volumes.9.type",
+        "services.app.volumes.10.type",
+        "services.app.volumes.11.source",
+        "services.app.volumes.13",
+        "services.app.volumes.14",
+        "services.app.tmpfs",
+        "volumes.outside.external",
+    }
+    assert "beside the compose file, which is uploaded alone" in errors["services.app.volumes.0"]
+    assert "home folder" in errors["services.app.volumes.2"]
+    assert errors["services.app.volumes.3"].startswith("there is no volume 'logs' under volumes")
+    assert errors["services.app.volumes.13"] == "another mount of the node is already on /data"
+    assert "cannot mount" in errors["volumes.outside.external"]
+
+
+def test_a_mount_of_an_external_volume_is_refused_once_on_the_volume() -> None:
+    errors = refusals(
+        """
+        services:
+          app: {image: alpine:3.20, volumes: ["outside:/data"]}
+        volumes:
+          outside: {external: true}
+        """
+    )
+    assert set(errors) == {"volumes.outside.external"}
+
+
+def test_volumes_and_mounts_come_back_with_their_sizes() -> None:
+    lab = validate(
+        {
+            "labfile": 2,
+            "name": "vols",
+            "description": "Imported from a compose file",
+            "networks": {"lan": {"subnet": "10.70.0.0/24"}},
+            "volumes": {"data": {"size": "64M"}, "cache": {}},
+            "nodes": {
+                "db": {
+                    "image": "postgres:16",
+                    "networks": {"lan": {}},
+                    "mounts": [
+                        {"volume": "data", "path": "/var/lib/postgresql/data"},
+                        {"host": "/srv/course", "path": "/course", "readonly": True},
+                    ],
+                },
+                "web": {
+                    "image": "nginx:1.27",
+                    "networks": {"lan": {}},
+                    "mounts": [
+                        {"volume": "data", "path": "/srv/data", "readonly": True},
+                        {"volume": "cache", "path": "/var/cache/nginx"},
+                    ],
+                },
+            },
+        }
+    )
+    exported = from_labfile(lab, "compose")
+    written = yaml.safe_load(exported.text)
+    assert written["volumes"]["data"] == {
+        "driver_opts": {"type": "tmpfs", "device": "tmpfs", "o": "size=64m"}
+    }
+    assert written["services"]["db"]["volumes"] == [
+        "data:/var/lib/postgresql/data",
+        "/srv/course:/course:ro",
+    ]
+    assert written["services"]["web"]["volumes"] == ["data:/srv/data:ro", "cache:/var/cache/nginx"]
+    assert dump(validate(to_labfile(exported.text).tree)) == dump(lab)

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from labplan import codec, interop
+from labplan.bounds import DEFAULT_VOLUME_SIZE
 from labplan.compiler import compile_plan
 from labplan.errors import LabfileError
 from labplan.export import dump
@@ -79,3 +80,21 @@ def test_a_file_exported_to_the_other_tool_imports_there(path: Path) -> None:
     again = validate(interop.to_labfile(exported.text).tree)
 
     assert {n.name for n in again.nodes} >= {n.name for n in lab.nodes if n.image}
+
+
+@pytest.mark.parametrize("path", with_images(), ids=lambda p: p.name)
+def test_a_file_exported_to_the_other_tool_keeps_its_volumes_and_mounts(path: Path) -> None:
+    lab = validate(interop.to_labfile(path.read_text()).tree)
+    source = source_format(path)
+    other = interop.COMPOSE if source == interop.CONTAINERLAB else interop.CONTAINERLAB
+
+    exported = interop.from_labfile(lab, other)
+    again = validate(interop.to_labfile(exported.text).tree)
+
+    assert [v.name for v in again.volumes] == [v.name for v in lab.volumes]
+    assert {n.name: n.mounts for n in again.nodes} == {n.name: n.mounts for n in lab.nodes}
+    sized = {f"volumes.{v.name}.size" for v in lab.volumes if v.size != DEFAULT_VOLUME_SIZE}
+    if other == interop.CONTAINERLAB:  # a bind has no size: noted
+        assert sized <= {note.path for note in exported.notes}
+    else:
+        assert [v.size for v in again.volumes] == [v.size for v in lab.volumes]
