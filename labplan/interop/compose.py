@@ -121,6 +121,7 @@ TMPFS_NOTE = (
     "a tmpfs of the deployment, kept across the node's restarts until the lab is destroyed "
     "(Docker's is the container's own, emptied when it stops)"
 )
+MTU_OPTION = "com.docker.network.driver.mtu"
 ATTACHMENT_KEYS = ("ipv4_address", "ipv6_address", "mac_address", "aliases", "priority")
 _VARIABLE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?-)([^}]*))?\}|\$\$")
 _SIZE = re.compile(r"^(\d+(?:\.\d+)?)\s*([bkmg]?)b?$", re.IGNORECASE)
@@ -604,6 +605,11 @@ class _Importer(Importer):
         if network.get("enable_ipv6") and "subnet6" not in out:
             self.error(f"{path}.enable_ipv6", "IPv6 needs an IPv6 subnet under ipam.config")
         options = self.mapping(network.get("driver_opts"), f"{path}.driver_opts", "driver_opts")
+        if (mtu := options.get(MTU_OPTION)) is not None:
+            try:
+                out["mtu"] = int(str(mtu))
+            except ValueError:
+                self.error(f"{path}.driver_opts.{MTU_OPTION}", f"{mtu!r} is not an MTU")
         if driver in ("macvlan", "ipvlan"):
             parent = options.get("parent")
             if not isinstance(parent, str):
@@ -916,7 +922,7 @@ def _network(network: Network, notes: list[Note], held: set[str | None]) -> dict
     if network.vlan_filtering:
         notes.append(Note(f"{path}.vlan_filtering", "not carried over"))
     if network.mtu != 1500:
-        out.setdefault("driver_opts", {})["com.docker.network.driver.mtu"] = str(network.mtu)
+        out.setdefault("driver_opts", {})[MTU_OPTION] = str(network.mtu)
     return out
 
 

@@ -83,7 +83,7 @@ def test_a_file_exported_to_the_other_tool_imports_there(path: Path) -> None:
 
 
 @pytest.mark.parametrize("path", with_images(), ids=lambda p: p.name)
-def test_a_file_exported_to_the_other_tool_keeps_its_volumes_and_mounts(path: Path) -> None:
+def test_a_file_exported_to_the_other_tool_keeps_its_mtus_volumes_and_mounts(path: Path) -> None:
     lab = validate(interop.to_labfile(path.read_text()).tree)
     source = source_format(path)
     other = interop.COMPOSE if source == interop.CONTAINERLAB else interop.CONTAINERLAB
@@ -91,6 +91,8 @@ def test_a_file_exported_to_the_other_tool_keeps_its_volumes_and_mounts(path: Pa
     exported = interop.from_labfile(lab, other)
     again = validate(interop.to_labfile(exported.text).tree)
 
+    mtus = {n.name: n.mtu for n in lab.networks}
+    assert {n.name: n.mtu for n in again.networks if n.name in mtus}.items() <= mtus.items()
     assert [v.name for v in again.volumes] == [v.name for v in lab.volumes]
     assert {n.name: n.mounts for n in again.nodes} == {n.name: n.mounts for n in lab.nodes}
     sized = {f"volumes.{v.name}.size" for v in lab.volumes if v.size != DEFAULT_VOLUME_SIZE}
