@@ -31,6 +31,10 @@ class NodeObjects:
     netns: str | None
     cgroup: str
     veths: tuple[str, ...]
+    # Its point-to-point links, as (its end's name, the other end's netns and name). The
+    # kernel frees a removed namespace's links later, on its own time: deleting an end
+    # first takes the pair away at once, before the next plan makes the kept end again.
+    peer_links: tuple[tuple[str, str, str], ...] = ()
 
 
 @dataclass
@@ -79,12 +83,20 @@ def _split(plan: ops.HostPlan) -> _Parts:
         if isinstance(op, ops.CreateVethPair) and op.peer_netns in by_netns:
             veths[by_netns[op.peer_netns]].append(op.name)
     by_veth = {name: node for node, names in veths.items() for name in names}
+    peer_links: dict[str, list[tuple[str, str, str]]] = {op.node: [] for op in spawns}
+    for op in plan.ops:
+        if isinstance(op, ops.CreatePeerLink) and op.netns in by_netns:
+            peer_links[by_netns[op.netns]].append((op.ifname, op.peer_netns, op.peer_ifname))
+        if isinstance(op, ops.CreatePeerLink) and op.peer_netns in by_netns:
+            peer_links[by_netns[op.peer_netns]].append((op.peer_ifname, op.netns, op.ifname))
     vxlan_bridge = {op.name: op.bridge for op in plan.ops if isinstance(op, ops.CreateVxlan)}
     for op in spawns:
         parts.nodes[op.node] = []
         parts.joins[op.node] = set()
         netns = op.netns if op.joins is None else None
-        parts.objects[op.node] = NodeObjects(op.node, netns, op.cgroup, tuple(veths[op.node]))
+        parts.objects[op.node] = NodeObjects(
+            op.node, netns, op.cgroup, tuple(veths[op.node]), tuple(peer_links[op.node])
+        )
         if op.joins is not None:
             parts.shares[op.node] = op.joins
         parts.hosts[op.node] = op.hosts
@@ -221,6 +233,9 @@ def prune(
     for node in change.stale_nodes:
         driver.kill_cgroup(node.cgroup)
     for node in change.stale_nodes:
+        for ifname, peer_netns, peer_ifname in node.peer_links if node.netns else ():
+            if driver.remove_link(ifname, node.netns, peer=(peer_netns, peer_ifname)):
+                report(f"link {ifname} of {node.name}")
         # Deleting the namespace deletes the node's end of each veth, and so the other.
         if node.netns is not None and driver.remove_netns(node.netns):
             report(f"netns {node.netns}")

@@ -194,8 +194,10 @@ class KernelDriver:
     def remove_link_group(self, group: int) -> None:
         self.links.remove_group(group)
 
-    def remove_link(self, name: str) -> bool:
-        return self.links.remove(name)
+    def remove_link(
+        self, name: str, netns: str | None = None, peer: tuple[str, str] | None = None
+    ) -> bool:
+        return self.links.remove(name, netns, peer)
 
     def host_links(self) -> list[tuple[str, str | None]]:
         return [(link.name, link.alias) for link in self.links.host_links()]

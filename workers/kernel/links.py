@@ -282,12 +282,19 @@ class Links:
         self.forget(None)
         self.ns.rtnl(None).delete_group(group)
 
-    def remove(self, name: str) -> bool:
-        index = self.index(None, name)
+    def remove(
+        self, name: str, netns: str | None = None, peer: tuple[str, str] | None = None
+    ) -> bool:
+        """Delete a link and, for a veth, its `peer` (netns, name) with it, at once."""
+        if peer is not None:
+            self.forget(*peer)
+        if netns is not None and not os.path.exists(self.ns.path(netns)):
+            return False  # gone with its namespace
+        index = self.index(netns, name)
         if index is None:
             return False
-        self.forget(None, name)
-        return self.ns.rtnl(None).delete_link(index)
+        self.forget(netns, name)
+        return self.ns.rtnl(netns).delete_link(index)
 
     def host_links(self) -> list[LinkInfo]:
         return [LinkInfo(link.name, link.group, link.alias) for link in self.ns.rtnl(None).links()]

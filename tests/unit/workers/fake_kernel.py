@@ -348,10 +348,12 @@ class FakeDriver:
         for key in [k for k, link in self.k.links.items() if k[0] is None and link.group == group]:
             self._delete_link(key)
 
-    def remove_link(self, name: str) -> bool:
-        if (None, name) not in self.k.links:
+    def remove_link(
+        self, name: str, netns: str | None = None, peer: tuple[str, str] | None = None
+    ) -> bool:
+        if (netns, name) not in self.k.links:
             return False
-        self._delete_link((None, name))
+        self._delete_link((netns, name))
         return True
 
     def host_links(self) -> list[tuple[str, str | None]]:

@@ -108,6 +108,11 @@ def test_a_node_replaced_takes_the_other_end_of_its_links_with_it() -> None:
     # r1's namespace goes, and with it the pair r2 has an end of: the apply makes the pair
     # again into r2, which keeps running, as r3 and r4 do.
     assert change.replaced == ("r1",) and change.kept == ("r2", "r3", "r4")
+    # The pair is deleted by r1's end before its namespace goes, which the kernel frees
+    # later: r2's old end is gone when the apply makes it again.
+    (stale,) = change.stale_nodes
+    netns = {op.node: op.netns for op in host_plan(CHAIN).ops if isinstance(op, ops.SpawnNode)}
+    assert stale.peer_links == (("eth1", netns["r2"], "eth1"),)
 
 
 def test_a_changed_link_replaces_both_its_ends_only() -> None:
