@@ -67,7 +67,10 @@ def lab_import_file(
     if source == interop.LABFILE:
         return lab_import(owner=owner, text=text, fmt=fmt, actor=actor), ()
     converted = file_convert(text=text, source=source)
-    labfile = _validated(converted.tree, actor=actor or owner)
+    try:
+        labfile = _validated(converted.tree, actor=actor or owner)
+    except LabfileError as exc:
+        raise LabfileError(converted.in_file_terms(exc.errors)) from exc
     return _create(owner=owner, labfile=labfile, shared_with=()), converted.notes
 
 

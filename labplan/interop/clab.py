@@ -235,6 +235,8 @@ class _Importer(Importer):
         if self.networks:
             out["networks"] = self.networks
         out["nodes"] = {label: draft.tree for label, draft in self.nodes.items()}
+        for label, draft in self.nodes.items():
+            self.node_origins(label, draft.path, draft.tree)
         if self.links:
             out["links"] = self.links
         uses_v2 = self.links or any(
@@ -249,7 +251,7 @@ class _Importer(Importer):
             out["volumes"] = self.volumes
         uses_v2 = uses_v2 or any("mounts" in d.tree for d in self.nodes.values())
         out["labfile"] = 2 if uses_v2 else 1
-        return Imported(out, tuple(self.notes), "containerlab")
+        return Imported(out, tuple(self.notes), "containerlab", self.origins)
 
     def lab_name(self) -> str:
         raw = self.tree.get("name")
@@ -337,6 +339,7 @@ class _Importer(Importer):
         if kind in BRIDGE_KINDS:
             self.bridges[source] = label
             self.networks[label] = {"driver": "bridge"}
+            self.origins[f"networks.{label}"] = path
             self.bridge_ports[label] = []
             self.note(
                 path,
@@ -427,7 +430,7 @@ class _Importer(Importer):
             if source is not None and source.startswith("/"):
                 host = self.plain(source, path)
                 if host is not None:
-                    self.mount(draft.tree, target, host=host, readonly=readonly)
+                    self.mount(draft.tree, target, host=host, readonly=readonly, origin=path)
                     self.note_once(
                         path, f"{host} is a path of the host: mounting it is for admins only"
                     )
@@ -441,7 +444,7 @@ class _Importer(Importer):
                 )
                 continue
             name = self.bind_volume(draft, source, path)
-            self.mount(draft.tree, target, volume=name, readonly=readonly)
+            self.mount(draft.tree, target, volume=name, readonly=readonly, origin=path)
 
     def bind_volume(self, draft: _NodeDraft, source: str | None, path: str) -> str:
         """The lab's volume for a bind of the topology's folder, the lab's directory
@@ -489,6 +492,7 @@ class _Importer(Importer):
         if mode in ("host", "none"):
             out["networks"] = {mode: {}}
             self.networks[mode] = {"driver": mode}
+            self.origins.setdefault(f"networks.{mode}", f"{path}.network-mode")
             if mode == "host":
                 self.note(f"{path}.network-mode", "a host network is for admins only")
             return
@@ -572,6 +576,7 @@ class _Importer(Importer):
         if "mtu" in mgmt:
             network["mtu"] = mgmt["mtu"]
         self.networks[name] = network
+        self.origins[f"networks.{name}"] = "mgmt"
         self.mgmt = name
         try:
             subnet = ipaddress.IPv4Network(network["subnet"], strict=False)
@@ -775,6 +780,7 @@ class _Importer(Importer):
             self.macvlan_of[name] = (host_if, mode)
             self.macvlan_ports[name] = []
             self.macvlan_paths[name] = path
+            self.origins[f"networks.{name}"] = path
         if "mtu" in link and self.networks[name].setdefault("mtu", link["mtu"]) != link["mtu"]:
             self.note(f"{path}.mtu", f"the macvlan network {name!r} takes its first mtu")
         joined[name] = {"ifname": ifname}

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import posixpath
 import re
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from labplan.bounds import MAX_VOLUME_SIZE
@@ -44,6 +44,28 @@ class Imported:
     tree: dict[str, Any]  # a labfile tree, for labplan.labfile.validate
     notes: tuple[Note, ...]
     source: str  # the format it came from, one of FORMATS
+    # labfile path -> the source file's path it came from (`nodes.r1` -> `services.r1`)
+    origins: Mapping[str, str] = field(default_factory=dict)
+
+    def in_file_terms(self, errors: Iterable[FieldError]) -> list[FieldError]:
+        """The labfile's refusals of the converted tree (an admin's field, a bound passed)
+        named by the file's own paths: a field the file wrote as such takes its path, any
+        other the path of the node or network it belongs to, the labfile field said."""
+        said: list[FieldError] = []
+        for error in errors:
+            if error.path in self.origins:
+                said.append(FieldError(self.origins[error.path], error.message))
+                continue
+            parts = error.path.split(".")
+            for cut in range(len(parts) - 1, 0, -1):
+                prefix = ".".join(parts[:cut])
+                if prefix in self.origins:
+                    rest = ".".join(parts[cut:])
+                    said.append(FieldError(self.origins[prefix], f"{rest}: {error.message}"))
+                    break
+            else:
+                said.append(error)
+        return said
 
 
 @dataclass(frozen=True)
@@ -63,6 +85,8 @@ class Importer:
         self.notes: list[Note] = []
         self.volumes: dict[str, dict[str, Any]] = {}  # the lab's, labfile name -> volume
         self.volume_keys: dict[tuple[str, ...], str] = {}  # what the file names -> labfile name
+        self.origins: dict[str, str] = {}  # labfile path -> the file's path (Imported's)
+        self._mount_origins: dict[int, str] = {}  # id of a mount entry -> the file's path
         self._said: set[tuple[str, str]] = set()
 
     def error(self, path: str, message: str) -> None:
@@ -175,12 +199,29 @@ class Importer:
         volume: str | None = None,
         host: str | None = None,
         readonly: bool = False,
+        origin: str,
     ) -> None:
+        """Mount a volume or host path in `node`, written at the file's path `origin`."""
         entry: dict[str, Any] = {"volume": volume} if volume is not None else {"host": host}
         entry["path"] = target
         if readonly:
             entry["readonly"] = True
+        self.add_entry(node, entry, origin)
+
+    def add_entry(self, node: dict[str, Any], entry: dict[str, Any], origin: str) -> None:
         node.setdefault("mounts", []).append(entry)
+        self._mount_origins[id(entry)] = origin
+
+    def node_origins(self, label: str, path: str, node: Mapping[str, Any]) -> None:
+        """Where the labfile's node `label` and each of its mounts came from in the file
+        (every field of a mount is in the one entry the file wrote)."""
+        self.origins[f"nodes.{label}"] = path
+        for index, entry in enumerate(node.get("mounts", ())):
+            if (origin := self._mount_origins.get(id(entry))) is not None:
+                at = f"nodes.{label}.mounts.{index}"
+                self.origins[at] = origin
+                for key in ("host", "volume", "path", "readonly"):
+                    self.origins[f"{at}.{key}"] = origin
 
 
 def clean_path(path: str) -> str:

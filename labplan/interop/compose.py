@@ -259,7 +259,9 @@ class _Importer(Importer):
             out["labfile"] = 2
         if any("mounts" in node for node in nodes.values()):
             out["labfile"] = 2
-        return Imported(out, tuple(self.notes), "compose")
+        for label, node in nodes.items():
+            self.node_origins(label, f"services.{sources[label]}", node)
+        return Imported(out, tuple(self.notes), "compose", self.origins)
 
     # volumes
 
@@ -467,7 +469,7 @@ class _Importer(Importer):
             where = self.target(target, tpath, out)
             if host is None or where is None:
                 return
-            self.mount(out, where, host=host, readonly=readonly)
+            self.mount(out, where, host=host, readonly=readonly, origin=path)
             self.note(spath, f"{host} is a path of the host: mounting it is for admins only")
             return
         if source is None:
@@ -485,7 +487,7 @@ class _Importer(Importer):
         where = self.target(target, tpath, out)
         if where is None:
             return
-        self.mount(out, where, volume=name, readonly=readonly)
+        self.mount(out, where, volume=name, readonly=readonly, origin=path)
         empty = "" if nocopy else ": Docker first fills a new volume with the image's files there"
         if source is None:
             self.note(
@@ -510,7 +512,7 @@ class _Importer(Importer):
             return
         name = self.volume(("tmpfs", base), base)
         self.tmpfs_options(options, path, name)
-        self.mount(out, where, volume=name)
+        self.mount(out, where, volume=name, origin=path)
         self.note(path, f"the lab's volume {name!r}: {TMPFS_NOTE}")
 
     def volumes_from(self, services: Mapping[str, Any], nodes: dict[str, Any]) -> None:
@@ -549,7 +551,7 @@ class _Importer(Importer):
                         copied.pop("readonly", None)
                         if mode == "ro":
                             copied["readonly"] = True
-                    node.setdefault("mounts", []).append(copied)
+                    self.add_entry(node, copied, f"{path}.{index}")
                     what = mount.get("volume") or mount.get("host")
                     self.note(f"{path}.{index}", f"mounts {what} at {mount['path']}, as {source}")
 
@@ -616,6 +618,7 @@ class _Importer(Importer):
                 self.error(f"{path}.driver_opts.parent", f"a {driver} network needs a parent")
             else:
                 out["parent"] = f"host:{parent}"
+                self.origins[f"networks.{label}.parent"] = f"{path}.driver_opts.parent"
                 self.note(
                     f"{path}.driver_opts.parent", "a host interface as parent is for admins only"
                 )
@@ -626,6 +629,7 @@ class _Importer(Importer):
             out["subnet"] = self.free_subnet()
             self.note(path, f"no subnet given: {out['subnet']}, as Docker would choose one")
         self.networks[label] = out
+        self.origins[f"networks.{label}"] = path
 
     def free_subnet(self) -> str:
         taken = [ipaddress.ip_network(n["subnet"]) for n in self.networks.values() if "subnet" in n]
@@ -761,6 +765,7 @@ class _Importer(Importer):
                 )
             elif mode in ("host", "none"):
                 self.networks.setdefault(mode, {"driver": mode})
+                self.origins.setdefault(f"networks.{mode}", f"{path}.network_mode")
                 out["networks"] = {mode: {}}
                 if mode == "host":
                     self.note(f"{path}.network_mode", "a host network is for admins only")

@@ -117,3 +117,79 @@ def test_an_export_in_an_unknown_format_names_every_format(
     assert response.json()["errors"] == {
         "format": ["'xml' is not a format; use yaml, json, containerlab, compose."]
     }
+
+
+BINDS = textwrap.dedent(
+    """
+    name: binds
+    topology:
+      nodes:
+        data: {kind: linux, image: alpine:3.20, binds: ["/srv/data:/data:ro"]}
+        side: {kind: linux, image: alpine:3.20, network-mode: host}
+    """
+)
+
+SERVICES = textwrap.dedent(
+    """
+    services:
+      db:
+        image: postgres:16
+        privileged: true
+        volumes: [{type: bind, source: /var/lib/pg, target: /var/lib/postgresql/data}]
+        networks: [lan]
+      copy:
+        image: alpine:3.20
+        volumes_from: [db]
+        networks: [lan]
+    networks:
+      lan:
+        driver: macvlan
+        driver_opts: {parent: eth9}
+        ipam:
+          config: [{subnet: 10.231.6.0/24}]
+    """
+)
+
+
+def test_what_only_an_admin_may_import_is_refused_by_the_topologys_own_fields(
+    api: Api, alice: User
+) -> None:
+    response = api(alice).post("/api/labs/import", BINDS, content_type="application/yaml")
+    assert response.status_code == 400
+    errors = response.json()["errors"]
+    assert set(errors) == {"topology.nodes.data.binds.0", "topology.nodes.side.network-mode"}
+    [bind] = errors["topology.nodes.data.binds.0"]
+    assert bind.startswith("only an admin may mount a path of the host (/srv/data)")
+    [host] = errors["topology.nodes.side.network-mode"]
+    assert host.startswith("driver: ")
+    assert not Lab.objects.filter(owner=alice).exists()
+
+
+def test_what_only_an_admin_may_import_is_refused_by_the_compose_files_own_fields(
+    api: Api, alice: User
+) -> None:
+    response = api(alice).post(
+        "/api/labs/import?format=compose", SERVICES, content_type="application/yaml"
+    )
+    assert response.status_code == 400
+    errors = response.json()["errors"]
+    assert set(errors) == {
+        "networks.lan.driver_opts.parent",
+        "services.db",
+        "services.db.volumes.0",
+        "services.copy.volumes_from.0",
+    }
+    assert errors["services.db"] == ["privileged: only an admin may run a privileged node"]
+    assert "/var/lib/pg" in errors["services.copy.volumes_from.0"][0]
+    assert not Lab.objects.exists()
+
+
+def test_an_admin_imports_the_same_files(api: Api, admin_user: User) -> None:
+    for text, fmt in ((BINDS, "containerlab"), (SERVICES, "compose")):
+        response = api(admin_user).post(
+            f"/api/labs/import?format={fmt}", text, content_type="application/yaml"
+        )
+        assert response.status_code == 201, response.json()
+    document = yaml.safe_load(Lab.objects.get(name="binds").document)
+    mounts = document["nodes"]["data"]["mounts"]
+    assert mounts == [{"host": "/srv/data", "path": "/data", "readonly": True}]
