@@ -36,6 +36,7 @@ const V2_KEYS = ["subnet6", "gateway6", "vlan_filtering", "id", "ipv6", "vlan", 
 // What a network's attachment takes when the page does not say (labplan's table does).
 const ADDRESSED = ["bridge", "macvlan", "ipvlan", "overlay", "vlan"];
 const ATTACHMENT_OPTIONS = Object.fromEntries(ADDRESSED.map((d) => [d, d === "bridge" ? ["ipv4", "ipv6", "vlan", "vlans"] : ["ipv4", "ipv6"]]));
+const HOST_SOURCE = "host:"; // a mount's source select: a path of the host, not a volume
 const BOTH = "both";
 const EACH = "each";
 const CHECK_DELAY_MS = 350;
@@ -198,6 +199,16 @@ class Editor {
       setPath(this.tree, keys, fieldValue(input.value, "text"));
       // An attachment's own impairments and the newer keys are labfile 2's.
       if (keys[0] === "nodes" || V2_IMPAIRMENTS.includes(keys[keys.length - 1])) this.ensureVersion2();
+    } else if (kind === "mount-source") {
+      const mount = this.tree.nodes[keys[1]].mounts[Number(keys[3])];
+      delete mount.volume;
+      delete mount.host;
+      if (input.value === HOST_SOURCE) mount.host = "";
+      else mount.volume = input.value;
+      this.ensureVersion2();
+    } else if (keys[2] === "mounts" && keys[4] === "host" && !("host" in (getPath(this.tree, keys.slice(0, 4)) || {}))) {
+      // The host path field of a mount just switched to a volume, committing as it goes.
+      return;
     } else if (kind === "attach") {
       this.attach(keys[1], input.dataset.network, input.checked);
     } else if (kind === "namespace") {
@@ -222,7 +233,7 @@ class Editor {
     }
     this.writeText();
     // A driver, an attachment and a bridge's VLAN filtering decide which fields show.
-    if (committed && (["driver", "attach"].includes(kind) || ["vlan_filtering", "network_mode"].includes(last))) this.rerender();
+    if (committed && (["driver", "attach", "mount-source"].includes(kind) || ["vlan_filtering", "network_mode"].includes(last))) this.rerender();
   }
 
   // The form again, now, with the focus where it was (on the select or checkbox just
@@ -334,6 +345,11 @@ class Editor {
       }
       for (const net of Object.values(this.tree.networks)) if (net?.parent === old) net.parent = name;
     }
+    if (section === "volumes") {
+      for (const node of Object.values(this.tree.nodes || {})) {
+        for (const mount of mountsOf(node)) if (mount?.volume === old) mount.volume = name;
+      }
+    }
     if (section === "nodes") {
       for (const link of this.links()) {
         const ends = linkEnds(link);
@@ -373,6 +389,31 @@ class Editor {
         this.linkModes = this.linkModes.filter((_, i) => kept.includes(this.tree.links[i]));
         this.tree.links = kept;
       }
+    } else if (action === "add-volume") {
+      this.ensureVersion2();
+      (this.tree.volumes ||= {})[freeName(this.tree.volumes, "vol")] = { size: "64M" };
+    } else if (action === "remove-volume") {
+      delete this.tree.volumes[name];
+      if (!Object.keys(this.tree.volumes).length) delete this.tree.volumes;
+      // The mounts of it go with it, as a network's attachments go with the network.
+      for (const node of Object.values(this.tree.nodes || {})) {
+        if (!Array.isArray(node?.mounts)) continue;
+        node.mounts = node.mounts.filter((m) => m?.volume !== name);
+        if (!node.mounts.length) delete node.mounts;
+      }
+    } else if (action === "add-mount") {
+      this.ensureVersion2();
+      const node = this.tree.nodes[name];
+      if (!Array.isArray(node.mounts)) node.mounts = [];
+      const taken = new Set(node.mounts.map((m) => m?.path));
+      let path = "/data";
+      for (let i = 2; taken.has(path); i++) path = `/data${i}`;
+      node.mounts.push({ volume: this.volumes()[0], path });
+    } else if (action === "remove-mount") {
+      const [node, index] = name.split(".");
+      const mounts = this.tree.nodes[node].mounts;
+      mounts.splice(Number(index), 1);
+      if (!mounts.length) delete this.tree.nodes[node].mounts;
     } else if (action === "add-link") {
       this.ensureVersion2();
       const nodes = Object.keys(this.tree.nodes || {});
@@ -413,6 +454,11 @@ class Editor {
     view.push(el("h3", { class: "sub" }, "Networks"));
     for (const [name, net] of Object.entries(t.networks || {})) view.push(this.networkFields(name, net || {}));
     view.push(button("+ Add a network", { action: "add-network" }));
+    view.push(el("h3", { class: "sub" }, "Volumes"));
+    const volumes = this.volumes();
+    if (!volumes.length) view.push(el("p", { class: "hint" }, "A volume is a tmpfs of the deployment that nodes mount under Mounts: its files outlive node restarts and redeploys and go with the lab. It needs labfile 2, which adding one sets."));
+    for (const volume of volumes) view.push(this.volumeFields(volume, t.volumes[volume] || {}));
+    view.push(button("+ Add a volume", { action: "add-volume" }));
     view.push(el("h3", { class: "sub" }, "Nodes"));
     for (const [name, node] of Object.entries(t.nodes || {})) view.push(this.nodeFields(name, node || {}));
     view.push(button("+ Add a node", { action: "add-node" }));
@@ -421,6 +467,51 @@ class Editor {
     this.links().forEach((link, index) => view.push(this.linkFields(index, link)));
     view.push(button("+ Add a link", { action: "add-link" }));
     this.formView.replaceChildren(...view);
+  }
+
+  volumes() {
+    return this.tree?.volumes && typeof this.tree.volumes === "object" ? Object.keys(this.tree.volumes) : [];
+  }
+
+  volumeFields(name, volume) {
+    const base = `volumes.${name}`;
+    const users = Object.entries(this.tree.nodes || {}).filter(([, node]) => mountsOf(node).some((m) => m?.volume === name)).map(([n]) => n);
+    const fields = [
+      row([
+        input("Name", base, name, { rename: base, id: `${base}.name` }),
+        input("Size", `${base}.size`, volume?.size, { placeholder: "64M (at most 4G)" }),
+      ]),
+      el("p", { class: "hint" }, users.length ? `Mounted by ${users.join(", ")}.` : "No node mounts it yet: add a mount to a node."),
+    ];
+    return fieldset(`Volume ${name}`, base, fields, { action: "remove-volume", name });
+  }
+
+  // A node's mounts: each a volume of the lab or (admins only) a path of the host, at a
+  // path inside the node.
+  mountFields(name, node) {
+    const base = `nodes.${name}.mounts`;
+    const volumes = this.volumes();
+    const parts = [el("div", { class: "label small muted" }, "Mounts")];
+    mountsOf(node).forEach((mount, index) => {
+      const path = `${base}.${index}`;
+      const entry = mount && typeof mount === "object" ? mount : {};
+      const onHost = "host" in entry;
+      const source = onHost ? HOST_SOURCE : entry.volume || "";
+      const choices = [...volumes.map((v) => [v, `volume ${v}`]), [HOST_SOURCE, "a path of the host (admins only)"]];
+      if (!onHost && source && !volumes.includes(source)) choices.unshift([source, `volume ${source}`]);
+      if (!source) choices.unshift(["", "—"]);
+      const fields = [select(`Source of mount ${index + 1}`, onHost ? path : `${path}.volume`, source, choices, "mount-source", { node: name, mount: index })];
+      if (onHost) fields.push(input(`Host path of mount ${index + 1}`, `${path}.host`, entry.host, { placeholder: "e.g. /srv/course" }));
+      fields.push(input(`Path in ${name} of mount ${index + 1}`, `${path}.path`, entry.path, { placeholder: "e.g. /data" }));
+      parts.push(el("div", { class: "mount" },
+        row(fields),
+        el("div", { class: "mount-actions" },
+          checkbox(`Mount ${index + 1} read-only`, `${path}.readonly`, entry.readonly === true, "bool"),
+          el("button", { type: "button", class: "danger small-button", "data-action": "remove-mount", "data-name": `${name}.${index}`, "aria-label": `Remove mount ${index + 1} of ${name}` }, "Remove"))));
+    });
+    if (volumes.length) parts.push(button(`+ Add a mount to ${name}`, { action: "add-mount", name }));
+    else parts.push(el("p", { class: "hint" }, "Add a volume of the lab (above) to mount it here."));
+    return parts;
   }
 
   links() {
@@ -527,6 +618,7 @@ class Editor {
         ...NAMESPACES.map((ns) => checkbox(ns, `${base}.namespaces.${ns}`, spaces[ns] !== false, "namespace"))),
       checkbox("Privileged (admins only)", `${base}.privileged`, node.privileged === true, "bool"),
     ];
+    fields.push(...this.mountFields(name, node));
     // A node may join another node's network namespace (labfile 2), as a pod's containers do.
     const others = Object.keys(this.tree.nodes || {}).filter((n) => n !== name);
     const mode = typeof node.network_mode === "string" ? node.network_mode : "";
@@ -707,6 +799,10 @@ function impairmentRow(path, values, suffix, { kind = "impairment", data } = {})
 
 function renameKey(map, old, name) {
   return Object.fromEntries(Object.entries(map).map(([k, v]) => [k === old ? name : k, v]));
+}
+
+function mountsOf(node) {
+  return Array.isArray(node?.mounts) ? node.mounts : [];
 }
 
 function freeName(map, stem) {
