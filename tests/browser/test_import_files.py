@@ -38,6 +38,12 @@ def open_import(page: Page) -> None:
     page.get_by_text("Import a lab").click()
 
 
+def upload_topology(page: Page) -> None:
+    open_import(page)
+    page.get_by_label("Upload a file").set_input_files(TOPOLOGY)
+    page.get_by_role("button", name="Import").click()
+
+
 def test_a_containerlab_topology_uploaded_by_an_admin_becomes_a_lab_with_its_notes(
     login: Login, shot: Shot, manage_shell: Callable[[str], None]
 ) -> None:
@@ -47,9 +53,7 @@ def test_a_containerlab_topology_uploaded_by_an_admin_becomes_a_lab_with_its_not
         "is_superuser=True)"
     )
     page = login("ines")
-    open_import(page)
-    page.get_by_label("Upload a file").set_input_files(TOPOLOGY)
-    page.get_by_role("button", name="Import").click()
+    upload_topology(page)
 
     page.wait_for_url(re.compile(r"/labs/\d+/$"))
     expect(page.get_by_text("Imported the lab 'pod-and-modes'.")).to_be_visible()
@@ -62,9 +66,7 @@ def test_a_topology_binding_a_host_path_is_kept_as_a_draft_for_a_user_naming_the
     login: Login, shot: Shot
 ) -> None:
     page = login("carol")
-    open_import(page)
-    page.get_by_label("Upload a file").set_input_files(TOPOLOGY)
-    page.get_by_role("button", name="Import").click()
+    upload_topology(page)
 
     page.wait_for_url(re.compile(r"/drafts/\d+/"))
     expect(page.get_by_text("it is kept as a draft so you can fix them here")).to_be_visible()
