@@ -21,8 +21,10 @@ from labplan.ops import (
     AddAddress,
     AddRoute,
     CreateCgroup,
+    CreateDummy,
     CreateNetns,
     CreatePeerLink,
+    CreateTunnel,
     Op,
     Plan,
     SetCgroupLimit,
@@ -116,6 +118,11 @@ def lab_objects(lab: Labfile) -> KernelObjects:
                 made["qdiscs"] += attachment.network in shaped or bool(attachment.impairments)
     for network in lab.networks:
         made.update(drivers[network.name].objects(network, network.name in members))
+    for port in lab.ports:
+        made["links"] += 1 + (port.type == "host")  # a veth pair into the host
+        made["addresses"] += sum(
+            a is not None for a in (port.end.ipv4, port.end.ipv6, port.host_ipv4, port.host_ipv6)
+        )
     for peer in lab.links:
         made["links"] += 2  # a veth pair
         for end in peer.ends:
@@ -174,6 +181,8 @@ _OP_OBJECTS: dict[type[Op], tuple[str, int]] = {
     SetShaping: ("qdiscs", 1),
     SpawnNode: ("processes", 1),
     CreatePeerLink: ("links", 2),
+    CreateDummy: ("links", 1),
+    CreateTunnel: ("links", 1),
 } | {op: (made.objects, made.count) for op, made in OP_TRAITS.items() if made.objects}
 
 

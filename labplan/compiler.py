@@ -22,20 +22,24 @@ from labplan import bounds, naming
 from labplan.drivers import DRIVERS, Link, Placement, Placing, article, listed, taking
 from labplan.errors import FieldError, LabfileError
 from labplan.messages import CPU_PERIOD
-from labplan.model import NAMESPACE_KINDS, Labfile, Limits, Network, Node, Shaping
+from labplan.model import NAMESPACE_KINDS, Labfile, Limits, Network, Node, Port, Shaping
 from labplan.model import Link as LinkSpec
 from labplan.ops import (
     AddAddress,
     AddRoute,
     CreateCgroup,
+    CreateDummy,
     CreateNetns,
     CreatePeerLink,
+    CreateTunnel,
+    CreateVethPair,
     CreateVolume,
     ExecInNode,
     HostPlan,
     Op,
     Plan,
     PullImage,
+    SetAltname,
     SetCgroupLimit,
     SetLinkUp,
     SetShaping,
@@ -375,10 +379,15 @@ def _host_ops(ctx: _Lab, host: str) -> Iterator[Op]:
     links = [link for link in ctx.lab.links if ctx.node_host[link.ends[0].node] == host]
     for link in links:
         yield from _peer_link_ops(ctx, link)
+    ports = _host_sides(ctx, [p for p in ctx.lab.ports if ctx.node_host[p.end.node] == host])
+    for port, veth in ports:
+        yield from _port_link_ops(ctx, port, veth)
     for node in ctx.nodes_on(host):
         yield from _address_ops(ctx, node)
     for link in links:
         yield from _peer_address_ops(ctx, link)
+    for port, veth in ports:
+        yield from _port_address_ops(ctx, port, veth)
     # Routes once every address is there: a route's via may be a link's other end.
     for node in ctx.nodes_on(host):
         yield from _route_ops(ctx, node)
@@ -542,6 +551,60 @@ def _peer_address_ops(ctx: _Lab, link: LinkSpec) -> Iterator[Op]:
                 yield AddAddress(netns, end.ifname, address)
         if end.impairments is not None:
             yield _shaping(netns, end.ifname, end.impairments)
+
+
+def _host_sides(ctx: _Lab, ports: list[Port]) -> list[tuple[Port, str | None]]:
+    """Each link of one endpoint with the name of its host side: the veth's end in the
+    host's namespace for a host link, None for the others."""
+    numbers: dict[str, int] = {}  # node -> its links into the host's namespace so far
+    sides: list[tuple[Port, str | None]] = []
+    for port in ports:
+        veth = None
+        if port.type == "host":
+            number = numbers[port.end.node] = numbers.get(port.end.node, -1) + 1
+            veth = naming.host_link_name(ctx.deployment, ctx.node_index[port.end.node], number)
+        sides.append((port, veth))
+    return sides
+
+
+def _port_link_ops(ctx: _Lab, port: Port, veth: str | None) -> Iterator[Op]:
+    """The node's interface of a link of one endpoint, and what is at its far side."""
+    end = port.end
+    netns = ctx.netns(ctx.node_by_name[end.node])
+    assert netns is not None  # the validator's rule
+    if port.type == "dummy":
+        yield CreateDummy(netns, end.ifname, port.mtu)
+    elif port.type == "vxlan":
+        assert port.remote is not None and port.vni is not None
+        yield CreateTunnel(
+            netns, end.ifname, port.vni, port.remote, port.port, port.parent, port.mtu
+        )
+    else:
+        assert veth is not None
+        yield CreateVethPair(
+            name=veth,
+            peer_netns=netns,
+            peer_ifname=end.ifname,
+            peer_mac=None,
+            mtu=port.mtu,
+            group=naming.link_group(ctx.deployment),
+            alias=naming.link_alias(ctx.deployment),
+        )
+        if port.host_ifname is not None:
+            yield SetAltname(veth, port.host_ifname)
+        yield SetLinkUp(None, veth)
+    yield SetLinkUp(netns, end.ifname)
+
+
+def _port_address_ops(ctx: _Lab, port: Port, veth: str | None) -> Iterator[Op]:
+    netns = ctx.netns(ctx.node_by_name[port.end.node])
+    assert netns is not None
+    for address in (port.end.ipv4, port.end.ipv6):
+        if address is not None:
+            yield AddAddress(netns, port.end.ifname, address)
+    for address in (port.host_ipv4, port.host_ipv6):
+        if address is not None and veth is not None:
+            yield AddAddress(None, veth, address)
 
 
 def _spawn_op(ctx: _Lab, node: Node) -> SpawnNode:

@@ -25,6 +25,7 @@ from labplan.model import (
     Mount,
     Network,
     Node,
+    Port,
     Shaping,
 )
 from labplan.units import format_percent, format_rate, format_size, format_time
@@ -41,7 +42,7 @@ def dump(lab: Labfile) -> dict[str, Any]:
         "nodes": {n.name: _node(n, lab) for n in lab.nodes},
     }
     if version >= 2:
-        document["links"] = [_link(link) for link in lab.links]
+        document["links"] = _links(lab)
     if lab.volumes:
         document["volumes"] = {v.name: {"size": format_size(v.size)} for v in lab.volumes}
     if lab.scenarios:
@@ -225,6 +226,31 @@ def _attachment(attachment: Attachment, driver: str) -> dict[str, Any]:
         for option in ATTACHMENT.fields
         if _applies(option, driver) and values[option.name] is not None
     }
+
+
+def _links(lab: Labfile) -> list[dict[str, Any]]:
+    """Veth links and links of one endpoint, each back at its place in the labfile."""
+    ports = {port.index: port for port in lab.ports}
+    veths = iter(lab.links)
+    return [
+        _port(ports[index]) if index in ports else _link(next(veths))
+        for index in range(len(lab.links) + len(lab.ports))
+    ]
+
+
+def _port(port: Port) -> dict[str, Any]:
+    document: dict[str, Any] = {"type": port.type, "endpoints": [port.end.endpoint]}
+    for family, host in (("ipv4", port.host_ipv4), ("ipv6", port.host_ipv6)):
+        if (address := getattr(port.end, family)) is not None:
+            document[family] = [address] if host is None else [address, host]
+    document["mtu"] = port.mtu
+    if port.host_ifname is not None:
+        document["host_ifname"] = port.host_ifname
+    if port.type == "vxlan":
+        document |= {"remote": port.remote, "vni": port.vni, "port": port.port}
+        if port.parent is not None:
+            document["parent"] = port.parent
+    return document
 
 
 def _link(link: Link) -> dict[str, Any]:

@@ -62,6 +62,10 @@ def _needs(op: ops.Op) -> list[str]:
             return wanted
         case ops.CreatePeerLink():
             return ["veth"]
+        case ops.CreateDummy():
+            return ["dummy"]
+        case ops.CreateTunnel():
+            return ["vxlan"]
         case ops.SetCgroupLimit():
             return [f"cgroup controller {KEY_CONTROLLER.get(op.key, op.key)}"]
         case ops.SpawnNode() if "user" in op.namespaces:

@@ -519,16 +519,29 @@ ENDPOINT = Field(
     "endpoint", "endpoint", "node:ifname.", pattern=ENDPOINT_PATTERN, pattern_hint=ENDPOINT_HINT
 )
 
+LINK_TYPES = ("veth", "dummy", "host", "vxlan")
 LINK = ObjectSpec(
     "link",
-    "A point-to-point link: a veth pair between two node interfaces.",
+    "A point-to-point link: a veth pair between two node interfaces; or, by its type, an "
+    "interface of one node whose far side is not a node: a dummy, a veth into the host's "
+    "own namespace (admins only) or a VXLAN tunnel to a remote endpoint (admins only).",
     (
+        Field(
+            "type",
+            "choice",
+            "veth: between two nodes; dummy: an interface that goes nowhere; host: a veth "
+            "whose other end is in the host's namespace; vxlan: a tunnel to `remote`.",
+            default="veth",
+            choices=LINK_TYPES,
+            since=2,
+        ),
         Field(
             "endpoints",
             "list",
-            "The two ends, as node:ifname, like [r1:eth1, r2:eth1].",
+            "The two ends, as node:ifname, like [r1:eth1, r2:eth1]; one end for a link of "
+            "type dummy, host or vxlan.",
             default=REQUIRED,
-            min_items=2,
+            min_items=1,
             max_items=2,
             scope="a link",
             label="endpoints",
@@ -538,8 +551,9 @@ LINK = ObjectSpec(
             "ipv4",
             "list",
             "The ends' IPv4 addresses with their prefix, in the endpoints' order, like "
-            "[10.0.12.1/30, 10.0.12.2/30]; one subnet.",
-            min_items=2,
+            "[10.0.12.1/30, 10.0.12.2/30]; one subnet. A dummy or vxlan link has the node's "
+            "alone; a host link the node's and, optionally, the host side's.",
+            min_items=1,
             max_items=2,
             scope="a link",
             label="IPv4 addresses",
@@ -549,14 +563,45 @@ LINK = ObjectSpec(
             "ipv6",
             "list",
             'The ends\' IPv6 addresses with their prefix, like ["fd00:12::1/64", '
-            '"fd00:12::2/64"]; one subnet.',
-            min_items=2,
+            '"fd00:12::2/64"]; one subnet, given as for ipv4.',
+            min_items=1,
             max_items=2,
             scope="a link",
             label="IPv6 addresses",
             item=Field("ipv6", "interface6", "An IPv6 address with its prefix."),
         ),
         Field("mtu", "integer", "Link MTU, 68..65535.", default=1500, minimum=68, maximum=65535),
+        Field(
+            "host_ifname",
+            "ifname",
+            "type host: the name the host side also answers to (an alternative name of the "
+            "veth, which labmgr names itself).",
+            since=2,
+        ),
+        Field("remote", "ip", "type vxlan: the far tunnel endpoint's address.", since=2),
+        Field(
+            "vni",
+            "integer",
+            "type vxlan: the VXLAN network identifier, 1..16777215.",
+            minimum=1,
+            maximum=16777215,
+            since=2,
+        ),
+        Field(
+            "port",
+            "integer",
+            "type vxlan: the UDP port of the tunnel, 1..65535 (4789 when absent).",
+            minimum=1,
+            maximum=65535,
+            since=2,
+        ),
+        Field(
+            "parent",
+            "ifname",
+            "type vxlan: the host interface the tunnel goes out of (the host's route to "
+            "`remote` when absent).",
+            since=2,
+        ),
         Field(
             "impairments",
             "link_impairments",

@@ -39,11 +39,18 @@ def validate(data: object) -> Labfile:
     return lab
 
 
+# The types of link that reach out of the lab, which only an admin may make, and why.
+PORT_REACHES = {
+    "host": "its other end is in the host's own network namespace",
+    "vxlan": "it tunnels out of the host, to an endpoint outside the lab",
+}
+
+
 def admin_requirements(lab: Labfile) -> list[FieldError]:
     """The fields of `lab` that reach the host, which only an admin may deploy, in
     document order: a network of a driver only admins may use (host), a host interface
     as parent, a directory as root filesystem, a namespace turned off, a privileged
-    node, a host path mounted into a node."""
+    node, a host path mounted into a node, a link into the host's namespace or out of it."""
     needs: list[FieldError] = []
     for network in lab.networks:
         if reason := DRIVERS[network.driver].admin_only:
@@ -87,4 +94,12 @@ def admin_requirements(lab: Labfile) -> list[FieldError]:
                         "node; use a volume of the lab",
                     )
                 )
+    for port in lab.ports:
+        if port.type in PORT_REACHES:
+            needs.append(
+                FieldError(
+                    f"links.{port.index}.type",
+                    f"only an admin may make a {port.type} link: {PORT_REACHES[port.type]}",
+                )
+            )
     return needs

@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from labplan.drivers import DRIVERS
-from labplan.model import Link, LinkEnd, Network, Shaping
+from labplan.model import Link, LinkEnd, Network, Port, Shaping
+from labplan.naming import LABMGR_NAME_RE
 from labplan.network_rules import impairments
 from labplan.structure import INVALID, Checker, check_ifname
 from labplan.units import UnitError
@@ -29,6 +30,7 @@ class Links:
     """The lab's valid links, and what each node's own checks need of them."""
 
     valid: list[Link] = field(default_factory=list)
+    ports: list[Port] = field(default_factory=list)  # the links of one endpoint
     # node -> ifname -> the path of the link that takes it ("links.0")
     ifnames: dict[str, dict[str, str]] = field(default_factory=dict)
     # node -> the subnets its link ends are on, for the `via` of its routes
@@ -48,20 +50,31 @@ def check_links(
         return links
     ends: dict[str, str] = {}  # endpoint -> the path of the link it is an end of
     subnets: list[tuple[Subnet, str]] = []  # each link's, with its path
-    found: list[tuple[int, Link]] = []
+    found: list[tuple[int, Link | Port]] = []
     for index, entry in enumerate(raw):
         path = f"links.{index}"
         if entry is INVALID:
+            continue
+        if entry.get("type", "veth") != "veth":
+            port = _port(checker, path, index, entry, nodes, networks, ends, subnets)
+            if port is not None:
+                found.append((index, port))
             continue
         link = _link(checker, path, entry, nodes, networks, ends, subnets)
         if link is not None:
             found.append((index, link))
     overlapping = _check_overlaps(checker, networks, subnets)
-    for index, link in found:
-        if f"links.{index}" in overlapping:
+    for index, made in found:
+        path = f"links.{index}"
+        if path in overlapping:
             continue
-        links.valid.append(link)
-        for end in link.ends:
+        if isinstance(made, Port):
+            links.ports.append(made)
+            link_ends: tuple[LinkEnd, ...] = (made.end,)
+        else:
+            links.valid.append(made)
+            link_ends = made.ends
+        for end in link_ends:
             links.ifnames.setdefault(end.node, {})[end.ifname] = path
             for address in (end.ipv4, end.ipv6):
                 if address is not None:
@@ -83,6 +96,16 @@ def _link(
     endpoints = raw.get("endpoints")
     if endpoints is None or endpoints is INVALID or INVALID in endpoints:
         return None
+    if len(endpoints) != 2:
+        checker.error(
+            f"{path}.endpoints",
+            "a veth link has two endpoints, like [r1:eth1, r2:eth1]; give a type (dummy, "
+            "host or vxlan) for an interface whose far side is not a node",
+        )
+        return None
+    for key in PORT_KEYS:
+        if key in raw:
+            checker.error(f"{path}.{key}", f"{key} is a key of a link of type {PORT_KEYS[key]}")
     parsed = [
         _endpoint(checker, f"{path}.endpoints.{i}", e, nodes, networks)
         for i, e in enumerate(endpoints)
@@ -157,6 +180,9 @@ def _addresses(
     """The two ends' addresses, in one subnet that no network or other link of the lab
     overlaps; None when not given or after an error."""
     if raw is None or raw is INVALID or INVALID in raw:
+        return None
+    if len(raw) != 2:
+        checker.error(path, "a veth link has one address for each of its two ends")
         return None
     first, second = (ipaddress.ip_interface(a) for a in raw)
     before = checker.count
@@ -245,3 +271,126 @@ def _impairments(checker: Checker, path: str, raw: Any, endpoints: list[str]) ->
         if shaping is not None and shaping is not INVALID:
             result[key] = shaping
     return result
+
+
+# The keys only a link of one endpoint has, and the type they belong to.
+PORT_KEYS = {
+    "host_ifname": "host",
+    "remote": "vxlan",
+    "vni": "vxlan",
+    "port": "vxlan",
+    "parent": "vxlan",
+}
+_PORT_WHAT = {
+    "dummy": "a dummy interface",
+    "host": "a veth into the host's namespace",
+    "vxlan": "a VXLAN tunnel",
+}
+
+
+def _port(
+    checker: Checker,
+    path: str,
+    index: int,
+    raw: Any,
+    nodes: Mapping[str, Any],
+    networks: Mapping[str, Network],
+    ends: dict[str, str],
+    subnets: list[tuple[Subnet, str]],
+) -> Port | None:
+    """A link of one endpoint: the node's interface, and what is at its far side."""
+    kind = raw["type"]
+    before = checker.count
+    endpoints = raw.get("endpoints")
+    if endpoints is None or endpoints is INVALID or INVALID in endpoints:
+        return None
+    if len(endpoints) != 1:
+        checker.error(
+            f"{path}.endpoints",
+            f"a {kind} link has one endpoint, the node's interface ({_PORT_WHAT[kind]}), "
+            "like [r1:eth1]",
+        )
+        return None
+    parsed = _endpoint(checker, f"{path}.endpoints.0", endpoints[0], nodes, networks)
+    taken = ends.setdefault(endpoints[0], path)
+    if taken != path:
+        checker.error(f"{path}.endpoints.0", f"{endpoints[0]} is already an end of {taken}")
+    for key, owner in PORT_KEYS.items():
+        if key in raw and owner != kind:
+            checker.error(f"{path}.{key}", f"{key} is a key of a link of type {owner}")
+    if "impairments" in raw:
+        checker.error(f"{path}.impairments", "impairments are of veth links between two nodes")
+    for key in ("host_ifname", "parent"):
+        if isinstance(name := raw.get(key), str) and LABMGR_NAME_RE.fullmatch(name):
+            checker.error(f"{path}.{key}", f"{name} is a name labmgr keeps for its own links")
+    if kind == "vxlan":
+        for key in ("remote", "vni"):
+            if key not in raw:
+                checker.error(f"{path}.{key}", f"a vxlan link needs its {key}")
+        remote = raw.get("remote")
+        if isinstance(remote, str) and (problem := _remote_problem(remote)):
+            checker.error(f"{path}.remote", problem)
+    addresses = {
+        family: _port_addresses(checker, f"{path}.{family}", raw.get(family), kind, subnets, path)
+        for family in ("ipv4", "ipv6")
+    }
+    if checker.count > before or parsed is None or INVALID in raw.values():
+        return None
+    v4, v6 = addresses["ipv4"] or [None, None], addresses["ipv6"] or [None, None]
+    node, ifname = parsed
+    return Port(
+        index=index,
+        type=kind,
+        end=LinkEnd(node=node, ifname=ifname, ipv4=v4[0], ipv6=v6[0]),
+        mtu=raw.get("mtu", 1500),
+        host_ifname=raw.get("host_ifname"),
+        host_ipv4=v4[1],
+        host_ipv6=v6[1],
+        remote=raw.get("remote"),
+        vni=raw.get("vni"),
+        port=raw.get("port", 4789),
+        parent=raw.get("parent"),
+    )
+
+
+def _remote_problem(remote: str) -> str:
+    address = ipaddress.ip_address(remote)
+    if address.is_unspecified or address.is_loopback or address.is_multicast:
+        return f"{remote} is not the unicast address of a remote tunnel endpoint"
+    return ""
+
+
+def _port_addresses(
+    checker: Checker,
+    path: str,
+    raw: Any,
+    kind: str,
+    subnets: list[tuple[Subnet, str]],
+    link: str,
+) -> list[str | None] | None:
+    """The node's address and, for a host link, the host side's: one subnet."""
+    if raw is None or raw is INVALID or INVALID in raw:
+        return None
+    if len(raw) == 2 and kind != "host":
+        checker.error(f"{path}.1", f"a {kind} link has one address, the node's interface's")
+        return None
+    given = [ipaddress.ip_interface(a) for a in raw]
+    before = checker.count
+    if kind != "dummy":  # a dummy's address may be a host route: a loopback address
+        for i, interface in enumerate(given):
+            if problem := _host_problem(interface):
+                checker.error(f"{path}.{i}", problem)
+    if len(given) == 2 and checker.count == before:
+        first, second = given
+        if second.network != first.network:
+            checker.error(
+                f"{path}.1",
+                f"{second} is not in the subnet of the node's end, {first.network}: both "
+                "ends of a link are in one subnet",
+            )
+        elif second.ip == first.ip:
+            checker.error(f"{path}.1", f"{second.ip} is already the node's address")
+    if checker.count > before:
+        return None
+    subnets.append((given[0].network, link))
+    return [str(given[0]), str(given[1]) if len(given) == 2 else None]

@@ -209,6 +209,26 @@ class Link:
 
 
 @dataclass(frozen=True)
+class Port:
+    """An interface of one node whose far side is not a node of the lab (labfile 2 `links`
+    of one endpoint, by their type): a dummy; a veth whose other end is in the host's own
+    namespace, optionally with an address and a name of the user's; or a VXLAN tunnel to
+    a remote endpoint, over the host's route to it or over `parent`."""
+
+    index: int  # its position among the labfile's links
+    type: str  # "dummy" | "host" | "vxlan"
+    end: LinkEnd  # the node's interface and addresses (no impairments)
+    mtu: int = 1500
+    host_ifname: str | None = None  # host: an alternative name of the host side
+    host_ipv4: str | None = None  # host: the host side's addresses
+    host_ipv6: str | None = None
+    remote: str | None = None  # vxlan
+    vni: int | None = None
+    port: int = 4789
+    parent: str | None = None
+
+
+@dataclass(frozen=True)
 class ScenarioStep:
     """One timed action of a scenario: `at` microseconds after its run starts, and the
     action as JSON text (`{"down": "r1:eth1"}`), checked against the lab."""
@@ -241,6 +261,7 @@ class Labfile:
     links: tuple[Link, ...] = ()  # in the labfile's order
     scenarios: tuple[Scenario, ...] = ()  # sorted by name (labfile 2)
     volumes: tuple[Volume, ...] = ()  # sorted by name (labfile 2)
+    ports: tuple[Port, ...] = ()  # the links of one endpoint, in the labfile's order
 
     @property
     def version(self) -> int:
@@ -248,7 +269,9 @@ class Labfile:
         labfile 2 has (links, impairments, IPv6, VLANs, exec)."""
         shapings = [n.shaping for n in self.networks]
         shapings += [a.impairments for node in self.nodes for a in node.networks]
-        if self.links or any(a.impairments for node in self.nodes for a in node.networks):
+        if self.links or self.ports:
+            return 2
+        if any(a.impairments for node in self.nodes for a in node.networks):
             return 2
         if self.scenarios or self.volumes:
             return 2

@@ -89,6 +89,12 @@ def veth_name(deployment: int, node_index: int, attachment_index: int) -> str:
     return f"{name_prefix(deployment)}v{node}x{_check_index(attachment_index)}"
 
 
+def host_link_name(deployment: int, node_index: int, number: int) -> str:
+    """The host-side end of a node's `number`th link into the host's namespace: counted
+    down from the last attachment index, which a node's networks never reach."""
+    return veth_name(deployment, node_index, MAX_INDEX - number)
+
+
 def vxlan_name(deployment: int, network_index: int) -> str:
     return f"{name_prefix(deployment)}x{_check_index(network_index)}"
 

@@ -110,6 +110,8 @@ def field_checkers(ctx: Deployment) -> dict[tuple[str, str], Check]:
         ("set_sysctl", "key"): pattern(SYSCTL_RE, "a net.* sysctl"),
         ("set_sysctl", "value"): pattern(SYSCTL_VALUE_RE, "a sysctl value"),
         ("set_sysctl", "netns"): owned["n"],
+        ("create_tunnel", "parent"): _optional(lambda v: _parent(v, ctx)),
+        ("set_altname", "altname"): _altname,
     } | {
         (op.kind, name): _choice(values)
         for op, made in OP_TRAITS.items()
@@ -171,6 +173,7 @@ def field_checkers(ctx: Deployment) -> dict[tuple[str, str], Check]:
         "size": _integer(1 << 20, MAX_VOLUME_SIZE),
         "mounts": _mounts,
         "timeout": _integer(1, 3600),
+        "remote": _ip_address(),
     }
     return {
         (op.kind, f.name): by_kind.get((op.kind, f.name)) or by_name[f.name]
@@ -272,6 +275,14 @@ def _parent(value: object, ctx: Deployment) -> str:
         return str(_owned(ctx, "b")(name))
     if naming.LABMGR_NAME_RE.fullmatch(name) or name == "lo":
         raise Invalid(f"{name!r} is not a bridge of deployment {ctx.token} or a host link")
+    return name
+
+
+def _altname(value: object) -> str:
+    """A name of the user's for a host link: never one that looks like labmgr's own."""
+    name = _ifname(value)
+    if naming.LABMGR_NAME_RE.fullmatch(name) or name == "lo":
+        raise Invalid(f"{name!r} is a name labmgr keeps for its own links")
     return name
 
 

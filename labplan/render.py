@@ -22,14 +22,17 @@ from labplan.ops import (
     AddAddress,
     AddRoute,
     CreateCgroup,
+    CreateDummy,
     CreateNetns,
     CreatePeerLink,
+    CreateTunnel,
     CreateVolume,
     ExecInNode,
     HostPlan,
     Op,
     Plan,
     PullImage,
+    SetAltname,
     SetCgroupLimit,
     SetLinkUp,
     SetShaping,
@@ -53,6 +56,8 @@ _PHASES: dict[type[Op], Phase] = {
     CreateNetns: Phase.NETNS,
     CreateCgroup: Phase.CGROUPS,
     CreatePeerLink: Phase.LINKS,
+    CreateDummy: Phase.LINKS,
+    CreateTunnel: Phase.LINKS,
     SetCgroupLimit: Phase.CGROUPS,
     AddRoute: Phase.ADDRESSES,
     SetShaping: Phase.ADDRESSES,
@@ -164,6 +169,16 @@ def render_op(op: Op, shared: _SharedHosts | None = None) -> list[str]:
                 f"ip -n {op.netns} link add {shlex.quote(op.ifname)} mtu {op.mtu} type veth"
                 f" peer name {shlex.quote(op.peer_ifname)} netns {op.peer_netns} mtu {op.mtu}"
             ]
+        case CreateDummy(netns=netns, ifname=ifname, mtu=mtu):
+            return [f"ip -n {netns} link add {shlex.quote(ifname)} mtu {mtu} type dummy"]
+        case CreateTunnel():
+            via = f" dev {shlex.quote(op.parent)}" if op.parent else ""
+            return [
+                f"ip link add {shlex.quote(op.ifname)} netns {op.netns} mtu {op.mtu} type vxlan"
+                f" id {op.vni} remote {op.remote} dstport {op.port}{via}"
+            ]
+        case SetAltname(link=link, altname=altname):
+            return [f"ip link property add dev {link} altname {shlex.quote(altname)}"]
         case AddRoute(netns=netns, dst=dst, via=via):
             target = "default" if dst in ("0.0.0.0/0", "::/0") else dst
             family = " -6" if ":" in dst else ""

@@ -73,6 +73,7 @@ def build_lab(checker: Checker, tree: Tree) -> Labfile | None:
         networks=tuple(sorted(networks.valid.values(), key=lambda n: n.name)),
         nodes=tuple(sorted(nodes, key=lambda n: n.name)),
         links=tuple(links.valid),
+        ports=tuple(links.ports),
         volumes=volumes_of(tree.get("volumes", {})),
     )
     scenarios = check_scenarios(checker, lab, tree.get("scenarios", {}))
@@ -93,6 +94,7 @@ def _check_joins(
     """A node that joins another's network namespace has none of its own to attach, route
     or link: it joins a node of this lab that has one (not the host's) and joins no one."""
     linked = {end for link in links.valid for end in (e.node for e in link.ends)}
+    linked |= {port.end.node for port in links.ports}
     for name, raw in raw_nodes.items():
         if raw is INVALID or (owner := joined_node(raw)) is None:
             continue

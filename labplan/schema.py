@@ -15,6 +15,7 @@ from labplan.drivers import DRIVERS
 from labplan.fields import (
     IFNAME_PATTERN,
     LABFILE,
+    LINK,
     MAC_PATTERN,
     NETWORK,
     NO_DEFAULT,
@@ -23,6 +24,7 @@ from labplan.fields import (
     Field,
     ObjectSpec,
 )
+from labplan.link_rules import PORT_KEYS
 from labplan.model import LABFILE_VERSIONS
 from labplan.units import PERCENT_PATTERN, RATE_PATTERN, SIZE_PATTERN, TIME_PATTERN
 
@@ -58,7 +60,35 @@ def _object(spec: ObjectSpec) -> Schema:
         schema["allOf"] = [_driver_rules(driver) for driver in DRIVERS]
     if spec is NODE:
         schema.update(_NODE_RULES)
+    if spec is LINK:
+        schema["allOf"] = _LINK_RULES
     return schema
+
+
+# A veth link has two endpoints and none of the keys of a link of one endpoint, whose
+# type's keys are its own; a vxlan link names its remote and VNI.
+_LINK_RULES: list[Schema] = [
+    {
+        "if": {"properties": {"type": {"const": "veth"}}},
+        "then": {
+            "properties": {"endpoints": {"minItems": 2}},
+            "not": {"anyOf": [{"required": [key]} for key in PORT_KEYS]},
+        },
+        "else": {"properties": {"endpoints": {"maxItems": 1}}},
+    },
+    *(
+        {
+            "if": {"properties": {"type": {"const": kind}}, "required": ["type"]},
+            "then": {
+                "not": {
+                    "anyOf": [{"required": [k]} for k, owner in PORT_KEYS.items() if owner != kind]
+                },
+                **({"required": ["remote", "vni"]} if kind == "vxlan" else {}),
+            },
+        }
+        for kind in ("dummy", "host", "vxlan")
+    ),
+]
 
 
 # A node runs an image or a rootfs, not both; only a node of an image has an entrypoint.

@@ -111,8 +111,12 @@ def target_of(op: ops.Op) -> str:
             return name
         case ops.AttachToBridge():
             return f"{op.link} -> {op.bridge}"
-        case ops.CreateMacvlan() | ops.CreateIpvlan() | ops.CreateVlan():
+        case ops.CreateMacvlan() | ops.CreateIpvlan() | ops.CreateVlan() | ops.CreateDummy():
             return f"{op.netns}:{op.ifname}"
+        case ops.CreateTunnel():
+            return f"{op.netns}:{op.ifname} -> {op.remote}"
+        case ops.SetAltname():
+            return f"{op.link} ({op.altname})"
         case ops.SetPortVlans():
             return f"{op.link} pvid {op.pvid} tagged {','.join(map(str, op.tagged)) or '-'}"
         case ops.AddBridgeVlan():
@@ -409,6 +413,12 @@ class Executor:
                 driver.ensure_veth(op)
             case ops.CreatePeerLink():
                 driver.ensure_peer_link(op)
+            case ops.CreateDummy():
+                driver.ensure_dummy(op)
+            case ops.CreateTunnel():
+                driver.ensure_tunnel(op)
+            case ops.SetAltname():
+                driver.set_altname(op.link, op.altname)
             case ops.AttachToBridge():
                 driver.attach(op.link, op.bridge)
             case ops.CreateMacvlan():

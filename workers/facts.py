@@ -21,7 +21,7 @@ from workers.kernel import cgroups, syscalls
 if TYPE_CHECKING:
     from pyroute2 import IPRoute  # type: ignore[import-untyped]
 
-LINK_KINDS = ("veth", "bridge", "macvlan", "ipvlan", "vxlan", "vlan")
+LINK_KINDS = ("veth", "bridge", "macvlan", "ipvlan", "vxlan", "vlan", "dummy")
 QDISCS = ("tbf", "htb", "netem")
 PROBE = "lmprobe"  # throwaway names carry the prefix so a sweep would find leftovers
 
@@ -114,6 +114,7 @@ def _try_kinds(ipr: IPRoute) -> tuple[str, ...]:
         "ipvlan": {"kind": "ipvlan", "link": parent, "ipvlan_mode": 0},
         "vxlan": {"kind": "vxlan", "vxlan_id": 42, "vxlan_port": 4789},
         "vlan": {"kind": "vlan", "link": parent, "vlan_id": 42},
+        "dummy": {"kind": "dummy"},
     }
     for kind, spec in attempts.items():
         try:

@@ -119,6 +119,8 @@ PHASES: dict[type[ops.Op], str] = {
     ops.IsolateBridge: "networks",
     ops.CreateVethPair: "links",
     ops.CreatePeerLink: "links",
+    ops.CreateDummy: "links",
+    ops.CreateTunnel: "links",
     ops.CreateMacvlan: "links",
     ops.CreateIpvlan: "links",
     ops.CreateVlan: "links",

@@ -166,7 +166,11 @@ class Link(models.Model):
     """A point-to-point link of a lab (labfile 2 `links`): a veth pair between an
     interface of node A and one of node B, in the labfile's order. Each end holds its
     address in interface form ("10.0.12.1/30", "" for none) and the impairments of what
-    it sends, as exported (NULL for none)."""
+    it sends, as exported (NULL for none).
+
+    A link of one endpoint (`type` dummy, host or vxlan) has node A's interface alone:
+    no node B, the host side's addresses of a host link in B's columns, and the keys of
+    its type (host_ifname, remote, vni, port, parent) in `options`."""
 
     lab = models.ForeignKey(Lab, on_delete=models.CASCADE, related_name="links")
     position = models.PositiveSmallIntegerField()
@@ -175,12 +179,16 @@ class Link(models.Model):
     ipv4_a = models.CharField(max_length=18, blank=True, default="")
     ipv6_a = models.CharField(max_length=43, blank=True, default="")
     impairments_a = models.JSONField(null=True, blank=True)
-    node_b = models.ForeignKey(Node, on_delete=models.CASCADE, related_name="links_as_b")
-    ifname_b = models.CharField(max_length=15)
+    node_b = models.ForeignKey(
+        Node, on_delete=models.CASCADE, related_name="links_as_b", null=True, blank=True
+    )
+    ifname_b = models.CharField(max_length=15, blank=True, default="")
     ipv4_b = models.CharField(max_length=18, blank=True, default="")
     ipv6_b = models.CharField(max_length=43, blank=True, default="")
     impairments_b = models.JSONField(null=True, blank=True)
     mtu = models.PositiveIntegerField(default=1500)
+    type = models.CharField(max_length=8, default="veth")
+    options = models.JSONField(default=dict, blank=True)
 
     class Meta:
         ordering = ["lab_id", "position"]
@@ -199,4 +207,8 @@ class Link(models.Model):
 
     @property
     def endpoint_b(self) -> str:
+        """The far end: node B's interface, or what a link of one endpoint leads to."""
+        if self.node_b is None:
+            far = {"host": "the host", "vxlan": f"vxlan to {self.options.get('remote')}"}
+            return far.get(self.type, self.type)
         return f"{self.node_b.name}:{self.ifname_b}"

@@ -14,6 +14,7 @@ from django.db.models import Prefetch
 
 from labmgr.labs.models import Attachment, Lab, Link, Network, Node
 from labplan import labfile as labfile_module
+from labplan.link_rules import PORT_KEYS
 from labplan.model import Labfile
 
 # Network options held in string columns, "" meaning absent.
@@ -48,7 +49,7 @@ _NODE_KEYS = frozenset(
     }
 )
 _ATTACHMENT_KEYS = frozenset({"ipv4", "ipv6", "ifname", "mac", "vlan", "vlans", "impairments"})
-_LINK_KEYS = frozenset({"endpoints", "ipv4", "ipv6", "mtu", "impairments"})
+_LINK_KEYS = frozenset({"endpoints", "ipv4", "ipv6", "mtu", "impairments", "type", *PORT_KEYS})
 
 
 def lab_to_tree(lab: Lab) -> dict[str, Any]:
@@ -194,6 +195,8 @@ def _attachment_tree(attachment: Attachment) -> dict[str, Any]:
 
 
 def _link_tree(link: Link) -> dict[str, Any]:
+    if link.node_b is None:
+        return _port_tree(link)
     # The export's own shape: one set of impairments when both ends send alike, else a
     # set per sending end.
     ends = [
@@ -211,6 +214,19 @@ def _link_tree(link: Link) -> dict[str, Any]:
     else:
         tree["impairments"] = {end[0]: dict(end[3]) for end in ends if end[3] is not None}
     return tree
+
+
+def _port_tree(link: Link) -> dict[str, Any]:
+    """A link of one endpoint: node A's end, and the host side's addresses of a host link."""
+    tree: dict[str, Any] = {"type": link.type, "endpoints": [link.endpoint_a]}
+    for family, ends in (
+        ("ipv4", (link.ipv4_a, link.ipv4_b)),
+        ("ipv6", (link.ipv6_a, link.ipv6_b)),
+    ):
+        if ends[0]:
+            tree[family] = [address for address in ends if address]
+    tree["mtu"] = link.mtu
+    return tree | dict(link.options)
 
 
 def _network_row(lab: Lab, name: str, tree: dict[str, Any]) -> Network:
@@ -275,6 +291,8 @@ def _attachment_row(
 
 def _link_row(lab: Lab, position: int, tree: dict[str, Any], nodes: dict[str, Node]) -> Link:
     _check_keys(f"links.{position}", tree, _LINK_KEYS)
+    if tree.get("type", "veth") != "veth":
+        return _port_row(lab, position, tree, nodes)
     (node_a, ifname_a), (node_b, ifname_b) = (e.split(":", 1) for e in tree["endpoints"])
     ipv4 = tree.get("ipv4") or ["", ""]
     ipv6 = tree.get("ipv6") or ["", ""]
@@ -298,6 +316,25 @@ def _link_row(lab: Lab, position: int, tree: dict[str, Any], nodes: dict[str, No
         ipv6_b=ipv6[1],
         impairments_b=sent[1],
         mtu=tree["mtu"],
+    )
+
+
+def _port_row(lab: Lab, position: int, tree: dict[str, Any], nodes: dict[str, Node]) -> Link:
+    node, ifname = tree["endpoints"][0].split(":", 1)
+    ipv4 = [*(tree.get("ipv4") or []), "", ""]
+    ipv6 = [*(tree.get("ipv6") or []), "", ""]
+    return Link(
+        lab=lab,
+        position=position,
+        type=tree["type"],
+        node_a=nodes[node],
+        ifname_a=ifname,
+        ipv4_a=ipv4[0],
+        ipv6_a=ipv6[0],
+        ipv4_b=ipv4[1],
+        ipv6_b=ipv6[1],
+        mtu=tree["mtu"],
+        options={key: tree[key] for key in PORT_KEYS if key in tree},
     )
 
 

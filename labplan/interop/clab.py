@@ -37,8 +37,9 @@ import yaml
 
 from labplan.bounds import DEFAULT_VOLUME_SIZE
 from labplan.errors import LabfileError
+from labplan.interop import clab_ports
 from labplan.interop.common import LAB_NAME, Exported, Imported, Importer, Note, labfile_name
-from labplan.model import Attachment, Labfile, Mount, Network, Node
+from labplan.model import Attachment, Labfile, Mount, Network, Node, Port
 
 MGMT_NETWORK = "clab"
 MGMT_SUBNET = "172.20.20.0/24"
@@ -125,22 +126,20 @@ MACVLAN_KEYS = ("type", "endpoint", "host-interface", "mode", "mtu", "vars", "la
 MACVLAN_MODES = ("bridge", "private", "vepa", "passthru")
 # Extended link types with no labfile form: why, and what labmgr offers instead.
 LINK_TYPES_REFUSED = {
-    "host": "its other end is an interface in the host's own network namespace, and a "
-    "lab's links stay inside the lab; reach the outside through a bridge network with a "
-    "gateway (NAT out), or, as an admin, a macvlan link on a host interface",
     "mgmt-net": "it is a second interface on the management bridge, and a labfile node "
     "joins a network once (every node joins it on eth0); link the node to a bridge node "
     "instead",
-    "vxlan": "it tunnels to a VXLAN endpoint outside the lab (remote), and labmgr's overlay "
-    "networks join only the lab's own hosts; put the far side's nodes in this lab, on a "
-    "network of driver overlay",
-    "vxlan-stitch": "it tunnels to a VXLAN endpoint outside the lab (remote), and labmgr's "
-    "overlay networks join only the lab's own hosts; put the far side's nodes in this lab, "
-    "on a network of driver overlay",
-    "dummy": "a node cannot make a dummy interface of its own unless privileged (admins "
-    "only: exec ip link add NAME type dummy); link the node to another node instead",
 }
-_SPECIAL_ENDPOINTS = {"host": "host", "mgmt-net": "mgmt-net"}
+_SPECIAL_ENDPOINTS = {"mgmt-net": "mgmt-net"}
+# The labfile keys of a link of one endpoint, and containerlab's for them.
+_PORT_ORIGINS = {
+    "endpoints.0": "endpoint",
+    "host_ifname": "host-interface",
+    "remote": "remote",
+    "vni": "vni",
+    "port": "udp-port",
+    "mtu": "mtu",
+}
 
 _SIZE = re.compile(r"^(\d+(?:\.\d+)?) ?([kmgtp])?i?b?$", re.IGNORECASE)
 _SIZE_FACTORS = {None: 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40, "p": 1 << 50}
@@ -201,7 +200,9 @@ class _Importer(Importer):
         self.bridges: dict[str, str] = {}  # containerlab bridge node -> labfile network
         self.networks: dict[str, dict[str, Any]] = {}
         self.links: list[dict[str, Any]] = []
-        self.link_ends: list[tuple[tuple[str, str], tuple[str, str]]] = []  # per link
+        # link index -> its two (node, ifname) ends; for a link of one endpoint, its one
+        self.link_ends: dict[int, tuple[tuple[str, str], tuple[str, str]]] = {}
+        self.port_ends: dict[int, tuple[str, str]] = {}
         self.bridge_ports: dict[str, list[tuple[str, str]]] = {}  # network -> (node, ifname)
         self.macvlan_ports: dict[str, list[tuple[str, str]]] = {}  # the same, of macvlans
         self.macvlan_of: dict[str, tuple[str, str]] = {}  # network -> (host interface, mode)
@@ -610,6 +611,14 @@ class _Importer(Importer):
             if kind == "macvlan":
                 self.read_macvlan(link, path)
                 continue
+            if kind in clab_ports.TYPE_KEYS:
+                self.read_port(link, path, str(kind))
+                continue
+            if (host := clab_ports.brief_host(link)) is not None:
+                end, number, host_if = host
+                ends = (f"{path}.endpoints.{number}", f"{path}.endpoints.{1 - number}")
+                self.add_port("host", end, ends, host_if, link, path)
+                continue
             if (brief := _brief_macvlan(link)) is not None:
                 end, number, host_if = brief
                 self.add_macvlan(end, f"{path}.endpoints.{number}", host_if, "bridge", link, path)
@@ -623,9 +632,9 @@ class _Importer(Importer):
             if kind != "veth":
                 self.error(f"{path}.type", f"{kind!r} is not a link type")
                 continue
-            ends = self.endpoints(link, path)
-            if ends is not None:
-                self.add_link(ends, link, path)
+            pair = self.endpoints(link, path)
+            if pair is not None:
+                self.add_link(pair, link, path)
 
     def endpoints(self, link: Mapping[str, Any], path: str) -> list[tuple[str, str, str]] | None:
         raw = link.get("endpoints")
@@ -696,8 +705,8 @@ class _Importer(Importer):
         out: dict[str, Any] = {"endpoints": [f"{self.names[a]}:{a_if}", f"{self.names[b]}:{b_if}"]}
         if "mtu" in link:
             out["mtu"] = link["mtu"]
+        self.link_ends[len(self.links)] = ((self.names[a], a_if), (self.names[b], b_if))
         self.links.append(out)
-        self.link_ends.append(((self.names[a], a_if), (self.names[b], b_if)))
 
     def mgmt_network_of(self, draft: _NodeDraft) -> bool:
         return any(
@@ -791,6 +800,69 @@ class _Importer(Importer):
             f"for admins only), on {self.names[node]}'s {ifname}",
         )
 
+    def read_port(self, link: Mapping[str, Any], path: str, kind: str) -> None:
+        """An extended link of one endpoint: host, dummy, vxlan or vxlan-stitch."""
+        for key, message in clab_ports.check_keys(link, kind):
+            self.error(f"{path}.{key}", message)
+        end = link.get("endpoint")
+        if not isinstance(end, Mapping) or not all(
+            isinstance(end.get(k), str) and end.get(k) for k in ("node", "interface")
+        ):
+            self.error(
+                f"{path}.endpoint", f"a {kind} link's endpoint names a node and an interface"
+            )
+            return
+        host_if = link.get("host-interface")
+        if kind == "host" and (not isinstance(host_if, str) or not host_if):
+            self.error(f"{path}.host-interface", "a host link names the host's interface")
+            return
+        node_end = (str(end["node"]), str(end["interface"]))
+        self.add_port(kind, node_end, (f"{path}.endpoint", f"{path}.type"), host_if, link, path)
+
+    def add_port(
+        self,
+        kind: str,
+        end: tuple[str, str],
+        paths: tuple[str, str],
+        host_if: str | None,
+        link: Mapping[str, Any],
+        path: str,
+    ) -> None:
+        """A labfile link of one endpoint, on the node's interface `end`; `paths` are
+        the file's for the node's end and for the link's type (the host's end of a brief
+        host link)."""
+        end_path, type_path = paths
+        node, ifname = end
+        if node not in self.names or node in self.bridges:
+            self.error(end_path, f"there is no node {node!r} under topology.nodes")
+            return
+        draft = self.nodes.get(self.names[node])
+        if draft is None:
+            return  # a refused node, named already
+        if ifname == MGMT_IFNAME and self.mgmt_network_of(draft):
+            self.error(end_path, "eth0 is the node's management interface; links use eth1 and on")
+            return
+        if (draft.source, ifname) in self.used:
+            self.error(end_path, f"{node}:{ifname} is already an endpoint of another link")
+            return
+        label = self.names[node]
+        out, refusals = clab_ports.labfile_link(kind, f"{label}:{ifname}", link, host_if)
+        for key, message in refusals:
+            self.error(f"{path}.{key}", message)
+        if refusals:
+            return
+        self.used.add((draft.source, ifname))
+        for key, message in clab_ports.notes(kind, link):
+            self.note(f"{path}.{key}" if key.split(".")[0] in link else path, message)
+        number = len(self.links)
+        self.links.append(out)
+        self.port_ends[number] = (label, ifname)
+        self.origins[f"links.{number}.type"] = type_path
+        for key, source in _PORT_ORIGINS.items():
+            self.origins[f"links.{number}.{key}"] = (
+                end_path if key == "endpoints.0" else f"{path}.{source}"
+            )
+
     # addresses and routes from exec
 
     def settle_addresses(self) -> None:
@@ -799,7 +871,12 @@ class _Importer(Importer):
         keep: dict[str, dict[int, list[str]]] = {
             k: dict(d.exec_index) for k, d in self.nodes.items()
         }
-        for number, ends in enumerate(self.link_ends):
+        for number, (node, ifname) in self.port_ends.items():
+            for family, key in (("v4", "ipv4"), ("v6", "ipv6")):
+                if len(addresses := self.iface_of(node, ifname, family)) == 1:
+                    self.links[number][key] = [str(addresses[0])]
+                    self.consume(node, ifname, family, f"links.{number}.{key}")
+        for number, ends in self.link_ends.items():
             for family in ("v4", "v6"):
                 pair = [self.iface_of(node, ifname, family) for node, ifname in ends]
                 if (
@@ -1095,8 +1172,14 @@ class _Exporter:
                 )
         for node in self.lab.nodes:
             nodes[node.name] = self.node_tree(node)
-        for number, link in enumerate(self.lab.links):
+        ports = {port.index: port for port in self.lab.ports}
+        veths = iter(self.lab.links)
+        for number in range(len(self.lab.links) + len(ports)):
             path = f"links.{number}"
+            if number in ports:
+                links.append(self.port_link(ports[number], nodes))
+                continue
+            link = next(veths)
             ends = [f"{end.node}:{end.ifname}" for end in link.ends]
             if link.mtu != 1500:
                 links.append(
@@ -1140,6 +1223,20 @@ class _Exporter:
         out["topology"] = topology
         text = yaml.safe_dump(out, sort_keys=False, default_flow_style=False, allow_unicode=True)
         return Exported(text, tuple(self.notes))
+
+    def port_link(self, port: Port, nodes: dict[str, Any]) -> dict[str, Any]:
+        """The extended link of a labfile link of one endpoint, its node's addresses exec
+        commands."""
+        link, said = clab_ports.clab_link(port)
+        for message in said:
+            self.note(f"links.{port.index}", message)
+        for address in (port.end.ipv4, port.end.ipv6):
+            if address:
+                nodes[port.end.node].setdefault("exec", []).insert(
+                    self.address_slot(nodes[port.end.node]),
+                    f"ip address add {address} dev {port.end.ifname}",
+                )
+        return link
 
     def host_macvlan(self, network: Network) -> bool:
         """A macvlan of a host interface: what a containerlab macvlan link makes."""

@@ -870,10 +870,10 @@ def from_labfile(lab: Labfile) -> Exported:
             }
             for v in lab.volumes
         }
-    for number, _link in enumerate(lab.links):
-        notes.append(
-            Note(f"links.{number}", "not carried over: Compose has no point-to-point links")
-        )
+    ports = {port.index: port for port in lab.ports}
+    for number in range(len(lab.links) + len(ports)):
+        what = f"{ports[number].type} links" if number in ports else "point-to-point links"
+        notes.append(Note(f"links.{number}", f"not carried over: Compose has no {what}"))
     text = yaml.safe_dump(out, sort_keys=False, default_flow_style=False, allow_unicode=True)
     return Exported(text, tuple(notes))
 

@@ -135,6 +135,17 @@ class KernelDriver:
             op.netns, op.ifname, op.peer_netns, op.peer_ifname, op.mtu
         )
 
+    def ensure_dummy(self, op: ops.CreateDummy) -> bool:
+        return self.links.ensure_dummy(op.netns, op.ifname, op.mtu)
+
+    def ensure_tunnel(self, op: ops.CreateTunnel) -> bool:
+        return self.links.ensure_tunnel(
+            op.netns, op.ifname, op.vni, op.remote, op.port, op.parent, op.mtu
+        )
+
+    def set_altname(self, link: str, altname: str) -> None:
+        self.links.set_altname(link, altname)
+
     def attach(self, link: str, bridge: str) -> None:
         self.links.attach(link, bridge)
 

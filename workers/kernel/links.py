@@ -136,6 +136,42 @@ class Links:
                 rtnl.link_info("veth", rtnl.veth_peer(peer_ifname, fd, mtu, None)),
             )
 
+    def ensure_dummy(self, netns: str, ifname: str, mtu: int) -> bool:
+        """A dummy link inside `netns`, made there."""
+        return self.ns.rtnl(netns).add_link(
+            ifname, rtnl.u32(rtnl.IFLA_MTU, mtu), rtnl.link_info("dummy")
+        )
+
+    def ensure_tunnel(
+        self,
+        netns: str,
+        ifname: str,
+        vni: int,
+        remote: str,
+        port: int,
+        parent: str | None,
+        mtu: int,
+    ) -> bool:
+        """A VXLAN device to `remote` inside `netns`, made from the root namespace: its
+        socket, and the way to `remote` (out of `parent`, or the host's route), are the
+        host's, while the node sees the device alone."""
+        if self.index(netns, ifname) is not None:
+            return False
+        data = [rtnl.u32(rtnl.IFLA_VXLAN_ID, vni), rtnl.vxlan_remote(remote)]
+        data.append(rtnl.attr(rtnl.IFLA_VXLAN_PORT, port.to_bytes(2, "big")))
+        if parent is not None:
+            data.append(rtnl.u32(rtnl.IFLA_VXLAN_LINK, self.need_index(None, parent)))
+        with self._netns_fd(netns) as fd:
+            return self.ns.rtnl(None).add_link(
+                ifname,
+                rtnl.u32(rtnl.IFLA_NET_NS_FD, fd),
+                rtnl.u32(rtnl.IFLA_MTU, mtu),
+                rtnl.link_info("vxlan", *data),
+            )
+
+    def set_altname(self, link: str, altname: str) -> None:
+        self.ns.rtnl(None).add_altname(self.need_index(None, link), altname)
+
     def attach(self, link: str, bridge: str) -> None:
         master = self.need_index(None, bridge)
         self.ns.rtnl(None).set_link(link, rtnl.u32(rtnl.IFLA_MASTER, master))

@@ -37,6 +37,7 @@ NLMSGERR_ATTR_MSG = 1
 RTM_NEWLINK, RTM_DELLINK, RTM_GETLINK, RTM_SETLINK = 16, 17, 18, 19
 RTM_NEWADDR, RTM_GETADDR = 20, 22
 RTM_NEWROUTE, RTM_GETROUTE = 24, 26
+RTM_NEWLINKPROP = 108
 
 IFLA_ADDRESS = 1
 IFLA_IFNAME = 3
@@ -48,6 +49,14 @@ IFLA_IFALIAS = 20
 IFLA_AF_SPEC = 26
 IFLA_GROUP = 27
 IFLA_NET_NS_FD = 28
+IFLA_PROP_LIST = 52
+NLA_F_NESTED = 0x8000  # a nested attribute the kernel validates strictly says so
+IFLA_ALT_IFNAME = 53
+IFLA_VXLAN_ID = 1
+IFLA_VXLAN_GROUP = 2  # the remote endpoint, IPv4
+IFLA_VXLAN_LINK = 3
+IFLA_VXLAN_PORT = 15  # network byte order
+IFLA_VXLAN_GROUP6 = 16
 AF_INET6 = 10
 IFLA_INET6_ADDR_GEN_MODE = 8
 IN6_ADDR_GEN_MODE_NONE = 1
@@ -395,6 +404,30 @@ class Rtnl:
             return False
         return True
 
+    def add_altname(self, index: int, altname: str) -> None:
+        """`altname` an alternative name of link `index` ("ip link property add"); done
+        when the link has it already, refused when another link has that name."""
+        names = string(IFLA_ALT_IFNAME, altname)
+        body = ifinfo(index=index) + nested(IFLA_PROP_LIST | NLA_F_NESTED, names)
+        try:
+            self.request(RTM_NEWLINKPROP, NLM_F_EXCL | NLM_F_CREATE, body, f"name link {altname}")
+        except RtnlError as exc:
+            if exc.errno != errno.EEXIST:
+                raise
+            if self._named(altname) != index:
+                raise RtnlError(
+                    exc.errno, f"{altname} is already the name of another host interface"
+                ) from None
+
+    def _named(self, name: str) -> int | None:
+        """The index of the link that has `name` as an alternative name."""
+        body = ifinfo() + string(IFLA_ALT_IFNAME, name)
+        try:
+            replies = self.request(RTM_GETLINK, 0, body, f"find link {name}")
+        except RtnlError:
+            return None
+        return parse_link(replies[0]).index if replies else None
+
     def delete_link(self, index: int) -> bool:
         try:
             self.request(RTM_DELLINK, 0, ifinfo(index=index), f"delete link {index}")
@@ -411,6 +444,12 @@ def link_info(kind: str, *data: bytes) -> bytes:
     if data:
         parts.append(nested(IFLA_INFO_DATA, *data))
     return nested(IFLA_LINKINFO, *parts)
+
+
+def vxlan_remote(address: str) -> bytes:
+    """The remote endpoint of a VXLAN device, in the attribute of its family."""
+    packed = socket.inet_pton(socket.AF_INET6 if ":" in address else socket.AF_INET, address)
+    return attr(IFLA_VXLAN_GROUP6 if ":" in address else IFLA_VXLAN_GROUP, packed)
 
 
 def veth_peer(ifname: str, netns_fd: int, mtu: int, address: str | None) -> bytes:

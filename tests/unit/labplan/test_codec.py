@@ -23,6 +23,7 @@ from labplan.model import (
     Namespaces,
     Network,
     Node,
+    Port,
     Route,
     Shaping,
     Volume,
@@ -121,8 +122,21 @@ def every_kind_lab() -> Labfile:
             )
         ),
     )
+    ports = (
+        Port(1, "dummy", LinkEnd("a", "lo1", "10.255.0.1/32")),
+        Port(
+            2,
+            "host",
+            LinkEnd("a", "eth9", "10.0.99.2/30"),
+            host_ifname="lab-a",
+            host_ipv4="10.0.99.1/30",
+        ),
+        Port(3, "vxlan", LinkEnd("a", "vx0"), remote="198.51.100.7", vni=9, parent="dummy0"),
+    )
     volumes = (Volume("data", 2**26),)
-    return Labfile("every-kind", networks=networks, nodes=nodes, links=links, volumes=volumes)
+    return Labfile(
+        "every-kind", networks=networks, nodes=nodes, links=links, volumes=volumes, ports=ports
+    )
 
 
 def every_kind_plan() -> Plan:

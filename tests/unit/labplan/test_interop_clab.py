@@ -4,6 +4,7 @@ refused by the topology's own field names, and that an export reads back the sam
 from __future__ import annotations
 
 import textwrap
+from typing import Any
 
 import pytest
 import yaml
@@ -211,7 +212,7 @@ def test_what_has_no_labfile_form_is_refused_all_at_once_by_source_path() -> Non
             h2: {kind: linux, image: alpine, memory: lots, cmd: "sh -c 'unterminated"}
             h3: {kind: linux, image: alpine, env-files: [lab.env]}
           links:
-            - endpoints: [h2:eth1, host:veth0]
+            - endpoints: [h2:eth1, mgmt-net:veth0]
             - endpoints: [h2:eth1, h9:eth1]
             - type: vxlan
               endpoint: {node: h2, interface: vx0}
@@ -230,13 +231,14 @@ def test_what_has_no_labfile_form_is_refused_all_at_once_by_source_path() -> Non
         "topology.nodes.h3.env-files",
         "topology.links.0.endpoints.1",
         "topology.links.1.endpoints.1",
-        "topology.links.2.type",
+        "topology.links.2.remote",
+        "topology.links.2.vni",
         "topology.links.3.endpoints.0",
         "topology.links.5.endpoints.0",
     ]
     assert "vendor network system labmgr does not run" in errors[0]
-    assert "a link to the host has no labfile form: its other end is an interface" in errors[6]
-    assert errors[10].endswith("h3:eth1 is already an endpoint of another link")
+    assert "a link to the mgmt-net has no labfile form: it is a second interface" in errors[6]
+    assert errors[11].endswith("h3:eth1 is already an endpoint of another link")
 
 
 def test_exported_lab_reads_back_the_same() -> None:
@@ -572,12 +574,7 @@ def test_a_macvlan_link_that_does_not_fit_is_refused_by_field() -> None:
 @pytest.mark.parametrize(
     ("link", "reason"),
     [
-        ({"type": "host", "endpoint": {"node": "a", "interface": "eth1"}}, "bridge network"),
         ({"type": "mgmt-net", "endpoint": {"node": "a", "interface": "eth1"}}, "joins a network"),
-        ({"type": "vxlan", "remote": "192.0.2.1", "vni": 10, "udp-port": 4789}, "overlay"),
-        ({"type": "vxlan-stitch", "remote": "192.0.2.1", "vni": 10}, "overlay"),
-        ({"type": "dummy", "endpoint": {"node": "a", "interface": "d0"}}, "privileged"),
-        ({"endpoints": ["a:eth1", "host:a-eth1"]}, "bridge network"),
         ({"endpoints": ["a:eth1", "mgmt-net:a-eth1"]}, "joins a network"),
     ],
 )
@@ -592,3 +589,160 @@ def test_a_link_type_with_no_labfile_form_is_refused_saying_what_labmgr_offers(
     (error,) = refused.value.errors
     assert error.path in ("topology.links.0.type", "topology.links.0.endpoints.1")
     assert "has no labfile form: " in error.message and reason in error.message
+
+
+def one_link(link: dict[str, object]) -> Any:
+    text = yaml.safe_dump(
+        {
+            "name": "x",
+            "topology": {"nodes": {"a": {"kind": "linux", "image": "alpine"}}, "links": [link]},
+        }
+    )
+    return to_labfile(text)
+
+
+@pytest.mark.parametrize(
+    ("link", "wanted"),
+    [
+        (
+            {"endpoints": ["host:a-eth1", "a:eth1"]},
+            {"type": "host", "endpoints": ["a:eth1"], "host_ifname": "a-eth1"},
+        ),
+        (
+            {
+                "type": "host",
+                "endpoint": {"node": "a", "interface": "eth1", "mac": "02:00:00:00:00:01"},
+                "host-interface": "a-eth1",
+                "mtu": 9000,
+            },
+            {"type": "host", "endpoints": ["a:eth1"], "mtu": 9000, "host_ifname": "a-eth1"},
+        ),
+        (
+            {"type": "dummy", "endpoint": {"node": "a", "interface": "d0"}},
+            {"type": "dummy", "endpoints": ["a:d0"]},
+        ),
+        (
+            {
+                "type": "vxlan",
+                "endpoint": {"node": "a", "interface": "vx0"},
+                "remote": "198.51.100.1",
+                "vni": 10,
+                "udp-port": 4790,
+            },
+            {
+                "type": "vxlan",
+                "endpoints": ["a:vx0"],
+                "remote": "198.51.100.1",
+                "vni": 10,
+                "port": 4790,
+            },
+        ),
+        (
+            {
+                "type": "vxlan-stitch",
+                "endpoint": {"node": "a", "interface": "vx0"},
+                "remote": "198.51.100.1",
+                "vni": 10,
+            },
+            {
+                "type": "vxlan",
+                "endpoints": ["a:vx0"],
+                "remote": "198.51.100.1",
+                "vni": 10,
+                "port": 4789,
+            },
+        ),
+    ],
+)
+def test_a_link_of_one_endpoint_becomes_the_labfiles_own(
+    link: dict[str, object], wanted: dict[str, object]
+) -> None:
+    imported = one_link(link)
+
+    assert imported.tree["links"] == [wanted]
+    validate(imported.tree)
+
+
+def test_what_an_imported_link_of_one_endpoint_changes_is_noted() -> None:
+    imported = one_link(
+        {
+            "type": "vxlan-stitch",
+            "endpoint": {"node": "a", "interface": "vx0", "mac": "02:00:00:00:00:01"},
+            "remote": "198.51.100.1",
+            "vni": 10,
+            "labels": {"x": "y"},
+        }
+    )
+
+    said = {(n.path, n.message.split(":")[0].split(" (")[0]) for n in imported.notes}
+    assert ("topology.links.0.labels", "not carried over") in said
+    assert ("topology.links.0.endpoint.mac", "not carried over") in said
+    assert any(
+        p == "topology.links.0.type" and "inside the node" in m
+        for p, m in ((n.path, n.message) for n in imported.notes)
+    )
+    assert any(
+        p == "topology.links.0.remote" and "admins only" in m
+        for p, m in ((n.path, n.message) for n in imported.notes)
+    )
+
+
+@pytest.mark.parametrize(
+    ("link", "path", "message"),
+    [
+        (
+            {"type": "host", "endpoint": {"node": "a", "interface": "eth1"}},
+            "topology.links.0.host-interface",
+            "a host link names the host's interface",
+        ),
+        (
+            {"type": "vxlan", "endpoint": {"node": "a", "interface": "vx0"}, "vni": 3},
+            "topology.links.0.remote",
+            "a vxlan link needs its remote",
+        ),
+        (
+            {"type": "dummy", "endpoint": {"node": "a", "interface": "d0"}, "remote": "x"},
+            "topology.links.0.remote",
+            "'remote' is not a key of a dummy link",
+        ),
+        (
+            {"type": "dummy", "endpoint": "a:d0"},
+            "topology.links.0.endpoint",
+            "a dummy link's endpoint names a node and an interface",
+        ),
+        (
+            {"type": "dummy", "endpoint": {"node": "b", "interface": "d0"}},
+            "topology.links.0.endpoint",
+            "there is no node 'b' under topology.nodes",
+        ),
+        (
+            {"type": "dummy", "endpoint": {"node": "a", "interface": "eth0"}},
+            "topology.links.0.endpoint",
+            "eth0 is the node's management interface; links use eth1 and on",
+        ),
+    ],
+)
+def test_a_bad_link_of_one_endpoint_is_refused_by_its_source_path(
+    link: dict[str, object], path: str, message: str
+) -> None:
+    with pytest.raises(LabfileError) as refused:
+        one_link(link)
+    assert [(e.path, e.message) for e in refused.value.errors] == [(path, message)]
+
+
+def test_an_admins_link_imported_by_a_user_is_refused_by_the_files_path() -> None:
+    from labplan.labfile import admin_requirements
+
+    imported = one_link(
+        {
+            "type": "vxlan",
+            "endpoint": {"node": "a", "interface": "vx0"},
+            "remote": "198.51.100.1",
+            "vni": 10,
+        }
+    )
+    needs = imported.in_file_terms(admin_requirements(validate(imported.tree)))
+    assert [e.path for e in needs] == ["topology.links.0.type"]
+    brief = one_link({"endpoints": ["a:eth1", "host:a-eth1"]})
+    needs = brief.in_file_terms(admin_requirements(validate(brief.tree)))
+    assert [e.path for e in needs] == ["topology.links.0.endpoints.1"]

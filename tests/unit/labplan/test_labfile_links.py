@@ -118,7 +118,8 @@ def test_a_labfile_1_refuses_the_keys_of_labfile_2_by_name() -> None:
     [
         (
             {"endpoints": ["r1:eth3"]},
-            "links.3.endpoints: a link has exactly 2 endpoints; this one has 1",
+            "links.3.endpoints: a veth link has two endpoints, like [r1:eth1, r2:eth1]; give "
+            "a type (dummy, host or vxlan) for an interface whose far side is not a node",
         ),
         (
             {"endpoints": ["r1:eth3", "r9:eth1"]},

@@ -92,7 +92,19 @@ DOCUMENTED = {
     "route": ["dst", "via"],
     "mount": ["volume", "host", "path", "readonly"],
     "volume": ["size"],
-    "link": ["endpoints", "ipv4", "ipv6", "mtu", "impairments"],
+    "link": [
+        "type",
+        "endpoints",
+        "ipv4",
+        "ipv6",
+        "mtu",
+        "host_ifname",
+        "remote",
+        "vni",
+        "port",
+        "parent",
+        "impairments",
+    ],
 }
 
 

@@ -58,6 +58,7 @@ class FakeLink:
     # own tagged ones.
     pvid: int | None = None
     tagged: set[int] = field(default_factory=set)
+    altnames: set[str] = field(default_factory=set)
 
 
 @dataclass
@@ -252,6 +253,23 @@ class FakeDriver:
     def ensure_macvlan(self, op: ops.CreateMacvlan) -> bool:
         self._need(None, op.parent)
         return self._add_link(FakeLink(op.netns, op.ifname, f"macvlan {op.mode}"))
+
+    def ensure_dummy(self, op: ops.CreateDummy) -> bool:
+        return self._add_link(FakeLink(op.netns, op.ifname, "dummy"))
+
+    def ensure_tunnel(self, op: ops.CreateTunnel) -> bool:
+        if op.parent is not None:
+            self._need(None, op.parent)
+        return self._add_link(FakeLink(op.netns, op.ifname, f"vxlan {op.vni} {op.remote}"))
+
+    def set_altname(self, link: str, altname: str) -> None:
+        self._call()
+        named = self._need(None, link)
+        for other in self.k.links.values():
+            taken = other.netns is None and altname in (other.name, *other.altnames)
+            if taken and other is not named:
+                raise FakeKernelError(f"{altname} is already the name of another link")
+        named.altnames.add(altname)
 
     def ensure_vlan(self, op: ops.CreateVlan) -> bool:
         self._need(None, op.parent)
