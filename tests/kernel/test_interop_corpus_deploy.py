@@ -3,8 +3,9 @@ tests/fixtures/interop is imported, deployed, reached between its nodes over its
 networks, and destroyed, leaving nothing: those whose nodes need no image run the host's
 tree; those with images run one offline image loaded into the agent's store under each
 reference the file names (no registry is reachable here; pulling from a real one is the
-system tier's image tests). A host interface a file names as a macvlan parent is a veth of
-the test's own here, and a host path a directory of the test's."""
+system tier's image tests). A host interface a file names as a macvlan parent or a
+tunnel's underlay is a veth of the test's own here, a host link's host-side name one of the
+test's, and a host path a directory of the test's."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from labplan import interop
 from labplan.labfile import admin_requirements, validate
 from labplan.model import Labfile
 from tests.imagekit import APPLETS, build_busybox_image
+from workers.facts import Facts
 from workers.wiring import kernel_executor
 
 CORPUS = Path(__file__).parents[1] / "fixtures" / "interop"
@@ -99,7 +101,13 @@ def test_the_corpus_has_files_with_images() -> None:
 
 @pytest.mark.parametrize("path", with_images(), ids=lambda p: p.name)
 def test_a_file_with_images_deploys_and_its_nodes_reach_each_other(
-    path: Path, build: Any, data_dir: Path, box_archive: Path, tmp_path: Path, parent_link: str
+    path: Path,
+    build: Any,
+    data_dir: Path,
+    box_archive: Path,
+    tmp_path: Path,
+    parent_link: str,
+    facts: Facts,
 ) -> None:
     tree = interop.to_labfile(path.read_text()).tree
     # An admin's host interface as a macvlan parent becomes a veth of this test's own: a
@@ -107,8 +115,22 @@ def test_a_file_with_images_deploys_and_its_nodes_reach_each_other(
     for network in tree.get("networks", {}).values():
         if str(network.get("parent", "")).startswith("host:"):
             network["parent"] = f"host:{parent_link}"
+    # A host link's name on the host is one of the test's, and a tunnel's underlay is the
+    # test's veth with a remote of the benchmarking range: nothing it sends leaves that veth.
+    for index, link in enumerate(tree.get("links", ())):
+        if link.get("type") == "host":
+            link["host_ifname"] = f"ctest-hl{index}"
+        if link.get("type") == "vxlan":
+            link["parent"], link["remote"] = parent_link, f"198.18.0.{index + 1}"
+        if link.get("type") == "dummy" and "dummy" not in facts.link_kinds:
+            pytest.skip("kernel lacks dummy links")
     lab = validate(tree)
-    reaching = [e for e in admin_requirements(lab) if not e.path.endswith((".host", ".parent"))]
+    reaching = [
+        e
+        for e in admin_requirements(lab)
+        if not e.path.endswith((".host", ".parent"))
+        and not (e.path.startswith("links.") and e.path.endswith(".type"))
+    ]
     assert not reaching, "every file of the corpus deploys here"
     # An admin's host paths become directories of this test.
     for name, node in tree.get("nodes", {}).items():
@@ -143,6 +165,23 @@ def test_a_file_with_images_deploys_and_its_nodes_reach_each_other(
     for node in lab.nodes:
         status = built.run(node.name, "true")
         assert status.returncode == 0, f"{node.name}: {status.stderr}"
+    # Every link of one endpoint is its node's interface with its addresses, and a host
+    # link's host side answers to the name it was given.
+    for port in lab.ports:
+        shown = subprocess.run(
+            ["ip", "netns", "exec", str(netns[port.end.node]), "ip", "-o", "addr", "show"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        device = ["ip", "netns", "exec", str(netns[port.end.node]), "ip", "link", "show"]
+        there = subprocess.run([*device, "dev", port.end.ifname], check=False)
+        assert there.returncode == 0, f"links.{port.index}: no {port.end.ifname} in the node"
+        if port.end.ipv4:
+            assert f"inet {port.end.ipv4} " in shown, f"links.{port.index}: {shown}"
+        if port.host_ifname:
+            side = subprocess.run(["ip", "link", "show", "dev", port.host_ifname], check=False)
+            assert side.returncode == 0, f"links.{port.index}: no {port.host_ifname} on the host"
     # Every addressed node reaches every other one on a network or link they share.
     pinged = 0
     for first in lab.nodes:
