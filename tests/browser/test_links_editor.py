@@ -132,6 +132,46 @@ def test_bad_link_and_impairment_inputs_are_named_next_to_their_fields(
     expect(page.locator("#validity")).to_have_text("✓ Valid labfile")
 
 
+def test_a_link_turned_into_a_dummy_or_a_host_link_in_the_editor_takes_one_endpoint(
+    login: Login, shot: Shot
+) -> None:
+    page = login("erin")
+    lab_url = copy_example(page, "two-nodes")
+    page.get_by_role("link", name="Edit", exact=True).click()
+    page.get_by_role("button", name="+ Add a link").click()
+    link_fieldset(page, 1).get_by_label("Type").select_option("dummy")
+    link = link_fieldset(page, 1)
+    expect(link.locator("legend")).to_have_text("Link 1: alice:eth1 - dummy")
+    expect(link.get_by_label("Node B")).to_have_count(0)
+    expect(link.get_by_label("Delay", exact=True)).to_have_count(0)
+    link.get_by_label("IPv4", exact=True).fill("10.255.0.1/32")
+    text = page.locator("#id_text")
+    dummy = r"- type: dummy\n\s+endpoints:\n\s+- alice:eth1\n\s+ipv4:"
+    expect(text).to_have_value(re.compile(dummy))
+    expect(text).not_to_have_value(re.compile(r"bob:eth1"))
+    expect(page.locator("#validity")).to_have_text("✓ Valid labfile")
+
+    # A host link is an admin's: erin is told so on the type, and sees its host-side keys.
+    link.get_by_label("Type").select_option("host")
+    link = link_fieldset(page, 1)
+    expect(link.get_by_label("Name on the host")).to_be_visible()
+    expect(field_error(link, "IPv4")).to_contain_text("leaves no room for the other end")
+    link.get_by_label("IPv4", exact=True).fill("10.255.0.1/30")
+    expect(field_error(link, "Type")).to_contain_text("only an admin may make a host link")
+    shot(page, "host-link")
+
+    # Back to a veth, the link meets bob again, and saves.
+    link.get_by_label("Type").select_option("veth")
+    link = link_fieldset(page, 1)
+    expect(link.get_by_label("Node B")).to_have_value("bob")
+    expect(text).not_to_have_value(re.compile(r"type: "))
+    link.get_by_label("IPv4 B").fill("10.255.0.2/30")
+    expect(page.locator("#validity")).to_have_text("✓ Valid labfile")
+    page.get_by_role("button", name="Save").click()
+    page.wait_for_url(lab_url)
+    expect(page.locator("#plan-commands")).to_contain_text("10.255.0.1/30")
+
+
 PAIR = """\
 labfile: 2
 name: linked-live

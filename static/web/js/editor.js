@@ -1,4 +1,4 @@
-// The lab editor: forms for networks, nodes and point-to-point links, and the labfile's
+// The lab editor: forms for networks, nodes and links, and the labfile's
 // YAML, kept in step.
 //
 // The YAML text is what is saved; the forms edit the parsed tree and write the YAML back.
@@ -9,6 +9,7 @@
 
 import yaml from "js-yaml";
 import { get, post } from "labmgr/api.js";
+import { LINK_TYPES, TYPE_KEYS, farSide, isPort, retype, trimAddresses } from "labmgr/ports.js";
 
 const SCHEMA_URL = "/api/labfile.schema.json";
 const NAMESPACES = ["mnt", "uts", "ipc", "pid", "cgroup", "user"];
@@ -260,18 +261,22 @@ class Editor {
     if (!link || typeof link !== "object") return;
     const end = Number(input.dataset.end);
     const value = input.value.trim();
-    if (kind === "link-node" || kind === "link-ifname") {
+    if (kind === "link-type") {
+      const [node] = linkEnds(link).map((e) => e.node);
+      const other = Object.keys(this.tree.nodes || {}).find((n) => n !== node) || node;
+      retype(link, value, `${other}:${freeIfname(this.tree, other, link.endpoints || [])}`);
+    } else if (kind === "link-node" || kind === "link-ifname") {
       const ends = linkEnds(link);
       const old = endpointOf(ends[end]);
       ends[end][kind === "link-node" ? "node" : "ifname"] = value;
-      link.endpoints = ends.map(endpointOf);
+      link.endpoints = ends.slice(0, isPort(link) ? 1 : 2).map(endpointOf);
       renameImpairmentEnd(link, old, link.endpoints[end]);
     } else if (kind === "link-address") {
       const family = input.dataset.family;
       const pair = Array.isArray(link[family]) ? [...link[family]] : ["", ""];
       pair[end] = value;
       if (pair.every((a) => !a)) delete link[family];
-      else link[family] = pair;
+      else link[family] = isPort(link) ? trimAddresses(pair) : pair;
     } else if (kind === "link-mtu") {
       if (value === "") delete link.mtu;
       else link.mtu = /^\d+$/.test(value) ? Number(value) : value;
@@ -283,7 +288,7 @@ class Editor {
       if (!link.impairments) delete link.impairments;
     }
     this.writeText();
-    if (committed && ["link-node", "link-mode"].includes(kind)) this.rerender();
+    if (committed && ["link-node", "link-mode", "link-type"].includes(kind)) this.rerender();
   }
 
   setLinkImpairment(link, index, end, key, value) {
@@ -462,8 +467,8 @@ class Editor {
     view.push(el("h3", { class: "sub" }, "Nodes"));
     for (const [name, node] of Object.entries(t.nodes || {})) view.push(this.nodeFields(name, node || {}));
     view.push(button("+ Add a node", { action: "add-node" }));
-    view.push(el("h3", { class: "sub" }, "Links (point-to-point)"));
-    if (!this.links().length) view.push(el("p", { class: "hint" }, "A link joins an interface of one node straight to an interface of another (a veth pair), with its own addresses and impairments; it needs labfile 2, which adding one sets."));
+    view.push(el("h3", { class: "sub" }, "Links"));
+    if (!this.links().length) view.push(el("p", { class: "hint" }, "A link joins an interface of one node straight to an interface of another (a veth pair), with its own addresses and impairments, or by its type an interface of one node alone: a dummy, a veth into the host or a VXLAN tunnel; it needs labfile 2, which adding one sets."));
     this.links().forEach((link, index) => view.push(this.linkFields(index, link)));
     view.push(button("+ Add a link", { action: "add-link" }));
     this.formView.replaceChildren(...view);
@@ -528,13 +533,27 @@ class Editor {
       const choices = ["", ...nodes, ...(node && !nodes.includes(node) ? [node] : [])];
       const data = { link: index, end };
       return [
-        select(`Node ${letter}`, path, node, choices, "link-node", data),
-        input(`Interface ${letter}`, `${path}.ifname`, ends[end].ifname, { kind: "link-ifname", placeholder: "e.g. eth1", data }),
+        select(`Node ${letter}`.trim(), path, node, choices, "link-node", data),
+        input(`Interface ${letter}`.trim(), `${path}.ifname`, ends[end].ifname, { kind: "link-ifname", placeholder: "e.g. eth1", data }),
       ];
     };
-    const address = (family, end, letter, hint) => input(`${family === "ipv4" ? "IPv4" : "IPv6"} ${letter}`, `${base}.${family}.${end}`, link[family]?.[end], { kind: "link-address", placeholder: hint, data: { link: index, end, family } });
+    const address = (family, end, letter, hint) => input(`${family === "ipv4" ? "IPv4" : "IPv6"} ${letter}`.trim(), `${base}.${family}.${end}`, link[family]?.[end], { kind: "link-address", placeholder: hint, data: { link: index, end, family } });
+    const type = select("Type", `${base}.type`, link.type || "veth", LINK_TYPES, "link-type", { link: index });
+    const remove = { action: "remove-link", name: String(index), label: `Remove link ${index + 1}` };
+    if (isPort(link)) {
+      // A link of one endpoint: the node's interface, and what its far side is.
+      const fields = [row([type, ...endRow(0, "")])];
+      const addresses = [address("ipv4", 0, "", "optional"), address("ipv6", 0, "", "optional")];
+      if (link.type === "host") addresses.push(address("ipv4", 1, "on the host", "optional"), address("ipv6", 1, "on the host", "optional"));
+      addresses.push(input("MTU", `${base}.mtu`, link.mtu, { kind: "link-mtu", placeholder: "1500", data: { link: index } }));
+      fields.push(row(addresses));
+      const keys = (TYPE_KEYS[link.type] || []).map(([key, label, hint, kind]) => input(label, `${base}.${key}`, link[key], { kind, placeholder: hint }));
+      if (keys.length) fields.push(row(keys));
+      return fieldset(`Link ${index + 1}: ${endpointOf(ends[0])} - ${farSide(link)}`, base, fields, remove);
+    }
     const mode = this.linkMode(link, index);
     const fields = [
+      row([type]),
       row([...endRow(0, "A"), ...endRow(1, "B")]),
       row([
         address("ipv4", 0, "A", "e.g. 10.0.12.1/30"),
@@ -557,7 +576,7 @@ class Editor {
       });
     }
     const name = `Link ${index + 1}: ${ends.map(endpointOf).join(" - ")}`;
-    return fieldset(name, base, fields, { action: "remove-link", name: String(index), label: `Remove link ${index + 1}` });
+    return fieldset(name, base, fields, remove);
   }
 
   driverOptions(driver) {
