@@ -210,13 +210,15 @@ def topology(*, lab: Lab, deployment: Deployment | None) -> dict[str, Any]:
     `links` edge per attachment (node to network: its interface, IPv4 and IPv6 addresses
     and VLANs, also listed as the node's `ports`) and one `peer_links` edge per
     point-to-point link (node to node, each end's interface, addresses and impairments),
-    with what the agent observed of each interface."""
+    with what the agent observed of each interface; a link of one endpoint (a dummy, a
+    veth into the host, a tunnel) is no edge but one of its node's `outside` links."""
     document = lab_document(lab)
     states = node_states(lab=lab, deployment=deployment)
     observed = {n.name: n for n in deployment.nodes.all()} if deployment else {}
     placed = deployment.host.slug if deployment and deployment.host else ""
     nodes = []
     links = []
+    outside = outside_links(document)
     for name, node in (document.get("nodes") or {}).items():
         seen = observed.get(name)
         ports = [
@@ -241,6 +243,7 @@ def topology(*, lab: Lab, deployment: Deployment | None) -> dict[str, Any]:
                 "command": node.get("command") or [],
                 "interfaces": seen.interfaces if seen else [],
                 "ports": ports,
+                "outside": [link for link in outside if link["node"] == name],
             }
         )
         links.extend(ports)
@@ -261,7 +264,40 @@ def topology(*, lab: Lab, deployment: Deployment | None) -> dict[str, Any]:
         "networks": networks,
         "links": links,
         "peer_links": peer_links(document),
+        "outside_links": outside,
     }
+
+
+def outside_links(document: dict[str, Any]) -> list[dict[str, Any]]:
+    """The labfile's links of one endpoint, in its order: the node's interface and
+    addresses, and what is on the other side in words."""
+    found = []
+    for link in document.get("links") or []:
+        endpoints = [str(e) for e in link.get("endpoints") or []]
+        kind = link.get("type", "veth")
+        if kind == "veth" or len(endpoints) != 1:
+            continue
+        node, _, ifname = endpoints[0].partition(":")
+        if kind == "host":
+            name = link.get("host_ifname")
+            far = f"the host, as {name}" if name else "the host"
+        elif kind == "vxlan":
+            far = f"VXLAN {link.get('vni')} to {link.get('remote')}:{link.get('port', 4789)}"
+        else:
+            far = f"a {kind} interface"
+        addresses = [(link.get(family) or [""])[0] for family in ("ipv4", "ipv6")]
+        found.append(
+            {
+                "node": node,
+                "ifname": ifname,
+                "type": kind,
+                "far": far,
+                "name": endpoints[0],
+                "addresses": " ".join(a for a in addresses if a),
+                "mtu": link.get("mtu"),
+            }
+        )
+    return found
 
 
 def port_vlans(attachment: dict[str, Any]) -> str:

@@ -172,6 +172,7 @@ function nodeDetails(node, page, canChange, live, controls) {
   for (const port of node.ports || []) {
     facts.push([`on ${port.network}`, [port.ifname, port.ipv4, port.ipv6, port.vlans].filter(Boolean).join(" ") || "automatic"]);
   }
+  for (const link of node.outside || []) facts.push([link.ifname, [link.addresses, `to ${link.far}`].filter(Boolean).join(" ")]);
   for (const iface of node.interfaces || []) facts.push([iface.ifname, [iface.mac, ...(iface.addresses || [])].filter(Boolean).join(" ")]);
   out.push(dl(facts));
   if (canChange && node.state === "running") {

@@ -193,6 +193,39 @@ def test_the_topology_gives_each_port_its_ipv6_address_and_vlans(
     assert (v100["driver"], v100["vlan_id"], v100["vlan_filtering"]) == ("vlan", 100, False)
 
 
+EDGES = """\
+labfile: 2
+name: edges
+nodes:
+  r1: {}
+links:
+  - {type: dummy, endpoints: [r1:lo1], ipv4: [10.255.0.1/32]}
+  - {type: host, endpoints: [r1:eth1], ipv4: [10.81.0.2/30, 10.81.0.1/30], host_ifname: r1-eth1}
+  - {type: vxlan, endpoints: [r1:vx0], remote: 192.0.2.7, vni: 4242}
+"""
+
+
+def test_the_topology_lists_a_nodes_links_of_one_endpoint_with_what_is_beyond_them(
+    client: Client, root: User
+) -> None:
+    lab = lab_import(owner=root, text=EDGES)
+    client.force_login(root)
+    page = client.get(f"/labs/{lab.pk}/topology/").content.decode()
+    start = page.index('<script id="graph-data" type="application/json">') + 48
+    graph = json.loads(page[start : page.index("</script>", start)])
+
+    # No edge to draw, and no network they would point at: each is its node's.
+    assert graph["peer_links"] == [] and graph["links"] == []
+    (node,) = graph["nodes"]
+    assert [(o["ifname"], o["far"], o["addresses"]) for o in node["outside"]] == [
+        ("lo1", "a dummy interface", "10.255.0.1/32"),
+        ("eth1", "the host, as r1-eth1", "10.81.0.2/30"),
+        ("vx0", "VXLAN 4242 to 192.0.2.7:4789", ""),
+    ]
+    assert "<li>link r1:eth1 - the host, as r1-eth1: 10.81.0.2/30</li>" in page
+    assert "<li>link r1:vx0 - VXLAN 4242 to 192.0.2.7:4789</li>" in page
+
+
 def test_the_editor_offers_vlans_only_where_labplan_takes_them(client: Client, alice: User) -> None:
     client.force_login(alice)
     page = client.get("/labs/new/").content.decode()
