@@ -16,8 +16,13 @@ from labplan import ops
 from labplan.drivers import OP_TRAITS
 from labplan.drivers.bridge import VLAN_FILTERING  # facts' `bridge_vlan_filtering`
 
-# The link kinds the drivers' ops make ("bridge", "veth", "vxlan", ...).
-LINK_KINDS = frozenset(t.link_kind for t in OP_TRAITS.values() if t.link_kind)
+# The link kinds the drivers' ops make ("bridge", "veth", "vxlan", ...) and the links
+# of the labfile's own (a peer link's veth, a dummy, a tunnel).
+LINK_KINDS = frozenset(t.link_kind for t in OP_TRAITS.values() if t.link_kind) | {
+    "veth",
+    "dummy",
+    "vxlan",
+}
 QDISCS = ("tbf", "htb", "netem")
 # The controller each cgroup v2 key belongs to, and the v1 names that differ.
 KEY_CONTROLLER = {

@@ -62,3 +62,20 @@ def test_io_limits_need_blkio_on_v1_and_io_on_v2() -> None:
 
     assert features.missing(HYBRID, plan) == []
     assert features.missing(v2, plan) == ["cgroup controller io"]
+
+
+def test_links_of_one_endpoint_need_their_kinds_and_a_host_with_them_has_them() -> None:
+    tree = {
+        "labfile": 2,
+        "name": "ports",
+        "nodes": {"a": {}},
+        "links": [
+            {"type": "dummy", "endpoints": ["a:lo1"]},
+            {"type": "vxlan", "endpoints": ["a:vx0"], "remote": "192.0.2.7", "vni": 7},
+        ],
+    }
+    plan = compile_plan(validate(tree), deployment=3).hosts[0]
+
+    assert features.missing(HYBRID, plan) == ["dummy"]
+    with_dummy = {**HYBRID, "link_kinds": [*HYBRID["link_kinds"], "dummy"]}  # type: ignore[misc]
+    assert features.missing(with_dummy, plan) == []
