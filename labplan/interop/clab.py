@@ -17,8 +17,10 @@ containerlab's management network (a Docker bridge, eth0 in every node). Importe
   itself;
 - `binds`, merged as containerlab merges them, become mounts: a host path as it is
   (admins only), a folder of the topology's or the lab's directory a volume of the lab;
-- `macvlan` links become macvlan networks of the host interface (admins only).
-What cannot be carried over is refused (links to the host, vendor kinds) or noted (ports,
+- `macvlan` links become macvlan networks of the host interface (admins only);
+- `host`, `dummy`, `vxlan` and `vxlan-stitch` links become labfile links of one endpoint
+  (`labplan.interop.clab_ports`).
+What cannot be carried over is refused (`mgmt-net` links, vendor kinds) or noted (ports,
 labels...), each naming the field of the source file.
 """
 

@@ -153,6 +153,16 @@ def test_a_plan_with_a_dummy_needs_a_kernel_with_dummy_links() -> None:
     assert {"dummy", "vxlan", "veth"} <= set(requirements(plan.hosts[0]))
 
 
+def test_the_host_side_of_a_host_link_routes_its_subnet_on_the_host() -> None:
+    # The subnet the agent's host guard checks against the host's routes and addresses
+    # before it makes anything: a host link may not shadow the host's own.
+    from labplan.subnets import routed_subnets
+
+    plan = compile_plan(labfile.validate(LAB), deployment=5)
+
+    assert [str(s) for s in routed_subnets(plan.hosts[0])] == ["10.10.0.0/24", "10.0.99.0/30"]
+
+
 @pytest.mark.parametrize(
     ("link", "message"),
     [
