@@ -119,7 +119,7 @@ def lab_objects(lab: Labfile) -> KernelObjects:
     for network in lab.networks:
         made.update(drivers[network.name].objects(network, network.name in members))
     for port in lab.ports:
-        made["links"] += 1 + (port.type == "host")  # a veth pair into the host
+        made["links"] += 1 + (port.type in ("host", "network"))  # a veth pair from the host
         made["addresses"] += sum(
             a is not None for a in (port.end.ipv4, port.end.ipv6, port.host_ipv4, port.host_ipv6)
         )

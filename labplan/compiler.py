@@ -27,6 +27,7 @@ from labplan.model import Link as LinkSpec
 from labplan.ops import (
     AddAddress,
     AddRoute,
+    AttachToBridge,
     CreateCgroup,
     CreateDummy,
     CreateNetns,
@@ -248,6 +249,7 @@ def _resolve(
     )
     placements = _place(networks, placing, errors)
     errors += _links_off_host(lab, node_host)
+    errors += _ports_off_host(lab, node_host, placements)
     errors += _volumes_off_host(lab, node_host)
     if errors:
         raise LabfileError(errors)
@@ -315,7 +317,7 @@ def _place(
 def _links_off_host(lab: Labfile, node_host: Mapping[str, str]) -> list[FieldError]:
     """A link is a veth pair: both its ends are on one host."""
     errors = []
-    for index, link in enumerate(lab.links):
+    for index, link in zip(lab.link_numbers(), lab.links, strict=True):
         first, second = (end.node for end in link.ends)
         if node_host[first] != node_host[second]:
             errors.append(
@@ -324,6 +326,26 @@ def _links_off_host(lab: Labfile, node_host: Mapping[str, str]) -> list[FieldErr
                     f"{first} is placed on host {node_host[first]} and {second} on "
                     f"{node_host[second]}; a link belongs to one host (nodes on different "
                     "hosts meet on an overlay network)",
+                )
+            )
+    return errors
+
+
+def _ports_off_host(
+    lab: Labfile, node_host: Mapping[str, str], placements: Mapping[str, Placement]
+) -> list[FieldError]:
+    """A network link is a veth pair to the bridge: its node is on the bridge's host."""
+    errors = []
+    for port in lab.ports:
+        if port.network is None or not placements[port.network].hosts:
+            continue
+        there, node = placements[port.network].hosts[0], port.end.node
+        if node_host[node] != there:
+            errors.append(
+                FieldError(
+                    f"links.{port.index}.network",
+                    f"bridge network {port.network} is on host {there} but {node} is placed "
+                    f"on {node_host[node]}; a bridge cannot span hosts",
                 )
             )
     return errors
@@ -560,7 +582,7 @@ def _host_sides(ctx: _Lab, ports: list[Port]) -> list[tuple[Port, str | None]]:
     sides: list[tuple[Port, str | None]] = []
     for port in ports:
         veth = None
-        if port.type == "host":
+        if port.type in ("host", "network"):
             number = numbers[port.end.node] = numbers.get(port.end.node, -1) + 1
             veth = naming.host_link_name(ctx.deployment, ctx.node_index[port.end.node], number)
         sides.append((port, veth))
@@ -592,6 +614,8 @@ def _port_link_ops(ctx: _Lab, port: Port, veth: str | None) -> Iterator[Op]:
         )
         if port.host_ifname is not None:
             yield SetAltname(veth, port.host_ifname)
+        if port.network is not None:
+            yield AttachToBridge(veth, ctx.bridge(port.network))
         yield SetLinkUp(None, veth)
     yield SetLinkUp(netns, end.ifname)
 

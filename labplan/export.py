@@ -244,6 +244,8 @@ def _port(port: Port) -> dict[str, Any]:
         if (address := getattr(port.end, family)) is not None:
             document[family] = [address] if host is None else [address, host]
     document["mtu"] = port.mtu
+    if port.network is not None:
+        document["network"] = port.network
     if port.host_ifname is not None:
         document["host_ifname"] = port.host_ifname
     if port.type == "vxlan":

@@ -63,8 +63,14 @@ def _fields(lab: Labfile, feature: str) -> Iterator[str]:
         for attachment in node.networks:
             if _needs_shaping(attachment.impairments, feature):
                 yield f"{path}.networks.{attachment.network}.impairments"
-    for index, link in enumerate(lab.links):
+    for index, link in zip(lab.link_numbers(), lab.links, strict=True):
         if feature == "veth":
             yield f"links.{index}"
         if any(_needs_shaping(end.impairments, feature) for end in link.ends):
             yield f"links.{index}.impairments"
+    for port in lab.ports:
+        made = {"dummy": "dummy", "vxlan": "vxlan"}.get(port.type, "veth")
+        if feature == made:
+            yield f"links.{port.index}.type"
+        if feature == "bridge" and port.type == "network":
+            yield f"links.{port.index}.network"

@@ -519,18 +519,20 @@ ENDPOINT = Field(
     "endpoint", "endpoint", "node:ifname.", pattern=ENDPOINT_PATTERN, pattern_hint=ENDPOINT_HINT
 )
 
-LINK_TYPES = ("veth", "dummy", "host", "vxlan")
+LINK_TYPES = ("veth", "dummy", "host", "vxlan", "network")
 LINK = ObjectSpec(
     "link",
     "A point-to-point link: a veth pair between two node interfaces; or, by its type, an "
     "interface of one node whose far side is not a node: a dummy, a veth into the host's "
-    "own namespace (admins only) or a VXLAN tunnel to a remote endpoint (admins only).",
+    "own namespace (admins only), a VXLAN tunnel to a remote endpoint (admins only) or "
+    "another port on a bridge network of the lab.",
     (
         Field(
             "type",
             "choice",
             "veth: between two nodes; dummy: an interface that goes nowhere; host: a veth "
-            "whose other end is in the host's namespace; vxlan: a tunnel to `remote`.",
+            "whose other end is in the host's namespace; vxlan: a tunnel to `remote`; "
+            "network: one more port of the node on the bridge network `network`.",
             default="veth",
             choices=LINK_TYPES,
             since=2,
@@ -539,7 +541,7 @@ LINK = ObjectSpec(
             "endpoints",
             "list",
             "The two ends, as node:ifname, like [r1:eth1, r2:eth1]; one end for a link of "
-            "type dummy, host or vxlan.",
+            "type dummy, host, vxlan or network.",
             default=REQUIRED,
             min_items=1,
             max_items=2,
@@ -551,8 +553,9 @@ LINK = ObjectSpec(
             "ipv4",
             "list",
             "The ends' IPv4 addresses with their prefix, in the endpoints' order, like "
-            "[10.0.12.1/30, 10.0.12.2/30]; one subnet. A dummy or vxlan link has the node's "
-            "alone; a host link the node's and, optionally, the host side's.",
+            "[10.0.12.1/30, 10.0.12.2/30]; one subnet. A dummy, vxlan or network link has "
+            "the node's alone (a network link's in the network's subnet, with its prefix); "
+            "a host link the node's and, optionally, the host side's.",
             min_items=1,
             max_items=2,
             scope="a link",
@@ -574,8 +577,14 @@ LINK = ObjectSpec(
         Field(
             "host_ifname",
             "ifname",
-            "type host: the name the host side also answers to (an alternative name of the "
-            "veth, which labmgr names itself).",
+            "type host or network: the name the host side also answers to (an alternative "
+            "name of the veth, which labmgr names itself).",
+            since=2,
+        ),
+        Field(
+            "network",
+            "string",
+            "type network: the lab's bridge network the node's interface is one more port of.",
             since=2,
         ),
         Field("remote", "ip", "type vxlan: the far tunnel endpoint's address.", since=2),

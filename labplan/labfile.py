@@ -102,4 +102,12 @@ def admin_requirements(lab: Labfile) -> list[FieldError]:
                     f"only an admin may make a {port.type} link: {PORT_REACHES[port.type]}",
                 )
             )
+        elif port.host_ifname is not None:
+            needs.append(
+                FieldError(
+                    f"links.{port.index}.host_ifname",
+                    "only an admin may name an interface of the host; leave it out, and "
+                    "labmgr names the bridge's side itself",
+                )
+            )
     return needs

@@ -10,7 +10,7 @@ INVALID; rules that depend on such a value are skipped rather than reported twic
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -42,9 +42,11 @@ def check_links(
     raw: Any,
     nodes: Mapping[str, Any],
     networks: Mapping[str, Network],
+    declared: Collection[str] = (),
 ) -> Links:
     """Every link of the lab checked; `nodes` are the raw nodes, `networks` the valid
-    networks (for the subnets a link's must not overlap)."""
+    networks (for the subnets a link's must not overlap), `declared` the names of all
+    of them (a network whose own error was reported is not unknown)."""
     links = Links()
     if raw is INVALID or not raw:
         return links
@@ -56,7 +58,7 @@ def check_links(
         if entry is INVALID:
             continue
         if entry.get("type", "veth") != "veth":
-            port = _port(checker, path, index, entry, nodes, networks, ends, subnets)
+            port = _port(checker, path, index, entry, nodes, networks, ends, subnets, declared)
             if port is not None:
                 found.append((index, port))
             continue
@@ -103,9 +105,9 @@ def _link(
             "host or vxlan) for an interface whose far side is not a node",
         )
         return None
-    for key in PORT_KEYS:
+    for key, owners in PORT_KEYS.items():
         if key in raw:
-            checker.error(f"{path}.{key}", f"{key} is a key of a link of type {PORT_KEYS[key]}")
+            checker.error(f"{path}.{key}", f"{key} is a key of a link of type {_types(owners)}")
     parsed = [
         _endpoint(checker, f"{path}.endpoints.{i}", e, nodes, networks)
         for i, e in enumerate(endpoints)
@@ -274,17 +276,20 @@ def _impairments(checker: Checker, path: str, raw: Any, endpoints: list[str]) ->
 
 
 # The keys only a link of one endpoint has, and the type they belong to.
+# The keys of links of one endpoint, with the types that have each.
 PORT_KEYS = {
-    "host_ifname": "host",
-    "remote": "vxlan",
-    "vni": "vxlan",
-    "port": "vxlan",
-    "parent": "vxlan",
+    "host_ifname": ("host", "network"),
+    "remote": ("vxlan",),
+    "vni": ("vxlan",),
+    "port": ("vxlan",),
+    "parent": ("vxlan",),
+    "network": ("network",),
 }
 _PORT_WHAT = {
     "dummy": "a dummy interface",
     "host": "a veth into the host's namespace",
     "vxlan": "a VXLAN tunnel",
+    "network": "one more port on a bridge network",
 }
 
 
@@ -297,6 +302,7 @@ def _port(
     networks: Mapping[str, Network],
     ends: dict[str, str],
     subnets: list[tuple[Subnet, str]],
+    declared: Collection[str],
 ) -> Port | None:
     """A link of one endpoint: the node's interface, and what is at its far side."""
     kind = raw["type"]
@@ -315,9 +321,9 @@ def _port(
     taken = ends.setdefault(endpoints[0], path)
     if taken != path:
         checker.error(f"{path}.endpoints.0", f"{endpoints[0]} is already an end of {taken}")
-    for key, owner in PORT_KEYS.items():
-        if key in raw and owner != kind:
-            checker.error(f"{path}.{key}", f"{key} is a key of a link of type {owner}")
+    for key, owners in PORT_KEYS.items():
+        if key in raw and kind not in owners:
+            checker.error(f"{path}.{key}", f"{key} is a key of a link of type {_types(owners)}")
     if "impairments" in raw:
         checker.error(f"{path}.impairments", "impairments are of veth links between two nodes")
     for key in ("host_ifname", "parent"):
@@ -330,10 +336,19 @@ def _port(
         remote = raw.get("remote")
         if isinstance(remote, str) and (problem := _remote_problem(remote)):
             checker.error(f"{path}.remote", problem)
-    addresses = {
-        family: _port_addresses(checker, f"{path}.{family}", raw.get(family), kind, subnets, path)
-        for family in ("ipv4", "ipv6")
-    }
+    bridge = _bridge(checker, path, raw, networks, declared) if kind == "network" else None
+    if kind == "network":
+        addresses = {
+            family: _network_address(checker, f"{path}.{family}", raw.get(family), bridge)
+            for family in ("ipv4", "ipv6")
+        }
+    else:
+        addresses = {
+            family: _port_addresses(
+                checker, f"{path}.{family}", raw.get(family), kind, subnets, path
+            )
+            for family in ("ipv4", "ipv6")
+        }
     if checker.count > before or parsed is None or INVALID in raw.values():
         return None
     v4, v6 = addresses["ipv4"] or [None, None], addresses["ipv6"] or [None, None]
@@ -342,7 +357,7 @@ def _port(
         index=index,
         type=kind,
         end=LinkEnd(node=node, ifname=ifname, ipv4=v4[0], ipv6=v6[0]),
-        mtu=raw.get("mtu", 1500),
+        mtu=raw.get("mtu", bridge.mtu if bridge is not None else 1500),
         host_ifname=raw.get("host_ifname"),
         host_ipv4=v4[1],
         host_ipv6=v6[1],
@@ -350,7 +365,77 @@ def _port(
         vni=raw.get("vni"),
         port=raw.get("port", 4789),
         parent=raw.get("parent"),
+        network=raw.get("network"),
     )
+
+
+def _types(owners: tuple[str, ...]) -> str:
+    return " or ".join(owners)
+
+
+def _bridge(
+    checker: Checker,
+    path: str,
+    raw: Mapping[str, Any],
+    networks: Mapping[str, Network],
+    declared: Collection[str],
+) -> Network | None:
+    """The bridge network a network link is a port of, or None after an error."""
+    name = raw.get("network")
+    if name is None:
+        checker.error(f"{path}.network", "a network link names the bridge network it joins")
+        return None
+    if name is INVALID or (name in declared and name not in networks):
+        return None
+    network = networks.get(name)
+    if network is None:
+        known = ", ".join(sorted(networks)) or "none yet"
+        checker.error(f"{path}.network", f"{name} is not a network of this lab (networks: {known})")
+        return None
+    if network.driver != "bridge":
+        checker.error(
+            f"{path}.network",
+            f"{name} is a {network.driver} network: a network link is a port of a bridge",
+        )
+        return None
+    return network
+
+
+def _network_address(
+    checker: Checker, path: str, raw: Any, network: Network | None
+) -> list[str | None] | None:
+    """The node's address on the bridge, with the network's prefix: in its subnet and
+    neither its gateway nor its network or broadcast address. Another node's address is
+    the addressing rules' to refuse."""
+    if raw is None or raw is INVALID or INVALID in raw or network is None:
+        return None
+    family = "ipv6" if path.endswith("ipv6") else "ipv4"
+    if len(raw) == 2:
+        checker.error(f"{path}.1", "a network link has one address, the node's interface's")
+        return None
+    subnet = network.subnet6 if family == "ipv6" else network.subnet
+    gateway = network.gateway6 if family == "ipv6" else network.gateway
+    given = ipaddress.ip_interface(raw[0])
+    if subnet is None:
+        checker.error(f"{path}.0", f"{network.name} has no {family} subnet to be in")
+        return None
+    if given.ip not in ipaddress.ip_network(subnet):
+        checker.error(f"{path}.0", f"{given.ip} is not in the subnet of {network.name}, {subnet}")
+        return None
+    if given.network != ipaddress.ip_network(subnet):
+        prefix = ipaddress.ip_network(subnet).prefixlen
+        checker.error(
+            f"{path}.0",
+            f"{given} has another prefix than {network.name}'s {subnet}: {given.ip}/{prefix}",
+        )
+        return None
+    if gateway is not None and given.ip == ipaddress.ip_address(gateway):
+        checker.error(f"{path}.0", f"{given.ip} is the gateway of {network.name}")
+        return None
+    if problem := _host_problem(given):
+        checker.error(f"{path}.0", problem)
+        return None
+    return [str(given), None]
 
 
 def _remote_problem(remote: str) -> str:

@@ -212,20 +212,22 @@ class Link:
 class Port:
     """An interface of one node whose far side is not a node of the lab (labfile 2 `links`
     of one endpoint, by their type): a dummy; a veth whose other end is in the host's own
-    namespace, optionally with an address and a name of the user's; or a VXLAN tunnel to
-    a remote endpoint, over the host's route to it or over `parent`."""
+    namespace, optionally with an address and a name of the user's; a VXLAN tunnel to
+    a remote endpoint, over the host's route to it or over `parent`; or one more port of
+    the node on a bridge network of the lab (containerlab's mgmt-net link)."""
 
     index: int  # its position among the labfile's links
-    type: str  # "dummy" | "host" | "vxlan"
+    type: str  # "dummy" | "host" | "vxlan" | "network"
     end: LinkEnd  # the node's interface and addresses (no impairments)
     mtu: int = 1500
-    host_ifname: str | None = None  # host: an alternative name of the host side
+    host_ifname: str | None = None  # host, network: an alternative name of the host side
     host_ipv4: str | None = None  # host: the host side's addresses
     host_ipv6: str | None = None
     remote: str | None = None  # vxlan
     vni: int | None = None
     port: int = 4789
     parent: str | None = None
+    network: str | None = None  # network: the bridge network it is a port of
 
 
 @dataclass(frozen=True)
@@ -285,6 +287,13 @@ class Labfile:
 
     def network(self, name: str) -> Network:
         return next(n for n in self.networks if n.name == name)
+
+    def link_numbers(self) -> tuple[int, ...]:
+        """Each veth link's position among the labfile's links (`links.N`): the links of
+        one endpoint hold the others."""
+        held = {port.index for port in self.ports}
+        every = range(len(self.links) + len(self.ports))
+        return tuple(number for number in every if number not in held)
 
     def node(self, name: str) -> Node:
         return next(n for n in self.nodes if n.name == name)

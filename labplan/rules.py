@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -28,6 +28,7 @@ from labplan.model import (
     Namespaces,
     Network,
     Node,
+    Port,
     Route,
     Shaping,
 )
@@ -52,7 +53,9 @@ def build_lab(checker: Checker, tree: Tree) -> Labfile | None:
     # Without a readable map of networks, every attachment would be "unknown": say nothing.
     networks.known = tree.get("networks") is not INVALID
     check_vlans(checker, networks.valid, raw_nodes)
-    links = check_links(checker, tree.get("links", ()), raw_nodes, networks.valid)
+    links = check_links(
+        checker, tree.get("links", ()), raw_nodes, networks.valid, networks.declared
+    )
     drafts = [
         draft
         for name, raw in raw_nodes.items()
@@ -433,8 +436,8 @@ def _resolve(
     checker: Checker, networks: Mapping[str, Network], drafts: list[_NodeDraft], links: Links
 ) -> list[Node]:
     """Addresses, interface names, MACs and default routes for every node."""
-    addresses = _addresses(checker, networks, drafts)
-    addresses6 = _addresses6(checker, networks, drafts)
+    addresses = _addresses(checker, networks, drafts, links.ports)
+    addresses6 = _addresses6(checker, networks, drafts, links.ports)
     static_macs = {a.mac: a.path for d in drafts for a in d.attachments if a.mac is not None}
     _check_static_macs(checker, drafts)
     if checker.count:
@@ -476,53 +479,92 @@ def _resolve(
 
 
 def _addresses(
-    checker: Checker, networks: Mapping[str, Network], drafts: list[_NodeDraft]
+    checker: Checker,
+    networks: Mapping[str, Network],
+    drafts: list[_NodeDraft],
+    ports: Sequence[Port],
 ) -> dict[str, dict[str, str]]:
-    requests: dict[str, dict[str, str | None]] = {name: {} for name in networks}
-    owners: dict[tuple[str, str], str] = {}
-    for draft in drafts:
-        for att in draft.attachments:
-            if not DRIVERS[att.driver].addressed:
-                continue
-            if att.ipv4 is not None:
-                owner = owners.setdefault((att.network, att.ipv4), draft.name)
-                if owner != draft.name:
-                    checker.error(
-                        f"{att.path}.ipv4",
-                        f"{att.ipv4} is already the address of nodes.{owner} on {att.network}",
-                    )
-            requests[att.network][draft.name] = att.ipv4
+    """Node -> IPv4 address on each network that has a subnet."""
+    requests = _requests(checker, networks, drafts, ports, "ipv4")
     return {
-        name: addressing.assign_ipv4(net.subnet or "", net.gateway, requests[name])
+        name: _assign(checker, net, requests[name], "ipv4")
         for name, net in networks.items()
         if net.subnet is not None
     }
 
 
 def _addresses6(
-    checker: Checker, networks: Mapping[str, Network], drafts: list[_NodeDraft]
+    checker: Checker,
+    networks: Mapping[str, Network],
+    drafts: list[_NodeDraft],
+    ports: Sequence[Port],
 ) -> dict[str, dict[str, str]]:
     """Node -> IPv6 address on each network that has a subnet6."""
-    requests: dict[str, dict[str, str | None]] = {
-        name: {} for name, net in networks.items() if net.subnet6 is not None
+    requests = _requests(checker, networks, drafts, ports, "ipv6")
+    return {
+        name: _assign(checker, net, requests[name], "ipv6")
+        for name, net in networks.items()
+        if net.subnet6 is not None
     }
-    owners: dict[tuple[str, str], str] = {}
+
+
+def _requests(
+    checker: Checker,
+    networks: Mapping[str, Network],
+    drafts: list[_NodeDraft],
+    ports: Sequence[Port],
+    family: str,
+) -> dict[str, dict[str, str | None]]:
+    """Network -> each attached node's static `family` address or None, and each network
+    link's (by its path: its address is taken, and it needs no other)."""
+    subnet = "subnet6" if family == "ipv6" else "subnet"
+    requests: dict[str, dict[str, str | None]] = {
+        name: {} for name, net in networks.items() if getattr(net, subnet) is not None
+    }
+    owners: dict[tuple[str, str], str] = {}  # (network, address) -> "nodes.r1", "links.0"
     for draft in drafts:
         for att in draft.attachments:
             if att.network not in requests or not DRIVERS[att.driver].addressed:
                 continue
-            if att.ipv6 is not None:
-                owner = owners.setdefault((att.network, att.ipv6), draft.name)
-                if owner != draft.name:
+            wanted = getattr(att, family)
+            if wanted is not None:
+                owner = owners.setdefault((att.network, wanted), f"nodes.{draft.name}")
+                if owner != f"nodes.{draft.name}":
                     checker.error(
-                        f"{att.path}.ipv6",
-                        f"{att.ipv6} is already the address of nodes.{owner} on {att.network}",
+                        f"{att.path}.{family}",
+                        f"{wanted} is already the address of {owner} on {att.network}",
                     )
-            requests[att.network][draft.name] = att.ipv6
-    return {
-        name: addressing.assign_ipv6(networks[name].subnet6 or "", wanted, networks[name].gateway6)
-        for name, wanted in requests.items()
-    }
+            requests[att.network][draft.name] = wanted
+    for port in ports:
+        given = getattr(port.end, family)
+        if port.network not in requests or given is None:
+            continue
+        path, wanted = f"links.{port.index}", given.split("/")[0]
+        owner = owners.setdefault((port.network, wanted), path)
+        if owner != path:
+            checker.error(
+                f"{path}.{family}.0",
+                f"{wanted} is already the address of {owner} on {port.network}",
+            )
+        requests[port.network][path] = wanted
+    return requests
+
+
+def _assign(
+    checker: Checker, net: Network, wanted: dict[str, str | None], family: str
+) -> dict[str, str]:
+    """The addresses of one network's requests; a subnet the nodes fill once its network
+    links took their addresses is the first such link's error."""
+    try:
+        if family == "ipv6":
+            return addressing.assign_ipv6(net.subnet6 or "", wanted, net.gateway6)
+        return addressing.assign_ipv4(net.subnet or "", net.gateway, wanted)
+    except ValueError as error:
+        taking = [key for key in wanted if key.startswith("links.")]
+        if not taking:
+            raise  # the members were counted against the subnet: a bug
+        checker.error(f"{taking[0]}.{family}.0", f"{error}, once this link takes its address")
+        return {}
 
 
 def _check_static_macs(checker: Checker, drafts: list[_NodeDraft]) -> None:

@@ -66,7 +66,9 @@ def _object(spec: ObjectSpec) -> Schema:
 
 
 # A veth link has two endpoints and none of the keys of a link of one endpoint, whose
-# type's keys are its own; a vxlan link names its remote and VNI.
+# type's keys are its own; a vxlan link names its remote and VNI, a network link its
+# network.
+_PORT_REQUIRED = {"vxlan": ["remote", "vni"], "network": ["network"]}
 _LINK_RULES: list[Schema] = [
     {
         "if": {"properties": {"type": {"const": "veth"}}},
@@ -81,12 +83,14 @@ _LINK_RULES: list[Schema] = [
             "if": {"properties": {"type": {"const": kind}}, "required": ["type"]},
             "then": {
                 "not": {
-                    "anyOf": [{"required": [k]} for k, owner in PORT_KEYS.items() if owner != kind]
+                    "anyOf": [
+                        {"required": [k]} for k, owners in PORT_KEYS.items() if kind not in owners
+                    ]
                 },
-                **({"required": ["remote", "vni"]} if kind == "vxlan" else {}),
+                **({"required": _PORT_REQUIRED[kind]} if kind in _PORT_REQUIRED else {}),
             },
         }
-        for kind in ("dummy", "host", "vxlan")
+        for kind in ("dummy", "host", "vxlan", "network")
     ),
 ]
 

@@ -281,6 +281,8 @@ def outside_links(document: dict[str, Any]) -> list[dict[str, Any]]:
         if kind == "host":
             name = link.get("host_ifname")
             far = f"the host, as {name}" if name else "the host"
+        elif kind == "network":
+            far = f"one more port on {link.get('network')}"
         elif kind == "vxlan":
             far = f"VXLAN {link.get('vni')} to {link.get('remote')}:{link.get('port', 4789)}"
         else:

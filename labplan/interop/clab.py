@@ -126,16 +126,10 @@ REFUSED_NODE_KEYS = {
 LINK_KEYS = ("type", "endpoints", "endpoint", "mtu", "vars", "labels")
 MACVLAN_KEYS = ("type", "endpoint", "host-interface", "mode", "mtu", "vars", "labels")
 MACVLAN_MODES = ("bridge", "private", "vepa", "passthru")
-# Extended link types with no labfile form: why, and what labmgr offers instead.
-LINK_TYPES_REFUSED = {
-    "mgmt-net": "it is a second interface on the management bridge, and a labfile node "
-    "joins a network once (every node joins it on eth0); link the node to a bridge node "
-    "instead",
-}
-_SPECIAL_ENDPOINTS = {"mgmt-net": "mgmt-net"}
 # The labfile keys of a link of one endpoint, and containerlab's for them.
 _PORT_ORIGINS = {
     "endpoints.0": "endpoint",
+    "network": "type",
     "host_ifname": "host-interface",
     "remote": "remote",
     "vni": "vni",
@@ -602,24 +596,16 @@ class _Importer(Importer):
             path = f"topology.links.{index}"
             link = self.mapping(raw, path, "a link")
             kind = link.get("type", "veth")
-            if kind in LINK_TYPES_REFUSED:
-                # Its own keys (remote, vni, host-interface, ...) are containerlab's: the
-                # type alone is what has no labfile form.
-                self.error(
-                    f"{path}.type",
-                    f"a {kind} link has no labfile form: {LINK_TYPES_REFUSED[str(kind)]}",
-                )
-                continue
             if kind == "macvlan":
                 self.read_macvlan(link, path)
                 continue
             if kind in clab_ports.TYPE_KEYS:
                 self.read_port(link, path, str(kind))
                 continue
-            if (host := clab_ports.brief_host(link)) is not None:
-                end, number, host_if = host
+            if (brief_port := clab_ports.brief_port(link)) is not None:
+                port_kind, end, number, host_if = brief_port
                 ends = (f"{path}.endpoints.{number}", f"{path}.endpoints.{1 - number}")
-                self.add_port("host", end, ends, host_if, link, path)
+                self.add_port(port_kind, end, ends, host_if, link, path)
                 continue
             if (brief := _brief_macvlan(link)) is not None:
                 end, number, host_if = brief
@@ -658,12 +644,8 @@ class _Importer(Importer):
             if not isinstance(node, str) or not isinstance(ifname, str) or not ifname:
                 self.error(end_path, "an endpoint names a node and an interface")
                 return None
-            if node in _SPECIAL_ENDPOINTS:
-                self.error(
-                    end_path,
-                    f"{end!r}: a link to the {node} has no labfile form: "
-                    f"{LINK_TYPES_REFUSED[_SPECIAL_ENDPOINTS[node]]}",
-                )
+            if node in clab_ports.BRIEF_ENDS:
+                self.error(end_path, f"{end!r}: a link to the {node} has one node's end")
                 return None
             if node not in self.names:
                 self.error(end_path, f"there is no node {node!r} under topology.nodes")
@@ -698,6 +680,9 @@ class _Importer(Importer):
             bridge = self.bridges[bridged[0][0]]
             node, ifname, _ = next(end for end in ends if end[0] not in self.bridges)
             label = self.names[node]
+            if bridge in self.nodes[label].tree.get("networks", {}):
+                self.add_bridge_port(label, ifname, bridge, link, path)
+                return
             self.nodes[label].tree.setdefault("networks", {})[bridge] = {"ifname": ifname}
             self.bridge_ports[bridge].append((label, ifname))
             if "mtu" in link:
@@ -709,6 +694,19 @@ class _Importer(Importer):
             out["mtu"] = link["mtu"]
         self.link_ends[len(self.links)] = ((self.names[a], a_if), (self.names[b], b_if))
         self.links.append(out)
+
+    def add_bridge_port(
+        self, label: str, ifname: str, bridge: str, link: Mapping[str, Any], path: str
+    ) -> None:
+        """A node's second interface on one bridge: a labfile link of type network."""
+        number = len(self.links)
+        out = {"type": "network", "endpoints": [f"{label}:{ifname}"], "network": bridge}
+        if "mtu" in link:
+            out["mtu"] = link["mtu"]
+        self.links.append(out)
+        self.port_ends[number] = (label, ifname)
+        self.origins[f"links.{number}.endpoints.0"] = path
+        self.note(path, f"{label}'s second interface on {bridge}: a link of type network")
 
     def mgmt_network_of(self, draft: _NodeDraft) -> bool:
         return any(
@@ -803,7 +801,7 @@ class _Importer(Importer):
         )
 
     def read_port(self, link: Mapping[str, Any], path: str, kind: str) -> None:
-        """An extended link of one endpoint: host, dummy, vxlan or vxlan-stitch."""
+        """An extended link of one endpoint: host, dummy, vxlan, vxlan-stitch or mgmt-net."""
         for key, message in clab_ports.check_keys(link, kind):
             self.error(f"{path}.{key}", message)
         end = link.get("endpoint")
@@ -848,13 +846,13 @@ class _Importer(Importer):
             self.error(end_path, f"{node}:{ifname} is already an endpoint of another link")
             return
         label = self.names[node]
-        out, refusals = clab_ports.labfile_link(kind, f"{label}:{ifname}", link, host_if)
+        out, refusals = clab_ports.labfile_link(kind, f"{label}:{ifname}", link, host_if, self.mgmt)
         for key, message in refusals:
             self.error(f"{path}.{key}", message)
         if refusals:
             return
         self.used.add((draft.source, ifname))
-        for key, message in clab_ports.notes(kind, link):
+        for key, message in clab_ports.notes(kind, link, host_if):
             self.note(f"{path}.{key}" if key.split(".")[0] in link else path, message)
         number = len(self.links)
         self.links.append(out)
@@ -1179,7 +1177,8 @@ class _Exporter:
         for number in range(len(self.lab.links) + len(ports)):
             path = f"links.{number}"
             if number in ports:
-                links.append(self.port_link(ports[number], nodes))
+                if not self.on_bridge_node(ports[number]):
+                    links.append(self.port_link(ports[number], nodes))
                 continue
             link = next(veths)
             ends = [f"{end.node}:{end.ifname}" for end in link.ends]
@@ -1219,6 +1218,11 @@ class _Exporter:
                 port = f"{bridge.name[:10]}p{number}"
                 ifname = self.ifnames[(node.name, attachment.network)]
                 links.append({"endpoints": [f"{node.name}:{ifname}", f"{bridge.name}:{port}"]})
+            # A node's second interfaces on it after its first: the import reads the
+            # first link of a node to a bridge as its attachment.
+            for network_link in self.lab.ports:
+                if network_link.network == bridge.name:
+                    links.append(self.port_link(network_link, nodes))
         topology: dict[str, Any] = {"nodes": nodes}
         if links:
             topology["links"] = links
@@ -1226,10 +1230,18 @@ class _Exporter:
         text = yaml.safe_dump(out, sort_keys=False, default_flow_style=False, allow_unicode=True)
         return Exported(text, tuple(self.notes))
 
+    def on_bridge_node(self, port: Port) -> bool:
+        """Whether a network link is to a bridge the export writes as a bridge node (any
+        but the management network)."""
+        return port.network is not None and self.networks[port.network] is not self.mgmt
+
     def port_link(self, port: Port, nodes: dict[str, Any]) -> dict[str, Any]:
         """The extended link of a labfile link of one endpoint, its node's addresses exec
         commands."""
-        link, said = clab_ports.clab_link(port)
+        bridge_port = None
+        if port.network is not None and self.on_bridge_node(port):
+            bridge_port = f"{port.network[:10]}l{port.index}"
+        link, said = clab_ports.clab_link(port, bridge_port)
         for message in said:
             self.note(f"links.{port.index}", message)
         for address in (port.end.ipv4, port.end.ipv6):

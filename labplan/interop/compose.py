@@ -128,6 +128,16 @@ _SIZE = re.compile(r"^(\d+(?:\.\d+)?)\s*([bkmg]?)b?$", re.IGNORECASE)
 _FACTORS = {"": 1, "b": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
 
 
+# Why Compose cannot hold each type of labfile link.
+_NO_LINKS = {
+    "veth": "Compose has no point-to-point links",
+    "dummy": "Compose has no dummy links",
+    "host": "Compose has no host links",
+    "vxlan": "Compose has no vxlan links",
+    "network": "a service joins a network once in Compose",
+}
+
+
 def parse_size(value: object) -> int:
     """Bytes of a compose size: a number of bytes, or `512m`, `1g`, `1gb`."""
     if isinstance(value, int) and not isinstance(value, bool):
@@ -872,8 +882,8 @@ def from_labfile(lab: Labfile) -> Exported:
         }
     ports = {port.index: port for port in lab.ports}
     for number in range(len(lab.links) + len(ports)):
-        what = f"{ports[number].type} links" if number in ports else "point-to-point links"
-        notes.append(Note(f"links.{number}", f"not carried over: Compose has no {what}"))
+        kind = ports[number].type if number in ports else "veth"
+        notes.append(Note(f"links.{number}", f"not carried over: {_NO_LINKS[kind]}"))
     text = yaml.safe_dump(out, sort_keys=False, default_flow_style=False, allow_unicode=True)
     return Exported(text, tuple(notes))
 

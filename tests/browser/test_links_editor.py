@@ -132,7 +132,7 @@ def test_bad_link_and_impairment_inputs_are_named_next_to_their_fields(
     expect(page.locator("#validity")).to_have_text("✓ Valid labfile")
 
 
-def test_a_link_turned_into_a_dummy_or_a_host_link_in_the_editor_takes_one_endpoint(
+def test_a_link_turned_into_a_dummy_a_host_or_a_network_link_takes_one_endpoint(
     login: Login, shot: Shot
 ) -> None:
     page = login("erin")
@@ -160,11 +160,21 @@ def test_a_link_turned_into_a_dummy_or_a_host_link_in_the_editor_takes_one_endpo
     expect(field_error(link, "Type")).to_contain_text("only an admin may make a host link")
     shot(page, "host-link")
 
+    # One more port on the lab's bridge: the network is picked from the lab's bridges.
+    link.get_by_label("Type").select_option("network")
+    link = link_fieldset(page, 1)
+    expect(link.locator("legend")).to_have_text("Link 1: alice:eth1 - network lan")
+    expect(link.get_by_label("Network")).to_have_value("lan")
+    expect(field_error(link, "IPv4")).to_contain_text("is not in the subnet of lan, 10.10.0.0/24")
+    link.get_by_label("IPv4", exact=True).fill("10.10.0.50/24")
+    expect(page.locator("#validity")).to_have_text("✓ Valid labfile")
+
     # Back to a veth, the link meets bob again, and saves.
     link.get_by_label("Type").select_option("veth")
     link = link_fieldset(page, 1)
     expect(link.get_by_label("Node B")).to_have_value("bob")
-    expect(text).not_to_have_value(re.compile(r"type: "))
+    expect(text).not_to_have_value(re.compile(r"type: |network: lan"))
+    link.get_by_label("IPv4 A").fill("10.255.0.1/30")
     link.get_by_label("IPv4 B").fill("10.255.0.2/30")
     expect(page.locator("#validity")).to_have_text("✓ Valid labfile")
     page.get_by_role("button", name="Save").click()

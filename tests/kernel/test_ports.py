@@ -182,3 +182,37 @@ def test_a_dummy_link_is_an_interface_of_the_node_alone(build: Any, facts: Facts
     assert shown["linkinfo"]["info_kind"] == "dummy"
     assert [(a["local"], a["prefixlen"]) for a in shown["addr_info"]] == [("10.251.255.1", 32)]
     assert lab.ping("r1", "10.251.255.1")
+
+
+def test_a_network_link_is_one_more_port_of_its_node_on_the_bridge(build: Any) -> None:
+    lab: Lab = build(
+        {
+            "labfile": 2,
+            "name": "mgmtnet",
+            "networks": {"mgmt": {"subnet": "10.252.20.0/24", "gateway": "none"}},
+            "nodes": {
+                "r1": {"command": ["sleep", "infinity"], "networks": {"mgmt": {}}},
+                "r2": {"command": ["sleep", "infinity"], "networks": {"mgmt": {}}},
+            },
+            "links": [
+                {
+                    "type": "network",
+                    "endpoints": ["r1:eth1"],
+                    "network": "mgmt",
+                    "ipv4": ["10.252.20.50/24"],
+                }
+            ],
+        }
+    )
+
+    # r1 is on the bridge twice: its eth0 and its eth1, each a port of the lab's bridge.
+    ports = json.loads(ip("-j", "link", "show", "master", f"{lab.token}-b0").stdout)
+    assert len(ports) == 3, [p["ifname"] for p in ports]
+    shown = json.loads(lab.run("r1", "ip", "-j", "addr", "show", "dev", "eth1").stdout)[0]
+    assert [a["local"] for a in shown["addr_info"] if a["family"] == "inet"] == ["10.252.20.50"]
+    # r2 reaches r1 at the second port's address, and at its first one's.
+    assert lab.ping("r2", "10.252.20.50")
+    assert lab.ping("r2", "10.252.20.1")
+
+    lab.executor.destroy(lab.token)
+    assert ip("link", "show", f"{lab.token}-b0").returncode != 0

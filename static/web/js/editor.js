@@ -265,6 +265,8 @@ class Editor {
       const [node] = linkEnds(link).map((e) => e.node);
       const other = Object.keys(this.tree.nodes || {}).find((n) => n !== node) || node;
       retype(link, value, `${other}:${freeIfname(this.tree, other, link.endpoints || [])}`);
+      const [bridge] = this.bridges();
+      if (value === "network" && !link.network && bridge) link.network = bridge;
     } else if (kind === "link-node" || kind === "link-ifname") {
       const ends = linkEnds(link);
       const old = endpointOf(ends[end]);
@@ -519,6 +521,10 @@ class Editor {
     return parts;
   }
 
+  bridges() {
+    return Object.entries(this.tree.networks || {}).filter(([, net]) => (net?.driver || "bridge") === "bridge").map(([name]) => name);
+  }
+
   links() {
     return Array.isArray(this.tree?.links) ? this.tree.links.filter((l) => l && typeof l === "object") : [];
   }
@@ -547,7 +553,10 @@ class Editor {
       if (link.type === "host") addresses.push(address("ipv4", 1, "on the host", "optional"), address("ipv6", 1, "on the host", "optional"));
       addresses.push(input("MTU", `${base}.mtu`, link.mtu, { kind: "link-mtu", placeholder: "1500", data: { link: index } }));
       fields.push(row(addresses));
-      const keys = (TYPE_KEYS[link.type] || []).map(([key, label, hint, kind]) => input(label, `${base}.${key}`, link[key], { kind, placeholder: hint }));
+      const keys = (TYPE_KEYS[link.type] || []).map(([key, label, hint, kind]) =>
+        kind === "bridge"
+          ? select(label, `${base}.${key}`, link[key] || "", ["", ...this.bridges(), ...(link[key] && !this.bridges().includes(link[key]) ? [link[key]] : [])])
+          : input(label, `${base}.${key}`, link[key], { kind, placeholder: hint }));
       if (keys.length) fields.push(row(keys));
       return fieldset(`Link ${index + 1}: ${endpointOf(ends[0])} - ${farSide(link)}`, base, fields, remove);
     }

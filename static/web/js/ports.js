@@ -6,9 +6,11 @@ export const LINK_TYPES = [
   ["dummy", "a dummy interface"],
   ["host", "to the host (admins)"],
   ["vxlan", "a VXLAN tunnel (admins)"],
+  ["network", "one more port on a bridge"],
 ];
 
-// Per type: [key, label, placeholder, field kind] of the keys only that type has.
+// Per type: [key, label, placeholder, field kind] of the keys only that type has; a
+// "bridge" field picks one of the lab's bridge networks.
 export const TYPE_KEYS = {
   dummy: [],
   host: [["host_ifname", "Name on the host", "optional, e.g. r1-eth1", "text"]],
@@ -17,6 +19,10 @@ export const TYPE_KEYS = {
     ["vni", "VNI", "1–16777215", "number"],
     ["port", "UDP port", "4789", "number"],
     ["parent", "Underlay", "optional, a host interface", "text"],
+  ],
+  network: [
+    ["network", "Network", "", "bridge"],
+    ["host_ifname", "Name on the host (admins)", "optional", "text"],
   ],
 };
 const ALL_KEYS = Object.values(TYPE_KEYS).flat().map(([key]) => key);
@@ -27,7 +33,7 @@ export function isPort(link) {
 
 // How many addresses of a family the type takes: the node's, and a host link's host side.
 export function addressCount(type) {
-  return type === "dummy" || type === "vxlan" ? 1 : 2;
+  return ["dummy", "vxlan", "network"].includes(type) ? 1 : 2;
 }
 
 // The link as `type`: the node's end and addresses stay; impairments and the keys the
@@ -66,5 +72,6 @@ export function trimAddresses(addresses) {
 export function farSide(link) {
   if (link.type === "host") return link.host_ifname ? `the host (${link.host_ifname})` : "the host";
   if (link.type === "vxlan") return `VXLAN ${link.vni ?? "?"} to ${link.remote || "?"}`;
+  if (link.type === "network") return `network ${link.network || "?"}`;
   return link.type;
 }

@@ -132,6 +132,7 @@ def every_kind_lab() -> Labfile:
             host_ipv4="10.0.99.1/30",
         ),
         Port(3, "vxlan", LinkEnd("a", "vx0"), remote="198.51.100.7", vni=9, parent="dummy0"),
+        Port(4, "network", LinkEnd("a", "eth8", "10.10.0.50/24"), network="lan"),
     )
     volumes = (Volume("data", 2**26),)
     return Labfile(

@@ -212,7 +212,7 @@ def test_what_has_no_labfile_form_is_refused_all_at_once_by_source_path() -> Non
             h2: {kind: linux, image: alpine, memory: lots, cmd: "sh -c 'unterminated"}
             h3: {kind: linux, image: alpine, env-files: [lab.env]}
           links:
-            - endpoints: [h2:eth1, mgmt-net:veth0]
+            - endpoints: [h2:eth0, mgmt-net:veth0]
             - endpoints: [h2:eth1, h9:eth1]
             - type: vxlan
               endpoint: {node: h2, interface: vx0}
@@ -229,7 +229,7 @@ def test_what_has_no_labfile_form_is_refused_all_at_once_by_source_path() -> Non
         "topology.nodes.h2.cmd",
         "topology.nodes.h2.memory",
         "topology.nodes.h3.env-files",
-        "topology.links.0.endpoints.1",
+        "topology.links.0.endpoints.0",
         "topology.links.1.endpoints.1",
         "topology.links.2.remote",
         "topology.links.2.vni",
@@ -237,7 +237,7 @@ def test_what_has_no_labfile_form_is_refused_all_at_once_by_source_path() -> Non
         "topology.links.5.endpoints.0",
     ]
     assert "vendor network system labmgr does not run" in errors[0]
-    assert "a link to the mgmt-net has no labfile form: it is a second interface" in errors[6]
+    assert "eth0 is the node's management interface; links use eth1 and on" in errors[6]
     assert errors[11].endswith("h3:eth1 is already an endpoint of another link")
 
 
@@ -571,26 +571,6 @@ def test_a_macvlan_link_that_does_not_fit_is_refused_by_field() -> None:
     assert errors[-1].endswith("a:eth3 is already an endpoint of another link")
 
 
-@pytest.mark.parametrize(
-    ("link", "reason"),
-    [
-        ({"type": "mgmt-net", "endpoint": {"node": "a", "interface": "eth1"}}, "joins a network"),
-        ({"endpoints": ["a:eth1", "mgmt-net:a-eth1"]}, "joins a network"),
-    ],
-)
-def test_a_link_type_with_no_labfile_form_is_refused_saying_what_labmgr_offers(
-    link: dict[str, object], reason: str
-) -> None:
-    text = yaml.safe_dump(
-        {"name": "x", "topology": {"nodes": {"a": {"kind": "linux"}}, "links": [link]}}
-    )
-    with pytest.raises(LabfileError) as refused:
-        to_labfile(text)
-    (error,) = refused.value.errors
-    assert error.path in ("topology.links.0.type", "topology.links.0.endpoints.1")
-    assert "has no labfile form: " in error.message and reason in error.message
-
-
 def one_link(link: dict[str, object]) -> Any:
     text = yaml.safe_dump(
         {
@@ -652,6 +632,19 @@ def one_link(link: dict[str, object]) -> Any:
                 "port": 4789,
             },
         ),
+        (
+            {
+                "type": "mgmt-net",
+                "endpoint": {"node": "a", "interface": "eth1"},
+                "host-interface": "a-eth1",
+                "mtu": 1500,
+            },
+            {"type": "network", "endpoints": ["a:eth1"], "network": "clab", "mtu": 1500},
+        ),
+        (
+            {"endpoints": ["a:eth1", "mgmt-net:a-eth1"]},
+            {"type": "network", "endpoints": ["a:eth1"], "network": "clab"},
+        ),
     ],
 )
 def test_a_link_of_one_endpoint_becomes_the_labfiles_own(
@@ -661,6 +654,43 @@ def test_a_link_of_one_endpoint_becomes_the_labfiles_own(
 
     assert imported.tree["links"] == [wanted]
     validate(imported.tree)
+
+
+def test_a_mgmt_net_link_is_a_second_port_on_the_management_network_for_anyone() -> None:
+    imported = one_link({"endpoints": ["a:eth1", "mgmt-net:a-eth1"]})
+
+    lab = validate(imported.tree)
+    assert admin_requirements(lab) == []
+    assert [a.network for a in lab.node("a").networks] == ["clab"]
+    (port,) = lab.ports
+    assert (port.type, port.network, port.host_ifname) == ("network", "clab", None)
+    said = {(n.path, n.message) for n in imported.notes}
+    assert (
+        "topology.links.0",
+        "not carried over: labmgr names the bridge's side itself (an admin may add host_ifname)",
+    ) in said
+
+
+def test_a_second_link_of_a_node_to_a_bridge_node_is_a_network_link() -> None:
+    text = yaml.safe_dump(
+        {
+            "name": "x",
+            "topology": {
+                "nodes": {"a": {"kind": "linux", "image": "alpine"}, "br": {"kind": "bridge"}},
+                "links": [{"endpoints": ["a:eth1", "br:p1"]}, {"endpoints": ["a:eth2", "br:p2"]}],
+            },
+        }
+    )
+    imported = to_labfile(text)
+
+    assert imported.tree["nodes"]["a"]["networks"]["br"] == {"ifname": "eth1"}
+    assert imported.tree["links"] == [{"type": "network", "endpoints": ["a:eth2"], "network": "br"}]
+    assert ("topology.links.1", "a's second interface on br: a link of type network") in {
+        (n.path, n.message) for n in imported.notes
+    }
+    lab = validate(imported.tree)
+    again = yaml.safe_load(from_labfile(lab, "containerlab").text)["topology"]["links"]
+    assert again == [{"endpoints": ["a:eth1", "br:brp0"]}, {"endpoints": ["a:eth2", "br:brl0"]}]
 
 
 def test_what_an_imported_link_of_one_endpoint_changes_is_noted() -> None:

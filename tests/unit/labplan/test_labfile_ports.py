@@ -16,6 +16,7 @@ from labplan.model import LinkEnd, Port
 from labplan.ops import (
     AddAddress,
     AddRoute,
+    AttachToBridge,
     CreateDummy,
     CreateTunnel,
     CreateVethPair,
@@ -173,7 +174,7 @@ def test_the_host_side_of_a_host_link_routes_its_subnet_on_the_host() -> None:
         ),
         (
             {"type": "tunnel", "endpoints": ["r1:lo2"]},
-            'links.4.type: "tunnel" is not one of veth, dummy, host, vxlan',
+            'links.4.type: "tunnel" is not one of veth, dummy, host, vxlan, network',
         ),
         (
             {"endpoints": ["r1:eth5", "r2:eth5"], "vni": 5},
@@ -181,7 +182,7 @@ def test_the_host_side_of_a_host_link_routes_its_subnet_on_the_host() -> None:
         ),
         (
             {"type": "dummy", "endpoints": ["r1:lo2"], "host_ifname": "x"},
-            "links.4.host_ifname: host_ifname is a key of a link of type host",
+            "links.4.host_ifname: host_ifname is a key of a link of type host or network",
         ),
         (
             {"type": "vxlan", "endpoints": ["r1:vx1"], "vni": 5},
@@ -231,3 +232,137 @@ def test_a_bad_link_of_one_endpoint_is_refused_naming_its_field(
 def test_a_link_of_one_endpoint_is_a_labfile_2_key() -> None:
     document = {"labfile": 1, "name": "old", "nodes": {"a": {}}, "links": []}
     assert errors(document)[0].startswith("links: links is a labfile 2 key")
+
+
+# --- network links: one more port of a node on a bridge of the lab ---------------------
+
+MGMT: dict[str, Any] = {
+    "labfile": 2,
+    "name": "mgmt",
+    "networks": {
+        "clab": {"subnet": "172.20.20.0/24", "gateway": "172.20.20.1"},
+        "off": {"driver": "none"},
+    },
+    "nodes": {
+        "r1": {"networks": {"clab": {}}},
+        "r2": {"networks": {"clab": {"ipv4": "172.20.20.3"}}},
+    },
+    "links": [
+        {
+            "type": "network",
+            "endpoints": ["r1:eth1"],
+            "network": "clab",
+            "ipv4": ["172.20.20.2/24"],
+        }
+    ],
+}
+
+
+def with_network_link(**changes: Any) -> dict[str, Any]:
+    document = copy.deepcopy(MGMT)
+    document["links"][0] |= changes
+    return {**document, "links": [{k: v for k, v in document["links"][0].items() if v != ...}]}
+
+
+def test_a_network_link_is_a_second_port_on_the_bridge_whose_address_no_node_takes() -> None:
+    lab = labfile.validate(MGMT)
+
+    (port,) = lab.ports
+    assert (port.type, port.network, port.end.ipv4, port.mtu) == (
+        "network",
+        "clab",
+        "172.20.20.2/24",
+        1500,
+    )
+    # r1's own attachment skips the link's address, as it skips r2's static one.
+    assert lab.node("r1").networks[0].ipv4 == "172.20.20.4"
+    assert labfile.validate(labfile.dump(lab)) == lab
+    assert labfile.admin_requirements(lab) == []
+
+    ops = compile_plan(lab, deployment=5).hosts[0].ops
+    veth = ops.index(CreateVethPair("lm5-v0xrr", "lm5-n0", "eth1", None, 1500, 65541, "labmgr:lm5"))
+    attach = ops.index(AttachToBridge("lm5-v0xrr", "lm5-b0"))
+    address = ops.index(AddAddress("lm5-n0", "eth1", "172.20.20.2/24"))
+    assert veth < attach < ops.index(SetLinkUp(None, "lm5-v0xrr")) < address
+
+
+def test_naming_a_network_links_host_side_is_an_admins() -> None:
+    lab = labfile.validate(with_network_link(host_ifname="r1-mgmt"))
+
+    assert [str(e) for e in labfile.admin_requirements(lab)] == [
+        "links.0.host_ifname: only an admin may name an interface of the host; leave it "
+        "out, and labmgr names the bridge's side itself"
+    ]
+    ops = compile_plan(lab, deployment=5).hosts[0].ops
+    assert ops.index(SetAltname("lm5-v0xrr", "r1-mgmt")) < ops.index(
+        AttachToBridge("lm5-v0xrr", "lm5-b0")
+    )
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"network": ...}, "links.0.network: a network link names the bridge network it joins"),
+        (
+            {"network": "lan"},
+            "links.0.network: lan is not a network of this lab (networks: clab, off)",
+        ),
+        (
+            {"network": "off", "ipv4": ...},
+            "links.0.network: off is a none network: a network link is a port of a bridge",
+        ),
+        (
+            {"ipv4": ["10.9.0.2/24"]},
+            "links.0.ipv4.0: 10.9.0.2 is not in the subnet of clab, 172.20.20.0/24",
+        ),
+        (
+            {"ipv4": ["172.20.20.2/30"]},
+            "links.0.ipv4.0: 172.20.20.2/30 has another prefix than clab's 172.20.20.0/24: "
+            "172.20.20.2/24",
+        ),
+        ({"ipv4": ["172.20.20.1/24"]}, "links.0.ipv4.0: 172.20.20.1 is the gateway of clab"),
+        (
+            {"ipv4": ["172.20.20.3/24"]},
+            "links.0.ipv4.0: 172.20.20.3 is already the address of nodes.r2 on clab",
+        ),
+        (
+            {"ipv4": ["172.20.20.2/24", "172.20.20.5/24"]},
+            "links.0.ipv4.1: a network link has one address, the node's interface's",
+        ),
+        (
+            {"ipv6": ["fd00:20::2/64"]},
+            "links.0.ipv6.0: clab has no ipv6 subnet to be in",
+        ),
+        ({"remote": "192.0.2.1"}, "links.0.remote: remote is a key of a link of type vxlan"),
+    ],
+)
+def test_a_bad_network_link_is_refused_naming_its_field(
+    changes: dict[str, Any], message: str
+) -> None:
+    assert errors(with_network_link(**changes)) == [message]
+
+
+def test_a_network_links_address_that_leaves_the_nodes_none_is_refused_on_the_link() -> None:
+    document = copy.deepcopy(MGMT)
+    document["networks"]["clab"] = {"subnet": "172.20.20.0/30", "gateway": "none"}
+    document["nodes"]["r2"] = {"networks": {"clab": {}}}
+    document["links"][0]["ipv4"] = ["172.20.20.1/30"]
+
+    assert errors(document) == [
+        "links.0.ipv4.0: 172.20.20.0/30 has no free address left for r2, once this link "
+        "takes its address"
+    ]
+
+
+def test_a_network_links_node_is_on_the_host_of_its_bridge() -> None:
+    document = copy.deepcopy(MGMT)
+    document["nodes"]["r3"] = {}
+    document["links"][0]["endpoints"] = ["r3:eth1"]
+    lab = labfile.validate(document)
+
+    with pytest.raises(LabfileError) as caught:
+        compile_plan(lab, deployment=5, placement={"r1": "h1", "r2": "h1", "r3": "h2"})
+    assert [str(e) for e in caught.value.errors] == [
+        "links.0.network: bridge network clab is on host h1 but r3 is placed on h2; a "
+        "bridge cannot span hosts"
+    ]

@@ -99,6 +99,7 @@ DOCUMENTED = {
         "ipv6",
         "mtu",
         "host_ifname",
+        "network",
         "remote",
         "vni",
         "port",

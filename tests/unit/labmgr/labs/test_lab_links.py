@@ -17,6 +17,7 @@ from labmgr.labs.models import Lab, Link
 from labmgr.labs.selectors import lab_export
 from labmgr.labs.services import lab_create, lab_import, lab_update
 from labplan import fields
+from labplan.errors import LabfileError
 from labplan.labfile import dump, load
 
 Api = Callable[[User | None], APIClient]
@@ -243,3 +244,56 @@ def test_ipv6_and_vlans_of_labfile_2_survive_the_rows(alice: User) -> None:
     assert (lan.subnet6, lan.vlan_filtering) == ("fd00:10::/64", True)
     ports = {a.node.name: (a.ipv6, a.vlan, a.vlans) for a in lan.attachments.all()}
     assert ports == {"r1": ("fd00:10::11", 10, None), "sw": ("fd00:10::2", None, [10, 20])}
+
+
+EDGES = """\
+labfile: 2
+name: edges
+networks:
+  lan: {driver: bridge, subnet: 10.10.0.0/24}
+nodes:
+  r1: {networks: {lan: {}}}
+  r2: {networks: {lan: {}}}
+links:
+  - endpoints: [r1:eth1, r2:eth1]
+    ipv4: [10.0.12.1/30, 10.0.12.2/30]
+  - {type: dummy, endpoints: [r1:lo1], ipv4: [10.255.0.1/32]}
+  - type: host
+    endpoints: [r1:eth9]
+    ipv4: [10.0.99.2/30, 10.0.99.1/30]
+    host_ifname: r1-eth9
+  - {type: vxlan, endpoints: [r2:vx0], remote: 198.51.100.7, vni: 100, port: 4790}
+  - {type: network, endpoints: [r2:eth2], network: lan, ipv4: [10.10.0.50/24]}
+"""
+
+
+def test_links_of_one_endpoint_survive_the_rows_in_their_places(root: User) -> None:
+    lab = lab_import(owner=root, text=EDGES)
+
+    rows = list(Link.objects.filter(lab=lab).order_by("position"))
+    assert [(row.type, row.node_b_id is None) for row in rows] == [
+        ("veth", False),
+        ("dummy", True),
+        ("host", True),
+        ("vxlan", True),
+        ("network", True),
+    ]
+    assert rows[4].options == {"network": "lan"}
+    exported = json.loads(lab_export(lab=lab, fmt="json"))
+    assert exported == dump(load(EDGES))
+    assert exported["links"][2]["ipv4"] == ["10.0.99.2/30", "10.0.99.1/30"]
+
+
+def test_a_user_may_keep_a_network_link_but_not_a_host_link(alice: User) -> None:
+    mine = yaml.safe_load(EDGES) | {"name": "mine"}
+    mine["links"] = [link for link in mine["links"] if link.get("type") not in ("host", "vxlan")]
+    kept = lab_import(owner=alice, text=yaml.safe_dump(mine))
+    assert [row.type for row in Link.objects.filter(lab=kept).order_by("position")] == [
+        "veth",
+        "dummy",
+        "network",
+    ]
+
+    with pytest.raises(LabfileError) as refused:
+        lab_import(owner=alice, text=EDGES)
+    assert [e.path for e in refused.value.errors] == ["links.2.type", "links.3.type"]

@@ -196,12 +196,14 @@ def test_the_topology_gives_each_port_its_ipv6_address_and_vlans(
 EDGES = """\
 labfile: 2
 name: edges
+networks: {lan: {subnet: 10.10.0.0/24}}
 nodes:
-  r1: {}
+  r1: {networks: {lan: {}}}
 links:
   - {type: dummy, endpoints: [r1:lo1], ipv4: [10.255.0.1/32]}
   - {type: host, endpoints: [r1:eth1], ipv4: [10.81.0.2/30, 10.81.0.1/30], host_ifname: r1-eth1}
   - {type: vxlan, endpoints: [r1:vx0], remote: 192.0.2.7, vni: 4242}
+  - {type: network, endpoints: [r1:eth2], network: lan, ipv4: [10.10.0.9/24]}
 """
 
 
@@ -215,12 +217,13 @@ def test_the_topology_lists_a_nodes_links_of_one_endpoint_with_what_is_beyond_th
     graph = json.loads(page[start : page.index("</script>", start)])
 
     # No edge to draw, and no network they would point at: each is its node's.
-    assert graph["peer_links"] == [] and graph["links"] == []
+    assert graph["peer_links"] == [] and [e["ifname"] for e in graph["links"]] == ["eth0"]
     (node,) = graph["nodes"]
     assert [(o["ifname"], o["far"], o["addresses"]) for o in node["outside"]] == [
         ("lo1", "a dummy interface", "10.255.0.1/32"),
         ("eth1", "the host, as r1-eth1", "10.81.0.2/30"),
         ("vx0", "VXLAN 4242 to 192.0.2.7:4789", ""),
+        ("eth2", "one more port on lan", "10.10.0.9/24"),
     ]
     assert "<li>link r1:eth1 - the host, as r1-eth1: 10.81.0.2/30</li>" in page
     assert "<li>link r1:vx0 - VXLAN 4242 to 192.0.2.7:4789</li>" in page
