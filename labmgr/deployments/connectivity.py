@@ -112,7 +112,8 @@ def _require_checkable(deployment: Deployment, actor: User) -> None:
 
 def _targets(lab: Labfile, source: Node) -> Iterable[tuple[str, str, str, bool]]:
     """(destination, where, address, expected) of every address of the other nodes: on
-    a network (`where` its name) or a link (`where` its ends, "r1:eth1-r2:eth1")."""
+    a network (`where` its name; a network link's too) or a link (`where` its ends,
+    "r1:eth1-r2:eth1")."""
     networks = {network.name: network for network in lab.networks}
     for node in lab.nodes:
         if node.name == source.name:
@@ -123,6 +124,14 @@ def _targets(lab: Labfile, source: Node) -> Iterable[tuple[str, str, str, bool]]
             for address in (attachment.ipv4, attachment.ipv6):
                 if address is not None:
                     yield node.name, network.name, address, expected
+    for port in lab.ports:
+        # A network link's address is one more of its node's on the bridge.
+        if port.network is None or port.end.node == source.name:
+            continue
+        expected = expected_reachable(source, networks[port.network])
+        for address in (port.end.ipv4, port.end.ipv6):
+            if address is not None:
+                yield port.end.node, port.network, address.partition("/")[0], expected
     for link in lab.links:
         where = "-".join(end.endpoint for end in link.ends)
         ends = {end.node for end in link.ends}

@@ -356,3 +356,36 @@ def test_it_checks_ipv6_addresses_and_links_too(
         ("c", "b", "10.9.0.1", link, True, True),
         ("c", "b", "fd00:9::1", link, True, True),
     }
+
+
+def test_a_network_links_address_is_probed_as_its_nodes_on_that_bridge(
+    api: Api,
+    alice: User,
+    online_host: Host,
+    dispatched: Dispatched,
+    run: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    tree = {
+        **TWO_BRIDGES,
+        "labfile": 2,
+        "links": [
+            {
+                "type": "network",
+                "endpoints": ["red1:eth1"],
+                "network": "red",
+                "ipv4": ["10.1.0.50/24"],
+            }
+        ],
+    }
+    deployment = running(lab_create(owner=alice, labfile_tree=tree), alice, run, api)
+    fake(monkeypatch, same_subnet(TWO_BRIDGES))
+
+    body = check(api, alice, run, deployment).json()
+
+    to_port = {
+        (p["src"], p["network"], p["reachable"], p["expected"])
+        for p in body["probes"]
+        if p["address"] == "10.1.0.50"
+    }
+    assert to_port == {("red2", "red", True, True), ("blue1", "red", False, False)}
