@@ -60,7 +60,8 @@ def image_lab(nodes: dict[str, dict[str, Any]]) -> dict[str, Any]:
 def wait_for(lab: Lab, node: str, path: str) -> str:
     for _ in range(50):
         done = lab.run(node, "cat", path)
-        if done.returncode == 0:
+        # The shell makes the file before the command writes it: wait for its line.
+        if done.returncode == 0 and done.stdout.endswith("\n"):
             return done.stdout
         subprocess.run(["sleep", "0.1"], check=True)
     raise AssertionError(f"{node} never wrote {path}")
