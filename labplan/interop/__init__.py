@@ -94,9 +94,9 @@ def from_labfile(lab: Labfile, fmt: str) -> Exported:
     """`lab` as a file of format `fmt` (containerlab or compose), with notes naming what
     that tool's file cannot hold."""
     if fmt == CONTAINERLAB:
-        from labplan.interop import clab
+        from labplan.interop import clab_export
 
-        return clab.from_labfile(lab)
+        return clab_export.from_labfile(lab)
     if fmt == COMPOSE:
         from labplan.interop import compose
 
