@@ -98,7 +98,7 @@ def from_labfile(lab: Labfile, fmt: str) -> Exported:
 
         return clab_export.from_labfile(lab)
     if fmt == COMPOSE:
-        from labplan.interop import compose
+        from labplan.interop import compose_export
 
-        return compose.from_labfile(lab)
+        return compose_export.from_labfile(lab)
     raise ValueError(f"cannot export to {fmt!r}; use containerlab or compose")
