@@ -437,7 +437,7 @@ def _resolve(
 ) -> list[Node]:
     """Addresses, interface names, MACs and default routes for every node."""
     addresses = _addresses(checker, networks, drafts, links.ports)
-    addresses6 = _addresses6(checker, networks, drafts, links.ports)
+    addresses6 = _addresses(checker, networks, drafts, links.ports, "ipv6")
     static_macs = {a.mac: a.path for d in drafts for a in d.attachments if a.mac is not None}
     _check_static_macs(checker, drafts)
     if checker.count:
@@ -483,28 +483,12 @@ def _addresses(
     networks: Mapping[str, Network],
     drafts: list[_NodeDraft],
     ports: Sequence[Port],
+    family: str = "ipv4",
 ) -> dict[str, dict[str, str]]:
-    """Node -> IPv4 address on each network that has a subnet."""
-    requests = _requests(checker, networks, drafts, ports, "ipv4")
+    """Node -> `family` address on each network that has a subnet of that family."""
+    requests = _requests(checker, networks, drafts, ports, family)
     return {
-        name: _assign(checker, net, requests[name], "ipv4")
-        for name, net in networks.items()
-        if net.subnet is not None
-    }
-
-
-def _addresses6(
-    checker: Checker,
-    networks: Mapping[str, Network],
-    drafts: list[_NodeDraft],
-    ports: Sequence[Port],
-) -> dict[str, dict[str, str]]:
-    """Node -> IPv6 address on each network that has a subnet6."""
-    requests = _requests(checker, networks, drafts, ports, "ipv6")
-    return {
-        name: _assign(checker, net, requests[name], "ipv6")
-        for name, net in networks.items()
-        if net.subnet6 is not None
+        name: _assign(checker, networks[name], wanted, family) for name, wanted in requests.items()
     }
 
 

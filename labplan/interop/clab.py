@@ -754,17 +754,8 @@ class _Importer(Importer):
         """The node's end joins a macvlan network of that host interface and mode, one a
         node joins once (a second interface of one node takes a network of its own)."""
         node, ifname = end
-        if node not in self.names or node in self.bridges:
-            self.error(end_path, f"there is no node {node!r} under topology.nodes")
-            return
-        draft = self.nodes.get(self.names[node])
+        draft = self.free_end(end, end_path)
         if draft is None:
-            return  # a refused node, named already
-        if ifname == MGMT_IFNAME and self.mgmt_network_of(draft):
-            self.error(end_path, "eth0 is the node's management interface; links use eth1 and on")
-            return
-        if (draft.source, ifname) in self.used:
-            self.error(end_path, f"{node}:{ifname} is already an endpoint of another link")
             return
         self.used.add((draft.source, ifname))
         joined = draft.tree.setdefault("networks", {})
@@ -796,6 +787,24 @@ class _Importer(Importer):
             f"the macvlan network {name!r} of the host's {host_if} (parent: host:{host_if}, "
             f"for admins only), on {self.names[node]}'s {ifname}",
         )
+
+    def free_end(self, end: tuple[str, str], end_path: str) -> _NodeDraft | None:
+        """The draft of the node whose interface `end` a link of one node takes, or None
+        when that end is refused (named at `end_path`) or its node was."""
+        node, ifname = end
+        if node not in self.names or node in self.bridges:
+            self.error(end_path, f"there is no node {node!r} under topology.nodes")
+            return None
+        draft = self.nodes.get(self.names[node])
+        if draft is None:
+            return None  # a refused node, named already
+        if ifname == MGMT_IFNAME and self.mgmt_network_of(draft):
+            self.error(end_path, "eth0 is the node's management interface; links use eth1 and on")
+            return None
+        if (draft.source, ifname) in self.used:
+            self.error(end_path, f"{node}:{ifname} is already an endpoint of another link")
+            return None
+        return draft
 
     def read_port(self, link: Mapping[str, Any], path: str, kind: str) -> None:
         """An extended link of one endpoint: host, dummy, vxlan, vxlan-stitch or mgmt-net."""
@@ -830,17 +839,8 @@ class _Importer(Importer):
         host link)."""
         end_path, type_path = paths
         node, ifname = end
-        if node not in self.names or node in self.bridges:
-            self.error(end_path, f"there is no node {node!r} under topology.nodes")
-            return
-        draft = self.nodes.get(self.names[node])
+        draft = self.free_end(end, end_path)
         if draft is None:
-            return  # a refused node, named already
-        if ifname == MGMT_IFNAME and self.mgmt_network_of(draft):
-            self.error(end_path, "eth0 is the node's management interface; links use eth1 and on")
-            return
-        if (draft.source, ifname) in self.used:
-            self.error(end_path, f"{node}:{ifname} is already an endpoint of another link")
             return
         label = self.names[node]
         out, refusals = clab_ports.labfile_link(kind, f"{label}:{ifname}", link, host_if, self.mgmt)
